@@ -1,2 +1,31 @@
-"""ssv2-stress: find the DataLoader settings a machine can sustain for SSv2 video."""
+"""ssv2-stress: find the DataLoader settings a machine can sustain for decord-decoded SSv2 video.
+
+Public API (imported lazily, so that loading the pytest plugin does not import torch)::
+
+    from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader, normalize   # the loader
+    from ssv2_fixtures import load_index, build_synthetic, ensure_synthetic      # the data layer
+    from ssv2_fixtures import run_config, RunResult, Watchdog, Sandbox           # the isolated runner
+"""
 from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SSv2Clips": "clips", "ClipDecodeError": "clips", "normalize": "clips",
+    "LoaderConfig": "config", "make_loader": "config",
+    "SSv2Index": "annotations", "load_index": "annotations", "discover": "annotations",
+    "AnnotationError": "annotations", "MissingVideosError": "annotations",
+    "SynthSpec": "synth", "build_synthetic": "synth", "ensure_synthetic": "synth",
+    "run_config": "runner", "RunResult": "runner", "Watchdog": "runner", "dataset_spec": "runner",
+    "Sandbox": "sandbox", "FaultSpec": "faults",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ssv2_fixtures' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{mod}", __name__), name)

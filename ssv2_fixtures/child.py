@@ -1,0 +1,187 @@
+"""Child-process entry: load one config for N batches and stream JSON events to the parent.
+
+Run as ``python -m ssv2_fixtures.child SPEC.json``. It imports no pytest and, at module level, nothing
+but the standard library: the runner imports :class:`ChildSpec` from here, and the child itself loads
+torch only after applying its resource limits (so the limits cover the import too).
+
+Events go, one JSON object per line, to the file descriptor ``spec["events_fd"]`` (a pipe to the
+parent) and never to stdout/stderr, where ffmpeg and decord print. See NOTE [child events].
+
+NOTE [child events]
+    ``started``   {pid, pgid, t}                       before torch is imported
+    ``ready``     {t, dataset_len, import_s, build_s}  dataset and loader built
+    ``batch``     {i, wait_s, videos, bytes, t}        one per batch received by the main process;
+                                                       wait_s is the time blocked in ``next()``
+    ``epoch``     {n, t}                               the loader was exhausted and restarted
+    ``h2d``       {i, copy_s, vram_peak_bytes}         CUDA only: pinned, non-blocking copy per batch
+    ``finished``  {t, loop_s, batches, videos}         loop_s: wall time of the whole batch loop
+    ``error``     {t, batch, type, message, traceback, errno, chain}
+    ``t`` is ``time.time()``; durations use ``perf_counter``. DataLoader workers inherit the pipe's fd
+    on fork, so the parent never waits for EOF: the child main's exit ends the run. The write end is
+    written only by the child main process, one ``os.write`` per event (a line < PIPE_BUF is atomic).
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any, TypedDict
+
+STACK_SIGNAL = signal.SIGUSR1  # the parent sends it before killing: every thread's stack is dumped
+
+
+class DatasetSpec(TypedDict, total=False):
+    root: str
+    split: str
+    list_file: str | None
+    missing: str
+    num_frames: int
+    size: int
+    train: bool
+    sampling: str
+    decoder: str
+    limit: int | None
+    on_error: str
+
+
+class ChildSpec(TypedDict, total=False):
+    dataset: DatasetSpec
+    config: dict[str, Any]
+    batches: int
+    fault: str | None          # "KIND@BATCH"
+    events_fd: int
+    stacks_path: str
+    skip_log: str
+    nofile: int | None
+    address_space_bytes: int | None
+    cpus: list[int] | None
+    cuda: bool
+
+
+class _Events:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def emit(self, ev: str, **fields: Any) -> None:
+        fields["ev"] = ev
+        fields.setdefault("t", time.time())
+        data = (json.dumps(fields, default=str) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+
+def _apply_limits(spec: ChildSpec) -> None:
+    import resource
+
+    if spec.get("nofile"):
+        n = int(spec["nofile"])  # type: ignore[arg-type]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    if spec.get("address_space_bytes"):
+        n = int(spec["address_space_bytes"])  # type: ignore[arg-type]
+        resource.setrlimit(resource.RLIMIT_AS, (n, n))
+    if spec.get("cpus"):
+        os.sched_setaffinity(0, spec["cpus"])  # type: ignore[arg-type]
+
+
+def _error_fields(exc: BaseException) -> dict[str, Any]:
+    chain, e = [], exc
+    errno = None
+    while e is not None and len(chain) < 8:
+        chain.append(type(e).__name__)
+        if errno is None and isinstance(e, OSError) and e.errno:
+            errno = e.errno
+        e = e.__cause__ or e.__context__
+    return dict(type=type(exc).__name__, message=str(exc), errno=errno, chain=chain,
+                traceback="".join(traceback.format_exception(exc)))
+
+
+def run(spec: ChildSpec) -> int:
+    events = _Events(int(spec["events_fd"]))  # type: ignore[typeddict-item]
+    events.emit("started", pid=os.getpid(), pgid=os.getpgid(0))
+    stacks = open(spec["stacks_path"], "w")  # type: ignore[typeddict-item]
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    faulthandler.register(STACK_SIGNAL, file=stacks, all_threads=True, chain=False)
+    batch = 0
+    try:
+        _apply_limits(spec)
+        t0 = time.perf_counter()
+        import torch  # before decord, always (decord#251/#263)
+
+        from .clips import SSv2Clips
+        from .config import LoaderConfig, make_loader
+
+        import_s = time.perf_counter() - t0
+        torch.set_num_threads(1)
+        cfg = LoaderConfig.from_dict(spec["config"])  # type: ignore[typeddict-item]
+        d = dict(spec["dataset"])  # type: ignore[typeddict-item]
+        root = d.pop("root")
+        split = d.pop("split", "train")
+        ds: Any = SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d)
+        if spec.get("fault"):
+            from .faults import FaultyDataset, parse_fault
+
+            ds = FaultyDataset(ds, parse_fault(str(spec["fault"])), cfg.batch_size, cfg.num_workers)
+        loader = make_loader(ds, cfg)
+        cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
+        events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
+                    cuda=cuda)
+
+        n = int(spec.get("batches", 10))
+        videos = 0
+        epoch = 0
+        it = iter(loader)
+        loop0 = time.perf_counter()
+        while batch < n:
+            t = time.perf_counter()
+            try:
+                clips, labels = next(it)
+            except StopIteration:
+                epoch += 1
+                events.emit("epoch", n=epoch)
+                it = iter(loader)
+                continue
+            wait = time.perf_counter() - t
+            videos += int(clips.shape[0])
+            events.emit("batch", i=batch, wait_s=wait, videos=int(clips.shape[0]),
+                        bytes=int(clips.numel() * clips.element_size()))
+            if cuda:
+                _h2d(events, batch, clips)
+            del clips, labels
+            batch += 1
+        loop_s = time.perf_counter() - loop0
+        events.emit("finished", loop_s=loop_s, batches=batch, videos=videos)
+        del it, loader
+        return 0
+    except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
+        events.emit("error", batch=batch, **_error_fields(exc))
+        traceback.print_exc()
+        return 1
+
+
+def _h2d(events: _Events, i: int, clips: Any) -> None:
+    import torch
+
+    t = time.perf_counter()
+    src = clips if clips.is_pinned() else clips.pin_memory()
+    dev = src.to("cuda", non_blocking=True)
+    torch.cuda.synchronize()
+    events.emit("h2d", i=i, copy_s=time.perf_counter() - t,
+                vram_peak_bytes=int(torch.cuda.max_memory_allocated()))
+    del dev
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    with open(args[0]) as f:
+        spec: ChildSpec = json.load(f)
+    return run(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

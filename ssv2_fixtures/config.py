@@ -1,0 +1,138 @@
+"""``LoaderConfig`` and ``make_loader``: the DataLoader settings under test, and how they are applied.
+
+The same two names are what a user puts in ``train.py``, so the settings the suite validates are the
+settings their training code runs with.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+SHARING_STRATEGIES = ("file_descriptor", "file_system")
+MP_CONTEXTS = (None, "fork", "spawn", "forkserver")
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """One DataLoader setting. ``prefetch_factor=None`` means torch's default (2) when workers > 0."""
+
+    batch_size: int = 8
+    num_workers: int = 2
+    prefetch_factor: int | None = None
+    persistent_workers: bool = False
+    pin_memory: bool = False
+    shuffle: bool = False
+    drop_last: bool = False
+    sharing_strategy: str = "file_descriptor"
+    timeout: float = 0.0
+    mp_context: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str) -> ValueError:
+            return ValueError(f"LoaderConfig.{field}: {why}")
+
+        for name in ("batch_size", "num_workers", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise bad(name, f"must be an integer, got {v!r}")
+        if self.batch_size < 1:
+            raise bad("batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise bad("num_workers", f"must be >= 0, got {self.num_workers}")
+        if self.prefetch_factor is not None:
+            if self.num_workers == 0:
+                raise bad(
+                    "prefetch_factor",
+                    "only applies with num_workers > 0 (torch refuses it with 0 workers); leave it None",
+                )
+            if not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1:
+                raise bad("prefetch_factor", f"must be an integer >= 1, got {self.prefetch_factor!r}")
+        if self.persistent_workers and self.num_workers == 0:
+            raise bad("persistent_workers", "needs num_workers > 0 (torch refuses it with 0 workers)")
+        if self.sharing_strategy not in SHARING_STRATEGIES:
+            raise bad("sharing_strategy", f"must be one of {SHARING_STRATEGIES}, got {self.sharing_strategy!r}")
+        if not isinstance(self.timeout, (int, float)) or self.timeout < 0:
+            raise bad("timeout", f"must be a number of seconds >= 0, got {self.timeout!r}")
+        if self.timeout > 0 and self.num_workers == 0:
+            raise bad("timeout", "only applies with num_workers > 0 (torch refuses it with 0 workers)")
+        if self.mp_context not in MP_CONTEXTS:
+            raise bad("mp_context", f"must be one of {MP_CONTEXTS}, got {self.mp_context!r}")
+
+    @property
+    def effective_prefetch(self) -> int:
+        """Batches each worker keeps in flight (torch's default is 2); 0 without workers."""
+        if self.num_workers == 0:
+            return 0
+        return 2 if self.prefetch_factor is None else self.prefetch_factor
+
+    @property
+    def label(self) -> str:
+        """Short readable id, e.g. ``bs4-w2-pf2`` (``-fs`` for file_system)."""
+        s = f"bs{self.batch_size}-w{self.num_workers}"
+        if self.num_workers:
+            s += f"-pf{self.effective_prefetch}"
+        if self.sharing_strategy == "file_system":
+            s += "-fs"
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "config") -> LoaderConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown LoaderConfig field(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**dict(data))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+
+def make_loader(dataset: Any, config: LoaderConfig, **overrides: Any):
+    """A ``torch.utils.data.DataLoader`` over ``dataset`` with ``config`` applied.
+
+    Applies the sharing strategy (process-global in torch: the last loader made wins), seeds the
+    shuffle and every worker, and gives each worker one torch thread (one process per core is the
+    parallelism; intra-op threads inside workers only contend).
+    """
+    import torch
+    import torch.multiprocessing as tmp
+
+    tmp.set_sharing_strategy(config.sharing_strategy)
+    gen = torch.Generator()
+    gen.manual_seed(config.seed)
+    kwargs: dict[str, Any] = dict(
+        batch_size=config.batch_size,
+        shuffle=config.shuffle,
+        num_workers=config.num_workers,
+        pin_memory=config.pin_memory,
+        drop_last=config.drop_last,
+        generator=gen,
+    )
+    if config.num_workers > 0:
+        kwargs.update(
+            prefetch_factor=config.effective_prefetch,
+            persistent_workers=config.persistent_workers,
+            timeout=config.timeout,
+            worker_init_fn=_worker_init,
+        )
+        if config.mp_context:
+            kwargs["multiprocessing_context"] = config.mp_context
+    kwargs.update(overrides)
+    return torch.utils.data.DataLoader(dataset, **kwargs)
+
+
+def _worker_init(worker_id: int) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    seed = torch.initial_seed() % 2**32  # torch already gives each worker base_seed + worker_id
+    np.random.seed(seed)
+    random.seed(seed)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,0 +1,157 @@
+"""Real fault drills: a dataset wrapper that makes the loading process provoke a real fault at a batch.
+
+Used by the suite's own tests and by users (``--inject-fault KIND[@BATCH]``) to check that the suite
+traps each kind on their machine. Every drill is the real thing, not an imitation of its message:
+
+========== ==================================================================== ==================
+drill      what the loading process does                                        expected outcome
+========== ==================================================================== ==================
+bus_error  writes through an mmap of a file it truncated to 0 bytes → SIGBUS    bus_error
+segfault   reads address 0 through ctypes → SIGSEGV                             segfault
+killed     sends itself SIGKILL (a documented stand-in for the OOM killer)      worker_killed
+fd_exhausted opens /dev/null until EMFILE, keeps them, re-raises the OSError    fd_exhausted
+hang       sleeps in C while holding the GIL, forever (no Python handler runs)  hang
+exception  raises RuntimeError                                                  worker_exception
+corrupt_video decodes a truncated copy of the item's video                     decode_error
+========== ==================================================================== ==================
+
+Which item triggers: DataLoader hands batch ``b`` to worker ``b % num_workers`` and each worker builds
+its batches in order, so the drill fires in worker ``B % W`` when it starts its ``B // W``-th batch, i.e.
+after it has loaded ``(B // W) * batch_size`` items (with ``num_workers=0``: after ``B * batch_size``
+items, in the main process). This holds for the default in-order loading within the first epoch.
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+FAULTS: dict[str, str] = {
+    "bus_error": "bus_error",
+    "segfault": "segfault",
+    "killed": "worker_killed",
+    "fd_exhausted": "fd_exhausted",
+    "hang": "hang",
+    "exception": "worker_exception",
+    "corrupt_video": "decode_error",
+}
+"""Drill name → the outcome kind the suite must report for it."""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    kind: str
+    batch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULTS:
+            raise ValueError(f"unknown fault {self.kind!r}; choose one of {sorted(FAULTS)}")
+        if self.batch < 0:
+            raise ValueError(f"fault batch must be >= 0, got {self.batch}")
+
+    @property
+    def expected_kind(self) -> str:
+        return FAULTS[self.kind]
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.batch}"
+
+
+def parse_fault(text: str, *, where: str = "--inject-fault") -> FaultSpec:
+    """``KIND[@BATCH]`` → :class:`FaultSpec`; a bad value names where it came from."""
+    kind, _, batch = text.strip().partition("@")
+    try:
+        return FaultSpec(kind, int(batch) if batch else 0)
+    except ValueError as exc:
+        raise ValueError(f"invalid fault {text!r} from {where}: {exc} (form: KIND[@BATCH])") from None
+
+
+class FaultyDataset:
+    """Wraps a map-style dataset; fires ``fault`` in the process that loads batch ``fault.batch``."""
+
+    def __init__(self, dataset: Any, fault: FaultSpec, batch_size: int, num_workers: int) -> None:
+        self.dataset, self.fault = dataset, fault
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self._loaded = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # expose the wrapped dataset's attributes
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def _due(self) -> bool:
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        b, bs = self.fault.batch, self.batch_size
+        if info is None:
+            return self._loaded == b * bs
+        return info.id == b % info.num_workers and self._loaded == (b // info.num_workers) * bs
+
+    def __getitem__(self, i: int) -> Any:
+        due = self._due()
+        self._loaded += 1
+        if due:
+            if self.fault.kind == "corrupt_video":
+                return corrupt_video(self.dataset, i), self.dataset.index.label(i)
+            provoke(self.fault.kind)
+        return self.dataset[i]
+
+
+def provoke(kind: str) -> None:
+    """Provoke ``kind`` in this process, for real."""
+    if kind == "bus_error":
+        # A shared mapping whose file shrinks under it: the next write faults with SIGBUS.
+        fd, path = tempfile.mkstemp(prefix="ssv2-fault-bus-")
+        os.unlink(path)
+        os.ftruncate(fd, 2 * mmap.PAGESIZE)
+        m = mmap.mmap(fd, 2 * mmap.PAGESIZE)
+        os.ftruncate(fd, 0)
+        m[mmap.PAGESIZE] = 1
+    elif kind == "segfault":
+        ctypes.string_at(0)
+    elif kind == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "fd_exhausted":
+        held = _HELD_FDS
+        while True:
+            try:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                raise  # the real EMFILE, from the real limit
+    elif kind == "hang":
+        libc = ctypes.PyDLL(None)  # PyDLL keeps the GIL during the call: no Python handler can run
+        while True:
+            libc.sleep(3600)
+    elif kind == "exception":
+        raise RuntimeError("injected fault: exception raised by the dataset code")
+    else:
+        raise ValueError(f"provoke: {kind!r} is not a process-level fault")
+
+
+_HELD_FDS: list[int] = []
+
+
+def corrupt_video(dataset: Any, i: int) -> Any:
+    """Decode a truncated copy of item ``i``'s video through the dataset's own decoder."""
+    from .clips import ClipDecodeError
+
+    src = dataset.index.path(i)
+    with open(src, "rb") as f:
+        head = f.read(max(64, os.path.getsize(src) // 20))
+    fd, path = tempfile.mkstemp(prefix="ssv2-fault-corrupt-", suffix=".webm")
+    with os.fdopen(fd, "wb") as f:
+        f.write(head[:64] + bytes(len(head) - 64))  # header start, then zeros: not decodable
+    try:
+        return dataset._decode(path, dataset.size, lambda n: dataset.indices_for(n))
+    except Exception as exc:
+        raise ClipDecodeError(path, dataset.index.video_id(i), f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        os.unlink(path)

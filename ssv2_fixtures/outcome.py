@@ -1,0 +1,249 @@
+"""The failure kinds, each defined once: how it is recognised, its summary and its remedy.
+
+:func:`classify` turns what the runner gathered about one finished child (exit status, the child's
+error event, stderr, watchdog, monitor peaks, cgroup counters) into one :class:`Outcome`. Rules are tried
+in the order of :data:`KINDS`; the first that matches wins, so more specific evidence (an errno, a
+signal named by the DataLoader) comes before generic evidence (any worker exception). Nothing is guessed:
+what matches no rule is ``unknown`` with all the evidence attached.
+"""
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, TypedDict
+
+
+class OutcomeRecord(TypedDict):
+    kind: str
+    batch: int | None
+    message: str
+    evidence: dict[str, Any]
+    remedy: str
+
+
+@dataclass
+class Evidence:
+    """Everything known about a finished child; built by the runner."""
+
+    exit_code: int | None = None          # child main's exit status (None if killed by a signal)
+    exit_signal: int | None = None        # signal that ended the child main
+    error: Mapping[str, Any] | None = None  # the child's ``error`` event (type, message, traceback, errno)
+    stderr_tail: str = ""
+    watchdog: Mapping[str, Any] | None = None  # {"phase", "limit_s", "elapsed_s"} when it fired
+    batches_done: int = 0
+    config: Mapping[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # shm/tmp/fd/rss peaks, cgroup counters, budget
+
+    @property
+    def text(self) -> str:
+        err = self.error or {}
+        return "\n".join(
+            str(x) for x in (err.get("type", ""), err.get("message", ""), err.get("traceback", ""), self.stderr_tail)
+        )
+
+
+@dataclass(frozen=True)
+class FailureKind:
+    name: str
+    summary: str
+    matches: Callable[[Evidence], bool]
+    remedy: Callable[[Evidence], str]
+
+
+def _gib(n: float | None) -> str:
+    if n is None:
+        return "?"
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.0f} MB"
+
+
+def _has(ev: Evidence, *needles: str) -> bool:
+    t = ev.text
+    return any(n in t for n in needles)
+
+
+def _errno(ev: Evidence) -> int | None:
+    err = ev.error or {}
+    if err.get("errno") is not None:
+        return int(err["errno"])
+    m = re.search(r"\[Errno (\d+)\]", ev.text)
+    return int(m.group(1)) if m else None
+
+
+_SIGNAL_WORDS = {"Bus error": signal.SIGBUS, "Segmentation fault": signal.SIGSEGV, "Killed": signal.SIGKILL,
+                 "Aborted": signal.SIGABRT}
+
+
+def worker_signal(ev: Evidence) -> int | None:
+    """The signal a DataLoader worker died of, as torch reports it (``is killed by signal: Bus error``)."""
+    m = re.search(r"DataLoader worker \(pid \d+\) is killed by signal: ([A-Za-z ]+?)\.", ev.text)
+    if m:
+        return int(_SIGNAL_WORDS.get(m.group(1), 0)) or None
+    return None
+
+
+def _signalled(ev: Evidence, sig: int) -> bool:
+    return ev.exit_signal == sig or worker_signal(ev) == sig or (
+        sig == signal.SIGBUS and "Fatal Python error: Bus error" in ev.stderr_tail
+    ) or (sig == signal.SIGSEGV and "Fatal Python error: Segmentation fault" in ev.stderr_tail)
+
+
+def _in_loading_code(ev: Evidence) -> bool:
+    return _has(ev, "DataLoader worker process", "__getitem__", "_MapDatasetFetcher", "in fetch")
+
+
+def _shm_remedy(ev: Evidence) -> str:
+    f, c = ev.facts, ev.config
+    need, free = f.get("shm_need_bytes"), f.get("shm_free_bytes")
+    w, pf, bs = c.get("num_workers", "?"), c.get("prefetch_factor") or 2, c.get("batch_size", "?")
+    head = f"needs ~{_gib(need)} of /dev/shm in flight, {_gib(free)} free" if need else "/dev/shm is full"
+    size = _gib(max(need * 2, 2**30)) if need else "8g"
+    return (f"{head}: run the container with --shm-size={size.replace(' GB', 'g').replace(' MB', 'm')}, "
+            f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}); "
+            "both sharing strategies allocate in /dev/shm")
+
+
+KINDS: tuple[FailureKind, ...] = (
+    FailureKind(
+        "hang", "the watchdog found no progress in time and ended the process group",
+        lambda ev: ev.watchdog is not None or _has(ev, "DataLoader timed out after"),
+        lambda ev: ("no batch arrived within the limit: set DataLoader(timeout=...) so a stuck worker raises "
+                    "instead of hanging; see the stack dump for where it stopped (an fd limit with the "
+                    "file_descriptor strategy, a decoder spinning on a bad video (decord#373), or a deadlock)"),
+    ),
+    FailureKind(
+        "data_error", "the annotations or video files are wrong (bad entry, missing video)",
+        lambda ev: _has(ev, "AnnotationError", "MissingVideosError"),
+        lambda ev: "fix the file and entry named in the message, or skip missing videos (--ssv2-skip-missing)",
+    ),
+    FailureKind(
+        "decode_error", "a video could not be decoded (corrupt, truncated, empty, not a video)",
+        lambda ev: _has(ev, "ClipDecodeError"),
+        lambda ev: ("re-download or re-encode the video named in the message, or run with on_error='skip' "
+                    "(SSv2Clips) to substitute and count bad videos"),
+    ),
+    FailureKind(
+        "shm_exhausted", "shared memory (/dev/shm) ran out while a batch was being shared",
+        lambda ev: _has(ev, "unable to allocate shared memory", "unable to write to file </torch_",
+                        "unable to mmap") or (_errno(ev) == 28 and _has(ev, "/dev/shm", "</torch_")),
+        _shm_remedy,
+    ),
+    FailureKind(
+        "tmp_full", "the temporary directory (TMPDIR) ran out of space or quota",
+        lambda ev: _errno(ev) in (28, 122) or _has(ev, "No space left on device", "Disk quota exceeded"),
+        lambda ev: (f"TMPDIR ({ev.facts.get('tmpdir', '?')}) is full or over quota "
+                    f"({_gib(ev.facts.get('tmp_free_bytes'))} free): point TMPDIR (--loader-tmpdir) at a "
+                    "disk with room, or clean up temp files the pipeline leaves behind"),
+    ),
+    FailureKind(
+        "fd_exhausted", "the process ran out of open file descriptors",
+        lambda ev: _errno(ev) == 24 or _has(ev, "Too many open files", "received 0 items of ancdata")
+        or ("EOFError" in ev.text and "recvfds" in ev.text),
+        lambda ev: (f"raise the limit (ulimit -n 65536; now {ev.facts.get('nofile', '?')}) or use "
+                    "torch.multiprocessing.set_sharing_strategy('file_system'), which passes no fds"),
+    ),
+    FailureKind(
+        "bus_error", "a process was killed by SIGBUS (a write to shared/mapped memory with no backing)",
+        lambda ev: _signalled(ev, signal.SIGBUS),
+        lambda ev: ("a mapped file lost its backing: usually /dev/shm filled up under a memory mapping; give "
+                    f"/dev/shm more room (now {_gib(ev.facts.get('shm_total_bytes'))}, e.g. --shm-size=8g) "
+                    "and lower num_workers×prefetch_factor×batch_size"),
+    ),
+    FailureKind(
+        "segfault", "a process was killed by SIGSEGV (a crash in native code: decoder, torch)",
+        lambda ev: _signalled(ev, signal.SIGSEGV),
+        lambda ev: ("a native library crashed: check the stderr tail for the frame; make sure torch is "
+                    "imported before decord and no VideoReader is opened before the fork (decord#294)"),
+    ),
+    FailureKind(
+        "oom_killed", "the kernel's OOM killer ended a process (memory cap reached)",
+        lambda ev: (_signalled(ev, signal.SIGKILL)) and bool(ev.facts.get("cgroup_oom_kills")),
+        lambda ev: (f"the process tree hit its memory cap ({_gib(ev.facts.get('mem_limit_bytes'))}, RSS peak "
+                    f"{_gib(ev.facts.get('rss_peak_bytes'))}): use fewer workers or a smaller batch/prefetch, "
+                    "or give the job more memory"),
+    ),
+    FailureKind(
+        "memory_error", "an allocation failed (MemoryError / can't allocate memory: address-space or RAM limit)",
+        lambda ev: _has(ev, "MemoryError", "can't allocate memory", "Cannot allocate memory"),
+        lambda ev: ("an allocation was refused (ulimit -v / RLIMIT_AS or RAM): raise the limit or lower "
+                    "num_workers×prefetch_factor×batch_size"),
+    ),
+    FailureKind(
+        "worker_killed", "a DataLoader worker was killed by SIGKILL (often the OOM killer, outside a cgroup)",
+        lambda ev: worker_signal(ev) == signal.SIGKILL or (
+            _has(ev, "exited unexpectedly") and ev.exit_signal is None and worker_signal(ev) is None),
+        lambda ev: ("check `dmesg` for the OOM killer; lower num_workers or batch_size, or give the job more "
+                    f"memory (RSS peak {_gib(ev.facts.get('rss_peak_bytes'))})"),
+    ),
+    FailureKind(
+        "worker_exception", "the dataset or collate code raised a Python exception",
+        lambda ev: ev.error is not None and _in_loading_code(ev),
+        lambda ev: "fix the exception shown in the traceback (it is raised by the dataset code, not by the loader settings)",
+    ),
+    FailureKind(
+        "main_crashed", "the main (training) process was killed by a signal",
+        lambda ev: ev.exit_signal is not None,
+        lambda ev: (f"the main process died of {_signame(ev.exit_signal)}: look for an external kill or the "
+                    "OOM killer (dmesg); RSS peak " + _gib(ev.facts.get("rss_peak_bytes"))),
+    ),
+)
+
+KIND_NAMES: tuple[str, ...] = tuple(k.name for k in KINDS) + ("unknown",)
+_BY_NAME = {k.name: k for k in KINDS}
+
+
+def kind(name: str) -> FailureKind:
+    return _BY_NAME[name]
+
+
+def _signame(sig: int | None) -> str:
+    if sig is None:
+        return "no signal"
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _first_line(ev: Evidence) -> str:
+    err = ev.error or {}
+    msg = str(err.get("message") or "").strip()
+    # torch re-raises worker errors as "Caught X in DataLoader worker process N.\nOriginal Traceback ...":
+    # the last line of the original traceback says more than the first.
+    if msg.startswith("Caught ") and "Original Traceback" in msg:
+        lines = [ln for ln in msg.splitlines() if ln.strip()]
+        msg = f"{lines[0]} {lines[-1].strip()}"
+    elif msg:
+        msg = msg.splitlines()[0]
+    if err.get("type") and msg:
+        return f"{err['type']}: {msg}"[:500]
+    if ev.watchdog:
+        w = ev.watchdog
+        return f"no progress: {w.get('phase')} limit {w.get('limit_s')} s passed"
+    if ev.exit_signal is not None:
+        return f"child main process killed by {_signame(ev.exit_signal)}"
+    for ln in reversed(ev.stderr_tail.splitlines()):
+        if ln.strip():
+            return ln.strip()[:500]
+    return f"child exited with status {ev.exit_code}"
+
+
+def classify(ev: Evidence) -> OutcomeRecord:
+    """One outcome for a failed child. The caller decides that the run failed; this says why."""
+    batch = (ev.error or {}).get("batch", ev.batches_done)
+    evidence = dict(ev.facts)
+    evidence.update(exit_code=ev.exit_code, exit_signal=_signame(ev.exit_signal) if ev.exit_signal else None)
+    if ev.watchdog:
+        evidence["watchdog"] = dict(ev.watchdog)
+    if (sig := worker_signal(ev)) is not None:
+        evidence["worker_signal"] = _signame(sig)
+    if (e := _errno(ev)) is not None:
+        evidence["errno"] = e
+    for k in KINDS:
+        if k.matches(ev):
+            return OutcomeRecord(kind=k.name, batch=batch, message=_first_line(ev), evidence=evidence,
+                                 remedy=k.remedy(ev))
+    return OutcomeRecord(kind="unknown", batch=batch, message=_first_line(ev), evidence=evidence,
+                         remedy="not recognised: read the traceback and stderr tail in the result and report it")
