@@ -210,6 +210,10 @@ def _signame(sig: int | None) -> str:
 def _first_line(ev: Evidence) -> str:
     err = ev.error or {}
     msg = str(err.get("message") or "").strip()
+    # "exited unexpectedly" is the outer error; the line naming the worker's signal says more.
+    m = re.search(r"DataLoader worker \(pid \d+\) is killed by signal: [^\n]*", ev.text)
+    if m:
+        return m.group(0)[:500]
     # torch re-raises worker errors as "Caught X in DataLoader worker process N.\nOriginal Traceback ...":
     # the last line of the original traceback says more than the first.
     if msg.startswith("Caught ") and "Original Traceback" in msg:
