@@ -136,3 +136,59 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# --- the stress campaigns' config sets -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Phase:
+    """One rung of the quick ladder; ``config`` is already capped to the machine."""
+
+    number: int
+    config: LoaderConfig
+    requested_workers: int
+    duplicate_of: int | None = None   # capped onto an earlier phase's config: skipped, and said so
+
+    @property
+    def id(self) -> str:
+        return f"phase{self.number}-{self.config.label}"
+
+
+# Modelled on the seed campaign's 9 phases: single-process first, then workers, then batch size,
+# then the many-worker settings where the seed saw crashes after ~20-30 batches.
+LADDER: tuple[tuple[int, int, int | None], ...] = (
+    (1, 0, None), (2, 0, None), (4, 2, 2), (8, 2, 2), (8, 4, 2),
+    (16, 4, 2), (16, 8, 4), (16, 16, 4), (16, 24, 4),
+)
+
+
+def ladder(max_workers: int, *, sharing_strategy: str = "file_descriptor", seed: int = 0) -> list[Phase]:
+    """The 9 quick phases with worker counts capped at ``max_workers``."""
+    phases: list[Phase] = []
+    seen: dict[LoaderConfig, int] = {}
+    for n, (bs, w, pf) in enumerate(LADDER, start=1):
+        capped = min(w, max_workers)
+        cfg = LoaderConfig(batch_size=bs, num_workers=capped, prefetch_factor=pf if capped else None,
+                           sharing_strategy=sharing_strategy, seed=seed)
+        phases.append(Phase(n, cfg, w, seen.get(cfg)))
+        seen.setdefault(cfg, n)
+    return phases
+
+
+def matrix(batch_sizes: list[int], workers: list[int], prefetch: list[int], *, max_workers: int,
+           sharing_strategy: str = "file_descriptor", shuffle: bool = True, seed: int = 0,
+           ) -> list[tuple[LoaderConfig, int]]:
+    """``batch_sizes × workers × prefetch``, workers capped; returns (config, requested workers),
+    first occurrence only (capping can map several requests onto one config)."""
+    out: list[tuple[LoaderConfig, int]] = []
+    seen: set[LoaderConfig] = set()
+    for bs in batch_sizes:
+        for w in workers:
+            for pf in prefetch:
+                capped = min(w, max_workers)
+                cfg = LoaderConfig(batch_size=bs, num_workers=capped, prefetch_factor=pf if capped else None,
+                                   shuffle=shuffle, drop_last=True, sharing_strategy=sharing_strategy, seed=seed)
+                if cfg not in seen:
+                    seen.add(cfg)
+                    out.append((cfg, w))
+    return out

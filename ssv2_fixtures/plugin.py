@@ -1,0 +1,153 @@
+"""pytest wiring for ssv2-stress (registered through the ``pytest11`` entry point): options, markers,
+settings, the session object, fixtures, parametrization and the end-of-session report. No logic of
+its own lives here; see :mod:`options`, :mod:`session`, :mod:`campaign`, :mod:`report`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import pytest
+
+from .options import SettingsError, add_options, resolve
+from .session import StressSession
+
+MARKERS = {
+    "quick": "pre-flight checks and the 9-phase ladder on a few batches (minutes)",
+    "sustained": "long runs (--batches, default 100) over --batch-sizes × --workers × --prefetch",
+    "limits": "largest batch size that survives --limit-batches, per worker count",
+    "validate": "pre-flight + a sustained run of the --train-config TOML against its targets",
+    "distributed": "ranks × workers under torchrun (--nproc-per-node)",
+}
+LONG_MARKERS = ("sustained", "limits", "validate", "distributed")
+XDIST_REFUSAL = (
+    "ssv2-stress refuses measured runs under pytest-xdist: parallel configs would share the same cores, "
+    "/dev/shm and RAM, so each run's speed and failures would be the others'. Run stress tests without -n "
+    "(the suite's own unit tests do run under -n auto)."
+)
+_NAME = "ssv2_stress_session"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, desc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {desc}")
+    try:
+        settings = resolve(config.getoption, config.getini, str(config.inipath) if config.inipath else None)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    from .probe import machine_facts
+
+    session = StressSession(settings)
+    session.machine = machine_facts(str(settings.loader_tmpdir) if settings.loader_tmpdir else None,
+                                    sharing_strategy=settings.sharing_strategy)
+    if settings.sandbox is not None:
+        session.machine["emulated"] = settings.sandbox.to_dict()
+    config.pluginmanager.register(_Hooks(session), _NAME)
+
+
+def session_of(config: pytest.Config) -> StressSession:
+    return config.pluginmanager.get_plugin(_NAME).session
+
+
+def _is_xdist_worker() -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+class _Hooks:
+    def __init__(self, session: StressSession) -> None:
+        self.session = session
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # Long markers run only when selected with -m; quick runs by default.
+        if not config.option.markexpr:
+            keep, drop = [], []
+            for it in items:
+                long_ = any(it.get_closest_marker(m) for m in LONG_MARKERS) and not it.get_closest_marker("quick")
+                (drop if long_ else keep).append(it)
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+                items[:] = keep
+        from .campaign import item_timeout
+
+        for it in items:
+            if it.get_closest_marker("timeout") is None and (t := item_timeout(it, self.session.settings)):
+                it.add_marker(pytest.mark.timeout(t))
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        from .campaign import parametrize
+
+        parametrize(metafunc, self.session)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.session.results and not self.session.limits:
+            return
+        tr = terminalreporter
+        tr.section("ssv2-stress")
+        try:
+            from .report import terminal_lines
+
+            for line in terminal_lines(self.session.file()):
+                tr.write_line(line)
+        except Exception as exc:  # the report must never hide the test results
+            tr.write_line(f"(summary table unavailable: {exc})")
+        tr.write_line(f"report: {self.session.run_dir}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.session.started:
+            return
+        self.session.flush()
+        try:
+            from .report import summarize
+
+            summarize(self.session.run_dir)
+        except Exception as exc:
+            self.session.report_error = f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def ssv2_session(pytestconfig: pytest.Config) -> StressSession:
+    """The session's settings, machine facts and results so far."""
+    return session_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(dataset spec for the runner, facts for reports): ``--ssv2-root`` or the synthetic set."""
+    from .annotations import AnnotationError
+    from .campaign import prepare_dataset
+
+    try:
+        spec, info = prepare_dataset(ssv2_session.settings)
+    except AnnotationError as exc:
+        pytest.fail(f"data_error: {exc}", pytrace=False)
+    ssv2_session.dataset = info
+    yield spec, info
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest, ssv2_session: StressSession, ssv2_dataset: Any):
+    """Run configs isolated and record them (see :class:`ssv2_fixtures.campaign.Stress`)."""
+    if _is_xdist_worker():
+        pytest.skip(XDIST_REFUSAL)
+    from .campaign import Stress
+
+    config = request.config
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    cap = config.pluginmanager.get_plugin("capturemanager")
+
+    def progress(line: str) -> None:
+        if tr is None:
+            return
+        if cap is not None:
+            with cap.global_and_fixture_disabled():
+                tr.write_line(line)
+        else:
+            tr.write_line(line)
+
+    return Stress(ssv2_session, ssv2_dataset[0], request.node.nodeid, progress)

@@ -1,0 +1,225 @@
+"""What the stress tests do with a config: run it isolated, judge it, record it, feed pytest-benchmark.
+
+The pytest wiring (:mod:`plugin`) hands each test a :class:`Stress` bound to the session; the tests in
+``tests/stress/`` read like the seed campaign: phase N of the ladder, config X for 100 batches, the
+largest batch size that survives.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .budget import Budget, predict
+from .child import DatasetSpec
+from .config import LoaderConfig
+from .monitor import TreeMonitor
+from .options import Settings
+from .records import RunRecord
+from .runner import RunResult, Watchdog, dataset_spec, run_config
+from .session import StressSession
+from . import verdicts
+
+
+class BudgetWarning(UserWarning):
+    """A config is predicted not to fit this (or the emulated) machine; it is run anyway, to show how."""
+
+
+def prepare_dataset(settings: Settings) -> tuple[DatasetSpec, dict[str, Any]]:
+    """The dataset every run of this session loads: ``--ssv2-root`` or the cached synthetic set."""
+    from .annotations import load_index
+
+    missing = "skip" if settings.ssv2_skip_missing else "error"
+    common = dict(num_frames=settings.frames, size=settings.size, decoder=settings.decoder)
+    if settings.ssv2_root is not None:
+        root = Path(settings.ssv2_root)
+        index = load_index(root, settings.ssv2_split, list_file=settings.ssv2_list_file, missing=missing)
+        info = {"root": str(root), "synthetic": False, "split": settings.ssv2_split, "videos": len(index),
+                "skipped_missing": index.skipped_missing, "codec": _codec(index.path(0)), **common}
+        spec = dataset_spec(root, settings.ssv2_split, list_file=str(settings.ssv2_list_file)
+                            if settings.ssv2_list_file else None, missing=missing, **common)
+        return spec, info
+    from .synth import SynthSpec, ensure_synthetic, read_manifest
+
+    root = ensure_synthetic(SynthSpec(videos=settings.synthetic_videos), cache_dir=settings.ssv2_cache)
+    man = read_manifest(root)
+    split = settings.ssv2_split
+    info = {"root": str(root), "synthetic": True, "split": split,
+            "videos": int(man.get("splits", {}).get(split, 0)), "codec": man.get("spec", {}).get("codec", "vp9"),
+            **common}
+    return dataset_spec(root, split, **common), info
+
+
+def _codec(path: str) -> str | None:
+    try:
+        import av
+
+        with av.open(path) as c:
+            return c.streams.video[0].codec_context.name
+    except Exception:
+        return None
+
+
+def available_shm(settings: Settings, machine: dict[str, Any]) -> int:
+    sb = settings.sandbox
+    if sb is not None and sb.shm_bytes is not None:
+        return sb.shm_bytes
+    return int(machine.get("shm_free_bytes") or 0)
+
+
+@dataclass
+class Stress:
+    """One test's access to the runner, bound to the session."""
+
+    session: StressSession
+    dataset: DatasetSpec
+    test_id: str
+    progress: Callable[[str], None] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.session.settings
+
+    def budget(self, config: LoaderConfig) -> Budget:
+        return predict(config, frames=int(self.dataset.get("num_frames", 16)), size=int(self.dataset.get("size", 224)))
+
+    def watchdog(self) -> Watchdog:
+        stall = self.settings.stall_timeout
+        return Watchdog(stall_s=float(stall)) if stall else Watchdog()
+
+    def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
+            train: bool = False, fault_ok: bool = True, live: bool = False) -> RunResult:
+        s = self.settings
+        fault = s.fault if fault_ok and s.fault and (not s.fault_target or s.fault_target in self.test_id) else None
+        budget = self.budget(config)
+        shm_avail = available_shm(s, self.session.machine)
+        fits = not config.num_workers or budget.shm_bytes <= shm_avail
+        if not fits:
+            warnings.warn(BudgetWarning(
+                f"{config.label}: predicted shared memory {budget.shm_bytes / 2**20:.0f} MB exceeds the "
+                f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"))
+        ds = dict(self.dataset, train=train)
+        on_event = self._live(config, batches) if live and self.progress else None
+        result = run_config(
+            ds, config, batches, fault=fault, sandbox=s.sandbox, watchdog=self.watchdog(),
+            run_dir=self.session.runs_dir, name=f"{kind}-{phase or config.label}", on_event=on_event,
+            cuda=bool(self.session.machine.get("cuda")),
+            extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
+        )
+        rec = result.record
+        rec.update(id=self.test_id, kind=kind, budget={**budget.to_dict(), "shm_available_bytes": shm_avail,
+                                                       "fits": fits})
+        if phase:
+            rec["phase"] = phase
+        return result
+
+    def judge(self, result: RunResult) -> list[dict[str, Any]]:
+        """Leak and degradation verdicts for a passed sustained run (added to its record)."""
+        rec = result.record
+        series = rec.get("series", {})
+        waits = rec.get("batch_waits_s", [])
+        vids = [int(rec["config"]["batch_size"])] * len(waits)
+        out = [verdicts.leak(series.get("t", []), series.get("rss", []), len(waits)),
+               verdicts.degradation(waits, vids)]
+        rec["verdicts"] = rec.get("verdicts", []) + out
+        return out
+
+    def record(self, result: RunResult) -> None:
+        self.session.record(result.record)
+
+    def _live(self, config: LoaderConfig, batches: int) -> Callable[[dict[str, Any], TreeMonitor], None]:
+        every = max(1, batches // 10)
+        state = {"t0": None, "v": 0}
+
+        def on_event(ev: dict[str, Any], mon: TreeMonitor) -> None:
+            if ev.get("ev") != "batch":
+                return
+            i = int(ev["i"])
+            if state["t0"] is None:
+                state["t0"] = ev["t"]
+            else:
+                state["v"] += int(ev["videos"])
+            if (i + 1) % every and i + 1 != batches:
+                return
+            dt = ev["t"] - state["t0"]
+            rate = state["v"] / dt if dt > 0 else 0.0
+            last = mon.samples[-1] if mon.samples else None
+            rss = f"{last.rss / 2**30:.2f} GB" if last else "?"
+            shm = f"{last.shm_used / 2**20:.0f} MB" if last else "?"
+            assert self.progress is not None
+            self.progress(f"  {config.label}: batch {i + 1}/{batches}  {rate:.1f} videos/s  RSS {rss}  shm {shm}")
+        return on_event
+
+
+def bridge_benchmark(request: Any, result: RunResult, dataset_info: dict[str, Any]) -> bool:
+    """Put a passed run's per-batch times (measured in the child) into pytest-benchmark's record.
+
+    Uses the benchmark fixture's stats object directly: the times are the child's waits for each batch,
+    not the parent's wall time of the whole process, which includes interpreter start-up.
+    """
+    bs = getattr(request.config, "_benchmarksession", None)
+    if bs is None or bs.skip or bs.disabled or not result.passed:
+        return False
+    bench = request.getfixturevalue("benchmark")
+    make = getattr(bench, "_make_stats", None)
+    if make is None:  # pragma: no cover - a pytest-benchmark without the hook we rely on
+        warnings.warn("this pytest-benchmark has no _make_stats; the child's timings are not bridged")
+        return False
+    bench._mode = "ssv2-stress: per-batch times from the child"
+    stats = make(1)
+    for w in result.batch_waits[1:] or result.batch_waits:
+        stats.update(w)
+    m = result.metrics
+    bench.extra_info.update(
+        config=result.record["config"], label=result.record["label"],
+        videos_per_s=m.get("videos_per_s"), frames_per_s=m.get("frames_per_s"),
+        first_batch_s=m.get("first_batch_s"), rss_peak_bytes=m.get("rss_peak_bytes"),
+        shm_peak_bytes=m.get("shm_peak_bytes"), dataset=dataset_info,
+    )
+    return True
+
+
+# --- collection: which configs each stress test runs, and how long pytest-timeout allows -------------
+
+def parametrize(metafunc: Any, session: StressSession) -> None:
+    from .config import ladder, matrix
+
+    s = session.settings
+    names = metafunc.fixturenames
+    if "ladder_phase" in names:
+        phases = ladder(s.max_workers, sharing_strategy=s.sharing_strategy)
+        metafunc.parametrize("ladder_phase", phases, ids=[p.id for p in phases])
+    if "sustained_config" in names:
+        cfgs = matrix(s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers,
+                      sharing_strategy=s.sharing_strategy)
+        metafunc.parametrize("sustained_config", cfgs, ids=[c.label for c, _ in cfgs])
+    if "limits_workers" in names:
+        ws = sorted({min(w, s.max_workers) for w in s.workers})
+        metafunc.parametrize("limits_workers", ws, ids=[f"w{w}" for w in ws])
+
+
+_SETUP_MARGIN_S = 180.0  # building the synthetic set and importing torch in the first test's setup
+
+
+def item_timeout(item: Any, settings: Settings) -> float | None:
+    """pytest-timeout for a stress test: its runs' watchdog totals plus a margin, so the watchdog
+    always fires first and the outcome is ``hang``, not a pytest-timeout kill."""
+    params = getattr(item, "callspec", None)
+    p = params.params if params else {}
+    wd = Watchdog(stall_s=float(settings.stall_timeout)) if settings.stall_timeout else Watchdog()
+    if "ladder_phase" in p:
+        return wd.resolve(p["ladder_phase"].config, settings.quick_batches)["total_s"] + _SETUP_MARGIN_S
+    if "sustained_config" in p:
+        return wd.resolve(p["sustained_config"][0], settings.batches)["total_s"] + _SETUP_MARGIN_S
+    if "limits_workers" in p:
+        # grow (log2 max) + bisect (log2 max) probes, each bounded by its own watchdog
+        n = 2 * max(1, int(settings.max_batch_size).bit_length())
+        worst = LoaderConfig(batch_size=settings.max_batch_size, num_workers=p["limits_workers"],
+                             prefetch_factor=settings.prefetch[0] if p["limits_workers"] else None)
+        return n * wd.resolve(worst, settings.limit_batches)["total_s"] + _SETUP_MARGIN_S
+    if item.get_closest_marker("validate") and not item.get_closest_marker("quick"):
+        return 6 * 3600.0  # bounded by the run's own watchdog, sized from the TOML at run time
+    return None

@@ -1,0 +1,63 @@
+"""Verdicts on a passed run's time series: memory growth (leak) and throughput decay (degradation).
+
+Both compare the first and last fifth of the run after warm-up, which is robust to the sawtooth of
+workers restarting at each epoch and to one slow batch. Thresholds are stated in the verdict text.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+LEAK_MIN_BYTES = 128 * 2**20       # growth below this is noise for a multi-process loader
+LEAK_MIN_FRACTION = 0.15           # ... and so is growth below 15 % of the starting RSS
+DEGRADATION_RATIO = 0.7            # last fifth below 70 % of the first fifth's videos/s
+WARMUP_FRACTION = 0.1
+
+
+def _fifths(values: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[int(len(a) * WARMUP_FRACTION) + 1:]
+    k = len(a) // 5
+    if k < 1:
+        return None
+    return a[:k], a[-k:]
+
+
+def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, Any]:
+    """RSS growth over the run; ``ok`` False when it grows past both thresholds."""
+    f = _fifths(rss)
+    if f is None or len(t) < 2:
+        return {"name": "leak", "ok": True, "detail": "too few samples to judge memory growth"}
+    first, last = float(np.mean(f[0])), float(np.mean(f[1]))
+    growth = last - first
+    tt = np.asarray(t, dtype=np.float64)
+    rr = np.asarray(rss, dtype=np.float64)
+    slope = float(np.polyfit(tt, rr, 1)[0]) if np.ptp(tt) > 0 else 0.0  # bytes per second
+    per_100 = slope * (tt[-1] - tt[0]) / max(batches, 1) * 100
+    bad = growth > LEAK_MIN_BYTES and growth > LEAK_MIN_FRACTION * first
+    return {
+        "name": "leak", "ok": not bad, "growth_bytes": growth, "slope_bytes_per_s": slope,
+        "slope_bytes_per_100_batches": per_100,
+        "detail": (f"RSS {first / 2**20:.0f} → {last / 2**20:.0f} MB (first vs last fifth), slope "
+                   f"{per_100 / 2**20:+.1f} MB per 100 batches; threshold: growth > "
+                   f"{LEAK_MIN_BYTES / 2**20:.0f} MB and > {LEAK_MIN_FRACTION:.0%}"),
+    }
+
+
+def degradation(waits: Sequence[float], videos: Sequence[int]) -> dict[str, Any]:
+    """Throughput of the last fifth of batches against the first fifth, after warm-up."""
+    w = np.asarray(waits, dtype=np.float64)
+    v = np.asarray(videos, dtype=np.float64)
+    fw, fv = _fifths(w), _fifths(v)
+    if fw is None or fv is None or fw[0].sum() <= 0 or fw[1].sum() <= 0:
+        return {"name": "degradation", "ok": True, "detail": "too few batches to judge throughput decay"}
+    first = fv[0].sum() / fw[0].sum()
+    last = fv[1].sum() / fw[1].sum()
+    ratio = last / first if first > 0 else 1.0
+    return {
+        "name": "degradation", "ok": ratio >= DEGRADATION_RATIO, "first_videos_per_s": first,
+        "last_videos_per_s": last, "ratio": ratio,
+        "detail": (f"videos/s {first:.1f} (first fifth) → {last:.1f} (last fifth), ratio {ratio:.2f}; "
+                   f"threshold {DEGRADATION_RATIO}"),
+    }
