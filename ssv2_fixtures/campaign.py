@@ -91,7 +91,8 @@ class Stress:
         return Watchdog(stall_s=float(stall)) if stall else Watchdog()
 
     def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
-            train: bool = False, fault_ok: bool = True, live: bool = False) -> RunResult:
+            train: bool = False, fault_ok: bool = True, live: bool = False,
+            run_base: str | os.PathLike[str] | None = None) -> RunResult:
         s = self.settings
         fault = s.fault if fault_ok and s.fault and (not s.fault_target or s.fault_target in self.test_id) else None
         budget = self.budget(config)
@@ -105,7 +106,7 @@ class Stress:
         on_event = self._live(config, batches) if live and self.progress else None
         result = run_config(
             ds, config, batches, fault=fault, sandbox=s.sandbox, watchdog=self.watchdog(),
-            run_dir=self.session.runs_dir, name=f"{kind}-{phase or config.label}", on_event=on_event,
+            run_dir=run_base or self.session.runs_dir, name=f"{kind}-{phase or config.label}", on_event=on_event,
             cuda=bool(self.session.machine.get("cuda")),
             extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
         )

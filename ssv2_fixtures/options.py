@@ -114,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("sharing-strategy", "torch.multiprocessing sharing strategy", _choice(SHARING_STRATEGIES),
            "file_descriptor", "NAME"),
     Option("decoder", "video decoder backend", _choice(_DECODERS), "decord", "NAME"),
-    Option("loader-tmpdir", "parent folder for each run's TMPDIR (default: the system temp dir)", _path, None, "DIR"),
+    Option("loader-tmpdir", "parent folder of each run's working folder and TMPDIR (default: <reports>/<run-id>/runs)", _path, None, "DIR"),
     Option("max-workers", "cap on worker counts (default 2 × cores); capped phases are reported", _int(0), None, "N"),
     Option("max-batch-size", "largest batch size -m limits tries", _int(1), 128, "N"),
     Option("limit-batches", "batches each -m limits probe must survive", _int(1), 10, "N"),
@@ -136,10 +136,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("emulate-mem", "memory cap on each child tree (cgroup where writable, else RLIMIT_AS)",
            lambda t, w: parse_size(t, where=w), None, "SIZE"),
     Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), None, "N"),
-    Option("nproc-per-node", "ranks per node for -m distributed (torchrun)", _int(1), 2, "N"),
-    Option("nnodes", "nodes for -m distributed (torchrun --nnodes)", _int(1), 1, "N"),
-    Option("node-rank", "this node's rank for -m distributed", _int(0), 0, "N"),
-    Option("rdzv-endpoint", "rendezvous HOST:PORT for multi-node -m distributed", _str, None, "HOST:PORT"),
 )
 
 

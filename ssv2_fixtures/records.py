@@ -46,6 +46,7 @@ class Metrics(TypedDict, total=False):
     skipped_videos: int
     h2d_ms_p50: float
     vram_peak_bytes: int
+    decode_limit_videos_per_s: float  # decode-only rate of this dataset on this machine: the loader's ceiling
 
 
 class RunRecord(TypedDict, total=False):
