@@ -109,7 +109,9 @@ KINDS: tuple[FailureKind, ...] = (
     FailureKind(
         "hang", "the watchdog found no progress in time and ended the process group",
         lambda ev: ev.watchdog is not None or _has(ev, "DataLoader timed out after"),
-        lambda ev: ("no batch arrived within the limit: set DataLoader(timeout=...) so a stuck worker raises "
+        lambda ev: ("TMPDIR's path is too long for multiprocessing's AF_UNIX sockets (max 107 bytes): use a "
+                    "shorter TMPDIR; " if "AF_UNIX path too long" in ev.text else "") + (
+                    "no batch arrived within the limit: set DataLoader(timeout=...) so a stuck worker raises "
                     "instead of hanging; see the stack dump for where it stopped (an fd limit with the "
                     "file_descriptor strategy, a decoder spinning on a bad video (decord#373), or a deadlock)"),
     ),

@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -146,7 +147,8 @@ def run_config(
         "cpus": prepared.cpus if prepared else None, "cuda": cuda,
     }
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
-    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONUNBUFFERED="1")
+    tmp_alias = _short_alias(tmpdir)
+    env = dict(os.environ, TMPDIR=str(tmp_alias or tmpdir), PYTHONUNBUFFERED="1")
     pkg_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     argv = [*(prepared.prefix if prepared else []), sys.executable, "-m", "ssv2_fixtures.child",
@@ -165,12 +167,34 @@ def run_config(
     wall = time.time() - t_spawn
 
     leaked = _cleanup(monitor, tmpdir, prepared)
+    if tmp_alias is not None:
+        tmp_alias.unlink(missing_ok=True)
     facts = _facts(monitor, tmpdir, prepared, config, ds, extra_facts)
     if prepared:
         prepared.cleanup()
     record = _record(config, ds, batches, fault, sandbox, prepared, limits, events, fired, proc, monitor,
                      work, leaked, facts, started_at, wall, name or label)
     return RunResult(record)
+
+
+# multiprocessing binds AF_UNIX sockets under TMPDIR (pymp-*/listener-*), and such a path may not
+# exceed 107 bytes: a deep run folder makes every worker's feeder thread die with "AF_UNIX path too
+# long" and the DataLoader hang. Past this length the child gets a short symlink to its TMPDIR instead.
+_MAX_TMPDIR_LEN = 60
+
+
+def _short_alias(tmpdir: Path) -> Path | None:
+    if len(str(tmpdir)) <= _MAX_TMPDIR_LEN:
+        return None
+    base = Path("/tmp") if os.path.isdir("/tmp") else Path(tempfile.gettempdir())
+    for n in range(1000):
+        alias = base / f"ssv2-{os.getpid()}-{n}"
+        try:
+            alias.symlink_to(tmpdir, target_is_directory=True)
+            return alias
+        except FileExistsError:
+            continue
+    return None
 
 
 def _fresh_dir(base: Path, name: str) -> Path:
