@@ -107,7 +107,7 @@ class Stress:
         result = run_config(
             ds, config, batches, fault=fault, sandbox=s.sandbox, watchdog=self.watchdog(),
             run_dir=run_base or self.session.runs_dir, name=f"{kind}-{phase or config.label}", on_event=on_event,
-            cuda=bool(self.session.machine.get("cuda")),
+            cuda=bool(self.session.machine.get("cuda")), step_s=float(s.step_time or 0.0),
             extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
         )
         rec = result.record

@@ -60,6 +60,7 @@ class ChildSpec(TypedDict, total=False):
     address_space_bytes: int | None
     cpus: list[int] | None
     cuda: bool
+    step_s: float              # simulated training step per batch (the batch is held meanwhile)
 
 
 class _Events:
@@ -133,6 +134,7 @@ def run(spec: ChildSpec) -> int:
                     cuda=cuda)
 
         n = int(spec.get("batches", 10))
+        step_s = float(spec.get("step_s") or 0.0)
         videos = 0
         epoch = 0
         it = iter(loader)
@@ -152,6 +154,8 @@ def run(spec: ChildSpec) -> int:
                         bytes=int(clips.numel() * clips.element_size()))
             if cuda:
                 _h2d(events, batch, clips)
+            if step_s:
+                time.sleep(step_s)  # a trainer slower than the loader lets the prefetch queues fill
             del clips, labels
             batch += 1
         loop_s = time.perf_counter() - loop0

@@ -36,6 +36,16 @@ def _int(minimum: int) -> Callable[[str, str], int]:
     return parse
 
 
+def _float(text: str, where: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if v < 0:
+        raise ValueError(f"must be >= 0, got {v}")
+    return v
+
+
 def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(text: str, where: str) -> str:
         if text not in choices:
@@ -118,6 +128,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max-workers", "cap on worker counts (default 2 × cores); capped phases are reported", _int(0), None, "N"),
     Option("max-batch-size", "largest batch size -m limits tries", _int(1), 128, "N"),
     Option("limit-batches", "batches each -m limits probe must survive", _int(1), 10, "N"),
+    Option("step-time", "simulated training step per batch, in seconds (the batch is held meanwhile): a trainer "
+           "slower than the loader lets prefetch queues fill, which is when shared memory peaks",
+           lambda t, w: _float(t, w), 0.0, "S"),
     Option("stall-timeout", "watchdog: seconds without a batch before a run is a hang (default derived)",
            _int(1), None, "S"),
     Option("reports", "report folder (a run-id subfolder per session; `latest` points at the newest)",

@@ -122,6 +122,7 @@ def run_config(
     sample_interval: float = 0.25,
     on_event: Callable[[dict[str, Any], TreeMonitor], None] | None = None,
     cuda: bool = False,
+    step_s: float = 0.0,
     extra_facts: dict[str, Any] | None = None,
 ) -> RunResult:
     """Load ``batches`` batches of ``dataset`` with ``config`` in an isolated child; never raises for
@@ -144,7 +145,7 @@ def run_config(
         "stacks_path": str(work / "stacks.txt"), "skip_log": str(work / "skips.tsv"),
         "nofile": prepared.nofile if prepared else None,
         "address_space_bytes": prepared.address_space_bytes if prepared else None,
-        "cpus": prepared.cpus if prepared else None, "cuda": cuda,
+        "cpus": prepared.cpus if prepared else None, "cuda": cuda, "step_s": step_s,
     }
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
     tmp_alias = _short_alias(tmpdir)
