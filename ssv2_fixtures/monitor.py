@@ -103,10 +103,16 @@ class TreeMonitor:
         self.shm_free_min: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ssv2-monitor", daemon=True)
+        self.rebase()
+
+    def rebase(self) -> None:
+        """Read /dev/shm's size and baseline again: call once the child has set up its own mounts (a
+        sandboxed child mounts its private /dev/shm after the spawn, before it reports ``started``)."""
         try:
             self.shm_total, self.shm_baseline, _ = fs_used_free(self.shm_dir)
         except OSError:
             pass
+        self.shm_free_min = None
 
     def start(self) -> TreeMonitor:
         self._thread.start()

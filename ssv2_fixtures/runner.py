@@ -239,6 +239,8 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
             except ValueError:
                 continue
             events.append(ev)
+            if ev.get("ev") == "started":
+                monitor.rebase()
             if ev.get("ev") == "batch":
                 last_progress = time.time()
             if on_event is not None:
