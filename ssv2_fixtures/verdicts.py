@@ -31,13 +31,16 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
         return {"name": "leak", "ok": True, "detail": "too few samples to judge memory growth"}
     first, last = float(np.mean(f[0])), float(np.mean(f[1]))
     growth = last - first
-    tt = np.asarray(t, dtype=np.float64)
-    rr = np.asarray(rss, dtype=np.float64)
+    skip = int(len(t) * WARMUP_FRACTION) + 1  # the fit, like the fifths, leaves out the warm-up
+    tt = np.asarray(t, dtype=np.float64)[skip:]
+    rr = np.asarray(rss, dtype=np.float64)[skip:]
+    if len(tt) < 2:
+        tt, rr = np.asarray(t, dtype=np.float64), np.asarray(rss, dtype=np.float64)
     slope = float(np.polyfit(tt, rr, 1)[0]) if np.ptp(tt) > 0 else 0.0  # bytes per second
     per_100 = slope * (tt[-1] - tt[0]) / max(batches, 1) * 100
     bad = growth > LEAK_MIN_BYTES and growth > LEAK_MIN_FRACTION * first
     return {
-        "name": "leak", "ok": not bad, "growth_bytes": growth, "slope_bytes_per_s": slope,
+        "name": "leak", "ok": not bool(bad), "growth_bytes": float(growth), "slope_bytes_per_s": slope,
         "slope_bytes_per_100_batches": per_100,
         "detail": (f"RSS {first / 2**20:.0f} → {last / 2**20:.0f} MB (first vs last fifth), slope "
                    f"{per_100 / 2**20:+.1f} MB per 100 batches; threshold: growth > "
@@ -56,7 +59,7 @@ def degradation(waits: Sequence[float], videos: Sequence[int]) -> dict[str, Any]
     last = fv[1].sum() / fw[1].sum()
     ratio = last / first if first > 0 else 1.0
     return {
-        "name": "degradation", "ok": ratio >= DEGRADATION_RATIO, "first_videos_per_s": first,
+        "name": "degradation", "ok": bool(ratio >= DEGRADATION_RATIO), "first_videos_per_s": float(first),
         "last_videos_per_s": last, "ratio": ratio,
         "detail": (f"videos/s {first:.1f} (first fifth) → {last:.1f} (last fifth), ratio {ratio:.2f}; "
                    f"threshold {DEGRADATION_RATIO}"),
