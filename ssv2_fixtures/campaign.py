@@ -78,6 +78,8 @@ class Stress:
     dataset: DatasetSpec
     test_id: str
     progress: Callable[[str], None] | None = None
+    test_name: str = ""   # e.g. test_ladder[phase3-bs4-w2-pf2]: what --inject-fault's :TEST matches
+
 
     @property
     def settings(self) -> Settings:
@@ -94,7 +96,7 @@ class Stress:
             train: bool = False, fault_ok: bool = True, live: bool = False,
             run_base: str | os.PathLike[str] | None = None) -> RunResult:
         s = self.settings
-        fault = s.fault if fault_ok and s.fault and (not s.fault_target or s.fault_target in self.test_id) else None
+        fault = s.fault if fault_ok and s.fault and (not s.fault_target or s.fault_target in (self.test_name or self.test_id)) else None
         budget = self.budget(config)
         shm_avail = available_shm(s, self.session.machine)
         fits = not config.num_workers or budget.shm_bytes <= shm_avail

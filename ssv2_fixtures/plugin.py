@@ -150,4 +150,4 @@ def stress(request: pytest.FixtureRequest, ssv2_session: StressSession, ssv2_dat
         else:
             tr.write_line(line)
 
-    return Stress(ssv2_session, ssv2_dataset[0], request.node.nodeid, progress)
+    return Stress(ssv2_session, ssv2_dataset[0], request.node.nodeid, progress, request.node.name)
