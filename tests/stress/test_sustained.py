@@ -17,13 +17,12 @@ def test_sustained(sustained_config, stress, ssv2_session, ssv2_dataset, request
     result = stress.run(config, ssv2_session.settings.batches, kind="sustained", train=True, live=True)
     if requested != config.num_workers:
         result.record["requested_workers"] = requested
-    bad = []
-    if result.passed:
-        bad = [v for v in stress.judge(result) if not v["ok"]]
-        if bad:
-            result.record["status"] = "failed"
+    crashed = not result.passed
+    bad = [] if crashed else [v for v in stress.judge(result) if not v["ok"]]
+    if bad:
+        result.record["status"] = "failed"  # the run finished, but a verdict failed it
     stress.record(result)
-    if not result.passed:
+    if crashed:
         pytest.fail(result.describe(), pytrace=False)
     if bad:
         pytest.fail(f"{config.label}: " + "; ".join(f"{v['name']}: {v['detail']}" for v in bad), pytrace=False)
