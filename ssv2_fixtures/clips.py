@@ -16,6 +16,8 @@ Each item is ``(clip, label)``: ``clip`` a ``torch.uint8`` tensor ``(num_frames,
 from __future__ import annotations
 
 import os
+import re
+import struct
 import warnings
 from typing import Any, Sequence
 
@@ -31,10 +33,28 @@ ON_ERROR = ("raise", "skip")
 _MAX_SUBSTITUTES = 16
 
 
-class ClipDecodeError(RuntimeError):
-    """One video could not be decoded: names the path, the SSv2 id and the decoder's own message."""
+_MESSAGE = re.compile(r"cannot decode SSv2 video id (?P<id>\S+) \((?P<path>.+?)\): (?P<reason>[^\n]*)")
 
-    def __init__(self, path: str, video_id: str, reason: str) -> None:
+
+class ClipDecodeError(RuntimeError):
+    """One video could not be decoded: names the path, the SSv2 id and the decoder's own message.
+
+    Also constructible from one message string: that is how the DataLoader re-raises a worker's
+    exception in the main process (``exc_type(text_of_worker_traceback)``; a class that refused one
+    argument would arrive as a plain ``RuntimeError``). ``path``/``video_id``/``reason`` are then
+    parsed back from the text.
+    """
+
+    def __init__(self, path: str, video_id: str | None = None, reason: str | None = None) -> None:
+        if video_id is None and reason is None:
+            text = str(path)
+            found = list(_MESSAGE.finditer(text))
+            m = found[-1] if found else None  # the last one: ours, after any chained cause
+            self.path, self.video_id, self.reason = (
+                (m["path"], m["id"], m["reason"]) if m else ("", "", text)
+            )
+            super().__init__(text)
+            return
         self.path, self.video_id, self.reason = path, video_id, reason
         super().__init__(f"cannot decode SSv2 video id {video_id} ({path}): {reason}")
 
@@ -69,10 +89,14 @@ class SSv2Clips(Dataset):
         skip_log: str | os.PathLike[str] | None = None,
         limit: int | None = None,
     ) -> None:
-        if num_frames < 1:
-            raise ValueError(f"SSv2Clips: num_frames must be >= 1, got {num_frames}")
-        if size < 8:
-            raise ValueError(f"SSv2Clips: size must be >= 8 pixels, got {size}")
+        # Checked here, not left to sampling: inside __getitem__ a sampling ValueError would be reported
+        # as a ClipDecodeError naming a perfectly good video (and on_error="skip" would skip them all).
+        if not _is_int(num_frames) or num_frames < 1:
+            raise ValueError(f"SSv2Clips: num_frames must be an integer >= 1, got {num_frames!r}")
+        if not _is_int(size) or size < 8:
+            raise ValueError(f"SSv2Clips: size must be an integer >= 8 pixels, got {size!r}")
+        if not _is_int(stride) or stride < 1:
+            raise ValueError(f"SSv2Clips: stride must be an integer >= 1, got {stride!r}")
         if sampling not in MODES:
             raise ValueError(f"SSv2Clips: sampling must be one of {MODES}, got {sampling!r}")
         if on_error not in ON_ERROR:
@@ -111,7 +135,10 @@ class SSv2Clips(Dataset):
     def load(self, i: int) -> torch.Tensor:
         """Decode item ``i``; raises :class:`ClipDecodeError` (never skips)."""
         path = self.index.path(i)
-        rng = np.random.default_rng() if self.train else None
+        # Seeded from torch's RNG, not OS entropy: DataLoader workers get distinct torch seeds derived
+        # from the loader's generator (make_loader seeds it), so training clips are reproducible per
+        # seed and still differ between workers; with 0 workers torch.manual_seed governs.
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if self.train else None
         try:
             if not os.path.isfile(path):
                 raise FileNotFoundError("file does not exist")
@@ -127,7 +154,8 @@ class SSv2Clips(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         if self.on_error == "raise":
             return self.load(i), self.index.label(i)
-        for k in range(_MAX_SUBSTITUTES):
+        tries = min(_MAX_SUBSTITUTES, len(self))  # never retry a video that already failed
+        for k in range(tries):
             j = (i + k) % len(self)
             try:
                 return self.load(j), self.index.label(j)
@@ -135,7 +163,7 @@ class SSv2Clips(Dataset):
                 self._record_skip(err)
         raise ClipDecodeError(
             self.index.path(i), self.index.video_id(i),
-            f"this and the next {_MAX_SUBSTITUTES - 1} videos all failed to decode",
+            f"this and the next {tries - 1} videos all failed to decode",
         )
 
     def _record_skip(self, err: ClipDecodeError) -> None:
@@ -149,6 +177,10 @@ class SSv2Clips(Dataset):
                 os.write(fd, line)
             finally:
                 os.close(fd)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 class _VideoIds(Sequence[str]):
@@ -177,13 +209,95 @@ def normalize(
 
     Meant for the consumer side (after ``.to(device)``), not inside DataLoader workers.
     """
-    x = clip.float().div_(255.0)
+    x = clip.float() / 255.0  # not .div_(): .float() of a float32 clip is the clip itself
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device)
     x = (x - m) / s
     if channels_first:
         x = x.movedim(-1, -4)
     return x
+
+
+# --- truncation check --------------------------------------------------------------------------------
+# A truncated or partly zeroed WebM does not make decord or PyAV fail: both decode the frames that are
+# left (often just the first keyframe) and report a shorter video, and sampling then repeats those
+# frames. The Matroska header declares the duration of the whole file, so compare it with where the
+# decodable frames end. Files without a declared duration (not Matroska, or written to a pipe) are
+# not checked.
+
+_EBML, _SEGMENT, _INFO, _CLUSTER = 0x1A45DFA3, 0x18538067, 0x1549A966, 0x1F43B675
+_TIMECODE_SCALE, _DURATION = 0x2AD7B1, 0x4489
+_HEADER_BYTES = 64 * 1024
+TRUNCATION_SLACK_FRAMES = 2       # a file may end this many frames before its declared duration ...
+TRUNCATION_SLACK_FRACTION = 0.05  # ... or this fraction of it, whichever is more, before it is refused
+
+
+def _vint(buf: bytes, pos: int, *, element_id: bool) -> tuple[int, int, bool]:
+    """An EBML variable-length integer at ``pos``: (value, next pos, is the "unknown size" value)."""
+    first = buf[pos]
+    if first == 0:
+        raise ValueError("invalid EBML vint")
+    length = 9 - first.bit_length()
+    if pos + length > len(buf):
+        raise ValueError("EBML vint runs past the buffer")
+    value = first if element_id else first & ((1 << (8 - length)) - 1)
+    for b in buf[pos + 1:pos + length]:
+        value = (value << 8) | b
+    unknown = not element_id and value == (1 << (7 * length)) - 1
+    return value, pos + length, unknown
+
+
+def webm_duration(path: str | os.PathLike[str]) -> float | None:
+    """The duration in seconds a Matroska/WebM file declares in its Segment Info; None if it has none."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read(_HEADER_BYTES)
+        eid, pos, _ = _vint(buf, 0, element_id=True)
+        if eid != _EBML:
+            return None
+        size, pos, _ = _vint(buf, pos, element_id=False)
+        eid, pos, _ = _vint(buf, pos + size, element_id=True)
+        if eid != _SEGMENT:
+            return None
+        _, pos, _ = _vint(buf, pos, element_id=False)
+        while pos < len(buf):
+            eid, pos, _ = _vint(buf, pos, element_id=True)
+            size, pos, unknown = _vint(buf, pos, element_id=False)
+            if eid == _INFO:
+                end, scale, duration = min(pos + size, len(buf)), 1_000_000, None
+                while pos < end:
+                    cid, pos, _ = _vint(buf, pos, element_id=True)
+                    csize, pos, _ = _vint(buf, pos, element_id=False)
+                    data = buf[pos:pos + csize]
+                    if cid == _TIMECODE_SCALE and 0 < csize <= 8:
+                        scale = int.from_bytes(data, "big")
+                    elif cid == _DURATION and csize in (4, 8) and len(data) == csize:
+                        duration = struct.unpack(">f" if csize == 4 else ">d", data)[0]
+                    pos += csize
+                if duration is None or not duration > 0 or not scale > 0:
+                    return None
+                return duration * scale / 1e9
+            if eid == _CLUSTER or unknown:
+                return None  # frame data reached (or an unsized element): no Info before it
+            pos += size
+    except (OSError, ValueError, IndexError, struct.error):
+        return None
+    return None
+
+
+def _check_complete(path: str, frames: int, end_s: float, fps: float) -> None:
+    """Raise when the decodable frames (``frames``, ending at ``end_s``) stop well short of the header."""
+    declared = webm_duration(path)
+    if declared is None:
+        return
+    frame_s = 1.0 / fps if fps > 0 else declared / max(frames, 1)
+    slack = max(TRUNCATION_SLACK_FRAMES * frame_s, TRUNCATION_SLACK_FRACTION * declared)
+    if end_s < declared - slack:
+        expect = f" (~{round(declared * fps)} frames)" if fps > 0 else ""
+        raise ValueError(
+            f"truncated or damaged: the header declares {declared:.3f} s{expect} but only {frames} "
+            f"frames decode, ending at {end_s:.3f} s"
+        )
 
 
 # --- decoder backends: each takes (path, size, indices_for(video_len)) and returns uint8 (T, S, S, 3) ---
@@ -193,7 +307,11 @@ def _decode_decord(path: str, size: int, pick) -> torch.Tensor:
 
     vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=size, height=size)
     try:
-        idx = pick(len(vr))
+        n = len(vr)
+        if n < 1:
+            raise ValueError("no frames decoded")
+        _check_complete(path, n, float(vr.get_frame_timestamp(n - 1)[1]), float(vr.get_avg_fps()))
+        idx = pick(n)
         batch = vr.get_batch(idx.tolist())
         # dlpack hands decord's buffer to torch without a copy.
         return torch.utils.dlpack.from_dlpack(batch.to_dlpack())
@@ -210,6 +328,11 @@ def _decode_pyav(path: str, size: int, pick) -> torch.Tensor:
         frames = [f for f in container.decode(stream)]
     if not frames:
         raise ValueError("no frames decoded")
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    last = frames[-1].time
+    if last is not None:
+        _check_complete(path, len(frames), float(last) + (1.0 / fps if fps > 0 else 0.0), fps)
     idx = pick(len(frames))
     out = np.stack(
         [frames[j].reformat(width=size, height=size, format="rgb24").to_ndarray() for j in idx]
@@ -243,4 +366,4 @@ def decoder_available(name: str) -> tuple[bool, str]:
     return True, ""
 
 
-__all__ = ["SSv2Clips", "ClipDecodeError", "normalize", "decoder_available", "DECODERS"]
+__all__ = ["SSv2Clips", "ClipDecodeError", "normalize", "decoder_available", "webm_duration", "DECODERS"]

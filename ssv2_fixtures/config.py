@@ -48,13 +48,19 @@ class LoaderConfig:
                     "prefetch_factor",
                     "only applies with num_workers > 0 (torch refuses it with 0 workers); leave it None",
                 )
-            if not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1:
+            if (not isinstance(self.prefetch_factor, int) or isinstance(self.prefetch_factor, bool)
+                    or self.prefetch_factor < 1):
                 raise bad("prefetch_factor", f"must be an integer >= 1, got {self.prefetch_factor!r}")
+        for name in ("persistent_workers", "pin_memory", "shuffle", "drop_last"):
+            v = getattr(self, name)
+            if not isinstance(v, bool):  # "false" from a CLI/JSON string would be truthy
+                raise bad(name, f"must be True or False, got {v!r}")
         if self.persistent_workers and self.num_workers == 0:
             raise bad("persistent_workers", "needs num_workers > 0 (torch refuses it with 0 workers)")
         if self.sharing_strategy not in SHARING_STRATEGIES:
             raise bad("sharing_strategy", f"must be one of {SHARING_STRATEGIES}, got {self.sharing_strategy!r}")
-        if not isinstance(self.timeout, (int, float)) or self.timeout < 0:
+        if (not isinstance(self.timeout, (int, float)) or isinstance(self.timeout, bool)
+                or not self.timeout >= 0):  # `not >=` also refuses NaN
             raise bad("timeout", f"must be a number of seconds >= 0, got {self.timeout!r}")
         if self.timeout > 0 and self.num_workers == 0:
             raise bad("timeout", "only applies with num_workers > 0 (torch refuses it with 0 workers)")

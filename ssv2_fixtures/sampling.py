@@ -22,14 +22,17 @@ def segment_indices(
 ) -> np.ndarray:
     """TSN-style indices: one frame per equal segment (random offset if ``train``, centre otherwise)."""
     _check(video_len, num_frames)
-    seg = video_len / num_frames
-    starts = np.arange(num_frames, dtype=np.float64) * seg
+    n, t = int(video_len), int(num_frames)
+    k = np.arange(t, dtype=np.int64)
+    # Segment k is [k*n/T, (k+1)*n/T); its frames are lo[k]..hi[k] (exact integer arithmetic: the float
+    # form floor(k * (n/T)) lands one frame early when k*n/T is an integer, e.g. n=30, T=22, k=11).
+    lo = (k * n) // t
+    hi = ((k + 1) * n - 1) // t  # >= lo even when n < T (then segments share frames: repeats)
     if train:
-        offsets = (rng or np.random.default_rng()).random(num_frames) * seg
-    else:
-        offsets = np.full(num_frames, seg / 2.0)
-    idx = np.floor(starts + offsets).astype(np.int64)
-    return np.clip(idx, 0, video_len - 1)
+        offsets = (rng or np.random.default_rng()).random(t)
+        idx = np.floor((k + offsets) * (n / t)).astype(np.int64)
+        return np.clip(idx, lo, hi)  # only corrects float rounding; the exact value is in [lo, hi]
+    return ((2 * k + 1) * n) // (2 * t)  # each segment's centre, floor((k + 1/2) * n / T)
 
 
 def consecutive_indices(
@@ -42,8 +45,8 @@ def consecutive_indices(
 ) -> np.ndarray:
     """``num_frames`` frames ``stride`` apart; spread over the whole video when they do not fit."""
     _check(video_len, num_frames)
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+    if not _is_int(stride) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
     span = (num_frames - 1) * stride + 1
     if span > video_len:
         # Too short for the stride: evenly spaced over what there is (repeats when video_len < T).
@@ -70,7 +73,17 @@ def sample_indices(
     raise ValueError(f"sampling mode must be one of {MODES}, got {mode!r}")
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _check(video_len: int, num_frames: int) -> None:
+    # Non-integers are refused, not truncated: np.arange(2.5) has 3 elements, so a float num_frames
+    # would silently change the clip length.
+    if not _is_int(video_len):
+        raise ValueError(f"video_len must be an integer, got {video_len!r}")
+    if not _is_int(num_frames):
+        raise ValueError(f"num_frames must be an integer, got {num_frames!r}")
     if video_len < 1:
         raise ValueError(f"video has no frames (video_len={video_len})")
     if num_frames < 1:

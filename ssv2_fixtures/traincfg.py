@@ -21,6 +21,8 @@ TOML only: a config file is data, never executed. Unknown keys and wrong types a
 """
 from __future__ import annotations
 
+import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +70,11 @@ def load(path: str | Path) -> TrainConfig:
         return TrainConfigError(f"{p}: {where}: {why}")
 
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))  # TOML is UTF-8 whatever the locale
     except OSError as exc:
-        raise TrainConfigError(f"{p}: cannot read ({exc.strerror})") from None
+        raise TrainConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise TrainConfigError(f"{p}: not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise TrainConfigError(f"{p}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - {"loader", "target"})
@@ -89,7 +93,9 @@ def load(path: str | Path) -> TrainConfig:
     try:
         cfg = LoaderConfig(**fields)
     except ValueError as exc:
-        raise err("[loader]", str(exc)) from None
+        # LoaderConfig says "LoaderConfig.<field>: why": name the TOML key instead.
+        m = re.match(r"LoaderConfig\.(\w+): (.*)", str(exc), re.S)
+        raise (err(f"[loader] {m[1]}", m[2]) if m else err("[loader]", str(exc))) from None
     target = data.get("target", {})
     if not isinstance(target, dict):
         raise err("[target]", "must be a table")
@@ -105,6 +111,8 @@ def load(path: str | Path) -> TrainConfig:
             raise err(f"[target] {k}", f"unknown target; known: batches, {', '.join(sorted(TARGETS))}")
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise err(f"[target] {k}", f"expected a number, got {type(v).__name__} {v!r}")
+        if not math.isfinite(v) or v < 0:  # TOML has nan/inf; a nan target would fail every run
+            raise err(f"[target] {k}", f"expected a finite number >= 0, got {v!r}")
         targets[k] = float(v)
     return TrainConfig(p, cfg, loader.get("tmpdir"), batches, targets)
 

@@ -37,7 +37,9 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
     if len(tt) < 2:
         tt, rr = np.asarray(t, dtype=np.float64), np.asarray(rss, dtype=np.float64)
     slope = float(np.polyfit(tt, rr, 1)[0]) if np.ptp(tt) > 0 else 0.0  # bytes per second
-    per_100 = slope * (tt[-1] - tt[0]) / max(batches, 1) * 100
+    # Seconds per batch from the whole run: ``batches`` counts the warm-up batches too.
+    t_all = np.asarray(t, dtype=np.float64)
+    per_100 = slope * (t_all[-1] - t_all[0]) / max(batches, 1) * 100
     bad = growth > LEAK_MIN_BYTES and growth > LEAK_MIN_FRACTION * first
     return {
         "name": "leak", "ok": not bool(bad), "growth_bytes": float(growth), "slope_bytes_per_s": slope,
