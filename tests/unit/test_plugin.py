@@ -20,6 +20,13 @@ FAST = ["--size", "64", "--frames", "4", "--quick-batches", "3", "--max-workers"
         "--synthetic-videos", "12", "-p", "no:cacheprovider"]
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch):
+    # Under `pytest -n`, this process is an xdist worker; the inner sessions must not inherit that.
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture
 def stress_tests(pytester, tmp_path_factory):
     for f in ("test_quick.py", "test_preflight.py", "test_sustained.py", "test_validate.py", "test_limits.py"):
