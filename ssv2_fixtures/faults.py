@@ -13,18 +13,29 @@ fd_exhausted opens /dev/null until EMFILE, keeps them, re-raises the OSError    
 hang       sleeps in C while holding the GIL, forever (no Python handler runs)  hang
 exception  raises RuntimeError                                                  worker_exception
 corrupt_video decodes a truncated copy of the item's video                     decode_error
+tmp_fill   writes a file in TMPDIR until ENOSPC, re-raises the OSError; refuses  tmp_full
+           (RuntimeError) where TMPDIR has more than ``TMP_FILL_MAX_BYTES`` free,
+           so it fills an emulated TMPDIR (``Sandbox(tmp_bytes=...)``), never a disk
 ========== ==================================================================== ==================
 
 Which item triggers: DataLoader hands batch ``b`` to worker ``b % num_workers`` and each worker builds
 its batches in order, so the drill fires in worker ``B % W`` when it starts its ``B // W``-th batch, i.e.
 after it has loaded ``(B // W) * batch_size`` items (with ``num_workers=0``: after ``B * batch_size``
 items, in the main process). This holds for the default in-order loading within the first epoch.
+
+The ``batch`` an outcome reports is a different number: how many batches the main process *received*
+before the failure. A fault at batch ``B`` fires while the main process is still waiting for earlier,
+prefetched batches, and when the drill kills the worker, torch's SIGCHLD handler raises at once, before
+those batches are consumed: ``segfault@2`` with ``W=2`` reads ``batch=0``. A drill that raises (exception,
+corrupt_video, fd_exhausted, tmp_fill) is re-raised in order, so it reads ``batch=B``. ``hang`` in a worker
+holds the GIL, so that worker's feeder thread cannot send the batch it finished before the hang either.
 """
 from __future__ import annotations
 
 import ctypes
 import mmap
 import os
+import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
@@ -38,6 +49,7 @@ FAULTS: dict[str, str] = {
     "hang": "hang",
     "exception": "worker_exception",
     "corrupt_video": "decode_error",
+    "tmp_fill": "tmp_full",
 }
 """Drill name → the outcome kind the suite must report for it."""
 
@@ -130,6 +142,8 @@ def provoke(kind: str) -> None:
         libc = ctypes.PyDLL(None)  # PyDLL keeps the GIL during the call: no Python handler can run
         while True:
             libc.sleep(3600)
+    elif kind == "tmp_fill":
+        _fill_tmp()
     elif kind == "exception":
         raise RuntimeError("injected fault: exception raised by the dataset code")
     else:
@@ -137,6 +151,34 @@ def provoke(kind: str) -> None:
 
 
 _HELD_FDS: list[int] = []
+
+TMP_FILL_MAX_BYTES = 1 << 30
+"""``tmp_fill`` refuses to start where TMPDIR has more free space than this (a safety cap, not a limit)."""
+
+
+def _fill_tmp() -> None:
+    """Write zeros to a file in TMPDIR until the filesystem refuses (ENOSPC, or EDQUOT on a quota); the
+    OSError propagates unchanged.
+
+    The file is removed on the way out (the error is the point, not the leftover).
+    """
+    tmp = tempfile.gettempdir()  # honours TMPDIR
+    free = shutil.disk_usage(tmp).free
+    if free > TMP_FILL_MAX_BYTES:
+        raise RuntimeError(
+            f"tmp_fill refuses to fill TMPDIR {tmp}: {free >> 20} MB free is more than the "
+            f"{TMP_FILL_MAX_BYTES >> 20} MB safety cap; run it under an emulated TMPDIR "
+            "(Sandbox(tmp_bytes=...), e.g. --emulate hpc-quota)")
+    fd, path = tempfile.mkstemp(prefix="ssv2-fault-tmp-", dir=tmp)
+    chunk = b"\0" * (1 << 20)
+    try:
+        written = 0
+        while written <= TMP_FILL_MAX_BYTES + len(chunk):
+            written += os.write(fd, chunk)  # tmpfs allocates pages for zeros too; raises the real OSError
+        raise RuntimeError(f"tmp_fill wrote {written >> 20} MB to {tmp} without ENOSPC")
+    finally:
+        os.close(fd)
+        os.unlink(path)
 
 
 def corrupt_video(dataset: Any, i: int) -> Any:

@@ -5,6 +5,10 @@ plain child and the private tmpfs for a child in its own mount namespace (emulat
 special case. Shared memory is counted two ways: the filesystem's used bytes minus the baseline at
 start (this catches the ``file_descriptor`` strategy, whose files are unlinked at once), and the
 ``torch_<pid>_*`` files named after the tree's pids (``file_system`` strategy, and leftovers).
+
+TMPDIR is counted without multiprocessing's own ``pymp-*`` folders (see :func:`tmp_usage`). An emulated
+TMPDIR is a tmpfs inside the child's mount namespace: it is read through ``/proc/<pid>/root`` of any
+live process of the tree, and a sample taken when none is left has no TMPDIR reading (``tmp_seen``).
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ class Sample:
     pss: int
     uss: int
     shm_used: int
-    shm_free: int
+    shm_free: int | None
     shm_files: int
     fds: int
     threads: int
@@ -50,6 +54,8 @@ class Sample:
     tmp_files: int
     tmp_bytes: int
     per_process: list[tuple[int, str, int]] = field(default_factory=list)  # (pid, name, rss)
+    tmp_mp_dirs: int = 0         # multiprocessing's pymp-* folders in TMPDIR (not in tmp_files/bytes)
+    tmp_seen: bool = True        # False: TMPDIR could not be read (an emulated one whose tree is gone)
 
 
 def shm_torch_files(shm_dir: str | os.PathLike[str], pids: set[int] | None = None) -> list[Path]:
@@ -80,6 +86,37 @@ def dir_usage(path: str | os.PathLike[str]) -> tuple[int, int]:
     return files, size
 
 
+MP_TMP_PREFIX = "pymp-"
+
+
+def tmp_usage(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """(files, allocated bytes, pymp folders) under ``path``, multiprocessing's folders left out.
+
+    Every process that passes a file descriptor (the ``file_descriptor`` strategy, in each DataLoader
+    worker) makes a ``pymp-XXXX`` folder holding one AF_UNIX listener socket (0 bytes); its exit
+    finalizer removes it, so a process ended by a signal leaves it behind. Counted apart: it says how
+    processes ended, not that the pipeline writes temp files.
+    """
+    files = size = mp = 0
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return 0, 0, 0
+    for e in entries:
+        try:
+            if e.name.startswith(MP_TMP_PREFIX) and e.is_dir(follow_symlinks=False):
+                mp += 1
+            elif e.is_dir(follow_symlinks=False):
+                f, b = dir_usage(e.path)
+                files, size = files + f, size + b
+            else:
+                files += 1
+                size += e.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
+    return files, size, mp
+
+
 def fs_used_free(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     """(total, used, free) bytes of the filesystem holding ``path``."""
     st = os.statvfs(path)
@@ -92,8 +129,9 @@ class TreeMonitor:
     """Samples a process tree every ``interval`` seconds in a daemon thread until :meth:`stop`."""
 
     def __init__(self, pid: int, tmpdir: str | os.PathLike[str], interval: float = 0.25,
-                 shm_dir: str | None = None) -> None:
+                 shm_dir: str | None = None, private_tmp: bool = False) -> None:
         self.pid, self.tmpdir, self.interval = pid, str(tmpdir), interval
+        self.private_tmp = private_tmp
         self.shm_dir = shm_dir or f"/proc/{pid}/root/dev/shm"
         self.samples: list[Sample] = []
         self.peaks = Peaks()
@@ -159,14 +197,16 @@ class TreeMonitor:
             except psutil.Error:
                 continue
         try:
-            _, used, free = fs_used_free(self.shm_dir)
-        except OSError:
-            used, free = self.shm_baseline, 0
+            _, used, free_now = fs_used_free(self.shm_dir)
+            free: int | None = free_now
+        except OSError:  # the child is gone (a zombie's /proc/<pid>/root cannot be read): no reading
+            used, free = self.shm_baseline, None
         shm_used = max(0, used - self.shm_baseline)
         shm_files = len(shm_torch_files(self.shm_dir, set(self.seen)))
-        tmp_files, tmp_bytes = dir_usage(self._tmp_view())
+        view = self._tmp_view(procs)
+        tmp_files, tmp_bytes, tmp_mp = tmp_usage(view) if view else (0, 0, 0)
         s = Sample(time.time(), rss, pss, uss, shm_used, free, shm_files, fds, threads, len(per),
-                   tmp_files, tmp_bytes, per)
+                   tmp_files, tmp_bytes, per, tmp_mp, view is not None)
         self.samples.append(s)
         pk = self.peaks
         pk.rss_bytes, pk.pss_bytes = max(pk.rss_bytes, rss), max(pk.pss_bytes, pss)
@@ -174,13 +214,28 @@ class TreeMonitor:
         pk.shm_files, pk.fds = max(pk.shm_files, shm_files), max(pk.fds, fds)
         pk.threads, pk.procs = max(pk.threads, threads), max(pk.procs, len(per))
         pk.tmp_files, pk.tmp_bytes = max(pk.tmp_files, tmp_files), max(pk.tmp_bytes, tmp_bytes)
-        self.shm_free_min = free if self.shm_free_min is None else min(self.shm_free_min, free)
+        if free is not None:
+            self.shm_free_min = free if self.shm_free_min is None else min(self.shm_free_min, free)
         return s
 
-    def _tmp_view(self) -> str:
-        # An emulated TMPDIR is a tmpfs mounted inside the child's namespace: look through its root.
-        view = f"/proc/{self.pid}/root{self.tmpdir}"
-        return view if os.path.isdir(view) else self.tmpdir
+    def _tmp_view(self, procs: list[psutil.Process]) -> str | None:
+        """Where to read TMPDIR. An emulated TMPDIR is a tmpfs mounted inside the child's namespace: look
+        through the root of a live process of the tree (the child main may already be a zombie, whose
+        root cannot be read; the host's view of that path is only the empty mount point)."""
+        if not self.private_tmp:
+            return self.tmpdir
+        for p in procs:
+            view = f"/proc/{p.pid}/root{self.tmpdir}"
+            if os.path.isdir(view):
+                return view
+        return None
+
+    def last_tmp_reading(self) -> Sample | None:
+        """The last sample that could read TMPDIR."""
+        for s in reversed(self.samples):
+            if s.tmp_seen:
+                return s
+        return None
 
     def alive_tree(self) -> list[psutil.Process]:
         """Processes observed in the tree that still exist and are the same processes (create_time)."""

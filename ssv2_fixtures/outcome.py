@@ -5,6 +5,21 @@ error event, stderr, watchdog, monitor peaks, cgroup counters) into one :class:`
 in the order of :data:`KINDS`; the first that matches wins, so more specific evidence (an errno, a
 signal named by the DataLoader) comes before generic evidence (any worker exception). Nothing is guessed:
 what matches no rule is ``unknown`` with all the evidence attached.
+
+Order matters in two places:
+
+- resource kinds (shm, fds, TMPDIR, memory) come before ``decode_error``: :class:`~ssv2_fixtures.clips.
+  ClipDecodeError` wraps *any* failure inside the decoder, so "cannot decode ...: Too many open files" or
+  decord's ``avcodec_send_packet ... (-12 vs. 0)`` (FFmpeg's ``AVERROR(ENOMEM)``) is a resource running
+  out, reported through the decoder;
+- ``hang`` is only the watchdog (or ``DataLoader(timeout=...)``): the runner does not pass the watchdog
+  once the child has reported an error (a slow shutdown after an error is not a hang).
+
+``batch`` in an outcome is the number of batches the **main process received** before the failure, not
+the index of the batch whose loading failed: with workers, a batch is loaded ``num_workers ×
+prefetch_factor`` batches ahead, and torch's SIGCHLD handler raises in the main process as soon as a
+worker dies, before the batches already prefetched are consumed (a worker killed while loading batch 2
+with ``W=2`` reads ``batch=0``; an exception raised there is re-raised in order and reads ``batch=2``).
 """
 from __future__ import annotations
 
@@ -99,8 +114,8 @@ def _shm_remedy(ev: Evidence) -> str:
     need, free = f.get("shm_need_bytes"), f.get("shm_free_bytes")
     w, pf, bs = c.get("num_workers", "?"), c.get("prefetch_factor") or 2, c.get("batch_size", "?")
     head = f"needs ~{_gib(need)} of /dev/shm in flight, {_gib(free)} free" if need else "/dev/shm is full"
-    size = _gib(max(need * 2, 2**30)) if need else "8g"
-    return (f"{head}: run the container with --shm-size={size.replace(' GB', 'g').replace(' MB', 'm')}, "
+    size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
+    return (f"{head}: run the container with --shm-size={size}, "
             f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}); "
             "both sharing strategies allocate in /dev/shm")
 
@@ -121,15 +136,12 @@ KINDS: tuple[FailureKind, ...] = (
         lambda ev: "fix the file and entry named in the message, or skip missing videos (--ssv2-skip-missing)",
     ),
     FailureKind(
-        "decode_error", "a video could not be decoded (corrupt, truncated, empty, not a video)",
-        lambda ev: _has(ev, "ClipDecodeError"),
-        lambda ev: ("re-download or re-encode the video named in the message, or run with on_error='skip' "
-                    "(SSv2Clips) to substitute and count bad videos"),
-    ),
-    FailureKind(
         "shm_exhausted", "shared memory (/dev/shm) ran out while a batch was being shared",
-        lambda ev: _has(ev, "unable to allocate shared memory", "unable to write to file </torch_",
-                        "unable to mmap") or (_errno(ev) == 28 and _has(ev, "/dev/shm", "</torch_")),
+        lambda ev: _has(ev, "unable to allocate shared memory", "unable to write to file </torch_")
+        or (_errno(ev) == 28 and _has(ev, "/dev/shm", "</torch_"))
+        # "unable to mmap N bytes from file </torch_…>" is shm only with ENOSPC; with ENOMEM (12) it is
+        # the address space (RLIMIT_AS) running out: memory_error
+        or bool(re.search(r"unable to mmap \d+ bytes from file </torch_[^>]*>: No space left on device", ev.text)),
         _shm_remedy,
     ),
     FailureKind(
@@ -168,14 +180,24 @@ KINDS: tuple[FailureKind, ...] = (
     ),
     FailureKind(
         "memory_error", "an allocation failed (MemoryError / can't allocate memory: address-space or RAM limit)",
-        lambda ev: _has(ev, "MemoryError", "can't allocate memory", "Cannot allocate memory"),
+        lambda ev: _has(ev, "MemoryError", "can't allocate memory", "std::bad_alloc")
+        # strerror(ENOMEM) ("Cannot allocate memory"), glibc's "cannot allocate memory for thread-local
+        # data" (a worker ending with exit code 127), and FFmpeg's AVERROR(ENOMEM) as decord reports it
+        or bool(re.search(r"[Cc]annot allocate memory|\(-12 vs\. 0\)", ev.text)),
         lambda ev: ("an allocation was refused (ulimit -v / RLIMIT_AS or RAM): raise the limit or lower "
                     "num_workers×prefetch_factor×batch_size"),
     ),
     FailureKind(
+        "decode_error", "a video could not be decoded (corrupt, truncated, empty, not a video)",
+        lambda ev: _has(ev, "ClipDecodeError"),
+        lambda ev: ("re-download or re-encode the video named in the message, or run with on_error='skip' "
+                    "(SSv2Clips) to substitute and count bad videos"),
+    ),
+    FailureKind(
         "worker_killed", "a DataLoader worker was killed by SIGKILL (often the OOM killer, outside a cgroup)",
-        lambda ev: worker_signal(ev) == signal.SIGKILL or (
-            _has(ev, "exited unexpectedly") and ev.exit_signal is None and worker_signal(ev) is None),
+        # Only the signal named by torch counts: "exited unexpectedly with exit code N" is an exit, not a
+        # kill, and a bare "exited unexpectedly" says nothing about the cause (both stay ``unknown``).
+        lambda ev: worker_signal(ev) == signal.SIGKILL,
         lambda ev: ("check `dmesg` for the OOM killer; lower num_workers or batch_size, or give the job more "
                     f"memory (RSS peak {_gib(ev.facts.get('rss_peak_bytes'))})"),
     ),
@@ -225,6 +247,12 @@ def _first_line(ev: Evidence) -> str:
         msg = msg.splitlines()[0]
     if err.get("type") and msg:
         return f"{err['type']}: {msg}"[:500]
+    if err.get("type"):  # a bare exception (EOFError from recvfds): where it was raised says more
+        frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', str(err.get("traceback") or ""))
+        if frames:
+            path, line, func = frames[-1]
+            return f"{err['type']} (no message) in {func} ({path.rsplit('/', 1)[-1]}:{line})"
+        return f"{err['type']} (no message)"
     if ev.watchdog:
         w = ev.watchdog
         return f"no progress: {w.get('phase')} limit {w.get('limit_s')} s passed"

@@ -43,6 +43,7 @@ class Metrics(TypedDict, total=False):
     leaked_shm_bytes: int
     leaked_tmp_files: int
     leaked_tmp_bytes: int
+    leaked_mp_dirs: int          # multiprocessing pymp-* folders left in TMPDIR (a process ended by a signal)
     skipped_videos: int
     h2d_ms_p50: float
     vram_peak_bytes: int
@@ -73,6 +74,7 @@ class RunRecord(TypedDict, total=False):
     started_at: str
     wall_s: float
     run_dir: str
+    pids: list[int]              # every process the monitor saw in the child's tree
     phase: str
     kind: str                    # which stress test produced it: quick / sustained / limits / validate
 

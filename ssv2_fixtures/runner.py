@@ -7,15 +7,21 @@ process group, with its own TMPDIR under the run folder, optionally inside a :mo
 NOTE [ending a child tree]
     A DataLoader tree is the child main, its workers (forked, same process group) and, with the
     ``file_system`` strategy, ``torch_shm_manager`` daemons. We end it in this order:
-    1. on a watchdog expiry, SIGUSR1 to every Python process of the tree: ``faulthandler`` (registered
-       in the child main and inherited by forked workers) writes every thread's stack to stacks.txt,
-       from a C signal handler, so it works even while a thread spins in C holding the GIL (decord#373);
+    1. on a watchdog expiry (or a child that reported an error and then did not exit within
+       ``exit_s``), SIGUSR1 to every process of the tree that has a handler for it, one at a time, each
+       after a ``--- pid N (name) ---`` header: ``faulthandler`` (registered in the child main and
+       inherited by forked workers) writes every thread's stack to stacks.txt, from a C signal handler,
+       so it works even while a thread spins in C holding the GIL (decord#373);
     2. after a normal exit, up to ``_GRACE_S`` for the tree to finish by itself (shm managers remove
        their files a few seconds after their clients go; killing them first would leak the files);
     3. SIGTERM to the process group, then SIGKILL to the group and to every process the monitor saw in
        the tree that is still the same process (pid and create time), so no foreign pid is ever hit;
     4. only then are the tree's leftovers counted and removed: ``/dev/shm/torch_<pid>_*`` for the
-       tree's pids, and the TMPDIR.
+       tree's pids, and the TMPDIR (multiprocessing's ``pymp-*`` folders counted apart, see
+       :func:`_cleanup`).
+
+    A child that reported an error first shuts its DataLoader down itself (child.py, NOTE [shutdown
+    after an error]), so after an error the healthy workers normally exit in step 2 on their own.
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ import psutil
 from .child import STACK_SIGNAL, ChildSpec, DatasetSpec
 from .config import LoaderConfig
 from .faults import FaultSpec, parse_fault
-from .monitor import TreeMonitor, dir_usage, shm_torch_files
+from .monitor import TreeMonitor, shm_torch_files, tmp_usage
 from .outcome import Evidence, OutcomeRecord, classify
 from .records import Metrics, RunRecord
 from .sandbox import Prepared, Sandbox, prepare
@@ -50,11 +56,16 @@ _TAIL = 6000
 
 @dataclass(frozen=True)
 class Watchdog:
-    """Limits, in seconds: spawn → first batch, between batches, and the whole run. None = derived."""
+    """Limits, in seconds: spawn → first batch, between batches, and the whole run. None = derived.
+
+    ``exit_s``: once the child has reported an error, how long it may take to exit (torch's worker
+    shutdown) before the runner ends the tree. That is not a hang: the error stays the outcome.
+    """
 
     startup_s: float | None = None
     stall_s: float | None = None
     total_s: float | None = None
+    exit_s: float | None = None
 
     def resolve(self, config: LoaderConfig, batches: int) -> dict[str, float]:
         # Generous by design: a slow machine must not read as a hang. ~0.25 s per video is ~10× slower
@@ -62,7 +73,9 @@ class Watchdog:
         startup = self.startup_s or 90.0 + 2.0 * config.num_workers + 0.5 * config.batch_size
         stall = self.stall_s or 30.0 + 0.25 * config.batch_size
         total = self.total_s or startup + batches * (2.0 + 0.25 * config.batch_size) + 60.0
-        return {"startup_s": startup, "stall_s": stall, "total_s": total}
+        # torch joins each worker for up to 5 s (MP_STATUS_CHECK_INTERVAL) before terminating it
+        exit_ = self.exit_s or 15.0 + 5.0 * config.num_workers
+        return {"startup_s": startup, "stall_s": stall, "total_s": total, "exit_s": exit_}
 
 
 @dataclass
@@ -156,13 +169,24 @@ def run_config(
             str(work / "spec.json")]
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t_spawn = time.time()
-    with open(work / "stdout.txt", "wb") as out, open(work / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen(argv, pass_fds=(w_fd,), start_new_session=True, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, cwd=str(tmpdir), env=env)
+    try:
+        with open(work / "stdout.txt", "wb") as out, open(work / "stderr.txt", "wb") as err:
+            proc = subprocess.Popen(argv, pass_fds=(w_fd,), start_new_session=True, stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, cwd=str(tmpdir), env=env)
+    except BaseException:  # nothing was started: undo what was set up for it, then report
+        os.close(r_fd)
+        os.close(w_fd)
+        if prepared:
+            prepared.cleanup()
+        if tmp_alias is not None:
+            tmp_alias.unlink(missing_ok=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
     os.close(w_fd)
-    monitor = TreeMonitor(proc.pid, tmpdir, interval=sample_interval).start()
-    events, fired = _pump(proc, r_fd, monitor, limits, t_spawn, on_event)
-    _end_tree(proc, monitor, graceful=fired is None)
+    monitor = TreeMonitor(proc.pid, tmpdir, interval=sample_interval,
+                          private_tmp=bool(prepared and prepared.sandbox.tmp_bytes is not None)).start()
+    events, fired, stuck = _pump(proc, r_fd, monitor, limits, t_spawn, on_event, work / "stacks.txt")
+    _end_tree(proc, monitor, graceful=fired is None and stuck is None)
     os.close(r_fd)
     monitor.stop()
     wall = time.time() - t_spawn
@@ -175,6 +199,8 @@ def run_config(
         prepared.cleanup()
     record = _record(config, ds, batches, fault, sandbox, prepared, limits, events, fired, proc, monitor,
                      work, leaked, facts, started_at, wall, name or label)
+    if stuck is not None:
+        record["exit"]["ended_by_runner"] = stuck
     return RunResult(record)
 
 
@@ -213,15 +239,20 @@ def _fresh_dir(base: Path, name: str) -> Path:
 
 def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits: dict[str, float],
           t_spawn: float, on_event: Callable[[dict[str, Any], TreeMonitor], None] | None,
-          ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Read events until the child main exits or the watchdog fires."""
+          stacks_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any] | None]:
+    """Read events until the child main exits or the watchdog fires.
+
+    Returns (events, fired, stuck): ``fired`` is the watchdog's finding (a hang); ``stuck`` is set when
+    the child reported an error and then did not exit within ``exit_s`` (the error stays the outcome).
+    """
     events: list[dict[str, Any]] = []
     buf = b""
     last_progress: float | None = None  # time of the last batch event
+    error_at: float | None = None       # time of the child's error event
     os.set_blocking(r_fd, False)
 
     def drain() -> bool:
-        nonlocal buf, last_progress
+        nonlocal buf, last_progress, error_at
         got_eof = False
         while True:
             try:
@@ -243,6 +274,8 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
                 monitor.rebase()
             if ev.get("ev") == "batch":
                 last_progress = time.time()
+            elif ev.get("ev") == "error" and error_at is None:
+                error_at = time.time()
             if on_event is not None:
                 try:
                     on_event(ev, monitor)
@@ -255,10 +288,16 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
         eof = drain() if ready else False
         if proc.poll() is not None:
             drain()
-            return events, None
+            return events, None, None
         now = time.time()
         fired = None
-        if now - t_spawn > limits["total_s"]:
+        if error_at is not None:
+            if now - error_at > limits["exit_s"]:
+                stuck = {"phase": "exit", "limit_s": limits["exit_s"], "elapsed_s": now - error_at}
+                _dump_stacks(monitor, stacks_path)
+                drain()
+                return events, None, stuck
+        elif now - t_spawn > limits["total_s"]:
             fired = {"phase": "total", "limit_s": limits["total_s"], "elapsed_s": now - t_spawn}
         elif last_progress is None and now - t_spawn > limits["startup_s"]:
             fired = {"phase": "startup", "limit_s": limits["startup_s"], "elapsed_s": now - t_spawn}
@@ -266,23 +305,60 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
             fired = {"phase": "stall", "limit_s": limits["stall_s"], "elapsed_s": now - last_progress}
         if fired is not None:
             fired["batches_done"] = sum(1 for e in events if e.get("ev") == "batch")
-            _dump_stacks(monitor)
+            _dump_stacks(monitor, stacks_path)
             drain()
-            return events, fired
+            return events, fired, None
         if eof and proc.poll() is None:
             time.sleep(0.05)  # the write end is closed everywhere; only the exit is left to see
 
 
-def _dump_stacks(monitor: TreeMonitor) -> None:
-    """SIGUSR1 to the tree's Python processes: faulthandler writes every thread's stack."""
+def _catches(pid: int, sig: int) -> bool:
+    """Whether ``pid`` has a handler installed for ``sig`` (``SigCgt`` in /proc/<pid>/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for ln in f:
+                if ln.startswith("SigCgt:"):
+                    return bool(int(ln.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _dump_stacks(monitor: TreeMonitor, stacks_path: Path) -> None:
+    """STACK_SIGNAL to every process of the tree that catches it: faulthandler writes every thread's stack.
+
+    Chosen by the installed handler, not by name: torch names its workers ``pt_data_worker`` and a
+    process without the handler (``torch_shm_manager``) would be killed by the signal's default action.
+    One process at a time, each after a header line naming it: all of them write to the same file, and
+    dumps written at once interleave byte by byte.
+    """
     monitor.sample()
     for p in monitor.tree():
         try:
-            if "python" in p.name().lower() or p.pid == monitor.pid:
-                p.send_signal(STACK_SIGNAL)
-        except psutil.Error:
+            if not _catches(p.pid, STACK_SIGNAL):
+                continue
+            with open(stacks_path, "a") as f:
+                f.write(f"\n--- pid {p.pid} ({p.name()}) ---\n")
+            p.send_signal(STACK_SIGNAL)
+        except (psutil.Error, OSError):
             continue
-    time.sleep(1.0)
+        _wait_quiet(stacks_path)
+
+
+def _wait_quiet(path: Path, quiet_s: float = 0.15, limit_s: float = 2.0) -> None:
+    """Until ``path`` stops growing for ``quiet_s`` (a dump is written in well under that)."""
+    deadline = time.time() + limit_s
+    last, since = -1, time.time()
+    while time.time() < deadline:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        if size != last:
+            last, since = size, time.time()
+        elif time.time() - since >= quiet_s:
+            return
+        time.sleep(0.03)
 
 
 def _end_tree(proc: subprocess.Popen[bytes], monitor: TreeMonitor, *, graceful: bool) -> None:
@@ -306,16 +382,22 @@ def _end_tree(proc: subprocess.Popen[bytes], monitor: TreeMonitor, *, graceful: 
             proc.wait(timeout=3.0 if sig == signal.SIGTERM else 10.0)
         except subprocess.TimeoutExpired:
             continue
-        if sig == signal.SIGTERM:
-            gone, alive = psutil.wait_procs(monitor.alive_tree(), timeout=2.0)
-            if not alive:
-                break
+        gone, alive = psutil.wait_procs(monitor.alive_tree(), timeout=2.0 if sig == signal.SIGTERM else 5.0)
+        if not alive:
+            break
     proc.wait()
 
 
 def _cleanup(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None) -> dict[str, int]:
-    """Count, then remove, what the tree left: its torch_* shm files and its TMPDIR."""
-    leaked = {"leaked_shm_files": 0, "leaked_shm_bytes": 0, "leaked_tmp_files": 0, "leaked_tmp_bytes": 0}
+    """Count, then remove, what the tree left: its torch_* shm files and its TMPDIR.
+
+    ``leaked_tmp_*`` leaves out multiprocessing's ``pymp-*`` folders (an AF_UNIX socket each, left by a
+    process that was ended by a signal): they are ``leaked_mp_dirs`` (see :func:`~.monitor.tmp_usage`).
+    An emulated TMPDIR vanishes with its mount namespace, so for it the count is the last reading taken
+    while a process of the tree was alive (within one sample interval of the end).
+    """
+    leaked = {"leaked_shm_files": 0, "leaked_shm_bytes": 0, "leaked_tmp_files": 0, "leaked_tmp_bytes": 0,
+              "leaked_mp_dirs": 0}
     if not (prepared and prepared.sandbox.shm_bytes is not None):  # a private shm died with its namespace
         for f in shm_torch_files("/dev/shm", set(monitor.seen)):
             try:
@@ -325,11 +407,12 @@ def _cleanup(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None) -> d
             except OSError:
                 pass
     if prepared and prepared.sandbox.tmp_bytes is not None:
-        last = monitor.samples[-1] if monitor.samples else None  # the tmpfs died with the namespace
+        last = monitor.last_tmp_reading()  # the tmpfs died with the namespace
         if last:
             leaked["leaked_tmp_files"], leaked["leaked_tmp_bytes"] = last.tmp_files, last.tmp_bytes
+            leaked["leaked_mp_dirs"] = last.tmp_mp_dirs
     else:
-        leaked["leaked_tmp_files"], leaked["leaked_tmp_bytes"] = dir_usage(tmpdir)
+        leaked["leaked_tmp_files"], leaked["leaked_tmp_bytes"], leaked["leaked_mp_dirs"] = tmp_usage(tmpdir)
     shutil.rmtree(tmpdir, ignore_errors=True)
     return leaked
 
@@ -426,6 +509,7 @@ def _record(config: LoaderConfig, ds: DatasetSpec, batches: int, fault: FaultSpe
         "stacks": stacks[-20000:], "stdout_tail": _tail(work / "stdout.txt"), "stderr_tail": stderr_tail,
         "exit": {"code": exit_code, "signal": exit_signal, "mem_mode": prepared.mem_mode if prepared else None},
         "started_at": started_at, "wall_s": wall, "run_dir": str(work),
+        "pids": sorted(monitor.seen),
     }
     if err:
         rec["exit"]["error_type"] = err[0].get("type")

@@ -31,12 +31,19 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb"
 
 def parse_size(text: str | int, *, where: str = "size") -> int:
     """``64M``, ``2g``, ``512MiB``, ``1048576`` → bytes (binary units); a bad value names ``where``."""
+    if isinstance(text, bool):
+        raise ValueError(f"invalid size {text!r} from {where}: use a number with K, M, G or T (e.g. 64M)")
     if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"invalid size {text!r} from {where}: a size cannot be negative")
         return text
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError(f"invalid size {text!r} from {where}: use a number with K, M, G or T (e.g. 64M)")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+MEM_MODES = ("auto", "cgroup", "rlimit")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,19 @@ class Sandbox:
     mem_mode: str = "auto"          # "auto" | "cgroup" | "rlimit"
     cpus: int | None = None
     profile: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("shm_bytes", "tmp_bytes", "mem_bytes", "nofile", "cpus"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"Sandbox.{name}: must be an integer, got {v!r}")
+            if v < 1:
+                # tmpfs reads size=0 as "no limit": a zero cap would silently emulate nothing
+                raise ValueError(f"Sandbox.{name}: must be >= 1, got {v}")
+        if self.mem_mode not in MEM_MODES:
+            raise ValueError(f"Sandbox.mem_mode: must be one of {MEM_MODES}, got {self.mem_mode!r}")
 
     @property
     def emulated(self) -> bool:
@@ -144,6 +164,8 @@ class Prepared:
     def facts(self) -> dict[str, Any]:
         """Evidence for the outcome: the cap and, for a cgroup, how often the OOM killer fired."""
         f: dict[str, Any] = {"emulated": self.sandbox.to_dict(), "mem_mode": self.mem_mode}
+        if self.cpus is not None:
+            f["cpus_applied"] = len(self.cpus)  # fewer than asked where this machine has fewer
         if self.sandbox.mem_bytes:
             f["mem_limit_bytes"] = self.sandbox.mem_bytes
         if self.cgroup is not None:
@@ -189,6 +211,8 @@ def prepare(sb: Sandbox, tmpdir: str | os.PathLike[str]) -> Prepared:
         script.append(f"mount -t tmpfs -o size={sb.shm_bytes},mode=1777 ssv2-shm /dev/shm")
     if sb.tmp_bytes is not None:
         script.append(f"mount -t tmpfs -o size={sb.tmp_bytes},mode=1777 ssv2-tmp {shlex.quote(str(tmpdir))}")
+        # the child's cwd is TMPDIR: enter the new mount, or relative writes would land beneath it
+        script.append(f"cd {shlex.quote(str(tmpdir))}")
     cgroup: Path | None = None
     mem_mode: str | None = None
     address_space: int | None = None
