@@ -96,13 +96,14 @@ class ResultsError(ValueError):
     """A results.json that cannot be read: names the file and what is wrong."""
 
 
-def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
+def write_atomic_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
+    """Replace ``path`` with ``payload`` so that a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -112,6 +113,10 @@ def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
         except OSError:
             pass
         raise
+
+
+def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    write_atomic_bytes(path, json.dumps(data, indent=1, default=str).encode())
 
 
 def read_results(path: str | os.PathLike[str]) -> ResultsFile:

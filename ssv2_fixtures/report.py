@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 from .config import LoaderConfig
 from .outcome import KIND_NAMES
 from .outcome import kind as failure_kind
-from .records import ResultsError, ResultsFile, RunRecord, read_results
+from .records import ResultsError, ResultsFile, RunRecord, read_results, write_atomic_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -823,27 +823,12 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
     return "\n".join(L)
 
 
-def _write_atomic_bytes(path: Path, payload: bytes) -> None:
-    # A reader (or a second summarize) never sees half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _save_png(fig: Figure, path: Path) -> None:
     import io
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _write_atomic_bytes(path, buf.getvalue())
+    write_atomic_bytes(path, buf.getvalue())
 
 
 def summarize(run_dir: str | os.PathLike[str]) -> Path:
@@ -857,7 +842,7 @@ def summarize(run_dir: str | os.PathLike[str]) -> Path:
         _save_png(sfig, folder / "sustained.png")
         plots.append("sustained.png")
     out = folder / "summary.md"
-    _write_atomic_bytes(out, render_summary(data, plots).encode())
+    write_atomic_bytes(out, render_summary(data, plots).encode())
     return out
 
 
