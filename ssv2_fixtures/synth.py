@@ -495,6 +495,17 @@ def _publish(tmp: Path, target: Path) -> bool:
         return False
 
 
+def _build_beside(target: Path, spec: SynthSpec, processes: int | None) -> Path:
+    """Build into a fresh temp folder next to ``target`` (same filesystem, for the atomic rename)."""
+    tmp = _make_tmp(target)
+    try:
+        _build_into(tmp, spec, processes)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
 def build_synthetic(out: str | os.PathLike[str], spec: SynthSpec,
                     processes: int | None = None) -> Path:
     """Build the set described by ``spec`` at ``out`` (which must not exist); returns ``out``.
@@ -510,12 +521,7 @@ def build_synthetic(out: str | os.PathLike[str], spec: SynthSpec,
             "(build_synthetic never overwrites)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _make_tmp(target)
-    try:
-        _build_into(tmp, spec, processes)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    tmp = _build_beside(target, spec, processes)
     if not _publish(tmp, target):
         raise FileExistsError(f"{target} appeared while building; left it untouched")
     return target
@@ -601,12 +607,7 @@ def _ensure(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None,
                 "ensure_synthetic (which publishes atomically). Delete it and retry."
             )
         _remove_orphans(target)
-        tmp = _make_tmp(target)
-        try:
-            _build_into(tmp, spec, processes)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        tmp = _build_beside(target, spec, processes)
         if not _publish(tmp, target) and not _is_complete(target):
             raise RuntimeError(f"{target} appeared while building but is not a complete set")
     return target
