@@ -238,4 +238,6 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
         return n * wd.resolve(worst, settings.limit_batches)["total_s"] + _SETUP_MARGIN_S
     if item.get_closest_marker("validate") and not item.get_closest_marker("quick"):
         return 6 * 3600.0  # bounded by the run's own watchdog, sized from the TOML at run time
+    if any(item.get_closest_marker(m) for m in ("quick", "validate", "sustained", "limits", "distributed")):
+        return _SETUP_MARGIN_S + 120.0  # pre-flight checks: each bounds its own subprocess at 120 s
     return None
