@@ -115,6 +115,10 @@ class Stress:
             extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
         )
         rec = result.record
+        if kind == "quick" and phase == "phase1" and result.passed and self.session.decode_rate is None:
+            self.session.decode_rate = result.metrics.get("videos_per_s")  # BS=1 W=0 is the decode rate
+        if (limit := self.decode_limit(config, probe=kind != "quick")) is not None:
+            rec["metrics"]["decode_limit_videos_per_s"] = limit
         rec.update(id=self.test_id, kind=kind, budget={**budget.to_dict(), "shm_available_bytes": shm_avail,
                                                        "fits": fits})
         if phase:
@@ -122,6 +126,20 @@ class Stress:
         if not self.session.machine.get("cuda"):
             rec["gpu"] = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
         return result
+
+    def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
+        """L = single-process decode rate × min(workers, cores): the most any worker count can reach here.
+
+        The rate is measured once per session, isolated like any run (BS=1, W=0), unless the quick
+        ladder's phase 1 — the same measurement — already ran."""
+        if self.session.decode_rate is None and probe:
+            r = run_config(dict(self.dataset, train=False), LoaderConfig(batch_size=1, num_workers=0), 24,
+                           run_dir=self.session.runs_dir, name="decode-rate-probe", watchdog=self.watchdog())
+            self.session.decode_rate = r.metrics.get("videos_per_s") if r.passed else None
+        if not self.session.decode_rate:
+            return None
+        cores = int(self.session.machine.get("cores") or 1)
+        return float(self.session.decode_rate) * min(max(config.num_workers, 1), cores)
 
     def judge(self, result: RunResult) -> list[dict[str, Any]]:
         """Leak and degradation verdicts for a passed sustained run (added to its record).

@@ -36,6 +36,7 @@ class StressSession:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _created: str = ""
     report_error: str | None = None
+    decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
 
     def __post_init__(self) -> None:
         host = socket.gethostname().split(".")[0] or "host"
