@@ -130,10 +130,10 @@ class Stress:
     def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
         """L = single-process decode rate × min(workers, cores): the most any worker count can reach here.
 
-        The rate is measured once per session, isolated like any run (BS=1, W=0), unless the quick
+        The rate is measured once per session, isolated like any run (BS=4, W=0, 64 clips), unless the quick
         ladder's phase 1 — the same measurement — already ran."""
         if self.session.decode_rate is None and probe:
-            r = run_config(dict(self.dataset, train=False), LoaderConfig(batch_size=1, num_workers=0), 24,
+            r = run_config(dict(self.dataset, train=False), LoaderConfig(batch_size=4, num_workers=0), 17,
                            run_dir=self.session.runs_dir, name="decode-rate-probe", watchdog=self.watchdog())
             self.session.decode_rate = r.metrics.get("videos_per_s") if r.passed else None
         if not self.session.decode_rate:
