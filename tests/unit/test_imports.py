@@ -1,0 +1,30 @@
+"""Import discipline: the child-process entry stays light, the plugin does not import torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "; import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_child_entry_imports_no_pytest_and_little_of_the_package():
+    # What a child imports to load one config (the modules its run() pulls in at run time).
+    mods = _modules_after("import ssv2_fixtures.child, ssv2_fixtures.clips, ssv2_fixtures.config, ssv2_fixtures.faults")
+    assert "pytest" not in mods and "_pytest" not in mods
+    ours = {m for m in mods if m.startswith("ssv2_fixtures.")}
+    assert ours <= {"ssv2_fixtures.child", "ssv2_fixtures.clips", "ssv2_fixtures.config", "ssv2_fixtures.faults",
+                    "ssv2_fixtures.annotations", "ssv2_fixtures.sampling"}, ours
+
+
+def test_child_module_alone_imports_only_the_standard_library():
+    mods = _modules_after("import ssv2_fixtures.child")
+    assert not {"torch", "decord", "numpy", "pytest"} & mods
+
+
+def test_plugin_import_does_not_load_torch_or_decord():
+    mods = _modules_after("import ssv2_fixtures.plugin")
+    assert "torch" not in mods and "decord" not in mods
