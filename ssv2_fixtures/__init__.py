@@ -5,6 +5,7 @@ Public API (imported lazily, so that loading the pytest plugin does not import t
     from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader, normalize   # the loader
     from ssv2_fixtures import load_index, build_synthetic, ensure_synthetic      # the data layer
     from ssv2_fixtures import run_config, RunResult, Watchdog, Sandbox           # the isolated runner
+    from ssv2_fixtures import run_distributed, Launch                            # ranks under torchrun
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ _EXPORTS = {
     "AnnotationError": "annotations", "MissingVideosError": "annotations",
     "SynthSpec": "synth", "build_synthetic": "synth", "ensure_synthetic": "synth",
     "run_config": "runner", "RunResult": "runner", "Watchdog": "runner", "dataset_spec": "runner",
+    "run_distributed": "runner", "Launch": "distributed",
     "Sandbox": "sandbox", "FaultSpec": "faults",
 }
 

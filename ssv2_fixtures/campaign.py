@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +19,7 @@ from .config import LoaderConfig
 from .monitor import TreeMonitor
 from .options import Settings
 from .records import RunRecord
-from .runner import RunResult, Watchdog, dataset_spec, run_config
+from .runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
 from .session import StressSession
 from . import verdicts
 
@@ -98,7 +98,7 @@ class Stress:
             train: bool = False, fault_ok: bool = True, live: bool = False,
             run_base: str | os.PathLike[str] | None = None) -> RunResult:
         s = self.settings
-        fault = s.fault if fault_ok and s.fault and (not s.fault_target or s.fault_target in (self.test_name or self.test_id)) else None
+        fault = self._fault(fault_ok)
         budget = self.budget(config)
         shm_avail = available_shm(s, self.session.machine)
         fits = not config.num_workers or budget.shm_bytes <= shm_avail
@@ -141,6 +141,52 @@ class Stress:
         cores = int(self.session.machine.get("cores") or 1)
         return float(self.session.decode_rate) * min(max(config.num_workers, 1), cores)
 
+    def _fault(self, fault_ok: bool) -> Any:
+        s = self.settings
+        if fault_ok and s.fault and (not s.fault_target or s.fault_target in (self.test_name or self.test_id)):
+            return s.fault
+        return None
+
+    def run_distributed(self, config: LoaderConfig, batches: int, *, nproc_per_node: int | None = None,
+                        limit: int | None = None, fault_ok: bool = True, live: bool = False) -> RunResult:
+        """``config`` in every rank of a torchrun job (``--nproc-per-node`` ranks, or ``nproc_per_node``;
+        multi-node from the session's launch settings), ``limit`` items of the dataset, train sampling.
+
+        The shared-memory budget is the node's: every rank's loader needs its own batches in flight.
+        """
+        s = self.settings
+        launch = s.launch if nproc_per_node is None else replace(s.launch, nproc_per_node=nproc_per_node)
+        n = launch.nproc_per_node
+        per_rank = self.budget(config)
+        need = per_rank.shm_bytes * n
+        shm_avail = available_shm(s, self.session.machine)
+        fits = not config.num_workers or need <= shm_avail
+        if not fits:
+            warnings.warn(BudgetWarning(
+                f"{config.label} × {n} ranks: predicted shared memory {need / 2**20:.0f} MB exceeds the "
+                f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"))
+        ds = dict(self.dataset, train=True)
+        if limit is not None:
+            ds["limit"] = limit
+        phase = f"{n} rank{'s' if n != 1 else ''}" + (f" × {launch.nnodes} nodes" if launch.nnodes > 1 else "")
+        on_event = self._live(config, batches) if live and self.progress else None
+        result = run_distributed(
+            ds, config, batches, nproc_per_node=n, nnodes=launch.nnodes, node_rank=launch.node_rank,
+            rdzv_endpoint=launch.rdzv_endpoint, fault=self._fault(fault_ok), sandbox=s.sandbox,
+            watchdog=self.watchdog(), run_dir=self.session.runs_dir,
+            name=f"distributed-{config.label}-n{n}", on_event=on_event,
+            cuda=bool(self.session.machine.get("cuda")), step_s=float(s.step_time or 0.0),
+            extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
+        )
+        rec = result.record
+        rec.update(id=self.test_id, kind="distributed", phase=phase,
+                   budget={**per_rank.to_dict(), "shm_bytes": need, "rank_shm_bytes": per_rank.shm_bytes,
+                           "rss_bytes": per_rank.rss_bytes * n, "ranks": n, "shm_available_bytes": shm_avail,
+                           "fits": fits})
+        if not self.session.machine.get("cuda"):
+            rec["gpu"] = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
+        return result
+
     def judge(self, result: RunResult) -> list[dict[str, Any]]:
         """Leak and degradation verdicts for a passed sustained run (added to its record).
 
@@ -166,10 +212,14 @@ class Stress:
 
     def _live(self, config: LoaderConfig, batches: int) -> Callable[[dict[str, Any], TreeMonitor], None]:
         every = max(1, batches // 10)
-        state = {"t0": None, "v": 0}
+        state: dict[str, Any] = {"t0": None, "v": 0, "rank": None, "followed": False}
 
         def on_event(ev: dict[str, Any], mon: TreeMonitor) -> None:
             if ev.get("ev") != "batch":
+                return
+            if not state["followed"]:  # ranks: follow the first rank that reports a batch
+                state["rank"], state["followed"] = ev.get("rank"), True
+            if ev.get("rank") != state["rank"]:
                 return
             i = int(ev["i"])
             if state["t0"] is None:
@@ -184,7 +234,10 @@ class Stress:
             rss = f"{last.rss / 2**30:.2f} GB" if last else "?"
             shm = f"{last.shm_used / 2**20:.0f} MB" if last else "?"
             assert self.progress is not None
-            self.progress(f"  {config.label}: batch {i + 1}/{batches}  {rate:.1f} videos/s  RSS {rss}  shm {shm}")
+            who = f" rank {state['rank']}" if state["rank"] is not None else ""
+            node = " (node)" if state["rank"] is not None else ""
+            self.progress(f"  {config.label}{who}: batch {i + 1}/{batches}  {rate:.1f} videos/s  RSS{node} {rss}  "
+                          f"shm{node} {shm}")
         return on_event
 
 
@@ -233,6 +286,20 @@ def parametrize(metafunc: Any, session: StressSession) -> None:
     if "limits_workers" in names:
         ws = sorted({min(w, s.max_workers) for w in s.workers})
         metafunc.parametrize("limits_workers", ws, ids=[f"w{w}" for w in ws])
+    if "distributed_config" in names:
+        cfgs = matrix(s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers,
+                      sharing_strategy=s.sharing_strategy)
+        n = s.launch.nproc_per_node
+        metafunc.parametrize("distributed_config", cfgs, ids=[f"{c.label}-n{n}" for c, _ in cfgs])
+
+
+def epoch_limit(batches: int, batch_size: int, world_size: int) -> int:
+    """Dataset size for a ``-m distributed`` run: each rank's epoch is ``batches // 2`` batches (at least
+    one), so every run crosses an epoch boundary (``set_epoch``, the workers' restart) and has complete
+    epochs whose coverage can be checked; ``world_size - 1`` extra items make DistributedSampler's tail
+    rule show (dropped with the matrix's ``drop_last=True``, padded without it)."""
+    per_rank = max(1, batches // 2) * batch_size
+    return world_size * per_rank + world_size - 1
 
 
 _SETUP_MARGIN_S = 180.0  # building the synthetic set and importing torch in the first test's setup
@@ -248,6 +315,11 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
         return wd.resolve(p["ladder_phase"].config, settings.quick_batches)["total_s"] + _SETUP_MARGIN_S
     if "sustained_config" in p:
         return wd.resolve(p["sustained_config"][0], settings.batches)["total_s"] + _SETUP_MARGIN_S
+    if "distributed_config" in p:
+        # the N-rank run, and a 1-rank baseline of the same config when it fails
+        cfg, n = p["distributed_config"][0], settings.launch.nproc_per_node
+        return (wd.resolve(cfg, settings.batches, n)["total_s"] + wd.resolve(cfg, settings.batches)["total_s"]
+                + _SETUP_MARGIN_S)
     if "limits_workers" in p:
         # grow (log2 max) + bisect (log2 max) probes, each bounded by its own watchdog
         n = 2 * max(1, int(settings.max_batch_size).bit_length())

@@ -5,7 +5,9 @@ but the standard library: the runner imports :class:`ChildSpec` from here, and t
 torch only after applying its resource limits (so the limits cover the import too).
 
 Events go, one JSON object per line, to the file descriptor ``spec["events_fd"]`` (a pipe to the
-parent) and never to stdout/stderr, where ffmpeg and decord print. See NOTE [child events].
+parent) and never to stdout/stderr, where ffmpeg and decord print. See NOTE [child events]. The
+per-rank entry of ``-m distributed`` (:mod:`ssv2_fixtures.dist_child`) writes the same events to a FIFO
+instead (``spec["events_path"]``), see NOTE [rank events].
 
 NOTE [child events]
     ``started``   {pid, pgid, t}                       before torch is imported
@@ -21,6 +23,19 @@ NOTE [child events]
     ``t`` is ``time.time()``; durations use ``perf_counter``. DataLoader workers inherit the pipe's fd
     on fork, so the parent never waits for EOF: the child main's exit ends the run. The write end is
     written only by the child main process, one ``os.write`` per event (a line < PIPE_BUF is atomic).
+
+NOTE [rank events]
+    Under torchrun the ranks cannot inherit a pipe: the agent starts them with ``close_fds``. The runner
+    makes a FIFO in the run folder (``spec["events_path"]``) and keeps it open for reading (and holds a
+    write end itself, so the reader never sees EOF between ranks); each rank opens it ``O_WRONLY`` and
+    writes the events above, each with ``rank``. Several ranks write at once, so every event is one
+    ``os.write`` of one line shorter than ``PIPE_BUF`` (4096 bytes on Linux), which the kernel writes
+    atomically: an ``error`` event's ``traceback`` and ``message`` are cut (head and tail kept, the cut
+    said in the text) to fit; the full traceback is in the rank's own stderr. Rank events besides the
+    above: ``started`` has ``local_rank``, ``world_size``, ``node_rank``; ``ready`` has
+    ``epoch_batches``/``epoch_samples`` (this rank's share of an epoch); ``epoch`` follows
+    ``sampler.set_epoch``; ``indices`` {path, world_size} is written by each node's local rank 0 once
+    every rank has gathered (``all_gather_object``) the dataset indices it received, per epoch.
 """
 from __future__ import annotations
 
@@ -54,8 +69,10 @@ class ChildSpec(TypedDict, total=False):
     dataset: DatasetSpec
     config: dict[str, Any]
     batches: int
-    fault: str | None          # "KIND@BATCH"
-    events_fd: int
+    fault: str | None          # "KIND@BATCH[/RANK]"
+    events_fd: int             # single process: the write end of a pipe
+    events_path: str           # ranks (dist_child): a FIFO, see NOTE [rank events]
+    indices_path: str          # ranks: where local rank 0 writes the gathered dataset indices
     stacks_path: str
     skip_log: str
     nofile: int | None
@@ -65,18 +82,57 @@ class ChildSpec(TypedDict, total=False):
     step_s: float              # simulated training step per batch (the batch is held meanwhile)
 
 
+ATOMIC_LINE = 4000
+"""Longest event line a rank writes: under PIPE_BUF (4096 on Linux), so the kernel never interleaves it
+with another rank's (see NOTE [rank events])."""
+
+
 class _Events:
-    def __init__(self, fd: int) -> None:
+    """``rank``: stamp every event with it and keep each line under :data:`ATOMIC_LINE` bytes."""
+
+    def __init__(self, fd: int, rank: int | None = None) -> None:
         self.fd = fd
+        self.rank = rank
 
     def emit(self, ev: str, **fields: Any) -> None:
         fields["ev"] = ev
         fields.setdefault("t", time.time())
+        if self.rank is not None:
+            fields["rank"] = self.rank
         data = (json.dumps(fields, default=str) + "\n").encode()
+        if self.rank is not None and len(data) > ATOMIC_LINE:
+            data = _fit(fields, ATOMIC_LINE)
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
+
+
+def _cut(text: str, keep: int) -> str:
+    """``text`` cut to about ``keep`` characters: its head and tail, the cut said in the middle."""
+    if len(text) <= keep:
+        return text
+    head = keep // 3
+    tail = max(0, keep - head)
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut to fit one atomic line ...]\n{text[-tail:] if tail else ''}"
+
+
+def _fit(fields: dict[str, Any], limit: int) -> bytes:
+    """The event as one line of at most ``limit`` bytes: long text fields are cut, longest first."""
+    f = dict(fields)
+    for _ in range(40):
+        data = (json.dumps(f, default=str) + "\n").encode()
+        if len(data) <= limit:
+            return data
+        texts = [(len(json.dumps(v)), k) for k, v in f.items() if isinstance(v, str)]
+        if not texts:
+            break
+        _, key = max(texts)
+        over = len(data) - limit
+        f[key] = _cut(f[key], max(0, len(f[key]) - max(over + 80, len(f[key]) // 4)))
+    small = {k: v for k, v in f.items() if k in ("ev", "t", "rank", "batch", "type", "errno", "i")}
+    small["cut"] = True
+    return (json.dumps(small, default=str) + "\n").encode()
 
 
 def _apply_limits(spec: ChildSpec) -> None:
@@ -131,7 +187,9 @@ def run(spec: ChildSpec) -> int:
         if spec.get("fault"):
             from .faults import FaultyDataset, parse_fault
 
-            ds = FaultyDataset(ds, parse_fault(str(spec["fault"])), cfg.batch_size, cfg.num_workers)
+            fault = parse_fault(str(spec["fault"]))
+            if fault.fires_in(0):  # a single process is rank 0 (a drill aimed at rank 1 does not fire)
+                ds = FaultyDataset(ds, fault, cfg.batch_size, cfg.num_workers)
         loader = make_loader(ds, cfg)
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
         events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,

@@ -1,7 +1,7 @@
 """Real fault drills: a dataset wrapper that makes the loading process provoke a real fault at a batch.
 
-Used by the suite's own tests and by users (``--inject-fault KIND[@BATCH]``) to check that the suite
-traps each kind on their machine. Every drill is the real thing, not an imitation of its message:
+Used by the suite's own tests and by users (``--inject-fault KIND[@BATCH][/RANK]``) to check that the
+suite traps each kind on their machine. Every drill is the real thing, not an imitation of its message:
 
 ========== ==================================================================== ==================
 drill      what the loading process does                                        expected outcome
@@ -22,6 +22,10 @@ Which item triggers: DataLoader hands batch ``b`` to worker ``b % num_workers`` 
 its batches in order, so the drill fires in worker ``B % W`` when it starts its ``B // W``-th batch, i.e.
 after it has loaded ``(B // W) * batch_size`` items (with ``num_workers=0``: after ``B * batch_size``
 items, in the main process). This holds for the default in-order loading within the first epoch.
+
+Ranks (``-m distributed``): ``/RANK`` fires the drill in that global rank's loader only (``exception@2/1``:
+rank 1, its batch 2; the batch is counted in that rank's own loader). Without ``/RANK`` it fires in every
+rank. A single-process run counts as rank 0: a drill aimed at another rank never fires there.
 
 The ``batch`` an outcome reports is a different number: how many batches the main process *received*
 before the failure. A fault at batch ``B`` fires while the main process is still waiting for earlier,
@@ -58,28 +62,41 @@ FAULTS: dict[str, str] = {
 class FaultSpec:
     kind: str
     batch: int = 0
+    rank: int | None = None   # global rank whose loader fires it (None: every rank; a plain run is rank 0)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULTS:
             raise ValueError(f"unknown fault {self.kind!r}; choose one of {sorted(FAULTS)}")
         if self.batch < 0:
             raise ValueError(f"fault batch must be >= 0, got {self.batch}")
+        if self.rank is not None and self.rank < 0:
+            raise ValueError(f"fault rank must be >= 0, got {self.rank}")
 
     @property
     def expected_kind(self) -> str:
         return FAULTS[self.kind]
 
+    def fires_in(self, rank: int) -> bool:
+        """Whether the drill fires in the loader of global rank ``rank`` (a plain run is rank 0)."""
+        return self.rank is None or self.rank == rank
+
     def __str__(self) -> str:
-        return f"{self.kind}@{self.batch}"
+        return f"{self.kind}@{self.batch}" + (f"/{self.rank}" if self.rank is not None else "")
 
 
 def parse_fault(text: str, *, where: str = "--inject-fault") -> FaultSpec:
-    """``KIND[@BATCH]`` → :class:`FaultSpec`; a bad value names where it came from."""
-    kind, _, batch = text.strip().partition("@")
+    """``KIND[@BATCH][/RANK]`` → :class:`FaultSpec`; a bad value names where it came from."""
+    head, slash, rank = text.strip().partition("/")
+    kind, _, batch = head.partition("@")
     try:
-        return FaultSpec(kind, int(batch) if batch else 0)
+        try:
+            b = int(batch) if batch else 0
+            r = int(rank) if slash else None
+        except ValueError:
+            raise ValueError("BATCH and RANK must be integers") from None
+        return FaultSpec(kind, b, r)
     except ValueError as exc:
-        raise ValueError(f"invalid fault {text!r} from {where}: {exc} (form: KIND[@BATCH])") from None
+        raise ValueError(f"invalid fault {text!r} from {where}: {exc} (form: KIND[@BATCH][/RANK])") from None
 
 
 class FaultyDataset:

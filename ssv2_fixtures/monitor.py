@@ -137,6 +137,7 @@ class TreeMonitor:
         self.peaks = Peaks()
         self.seen: dict[int, float] = {}     # pid → create_time: the tree as observed, for cleanup
         self.names: dict[int, str] = {}
+        self.parents: dict[int, int] = {}    # pid → parent pid when first seen (per-rank subtrees)
         self.shm_total = self.shm_baseline = 0
         self.shm_free_min: int | None = None
         self._stop = threading.Event()
@@ -187,6 +188,7 @@ class TreeMonitor:
                     if p.pid not in self.seen:
                         self.seen[p.pid] = p.create_time()
                         self.names[p.pid] = p.name()
+                        self.parents[p.pid] = p.ppid()
                     mi = p.memory_full_info()
                     rss += mi.rss
                     pss += getattr(mi, "pss", 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import SHARING_STRATEGIES
+from .distributed import Launch, parse_endpoint
 from .faults import FAULTS, FaultSpec, parse_fault
 from .sandbox import PROFILES, Sandbox, parse_size, profile
 
@@ -137,8 +138,16 @@ OPTIONS: tuple[Option, ...] = (
            _path, Path("reports"), "DIR"),
     Option("train-config", "training-config TOML for -m validate ([loader] and [target] tables)",
            _existing_file, None, "FILE"),
-    Option("inject-fault", "fault drill KIND[@BATCH][:TEST] (e.g. bus_error@3:phase3); kinds: "
-           + ", ".join(sorted(FAULTS)), _str, None, "SPEC"),
+    Option("inject-fault", "fault drill KIND[@BATCH][/RANK][:TEST] (e.g. bus_error@3:phase3; exception@2/1 fires in "
+           "rank 1 of -m distributed only); kinds: " + ", ".join(sorted(FAULTS)), _str, None, "SPEC"),
+    Option("nproc-per-node", "-m distributed: ranks on this node, each with its own DataLoader workers "
+           "(torchrun --nproc-per-node)", _int(1), 2, "N"),
+    Option("nnodes", "-m distributed: nodes in the job; every node runs the same pytest command with its own "
+           "--node-rank (torchrun --nnodes)", _int(1), 1, "N"),
+    Option("node-rank", "-m distributed: this node's rank, 0 … nnodes-1; node 0 hosts the rendezvous "
+           "(torchrun --node-rank)", _int(0), 0, "N"),
+    Option("rdzv-endpoint", "-m distributed with --nnodes > 1: HOST:PORT of the node with --node-rank 0 "
+           "(torchrun --rdzv-endpoint)", lambda t, w: parse_endpoint(t, where=w), None, "HOST:PORT"),
     Option("emulate", f"emulate a machine profile: {', '.join(sorted(PROFILES))}", _choice(tuple(sorted(PROFILES))),
            None, "PROFILE"),
     Option("emulate-shm", "run each child with a private /dev/shm of this size (e.g. 64M)",
@@ -174,6 +183,7 @@ class Settings:
     sandbox: Sandbox | None = None
     cores: int = 1
     max_workers: int = 2
+    launch: Launch = field(default_factory=Launch)   # -m distributed: ranks, nodes, rendezvous
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -223,4 +233,11 @@ def resolve(getoption: Callable[[str], Any], getini: Callable[[str], Any], inifi
                      nofile=values["emulate_nofile"], mem_bytes=values["emulate_mem"], cpus=values["emulate_cpus"])
     if any(v is not None for v in overrides.values()):
         sandbox = (sandbox or Sandbox()).merged(**overrides)
-    return Settings(values, sources, fault, target, sandbox, cores, max_workers)
+    try:
+        launch = Launch(nproc_per_node=values["nproc_per_node"], nnodes=values["nnodes"],
+                        node_rank=values["node_rank"], rdzv_endpoint=values["rdzv_endpoint"])
+    except ValueError as exc:
+        names = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
+        given = ", ".join(f"{sources[n]}: {values[n]!r}" for n in names if sources[n] != "default")
+        raise SettingsError(f"invalid -m distributed launch ({given or 'defaults'}): {exc}") from None
+    return Settings(values, sources, fault, target, sandbox, cores, max_workers, launch)

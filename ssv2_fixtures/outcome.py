@@ -115,8 +115,10 @@ def _shm_remedy(ev: Evidence) -> str:
     w, pf, bs = c.get("num_workers", "?"), c.get("prefetch_factor") or 2, c.get("batch_size", "?")
     head = f"needs ~{_gib(need)} of /dev/shm in flight, {_gib(free)} free" if need else "/dev/shm is full"
     size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
+    ranks = int(f.get("ranks") or 1)
+    each = f", in each of the {ranks} ranks on this node: they share one /dev/shm" if ranks > 1 else ""
     return (f"{head}: run the container with --shm-size={size}, "
-            f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}); "
+            f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each}); "
             "both sharing strategies allocate in /dev/shm")
 
 

@@ -48,6 +48,17 @@ class Metrics(TypedDict, total=False):
     h2d_ms_p50: float
     vram_peak_bytes: int
     decode_limit_videos_per_s: float  # decode-only rate of this dataset on this machine: the loader's ceiling
+    # -m distributed (node totals; the per-rank rows are RunRecord.ranks): batches is the least any local
+    # rank received, videos and videos_per_s are summed over the node's ranks
+    batches_total: int
+    ranks: int                   # local ranks (torchrun --nproc-per-node)
+    world_size: int
+    procs_expected: int          # ranks × (1 + num_workers)
+    rank_procs_peak: int         # processes in the ranks' subtrees at once (without torchrun's agent)
+    rank_rss_peak_bytes: int
+    rank_videos_per_s_min: float
+    rank_videos_per_s_max: float
+    teardown_s: float            # first rank error → torchrun gone (the other ranks ended)
 
 
 class RunRecord(TypedDict, total=False):
@@ -66,7 +77,11 @@ class RunRecord(TypedDict, total=False):
     watchdog: dict[str, float]
     batch_waits_s: list[float]
     series: dict[str, list[Any]]
-    ranks: list[dict[str, Any]]
+    ranks: list[dict[str, Any]]      # -m distributed: one row per local rank (rank, local_rank, node_rank, pid,
+                                     # state finished/failed/ended, outcome kind or None, batches, videos,
+                                     # videos_per_s, waits, rss_peak_bytes of its subtree, exit, note)
+    distributed: dict[str, Any]      # -m distributed: launch (nproc_per_node, nnodes, node_rank, world_size),
+                                     # failed_ranks (torchrun's summary), coverage (per-epoch checks)
     stacks: str
     stdout_tail: str
     stderr_tail: str

@@ -4,7 +4,8 @@ Everything here is derived from a session's ``results.json`` (:mod:`ssv2_fixture
 else, so a report can be rebuilt on any machine, long after the run:
 
 - :func:`summarize` writes ``summary.md``, ``throughput.png`` and (when sustained runs exist)
-  ``sustained.png`` into the run folder;
+  ``sustained.png`` into the run folder; ``-m distributed`` runs get their own section (node totals and
+  one row per rank) and a finding for a config stable with fewer ranks but not with N;
 - :func:`recommend` picks the configuration to use: the fastest that passed a sustained run, else the
   fastest short run with a safety margin (stated as such);
 - :func:`terminal_lines` is the short table the pytest plugin prints at the end of a session;
@@ -220,6 +221,12 @@ class Run:
     @property
     def sandbox(self) -> dict[str, Any]:
         return dict(self.rec.get("sandbox") or {})
+
+    @property
+    def ranks(self) -> int:
+        """Local ranks of a ``distributed`` run (1 for a single loader)."""
+        d = self.rec.get("distributed") or {}  # type: ignore[misc]
+        return int(d.get("nproc_per_node") or self.metrics.get("ranks") or len(self.rec.get("ranks") or []) or 1)
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
@@ -555,8 +562,9 @@ def findings(data: ResultsFile) -> list[str]:
             free = ev.get("shm_free_bytes")
             emulated = " (emulated)" if r.sandbox.get("shm_bytes") else ""
             predicted = (" — the budget predicted this" if budget.get("fits") is False else "")
+            ranks = f" × {r.ranks} ranks" if r.ranks > 1 else ""
             out.append(f"{r.label} ({r.test}, {k}): needed ~{_size(need)} of /dev/shm for the batches in flight "
-                       f"({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches)"
+                       f"({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches{ranks})"
                        + (f", {_size(avail)} available at the start" if avail else "")
                        + f"; free space fell to {_size(free)} of {_size(total)}{emulated}{predicted}.")
         elif k == "fd_exhausted":
@@ -600,6 +608,8 @@ def findings(data: ResultsFile) -> list[str]:
     if skipped:
         out.append(f"{sum(n for _, n in skipped)} undecodable video(s) were skipped: "
                    + ", ".join(f"{r.label} {n}" for r, n in skipped) + ".")
+
+    out += _rank_findings(runs)
 
     notes: Any = data.get("capped") or []  # quick-ladder notes (StressSession.capped; not in ResultsFile)
     capped = [str(c) for c in notes]
@@ -710,6 +720,85 @@ def _fmt_target(name: str, x: Any) -> str:
     return str(x)
 
 
+def _distributed_section(runs: Sequence[Run]) -> list[str]:
+    """``-m distributed`` runs: node totals per run, then one row per rank."""
+    out = ["Each rank is a training process with its own DataLoader workers, started by torchrun; the ranks of "
+           "a node share its cores, RAM, /dev/shm and open files. *videos/s (node)* is the sum of the ranks' "
+           "steady rates; processes count each rank and its workers (ranks × (1 + workers)).", "",
+           "Node totals:", ""]
+    rows = []
+    for r in runs:
+        m, d = r.metrics, r.rec.get("distributed") or {}  # type: ignore[misc]
+        lo, hi = m.get("rank_videos_per_s_min"), m.get("rank_videos_per_s_max")
+        cov = next((v for v in r.rec.get("verdicts") or [] if v.get("name") == "epoch_coverage"), None)
+        epochs = ("—" if cov is None else f"{cov.get('complete_epochs', '?')} complete of {cov.get('epochs', '?')}, "
+                  + ("rule holds" if _passed(cov) else "**rule broken**"))
+        finished = sum(1 for x in r.rec.get("ranks") or [] if x.get("state") == "finished")
+        nodes = f" × {d['nnodes']} nodes (node {d.get('node_rank', '?')})" if (d.get("nnodes") or 1) > 1 else ""
+        rows.append([r.label, f"{r.ranks}{nodes}", f"{finished} of {r.ranks}", r.result, _num(r.vps),
+                     f"{_num(lo)}–{_num(hi)}" if lo is not None else "—",
+                     f"{m.get('rank_procs_peak', '?')} / {m.get('procs_expected', '?')}",
+                     _size(m.get("rss_peak_bytes")), _size(m.get("pss_peak_bytes")), _size(m.get("shm_peak_bytes")),
+                     m.get("fds_peak", "?"), epochs])
+    out += md_table(["config", "ranks", "finished", "result", "videos/s (node)", "videos/s per rank",
+                     "processes peak / expected", "RSS peak", "PSS peak", "shm peak", "fds peak", "epochs"], rows)
+    out += ["", "Per rank:", ""]
+    rows = []
+    for r in runs:
+        for x in r.rec.get("ranks") or []:
+            what = x.get("outcome") or ("—" if x.get("state") == "finished" else _one_line(x.get("note"), 120) or "—")
+            rows.append([r.label, f"{r.ranks}", x.get("rank", "?"), x.get("state", "?"), x.get("batches", "?"),
+                         x.get("videos", "?"), _num(x.get("videos_per_s")), _num(x.get("wait_ms_p50")),
+                         _size(x.get("rss_peak_bytes")), what])
+    out += md_table(["config", "ranks", "rank", "state", "batches", "videos", "videos/s", "wait p50 ms",
+                     "RSS peak (rank + its workers)", "outcome"], rows)
+    return out
+
+
+def _rank_verdicts(runs: Sequence[Run]) -> list[tuple[str, Run, Run]]:
+    """(label, a passing run with fewer ranks or a single loader, a failing run with more ranks)."""
+    out = []
+    for r in runs:
+        if r.kind != "distributed" or r.ok or r.ranks < 2:
+            continue
+        fewer = [x for x in runs if x.label == r.label and x.ok and (x.kind != "distributed" or x.ranks < r.ranks)]
+        if fewer:
+            best = max(fewer, key=lambda x: (x.kind == "distributed", x.ranks))
+            out.append((r.label, best, r))
+    return out
+
+
+def _rank_findings(runs: Sequence[Run]) -> list[str]:
+    out = []
+    for label, good, bad in _rank_verdicts(runs):
+        was = (f"with {good.ranks} rank{'s' if good.ranks != 1 else ''} ({_num(good.vps)} videos/s)"
+               if good.kind == "distributed" else f"as a single loader ({good.test}, {_num(good.vps)} videos/s)")
+        out.append(f"{label} is stable {was} but not with {bad.ranks} ranks on one node: {bad.result} "
+                   f"{bad.failure_point()} ({_one_line(bad.outcome.get('message'), 160)}). The ranks share the "
+                   f"node's /dev/shm, RAM, cores and open files: size a DDP job's loader for all {bad.ranks} ranks.")
+    by_label: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.kind == "distributed" and r.ok and r.vps:
+            by_label.setdefault(r.label, []).append(r)
+    for label, rs in by_label.items():
+        rs = sorted(rs, key=lambda x: x.ranks)
+        if len(rs) >= 2 and rs[0].ranks < rs[-1].ranks:
+            a, b = rs[0], rs[-1]
+            out.append(f"{label}: {a.ranks} → {b.ranks} ranks on one node gives {_num(a.vps)} → {_num(b.vps)} videos/s "
+                       f"for the node ({_pct((b.vps or 0) / (a.vps or 1) - 1)}).")
+    return out
+
+
+def _rank_caveat(rec: Recommendation, runs: Sequence[Run]) -> list[str]:
+    bad = [b for label, _, b in _rank_verdicts(runs) if label == rec.label]
+    bad += [r for r in runs if r.kind == "distributed" and not r.ok and r.label == rec.label and r not in bad]
+    if not bad:
+        return []
+    b = max(bad, key=lambda r: r.ranks)
+    return [f"With {b.ranks} ranks per node (DDP) this configuration failed: {b.result} {b.failure_point()}; "
+            "see *Distributed runs* and size it for all ranks.", ""]
+
+
 def _limits_section(limits: Sequence[Mapping[str, Any]]) -> list[str]:
     rows = [[lm.get("num_workers"), lm.get("prefetch_factor") or "—",
              lm.get("boundary_batch_size") if lm.get("boundary_batch_size") is not None else "none passed",
@@ -743,7 +832,10 @@ def _validate_section(v: Mapping[str, Any]) -> list[str]:
 
 def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | None) -> list[str]:
     out: list[str] = []
-    if rec is None:
+    if rec is None and any(r.ok and r.kind == "distributed" for r in runs):
+        out.append("Get a single-loader recommendation to compare the multi-rank runs with: `pytest -m quick`, "
+                   "then `pytest -m sustained`.")
+    elif rec is None:
         out.append("Nothing passed: fix the first failure below (its remedy), then rerun `pytest -m quick`.")
     elif not rec.verified:
         out.append(f"Confirm the recommendation ({rec.label}) over a long run: `pytest -m sustained`; a short "
@@ -788,13 +880,17 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
         "loop received (after the first batch); *batch wait* is how long the loop waited for each batch; "
         "*quick* runs are short, *sustained* and *validate* runs are long enough to show memory growth.", "",
         "## Recommended configuration", ""]
-    if rec is None:
+    if rec is None and any(r.ok and r.kind == "distributed" for r in runs):
+        L += ["No single-loader configuration passed (or none ran), so there is nothing to recommend from them; "
+              "the passing multi-rank runs are in *Distributed runs* (their rates are per node).", ""]
+    elif rec is None:
         L += ["No configuration passed, so there is nothing to recommend yet; see *Failed configurations* "
               "and *Next steps*.", ""]
     else:
         exp = f" (measured: {rec.expected_vps:.1f} videos/s)" if rec.expected_vps is not None else \
             " (not measured as is: expect up to the basis run's rate)"
         L += [f"**{rec.label}**{exp} — {rec.reason}.", ""]
+        L += _rank_caveat(rec, runs)
         try:
             L += _snippet(rec, data) + ["", "Environment it needs:", ""] + _environment(rec, mach) + [""]
             L += ["To check it against your own targets, save this as `train.toml` and run "
@@ -807,6 +903,9 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
     L += (_success_table(ok) if ok else ["None."]) + [""]
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
+    dist = [r for r in runs if r.kind == "distributed"]
+    if dist:
+        L += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
     if data.get("limits"):
         L += ["## Limits: largest batch size per worker count", ""] + _limits_section(data["limits"]) + [""]
     if v := data.get("validate"):
@@ -999,9 +1098,11 @@ def _fact(key: str, x: Any) -> str:
 def _keyed(runs: Sequence[Run]) -> dict[tuple[str, str], Run]:
     out: dict[tuple[str, str], Run] = {}
     for r in runs:
-        key, n = (r.kind, r.label), 2
+        label = (f"{r.label} × {r.ranks} rank{'s' if r.ranks != 1 else ''}" if r.kind == "distributed"
+                 else r.label)  # 1 and N ranks are different runs
+        key, n = (r.kind, label), 2
         while key in out:  # the same config twice in one run: keep both, in order
-            key, n = (r.kind, f"{r.label} #{n}"), n + 1
+            key, n = (r.kind, f"{label} #{n}"), n + 1
         out[key] = r
     return out
 

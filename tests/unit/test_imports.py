@@ -28,3 +28,10 @@ def test_child_module_alone_imports_only_the_standard_library():
 def test_plugin_import_does_not_load_torch_or_decord():
     mods = _modules_after("import ssv2_fixtures.plugin")
     assert "torch" not in mods and "decord" not in mods
+
+
+def test_rank_entry_imports_only_the_standard_library_and_the_child():
+    # torchrun starts one of these per rank: torch comes after the rank's resource limits, never pytest
+    mods = _modules_after("import ssv2_fixtures.dist_child")
+    assert not {"torch", "decord", "numpy", "pytest"} & mods
+    assert {m for m in mods if m.startswith("ssv2_fixtures.")} == {"ssv2_fixtures.child", "ssv2_fixtures.dist_child"}

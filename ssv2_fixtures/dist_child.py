@@ -1,0 +1,166 @@
+"""Per-rank entry of ``-m distributed``: one rank of a torchrun job loading one config.
+
+Started by torchrun (``python -m torch.distributed.run … -m ssv2_fixtures.dist_child SPEC.json``), never
+by pytest; like :mod:`ssv2_fixtures.child` it imports no pytest and, at module level, nothing but the
+standard library and the child's helpers (torch is imported after the resource limits are applied).
+
+Each rank: ``init_process_group("gloo")``, a ``DistributedSampler(dataset, world_size, rank, shuffle,
+seed, drop_last)`` under the config's DataLoader (:func:`~ssv2_fixtures.config.make_loader` with
+``sampler=``), ``set_epoch`` at every epoch, N batches with the same events as a single-process child
+(each carrying ``rank``, written to the runner's FIFO: NOTE [rank events] in :mod:`child`). The dataset
+yields its index with each item, so a rank records exactly which indices its training loop *received*,
+per epoch; after the loop every rank gathers them (``all_gather_object``, a real collective over the
+process group) and each node's local rank 0 writes them to ``spec["indices_path"]``. The runner checks
+them against DistributedSampler's rule (:func:`ssv2_fixtures.distributed.epoch_check`).
+
+A rank that fails reports an ``error`` event (with its rank) and exits 1; torchrun's agent then ends
+the other ranks (SIGTERM to each rank's process group) and exits non-zero, naming the failed rank.
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from .child import STACK_SIGNAL, ChildSpec, _apply_limits, _error_fields, _Events, _h2d
+
+
+class _Indexed:
+    """Yields ``(clip, label, index)``: the index travels with the batch, so the main process records
+    what it received, not what the sampler handed out ahead of time."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        clip, label = self.dataset[i]
+        return clip, label, i
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    v = os.environ.get(name)
+    if v is None:
+        if default is None:
+            raise RuntimeError(f"{name} is not set: ssv2_fixtures.dist_child runs under torchrun only")
+        return default
+    return int(v)
+
+
+def _write_atomic(path: str, data: Any) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def run(spec: ChildSpec) -> int:
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
+    local_rank, node_rank = _env_int("LOCAL_RANK", 0), _env_int("GROUP_RANK", 0)
+    events = _Events(os.open(spec["events_path"], os.O_WRONLY), rank=rank)  # type: ignore[typeddict-item]
+    events.emit("started", pid=os.getpid(), pgid=os.getpgid(0), local_rank=local_rank, world_size=world,
+                node_rank=node_rank)
+    stacks = open(spec["stacks_path"], "a")  # type: ignore[typeddict-item]  # O_APPEND: see child.run
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    faulthandler.register(STACK_SIGNAL, file=stacks, all_threads=True, chain=False)
+    batch = 0
+    try:
+        _apply_limits(spec)
+        t0 = time.perf_counter()
+        import torch  # before decord, always (decord#251/#263)
+        import torch.distributed as dist
+        from torch.utils.data.distributed import DistributedSampler
+
+        from .clips import SSv2Clips
+        from .config import LoaderConfig, make_loader
+
+        import_s = time.perf_counter() - t0
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo")
+        cfg = LoaderConfig.from_dict(spec["config"])  # type: ignore[typeddict-item]
+        d = dict(spec["dataset"])  # type: ignore[typeddict-item]
+        root = d.pop("root")
+        split = d.pop("split", "train")
+        ds: Any = SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d)
+        if spec.get("fault"):
+            from .faults import FaultyDataset, parse_fault
+
+            fault = parse_fault(str(spec["fault"]))
+            if fault.fires_in(rank):
+                ds = FaultyDataset(ds, fault, cfg.batch_size, cfg.num_workers)
+        ds = _Indexed(ds)
+        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=cfg.shuffle, seed=cfg.seed,
+                                     drop_last=cfg.drop_last)
+        gen = torch.Generator()
+        gen.manual_seed(cfg.seed + rank)  # each rank's workers draw their own clips (as DDP recipes seed)
+        loader = make_loader(ds, cfg, sampler=sampler, shuffle=False, generator=gen)
+        cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
+                    cuda=cuda, epoch_batches=len(loader), epoch_samples=sampler.num_samples)
+
+        n = int(spec.get("batches", 10))
+        step_s = float(spec.get("step_s") or 0.0)
+        videos = 0
+        epoch = 0
+        seen: list[list[int]] = [[]]   # per epoch: dataset indices received, in order
+        sampler.set_epoch(epoch)
+        it = iter(loader)
+        loop0 = time.perf_counter()
+        while batch < n:
+            t = time.perf_counter()
+            try:
+                clips, labels, idx = next(it)
+            except StopIteration:
+                epoch += 1
+                sampler.set_epoch(epoch)
+                seen.append([])
+                events.emit("epoch", n=epoch)
+                it = iter(loader)
+                continue
+            wait = time.perf_counter() - t
+            videos += int(clips.shape[0])
+            seen[epoch].extend(int(x) for x in idx)
+            events.emit("batch", i=batch, wait_s=wait, videos=int(clips.shape[0]),
+                        bytes=int(clips.numel() * clips.element_size()), epoch=epoch)
+            if cuda:
+                _h2d(events, batch, clips)
+            if step_s:
+                time.sleep(step_s)  # a trainer slower than the loader lets the prefetch queues fill
+            del clips, labels, idx
+            batch += 1
+        loop_s = time.perf_counter() - loop0
+        events.emit("finished", loop_s=loop_s, batches=batch, videos=videos, epochs=epoch + 1)
+        del it, loader
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, {"rank": rank, "node_rank": node_rank, "epochs": seen})
+        if local_rank == 0 and spec.get("indices_path"):
+            _write_atomic(str(spec["indices_path"]), {"world_size": world, "ranks": gathered})
+            events.emit("indices", path=spec["indices_path"], world_size=world)
+        dist.destroy_process_group()
+        return 0
+    except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
+        events.emit("error", batch=batch, **_error_fields(exc))
+        traceback.print_exc()
+        # see NOTE [shutdown after an error] in child.py: the iterator must go at once
+        traceback.clear_frames(exc.__traceback__)
+    it = loader = ds = None  # noqa: F841  (only an error gets here)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    with open(args[0]) as f:
+        spec: ChildSpec = json.load(f)
+    return run(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
