@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -101,8 +103,11 @@ def main() -> int:
     limit = statistics.median(rows["decode, 1 process (decord)"]) * min(w, cores)
     measure("ours in-process (file_descriptor)", lambda: rate(make_loader(ds, cfg), args.batches))
     measure("ours in-process (file_system)", lambda: rate(make_loader(ds, cfg_fs), args.batches))
+    runs = tempfile.mkdtemp(prefix="ssv2-bench-")
     measure("ours through the runner", lambda: float(run_config(
-        dataset_spec(root, "train", num_frames=FRAMES, size=SIZE), cfg, args.batches + 1).metrics.get("videos_per_s", 0)))
+        dataset_spec(root, "train", num_frames=FRAMES, size=SIZE), cfg, args.batches + 1,
+        run_dir=runs).metrics.get("videos_per_s", 0)))
+    shutil.rmtree(runs, ignore_errors=True)
     recipe = LoaderConfig(batch_size=args.batch_size, num_workers=w, shuffle=True, drop_last=True)
     measure("common recipe (float32 in workers)", lambda: rate(make_loader(CommonRecipe(ds), recipe), args.batches))
     for dec in ("pyav", "torchcodec"):
