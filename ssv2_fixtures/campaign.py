@@ -7,7 +7,6 @@ largest batch size that survives.
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from .child import DatasetSpec
 from .config import LoaderConfig
 from .monitor import TreeMonitor
 from .options import Settings
-from .records import RunRecord
+
 from .runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
 from .session import StressSession
 from . import verdicts

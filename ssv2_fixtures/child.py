@@ -160,36 +160,51 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
                 traceback="".join(traceback.format_exception(exc)))
 
 
-def run(spec: ChildSpec) -> int:
-    events = _Events(int(spec["events_fd"]))  # type: ignore[typeddict-item]
-    events.emit("started", pid=os.getpid(), pgid=os.getpgid(0))
-    # O_APPEND: the main process and its forked workers share this file, and the parent writes a header
-    # before each process's dump (see runner._dump_stacks)
+def arm_stack_dump(spec: ChildSpec) -> Any:
+    """faulthandler: fatal signals to stderr; STACK_SIGNAL writes every thread's stack to stacks.txt.
+
+    O_APPEND: the main process and its forked workers share the file, and the parent writes a header
+    before each process's dump (see runner._dump_stacks). Returns the file, which must stay open."""
     stacks = open(spec["stacks_path"], "a")  # type: ignore[typeddict-item]
     faulthandler.enable(file=sys.stderr, all_threads=True)
     faulthandler.register(STACK_SIGNAL, file=stacks, all_threads=True, chain=False)
+    return stacks
+
+
+def build_dataset(spec: ChildSpec, *, rank: int) -> tuple[Any, Any]:
+    """(LoaderConfig, dataset) from the spec, with the fault drill wrapped in where it fires."""
+    from .clips import SSv2Clips
+    from .config import LoaderConfig
+
+    cfg = LoaderConfig.from_dict(spec["config"])  # type: ignore[typeddict-item]
+    d = dict(spec["dataset"])  # type: ignore[typeddict-item]
+    root = d.pop("root")
+    split = d.pop("split", "train")
+    ds: Any = SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d)
+    if spec.get("fault"):
+        from .faults import FaultyDataset, parse_fault
+
+        fault = parse_fault(str(spec["fault"]))
+        if fault.fires_in(rank):  # a drill aimed at another rank does not fire here
+            ds = FaultyDataset(ds, fault, cfg.batch_size, cfg.num_workers)
+    return cfg, ds
+
+
+def run(spec: ChildSpec) -> int:
+    events = _Events(int(spec["events_fd"]))  # type: ignore[typeddict-item]
+    events.emit("started", pid=os.getpid(), pgid=os.getpgid(0))
+    stacks = arm_stack_dump(spec)
     batch = 0
     try:
         _apply_limits(spec)
         t0 = time.perf_counter()
         import torch  # before decord, always (decord#251/#263)
 
-        from .clips import SSv2Clips
-        from .config import LoaderConfig, make_loader
+        from .config import make_loader
 
         import_s = time.perf_counter() - t0
         torch.set_num_threads(1)
-        cfg = LoaderConfig.from_dict(spec["config"])  # type: ignore[typeddict-item]
-        d = dict(spec["dataset"])  # type: ignore[typeddict-item]
-        root = d.pop("root")
-        split = d.pop("split", "train")
-        ds: Any = SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d)
-        if spec.get("fault"):
-            from .faults import FaultyDataset, parse_fault
-
-            fault = parse_fault(str(spec["fault"]))
-            if fault.fires_in(0):  # a single process is rank 0 (a drill aimed at rank 1 does not fire)
-                ds = FaultyDataset(ds, fault, cfg.batch_size, cfg.num_workers)
+        cfg, ds = build_dataset(spec, rank=0)  # a single process is rank 0
         loader = make_loader(ds, cfg)
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
         events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,

@@ -18,7 +18,6 @@ the other ranks (SIGTERM to each rank's process group) and exits non-zero, namin
 """
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ import time
 import traceback
 from typing import Any
 
-from .child import STACK_SIGNAL, ChildSpec, _apply_limits, _error_fields, _Events, _h2d
+from .child import ChildSpec, _apply_limits, _error_fields, _Events, _h2d, arm_stack_dump, build_dataset
 
 
 class _Indexed:
@@ -66,9 +65,7 @@ def run(spec: ChildSpec) -> int:
     events = _Events(os.open(spec["events_path"], os.O_WRONLY), rank=rank)  # type: ignore[typeddict-item]
     events.emit("started", pid=os.getpid(), pgid=os.getpgid(0), local_rank=local_rank, world_size=world,
                 node_rank=node_rank)
-    stacks = open(spec["stacks_path"], "a")  # type: ignore[typeddict-item]  # O_APPEND: see child.run
-    faulthandler.enable(file=sys.stderr, all_threads=True)
-    faulthandler.register(STACK_SIGNAL, file=stacks, all_threads=True, chain=False)
+    stacks = arm_stack_dump(spec)
     batch = 0
     try:
         _apply_limits(spec)
@@ -77,23 +74,12 @@ def run(spec: ChildSpec) -> int:
         import torch.distributed as dist
         from torch.utils.data.distributed import DistributedSampler
 
-        from .clips import SSv2Clips
-        from .config import LoaderConfig, make_loader
+        from .config import make_loader
 
         import_s = time.perf_counter() - t0
         torch.set_num_threads(1)
         dist.init_process_group("gloo")
-        cfg = LoaderConfig.from_dict(spec["config"])  # type: ignore[typeddict-item]
-        d = dict(spec["dataset"])  # type: ignore[typeddict-item]
-        root = d.pop("root")
-        split = d.pop("split", "train")
-        ds: Any = SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d)
-        if spec.get("fault"):
-            from .faults import FaultyDataset, parse_fault
-
-            fault = parse_fault(str(spec["fault"]))
-            if fault.fires_in(rank):
-                ds = FaultyDataset(ds, fault, cfg.batch_size, cfg.num_workers)
+        cfg, ds = build_dataset(spec, rank=rank)
         ds = _Indexed(ds)
         sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=cfg.shuffle, seed=cfg.seed,
                                      drop_last=cfg.drop_last)

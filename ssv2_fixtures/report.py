@@ -27,7 +27,6 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
