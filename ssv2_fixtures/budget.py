@@ -38,12 +38,15 @@ def batch_bytes(batch_size: int, frames: int, size: int) -> int:
     return batch_size * frames * size * size * 3 + batch_size * 8
 
 
-def predict(config: LoaderConfig, *, frames: int = 16, size: int = 224) -> Budget:
+def predict(config: LoaderConfig, *, frames: int = 16, size: int = 224, base_rss: int | None = None) -> Budget:
+    """``base_rss``: RSS of one loading process (interpreter + torch + decord + index), measured once per
+    session by an isolated W=0 run; without it, the constants measured on the reference machine."""
     b = batch_bytes(config.batch_size, frames, size)
     w = config.num_workers
     in_flight = w * config.effective_prefetch
     shm = b * (in_flight + 1) if w else 0
     decode_buf = frames * 427 * 240 * 3 * 2  # decoder frames at native size before the resize, ×2 slack
-    rss = MAIN_BASE_RSS + b * (in_flight + 1) + w * (WORKER_BASE_RSS + decode_buf + b)
+    main_base, worker_base = (base_rss, base_rss) if base_rss else (MAIN_BASE_RSS, WORKER_BASE_RSS)
+    rss = main_base + b * (in_flight + 1) + w * (worker_base + decode_buf + b)
     fds = PROCESS_BASE_FDS + (2 * (in_flight + 1) + 4 * w if config.sharing_strategy == "file_descriptor" else 4 * w)
     return Budget(batch_bytes=b, shm_bytes=shm, rss_bytes=rss, fds=fds)

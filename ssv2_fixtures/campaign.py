@@ -87,7 +87,8 @@ class Stress:
         return self.session.settings
 
     def budget(self, config: LoaderConfig) -> Budget:
-        return predict(config, frames=int(self.dataset.get("num_frames", 16)), size=int(self.dataset.get("size", 224)))
+        return predict(config, frames=int(self.dataset.get("num_frames", 16)),
+                       size=int(self.dataset.get("size", 224)), base_rss=self.session.base_rss)
 
     def watchdog(self) -> Watchdog:
         stall = self.settings.stall_timeout
@@ -97,6 +98,7 @@ class Stress:
             train: bool = False, fault_ok: bool = True, live: bool = False,
             run_base: str | os.PathLike[str] | None = None) -> RunResult:
         s = self.settings
+        limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
         fault = self._fault(fault_ok)
         budget = self.budget(config)
         shm_avail = available_shm(s, self.session.machine)
@@ -116,9 +118,12 @@ class Stress:
         rec = result.record
         if kind == "quick" and phase == "phase1" and result.passed and self.session.decode_rate is None:
             self.session.decode_rate = result.metrics.get("videos_per_s")  # BS=1 W=0 is the decode rate
-        if (limit := self.decode_limit(config, probe=kind != "quick")) is not None:
+            self.session.base_rss = result.metrics.get("rss_peak_bytes")
+            limit = self.decode_limit(config, probe=False)
+        if limit is not None:
             rec["metrics"]["decode_limit_videos_per_s"] = limit
-        rec.update(id=self.test_id, kind=kind, budget={**budget.to_dict(), "shm_available_bytes": shm_avail,
+        rec.update(id=self.test_id, kind=kind, budget={**budget.to_dict(), "base_rss_measured": self.session.base_rss is not None,
+                                                       "shm_available_bytes": shm_avail,
                                                        "fits": fits})
         if phase:
             rec["phase"] = phase
@@ -135,6 +140,7 @@ class Stress:
             r = run_config(dict(self.dataset, train=False), LoaderConfig(batch_size=4, num_workers=0), 17,
                            run_dir=self.session.runs_dir, name="decode-rate-probe", watchdog=self.watchdog())
             self.session.decode_rate = r.metrics.get("videos_per_s") if r.passed else None
+            self.session.base_rss = r.metrics.get("rss_peak_bytes") if r.passed else None
         if not self.session.decode_rate:
             return None
         cores = int(self.session.machine.get("cores") or 1)

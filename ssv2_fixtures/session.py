@@ -36,6 +36,7 @@ class StressSession:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _created: str = ""
     report_error: str | None = None
+    base_rss: int | None = None        # RSS of one loading process, measured with the decode rate
     decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
 
     def __post_init__(self) -> None:
