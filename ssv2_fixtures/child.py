@@ -190,11 +190,61 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> tuple[Any, Any]:
     return cfg, ds
 
 
+class Progress:
+    """Where the batch loop is: read by the error path (the failure point) and by the shutdown."""
+
+    def __init__(self) -> None:
+        self.batch = 0
+        self.videos = 0
+        self.epoch = 0
+        self.it: Any = None
+
+
+def batch_loop(events: _Events, loader: Any, spec: ChildSpec, cuda: bool, progress: Progress,
+               on_epoch: Any = None, on_batch: Any = None) -> float:
+    """Receive ``spec["batches"]`` batches, restarting the loader at each epoch end; one ``batch`` event
+    each. ``on_epoch(n)`` runs before each epoch's iterator is made, ``on_batch(epoch, item)`` after each
+    batch arrives (the distributed child records indices there). Returns the loop's wall time."""
+    n = int(spec.get("batches", 10))
+    step_s = float(spec.get("step_s") or 0.0)
+    if on_epoch:
+        on_epoch(progress.epoch)
+    progress.it = iter(loader)
+    loop0 = time.perf_counter()
+    while progress.batch < n:
+        t = time.perf_counter()
+        try:
+            item = next(progress.it)
+        except StopIteration:
+            progress.epoch += 1
+            if on_epoch:
+                on_epoch(progress.epoch)
+            events.emit("epoch", n=progress.epoch)
+            progress.it = iter(loader)
+            continue
+        wait = time.perf_counter() - t
+        clips = item[0]
+        progress.videos += int(clips.shape[0])
+        if on_batch:
+            on_batch(progress.epoch, item)
+        events.emit("batch", i=progress.batch, wait_s=wait, videos=int(clips.shape[0]),
+                    bytes=int(clips.numel() * clips.element_size()), epoch=progress.epoch)
+        if cuda:
+            _h2d(events, progress.batch, clips)
+        if step_s:
+            time.sleep(step_s)  # a trainer slower than the loader lets the prefetch queues fill
+        del clips, item
+        progress.batch += 1
+    loop_s = time.perf_counter() - loop0
+    progress.it = None
+    return loop_s
+
+
 def run(spec: ChildSpec) -> int:
     events = _Events(int(spec["events_fd"]))  # type: ignore[typeddict-item]
     events.emit("started", pid=os.getpid(), pgid=os.getpgid(0))
     stacks = arm_stack_dump(spec)
-    batch = 0
+    progress = Progress()
     try:
         _apply_limits(spec)
         t0 = time.perf_counter()
@@ -209,44 +259,18 @@ def run(spec: ChildSpec) -> int:
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
         events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
                     cuda=cuda)
-
-        n = int(spec.get("batches", 10))
-        step_s = float(spec.get("step_s") or 0.0)
-        videos = 0
-        epoch = 0
-        it = iter(loader)
-        loop0 = time.perf_counter()
-        while batch < n:
-            t = time.perf_counter()
-            try:
-                clips, labels = next(it)
-            except StopIteration:
-                epoch += 1
-                events.emit("epoch", n=epoch)
-                it = iter(loader)
-                continue
-            wait = time.perf_counter() - t
-            videos += int(clips.shape[0])
-            events.emit("batch", i=batch, wait_s=wait, videos=int(clips.shape[0]),
-                        bytes=int(clips.numel() * clips.element_size()))
-            if cuda:
-                _h2d(events, batch, clips)
-            if step_s:
-                time.sleep(step_s)  # a trainer slower than the loader lets the prefetch queues fill
-            del clips, labels
-            batch += 1
-        loop_s = time.perf_counter() - loop0
-        events.emit("finished", loop_s=loop_s, batches=batch, videos=videos)
-        del it, loader
+        loop_s = batch_loop(events, loader, spec, cuda, progress)
+        events.emit("finished", loop_s=loop_s, batches=progress.batch, videos=progress.videos)
+        del loader
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
-        events.emit("error", batch=batch, **_error_fields(exc))
+        events.emit("error", batch=progress.batch, **_error_fields(exc))
         traceback.print_exc()
         # The traceback's frames hold the iterator (``self`` of __next__) in a reference cycle (torch's
         # ``reraise`` frame holds the exception). Clear them so that dropping ``it`` below runs torch's
         # orderly shutdown at once; see NOTE [shutdown after an error].
         traceback.clear_frames(exc.__traceback__)
-    it = loader = ds = None  # noqa: F841  (only an error gets here)
+    progress.it = loader = ds = None  # noqa: F841  (only an error gets here)
     return 1
 
 

@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import Any
 
-from .child import ChildSpec, _apply_limits, _error_fields, _Events, _h2d, arm_stack_dump, build_dataset
+from .child import ChildSpec, Progress, _apply_limits, _error_fields, _Events, arm_stack_dump, batch_loop, build_dataset
 
 
 class _Indexed:
@@ -66,7 +66,7 @@ def run(spec: ChildSpec) -> int:
     events.emit("started", pid=os.getpid(), pgid=os.getpgid(0), local_rank=local_rank, world_size=world,
                 node_rank=node_rank)
     stacks = arm_stack_dump(spec)
-    batch = 0
+    progress = Progress()
     try:
         _apply_limits(spec)
         t0 = time.perf_counter()
@@ -92,39 +92,19 @@ def run(spec: ChildSpec) -> int:
         events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
                     cuda=cuda, epoch_batches=len(loader), epoch_samples=sampler.num_samples)
 
-        n = int(spec.get("batches", 10))
-        step_s = float(spec.get("step_s") or 0.0)
-        videos = 0
-        epoch = 0
-        seen: list[list[int]] = [[]]   # per epoch: dataset indices received, in order
-        sampler.set_epoch(epoch)
-        it = iter(loader)
-        loop0 = time.perf_counter()
-        while batch < n:
-            t = time.perf_counter()
-            try:
-                clips, labels, idx = next(it)
-            except StopIteration:
-                epoch += 1
-                sampler.set_epoch(epoch)
-                seen.append([])
-                events.emit("epoch", n=epoch)
-                it = iter(loader)
-                continue
-            wait = time.perf_counter() - t
-            videos += int(clips.shape[0])
-            seen[epoch].extend(int(x) for x in idx)
-            events.emit("batch", i=batch, wait_s=wait, videos=int(clips.shape[0]),
-                        bytes=int(clips.numel() * clips.element_size()), epoch=epoch)
-            if cuda:
-                _h2d(events, batch, clips)
-            if step_s:
-                time.sleep(step_s)  # a trainer slower than the loader lets the prefetch queues fill
-            del clips, labels, idx
-            batch += 1
-        loop_s = time.perf_counter() - loop0
-        events.emit("finished", loop_s=loop_s, batches=batch, videos=videos, epochs=epoch + 1)
-        del it, loader
+        seen: list[list[int]] = []   # per epoch: dataset indices received, in order
+
+        def on_epoch(n: int) -> None:
+            sampler.set_epoch(n)
+            seen.append([])
+
+        def on_batch(epoch: int, item: Any) -> None:
+            seen[epoch].extend(int(x) for x in item[2])
+
+        loop_s = batch_loop(events, loader, spec, cuda, progress, on_epoch, on_batch)
+        events.emit("finished", loop_s=loop_s, batches=progress.batch, videos=progress.videos,
+                    epochs=progress.epoch + 1)
+        del loader
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, {"rank": rank, "node_rank": node_rank, "epochs": seen})
         if local_rank == 0 and spec.get("indices_path"):
@@ -133,11 +113,11 @@ def run(spec: ChildSpec) -> int:
         dist.destroy_process_group()
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
-        events.emit("error", batch=batch, **_error_fields(exc))
+        events.emit("error", batch=progress.batch, **_error_fields(exc))
         traceback.print_exc()
         # see NOTE [shutdown after an error] in child.py: the iterator must go at once
         traceback.clear_frames(exc.__traceback__)
-    it = loader = ds = None  # noqa: F841  (only an error gets here)
+    progress.it = loader = ds = None  # noqa: F841  (only an error gets here)
     return 1
 
 
