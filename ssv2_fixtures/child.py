@@ -171,6 +171,19 @@ def arm_stack_dump(spec: ChildSpec) -> Any:
     return stacks
 
 
+def load(spec: ChildSpec, *, rank: int) -> tuple[float, Any, Any]:
+    """Apply the spec's limits, import torch (before decord, decord#251/#263) with one intra-op thread,
+    and build (LoaderConfig, dataset). Returns (import seconds, config, dataset)."""
+    _apply_limits(spec)  # before the import, so the limits cover it too
+    t0 = time.perf_counter()
+    import torch
+
+    import_s = time.perf_counter() - t0
+    torch.set_num_threads(1)
+    cfg, ds = build_dataset(spec, rank=rank)
+    return import_s, cfg, ds
+
+
 def build_dataset(spec: ChildSpec, *, rank: int) -> tuple[Any, Any]:
     """(LoaderConfig, dataset) from the spec, with the fault drill wrapped in where it fires."""
     from .clips import SSv2Clips
@@ -246,15 +259,12 @@ def run(spec: ChildSpec) -> int:
     stacks = arm_stack_dump(spec)
     progress = Progress()
     try:
-        _apply_limits(spec)
         t0 = time.perf_counter()
-        import torch  # before decord, always (decord#251/#263)
+        import_s, cfg, ds = load(spec, rank=0)  # a single process is rank 0
+        import torch
 
         from .config import make_loader
 
-        import_s = time.perf_counter() - t0
-        torch.set_num_threads(1)
-        cfg, ds = build_dataset(spec, rank=0)  # a single process is rank 0
         loader = make_loader(ds, cfg)
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
         events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
@@ -264,14 +274,18 @@ def run(spec: ChildSpec) -> int:
         del loader
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
-        events.emit("error", batch=progress.batch, **_error_fields(exc))
-        traceback.print_exc()
-        # The traceback's frames hold the iterator (``self`` of __next__) in a reference cycle (torch's
-        # ``reraise`` frame holds the exception). Clear them so that dropping ``it`` below runs torch's
-        # orderly shutdown at once; see NOTE [shutdown after an error].
-        traceback.clear_frames(exc.__traceback__)
+        report_error(events, progress, exc)
     progress.it = loader = ds = None  # noqa: F841  (only an error gets here)
     return 1
+
+
+def report_error(events: _Events, progress: Progress, exc: BaseException) -> None:
+    """The ``error`` event, the traceback on stderr, and the frames cleared: they hold the iterator
+    (``self`` of __next__) in a reference cycle with the exception (torch's ``reraise`` frame), and the
+    caller's dropping it must run torch's orderly shutdown at once; see NOTE [shutdown after an error]."""
+    events.emit("error", batch=progress.batch, **_error_fields(exc))
+    traceback.print_exc()
+    traceback.clear_frames(exc.__traceback__)
 
 
 # NOTE [shutdown after an error]
@@ -298,11 +312,12 @@ def _h2d(events: _Events, i: int, clips: Any) -> None:
     del dev
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, entry: Any = None) -> int:
+    """``python -m … SPEC.json``: read the spec and run ``entry`` (this module's :func:`run` by default)."""
     args = sys.argv[1:] if argv is None else argv
     with open(args[0]) as f:
         spec: ChildSpec = json.load(f)
-    return run(spec)
+    return (entry or run)(spec)
 
 
 if __name__ == "__main__":

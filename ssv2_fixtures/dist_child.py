@@ -22,10 +22,10 @@ import json
 import os
 import sys
 import time
-import traceback
 from typing import Any
 
-from .child import ChildSpec, Progress, _apply_limits, _error_fields, _Events, arm_stack_dump, batch_loop, build_dataset
+from .child import ChildSpec, Progress, _Events, arm_stack_dump, batch_loop, load, report_error
+from .child import main as child_main
 
 
 class _Indexed:
@@ -68,18 +68,15 @@ def run(spec: ChildSpec) -> int:
     stacks = arm_stack_dump(spec)
     progress = Progress()
     try:
-        _apply_limits(spec)
         t0 = time.perf_counter()
-        import torch  # before decord, always (decord#251/#263)
+        import_s, cfg, ds = load(spec, rank=rank)
+        import torch
         import torch.distributed as dist
         from torch.utils.data.distributed import DistributedSampler
 
         from .config import make_loader
 
-        import_s = time.perf_counter() - t0
-        torch.set_num_threads(1)
         dist.init_process_group("gloo")
-        cfg, ds = build_dataset(spec, rank=rank)
         ds = _Indexed(ds)
         sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=cfg.shuffle, seed=cfg.seed,
                                      drop_last=cfg.drop_last)
@@ -113,19 +110,13 @@ def run(spec: ChildSpec) -> int:
         dist.destroy_process_group()
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
-        events.emit("error", batch=progress.batch, **_error_fields(exc))
-        traceback.print_exc()
-        # see NOTE [shutdown after an error] in child.py: the iterator must go at once
-        traceback.clear_frames(exc.__traceback__)
+        report_error(events, progress, exc)
     progress.it = loader = ds = None  # noqa: F841  (only an error gets here)
     return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    with open(args[0]) as f:
-        spec: ChildSpec = json.load(f)
-    return run(spec)
+    return child_main(argv, entry=run)
 
 
 if __name__ == "__main__":

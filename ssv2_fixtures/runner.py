@@ -140,84 +140,11 @@ def run_config(
     cuda: bool = False,
     step_s: float = 0.0,
     extra_facts: dict[str, Any] | None = None,
+    launch: Launch | None = None,
 ) -> RunResult:
     """Load ``batches`` batches of ``dataset`` with ``config`` in an isolated child; never raises for
-    anything the child does (a crash is a result). ``dataset`` is a :func:`dataset_spec` or a root."""
-    return _run(dataset, config, batches, None, fault=fault, sandbox=sandbox, watchdog=watchdog,
-                run_dir=run_dir, name=name, sample_interval=sample_interval, on_event=on_event, cuda=cuda,
-                step_s=step_s, extra_facts=extra_facts)
-
-
-def run_distributed(
-    dataset: DatasetSpec | str | os.PathLike[str],
-    config: LoaderConfig,
-    batches: int = 10,
-    *,
-    nproc_per_node: int = 2,
-    nnodes: int = 1,
-    node_rank: int = 0,
-    rdzv_endpoint: str | None = None,
-    fault: FaultSpec | str | None = None,
-    sandbox: Sandbox | None = None,
-    watchdog: Watchdog | None = None,
-    run_dir: str | os.PathLike[str] | None = None,
-    name: str | None = None,
-    sample_interval: float = 0.25,
-    on_event: Callable[[dict[str, Any], TreeMonitor], None] | None = None,
-    cuda: bool = False,
-    step_s: float = 0.0,
-    extra_facts: dict[str, Any] | None = None,
-) -> RunResult:
-    """``nproc_per_node`` ranks (× ``nnodes``) under torchrun, each loading ``batches`` batches of its
-    DistributedSampler share of ``dataset`` with ``config``; see NOTE [a torchrun child].
-
-    The record has ``ranks`` (one row per local rank), ``distributed`` (the launch and the epoch
-    coverage checks) and node totals in ``metrics``; a failed run's outcome names the rank
-    (``outcome["evidence"]["rank"]`` and the message's ``rank R:`` prefix). Never raises for anything
-    the job does.
-    """
-    launch = Launch(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
-    return _run(dataset, config, batches, launch, fault=fault, sandbox=sandbox, watchdog=watchdog,
-                run_dir=run_dir, name=name, sample_interval=sample_interval, on_event=on_event, cuda=cuda,
-                step_s=step_s, extra_facts=extra_facts)
-
-
-# NOTE [a torchrun child]
-#     ``run_distributed`` runs ``python -m torch.distributed.run`` as the isolated child: the same run
-#     folder, TMPDIR, sandbox prefix (so every rank shares one emulated /dev/shm, as ranks on a node
-#     share the real one), monitor, watchdog, ending and cleanup as a single-process child. Differences:
-#     - events come through a FIFO (NOTE [rank events] in child.py); the runner holds a write end too,
-#       so reading never hits EOF while no rank has it open;
-#     - the watchdog follows each rank: start-up until every local rank has its first batch, the stall
-#       limit for each rank that has not finished (a rank stuck while the others finished and wait in
-#       the final collective is a hang of that rank), then the stall limit again for the gather and the
-#       exit once all have finished;
-#     - torchrun starts each rank in its own session: the monitor's tree (sampled again just before
-#       each signal) and each rank's process group are signalled, not only torchrun's group;
-#     - the outcome is the first rank that reported an error (ranks that fail afterwards, e.g. in the
-#       final collective because a peer is gone, are "ended"), else the root cause of torchrun's failure
-#       summary (a rank killed by a signal reports nothing itself), else torchrun's own exit.
-#     torchrun handles a failed rank first (SIGTERM to the other ranks at its next monitor tick, 0.1 s);
-#     the runner's ``exit_s`` after the first error is the backstop.
-
-
-def _run(
-    dataset: DatasetSpec | str | os.PathLike[str],
-    config: LoaderConfig,
-    batches: int,
-    launch: Launch | None,
-    *,
-    fault: FaultSpec | str | None,
-    sandbox: Sandbox | None,
-    watchdog: Watchdog | None,
-    run_dir: str | os.PathLike[str] | None,
-    name: str | None,
-    sample_interval: float,
-    on_event: Callable[[dict[str, Any], TreeMonitor], None] | None,
-    cuda: bool,
-    step_s: float,
-    extra_facts: dict[str, Any] | None,
-) -> RunResult:
+    anything the child does (a crash is a result). ``dataset`` is a :func:`dataset_spec` or a root.
+    With ``launch`` the child is a torchrun job (see :func:`run_distributed`)."""
     ds: DatasetSpec = dataset_spec(dataset) if isinstance(dataset, (str, os.PathLike)) else dataset
     if isinstance(fault, str):
         fault = parse_fault(fault, where="run_config(fault=...)")
@@ -310,6 +237,49 @@ def _run(
 # exceed 107 bytes: a deep run folder makes every worker's feeder thread die with "AF_UNIX path too
 # long" and the DataLoader hang. Past this length the child gets a short symlink to its TMPDIR instead.
 _MAX_TMPDIR_LEN = 60
+
+
+def run_distributed(
+    dataset: DatasetSpec | str | os.PathLike[str],
+    config: LoaderConfig,
+    batches: int = 10,
+    *,
+    nproc_per_node: int = 2,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str | None = None,
+    **options: Any,
+) -> RunResult:
+    """``nproc_per_node`` ranks (× ``nnodes``) under torchrun, each loading ``batches`` batches of its
+    DistributedSampler share of ``dataset`` with ``config``; see NOTE [a torchrun child].
+
+    The record has ``ranks`` (one row per local rank), ``distributed`` (the launch and the epoch
+    coverage checks) and node totals in ``metrics``; a failed run's outcome names the rank
+    (``outcome["evidence"]["rank"]`` and the message's ``rank R:`` prefix). Never raises for anything
+    the job does.
+    ``options`` are :func:`run_config`'s keywords (fault, sandbox, watchdog, run_dir, …).
+    """
+    launch = Launch(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+    return run_config(dataset, config, batches, launch=launch, **options)
+
+
+# NOTE [a torchrun child]
+#     ``run_distributed`` runs ``python -m torch.distributed.run`` as the isolated child: the same run
+#     folder, TMPDIR, sandbox prefix (so every rank shares one emulated /dev/shm, as ranks on a node
+#     share the real one), monitor, watchdog, ending and cleanup as a single-process child. Differences:
+#     - events come through a FIFO (NOTE [rank events] in child.py); the runner holds a write end too,
+#       so reading never hits EOF while no rank has it open;
+#     - the watchdog follows each rank: start-up until every local rank has its first batch, the stall
+#       limit for each rank that has not finished (a rank stuck while the others finished and wait in
+#       the final collective is a hang of that rank), then the stall limit again for the gather and the
+#       exit once all have finished;
+#     - torchrun starts each rank in its own session: the monitor's tree (sampled again just before
+#       each signal) and each rank's process group are signalled, not only torchrun's group;
+#     - the outcome is the first rank that reported an error (ranks that fail afterwards, e.g. in the
+#       final collective because a peer is gone, are "ended"), else the root cause of torchrun's failure
+#       summary (a rank killed by a signal reports nothing itself), else torchrun's own exit.
+#     torchrun handles a failed rank first (SIGTERM to the other ranks at its next monitor tick, 0.1 s);
+#     the runner's ``exit_s`` after the first error is the backstop.
 
 
 def _short_alias(tmpdir: Path) -> Path | None:
@@ -882,14 +852,7 @@ def _signame(sig: int) -> str:
 
 
 def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            n = f.tell()
-            f.seek(max(0, n - _TAIL))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
+    return _read_text(path, _TAIL)
 
 
 __all__ = ["run_config", "run_distributed", "RunResult", "Watchdog", "dataset_spec"]
