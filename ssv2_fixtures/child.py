@@ -220,8 +220,11 @@ def batch_loop(events: _Events, loader: Any, spec: ChildSpec, cuda: bool, progre
     batch arrives (the distributed child records indices there). Returns the loop's wall time."""
     n = int(spec.get("batches", 10))
     step_s = float(spec.get("step_s") or 0.0)
+    begin = getattr(loader.dataset, "begin_epoch", None)  # a fault drill counts batches across epochs
     if on_epoch:
         on_epoch(progress.epoch)
+    if begin:
+        begin(progress.epoch, len(loader))
     progress.it = iter(loader)
     loop0 = time.perf_counter()
     while progress.batch < n:
@@ -232,6 +235,8 @@ def batch_loop(events: _Events, loader: Any, spec: ChildSpec, cuda: bool, progre
             progress.epoch += 1
             if on_epoch:
                 on_epoch(progress.epoch)
+            if begin:
+                begin(progress.epoch, len(loader))
             events.emit("epoch", n=progress.epoch)
             progress.it = iter(loader)
             continue

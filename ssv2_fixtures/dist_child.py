@@ -42,6 +42,17 @@ class _Indexed:
         clip, label = self.dataset[i]
         return clip, label, i
 
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        # batch-wise through a fault drill (FaultyDataset counts batches there)
+        inner = getattr(self.dataset, "__getitems__", None)
+        items = inner(indices) if inner else [self.dataset[i] for i in indices]
+        return [(clip, label, i) for (clip, label), i in zip(items, indices)]
+
+    def begin_epoch(self, epoch: int, batches_per_epoch: int) -> None:
+        begin = getattr(self.dataset, "begin_epoch", None)
+        if begin:
+            begin(epoch, batches_per_epoch)
+
 
 def _env_int(name: str, default: int | None = None) -> int:
     v = os.environ.get(name)

@@ -18,10 +18,16 @@ tmp_fill   writes a file in TMPDIR until ENOSPC, re-raises the OSError; refuses 
            so it fills an emulated TMPDIR (``Sandbox(tmp_bytes=...)``), never a disk
 ========== ==================================================================== ==================
 
-Which item triggers: DataLoader hands batch ``b`` to worker ``b % num_workers`` and each worker builds
-its batches in order, so the drill fires in worker ``B % W`` when it starts its ``B // W``-th batch, i.e.
-after it has loaded ``(B // W) * batch_size`` items (with ``num_workers=0``: after ``B * batch_size``
-items, in the main process). This holds for the default in-order loading within the first epoch.
+Which batch triggers: the drill fires at the first item of batch ``B`` of the run, counted across epochs
+as the main process receives them (``B = epoch * N + j`` for the ``j``-th batch of an epoch of ``N``).
+DataLoader restarts its round robin at every epoch: batch ``j`` of an epoch goes to worker ``j % W``, and
+each worker builds its batches in order. So a copy of the wrapper that has built ``k`` batches (counted
+in ``__getitems__``, one call per batch, so a short last batch counts as one) knows the batch it builds
+now; the main process tells it the epoch and ``N`` (:meth:`FaultyDataset.begin_epoch`, called before
+each epoch's iterator). New workers copy that state at each epoch; persistent workers keep counting past
+the epoch end, which the same formula covers. Before this, the count restarted with each epoch's new
+workers, and a drill past the first epoch silently never fired. :func:`~ssv2_fixtures.runner.run_config`
+refuses a drill at a batch the run never loads.
 
 Ranks (``-m distributed``): ``/RANK`` fires the drill in that global rank's loader only (``exception@2/1``:
 rank 1, its batch 2; the batch is counted in that rank's own loader). Without ``/RANK`` it fires in every
@@ -100,12 +106,12 @@ def parse_fault(text: str, *, where: str = "--inject-fault") -> FaultSpec:
 
 
 class FaultyDataset:
-    """Wraps a map-style dataset; fires ``fault`` in the process that loads batch ``fault.batch``."""
+    """Wraps a map-style dataset; fires ``fault`` in the process that builds batch ``fault.batch``."""
 
     def __init__(self, dataset: Any, fault: FaultSpec, batch_size: int, num_workers: int) -> None:
         self.dataset, self.fault = dataset, fault
         self.batch_size, self.num_workers = batch_size, num_workers
-        self._loaded = 0
+        self._epoch, self._per_epoch, self._built = 0, 0, 0
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -115,22 +121,38 @@ class FaultyDataset:
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
-    def _due(self) -> bool:
+    def begin_epoch(self, epoch: int, batches_per_epoch: int) -> None:
+        """Main process, before each epoch's iterator (the workers it starts copy this state)."""
+        self._epoch, self._per_epoch, self._built = epoch, batches_per_epoch, 0
+
+    def batch_now(self) -> int:
+        """The run's number of the batch this copy is about to build (see the module docstring)."""
         from torch.utils.data import get_worker_info
 
         info = get_worker_info()
-        b, bs = self.fault.batch, self.batch_size
-        if info is None:
-            return self._loaded == b * bs
-        return info.id == b % info.num_workers and self._loaded == (b // info.num_workers) * bs
+        w, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        n = self._per_epoch or len(self.dataset)  # never told: one epoch as long as the data (no harm)
+        mine = len(range(w, n, nw))  # batches of an epoch this worker builds
+        if mine == 0:
+            return -1
+        k = self._built
+        return (self._epoch + k // mine) * n + w + (k % mine) * nw
 
-    def __getitem__(self, i: int) -> Any:
-        due = self._due()
-        self._loaded += 1
-        if due:
-            if self.fault.kind == "corrupt_video":
-                return corrupt_video(self.dataset, i), self.dataset.index.label(i)
-            provoke(self.fault.kind)
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """One call per batch (torch's fetcher prefers it to one ``__getitem__`` per item)."""
+        due = self.batch_now() == self.fault.batch
+        self._built += 1
+        out = []
+        for j, i in enumerate(indices):
+            if due and j == 0:
+                if self.fault.kind == "corrupt_video":
+                    out.append((corrupt_video(self.dataset, i), self.dataset.index.label(i)))
+                    continue
+                provoke(self.fault.kind)
+            out.append(self.dataset[i])
+        return out
+
+    def __getitem__(self, i: int) -> Any:  # a single item, outside batching: never a drill
         return self.dataset[i]
 
 

@@ -148,6 +148,10 @@ def run_config(
     ds: DatasetSpec = dataset_spec(dataset) if isinstance(dataset, (str, os.PathLike)) else dataset
     if isinstance(fault, str):
         fault = parse_fault(fault, where="run_config(fault=...)")
+    if fault is not None and fault.batch >= batches:  # it would never fire, and the run would "pass"
+        raise ValueError(f"fault drill {fault} fires at batch {fault.batch}, but this run loads batches "
+                         f"0..{batches - 1}: choose BATCH < {batches} (--inject-fault KIND@BATCH), or a run "
+                         f"with more batches (--batches for -m sustained and validate)")
     ranks = launch.nproc_per_node if launch else 1
     limits = (watchdog or Watchdog()).resolve(config, batches, ranks)
     label = config.label

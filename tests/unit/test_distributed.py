@@ -131,32 +131,36 @@ def test_two_ranks_cover_the_dataset_disjointly_and_totals_add_up(run: Callable[
 # --- a fault in rank 1 only -----------------------------------------------------------------------------
 
 def test_fault_in_rank_1_names_it_and_rank_0_ends(run: Callable[..., RunResult], root: Path) -> None:
-    """Rank 1's dataset raises at its batch 1; rank 0 is healthy and mid-loop (40 batches with a 50 ms
-    training step, ~2 s): torchrun ends it, the outcome names rank 1 and the kind."""
+    """Rank 1's dataset raises at its batch 8; rank 0 is healthy and mid-loop (40 batches with a 50 ms
+    training step, ~2 s): torchrun ends it, the outcome names rank 1 and the kind.
+
+    Batch 8, not 1: the ranks leave init_process_group together but then start their workers apart, and
+    on 2 busy cores rank 0 had not yet received a batch when rank 1 failed at its batch 1 (seen once in a
+    full run). Eight 50 ms steps (0.4 s) leave rank 0 time to be truly mid-loop."""
     ds = dataset_spec(root, "train", size=64, num_frames=4)
-    r = run(ds, LoaderConfig(batch_size=2, num_workers=1), 40, nproc_per_node=2, fault="exception@1/1",
+    r = run(ds, LoaderConfig(batch_size=2, num_workers=1), 40, nproc_per_node=2, fault="exception@8/1",
             step_s=0.05)
     assert not r.passed
     o = r.outcome
-    assert o is not None and r.kind == "worker_exception" == FaultSpec("exception", 1, 1).expected_kind, _explain(r)
+    assert o is not None and r.kind == "worker_exception" == FaultSpec("exception", 8, 1).expected_kind, _explain(r)
     assert o["evidence"]["rank"] == 1 and o["evidence"]["local_rank"] == 1
     assert o["message"].startswith("rank 1: ") and "injected fault" in o["message"]
-    assert o["batch"] == 1  # a raising drill is re-raised in order: batches rank 1 received
-    assert "rank 1" in r.describe() and "worker_exception at batch 1" in r.describe()
+    assert o["batch"] == 8  # a raising drill is re-raised in order: batches rank 1 received
+    assert "rank 1" in r.describe() and "worker_exception at batch 8" in r.describe()
     rows = {x["rank"]: x for x in r.record["ranks"]}
     assert rows[1]["state"] == "failed" and rows[1]["outcome"] == "worker_exception"
     assert rows[1]["exit"] == {"code": 1, "signal": None}
     assert "injected fault" in rows[1]["stderr_tail"]  # the rank's own stderr (torchrun --redirects)
     # rank 0 did not fail by itself: it was ended, mid-loop, by torchrun's SIGTERM
-    assert rows[0]["state"] == "ended" and rows[0]["outcome"] is None, rows[0]
-    assert 0 < rows[0]["batches"] < 40 and not rows[0]["finished"]
+    assert rows[0]["state"] == "ended" and rows[0]["outcome"] is None, _explain(r)
+    assert 0 < rows[0]["batches"] < 40 and not rows[0]["finished"], _explain(r)
     assert rows[0]["exit"] == {"code": None, "signal": "SIGTERM"}
     failed = o["evidence"]["failed_ranks"]
     assert failed[0]["rank"] == 1 and failed[0]["root_cause"] is True  # torchrun's summary agrees
     # promptly: first error → torchrun gone, far below the runner's exit limit
     assert r.metrics["teardown_s"] < 10, r.metrics["teardown_s"]
     assert "ended_by_runner" not in r.record["exit"]
-    assert r.record["exit"]["code"] == 1 and r.record["fault"] == "exception@1/1"
+    assert r.record["exit"]["code"] == 1 and r.record["fault"] == "exception@8/1"
 
 
 # --- the multi-rank shared-memory budget ------------------------------------------------------------------

@@ -187,6 +187,17 @@ def test_every_fault_drill_is_classified(drill: str, run: Callable[..., RunResul
         assert r.record["exit"]["code"] == 1 and r.record["exit"].get("error_type"), r.record["exit"]
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["fresh-workers", "persistent-workers"])
+def test_a_drill_past_the_first_epoch_fires_at_its_batch(persistent: bool, run: Callable[..., RunResult],
+                                                         root: Path) -> None:
+    """5 items, BS=2: 3 batches an epoch (the last one short). ``exception@7`` is the second batch of the
+    third epoch, built by a worker started for that epoch (or, persistent, one that has counted on)."""
+    ds = dataset_spec(root, "train", size=64, num_frames=4, limit=5)
+    cfg = LoaderConfig(batch_size=2, num_workers=2, persistent_workers=persistent)
+    r = run(ds, cfg, 9, fault="exception@7")
+    assert r.kind == "worker_exception" and r.outcome["batch"] == 7 == r.metrics["batches"], _explain(r)
+
+
 def test_a_failed_run_reports_its_evidence(run: Callable[..., RunResult], small: dict) -> None:
     r = run(small, W2, 6, fault="segfault@2")
     assert r.kind == "segfault"
