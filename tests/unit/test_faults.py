@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 from ssv2_fixtures.child import Progress, batch_loop
 from ssv2_fixtures.faults import FaultSpec, FaultyDataset, parse_fault
 
+# 3 workers on a 2-core machine is the point of one case, not a mistake
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
 
 class _Items:
     def __init__(self, n: int) -> None:
