@@ -199,7 +199,7 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> tuple[Any, Any]:
 
         fault = parse_fault(str(spec["fault"]))
         if fault.fires_in(rank):  # a drill aimed at another rank does not fire here
-            ds = FaultyDataset(ds, fault, cfg.batch_size, cfg.num_workers)
+            ds = FaultyDataset(ds, fault)
     return cfg, ds
 
 

@@ -47,6 +47,7 @@ import mmap
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -108,9 +109,8 @@ def parse_fault(text: str, *, where: str = "--inject-fault") -> FaultSpec:
 class FaultyDataset:
     """Wraps a map-style dataset; fires ``fault`` in the process that builds batch ``fault.batch``."""
 
-    def __init__(self, dataset: Any, fault: FaultSpec, batch_size: int, num_workers: int) -> None:
+    def __init__(self, dataset: Any, fault: FaultSpec) -> None:
         self.dataset, self.fault = dataset, fault
-        self.batch_size, self.num_workers = batch_size, num_workers
         self._epoch, self._per_epoch, self._built = 0, 0, 0
 
     def __len__(self) -> int:
@@ -131,7 +131,7 @@ class FaultyDataset:
 
         info = get_worker_info()
         w, nw = (0, 1) if info is None else (info.id, info.num_workers)
-        n = self._per_epoch or len(self.dataset)  # never told: one epoch as long as the data (no harm)
+        n = self._per_epoch or sys.maxsize  # never told (outside batch_loop): one endless epoch
         mine = len(range(w, n, nw))  # batches of an epoch this worker builds
         if mine == 0:
             return -1

@@ -44,7 +44,7 @@ def _fires_at(items: int, bs: int, workers: int, at: int, total: int, *, persist
               drop_last: bool = False) -> int | None:
     """Run ``total`` batches through batch_loop with ``exception@at``; the batches received before the
     drill's error, or None if it never fired."""
-    ds = FaultyDataset(_Items(items), FaultSpec("exception", at), bs, workers)
+    ds = FaultyDataset(_Items(items), FaultSpec("exception", at))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, drop_last=drop_last,
                                          persistent_workers=persistent and workers > 0, shuffle=False)
     progress = Progress()
@@ -84,7 +84,7 @@ class _Numbered(FaultyDataset):
 def test_in_workers_each_batch_knows_its_number_across_epochs(items, bs, workers, persistent) -> None:
     """3-5 batches an epoch (a short last one in 5/2 and 7/3), three epochs; persistent workers keep
     counting past an epoch's end, fresh ones are told the epoch when they start."""
-    ds = _Numbered(_Items(items), FaultSpec("exception", 0), bs, workers)
+    ds = _Numbered(_Items(items), FaultSpec("exception", 0))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, persistent_workers=persistent)
     total = 3 * len(loader)
     numbers: list[int] = []
