@@ -25,9 +25,8 @@ each worker builds its batches in order. So a copy of the wrapper that has built
 in ``__getitems__``, one call per batch, so a short last batch counts as one) knows the batch it builds
 now; the main process tells it the epoch and ``N`` (:meth:`FaultyDataset.begin_epoch`, called before
 each epoch's iterator). New workers copy that state at each epoch; persistent workers keep counting past
-the epoch end, which the same formula covers. Before this, the count restarted with each epoch's new
-workers, and a drill past the first epoch silently never fired. :func:`~ssv2_fixtures.runner.run_config`
-refuses a drill at a batch the run never loads.
+the epoch end, which the same formula covers. A drill at a batch the run never loads would silently
+never fire, so :func:`~ssv2_fixtures.runner.run_config` refuses it.
 
 Ranks (``-m distributed``): ``/RANK`` fires the drill in that global rank's loader only (``exception@2/1``:
 rank 1, its batch 2; the batch is counted in that rank's own loader). Without ``/RANK`` it fires in every
