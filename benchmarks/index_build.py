@@ -22,7 +22,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from ssv2_fixtures.annotations import VIDEO_DIR_NAME, load_index
+from ssv2_fixtures.data.annotations import VIDEO_DIR_NAME, load_index
 
 TRAIN_SIZE = 168_913
 NUM_CLASSES = 174

@@ -21,8 +21,8 @@ import torch  # before decord
 from torch.utils.data import DataLoader, Dataset
 
 from ssv2_fixtures import LoaderConfig, SSv2Clips, dataset_spec, make_loader, run_config
-from ssv2_fixtures.clips import decoder_available
-from ssv2_fixtures.synth import SynthSpec, ensure_synthetic
+from ssv2_fixtures.data.clips import decoder_available
+from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 
 FRAMES, SIZE = 16, 224
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ssv2_fixtures.synth import SynthSpec, build_synthetic, read_manifest
+from ssv2_fixtures.data.synth import SynthSpec, build_synthetic, read_manifest
 
 
 def main() -> int:

@@ -13,14 +13,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SSv2Clips": "clips", "ClipDecodeError": "clips", "normalize": "clips",
-    "LoaderConfig": "config", "make_loader": "config",
-    "SSv2Index": "annotations", "load_index": "annotations", "discover": "annotations",
-    "AnnotationError": "annotations", "MissingVideosError": "annotations",
-    "SynthSpec": "synth", "build_synthetic": "synth", "ensure_synthetic": "synth",
-    "run_config": "runner", "RunResult": "runner", "Watchdog": "runner", "dataset_spec": "runner",
-    "run_distributed": "runner", "Launch": "distributed",
-    "Sandbox": "sandbox", "FaultSpec": "faults",
+    "SSv2Clips": "data.clips", "ClipDecodeError": "data.clips", "normalize": "data.clips",
+    "LoaderConfig": "data.loader", "make_loader": "data.loader",
+    "SSv2Index": "data.annotations", "load_index": "data.annotations", "discover": "data.annotations",
+    "AnnotationError": "data.annotations", "MissingVideosError": "data.annotations",
+    "SynthSpec": "data.synth", "build_synthetic": "data.synth", "ensure_synthetic": "data.synth",
+    "run_config": "run.runner", "RunResult": "run.runner", "Watchdog": "run.runner", "dataset_spec": "run.runner",
+    "run_distributed": "run.runner", "Launch": "run.launch",
+    "Sandbox": "run.sandbox", "FaultSpec": "run.faults",
 }
 
 __all__ = sorted(_EXPORTS)

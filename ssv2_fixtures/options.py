@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import SHARING_STRATEGIES
-from .distributed import Launch, parse_endpoint
-from .faults import FAULTS, FaultSpec, parse_fault
-from .sandbox import PROFILES, Sandbox, parse_size, profile
+from .data.loader import SHARING_STRATEGIES
+from .run.launch import Launch, parse_endpoint
+from .run.faults import FAULTS, FaultSpec, parse_fault
+from .run.sandbox import PROFILES, Sandbox, parse_size, profile
 
 
 def _ints(text: str, where: str, *, minimum: int = 0) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import pytest
 
 from .options import SettingsError, add_options, resolve
-from .session import StressSession
+from .stress.session import StressSession
 
 MARKERS = {
     "quick": "pre-flight checks and the 9-phase ladder on a few batches (minutes)",
@@ -40,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve(config.getoption, config.getini, str(config.inipath) if config.inipath else None)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    from .probe import machine_facts
+    from .stress.probe import machine_facts
 
     session = StressSession(settings)
     session.machine = machine_facts(str(settings.loader_tmpdir) if settings.loader_tmpdir else None,
@@ -72,14 +72,14 @@ class _Hooks:
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
-        from .campaign import item_timeout
+        from .stress.campaign import item_timeout
 
         for it in items:
             if it.get_closest_marker("timeout") is None and (t := item_timeout(it, self.session.settings)):
                 it.add_marker(pytest.mark.timeout(t))
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        from .campaign import parametrize
+        from .stress.campaign import parametrize
 
         parametrize(metafunc, self.session)
 
@@ -89,7 +89,7 @@ class _Hooks:
         tr = terminalreporter
         tr.section("ssv2-stress")
         try:
-            from .report import terminal_lines
+            from .report.core import terminal_lines
 
             for line in terminal_lines(self.session.file()):
                 tr.write_line(line)
@@ -103,7 +103,7 @@ class _Hooks:
             return
         self.session.flush()
         try:
-            from .report import summarize
+            from .report.core import summarize
 
             summarize(self.session.run_dir)
         except Exception as exc:
@@ -119,8 +119,8 @@ def ssv2_session(pytestconfig: pytest.Config) -> StressSession:
 @pytest.fixture(scope="session")
 def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(dataset spec for the runner, facts for reports): ``--ssv2-root`` or the synthetic set."""
-    from .annotations import AnnotationError
-    from .campaign import prepare_dataset
+    from .data.annotations import AnnotationError
+    from .stress.campaign import prepare_dataset
 
     try:
         spec, info = prepare_dataset(ssv2_session.settings)
@@ -135,7 +135,7 @@ def stress(request: pytest.FixtureRequest, ssv2_session: StressSession, ssv2_dat
     """Run configs isolated and record them (see :class:`ssv2_fixtures.campaign.Stress`)."""
     if _is_xdist_worker():
         pytest.skip(XDIST_REFUSAL)
-    from .campaign import Stress
+    from .stress.campaign import Stress
 
     config = request.config
     tr = config.pluginmanager.get_plugin("terminalreporter")

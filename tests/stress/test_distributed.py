@@ -3,7 +3,7 @@ ranks on this node, each with its own DataLoader workers; ``--nnodes/--node-rank
 several nodes, each running this same command).
 
 Each rank loads through a ``DistributedSampler`` over a dataset of
-:func:`~ssv2_fixtures.campaign.epoch_limit` items, so every run crosses epoch boundaries. A config
+:func:`~ssv2_fixtures.stress.campaign.epoch_limit` items, so every run crosses epoch boundaries. A config
 passes when every rank finished ``--batches`` batches, each epoch's indices follow DistributedSampler's
 rule (disjoint ranks, the whole dataset in a complete epoch but for the padding/drop rule), and the
 node totals add up (videos, processes = ranks × (1 + workers)). When a config fails with N ranks on one
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssv2_fixtures.campaign import epoch_limit
+from ssv2_fixtures.stress.campaign import epoch_limit
 
 pytestmark = pytest.mark.distributed
 

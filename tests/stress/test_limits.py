@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssv2_fixtures.config import LoaderConfig
+from ssv2_fixtures.data.loader import LoaderConfig
 
 pytestmark = pytest.mark.limits
 

@@ -1,7 +1,7 @@
 """Pre-flight checks (``-m quick`` and ``-m validate``): will the machine let the configs run at all?
 
 Each check is its own test with a message that says what to change. The needs come from
-:mod:`ssv2_fixtures.budget` for the largest config this session will run.
+:mod:`ssv2_fixtures.stress.budget` for the largest config this session will run.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import tempfile
 
 import pytest
 
-from ssv2_fixtures.budget import predict
-from ssv2_fixtures.campaign import available_shm
-from ssv2_fixtures.config import LoaderConfig, ladder, matrix
+from ssv2_fixtures.stress.budget import predict
+from ssv2_fixtures.stress.campaign import available_shm
+from ssv2_fixtures.data.loader import LoaderConfig, ladder, matrix
 
 pytestmark = [pytest.mark.quick, pytest.mark.validate]
 
@@ -25,7 +25,7 @@ def _configs(session) -> list[LoaderConfig]:
     s = session.settings
     cfgs = [p.config for p in ladder(s.max_workers, sharing_strategy=s.sharing_strategy)]
     if s.train_config:
-        from ssv2_fixtures.traincfg import load
+        from ssv2_fixtures.stress.traincfg import load
 
         cfgs.append(load(s.train_config).loader)
     return cfgs
@@ -76,7 +76,7 @@ def test_nofile_enough_for_file_descriptor(ssv2_session):
 def test_decoder_decodes_dataset_codec(ssv2_dataset):
     spec, info = ssv2_dataset
     code = (
-        "import sys, json; from ssv2_fixtures.clips import SSv2Clips; "
+        "import sys, json; from ssv2_fixtures.data.clips import SSv2Clips; "
         f"d = json.loads({repr(__import__('json').dumps(dict(spec)))}); root = d.pop('root'); "
         "split = d.pop('split'); ds = SSv2Clips(root, split, limit=2, **d); "
         "clip, label = ds[0]; print(tuple(clip.shape), clip.dtype)"
@@ -90,7 +90,7 @@ def test_decoder_decodes_dataset_codec(ssv2_dataset):
 
 def test_torch_imported_before_decord():
     # decord#251/#263: decord loaded before torch can crash at import; SSv2Clips must import torch first.
-    code = ("import sys; import ssv2_fixtures.clips as c; c._decode_decord; import decord; "
+    code = ("import sys; import ssv2_fixtures.data.clips as c; c._decode_decord; import decord; "
             "mods = list(sys.modules); print(mods.index('torch') < mods.index('decord'))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssv2_fixtures.campaign import bridge_benchmark
+from ssv2_fixtures.stress.campaign import bridge_benchmark
 
 pytestmark = pytest.mark.quick
 

@@ -1,13 +1,13 @@
 """``-m sustained``: --batches (default 100) per config over --batch-sizes × --workers × --prefetch.
 
 A config fails on a failure outcome, on memory growth (leak verdict) or on throughput decay
-(degradation verdict); thresholds are in :mod:`ssv2_fixtures.verdicts`.
+(degradation verdict); thresholds are in :mod:`ssv2_fixtures.stress.verdicts`.
 """
 from __future__ import annotations
 
 import pytest
 
-from ssv2_fixtures.campaign import bridge_benchmark
+from ssv2_fixtures.stress.campaign import bridge_benchmark
 
 pytestmark = pytest.mark.sustained
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ssv2_fixtures.campaign import bridge_benchmark
-from ssv2_fixtures.traincfg import TrainConfigError, check, load
+from ssv2_fixtures.stress.campaign import bridge_benchmark
+from ssv2_fixtures.stress.traincfg import TrainConfigError, check, load
 
 pytestmark = pytest.mark.validate
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ssv2_fixtures.synth import MANIFEST, SynthSpec, ensure_synthetic
+from ssv2_fixtures.data.synth import MANIFEST, SynthSpec, ensure_synthetic
 
 UNIT_SPEC = SynthSpec(videos=12)
 

@@ -13,15 +13,16 @@ def _modules_after(code: str) -> set[str]:
 
 def test_child_entry_imports_no_pytest_and_little_of_the_package():
     # What a child imports to load one config (the modules its run() pulls in at run time).
-    mods = _modules_after("import ssv2_fixtures.child, ssv2_fixtures.clips, ssv2_fixtures.config, ssv2_fixtures.faults")
+    mods = _modules_after("import ssv2_fixtures.run.child, ssv2_fixtures.data.clips, ssv2_fixtures.data.loader, ssv2_fixtures.run.faults")
     assert "pytest" not in mods and "_pytest" not in mods
     ours = {m for m in mods if m.startswith("ssv2_fixtures.")}
-    assert ours <= {"ssv2_fixtures.child", "ssv2_fixtures.clips", "ssv2_fixtures.config", "ssv2_fixtures.faults",
-                    "ssv2_fixtures.annotations", "ssv2_fixtures.sampling"}, ours
+    assert ours <= {"ssv2_fixtures.run.child", "ssv2_fixtures.data.clips", "ssv2_fixtures.data.loader", "ssv2_fixtures.run.faults",
+                    "ssv2_fixtures.data.annotations", "ssv2_fixtures.data.sampling",
+                    "ssv2_fixtures.run", "ssv2_fixtures.data"}  # the rooms' own __init__ (docstrings only), ours
 
 
 def test_child_module_alone_imports_only_the_standard_library():
-    mods = _modules_after("import ssv2_fixtures.child")
+    mods = _modules_after("import ssv2_fixtures.run.child")
     assert not {"torch", "decord", "numpy", "pytest"} & mods
 
 
@@ -32,6 +33,7 @@ def test_plugin_import_does_not_load_torch_or_decord():
 
 def test_rank_entry_imports_only_the_standard_library_and_the_child():
     # torchrun starts one of these per rank: torch comes after the rank's resource limits, never pytest
-    mods = _modules_after("import ssv2_fixtures.dist_child")
+    mods = _modules_after("import ssv2_fixtures.run.rank_child")
     assert not {"torch", "decord", "numpy", "pytest"} & mods
-    assert {m for m in mods if m.startswith("ssv2_fixtures.")} == {"ssv2_fixtures.child", "ssv2_fixtures.dist_child"}
+    assert {m for m in mods if m.startswith("ssv2_fixtures.")} == {"ssv2_fixtures.run", "ssv2_fixtures.run.child",
+                                                                         "ssv2_fixtures.run.rank_child"}

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+import sys
+
+from .core import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""The state of one pytest session of stress runs: where results go, and what has happened so far.
+
+Registered as a plugin object by :mod:`ssv2_fixtures.plugin`; everything the fixtures and hooks share
+lives here, not in module globals. ``results.json`` is rewritten atomically after every config, so a
+killed session keeps what finished.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..options import Settings
+from ..run.record import SCHEMA, ResultsFile, RunRecord, write_atomic
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StressSession:
+    settings: Settings
+    run_id: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    results: list[RunRecord] = field(default_factory=list)
+    limits: list[dict[str, Any]] = field(default_factory=list)
+    validate: dict[str, Any] | None = None
+    ladder_failure: tuple[int, str] | None = None   # (phase number, outcome kind)
+    capped: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _created: str = ""
+    report_error: str | None = None
+    base_rss: int | None = None        # RSS of one loading process, measured with the decode rate
+    decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
+
+    def __post_init__(self) -> None:
+        host = socket.gethostname().split(".")[0] or "host"
+        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + host
+        self._created = _now()
+
+    @property
+    def reports_root(self) -> Path:
+        return Path(self.settings.reports).resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.reports_root / self.run_id
+
+    @property
+    def runs_dir(self) -> Path:
+        """Parent of each child's working folder (its TMPDIR lives inside)."""
+        base = self.settings.loader_tmpdir
+        if base is not None:
+            return Path(base) / f"ssv2-stress-{self.run_id}"
+        return self.run_dir / "runs"
+
+    @property
+    def started(self) -> bool:
+        return self.run_dir.exists()
+
+    def file(self) -> ResultsFile:
+        return {
+            "schema": SCHEMA, "run_id": self.run_id, "created": self._created, "updated": _now(),
+            "machine": self.machine, "dataset": self.dataset, "settings": self.settings.public(),
+            "results": self.results, "limits": self.limits, "validate": self.validate,
+            "capped": self.capped,
+        }  # type: ignore[typeddict-unknown-key]
+
+    def record(self, rec: RunRecord) -> None:
+        with self._lock:
+            self.results.append(rec)
+            self.flush()
+
+    def flush(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.run_dir / "results.json", self.file())
+        self._point_latest()
+
+    def _point_latest(self) -> None:
+        latest = self.reports_root / "latest"
+        tmp = self.reports_root / f".latest.{os.getpid()}"
+        try:
+            if tmp.is_symlink():
+                tmp.unlink()
+            tmp.symlink_to(self.run_id)
+            os.replace(tmp, latest)
+        except OSError:
+            pass

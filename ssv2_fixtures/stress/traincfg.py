@@ -1,0 +1,129 @@
+"""Training-config TOML for ``-m validate``: a ``[loader]`` table and a ``[target]`` table.
+
+TOML only: a config file is data, never executed. Unknown keys and wrong types are named errors::
+
+    [loader]
+    batch_size = 32
+    num_workers = 8
+    prefetch_factor = 4
+    sharing_strategy = "file_system"
+    tmpdir = "/scratch/tmp"        # optional: the TMPDIR the training job will use
+    pin_memory = true
+    persistent_workers = true
+
+    [target]
+    min_videos_per_s = 150
+    batches = 200
+    max_rss_gb = 24
+    max_shm_gb = 8
+    max_wait_ms_p95 = 400
+    max_first_batch_s = 60
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..data.loader import LoaderConfig
+
+_LOADER_KEYS: dict[str, tuple[type, ...]] = {
+    "batch_size": (int,), "num_workers": (int,), "prefetch_factor": (int,), "sharing_strategy": (str,),
+    "tmpdir": (str,), "pin_memory": (bool,), "persistent_workers": (bool,), "shuffle": (bool,),
+    "drop_last": (bool,), "timeout": (int, float), "seed": (int,),
+}
+# target name → (metric in RunRecord.metrics, unit scale, "min" or "max")
+TARGETS: dict[str, tuple[str, float, str]] = {
+    "min_videos_per_s": ("videos_per_s", 1.0, "min"),
+    "max_rss_gb": ("rss_peak_bytes", 2**30, "max"),
+    "max_shm_gb": ("shm_peak_bytes", 2**30, "max"),
+    "max_wait_ms_p95": ("wait_ms_p95", 1.0, "max"),
+    "max_first_batch_s": ("first_batch_s", 1.0, "max"),
+}
+
+
+class TrainConfigError(ValueError):
+    """Names the file, the table and key, and the fix."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    path: Path
+    loader: LoaderConfig
+    tmpdir: str | None
+    batches: int | None
+    targets: dict[str, float]
+
+
+def load(path: str | Path) -> TrainConfig:
+    p = Path(path)
+
+    def err(where: str, why: str) -> TrainConfigError:
+        return TrainConfigError(f"{p}: {where}: {why}")
+
+    try:
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))  # TOML is UTF-8 whatever the locale
+    except OSError as exc:
+        raise TrainConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise TrainConfigError(f"{p}: not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TrainConfigError(f"{p}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"loader", "target"})
+    if unknown:
+        raise err(f"table(s) {unknown}", "unknown; only [loader] and [target] are read")
+    loader = data.get("loader")
+    if not isinstance(loader, dict):
+        raise err("[loader]", "missing: give at least batch_size and num_workers")
+    for k, v in loader.items():
+        if k not in _LOADER_KEYS:
+            raise err(f"[loader] {k}", f"unknown key; known: {', '.join(sorted(_LOADER_KEYS))}")
+        types = _LOADER_KEYS[k]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            raise err(f"[loader] {k}", f"expected {' or '.join(t.__name__ for t in types)}, got {type(v).__name__} {v!r}")
+    fields = {k: v for k, v in loader.items() if k != "tmpdir"}
+    try:
+        cfg = LoaderConfig(**fields)
+    except ValueError as exc:
+        # LoaderConfig says "LoaderConfig.<field>: why": name the TOML key instead.
+        m = re.match(r"LoaderConfig\.(\w+): (.*)", str(exc), re.S)
+        raise (err(f"[loader] {m[1]}", m[2]) if m else err("[loader]", str(exc))) from None
+    target = data.get("target", {})
+    if not isinstance(target, dict):
+        raise err("[target]", "must be a table")
+    targets: dict[str, float] = {}
+    batches = None
+    for k, v in target.items():
+        if k == "batches":
+            if not isinstance(v, int) or isinstance(v, bool) or v < 2:
+                raise err("[target] batches", f"expected an integer >= 2, got {v!r}")
+            batches = v
+            continue
+        if k not in TARGETS:
+            raise err(f"[target] {k}", f"unknown target; known: batches, {', '.join(sorted(TARGETS))}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise err(f"[target] {k}", f"expected a number, got {type(v).__name__} {v!r}")
+        if not math.isfinite(v) or v < 0:  # TOML has nan/inf; a nan target would fail every run
+            raise err(f"[target] {k}", f"expected a finite number >= 0, got {v!r}")
+        targets[k] = float(v)
+    return TrainConfig(p, cfg, loader.get("tmpdir"), batches, targets)
+
+
+def check(targets: dict[str, float], metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Target-vs-achieved rows, one per target."""
+    rows = []
+    for name, wanted in targets.items():
+        metric, scale, sense = TARGETS[name]
+        raw = metrics.get(metric)
+        achieved = None if raw is None else float(raw) / scale
+        ok = achieved is not None and (achieved >= wanted if sense == "min" else achieved <= wanted)
+        rows.append({"target": name, "wanted": wanted, "achieved": achieved, "ok": ok})
+    return rows

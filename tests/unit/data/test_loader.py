@@ -1,0 +1,238 @@
+"""LoaderConfig validation, make_loader behaviour on real data, and the ladder/matrix config sets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as tmp
+
+from ssv2_fixtures.data.clips import SSv2Clips
+from ssv2_fixtures.data.loader import LADDER, LoaderConfig, ladder, make_loader, matrix
+
+T, SIZE = 4, 64
+
+
+# --------------------------------------------------------------------------- LoaderConfig
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(num_workers=0, prefetch_factor=2), "prefetch_factor"),
+        (dict(num_workers=2, prefetch_factor=0), "prefetch_factor"),
+        (dict(num_workers=2, prefetch_factor=True), "prefetch_factor"),
+        (dict(num_workers=2, prefetch_factor=2.0), "prefetch_factor"),
+        (dict(batch_size=-1), "batch_size"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=True), "batch_size"),
+        (dict(batch_size=8.0), "batch_size"),
+        (dict(batch_size="8"), "batch_size"),
+        (dict(num_workers=-1), "num_workers"),
+        (dict(num_workers=False), "num_workers"),
+        (dict(seed=True), "seed"),
+        (dict(sharing_strategy="shm"), "sharing_strategy"),
+        (dict(sharing_strategy="FILE_SYSTEM"), "sharing_strategy"),
+        (dict(num_workers=0, persistent_workers=True), "persistent_workers"),
+        (dict(persistent_workers="false"), "persistent_workers"),
+        (dict(pin_memory=1), "pin_memory"),
+        (dict(shuffle="yes"), "shuffle"),
+        (dict(drop_last=None), "drop_last"),
+        (dict(timeout=-1), "timeout"),
+        (dict(timeout=True), "timeout"),
+        (dict(timeout=float("nan")), "timeout"),
+        (dict(num_workers=0, timeout=5), "timeout"),
+        (dict(mp_context="threads"), "mp_context"),
+    ],
+)
+def test_invalid_combinations_name_the_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=rf"LoaderConfig\.{field}:"):
+        LoaderConfig(**kwargs)
+
+
+def test_valid_configs_and_defaults() -> None:
+    c = LoaderConfig()
+    assert (c.batch_size, c.num_workers, c.prefetch_factor, c.effective_prefetch) == (8, 2, None, 2)
+    assert LoaderConfig(num_workers=0).effective_prefetch == 0
+    assert LoaderConfig(num_workers=3, prefetch_factor=5).effective_prefetch == 5
+    LoaderConfig(num_workers=1, persistent_workers=True, timeout=2.5, mp_context="spawn",
+                 sharing_strategy="file_system", pin_memory=True)
+    with pytest.raises(Exception):
+        c.batch_size = 4  # frozen
+
+
+@pytest.mark.parametrize(
+    "kwargs, label",
+    [
+        (dict(batch_size=1, num_workers=0), "bs1-w0"),
+        (dict(batch_size=4, num_workers=2), "bs4-w2-pf2"),
+        (dict(batch_size=4, num_workers=2, prefetch_factor=2), "bs4-w2-pf2"),
+        (dict(batch_size=16, num_workers=8, prefetch_factor=4), "bs16-w8-pf4"),
+        (dict(batch_size=8, num_workers=0, sharing_strategy="file_system"), "bs8-w0-fs"),
+        (dict(batch_size=32, num_workers=4, prefetch_factor=1, sharing_strategy="file_system"),
+         "bs32-w4-pf1-fs"),
+    ],
+)
+def test_label(kwargs: dict, label: str) -> None:
+    assert LoaderConfig(**kwargs).label == label
+
+
+def test_dict_round_trip_and_unknown_field() -> None:
+    c = LoaderConfig(batch_size=3, num_workers=1, prefetch_factor=3, shuffle=True, seed=7)
+    assert LoaderConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match=r"spec\.json: unknown LoaderConfig field\(s\) \['num_wokers'\]"):
+        LoaderConfig.from_dict({"batch_size": 2, "num_wokers": 1}, where="spec.json")
+    with pytest.raises(ValueError, match=r"run 3: LoaderConfig\.prefetch_factor"):
+        LoaderConfig.from_dict({"num_workers": 0, "prefetch_factor": 2}, where="run 3")
+
+
+# --------------------------------------------------------------------------- make_loader
+
+@pytest.fixture(scope="module")
+def train_ds(synth_root: Path) -> SSv2Clips:
+    return SSv2Clips(synth_root, "train", num_frames=T, size=SIZE, train=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_sharing_strategy():
+    before = tmp.get_sharing_strategy()
+    yield
+    tmp.set_sharing_strategy(before)
+
+
+def _batches(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(clips.clone(), labels.clone()) for clips, labels in loader]
+
+
+def test_workers_do_not_change_the_batches(train_ds: SSv2Clips) -> None:
+    # 9 train videos, batch 2: 5 batches, the last one short (drop_last off).
+    ref = _batches(make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=0, seed=3)))
+    two = _batches(make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=2,
+                                                      seed=3)))
+    assert len(ref) == len(two) == 5 and ref[-1][0].shape[0] == 1
+    for k, ((ca, la), (cb, lb)) in enumerate(zip(ref, two)):
+        assert ca.shape == (ca.shape[0], T, SIZE, SIZE, 3) and ca.dtype == torch.uint8
+        assert torch.equal(ca, cb), f"batch {k}: clips differ between 0 and 2 workers"
+        assert torch.equal(la, lb), f"batch {k}: labels differ between 0 and 2 workers"
+    labels = torch.cat([lb for _, lb in ref]).tolist()
+    assert labels == [train_ds.index.label(i) for i in range(len(train_ds))]  # unshuffled order
+
+
+def test_training_clips_reproducible_per_seed(synth_root: Path) -> None:
+    """train=True samples random frames; the same LoaderConfig.seed must give the same clips."""
+    ds = SSv2Clips(synth_root, "train", num_frames=T, size=SIZE, train=True, limit=6)
+
+    def clips(seed: int) -> torch.Tensor:
+        cfg = LoaderConfig(batch_size=3, num_workers=2, seed=seed)
+        return torch.cat([c for c, _ in make_loader(ds, cfg)])
+
+    a = clips(1)
+    assert torch.equal(a, clips(1))
+    assert not all(torch.equal(a, clips(s)) for s in (2, 3))
+    # 0 workers: torch.manual_seed governs, as for any torch-random transform.
+    torch.manual_seed(5)
+    x = ds[0][0]
+    torch.manual_seed(5)
+    assert torch.equal(x, ds[0][0])
+
+
+def test_shuffle_same_seed_same_order(train_ds: SSv2Clips) -> None:
+    def order(seed: int, workers: int) -> list[int]:
+        cfg = LoaderConfig(batch_size=3, num_workers=workers, shuffle=True, seed=seed)
+        return [int(i) for batch in make_loader(_Ids(len(train_ds)), cfg) for i in batch]
+
+    a, b = order(11, 0), order(11, 0)
+    assert a == b and sorted(a) == list(range(len(train_ds)))
+    assert order(11, 2) == a  # the order comes from the seeded generator, not from the workers
+    assert any(order(s, 0) != a for s in (12, 13, 14))  # and the seed matters
+    # Shuffled batches of real clips are the same twice too.
+    cfg = LoaderConfig(batch_size=3, num_workers=0, shuffle=True, seed=5)
+    x = _batches(make_loader(train_ds, cfg))
+    y = _batches(make_loader(train_ds, cfg))
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(x, y))
+
+
+class _Ids(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+@pytest.mark.parametrize("strategy", ["file_system", "file_descriptor"])
+def test_sharing_strategy_applied(train_ds: SSv2Clips, strategy: str) -> None:
+    other = "file_descriptor" if strategy == "file_system" else "file_system"
+    tmp.set_sharing_strategy(other)
+    make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=1, sharing_strategy=strategy))
+    assert tmp.get_sharing_strategy() == strategy
+
+
+def test_loader_gets_the_settings(train_ds: SSv2Clips) -> None:
+    cfg = LoaderConfig(batch_size=3, num_workers=2, prefetch_factor=3, persistent_workers=True,
+                       drop_last=True, timeout=30.0)
+    dl = make_loader(train_ds, cfg)
+    assert (dl.batch_size, dl.num_workers, dl.prefetch_factor, dl.persistent_workers, dl.drop_last,
+            dl.timeout) == (3, 2, 3, True, True, 30.0)
+    assert len(dl) == len(train_ds) // 3
+    dl0 = make_loader(train_ds, LoaderConfig(batch_size=4, num_workers=0), drop_last=True)
+    assert dl0.num_workers == 0 and dl0.drop_last is True and len(dl0) == len(train_ds) // 4
+
+
+def test_workers_get_one_torch_thread(train_ds: SSv2Clips) -> None:
+    cfg = LoaderConfig(batch_size=1, num_workers=2)
+    threads = [int(t) for t in make_loader(_Threads(), cfg)]
+    assert threads == [1, 1]
+
+
+class _Threads(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        return torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- ladder / matrix
+
+def test_ladder_capped_to_four_workers() -> None:
+    phases = ladder(max_workers=4)
+    assert len(phases) == 9 == len(LADDER)
+    assert [p.number for p in phases] == list(range(1, 10))
+    assert [p.id for p in phases] == [
+        "phase1-bs1-w0", "phase2-bs2-w0", "phase3-bs4-w2-pf2", "phase4-bs8-w2-pf2",
+        "phase5-bs8-w4-pf2", "phase6-bs16-w4-pf2", "phase7-bs16-w4-pf4", "phase8-bs16-w4-pf4",
+        "phase9-bs16-w4-pf4",
+    ]
+    assert [p.requested_workers for p in phases] == [w for _, w, _ in LADDER]
+    assert [p.duplicate_of for p in phases] == [None] * 7 + [7, 7]
+    assert all(p.config.num_workers <= 4 for p in phases)
+
+
+def test_ladder_uncapped_and_single_core() -> None:
+    big = ladder(max_workers=64, sharing_strategy="file_system", seed=9)
+    assert all(p.duplicate_of is None for p in big)
+    assert big[-1].id == "phase9-bs16-w24-pf4-fs" and big[-1].config.seed == 9
+    one = ladder(max_workers=1)
+    assert [p.config.num_workers for p in one] == [0, 0, 1, 1, 1, 1, 1, 1, 1]
+    assert [p.duplicate_of for p in one] == [None, None, None, None, 4, None, None, 7, 7]
+    zero = ladder(max_workers=0)  # every phase single-process, prefetch dropped (torch refuses it)
+    assert all(p.config.num_workers == 0 and p.config.prefetch_factor is None for p in zero)
+    assert zero[2].id == "phase3-bs4-w0" and zero[3].duplicate_of is None and zero[4].duplicate_of == 4
+
+
+def test_matrix_dedups_capped_configs() -> None:
+    out = matrix([4, 8], [0, 2, 4, 8], [2, 4], max_workers=4)
+    cfgs = [c for c, _ in out]
+    assert len(cfgs) == len(set(cfgs))
+    # Per batch size: w0 (one: prefetch dropped), w2 x 2 pf, w4 x 2 pf; w8 capped onto w4: dropped.
+    assert len(out) == 2 * (1 + 2 + 2)
+    assert [(c.label, w) for c, w in out[:5]] == [
+        ("bs4-w0", 0), ("bs4-w2-pf2", 2), ("bs4-w2-pf4", 2), ("bs4-w4-pf2", 4), ("bs4-w4-pf4", 4),
+    ]
+    assert all(c.shuffle and c.drop_last for c in cfgs)
+    capped = matrix([4], [8, 16], [2], max_workers=4, shuffle=False)
+    assert [(c.label, w) for c, w in capped] == [("bs4-w4-pf2", 8)]  # first request kept
+    assert capped[0][0].shuffle is False

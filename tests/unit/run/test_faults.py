@@ -1,0 +1,117 @@
+"""faults.py: which batch a drill fires at, across epochs, in torch's own DataLoader.
+
+The drill kinds themselves are provoked for real in test_runner.py (each in an isolated child); here the
+``exception`` drill is enough to see *where* a drill fires: a raising drill is re-raised by the main
+process in order, so the loop has received exactly ``B`` batches when it raises. The loop is the child's
+own ``batch_loop``, which tells the wrapper each epoch's start, over a tiny in-memory dataset.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssv2_fixtures.run.child import Progress, batch_loop
+from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset, parse_fault
+
+# 3 workers on a 2-core machine is the point of one case, not a mistake
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
+
+class _Items:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        return torch.full((1,), float(i)), i
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.seen.append({"kind": kind, **fields})
+
+
+def _fires_at(items: int, bs: int, workers: int, at: int, total: int, *, persistent: bool = False,
+              drop_last: bool = False) -> int | None:
+    """Run ``total`` batches through batch_loop with ``exception@at``; the batches received before the
+    drill's error, or None if it never fired."""
+    ds = FaultyDataset(_Items(items), FaultSpec("exception", at))
+    loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, drop_last=drop_last,
+                                         persistent_workers=persistent and workers > 0, shuffle=False)
+    progress = Progress()
+    try:
+        batch_loop(_Events(), loader, {"batches": total}, False, progress)  # type: ignore[typeddict-item]
+    except RuntimeError as exc:
+        assert "injected fault" in str(exc), exc
+        return progress.batch
+    finally:
+        progress.it = None
+    return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.integers(1, 9), bs=st.integers(1, 4), drop_last=st.booleans(), data=st.data())
+def test_in_the_main_process_a_drill_fires_at_its_batch_in_any_epoch(items, bs, drop_last, data) -> None:
+    per_epoch = items // bs if drop_last else -(-items // bs)
+    if per_epoch == 0:
+        return
+    total = 4 * per_epoch + 1
+    at = data.draw(st.integers(0, total - 1))
+    assert _fires_at(items, bs, 0, at, total, drop_last=drop_last) == at
+
+
+class _Numbered(FaultyDataset):
+    """Puts the batch number the wrapper computes into every item of the batch: one pass over three
+    epochs checks the count for every batch, in real forked workers, without a drill per batch."""
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        b = self.batch_now()
+        self._built += 1
+        return [(torch.tensor([float(b)]), i) for i in indices]
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["fresh-workers", "persistent-workers"])
+@pytest.mark.parametrize("items,bs,workers", [(5, 2, 2), (7, 3, 2), (5, 1, 3)])
+def test_in_workers_each_batch_knows_its_number_across_epochs(items, bs, workers, persistent) -> None:
+    """3-5 batches an epoch (a short last one in 5/2 and 7/3), three epochs; persistent workers keep
+    counting past an epoch's end, fresh ones are told the epoch when they start."""
+    ds = _Numbered(_Items(items), FaultSpec("exception", 0))
+    loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, persistent_workers=persistent)
+    total = 3 * len(loader)
+    numbers: list[int] = []
+    batch_loop(_Events(), loader, {"batches": total}, False, Progress(),  # type: ignore[typeddict-item]
+               on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
+    assert numbers == list(range(total))
+
+
+def test_a_drill_past_the_run_never_fires_here_and_run_config_refuses_it() -> None:
+    assert _fires_at(4, 2, 0, 6, 6) is None  # what run_config's refusal prevents: a silent "pass"
+    from ssv2_fixtures.data.loader import LoaderConfig
+    from ssv2_fixtures.run.runner import run_config
+
+    with pytest.raises(ValueError, match=r"exception@6 fires at batch 6, but this run loads batches 0\.\.5"):
+        run_config("/nonexistent", LoaderConfig(batch_size=2), 6, fault="exception@6")
+
+
+@pytest.mark.parametrize("text,spec", [("bus_error", FaultSpec("bus_error", 0)),
+                                       ("exception@2/1", FaultSpec("exception", 2, 1)),
+                                       ("killed@7", FaultSpec("killed", 7))])
+def test_parse_fault(text: str, spec: FaultSpec) -> None:
+    assert parse_fault(text) == spec and str(spec) == text.replace("bus_error", "bus_error@0")
+
+
+@pytest.mark.parametrize("text,message", [("nope@1", "unknown fault 'nope'"), ("exception@x", "integers"),
+                                          ("exception@-1", ">= 0")])
+def test_parse_fault_names_the_source(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as e:
+        parse_fault(text, where="train.toml [stress] fault")
+    assert "train.toml [stress] fault" in str(e.value) and "KIND[@BATCH][/RANK]" in str(e.value)
