@@ -1,0 +1,70 @@
+"""The interval and percentile rules: property tests over synthetic streams at a known rate."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssv2_fixtures.run.stats import MIN_BATCHES, percentile, rate_interval
+
+
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50), st.floats(0, 100))
+def test_percentile_is_numpys_linear_rule(xs, q):
+    want = float(np.percentile(xs, q))
+    assert abs(percentile(xs, q) - want) <= 1e-9 * (1 + abs(want))
+
+
+def _stream(rate: float, n: int, bs: int, cv: float, seed: int) -> tuple[list[int], list[float]]:
+    rnd = random.Random(seed)
+    secs = [max(1e-6, bs / rate * (1 + rnd.gauss(0, cv))) for _ in range(n)]
+    return [bs] * n, secs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(5, 500), st.integers(30, 300), st.sampled_from([1, 4, 8, 16]), st.floats(0.01, 0.3),
+       st.integers(0, 10_000))
+def test_interval_contains_the_true_rate_of_a_steady_stream(rate, n, bs, cv, seed):
+    items, secs = _stream(rate, n, bs, cv, seed)
+    iv = rate_interval(items, secs)
+    assert iv is not None and iv.lo <= iv.rate <= iv.hi
+    # the estimator is a ratio of sums, so its expectation is a little above the true rate; the 95 %
+    # interval widened by that bias (≈ cv², second order) must contain it
+    bias = rate * cv * cv
+    assert iv.lo - bias <= rate <= iv.hi + bias
+
+
+def test_coverage_is_near_95_percent():
+    rate, hits, runs = 100.0, 0, 400
+    for seed in range(runs):
+        items, secs = _stream(rate, 60, 8, 0.2, seed)
+        iv = rate_interval(items, secs)
+        assert iv is not None
+        hits += iv.lo <= rate <= iv.hi
+    assert hits / runs >= 0.88  # nominal 95 %; the ratio estimator's small bias costs a few points
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(10, 200), st.integers(0, 1000))
+def test_interval_shrinks_with_more_batches(rate, seed):
+    # same process, 8× the batches: the half-width shrinks (on average by √8; here: at all, with margin)
+    widths = []
+    for n in (30, 240):
+        ws = [rate_interval(*_stream(rate, n, 8, 0.2, seed * 7 + r)).relative_half_width for r in range(8)]
+        widths.append(sum(ws) / len(ws))
+    assert widths[1] < widths[0] * 0.7
+
+
+def test_too_few_batches_give_no_interval():
+    assert rate_interval([8] * (MIN_BATCHES - 1), [0.1] * (MIN_BATCHES - 1)) is None
+    assert rate_interval([8] * MIN_BATCHES, [0.1] * MIN_BATCHES) is not None
+
+
+def test_ties_are_overlapping_intervals():
+    a = rate_interval(*_stream(100, 60, 8, 0.2, 1))
+    b = rate_interval(*_stream(100.5, 60, 8, 0.2, 2))
+    c = rate_interval(*_stream(200, 60, 8, 0.05, 3))
+    assert a is not None and b is not None and c is not None
+    assert a.overlaps(b) and b.overlaps(a)
+    assert not a.overlaps(c)
