@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssv2_fixtures.run.stats import MIN_BATCHES, percentile, rate_interval
+from ssv2_fixtures.run.stats import MIN_BATCHES, RateInterval, percentile, rate_interval
 
 
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50), st.floats(0, 100))
@@ -22,27 +22,17 @@ def _stream(rate: float, n: int, bs: int, cv: float, seed: int) -> tuple[list[in
     return [bs] * n, secs
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.floats(5, 500), st.integers(30, 300), st.sampled_from([1, 4, 8, 16]), st.floats(0.01, 0.3),
-       st.integers(0, 10_000))
-def test_interval_contains_the_true_rate_of_a_steady_stream(rate, n, bs, cv, seed):
-    items, secs = _stream(rate, n, bs, cv, seed)
-    iv = rate_interval(items, secs)
-    assert iv is not None and iv.lo <= iv.rate <= iv.hi
-    # the estimator is a ratio of sums, so its expectation is a little above the true rate; the 95 %
-    # interval widened by that bias (≈ cv², second order) must contain it
-    bias = rate * cv * cv
-    assert iv.lo - bias <= rate <= iv.hi + bias
-
-
-def test_coverage_is_near_95_percent():
-    rate, hits, runs = 100.0, 0, 400
-    for seed in range(runs):
-        items, secs = _stream(rate, 60, 8, 0.2, seed)
+@settings(max_examples=25, deadline=None)
+@given(st.floats(5, 500), st.integers(30, 200), st.sampled_from([1, 4, 8, 16]), st.floats(0.01, 0.3))
+def test_interval_covers_the_true_rate_of_a_steady_stream(rate, n, bs, cv):
+    # a 95 % interval misses 1 run in 20 by design: the property is its coverage over many runs
+    hits = 0
+    for seed in range(100):
+        items, secs = _stream(rate, n, bs, cv, seed)
         iv = rate_interval(items, secs)
-        assert iv is not None
+        assert iv is not None and iv.lo <= iv.rate <= iv.hi
         hits += iv.lo <= rate <= iv.hi
-    assert hits / runs >= 0.88  # nominal 95 %; the ratio estimator's small bias costs a few points
+    assert hits >= 85  # nominal 95; the ratio estimator's small bias (≈ cv²) and few groups cost a few
 
 
 @settings(max_examples=30, deadline=None)
@@ -62,9 +52,6 @@ def test_too_few_batches_give_no_interval():
 
 
 def test_ties_are_overlapping_intervals():
-    a = rate_interval(*_stream(100, 60, 8, 0.2, 1))
-    b = rate_interval(*_stream(100.5, 60, 8, 0.2, 2))
-    c = rate_interval(*_stream(200, 60, 8, 0.05, 3))
-    assert a is not None and b is not None and c is not None
-    assert a.overlaps(b) and b.overlaps(a)
-    assert not a.overlaps(c)
+    a, b, c = RateInterval(100, 96, 104, 10, 60), RateInterval(103, 99, 107, 10, 60), RateInterval(110, 105, 115, 10, 60)
+    assert a.overlaps(b) and b.overlaps(a) and b.overlaps(c)
+    assert not a.overlaps(c) and not c.overlaps(a)
