@@ -1,0 +1,494 @@
+"""The user's own pipeline: import ``MODULE:CALLABLE``, call it, and check what it returns.
+
+``--dataset-factory mypkg.data:build`` names a callable in the user's project that builds *their*
+dataset (their decoding, transforms, label structure) and optionally their collate and
+``worker_init_fn``; the suite then stress-tests that instead of :class:`~ssv2_fixtures.SSv2Clips`.
+:func:`load_pipeline` runs inside the loading process (the child main, each rank), after resource
+limits are applied and before the DataLoader is made.
+
+What a factory receives: the user's ``--dataset-arg KEY=VALUE`` keyword arguments, plus ``root``,
+``split`` and ``train`` — each of those three only when its signature names it or takes ``**kwargs``,
+so ``def build(root, **kw)`` and ``def build(split, train, size=224)`` both work.
+
+What it may return: a map-style :class:`torch.utils.data.Dataset` or a :class:`Pipeline`. An
+``IterableDataset`` is refused, because the suite's endless sampler (epochs restarted to reach N
+batches), its batch sizing (``-m limits`` grows the batch size of one dataset) and its fault drills
+(which fire at a chosen item index) all need map-style indexing and a length.
+
+Every way this can go wrong is one :class:`FactoryError` with ``what`` (see :data:`WHATS`), the file
+and line to look at, and a fix — never a bare traceback.
+
+This module imports torch lazily (the plugin imports it to parse options).
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import os
+import sys
+import sysconfig
+import tomllib
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "parse_dataset_arg", "load_pipeline",
+           "check_collatable", "SUITE_ARGS"]
+
+SUITE_ARGS = ("root", "split", "train")
+"""What the suite passes to a factory whose signature asks for it (or takes ``**kwargs``)."""
+
+WHATS = (
+    "bad_factory",           # --dataset-factory is not MODULE:CALLABLE
+    "bad_arg",               # --dataset-arg without '=' or with a bad key
+    "module_not_found",      # MODULE is not on sys.path
+    "module_import_failed",  # MODULE was found but raised while importing (syntax error, missing dependency)
+    "attribute_missing",     # MODULE has no CALLABLE
+    "not_callable",
+    "bad_call",              # the keyword arguments do not fit the signature
+    "factory_raised",        # the factory itself raised
+    "not_a_dataset",
+    "iterable_dataset",
+    "not_map_style",         # a Dataset without __len__
+    "empty_dataset",
+    "bad_pipeline",          # Pipeline(collate_fn=/worker_init_fn=) that is not callable
+    "item_raised",           # dataset[i] raised while checking the items
+    "uncollatable",          # the default collate cannot stack the items
+    "collate_raised",        # the user's collate_fn raised
+)
+
+
+@dataclass
+class Pipeline:
+    """What a factory may return instead of a bare dataset.
+
+    The suite's own seeding and sharing strategy still apply; ``worker_init_fn`` runs after the
+    suite's in each worker. ``collate_fn=None`` means torch's default collate.
+    """
+
+    dataset: Any
+    collate_fn: Callable[[list[Any]], Any] | None = None
+    worker_init_fn: Callable[[int], None] | None = None
+
+
+def _rebuild(cls: type[FactoryError], state: dict[str, Any]) -> FactoryError:
+    # Keyword-only fields: pickled from __dict__ (DataLoader workers and xdist ship exceptions).
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    err.args = (str(err),)
+    return err
+
+
+class FactoryError(ValueError):
+    """The user's pipeline could not be built or batched: ``what`` says how (one of :data:`WHATS`).
+
+    ``file``/``line`` point at the code to look at (the user's frame when their code raised, the
+    factory's definition otherwise); ``fix`` says what to change.
+    """
+
+    what: str
+    problem: str
+    factory: str
+    file: str | None
+    line: int | None
+    fix: str
+    sys_path: list[str] | None
+
+    def __init__(self, what: str, problem: str, *, factory: str = "", file: str | None = None,
+                 line: int | None = None, fix: str = "", sys_path: Sequence[str] | None = None) -> None:
+        if what not in WHATS:
+            raise ValueError(f"FactoryError: unknown kind {what!r}; one of {WHATS}")
+        self.what, self.problem, self.factory = what, problem, factory
+        self.file, self.line, self.fix = file, line, fix
+        self.sys_path = list(sys_path) if sys_path is not None else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        msg = f"dataset factory {self.factory}: {self.problem}" if self.factory else self.problem
+        if self.file:
+            msg += f" ({self.file}{':' + str(self.line) if self.line else ''})"
+        if self.sys_path is not None:
+            msg += f"; sys.path searched: {self.sys_path}"
+        if self.fix:
+            msg += f". Fix: {self.fix}"
+        return msg
+
+    def event_fields(self) -> dict[str, Any]:
+        """The fields the child adds to its ``error`` event, so the outcome can show file, line and fix."""
+        return {"what": self.what, "file": self.file, "line": self.line, "fix": self.fix}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
+
+# --------------------------------------------------------------------------- option values
+
+
+def parse_factory(text: str) -> tuple[str, str]:
+    """``"mypkg.data:build"`` → ``("mypkg.data", "build")``; CALLABLE may be dotted (``Cls.create``)."""
+    mod, sep, attr = str(text).strip().partition(":")
+    parts = mod.split(".") + attr.split(".")
+    if not sep or ":" in attr or not all(p.isidentifier() for p in parts):
+        raise FactoryError(
+            "bad_factory", f"{text!r} is not MODULE:CALLABLE",
+            fix="write it as a dotted module, a colon and the callable's name, "
+                "e.g. --dataset-factory mypkg.data:build")
+    return mod, attr
+
+
+def parse_dataset_arg(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` → ``(key, value)``; VALUE is a TOML value (``3``, ``true``, ``[1, 2]``,
+    ``"s"``), and anything TOML does not read (a bare word, a path) is a string."""
+    key, sep, raw = str(text).partition("=")
+    key = key.strip()
+    if not sep:
+        raise FactoryError("bad_arg", f"--dataset-arg {text!r} has no '='",
+                           fix="write KEY=VALUE, e.g. --dataset-arg num_frames=16")
+    if not key.isidentifier():
+        raise FactoryError("bad_arg", f"--dataset-arg {text!r}: {key!r} is not a Python keyword argument name",
+                           fix="use the factory's parameter name before '=', e.g. --dataset-arg size=224")
+    raw = raw.strip()
+    try:
+        value: Any = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word or a path: the string itself
+    return key, value
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _where(obj: Any) -> tuple[str | None, int | None]:
+    """Source file and first line of a function/class (the factory), when Python knows them."""
+    target = inspect.unwrap(obj) if callable(obj) else obj
+    try:
+        file = inspect.getsourcefile(target) or inspect.getfile(target)
+    except (TypeError, OSError):
+        file = None
+    try:
+        line = inspect.getsourcelines(target)[1] or None
+    except (TypeError, OSError):
+        line = None
+    return file, line
+
+
+_LIB_DIRS = tuple(os.path.realpath(p) for p in {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")})
+
+
+def _user_frame(exc: BaseException, prefer: str | None) -> tuple[str | None, int | None, str]:
+    """The frame to blame in a traceback: the innermost under ``prefer`` (the user's project), else the
+    innermost outside the Python installation and this module, else the innermost."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    if not frames:
+        return None, None, ""
+    pick = None
+    if prefer:
+        pick = next((f for f in reversed(frames) if os.path.realpath(f.filename).startswith(prefer)), None)
+    if pick is None:
+        pick = next((f for f in reversed(frames)
+                     if not os.path.realpath(f.filename).startswith(_LIB_DIRS)), frames[-1])
+    return pick.filename, pick.lineno, pick.name
+
+
+def _project_dir(module: Any) -> str | None:
+    """The directory of the top-level package ``module`` belongs to: where the user's code lives."""
+    top = sys.modules.get(module.__name__.split(".")[0], module)
+    f = getattr(top, "__file__", None)
+    if not f:
+        return None
+    d = os.path.dirname(os.path.realpath(f))
+    if os.path.realpath(d).startswith(_LIB_DIRS):
+        return d if hasattr(top, "__path__") else None  # an installed package: only its own folder
+    return d
+
+
+def _describe_exc(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _put_on_path(paths: Sequence[str]) -> list[str]:
+    dirs = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+    for d in reversed(dirs):  # the first given ends up first
+        while d in sys.path:
+            sys.path.remove(d)
+        sys.path.insert(0, d)
+    importlib.invalidate_caches()  # directories added after start-up are not in the finders' caches
+    return dirs
+
+
+def _import(mod_name: str, factory: str, dirs: list[str]) -> Any:
+    try:
+        return importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (mod_name == missing or mod_name.startswith(missing + ".")):
+            absent = [d for d in dirs if not os.path.isdir(d)]
+            note = f" (--dataset-path {', '.join(absent)} does not exist)" if absent else ""
+            raise FactoryError(
+                "module_not_found", f"cannot import module {mod_name!r}: no module named {missing!r}{note}",
+                factory=factory, sys_path=sys.path,
+                fix=(f"add the directory that contains {missing.split('.')[0]!r} with --dataset-path DIR "
+                     "(TOML: [dataset] path = [\"DIR\"]), or run pytest from your project's directory"),
+            ) from exc
+        file, line, _ = _user_frame(exc, None)
+        raise FactoryError(
+            "module_import_failed",
+            f"importing module {mod_name!r} failed: it imports {missing!r}, which is not installed here",
+            factory=factory, file=file, line=line,
+            fix=f"install {missing.split('.')[0]!r} in this environment (pip install ...), or add its directory "
+                "with --dataset-path",
+        ) from exc
+    except SyntaxError as exc:
+        raise FactoryError(
+            "module_import_failed", f"importing module {mod_name!r} failed: {_describe_exc(exc)}",
+            factory=factory, file=exc.filename, line=exc.lineno,
+            fix="fix the syntax error at that line") from exc
+    except Exception as exc:
+        file, line, func = _user_frame(exc, None)
+        raise FactoryError(
+            "module_import_failed", f"importing module {mod_name!r} raised {_describe_exc(exc)}"
+            + (f" in {func}" if func else ""),
+            factory=factory, file=file, line=line,
+            fix="fix the error raised at import time at that line (it is in your module, not the suite)") from exc
+
+
+def _resolve(module: Any, mod_name: str, attr: str, factory: str) -> Any:
+    obj = module
+    for k, part in enumerate(attr.split(".")):
+        if not hasattr(obj, part):
+            owner = mod_name if k == 0 else f"{mod_name}:{'.'.join(attr.split('.')[:k])}"
+            names = [n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None))]
+            close = difflib.get_close_matches(part, names, n=3)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+            file = getattr(module, "__file__", None)
+            raise FactoryError(
+                "attribute_missing", f"{owner} has no attribute {part!r}",
+                factory=factory, file=file,
+                fix=f"{hint}name a callable defined in {file or mod_name} "
+                    f"(callables there: {', '.join(names[:12]) or 'none'})")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise FactoryError(
+            "not_callable", f"{mod_name}:{attr} is a {type(obj).__name__}, not a callable",
+            factory=factory, file=getattr(module, "__file__", None),
+            fix="name a function or class that returns the dataset (or a Pipeline), e.g. def build(root, split, train)")
+    return obj
+
+
+def _call_kwargs(fn: Any, user: Mapping[str, Any], suite: Mapping[str, Any], factory: str) -> dict[str, Any]:
+    """The user's kwargs (which win) plus the suite's, each suite argument only where the signature takes it."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: pass what the user gave
+        return dict(user)
+    params = sig.parameters
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = {n for n, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    kwargs = {k: v for k, v in suite.items() if var_kw or k in named}
+    kwargs.update(user)
+    file, line = _where(fn)
+    try:
+        sig.bind(**kwargs)
+    except TypeError as exc:
+        unknown = [k for k in user if k not in named and not var_kw]
+        if unknown:
+            fix = (f"drop --dataset-arg {', '.join(unknown)} or add the parameter; "
+                   f"{factory} takes: {', '.join(named) or 'no keyword arguments'}")
+        else:
+            fix = "give the missing argument with --dataset-arg NAME=VALUE (TOML: [dataset.kwargs]) or a default"
+        raise FactoryError("bad_call", f"the arguments do not fit {sig}: {exc}", factory=factory,
+                           file=file, line=line, fix=fix) from exc
+    return kwargs
+
+
+def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
+    """Import and call ``spec["factory"]`` and return its :class:`Pipeline` (a bare dataset is wrapped).
+
+    ``spec`` is the run's dataset spec: ``factory`` (``MODULE:CALLABLE``), ``factory_kwargs``,
+    ``factory_path`` (put first on ``sys.path``, in order; relative entries are taken from the current
+    directory, so callers pass absolute ones), ``root``, ``split``. Raises :class:`FactoryError`.
+
+    The items are not fetched here: calling ``__getitem__`` in the main process before the workers
+    fork could open a user's lazily-opened file there and share it with every worker. Use
+    :func:`check_collatable` in a process that makes no DataLoader afterwards (the probe).
+    """
+    factory = str(spec.get("factory") or "")
+    mod_name, attr = parse_factory(factory)
+    dirs = _put_on_path(list(spec.get("factory_path") or []))
+    module = _import(mod_name, factory, dirs)
+    fn = _resolve(module, mod_name, attr, factory)
+    suite = {"root": spec.get("root"), "split": spec.get("split", "train"), "train": bool(train)}
+    kwargs = _call_kwargs(fn, dict(spec.get("factory_kwargs") or {}), suite, factory)
+    file, line = _where(fn)
+    try:
+        result = fn(**kwargs)
+    except Exception as exc:
+        ufile, uline, func = _user_frame(exc, _project_dir(module))
+        raise FactoryError(
+            "factory_raised", f"{factory}(**{_short(kwargs)}) raised {_describe_exc(exc)}"
+            + (f" in {func}" if func else ""),
+            factory=factory, file=ufile or file, line=uline or line,
+            fix="fix the error at that line (it is raised by your factory, before any DataLoader exists)",
+        ) from exc
+    pipe = result if isinstance(result, Pipeline) else Pipeline(result)
+    for name in ("collate_fn", "worker_init_fn"):
+        f = getattr(pipe, name)
+        if f is not None and not callable(f):
+            raise FactoryError("bad_pipeline", f"Pipeline({name}=...) is a {type(f).__name__}, not a callable",
+                               factory=factory, file=file, line=line,
+                               fix=f"pass a function as {name}, or None for torch's default")
+    _check_dataset(pipe.dataset, factory, file, line, suite)
+    return pipe
+
+
+def _short(kwargs: Mapping[str, Any]) -> str:
+    text = repr(dict(kwargs))
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _check_dataset(ds: Any, factory: str, file: str | None, line: int | None, suite: Mapping[str, Any]) -> None:
+    from torch.utils.data import Dataset, IterableDataset
+
+    kind = f"{type(ds).__module__}.{type(ds).__qualname__}"
+    if isinstance(ds, IterableDataset):
+        raise FactoryError(
+            "iterable_dataset", f"returned an IterableDataset ({kind})",
+            factory=factory, file=file, line=line,
+            fix=("return a map-style Dataset (__len__ and __getitem__): the suite's endless sampler, its "
+                 "batch sizing (-m limits) and its fault drills all index items by number"))
+    if not isinstance(ds, Dataset):
+        seq = hasattr(ds, "__getitem__") and hasattr(ds, "__len__")
+        raise FactoryError(
+            "not_a_dataset", f"returned a {kind}, not a torch.utils.data.Dataset or ssv2_fixtures.Pipeline",
+            factory=factory, file=file, line=line,
+            fix=("subclass torch.utils.data.Dataset (it has __getitem__ and __len__ already: inherit it)" if seq
+                 else "return your Dataset, or Pipeline(dataset, collate_fn=..., worker_init_fn=...)"))
+    try:
+        n = len(ds)  # type: ignore[arg-type]  # Dataset declares no __len__; a map-style one has it
+    except TypeError as exc:
+        raise FactoryError(
+            "not_map_style", f"the {kind} it returned has no __len__",
+            factory=factory, file=file, line=line,
+            fix="define __len__: the suite's sampler and batch counts need the number of items") from exc
+    if n == 0:
+        raise FactoryError(
+            "empty_dataset", f"returned an empty dataset ({kind}, len 0) for root={suite.get('root')!r} "
+                             f"split={suite.get('split')!r}",
+            factory=factory, file=file, line=line,
+            fix="check that the root and split it was given hold videos (--ssv2-root, --dataset-arg) "
+                "and that its filters keep some")
+
+
+# --------------------------------------------------------------------------- collate check
+
+
+def _type_name(x: Any) -> str:
+    t = type(x)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def _shape(x: Any) -> list[int]:
+    return [int(s) for s in x.shape]
+
+
+def _diagnose(values: list[Any], path: str) -> str | None:
+    """Where torch's default collate fails on ``values`` (one entry per item), mirroring its rules:
+    ``"item[0][1]: list of tensors of different shapes ([…] in item 0, […] in item 1)"``; None if nowhere."""
+    import numpy as np
+    import torch
+
+    elem = values[0]
+    if isinstance(elem, torch.Tensor):
+        for k, v in enumerate(values):
+            if not isinstance(v, torch.Tensor):
+                return f"{path}: a tensor in item 0 but a {_type_name(v)} in item {k}"
+            if v.shape != elem.shape:
+                return (f"{path}: list of tensors of different shapes ({_shape(elem)} in item 0, "
+                        f"{_shape(v)} in item {k})")
+        return None
+    if isinstance(elem, np.ndarray) or isinstance(elem, np.generic):
+        if isinstance(elem, np.ndarray) and elem.dtype.kind in "SaUO":
+            return f"{path}: numpy array of dtype {elem.dtype} (strings or objects do not become a tensor)"
+        for k, v in enumerate(values):
+            if type(v) is not type(elem):
+                return f"{path}: a {_type_name(elem)} in item 0 but a {_type_name(v)} in item {k}"
+            if isinstance(elem, np.ndarray) and v.shape != elem.shape:
+                return (f"{path}: list of numpy arrays of different shapes ({_shape(elem)} in item 0, "
+                        f"{_shape(v)} in item {k})")
+        return None
+    if isinstance(elem, (bool, int, float, str, bytes)):
+        for k, v in enumerate(values):
+            num = (bool, int, float)
+            if not (isinstance(v, num) if isinstance(elem, num) else isinstance(v, type(elem))):
+                return f"{path}: a {_type_name(elem)} in item 0 but a {_type_name(v)} in item {k}"
+        return None
+    if isinstance(elem, Mapping):
+        for k, v in enumerate(values):
+            if not isinstance(v, Mapping):
+                return f"{path}: a dict in item 0 but a {_type_name(v)} in item {k}"
+            lost = [key for key in elem if key not in v]
+            if lost:
+                return f"{path}: dict key {lost[0]!r} is in item 0 but not in item {k}"
+        for key in elem:
+            found = _diagnose([v[key] for v in values], f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(elem, Sequence):
+        for k, v in enumerate(values):
+            if not isinstance(v, Sequence) or isinstance(v, (str, bytes)):
+                return f"{path}: a {_type_name(elem)} in item 0 but a {_type_name(v)} in item {k}"
+            if len(v) != len(elem):
+                return (f"{path}: {_type_name(elem)}s of different lengths ({len(elem)} in item 0, "
+                        f"{len(v)} in item {k}; the default collate batches position by position)")
+        for i in range(len(elem)):
+            found = _diagnose([v[i] for v in values], f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return (f"{path}: a {_type_name(elem)}, which the default collate cannot batch "
+            "(it takes tensors, numpy arrays, numbers, strings, dicts and lists of those)")
+
+
+def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None = None, n: int = 2) -> None:
+    """Fetch the first ``n`` items and collate them as the DataLoader would; raise :class:`FactoryError`
+    naming the element type and its path inside the item when that fails."""
+    from torch.utils.data import default_collate
+
+    count = min(int(n), len(dataset))
+    items = []
+    for i in range(count):
+        try:
+            items.append(dataset[i])
+        except Exception as exc:
+            file, line, func = _user_frame(exc, None)
+            raise FactoryError(
+                "item_raised", f"dataset[{i}] raised {_describe_exc(exc)}" + (f" in {func}" if func else ""),
+                file=file, line=line, fix="fix the error at that line (it is raised by the dataset's __getitem__)",
+            ) from exc
+    if not items:
+        return
+    if collate_fn is not None:
+        try:
+            collate_fn(items)
+        except Exception as exc:
+            file, line, func = _user_frame(exc, None)
+            raise FactoryError(
+                "collate_raised", f"collate_fn on {count} items raised {_describe_exc(exc)}"
+                + (f" in {func}" if func else ""),
+                file=file, line=line, fix="fix the collate function at that line") from exc
+        return
+    try:
+        default_collate(items)
+    except Exception as exc:
+        where = _diagnose(items, "item") or f"item: {_describe_exc(exc)}"
+        ds_file, ds_line = _where(type(dataset).__getitem__) if hasattr(type(dataset), "__getitem__") else (None, None)
+        raise FactoryError(
+            "uncollatable", f"the default collate cannot batch {count} items of {_type_name(dataset)}: {where}",
+            file=ds_file, line=ds_line,
+            fix=("make __getitem__ return the same structure and tensor shapes for every item, or return "
+                 "Pipeline(dataset, collate_fn=your_collate) with a collate that handles them"),
+        ) from exc
