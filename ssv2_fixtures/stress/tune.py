@@ -1,0 +1,584 @@
+"""Autotune: the fastest stable DataLoader settings for one batch size within a time budget.
+
+The search is a pure function over an injected ``measure(config, seconds) -> Probe``, an injected
+``confirm(config, seconds) -> ConfirmResult | bool`` and an injected ``clock() -> seconds``, so it is
+tested without processes (``tests/unit/stress/test_tune.py``); :mod:`.tune_run` implements the three
+with isolated runs.
+
+Search (each batch size on its own — the batch size is the recipe's choice — with the budget split
+evenly between batch sizes; 20 % of each share is kept for the confirmation):
+
+1. **Workers first** (they dominate): short probes at the space's prefetch default (2), first sharing
+   strategy, no persistent workers, no pinning, over a geometric subset of the worker counts (1, 2, 4,
+   … and the largest), then bisecting the gaps next to the fastest until its neighbours are measured.
+2. **Prune**: keep the fastest worker count and the cheapest one whose interval overlaps it (at most 2).
+3. **The other knobs around them**, one at a time (prefetch, sharing strategy, persistent workers,
+   pin memory where CUDA is present): each value is probed, and the dimension keeps the fastest — or,
+   on overlapping intervals, the cheapest — before the next dimension is tried.
+4. **Successive halving** of up to 4 finalists (the leader, then what ties with it, cheapest first,
+   then the fastest of the rest): each round measures every finalist twice as
+   long as the last, keeps the better half plus any that still tie with the leader, and stops as soon
+   as the leader's interval is clear of every other finalist's (or after 3 rounds, or out of budget).
+5. **Pick**: the leader, unless cheaper finalists' intervals overlap it: then the cheapest of them
+   (fewer workers, then less prefetch, then less predicted shared memory), and the others are named
+   as ties. In **target mode** the pick is the cheapest config whose interval's lower bound reaches
+   the target; when none does the result names the best rate found and what limited it.
+6. **Confirmation**: the pick gets one sustained run (leak and degradation verdicts) in the time kept
+   for it; if it fails, the next candidate is confirmed instead, while time is left — candidates of
+   another workers × prefetch shape first (what fails a sustained run rides on memory in flight).
+
+Before each probe the search estimates its cost (its measuring time plus the mean start-up overhead
+seen so far) and starts it only if it ends before the stage's deadline. Configs predicted not to fit
+(``predict_fits``) are not run — they are recorded with kind ``predicted_unfit`` — unless nothing in
+the space fits; failed configs are rejected and recorded with their failure kind.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Sequence, TypedDict
+
+from ..data.loader import SHARING_STRATEGIES, LoaderConfig
+from ..run.stats import RateInterval
+
+PREDICTED_UNFIT = "predicted_unfit"
+CONFIRM_SHARE = 0.2          # of each batch size's budget, kept for the sustained confirmation
+MAX_KEPT_WORKERS = 2         # worker counts carried from stage 1 into stage 3
+MAX_FINALISTS = 4
+MAX_HALVING_ROUNDS = 3
+
+
+# --- what the search is given ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Probe:
+    """One measurement. Passed: ``videos_per_s`` (+ ``interval`` when the run had enough batches);
+    failed: ``kind`` (an outcome kind such as ``shm_exhausted``)."""
+
+    videos_per_s: float | None = None
+    interval: tuple[float, float] | None = None
+    kind: str | None = None
+    batches: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.kind is None and self.videos_per_s is not None
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    ok: bool
+    kind: str | None = None          # why it failed: an outcome kind, or the verdict (leak, degradation)
+    detail: str = ""
+    videos_per_s: float | None = None
+    batches: int = 0
+    seconds: float = 0.0
+
+
+Measure = Callable[[LoaderConfig, float], Probe]
+Confirm = Callable[[LoaderConfig, float], "ConfirmResult | bool"]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Space:
+    """What is tuned for one batch size; ``base`` carries everything else (shuffle, seed, timeout…)."""
+
+    batch_size: int
+    workers: tuple[int, ...]
+    prefetch: tuple[int, ...] = (1, 2, 4, 8)
+    strategies: tuple[str, ...] = SHARING_STRATEGIES
+    persistent: tuple[bool, ...] = (False, True)
+    pin_memory: tuple[bool, ...] = (False,)
+    base: LoaderConfig = field(default_factory=LoaderConfig)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"tune space: {name} {why}")
+        if not self.workers or any(w < 1 for w in self.workers):
+            raise bad("workers", f"must be worker counts >= 1, got {list(self.workers)} (--workers)")
+        if not self.prefetch or any(p < 1 for p in self.prefetch):
+            raise bad("prefetch", f"must be prefetch factors >= 1, got {list(self.prefetch)} (--prefetch)")
+        for s in self.strategies:
+            if s not in SHARING_STRATEGIES:
+                raise bad("strategies", f"{s!r} is not one of {SHARING_STRATEGIES}")
+        if not self.strategies or not self.persistent or not self.pin_memory:
+            raise bad("strategies/persistent/pin_memory", "must each hold at least one value")
+        object.__setattr__(self, "workers", tuple(sorted(set(self.workers))))
+        object.__setattr__(self, "prefetch", tuple(sorted(set(self.prefetch))))
+
+    @property
+    def default_prefetch(self) -> int:
+        return min(self.prefetch, key=lambda p: (abs(p - 2), p))  # torch's default, or the nearest
+
+    def config(self, workers: int, prefetch: int | None = None, strategy: str | None = None,
+               persistent: bool | None = None, pin: bool | None = None) -> LoaderConfig:
+        return replace(self.base, batch_size=self.batch_size, num_workers=workers,
+                       prefetch_factor=self.default_prefetch if prefetch is None else prefetch,
+                       sharing_strategy=self.strategies[0] if strategy is None else strategy,
+                       persistent_workers=self.persistent[0] if persistent is None else persistent,
+                       pin_memory=self.pin_memory[0] if pin is None else pin)
+
+    def all_configs(self) -> Iterable[LoaderConfig]:
+        for w in self.workers:
+            for p in self.prefetch:
+                for s in self.strategies:
+                    for pw in self.persistent:
+                        for pin in self.pin_memory:
+                            yield self.config(w, p, s, pw, pin)
+
+
+# --- what it returns ------------------------------------------------------------------------------
+
+class BestRecord(TypedDict):
+    config: dict[str, Any]
+    videos_per_s: float
+    interval: list[float]
+
+
+class TriedRecord(TypedDict, total=False):
+    config: dict[str, Any]
+    videos_per_s: float          # passed probes
+    interval: list[float]        # passed probes with enough batches for one
+    kind: str                    # failed probes (outcome kind), skipped ones (predicted_unfit), failed confirmations
+    batches: int
+    seconds: float
+    stage: str                   # workers / knobs / halving / confirm
+
+
+class TuneRecord(TypedDict):
+    """One entry of results.json's ``"tune"`` list: exactly these keys (other tools read them)."""
+
+    batch_size: int
+    best: BestRecord | None
+    confirmed: bool
+    ties: list[BestRecord]
+    tried: list[TriedRecord]
+    budget_s: float
+    spent_s: float
+    target_videos_per_s: float | None
+
+
+TUNE_KEYS = frozenset(TuneRecord.__annotations__)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A config's latest (longest) passed measurement."""
+
+    config: LoaderConfig
+    rate: float
+    lo: float
+    hi: float
+    seconds: float = 0.0
+
+    def interval(self) -> RateInterval:
+        return RateInterval(self.rate, self.lo, self.hi, 0, 0)
+
+    def overlaps(self, other: Estimate) -> bool:
+        return self.interval().overlaps(other.interval())
+
+    def record(self) -> BestRecord:
+        return {"config": self.config.to_dict(), "videos_per_s": self.rate, "interval": [self.lo, self.hi]}
+
+
+@dataclass(frozen=True)
+class Trial:
+    config: LoaderConfig
+    stage: str
+    probe: Probe
+
+    def record(self) -> TriedRecord:
+        p = self.probe
+        r: TriedRecord = {"config": self.config.to_dict(), "batches": p.batches, "seconds": p.seconds,
+                          "stage": self.stage}
+        if p.passed:
+            assert p.videos_per_s is not None
+            r["videos_per_s"] = p.videos_per_s
+            if p.interval is not None:
+                r["interval"] = [p.interval[0], p.interval[1]]
+        else:
+            r["kind"] = p.kind or "no_rate"
+        return r
+
+
+@dataclass
+class TuneResult:
+    batch_size: int
+    best: Estimate | None
+    confirmed: bool
+    ties: list[Estimate]
+    tried: list[Trial]
+    budget_s: float
+    spent_s: float
+    target_videos_per_s: float | None = None
+    met_target: bool | None = None       # None without a target
+    limited_by: str = ""                 # what kept the rate where it is (always said in target mode)
+    confirmations: list[tuple[LoaderConfig, ConfirmResult]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.best is not None and self.confirmed and self.met_target is not False
+
+    def failure(self) -> str:
+        """Why this batch size has no usable pick (empty when :attr:`ok`)."""
+        if self.ok:
+            return ""
+        bs = f"batch size {self.batch_size}"
+        if self.best is None:
+            kinds = sorted({t.probe.kind for t in self.tried if t.probe.kind})
+            return f"{bs}: no config passed ({', '.join(kinds) or 'nothing was run'}); {self.limited_by}".rstrip("; ")
+        if self.met_target is False:
+            return (f"{bs}: no config reached {self.target_videos_per_s:g} videos/s (interval lower bound); best "
+                    f"{self.best.config.label} at {self.best.rate:.1f} [{self.best.lo:.1f}, {self.best.hi:.1f}] "
+                    f"videos/s; limited by: {self.limited_by}")
+        why = "; ".join(f"{c.label}: {r.kind or 'failed'} {r.detail}".strip() for c, r in self.confirmations)
+        return f"{bs}: no candidate passed the sustained confirmation ({why or 'no time left to confirm'})"
+
+    def record(self) -> TuneRecord:
+        return {
+            "batch_size": self.batch_size, "best": self.best.record() if self.best else None,
+            "confirmed": self.confirmed, "ties": [t.record() for t in self.ties],
+            "tried": [t.record() for t in self.tried], "budget_s": self.budget_s, "spent_s": self.spent_s,
+            "target_videos_per_s": self.target_videos_per_s,
+        }
+
+
+def default_shm(config: LoaderConfig) -> float:
+    """Batches in shared memory at once (× batch size): what ``less shm`` compares without a budget model."""
+    return float((config.num_workers * config.effective_prefetch + 1) * config.batch_size if config.num_workers else 0)
+
+
+def cost_key(config: LoaderConfig, shm: Callable[[LoaderConfig], float] = default_shm) -> tuple[Any, ...]:
+    """Cheaper first: fewer workers, then less prefetch, then less shm, then the plainer settings."""
+    return (config.num_workers, config.effective_prefetch, shm(config),
+            config.sharing_strategy != "file_descriptor", config.persistent_workers, config.pin_memory)
+
+
+# --- the search -----------------------------------------------------------------------------------
+
+class _OutOfTime(Exception):
+    pass
+
+
+@dataclass
+class _Search:
+    space: Space
+    measure: Measure
+    clock: Clock
+    deadline: float
+    fits: Callable[[LoaderConfig], bool]
+    shm: Callable[[LoaderConfig], float]
+    overhead_s: float
+    short_s: float
+    on_probe: Callable[[Trial], None] | None = None
+    tried: list[Trial] = field(default_factory=list)
+    est: dict[LoaderConfig, Estimate] = field(default_factory=dict)
+    failed: dict[LoaderConfig, str] = field(default_factory=dict)
+    overheads: list[float] = field(default_factory=list)
+    ran_out: bool = False
+
+    def cost(self, seconds: float) -> float:
+        over = sum(self.overheads) / len(self.overheads) if self.overheads else self.overhead_s
+        return seconds + over
+
+    def key(self, c: LoaderConfig) -> tuple[Any, ...]:
+        return cost_key(c, self.shm)
+
+    def affordable(self, seconds: float) -> bool:
+        return self.clock() + self.cost(seconds) <= self.deadline
+
+    def probe(self, config: LoaderConfig, seconds: float, stage: str, *, force: bool = False) -> Estimate | None:
+        """Measure ``config`` (unless known failed or predicted unfit); raise :class:`_OutOfTime` when the
+        probe would end past the deadline (``force``: the first probe of a batch size always runs)."""
+        if config in self.failed:
+            return None
+        if not self.fits(config):
+            self.failed[config] = PREDICTED_UNFIT
+            self._add(Trial(config, stage, Probe(kind=PREDICTED_UNFIT)))
+            return None
+        if not force and not self.affordable(seconds):
+            self.ran_out = True
+            raise _OutOfTime
+        t0 = self.clock()
+        p = self.measure(config, seconds)
+        took = self.clock() - t0
+        self.overheads.append(max(0.0, took - seconds))
+        self._add(Trial(config, stage, p))
+        if not p.passed:
+            self.failed[config] = p.kind or "no_rate"
+            self.est.pop(config, None)
+            return None
+        assert p.videos_per_s is not None
+        lo, hi = p.interval if p.interval is not None else (p.videos_per_s, p.videos_per_s)
+        e = Estimate(config, p.videos_per_s, lo, hi, seconds)
+        self.est[config] = e
+        return e
+
+    def _add(self, t: Trial) -> None:
+        self.tried.append(t)
+        if self.on_probe:
+            self.on_probe(t)
+
+    def best_of(self, cands: Sequence[Estimate]) -> Estimate:
+        """Fastest, unless a cheaper one ties with it (overlapping intervals): then the cheapest tie."""
+        lead = max(cands, key=lambda e: e.rate)
+        return min((e for e in cands if e is lead or e.overlaps(lead)), key=lambda e: self.key(e.config))
+
+    def start(self, w: int) -> LoaderConfig:
+        """Stage 1's config for ``w`` workers: the defaults, or the cheapest variant predicted to fit."""
+        c = self.space.config(w)
+        if self.fits(c):
+            return c
+        ok = [v for v in self.space.all_configs() if v.num_workers == w and self.fits(v)]
+        return min(ok, key=self.key) if ok else c
+
+    # stage 1
+    def workers(self) -> list[Estimate]:
+        ws = self.space.workers
+        grid = sorted({w for w in ws if w & (w - 1) == 0} | {ws[0], ws[-1]})
+        done: dict[int, Estimate | None] = {}
+        first = True
+        for w in grid:
+            done[w] = self.probe(self.start(w), self.short_s, "workers", force=first)
+            first = False
+        while True:  # bisect the gaps next to the fastest worker count
+            ok = {w: e for w, e in done.items() if e is not None}
+            if not ok:
+                break
+            lead = max(ok.values(), key=lambda e: e.rate).config.num_workers
+            tried = sorted(done)
+            i = tried.index(lead)
+            gaps = [(tried[j], tried[j + 1]) for j in (i - 1, i) if 0 <= j < len(tried) - 1]
+            mids = [m for a, b in gaps for m in [_middle(ws, a, b)] if m is not None]
+            if not mids:
+                break
+            for m in mids:
+                done[m] = self.probe(self.start(m), self.short_s, "workers")
+        return [e for e in done.values() if e is not None]
+
+    # stage 3
+    def knobs(self, start: Estimate) -> Estimate:
+        cur = start
+        sp = self.space
+        dims: list[tuple[str, Sequence[Any]]] = [("prefetch_factor", sp.prefetch), ("sharing_strategy", sp.strategies),
+                                                 ("persistent_workers", sp.persistent), ("pin_memory", sp.pin_memory)]
+        for name, values in dims:
+            cands = [cur]
+            for v in values:
+                c = replace(cur.config, **{name: v})
+                if c == cur.config:
+                    continue
+                e = self.est.get(c) or self.probe(c, self.short_s, "knobs")
+                if e is not None:
+                    cands.append(e)
+            cur = self.best_of(cands)
+        return cur
+
+    # stage 4
+    def halving(self, finalists: list[Estimate], keep: Callable[[list[Estimate]], list[Estimate]],
+                done: Callable[[list[Estimate]], bool]) -> list[Estimate]:
+        seconds = self.short_s
+        for _ in range(MAX_HALVING_ROUNDS):
+            if len(finalists) < 2 or done(finalists):
+                break
+            seconds *= 2
+            n = len(finalists)
+            left = self.deadline - self.clock()
+            if n * self.cost(seconds) > left:  # shorten the round to what is left, if still longer than a probe
+                seconds = left / n - self.cost(0.0)
+                if seconds < self.short_s:
+                    self.ran_out = True
+                    break
+            fresh: list[Estimate] = []
+            for e in finalists:
+                try:
+                    m = self.probe(e.config, seconds, "halving")
+                except _OutOfTime:
+                    fresh.append(e)
+                    continue
+                if m is not None:
+                    fresh.append(m)
+            finalists = keep(fresh) if fresh else []
+        return finalists
+
+
+def _finalists(s: _Search, pool: list[Estimate]) -> list[Estimate]:
+    """The leader, then what ties with it (cheapest first: variants of equal rate must not crowd out a
+    cheaper worker count), then the fastest of the rest."""
+    if not pool:
+        return []
+    lead = max(pool, key=lambda e: e.rate)
+    ties = sorted((e for e in pool if e is not lead and e.overlaps(lead)), key=lambda e: s.key(e.config))
+    rest = sorted((e for e in pool if e is not lead and not e.overlaps(lead)), key=lambda e: -e.rate)
+    return [lead, *ties, *rest][:MAX_FINALISTS]
+
+
+def _middle(ws: Sequence[int], a: int, b: int) -> int | None:
+    inside = [w for w in ws if a < w < b]
+    return inside[len(inside) // 2] if inside else None
+
+
+def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
+         confirm: Confirm | None = None, predict_fits: Callable[[LoaderConfig], bool] | None = None,
+         target: float | None = None, shm: Callable[[LoaderConfig], float] = default_shm,
+         overhead_s: float = 8.0, on_probe: Callable[[Trial], None] | None = None) -> TuneResult:
+    """Tune ``space`` (one batch size) within ``budget_s`` seconds of ``clock``; see the module docstring."""
+    if budget_s <= 0:
+        raise ValueError(f"tune budget must be > 0 seconds, got {budget_s} (--tune-budget)")
+    if target is not None and not target > 0:
+        raise ValueError(f"target must be > 0 videos/s, got {target} (--target-videos-per-s)")
+    t_start = clock()
+    end = t_start + budget_s
+    confirm_s = CONFIRM_SHARE * budget_s if confirm is not None else 0.0
+    fits = predict_fits or (lambda c: True)
+    configs = list(space.all_configs())
+    nothing_fits = not any(fits(c) for c in configs)
+    if nothing_fits:  # run them anyway: a failure then says why, a prediction alone would not
+        fits = lambda c: True  # noqa: E731
+    search_s = budget_s - confirm_s
+    # Stage 1 + 3 probes planned, so that they take about half of the search time.
+    planned = (len(set([w for w in space.workers if w & (w - 1) == 0] + [space.workers[0], space.workers[-1]])) + 2
+               + MAX_KEPT_WORKERS * (len(space.prefetch) + len(space.strategies) + len(space.persistent)
+                                     + len(space.pin_memory) - 4))
+    short_s = min(20.0, max(2.0, 0.5 * search_s / planned - overhead_s))
+    s = _Search(space, measure, clock, t_start + search_s, fits, shm, overhead_s, short_s, on_probe)
+
+    try:
+        ws = s.workers()
+        if ws:
+            lead = max(ws, key=lambda e: e.rate)
+            kept = sorted([lead] + [e for e in ws if e is not lead and e.overlaps(lead)],
+                          key=lambda e: s.key(e.config))[:MAX_KEPT_WORKERS]
+            if lead not in kept:
+                kept = [kept[0], lead]
+            for e in kept:
+                s.knobs(e)
+    except _OutOfTime:
+        pass
+
+    pool = list(s.est.values())
+    if target is None:
+        ranked = _finalists(s, pool)
+
+        def keep(fs: list[Estimate]) -> list[Estimate]:
+            lead = max(fs, key=lambda e: e.rate)
+            top = sorted(fs, key=lambda e: -e.rate)[:math.ceil(len(fs) / 2)]
+            return top + [e for e in fs if e not in top and e.overlaps(lead)]
+
+        def clear(fs: list[Estimate]) -> bool:
+            lead = max(fs, key=lambda e: e.rate)
+            return all(e.hi < lead.lo for e in fs if e is not lead)
+        finals = s.halving(ranked, keep, clear)
+    else:
+        tgt = target
+        maybe = sorted([e for e in pool if e.hi >= tgt], key=lambda e: s.key(e.config))[:MAX_FINALISTS]
+
+        def keep_t(fs: list[Estimate]) -> list[Estimate]:
+            return [e for e in fs if e.hi >= tgt]
+
+        def settled(fs: list[Estimate]) -> bool:  # the cheapest that may reach it surely does
+            return bool(fs) and min(fs, key=lambda e: s.key(e.config)).lo >= tgt
+        finals = s.halving(maybe, keep_t, settled)
+    # a finalist's latest estimate is the one that counts; eliminated configs keep theirs
+    pool = list(s.est.values())
+    finals = [s.est[e.config] for e in finals if e.config in s.est]
+
+    order = _candidates(s, pool, finals, target)
+    best = order[0] if order else None
+    ties: list[Estimate] = []
+    if best is not None and target is None:
+        lead = max(finals or pool, key=lambda e: e.rate)
+        group = [e for e in (finals or pool) if e is lead or e.overlaps(lead)]
+        ties = [e for e in group if e.config != best.config]
+    confirmed = False
+    confirmations: list[tuple[LoaderConfig, ConfirmResult]] = []
+    if confirm is not None:
+        queue = list(order)
+        failed_shapes: set[tuple[int, int]] = set()
+        while queue:
+            cand = queue.pop(0)
+            left = end - clock()
+            if left < s.cost(0.0) + 2.0 and confirmations:
+                break
+            t0 = clock()
+            raw = confirm(cand.config, max(left - s.cost(0.0), 1.0))
+            res = raw if isinstance(raw, ConfirmResult) else ConfirmResult(ok=bool(raw), seconds=clock() - t0)
+            confirmations.append((cand.config, res))
+            probe = (Probe(videos_per_s=res.videos_per_s, batches=res.batches, seconds=res.seconds)
+                     if res.ok and res.videos_per_s is not None else
+                     Probe(kind=("confirmed" if res.ok else res.kind or "confirm_failed"), batches=res.batches,
+                           seconds=res.seconds))
+            s._add(Trial(cand.config, "confirm", probe))
+            if res.ok:
+                if best is not None and cand.config != best.config:
+                    ties = []  # the tie group was the failed pick's
+                best, confirmed = cand, True
+                break
+            # What fails a sustained run (memory in flight, worker churn) rides on workers × prefetch:
+            # after a failure, candidates of another shape are confirmed first.
+            failed_shapes.add(_shape(cand.config))
+            queue.sort(key=lambda e: (_shape(e.config) in failed_shapes, order.index(e)))
+    else:
+        confirmed = False
+    met = None if target is None else bool(best is not None and best.lo >= target)
+    if target is not None and not met:
+        best = max(pool, key=lambda e: e.rate) if pool else None
+    res_ = TuneResult(space.batch_size, best, confirmed, ties, s.tried, budget_s, clock() - t_start, target, met,
+                      confirmations=confirmations)
+    res_.limited_by = limits(res_, space, ran_out=s.ran_out, nothing_fits=nothing_fits)
+    return res_
+
+
+def _shape(c: LoaderConfig) -> tuple[int, int]:
+    return c.num_workers, c.effective_prefetch
+
+
+def _candidates(s: _Search, pool: list[Estimate], finals: list[Estimate], target: float | None) -> list[Estimate]:
+    """Confirmation order: the pick first, then the next candidates."""
+    if not pool:
+        return []
+    if target is not None:
+        return sorted([e for e in pool if e.lo >= target], key=lambda e: s.key(e.config))
+    head = s.best_of(finals or pool)
+    rest = sorted((e for e in pool if e.config != head.config), key=lambda e: (-e.rate, s.key(e.config)))
+    return [head, *rest]
+
+
+def limits(r: TuneResult, space: Space, *, ran_out: bool = False, nothing_fits: bool = False) -> str:
+    """What kept the best rate where it is, in words (from what was tried)."""
+    why: list[str] = []
+    passed = [t for t in r.tried if t.probe.passed and t.stage != "confirm"]
+    failed = [t for t in r.tried if t.probe.kind and t.stage != "confirm"]
+    if r.best is not None:
+        w = r.best.config.num_workers
+        more = [t for t in passed if t.config.num_workers > w]
+        if w == space.workers[-1]:
+            why.append(f"the most workers in the space ({w}; --workers / --max-workers)")
+        elif more:
+            why.append(f"rate stopped growing past {w} workers ({max(t.config.num_workers for t in more)} "
+                       "measured no faster: decode-bound on this machine's cores)")
+    by_kind: dict[str, list[str]] = {}
+    for t in failed:
+        by_kind.setdefault(t.probe.kind or "?", []).append(t.config.label)
+    for kind, labels in sorted(by_kind.items()):
+        what = "predicted not to fit" if kind == PREDICTED_UNFIT else f"failed with {kind}"
+        why.append(f"{len(labels)} config(s) {what} ({', '.join(sorted(set(labels))[:4])})")
+    if nothing_fits:
+        why.append("no config was predicted to fit; all were run anyway")
+    if ran_out:
+        why.append(f"the budget ({r.budget_s:.0f} s) ran out before the search finished")
+    return "; ".join(why)
+
+
+def tune_batch_sizes(spaces: Sequence[Space], measure: Measure, *, budget_s: float, clock: Clock,
+                     **kw: Any) -> list[TuneResult]:
+    """Each space (one per batch size) tuned on its own, with the budget split evenly (what one batch
+    size leaves unspent goes to the next)."""
+    out: list[TuneResult] = []
+    end = clock() + budget_s
+    for i, sp in enumerate(spaces):
+        share = (end - clock()) / (len(spaces) - i)
+        out.append(tune(sp, measure, budget_s=max(share, 1.0), clock=clock, **kw))
+    return out

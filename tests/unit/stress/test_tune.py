@@ -1,0 +1,268 @@
+"""The autotune search as a pure function over a fake measure and a fake clock, plus one real tune.
+
+The fake measure is deterministic: a config's rate comes from a table-free model (rises with workers up
+to a knee, then flat), its interval is ± a stated half-width that shrinks with the probe's length, and
+the fake clock advances by the probe's seconds plus a start-up overhead.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssv2_fixtures.data.loader import LoaderConfig
+from ssv2_fixtures.stress.tune import (
+    PREDICTED_UNFIT,
+    TUNE_KEYS,
+    ConfirmResult,
+    Probe,
+    Space,
+    cost_key,
+    tune,
+    tune_batch_sizes,
+)
+
+
+@dataclass
+class FakeClock:
+    t: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class FakeMeasure:
+    clock: FakeClock
+    rate: Callable[[LoaderConfig], float]
+    half_width: float = 1.0                       # relative ±, at a 4 s probe; shrinks as 1/sqrt(seconds)
+    fail: Callable[[LoaderConfig], str | None] = lambda c: None
+    overhead: float = 5.0
+    shrink: bool = True                           # False: noise that longer probes do not average out
+    calls: list[tuple[LoaderConfig, float]] = field(default_factory=list)
+
+    def __call__(self, config: LoaderConfig, seconds: float) -> Probe:
+        self.calls.append((config, seconds))
+        self.clock.t += seconds + self.overhead
+        kind = self.fail(config)
+        if kind:
+            return Probe(kind=kind, batches=3, seconds=seconds + self.overhead)
+        r = self.rate(config)
+        h = r * self.half_width / 100 * (math.sqrt(4.0 / max(seconds, 0.1)) if self.shrink else 1.0)
+        return Probe(videos_per_s=r, interval=(r - h, r + h), batches=int(seconds * r / config.batch_size) + 1,
+                     seconds=seconds + self.overhead)
+
+
+def knee(best_w: int, *, pf_gain: float = 0.0, fs_gain: float = 0.0, pw_gain: float = 0.0,
+         ) -> Callable[[LoaderConfig], float]:
+    """Rises 20 videos/s per worker up to ``best_w``, then loses 5 per extra worker; prefetch 4 adds
+    ``pf_gain``, file_system ``fs_gain``, persistent workers ``pw_gain``."""
+    def rate(c: LoaderConfig) -> float:
+        w = c.num_workers
+        base = 20.0 * min(w, best_w) - 5.0 * max(0, w - best_w)
+        return (base + (pf_gain if c.effective_prefetch == 4 else 0.0) + (fs_gain if c.sharing_strategy == "file_system" else 0.0)
+                + (pw_gain if c.persistent_workers else 0.0))
+    return rate
+
+
+def space(workers=range(1, 9), **kw) -> Space:
+    return Space(batch_size=8, workers=tuple(workers), **kw)
+
+
+def always_ok(c: LoaderConfig, seconds: float) -> bool:
+    return True
+
+
+def test_finds_the_best_worker_count_and_knob():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(5, pf_gain=15.0, fs_gain=-10.0, pw_gain=-10.0), half_width=0.5)
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
+    assert r.best is not None and r.confirmed
+    assert (r.best.config.num_workers, r.best.config.effective_prefetch) == (5, 4)
+    assert r.ties == []
+    assert r.ok
+
+
+def test_respects_the_budget_including_confirmation():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(6), overhead=10.0)
+
+    def confirm(c: LoaderConfig, seconds: float) -> ConfirmResult:
+        clock.t += seconds  # a sustained run uses all it is given
+        return ConfirmResult(ok=True, videos_per_s=100.0, batches=100, seconds=seconds)
+    t0 = clock.t
+    r = tune(space(range(1, 33)), m, budget_s=120, clock=clock, confirm=confirm)
+    assert clock.t - t0 <= 120 + 1e-6
+    assert r.spent_s == pytest.approx(clock.t - t0)
+    assert r.best is not None and r.confirmed
+
+
+@settings(max_examples=40, deadline=None)
+@given(budget=st.floats(min_value=30, max_value=900), overhead=st.floats(min_value=0.5, max_value=20),
+       best_w=st.integers(min_value=1, max_value=16), hw=st.floats(min_value=0.1, max_value=30))
+def test_never_overruns_the_budget(budget, overhead, best_w, hw):
+    """The search starts a probe only when it ends before the deadline (one forced first probe aside)."""
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(best_w), half_width=hw, overhead=overhead)
+    t0 = clock.t
+    r = tune(space(range(1, 17)), m, budget_s=budget, clock=clock, confirm=always_ok)
+    first = m.calls[0][1] + overhead
+    assert clock.t - t0 <= max(budget, first) + 1e-6
+    assert len(r.tried) >= len(m.calls)  # every measurement is in the record
+
+
+def test_ties_go_to_the_cheaper_config_and_are_named():
+    clock = FakeClock()
+    # 4 and 5 workers measure 80 and 82 with ±10 % however long: overlapping, so 4 (fewer workers) wins
+    rates = {1: 20.0, 2: 40.0, 3: 60.0, 4: 80.0, 5: 82.0, 6: 60.0, 7: 50.0, 8: 40.0}
+    m = FakeMeasure(clock, lambda c: rates[c.num_workers], half_width=10.0, shrink=False)
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
+    assert r.best is not None and r.best.config.num_workers == 4
+    assert 5 in [t.config.num_workers for t in r.ties]
+    assert r.record()["ties"] and all(set(t) == {"config", "videos_per_s", "interval"} for t in r.record()["ties"])
+
+
+def test_longer_probes_separate_what_short_ones_could_not():
+    clock = FakeClock()
+    rates = {1: 20.0, 2: 40.0, 3: 60.0, 4: 80.0, 5: 84.0, 6: 60.0, 7: 50.0, 8: 40.0}
+    m = FakeMeasure(clock, lambda c: rates[c.num_workers], half_width=6.0)  # overlap at 4 s, not at 16 s
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
+    assert r.best is not None and r.best.config.num_workers == 5
+    assert any(t.stage == "halving" for t in r.tried)
+
+
+def test_clear_leader_is_not_a_tie():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(4, fs_gain=5.0, pw_gain=-5.0), half_width=0.1)
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
+    assert r.best is not None and r.ties == []
+    assert (r.best.config.num_workers, r.best.config.sharing_strategy, r.best.config.persistent_workers) == (
+        4, "file_system", False)
+
+
+def test_knobs_that_change_nothing_tie_and_the_plainer_setting_wins():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(4), half_width=0.1)  # strategy and persistence do not change the rate
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
+    assert r.best is not None and r.best.config.sharing_strategy == "file_descriptor"
+    assert not r.best.config.persistent_workers
+    assert r.ties and all(t.config.num_workers == 4 for t in r.ties)
+
+
+def test_cost_key_orders_workers_then_prefetch_then_shm():
+    a = LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=8)
+    b = LoaderConfig(batch_size=8, num_workers=3, prefetch_factor=1)
+    c = LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=2)
+    assert sorted([a, b, c], key=cost_key) == [c, a, b]
+
+
+def test_skips_configs_predicted_not_to_fit():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(8))
+    fits = lambda c: c.num_workers * c.effective_prefetch <= 8  # noqa: E731
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok, predict_fits=fits)
+    assert all(fits(c) for c, _ in m.calls)
+    skipped = [t for t in r.tried if t.probe.kind == PREDICTED_UNFIT]
+    assert skipped and all(not fits(t.config) for t in skipped)
+    assert r.best is not None and fits(r.best.config)
+
+
+def test_runs_unfit_configs_when_nothing_fits():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(3))
+    r = tune(space(range(1, 5)), m, budget_s=300, clock=clock, confirm=always_ok, predict_fits=lambda c: False)
+    assert m.calls and r.best is not None
+    assert "no config was predicted to fit" in r.limited_by
+
+
+def test_failed_configs_are_rejected_with_their_kind():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(8), fail=lambda c: "shm_exhausted" if c.num_workers >= 6 else None)
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
+    assert r.best is not None and r.best.config.num_workers < 6
+    kinds = {t.probe.kind for t in r.tried if t.config.num_workers >= 6}
+    assert kinds == {"shm_exhausted"}
+    assert all(t["kind"] == "shm_exhausted" for t in r.record()["tried"] if t["config"]["num_workers"] >= 6)
+    assert "shm_exhausted" in r.limited_by
+
+
+def test_falls_back_when_the_confirmation_fails():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(5, pf_gain=10.0), half_width=0.2)
+    seen: list[LoaderConfig] = []
+
+    def confirm(c: LoaderConfig, seconds: float) -> ConfirmResult:
+        seen.append(c)
+        clock.t += min(seconds, 30)
+        if c == seen[0]:  # the pick leaks in its sustained run
+            return ConfirmResult(ok=False, kind="leak", detail="RSS grew", batches=100, seconds=30)
+        return ConfirmResult(ok=True, videos_per_s=80.0, batches=100, seconds=30)
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=confirm)
+    assert (seen[0].num_workers, seen[0].effective_prefetch) == (5, 4)
+    assert len(seen) == 2 and (seen[1].num_workers, seen[1].effective_prefetch) != (5, 4)  # another shape next
+    assert r.confirmed and r.best is not None and r.best.config == seen[1]
+    conf = [t for t in r.record()["tried"] if t.get("stage") == "confirm"]
+    assert conf[0]["kind"] == "leak" and "videos_per_s" in conf[1]
+
+
+def test_no_confirmed_pick_is_a_failure():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(3))
+    r = tune(space(range(1, 5)), m, budget_s=200, clock=clock,
+             confirm=lambda c, s: ConfirmResult(ok=False, kind="degradation", detail="ratio 0.5"))
+    assert not r.confirmed and not r.ok
+    assert "degradation" in r.failure()
+
+
+def test_target_mode_picks_the_cheapest_sufficient_config():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(8), half_width=1.0)  # 20 videos/s per worker
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok, target=75.0)
+    assert r.met_target and r.best is not None
+    assert r.best.config.num_workers == 4 and r.best.lo >= 75.0  # 3 workers reach 60 only
+    assert r.record()["target_videos_per_s"] == 75.0
+
+
+def test_target_mode_failure_names_the_best_rate_and_the_limit():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(3), half_width=1.0)
+    r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok, target=500.0)
+    assert r.met_target is False and not r.ok
+    msg = r.failure()
+    assert "500" in msg and r.best is not None and r.best.config.label in msg
+    assert "stopped growing past 3 workers" in msg
+
+
+def test_record_has_exactly_the_issue_keys():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(2))
+    r = tune(space(range(1, 4)), m, budget_s=100, clock=clock, confirm=always_ok)
+    rec = r.record()
+    assert set(rec) == TUNE_KEYS == {"batch_size", "best", "confirmed", "ties", "tried", "budget_s", "spent_s",
+                                    "target_videos_per_s"}
+    assert rec["best"] is not None and set(rec["best"]) == {"config", "videos_per_s", "interval"}
+    assert LoaderConfig.from_dict(rec["best"]["config"]).batch_size == 8
+    assert len(rec["tried"]) == len(m.calls) + 1  # + the confirmation
+
+
+def test_batch_sizes_are_tuned_on_their_own_within_one_budget():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(3))
+    t0 = clock.t
+    rs = tune_batch_sizes([Space(batch_size=b, workers=(1, 2, 3, 4)) for b in (4, 8)], m, budget_s=200,
+                          clock=clock, confirm=always_ok)
+    assert [r.batch_size for r in rs] == [4, 8]
+    assert all({t.config.batch_size for t in r.tried} == {r.batch_size} for r in rs)
+    assert clock.t - t0 <= 200 + 1e-6
+
+
+def test_bad_space_names_the_option():
+    with pytest.raises(ValueError, match="--workers"):
+        Space(batch_size=8, workers=(0, 2))
+    with pytest.raises(ValueError, match="--tune-budget"):
+        tune(space(), FakeMeasure(FakeClock(), knee(2)), budget_s=0, clock=FakeClock())
