@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 SHARING_STRATEGIES = ("file_descriptor", "file_system")
 MP_CONTEXTS = (None, "fork", "spawn", "forkserver")
@@ -99,12 +99,64 @@ class LoaderConfig:
             raise ValueError(f"{where}: {exc}") from None
 
 
-def make_loader(dataset: Any, config: LoaderConfig, **overrides: Any):
+class SplitTooSmallError(ValueError):
+    """A split and config that can never form one batch: refused before anything is loaded."""
+
+
+def distributed_samples(split_size: int, world_size: int, *, drop_last: bool) -> int:
+    """Items each rank's ``DistributedSampler`` yields per epoch (torch's rule: pad to a multiple of
+    ``world_size`` by repeating, or with ``drop_last`` drop the tail that does not divide)."""
+    if drop_last and split_size % world_size:
+        return -(-(split_size - world_size) // world_size) if split_size >= world_size else 0
+    return -(-split_size // world_size)
+
+
+def refuse_unbatchable(split_size: int, config: LoaderConfig, *, world_size: int | None = None,
+                       endless: bool = False, where: str = "this run") -> None:
+    """Raise :class:`SplitTooSmallError` with the reason when ``config`` can never form a batch of a
+    split of ``split_size`` items: an endless sampler only needs one item; an epoch-based loader needs
+    one batch per epoch (per rank, under ``DistributedSampler`` with ``world_size`` ranks). Without this
+    an empty epoch restarts its workers forever and the run ends as a false ``hang``."""
+    if split_size < 1:
+        raise SplitTooSmallError(f"{where}: the split has no videos: nothing can be loaded; check the split "
+                                 "name, the list file and the annotations")
+    if endless:
+        return
+    bs = config.batch_size
+    if world_size is None:
+        if config.drop_last and split_size < bs:
+            raise SplitTooSmallError(
+                f"{where}: the split has {split_size} videos, fewer than batch_size={bs}, and drop_last=True "
+                f"drops that one short batch: no batch can form; use batch_size <= {split_size}, "
+                "drop_last=False, or a larger split")
+        return
+    per_rank = distributed_samples(split_size, world_size, drop_last=config.drop_last)
+    if per_rank == 0:
+        raise SplitTooSmallError(
+            f"{where}: the split has {split_size} videos for {world_size} ranks, and DistributedSampler "
+            f"(drop_last=True) gives every rank 0 of them: no batch can form; use a split of at least "
+            f"{world_size} videos or drop_last=False")
+    if config.drop_last and per_rank < bs:
+        raise SplitTooSmallError(
+            f"{where}: the split has {split_size} videos: DistributedSampler gives each of the {world_size} "
+            f"ranks {per_rank} per epoch, fewer than batch_size={bs}, and drop_last=True drops that short "
+            f"batch: no batch can form; use batch_size <= {per_rank}, drop_last=False, or a split of at "
+            f"least {world_size * bs} videos")
+
+
+def make_loader(dataset: Any, config: LoaderConfig, *, endless: bool = False,
+                collate_fn: Callable[[Any], Any] | None = None,
+                worker_init_fn: Callable[[int], None] | None = None, **overrides: Any) -> Any:
     """A ``torch.utils.data.DataLoader`` over ``dataset`` with ``config`` applied.
 
     Applies the sharing strategy (process-global in torch: the last loader made wins), seeds the
     shuffle and every worker, and gives each worker one torch thread (one process per core is the
     parallelism; intra-op threads inside workers only contend).
+
+    ``endless``: indices come from an :class:`~ssv2_fixtures.data.sampling.EndlessSampler` (the config's
+    shuffle and seed; every batch full, so ``drop_last`` is on; no epochs, ``len(loader)`` raises).
+    ``collate_fn``/``worker_init_fn``: a user's pipeline; the suite's own worker set-up runs first, then
+    ``worker_init_fn``.
     """
     import torch
     import torch.multiprocessing as tmp
@@ -118,14 +170,21 @@ def make_loader(dataset: Any, config: LoaderConfig, **overrides: Any):
         num_workers=config.num_workers,
         pin_memory=config.pin_memory,
         drop_last=config.drop_last,
-        generator=gen,
+        generator=gen,  # with endless, only the workers' base seed comes from it
     )
+    if endless:
+        from .sampling import EndlessSampler
+
+        kwargs.update(sampler=EndlessSampler(len(dataset), shuffle=config.shuffle, seed=config.seed),
+                      shuffle=False, drop_last=True)
+    if collate_fn is not None:
+        kwargs["collate_fn"] = collate_fn
     if config.num_workers > 0:
         kwargs.update(
             prefetch_factor=config.effective_prefetch,
             persistent_workers=config.persistent_workers,
             timeout=config.timeout,
-            worker_init_fn=_worker_init,
+            worker_init_fn=_worker_init if worker_init_fn is None else _ChainedInit(worker_init_fn),
         )
         if config.mp_context:
             kwargs["multiprocessing_context"] = config.mp_context
@@ -142,6 +201,18 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+class _ChainedInit:
+    """The suite's worker set-up, then the user's ``worker_init_fn``. A class, not a closure: spawn and
+    forkserver workers receive it pickled."""
+
+    def __init__(self, user: Callable[[int], None]) -> None:
+        self.user = user
+
+    def __call__(self, worker_id: int) -> None:
+        _worker_init(worker_id)
+        self.user(worker_id)
 
 
 # --- the stress campaigns' config sets -------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Frame-index sampling for SSv2 clips: pure functions, no decoding.
+"""Frame-index sampling for SSv2 clips (pure functions, no decoding), and the endless dataset-index
+sampler every single-process measured run draws from (:class:`EndlessSampler`).
 
-Two modes, both returning sorted int64 indices of length ``num_frames`` inside ``[0, video_len)``:
+Two frame modes, both returning sorted int64 indices of length ``num_frames`` inside ``[0, video_len)``:
 
 - TSN segments: the video is cut into ``num_frames`` equal segments; training takes a random offset
   inside each segment, evaluation takes each segment's centre (deterministic).
@@ -11,6 +12,8 @@ Videos shorter than ``num_frames`` repeat indices rather than fail: SSv2 has cli
 loader that crashes on them ends a 4-hour run.
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 
@@ -88,3 +91,41 @@ def _check(video_len: int, num_frames: int) -> None:
         raise ValueError(f"video has no frames (video_len={video_len})")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+
+
+# --- dataset indices -----------------------------------------------------------------------------------
+
+class EndlessSampler:
+    """Dataset indices forever: seeded shuffled permutations of ``range(n)`` chained one after another
+    (``shuffle=False``: ``range(n)`` over and over).
+
+    Every measured single-process run draws from this, so that a batch always holds ``batch_size`` items
+    whatever the split size (a batch may span the seam between two permutations), ``drop_last`` can
+    never make an empty epoch, and the DataLoader's workers start once per run, as they would on a
+    168,913-video split. Draws ``k·n … (k+1)·n − 1`` are a permutation for every ``k``.
+
+    It follows torch's ``Sampler`` protocol (an iterable of ints, what ``DataLoader(sampler=...)`` and
+    ``BatchSampler`` take) without subclassing it, so this module keeps to numpy; it has no ``__len__``
+    (``len(loader)`` raises ``TypeError``: there is no epoch). Each ``iter()`` starts the same stream
+    again from ``seed``.
+    """
+
+    def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0) -> None:
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"EndlessSampler: the split must have at least one item, got n={n!r}")
+        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng(self.seed)
+        while True:
+            order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            for i in order.tolist():
+                yield i
+
+
+def distinct_drawn(split_size: int, drawn: int) -> int:
+    """Distinct items among the first ``drawn`` draws of an :class:`EndlessSampler` over ``split_size``.
+
+    Exactly ``min(split_size, drawn)``: the first ``split_size`` draws are one whole permutation, so
+    nothing repeats before every item was drawn once, and everything has been drawn after that."""
+    return min(int(split_size), max(0, int(drawn)))

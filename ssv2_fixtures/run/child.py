@@ -1,28 +1,59 @@
-"""Child-process entry: load one config for N batches and stream JSON events to the parent.
+"""Child-process entry: load one config and stream JSON events to the parent.
 
 Run as ``python -m ssv2_fixtures.run.child SPEC.json``. It imports no pytest and, at module level, nothing
 but the standard library: the runner imports :class:`ChildSpec` from here, and the child itself loads
 torch only after applying its resource limits (so the limits cover the import too).
 
+Indices come from an endless sampler (:class:`~ssv2_fixtures.data.sampling.EndlessSampler`: seeded
+permutations of the split chained one after another), so every batch holds ``batch_size`` videos whatever
+the split size, no epoch ends, and the workers start once per run. ``-m distributed``
+(:mod:`ssv2_fixtures.run.rank_child`) keeps DistributedSampler's epochs, which it checks.
+
+How long it loads: ``spec["batches"]`` batches, or, with ``spec["measure"]`` (:class:`MeasureSpec`), a
+measured window after warm-up that ends when its rate is precise enough (NOTE [measured window]).
+
 Events go, one JSON object per line, to the file descriptor ``spec["events_fd"]`` (a pipe to the
 parent) and never to stdout/stderr, where ffmpeg and decord print. See NOTE [child events]. The
-per-rank entry of ``-m distributed`` (:mod:`ssv2_fixtures.run.rank_child`) writes the same events to a FIFO
-instead (``spec["events_path"]``), see NOTE [rank events].
+per-rank entry of ``-m distributed`` writes the same events to a FIFO instead (``spec["events_path"]``),
+see NOTE [rank events].
 
 NOTE [child events]
     ``started``   {pid, pgid, t}                       before torch is imported
-    ``ready``     {t, dataset_len, import_s, build_s}  dataset and loader built
-    ``batch``     {i, wait_s, videos, bytes, t}        one per batch received by the main process;
-                                                       wait_s is the time blocked in ``next()``
-    ``epoch``     {n, t}                               the loader was exhausted and restarted
-    ``h2d``       {i, copy_s, vram_peak_bytes}         CUDA only: pinned, non-blocking copy per batch
-    ``finished``  {t, loop_s, batches, videos}         loop_s: wall time of the whole batch loop
+    ``ready``     {t, dataset_len, import_s, build_s, cuda}  dataset and loader built
+    ``batch``     {i, wait_s, epoch, videos, clips, bytes, shape, dtype, t}
+                                                       one per batch received by the main process;
+                                                       wait_s is the time blocked in ``next()``;
+                                                       videos: dataset items the sampler put in it;
+                                                       clips, bytes, shape, dtype: measured from its
+                                                       tensors (:func:`ssv2_fixtures.data.batch.describe`)
+    ``epoch``     {n, t}                               the loader was exhausted and restarted (ranks only:
+                                                       the single-process sampler is endless)
+    ``h2d``       {i, copy_s, vram_peak_bytes}         CUDA only: pinned, non-blocking copy of the batch's
+                                                       largest tensor
+    ``measured``  {batches, videos, seconds, rate, lo, hi, stopped}
+                                                       with ``spec["measure"]`` only, before ``finished``
+    ``finished``  {t, loop_s, batches, videos, split_size, distinct_videos}
+                                                       loop_s: wall time of the whole batch loop;
+                                                       distinct_videos: dataset items drawn at least once
     ``error``     {t, batch, type, message, traceback, errno, chain}
                                                        batch: batches received so far (not the
                                                        index of the batch that failed to load)
     ``t`` is ``time.time()``; durations use ``perf_counter``. DataLoader workers inherit the pipe's fd
     on fork, so the parent never waits for EOF: the child main's exit ends the run. The write end is
     written only by the child main process, one ``os.write`` per event (a line < PIPE_BUF is atomic).
+    A split and config that can never form a batch is refused before the loader starts: an ``error``
+    event of type ``SplitTooSmallError`` (:func:`ssv2_fixtures.data.loader.refuse_unbatchable`).
+
+NOTE [measured window]
+    ``spec["measure"]`` = {warmup_batches, min_batches, max_batches, max_s, target_rel}. The first
+    ``warmup_batches`` batches are received and not measured (worker start-up, empty queues). After
+    them, each batch's (videos, wait_s) joins the window, and the loop stops at the first of:
+    ``converged`` (at least ``min_batches`` measured and the window's rate interval,
+    :func:`ssv2_fixtures.run.stats.rate_interval`, has relative half-width <= ``target_rel``), ``time``
+    (``max_s`` seconds since the window opened), ``batches`` (``max_batches`` received in all, warm-up
+    included: the bound a fault drill's batch is checked against). ``measured`` reports the window:
+    ``batches`` and ``videos`` in it, ``seconds`` its wall time, ``rate`` videos over summed waits, and
+    the interval ``lo``/``hi`` (null with fewer than ``stats.MIN_BATCHES`` batches).
 
 NOTE [rank events]
     Under torchrun the ranks cannot inherit a pipe: the agent starts them with ``close_fds``. The runner
@@ -34,8 +65,9 @@ NOTE [rank events]
     said in the text) to fit; the full traceback is in the rank's own stderr. Rank events besides the
     above: ``started`` has ``local_rank``, ``world_size``, ``node_rank``; ``ready`` has
     ``epoch_batches``/``epoch_samples`` (this rank's share of an epoch); ``epoch`` follows
-    ``sampler.set_epoch``; ``indices`` {path, world_size} is written by each node's local rank 0 once
-    every rank has gathered (``all_gather_object``) the dataset indices it received, per epoch.
+    ``sampler.set_epoch``; ``finished`` has ``epochs``; ``indices`` {path, world_size} is written by
+    each node's local rank 0 once every rank has gathered (``all_gather_object``) the dataset indices it
+    received, per epoch.
 """
 from __future__ import annotations
 
@@ -46,7 +78,8 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, TypedDict
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Mapping, Protocol, TypedDict
 
 STACK_SIGNAL = signal.SIGUSR1  # the parent sends it before killing: every thread's stack is dumped
 
@@ -63,18 +96,32 @@ class DatasetSpec(TypedDict, total=False):
     decoder: str
     limit: int | None
     on_error: str
+    factory: str | None        # MODULE:CALLABLE of a user's pipeline, read by data.factory.load_pipeline
+    factory_kwargs: dict[str, Any]
+    factory_path: list[str]
+
+
+class MeasureSpec(TypedDict):
+    """A measured window instead of a fixed batch count; see NOTE [measured window]."""
+
+    warmup_batches: int
+    min_batches: int
+    max_batches: int
+    max_s: float
+    target_rel: float
 
 
 class ChildSpec(TypedDict, total=False):
     dataset: DatasetSpec
     config: dict[str, Any]
     batches: int
+    measure: MeasureSpec | None
     fault: str | None          # "KIND@BATCH[/RANK]"
     events_fd: int             # single process: the write end of a pipe
-    events_path: str           # ranks (dist_child): a FIFO, see NOTE [rank events]
+    events_path: str           # ranks (rank_child): a FIFO, see NOTE [rank events]
     indices_path: str          # ranks: where local rank 0 writes the gathered dataset indices
     stacks_path: str
-    skip_log: str
+    skip_log: str | None
     nofile: int | None
     address_space_bytes: int | None
     cpus: list[int] | None
@@ -87,8 +134,9 @@ ATOMIC_LINE = 4000
 with another rank's (see NOTE [rank events])."""
 
 
-class _Events:
-    """``rank``: stamp every event with it and keep each line under :data:`ATOMIC_LINE` bytes."""
+class EventWriter:
+    """Writes events, one JSON line per ``os.write``, to ``fd``. ``rank``: stamp every event with it and
+    keep each line under :data:`ATOMIC_LINE` bytes."""
 
     def __init__(self, fd: int, rank: int | None = None) -> None:
         self.fd = fd
@@ -106,6 +154,15 @@ class _Events:
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
+
+
+_Events = EventWriter  # the old private name, still imported by tests/unit/run/test_launch.py
+
+
+class Emitter(Protocol):
+    """What :func:`batch_loop` needs of an event writer (tests pass a list-backed one)."""
+
+    def emit(self, ev: str, **fields: Any) -> None: ...
 
 
 def _cut(text: str, keep: int) -> str:
@@ -138,18 +195,18 @@ def _fit(fields: dict[str, Any], limit: int) -> bytes:
 def _apply_limits(spec: ChildSpec) -> None:
     import resource
 
-    if spec.get("nofile"):
-        n = int(spec["nofile"])  # type: ignore[arg-type]
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-    if spec.get("address_space_bytes"):
-        n = int(spec["address_space_bytes"])  # type: ignore[arg-type]
-        resource.setrlimit(resource.RLIMIT_AS, (n, n))
-    if spec.get("cpus"):
-        os.sched_setaffinity(0, spec["cpus"])  # type: ignore[arg-type]
+    nofile, address_space, cpus = spec.get("nofile"), spec.get("address_space_bytes"), spec.get("cpus")
+    if nofile:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(nofile), int(nofile)))
+    if address_space:
+        resource.setrlimit(resource.RLIMIT_AS, (int(address_space), int(address_space)))
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 def _error_fields(exc: BaseException) -> dict[str, Any]:
-    chain, e = [], exc
+    chain: list[str] = []
+    e: BaseException | None = exc
     errno = None
     while e is not None and len(chain) < 8:
         chain.append(type(e).__name__)
@@ -160,131 +217,293 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
                 traceback="".join(traceback.format_exception(exc)))
 
 
-def arm_stack_dump(spec: ChildSpec) -> Any:
+def arm_stack_dump(spec: ChildSpec) -> IO[str]:
     """faulthandler: fatal signals to stderr; STACK_SIGNAL writes every thread's stack to stacks.txt.
 
     O_APPEND: the main process and its forked workers share the file, and the parent writes a header
     before each process's dump (see runner._dump_stacks). Returns the file, which must stay open."""
-    stacks = open(spec["stacks_path"], "a")  # type: ignore[typeddict-item]
+    stacks = open(spec["stacks_path"], "a")
     faulthandler.enable(file=sys.stderr, all_threads=True)
     faulthandler.register(STACK_SIGNAL, file=stacks, all_threads=True, chain=False)
     return stacks
 
 
-def load(spec: ChildSpec, *, rank: int) -> tuple[float, Any, Any]:
+@dataclass
+class Built:
+    """What a run loads: the config, the dataset (fault drill wrapped in), and a user pipeline's
+    collate and worker set-up (None for the suite's own dataset)."""
+
+    config: Any                      # LoaderConfig (not imported at module level: this stays stdlib-only)
+    dataset: Any
+    collate_fn: Callable[[Any], Any] | None = None
+    worker_init_fn: Callable[[int], None] | None = None
+
+
+def load(spec: ChildSpec, *, rank: int) -> tuple[float, Built]:
     """Apply the spec's limits, import torch (before decord, decord#251/#263) with one intra-op thread,
-    and build (LoaderConfig, dataset). Returns (import seconds, config, dataset)."""
+    and build the dataset. Returns (import seconds, what was built)."""
     _apply_limits(spec)  # before the import, so the limits cover it too
     t0 = time.perf_counter()
     import torch
 
     import_s = time.perf_counter() - t0
     torch.set_num_threads(1)
-    cfg, ds = build_dataset(spec, rank=rank)
-    return import_s, cfg, ds
+    return import_s, build_dataset(spec, rank=rank)
 
 
-def build_dataset(spec: ChildSpec, *, rank: int) -> tuple[Any, Any]:
-    """(LoaderConfig, dataset) from the spec, with the fault drill wrapped in where it fires."""
-    from ..data.clips import SSv2Clips
+def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
+    """The config and dataset from the spec (a user's pipeline when ``dataset.factory`` is set), with the
+    fault drill wrapped in where it fires."""
     from ..data.loader import LoaderConfig
 
-    cfg = LoaderConfig.from_dict(spec["config"])  # type: ignore[typeddict-item]
-    d = dict(spec["dataset"])  # type: ignore[typeddict-item]
-    root = d.pop("root")
-    split = d.pop("split", "train")
-    ds: Any = SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d)
-    if spec.get("fault"):
+    cfg = LoaderConfig.from_dict(spec["config"])
+    d: dict[str, Any] = dict(spec["dataset"])
+    built: Built
+    if d.get("factory"):
+        from ..data.factory import load_pipeline  # only for a user's pipeline: its module imports theirs
+
+        p = load_pipeline(d, train=bool(d.get("train")))
+        built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn)
+    else:
+        from ..data.clips import SSv2Clips
+
+        for k in ("factory", "factory_kwargs", "factory_path"):
+            d.pop(k, None)
+        root = d.pop("root")
+        split = d.pop("split", "train")
+        built = Built(cfg, SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d))
+    fault_text = spec.get("fault")
+    if fault_text:
         from .faults import FaultyDataset, parse_fault
 
-        fault = parse_fault(str(spec["fault"]))
+        fault = parse_fault(str(fault_text))
         if fault.fires_in(rank):  # a drill aimed at another rank does not fire here
-            ds = FaultyDataset(ds, fault)
-    return cfg, ds
+            built.dataset = FaultyDataset(built.dataset, fault)
+    return built
 
 
+@dataclass
 class Progress:
     """Where the batch loop is: read by the error path (the failure point) and by the shutdown."""
 
-    def __init__(self) -> None:
-        self.batch = 0
-        self.videos = 0
-        self.epoch = 0
-        self.it: Any = None
+    batch: int = 0          # batches received in the run
+    videos: int = 0
+    epoch: int = 0
+    in_epoch: int = 0       # batches received in this epoch
+    it: Any = None
+    measured: dict[str, Any] | None = None   # the measured window's result (spec["measure"] only)
 
 
-def batch_loop(events: _Events, loader: Any, spec: ChildSpec, cuda: bool, progress: Progress,
-               on_epoch: Any = None, on_batch: Any = None) -> float:
-    """Receive ``spec["batches"]`` batches, restarting the loader at each epoch end; one ``batch`` event
-    each. ``on_epoch(n)`` runs before each epoch's iterator is made, ``on_batch(epoch, item)`` after each
-    batch arrives (the distributed child records indices there). Returns the loop's wall time."""
+def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
+    """``spec["measure"]`` checked and typed; a bad value names its key."""
+    keys = ("warmup_batches", "min_batches", "max_batches", "max_s", "target_rel")
+    missing = [k for k in keys if k not in m]
+    unknown = sorted(set(m) - set(keys))
+    if missing or unknown:
+        raise ValueError(f"spec measure: missing {missing}, unknown {unknown}; keys are {list(keys)}")
+    for k in ("warmup_batches", "min_batches", "max_batches"):
+        if not isinstance(m[k], int) or isinstance(m[k], bool) or m[k] < (0 if k == "warmup_batches" else 1):
+            raise ValueError(f"spec measure.{k}: must be an integer >= {0 if k == 'warmup_batches' else 1}, "
+                             f"got {m[k]!r}")
+    if m["max_batches"] <= m["warmup_batches"]:
+        raise ValueError(f"spec measure.max_batches ({m['max_batches']}) must exceed warmup_batches "
+                         f"({m['warmup_batches']}): nothing would be measured")
+    for k in ("max_s", "target_rel"):
+        v = m[k]
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise ValueError(f"spec measure.{k}: must be a number > 0, got {v!r}")
+    return MeasureSpec(warmup_batches=m["warmup_batches"], min_batches=m["min_batches"],
+                       max_batches=m["max_batches"], max_s=float(m["max_s"]), target_rel=float(m["target_rel"]))
+
+
+@dataclass
+class Window:
+    """The measured window of NOTE [measured window]: pure bookkeeping, ``now`` is given by the caller."""
+
+    spec: MeasureSpec
+    opened: float                       # when the window opens if there is no warm-up
+    received: int = 0
+    videos: list[int] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+    last: float = 0.0
+
+    def add(self, videos: int, wait_s: float, now: float) -> str | None:
+        """One received batch; the reason to stop now (``converged``/``time``/``batches``) or None."""
+        from .stats import rate_interval
+
+        self.received += 1
+        self.last = now
+        if self.received <= self.spec["warmup_batches"]:
+            self.opened = now  # the window opens when the last warm-up batch has arrived
+            return None  # check_measure: max_batches > warmup_batches
+        self.videos.append(int(videos))
+        self.waits.append(float(wait_s))
+        if len(self.videos) >= self.spec["min_batches"]:
+            iv = rate_interval(self.videos, self.waits)
+            if iv is not None and iv.relative_half_width <= self.spec["target_rel"]:
+                return "converged"
+        if now - self.opened >= self.spec["max_s"]:
+            return "time"
+        if self.received >= self.spec["max_batches"]:
+            return "batches"
+        return None
+
+    def result(self, stopped: str) -> dict[str, Any]:
+        from .stats import rate_interval
+
+        total_s = sum(self.waits)
+        iv = rate_interval(self.videos, self.waits)
+        return {"batches": len(self.videos), "videos": sum(self.videos),
+                "seconds": max(0.0, self.last - self.opened),
+                "rate": iv.rate if iv else (sum(self.videos) / total_s if total_s > 0 else None),
+                "lo": iv.lo if iv else None, "hi": iv.hi if iv else None, "stopped": stopped}
+
+
+def videos_in_batch(loader: Any, j: int) -> int | None:
+    """Dataset items the sampler put in batch ``j`` of an epoch (torch's BatchSampler rule: full batches,
+    then a short last one unless ``drop_last``); None where the loader has no ``batch_size`` (a user's
+    own batch_sampler). An endless sampler has no length: every batch is full."""
+    bs = getattr(loader, "batch_size", None)
+    if bs is None:
+        return None
+    if getattr(loader, "drop_last", False):
+        return int(bs)
+    try:
+        n = len(loader.sampler)
+    except TypeError:
+        return int(bs)
+    return max(0, min(int(bs), n - j * int(bs)))
+
+
+def _epoch_batches(loader: Any) -> int:
+    """Batches in an epoch of ``loader``; 0 for an endless one (a fault drill then counts one endless epoch)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return 0
+
+
+def batch_loop(events: Emitter, loader: Any, spec: ChildSpec, cuda: bool, progress: Progress,
+               on_epoch: Callable[[int], None] | None = None,
+               on_batch: Callable[[int, Any], None] | None = None,
+               videos_of: Callable[[Any], int] | None = None) -> float:
+    """Receive ``spec["batches"]`` batches (or a measured window, ``spec["measure"]``), restarting a
+    finite loader at each epoch end; one ``batch`` event each. ``on_epoch(n)`` runs before each epoch's
+    iterator is made, ``on_batch(epoch, item)`` after each batch arrives (the distributed child records
+    indices there); ``videos_of(item)`` counts a batch's dataset items where the loader knows better than
+    :func:`videos_in_batch`. Returns the loop's wall time; a measured window's result is left in
+    ``progress.measured``."""
+    from ..data.batch import describe, tensors
+
     n = int(spec.get("batches", 10))
+    m = spec.get("measure")
+    window = Window(check_measure(m), time.perf_counter()) if m else None
     step_s = float(spec.get("step_s") or 0.0)
     begin = getattr(loader.dataset, "begin_epoch", None)  # a fault drill counts batches across epochs
     if on_epoch:
         on_epoch(progress.epoch)
     if begin:
-        begin(progress.epoch, len(loader))
+        begin(progress.epoch, _epoch_batches(loader))
     progress.it = iter(loader)
     loop0 = time.perf_counter()
-    while progress.batch < n:
+    stopped: str | None = None
+
+    def more() -> bool:
+        return stopped is None if window else progress.batch < n
+
+    while more():
         t = time.perf_counter()
         try:
             item = next(progress.it)
         except StopIteration:
+            if progress.in_epoch == 0:  # restarting would spin forever, starting workers each time
+                from ..data.loader import SplitTooSmallError
+
+                raise SplitTooSmallError(
+                    f"an epoch of this loader ({len(loader.dataset)} items, batch_size={loader.batch_size}, "
+                    f"drop_last={loader.drop_last}) yields no batch: lower batch_size or use a larger split"
+                ) from None
             progress.epoch += 1
+            progress.in_epoch = 0
             if on_epoch:
                 on_epoch(progress.epoch)
             if begin:
-                begin(progress.epoch, len(loader))
+                begin(progress.epoch, _epoch_batches(loader))
             events.emit("epoch", n=progress.epoch)
             progress.it = iter(loader)
             continue
-        wait = time.perf_counter() - t
-        clips = item[0]
-        progress.videos += int(clips.shape[0])
+        now = time.perf_counter()
+        wait = now - t
+        counted = videos_of(item) if videos_of else videos_in_batch(loader, progress.in_epoch)
+        facts = describe(item, videos=0 if counted is None else counted)
+        videos = facts["clips"] if counted is None else counted  # no batch size known: its leading size
+        progress.videos += videos
         if on_batch:
             on_batch(progress.epoch, item)
-        events.emit("batch", i=progress.batch, wait_s=wait, videos=int(clips.shape[0]),
-                    bytes=int(clips.numel() * clips.element_size()), epoch=progress.epoch)
+        events.emit("batch", i=progress.batch, wait_s=wait, epoch=progress.epoch, videos=videos,
+                    clips=facts["clips"], bytes=facts["bytes"], shape=facts["shape"], dtype=facts["dtype"])
         if cuda:
-            _h2d(events, progress.batch, clips)
+            largest = max(tensors(item), key=_nbytes, default=None)
+            if largest is not None and hasattr(largest, "pin_memory"):
+                _h2d(events, progress.batch, largest)
+            del largest
         if step_s:
             time.sleep(step_s)  # a trainer slower than the loader lets the prefetch queues fill
-        del clips, item
+        del item
         progress.batch += 1
+        progress.in_epoch += 1
+        if window:
+            stopped = window.add(videos, wait, now)
     loop_s = time.perf_counter() - loop0
     progress.it = None
+    if window and stopped:
+        progress.measured = window.result(stopped)
+        events.emit("measured", **progress.measured)
     return loop_s
 
 
+def _nbytes(t: Any) -> int:
+    from ..data.batch import nbytes
+
+    return nbytes(t)
+
+
 def run(spec: ChildSpec) -> int:
-    events = _Events(int(spec["events_fd"]))  # type: ignore[typeddict-item]
+    events = EventWriter(int(spec["events_fd"]))
     events.emit("started", pid=os.getpid(), pgid=os.getpgid(0))
-    stacks = arm_stack_dump(spec)
+    stacks = arm_stack_dump(spec)  # noqa: F841  (kept open for the signal handler)
     progress = Progress()
+    loader: Any = None
+    built: Built | None = None
     try:
         t0 = time.perf_counter()
-        import_s, cfg, ds = load(spec, rank=0)  # a single process is rank 0
+        import_s, built = load(spec, rank=0)  # a single process is rank 0
         import torch
 
-        from ..data.loader import make_loader
+        from ..data.loader import make_loader, refuse_unbatchable
+        from ..data.sampling import distinct_drawn
 
-        loader = make_loader(ds, cfg)
+        split_size = len(built.dataset)
+        refuse_unbatchable(split_size, built.config, endless=True, where=f"{built.config.label}")
+        loader = make_loader(built.dataset, built.config, endless=True, collate_fn=built.collate_fn,
+                             worker_init_fn=built.worker_init_fn)
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
-        events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
+        events.emit("ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0,
                     cuda=cuda)
         loop_s = batch_loop(events, loader, spec, cuda, progress)
-        events.emit("finished", loop_s=loop_s, batches=progress.batch, videos=progress.videos)
+        # Chained permutations draw every item once before any repeats: exactly min(split, drawn).
+        drawn = progress.batch * built.config.batch_size
+        events.emit("finished", loop_s=loop_s, batches=progress.batch, videos=progress.videos,
+                    split_size=split_size, distinct_videos=distinct_drawn(split_size, drawn))
         del loader
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
         report_error(events, progress, exc)
-    progress.it = loader = ds = None  # noqa: F841  (only an error gets here)
+    progress.it = loader = built = None  # noqa: F841  (only an error gets here)
     return 1
 
 
-def report_error(events: _Events, progress: Progress, exc: BaseException) -> None:
+def report_error(events: Emitter, progress: Progress, exc: BaseException) -> None:
     """The ``error`` event, the traceback on stderr, and the frames cleared: they hold the iterator
     (``self`` of __next__) in a reference cycle with the exception (torch's ``reraise`` frame), and the
     caller's dropping it must run torch's orderly shutdown at once; see NOTE [shutdown after an error]."""
@@ -305,11 +524,12 @@ def report_error(events: _Events, progress: Progress, exc: BaseException) -> Non
 #     (``Watchdog.exit_s``).
 
 
-def _h2d(events: _Events, i: int, clips: Any) -> None:
+def _h2d(events: Emitter, i: int, tensor: Any) -> None:
+    """Copy the batch's largest tensor to the GPU as a training step would (pinned, non-blocking)."""
     import torch
 
     t = time.perf_counter()
-    src = clips if clips.is_pinned() else clips.pin_memory()
+    src = tensor if tensor.is_pinned() else tensor.pin_memory()
     dev = src.to("cuda", non_blocking=True)
     torch.cuda.synchronize()
     events.emit("h2d", i=i, copy_s=time.perf_counter() - t,
@@ -317,7 +537,7 @@ def _h2d(events: _Events, i: int, clips: Any) -> None:
     del dev
 
 
-def main(argv: list[str] | None = None, entry: Any = None) -> int:
+def main(argv: list[str] | None = None, entry: Callable[[ChildSpec], int] | None = None) -> int:
     """``python -m … SPEC.json``: read the spec and run ``entry`` (this module's :func:`run` by default)."""
     args = sys.argv[1:] if argv is None else argv
     with open(args[0]) as f:
