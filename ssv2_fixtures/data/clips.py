@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import warnings
 from typing import Any, Sequence
 
@@ -27,6 +26,7 @@ from torch.utils.data import Dataset
 
 from .annotations import SSv2Index, load_index
 from .sampling import MODES, sample_indices
+from .webm import NO_DURATION_REMEDY, check_complete, lacks_duration, webm_duration
 
 DECODERS = ("decord", "pyav", "torchcodec")
 ON_ERROR = ("raise", "skip")
@@ -192,7 +192,7 @@ class _VideoIds(Sequence[str]):
     def __len__(self) -> int:
         return len(self._index)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return [self._index.video_id(j) for j in range(*i.indices(len(self)))]
         return self._index.video_id(i)
@@ -221,96 +221,33 @@ def normalize(
 # --- truncation check --------------------------------------------------------------------------------
 # A truncated or partly zeroed WebM does not make decord or PyAV fail: both decode the frames that are
 # left (often just the first keyframe) and report a shorter video, and sampling then repeats those
-# frames. The Matroska header declares the duration of the whole file, so compare it with where the
-# decodable frames end. Files without a declared duration (not Matroska, or written to a pipe) are
-# not checked.
-
-_EBML, _SEGMENT, _INFO, _CLUSTER = 0x1A45DFA3, 0x18538067, 0x1549A966, 0x1F43B675
-_TIMECODE_SCALE, _DURATION = 0x2AD7B1, 0x4489
-_HEADER_BYTES = 64 * 1024
-TRUNCATION_SLACK_FRAMES = 2       # a file may end this many frames before its declared duration ...
-TRUNCATION_SLACK_FRACTION = 0.05  # ... or this fraction of it, whichever is more, before it is refused
-
-
-def _vint(buf: bytes, pos: int, *, element_id: bool) -> tuple[int, int, bool]:
-    """An EBML variable-length integer at ``pos``: (value, next pos, is the "unknown size" value)."""
-    first = buf[pos]
-    if first == 0:
-        raise ValueError("invalid EBML vint")
-    length = 9 - first.bit_length()
-    if pos + length > len(buf):
-        raise ValueError("EBML vint runs past the buffer")
-    value = first if element_id else first & ((1 << (8 - length)) - 1)
-    for b in buf[pos + 1:pos + length]:
-        value = (value << 8) | b
-    unknown = not element_id and value == (1 << (7 * length)) - 1
-    return value, pos + length, unknown
-
-
-def webm_duration(path: str | os.PathLike[str]) -> float | None:
-    """The duration in seconds a Matroska/WebM file declares in its Segment Info; None if it has none."""
-    try:
-        with open(path, "rb") as f:
-            buf = f.read(_HEADER_BYTES)
-        eid, pos, _ = _vint(buf, 0, element_id=True)
-        if eid != _EBML:
-            return None
-        size, pos, _ = _vint(buf, pos, element_id=False)
-        eid, pos, _ = _vint(buf, pos + size, element_id=True)
-        if eid != _SEGMENT:
-            return None
-        _, pos, _ = _vint(buf, pos, element_id=False)
-        while pos < len(buf):
-            eid, pos, _ = _vint(buf, pos, element_id=True)
-            size, pos, unknown = _vint(buf, pos, element_id=False)
-            if eid == _INFO:
-                end, scale, duration = min(pos + size, len(buf)), 1_000_000, None
-                while pos < end:
-                    cid, pos, _ = _vint(buf, pos, element_id=True)
-                    csize, pos, _ = _vint(buf, pos, element_id=False)
-                    data = buf[pos:pos + csize]
-                    if cid == _TIMECODE_SCALE and 0 < csize <= 8:
-                        scale = int.from_bytes(data, "big")
-                    elif cid == _DURATION and csize in (4, 8) and len(data) == csize:
-                        duration = struct.unpack(">f" if csize == 4 else ">d", data)[0]
-                    pos += csize
-                if duration is None or not duration > 0 or not scale > 0:
-                    return None
-                return duration * scale / 1e9
-            if eid == _CLUSTER or unknown:
-                return None  # frame data reached (or an unsized element): no Info before it
-            pos += size
-    except (OSError, ValueError, IndexError, struct.error):
-        return None
-    return None
-
-
-def _check_complete(path: str, frames: int, end_s: float, fps: float) -> None:
-    """Raise when the decodable frames (``frames``, ending at ``end_s``) stop well short of the header."""
-    declared = webm_duration(path)
-    if declared is None:
-        return
-    frame_s = 1.0 / fps if fps > 0 else declared / max(frames, 1)
-    slack = max(TRUNCATION_SLACK_FRAMES * frame_s, TRUNCATION_SLACK_FRACTION * declared)
-    if end_s < declared - slack:
-        expect = f" (~{round(declared * fps)} frames)" if fps > 0 else ""
-        raise ValueError(
-            f"truncated or damaged: the header declares {declared:.3f} s{expect} but only {frames} "
-            f"frames decode, ending at {end_s:.3f} s"
-        )
-
+# frames. So the decodable frames are compared with the video track's own declared extent (not the
+# file's Duration, which is the longest track's): see :mod:`.webm`.
 
 # --- decoder backends: each takes (path, size, indices_for(video_len)) and returns uint8 (T, S, S, 3) ---
 
 def _decode_decord(path: str, size: int, pick) -> torch.Tensor:
     import decord  # imported here so that importing this module never loads decord before torch
 
-    vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=size, height=size)
+    try:
+        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=size, height=size)
+    except Exception as exc:
+        # decord counts frames from the header's Duration: a WebM written in live mode (or to a pipe)
+        # has none and is refused ("Failed to measure duration/frame-count due to broken metadata"),
+        # although its frames are fine and PyAV decodes them.
+        if lacks_duration(path):
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            said = re.sub(r"^\[[\d:]+\]\s*\S+:\d+:\s*", "", lines[-1])  # drop decord's "[time] file.cc:N: "
+            raise ValueError(
+                f"decord cannot open a WebM without a Duration (written in live mode or to a pipe; decord: "
+                f"{said}): {NO_DURATION_REMEDY}"
+            ) from exc
+        raise
     try:
         n = len(vr)
         if n < 1:
             raise ValueError("no frames decoded")
-        _check_complete(path, n, float(vr.get_frame_timestamp(n - 1)[1]), float(vr.get_avg_fps()))
+        check_complete(path, n, float(vr.get_frame_timestamp(n - 1)[1]), float(vr.get_avg_fps()))
         idx = pick(n)
         batch = vr.get_batch(idx.tolist())
         # dlpack hands decord's buffer to torch without a copy.
@@ -332,7 +269,7 @@ def _decode_pyav(path: str, size: int, pick) -> torch.Tensor:
     fps = float(rate) if rate else 0.0
     last = frames[-1].time
     if last is not None:
-        _check_complete(path, len(frames), float(last) + (1.0 / fps if fps > 0 else 0.0), fps)
+        check_complete(path, len(frames), float(last) + (1.0 / fps if fps > 0 else 0.0), fps)
     idx = pick(len(frames))
     out = np.stack(
         [frames[j].reformat(width=size, height=size, format="rgb24").to_ndarray() for j in idx]
