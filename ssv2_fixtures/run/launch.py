@@ -6,7 +6,10 @@
 - :func:`epoch_check`: DistributedSampler's rule, checked on the indices each rank received;
 - :func:`torchrun_failures`: the failed ranks as torchrun's agent reports them (its ``ChildFailedError``
   summary), for a rank that died without reporting (a signal in the rank's main process);
-- :func:`rank_rows`: one row per local rank (batches, videos, videos/s, memory of its process subtree).
+- :func:`rank_rows`: one row per local rank (batches, videos, videos/s, memory of its process subtree);
+- :class:`LaunchStrategy`: how a run's child starts (argv, spec fields), how its events arrive (a pipe
+  fd or a FIFO: :class:`Channel`), how the watchdog follows it and how its outcome folds into one
+  record; :class:`SingleProcess` and :class:`Torchrun` are the two, so ``run_config`` has one path.
 
 NOTE [DistributedSampler's rule]
     With ``n`` items and ``W`` ranks, DistributedSampler gives each rank ``num_samples`` items per epoch:
@@ -24,10 +27,18 @@ NOTE [DistributedSampler's rule]
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
-from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
+
+from .record import batch_metrics, single_record
+from .watchdog import Finding, Limits, Progress, watch_ranks, watch_single
+
+if TYPE_CHECKING:
+    from .record import RunFacts, RunRecord
 
 LAUNCHER = ("-m", "torch.distributed.run")
 
@@ -207,19 +218,8 @@ def subtree(parents: Mapping[int, int], root: int) -> set[int]:
     return out
 
 
-def steady_rate(batch_events: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """videos/s after the first batch: summed waits, and wall time between first and last batch."""
-    out: dict[str, float] = {}
-    if len(batch_events) < 2:
-        return out
-    waits = [float(e["wait_s"]) for e in batch_events[1:]]
-    vids = sum(int(e["videos"]) for e in batch_events[1:])
-    if sum(waits) > 0:
-        out["videos_per_s"] = vids / sum(waits)
-    span = float(batch_events[-1]["t"]) - float(batch_events[0]["t"])
-    if span > 0:
-        out["loop_videos_per_s"] = vids / span
-    return out
+_ROW_METRICS = ("first_batch_s", "startup_s", "videos_per_s", "loop_videos_per_s", "wait_ms_p50", "wait_ms_p95",
+                "wait_ms_p99", "videos_per_s_interval", "interval_batches", "interval_method", "bytes_per_batch")
 
 
 def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], parents: Mapping[int, int],
@@ -253,14 +253,9 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
         waits = [float(e["wait_s"]) for e in bev]
         row.setdefault("finished", False)
         row.update(batches=len(bev), videos=sum(int(e["videos"]) for e in bev), waits_s=waits)
-        if bev:
-            row["first_batch_s"] = waits[0]
-            if row.get("t_started") is not None:
-                row["startup_s"] = float(bev[0]["t"]) - float(row["t_started"])
-            row.update(steady_rate(bev))
-            steady = sorted(waits[1:] or waits)
-            row["wait_ms_p50"] = 1000 * steady[len(steady) // 2]
-            row["wait_ms_p95"] = 1000 * steady[min(len(steady) - 1, int(round(0.95 * (len(steady) - 1))))]
+        if bev:  # the metrics core of one loading process, per rank
+            core = batch_metrics(bev, started={"t": row["t_started"]} if row.get("t_started") is not None else None)
+            row.update({k: v for k, v in core.items() if k in _ROW_METRICS})
         pid = row.get("pid")
         if pid is not None and samples:
             pids = subtree(parents, int(pid))
@@ -272,5 +267,126 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
     return rows
 
 
+
+# --- launch strategies ----------------------------------------------------------------------------
+
+@dataclass
+class Channel:
+    """Where the child writes its events and the runner reads them (the read end is non-blocking).
+
+    ``spec``: the child spec's fields naming the write side; ``pass_fds``: fds the child inherits.
+    :meth:`spawned` closes what only the child needed; :meth:`close` everything else.
+    """
+
+    read_fd: int
+    spec: dict[str, Any]
+    pass_fds: tuple[int, ...] = ()
+    child_only: list[int] = field(default_factory=list)   # closed once the child has them
+    held: list[int] = field(default_factory=list)         # closed at the end
+    fifo: Path | None = None
+
+    def spawned(self) -> None:
+        for fd in self.child_only:
+            os.close(fd)
+        self.child_only = []
+
+    def close(self) -> None:
+        for fd in [self.read_fd, *self.child_only, *self.held]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.child_only, self.held = [], []
+        if self.fifo is not None:
+            self.fifo.unlink(missing_ok=True)
+
+
+class LaunchStrategy(Protocol):
+    """What differs between a single-process child and a torchrun job (NOTE [a torchrun child])."""
+
+    @property
+    def ranks(self) -> int:
+        """Processes loading at once on this node: the watchdog's limits and the shm need scale with it."""
+
+    @property
+    def groups(self) -> bool:
+        """The tree has processes leading their own process groups (each must be signalled)."""
+
+    def channel(self, work: Path) -> Channel: ...
+
+    def entry(self, work: Path, spec_path: Path) -> list[str]: ...
+
+    def watch(self, progress: Progress, now: float, limits: Limits) -> Finding | None: ...
+
+    def fold(self, run: RunFacts) -> RunRecord: ...
+
+
+@dataclass(frozen=True)
+class SingleProcess:
+    """``python -m ssv2_fixtures.run.child``: events through an inherited pipe, one outcome."""
+
+    ranks: int = 1
+    groups: bool = False
+
+    def channel(self, work: Path) -> Channel:
+        r_fd, w_fd = os.pipe()
+        os.set_blocking(r_fd, False)
+        return Channel(r_fd, {"events_fd": w_fd}, pass_fds=(w_fd,), child_only=[w_fd])
+
+    def entry(self, work: Path, spec_path: Path) -> list[str]:
+        return [sys.executable, "-m", "ssv2_fixtures.run.child", str(spec_path)]
+
+    def watch(self, progress: Progress, now: float, limits: Limits) -> Finding | None:
+        return watch_single(progress, now, limits)
+
+    def fold(self, run: RunFacts) -> RunRecord:
+        return single_record(run)
+
+
+@dataclass(frozen=True)
+class Torchrun:
+    """torchrun running ``ssv2_fixtures.run.rank_child``: events through a FIFO every rank opens (the
+    runner holds a write end too, so reading never hits EOF while no rank has it open), the watchdog
+    over each local rank, and the outcome of the failing rank (:mod:`.ranks`)."""
+
+    launch: Launch
+
+    @property
+    def ranks(self) -> int:
+        return self.launch.nproc_per_node
+
+    @property
+    def groups(self) -> bool:
+        return True  # torchrun starts each rank in its own session
+
+    def channel(self, work: Path) -> Channel:
+        fifo = work / "events.fifo"
+        os.mkfifo(fifo, 0o600)
+        r_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        w_fd = os.open(fifo, os.O_WRONLY)  # held by the runner, never passed on: no EOF between writers
+        return Channel(r_fd, {"events_path": str(fifo), "indices_path": str(work / "indices.json")},
+                       held=[w_fd], fifo=fifo)
+
+    def entry(self, work: Path, spec_path: Path) -> list[str]:
+        return [*self.launch.argv(str(work / "ranks")), "-m", "ssv2_fixtures.run.rank_child", str(spec_path)]
+
+    def watch(self, progress: Progress, now: float, limits: Limits) -> Finding | None:
+        return watch_ranks(progress, now, limits, self.launch.nproc_per_node)
+
+    def fold(self, run: RunFacts) -> RunRecord:
+        from .ranks import rank_record  # ranks imports this module
+
+        return rank_record(run, self.launch)
+
+
+def strategy_for(launch: Launch | LaunchStrategy | None) -> LaunchStrategy:
+    """``None``: a single process; a :class:`Launch`: torchrun; a strategy as it is."""
+    if launch is None:
+        return SingleProcess()
+    if isinstance(launch, Launch):
+        return Torchrun(launch)
+    return launch
+
 __all__ = ["Launch", "parse_endpoint", "sampler_sizes", "expected_counts", "epoch_check", "coverage",
-           "torchrun_failures", "rank_rows", "steady_rate", "subtree"]
+           "torchrun_failures", "rank_rows", "subtree",
+           "LaunchStrategy", "Channel", "SingleProcess", "Torchrun", "strategy_for"]

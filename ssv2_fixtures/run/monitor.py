@@ -35,7 +35,6 @@ class Peaks:
     fds: int = 0
     threads: int = 0
     procs: int = 0
-    tmp_files: int = 0
     tmp_bytes: int = 0
 
 
@@ -46,7 +45,6 @@ class Sample:
     pss: int
     uss: int
     shm_used: int
-    shm_free: int | None
     shm_files: int
     fds: int
     threads: int
@@ -207,7 +205,7 @@ class TreeMonitor:
         shm_files = len(shm_torch_files(self.shm_dir, set(self.seen)))
         view = self._tmp_view(procs)
         tmp_files, tmp_bytes, tmp_mp = tmp_usage(view) if view else (0, 0, 0)
-        s = Sample(time.time(), rss, pss, uss, shm_used, free, shm_files, fds, threads, len(per),
+        s = Sample(time.time(), rss, pss, uss, shm_used, shm_files, fds, threads, len(per),
                    tmp_files, tmp_bytes, per, tmp_mp, view is not None)
         self.samples.append(s)
         pk = self.peaks
@@ -215,7 +213,7 @@ class TreeMonitor:
         pk.uss_bytes, pk.shm_used_bytes = max(pk.uss_bytes, uss), max(pk.shm_used_bytes, shm_used)
         pk.shm_files, pk.fds = max(pk.shm_files, shm_files), max(pk.fds, fds)
         pk.threads, pk.procs = max(pk.threads, threads), max(pk.procs, len(per))
-        pk.tmp_files, pk.tmp_bytes = max(pk.tmp_files, tmp_files), max(pk.tmp_bytes, tmp_bytes)
+        pk.tmp_bytes = max(pk.tmp_bytes, tmp_bytes)
         if free is not None:
             self.shm_free_min = free if self.shm_free_min is None else min(self.shm_free_min, free)
         return s

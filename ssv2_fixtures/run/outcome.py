@@ -28,6 +28,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypedDict
 
+from .units import fmt_bytes
+
 
 class OutcomeRecord(TypedDict):
     kind: str
@@ -64,14 +66,6 @@ class FailureKind:
     summary: str
     matches: Callable[[Evidence], bool]
     remedy: Callable[[Evidence], str]
-
-
-def _gib(n: float | None) -> str:
-    if n is None:
-        return "?"
-    if n >= 2**30:
-        return f"{n / 2**30:.1f} GB"
-    return f"{n / 2**20:.0f} MB"
 
 
 def _has(ev: Evidence, *needles: str) -> bool:
@@ -113,7 +107,7 @@ def _shm_remedy(ev: Evidence) -> str:
     f, c = ev.facts, ev.config
     need, free = f.get("shm_need_bytes"), f.get("shm_free_bytes")
     w, pf, bs = c.get("num_workers", "?"), c.get("prefetch_factor") or 2, c.get("batch_size", "?")
-    head = f"needs ~{_gib(need)} of /dev/shm in flight, {_gib(free)} free" if need else "/dev/shm is full"
+    head = f"needs ~{fmt_bytes(need)} of /dev/shm in flight, {fmt_bytes(free)} free" if need else "/dev/shm is full"
     size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
     ranks = int(f.get("ranks") or 1)
     each = f", in each of the {ranks} ranks on this node: they share one /dev/shm" if ranks > 1 else ""
@@ -150,7 +144,7 @@ KINDS: tuple[FailureKind, ...] = (
         "tmp_full", "the temporary directory (TMPDIR) ran out of space or quota",
         lambda ev: _errno(ev) in (28, 122) or _has(ev, "No space left on device", "Disk quota exceeded"),
         lambda ev: (f"TMPDIR ({ev.facts.get('tmpdir', '?')}) is full or over quota "
-                    f"({_gib(ev.facts.get('tmp_free_bytes'))} free): point TMPDIR (--loader-tmpdir) at a "
+                    f"({fmt_bytes(ev.facts.get('tmp_free_bytes'))} free): point TMPDIR (--loader-tmpdir) at a "
                     "disk with room, or clean up temp files the pipeline leaves behind"),
     ),
     FailureKind(
@@ -164,7 +158,7 @@ KINDS: tuple[FailureKind, ...] = (
         "bus_error", "a process was killed by SIGBUS (a write to shared/mapped memory with no backing)",
         lambda ev: _signalled(ev, signal.SIGBUS),
         lambda ev: ("a mapped file lost its backing: usually /dev/shm filled up under a memory mapping; give "
-                    f"/dev/shm more room (now {_gib(ev.facts.get('shm_total_bytes'))}, e.g. --shm-size=8g) "
+                    f"/dev/shm more room (now {fmt_bytes(ev.facts.get('shm_total_bytes'))}, e.g. --shm-size=8g) "
                     "and lower num_workers×prefetch_factor×batch_size"),
     ),
     FailureKind(
@@ -176,8 +170,8 @@ KINDS: tuple[FailureKind, ...] = (
     FailureKind(
         "oom_killed", "the kernel's OOM killer ended a process (memory cap reached)",
         lambda ev: (_signalled(ev, signal.SIGKILL)) and bool(ev.facts.get("cgroup_oom_kills")),
-        lambda ev: (f"the process tree hit its memory cap ({_gib(ev.facts.get('mem_limit_bytes'))}, RSS peak "
-                    f"{_gib(ev.facts.get('rss_peak_bytes'))}): use fewer workers or a smaller batch/prefetch, "
+        lambda ev: (f"the process tree hit its memory cap ({fmt_bytes(ev.facts.get('mem_limit_bytes'))}, RSS peak "
+                    f"{fmt_bytes(ev.facts.get('rss_peak_bytes'))}): use fewer workers or a smaller batch/prefetch, "
                     "or give the job more memory"),
     ),
     FailureKind(
@@ -201,7 +195,7 @@ KINDS: tuple[FailureKind, ...] = (
         # kill, and a bare "exited unexpectedly" says nothing about the cause (both stay ``unknown``).
         lambda ev: worker_signal(ev) == signal.SIGKILL,
         lambda ev: ("check `dmesg` for the OOM killer; lower num_workers or batch_size, or give the job more "
-                    f"memory (RSS peak {_gib(ev.facts.get('rss_peak_bytes'))})"),
+                    f"memory (RSS peak {fmt_bytes(ev.facts.get('rss_peak_bytes'))})"),
     ),
     FailureKind(
         "worker_exception", "the dataset or collate code raised a Python exception",
@@ -212,7 +206,7 @@ KINDS: tuple[FailureKind, ...] = (
         "main_crashed", "the main (training) process was killed by a signal",
         lambda ev: ev.exit_signal is not None,
         lambda ev: (f"the main process died of {_signame(ev.exit_signal)}: look for an external kill or the "
-                    "OOM killer (dmesg); RSS peak " + _gib(ev.facts.get("rss_peak_bytes"))),
+                    "OOM killer (dmesg); RSS peak " + fmt_bytes(ev.facts.get("rss_peak_bytes"))),
     ),
 )
 

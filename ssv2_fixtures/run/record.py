@@ -1,4 +1,10 @@
-"""JSON records: one run of one config (:class:`RunRecord`) and the session's ``results.json``.
+"""JSON records: one run of one config (:class:`RunRecord`) and the session's ``results.json``, and the
+one record builder: :func:`batch_metrics` (the metrics core of one loading process, from its events),
+:func:`base_record` (the fields every run has) and :func:`single_record` (a single-process child);
+``run.ranks`` extends the same core for a torchrun child.
+
+Values are plain JSON types when a record is built (:func:`json_safe`): a numpy scalar is its Python
+number or bool, never a string.
 
 ``results.json`` carries ``schema``; :func:`read_results` reads the schemas it knows and refuses a
 newer one by name. Writes are atomic (temp file + ``os.replace``) so a killed session leaves the last
@@ -7,12 +13,21 @@ complete file, never a torn one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypedDict
 
-from .outcome import OutcomeRecord
+from .outcome import Evidence, OutcomeRecord, classify
+from .stats import percentile, rate_interval
+from .watchdog import run_passed, split_exit
+
+if TYPE_CHECKING:
+    from ..data.loader import LoaderConfig
+    from .monitor import Peaks, TreeMonitor
 
 SCHEMA = 1
 KNOWN_SCHEMAS = (1,)
@@ -48,6 +63,17 @@ class Metrics(TypedDict, total=False):
     h2d_ms_p50: float
     vram_peak_bytes: int
     decode_limit_videos_per_s: float  # decode-only rate of this dataset on this machine: the loader's ceiling
+    # the rate's spread (stats.rate_interval over the batches after the first): [lo, hi], absent if too few
+    videos_per_s_interval: list[float]
+    interval_batches: int
+    interval_method: str         # "batch-means-t95"
+    # what the batches held (data.batch.describe in the child): medians / most common over the batches
+    bytes_per_batch: int
+    batch_shape: list[int]
+    batch_dtype: str
+    clips_per_batch: int
+    split_size: int              # items in the split the child loaded from
+    distinct_videos: int         # distinct items the run's batches held
     # -m distributed (node totals; the per-rank rows are RunRecord.ranks): batches is the least any local
     # rank received, videos and videos_per_s are summed over the node's ranks
     batches_total: int
@@ -92,6 +118,8 @@ class RunRecord(TypedDict, total=False):
     pids: list[int]              # every process the monitor saw in the child's tree
     phase: str
     kind: str                    # which stress test produced it: quick / sustained / limits / validate
+    requested_workers: int       # the worker count asked for, before capping to the machine's cores
+    gpu: str                     # why the pinned host-to-device check was skipped (no CUDA)
 
 
 class ResultsFile(TypedDict, total=False):
@@ -105,6 +133,7 @@ class ResultsFile(TypedDict, total=False):
     results: list[RunRecord]
     limits: list[dict[str, Any]]
     validate: dict[str, Any] | None
+    capped: list[Any]            # quick-ladder notes: worker counts capped to the machine's cores
 
 
 class ResultsError(ValueError):
@@ -130,8 +159,30 @@ def write_atomic_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with plain JSON types only: numpy scalars and arrays become Python numbers, bools and
+    lists (``np.bool_(False)`` stays ``false``, never the string ``"False"``), tuples lists, paths
+    strings; a non-finite float is kept (``json`` writes it as NaN/Infinity, which it reads back)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    item = getattr(obj, "item", None)  # numpy scalar (np.float64, np.int64, np.bool_) or 0-d array
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist) and getattr(obj, "ndim", None):
+        return json_safe(tolist())
+    if callable(item):
+        return item()
+    return str(obj)
+
+
 def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    write_atomic_bytes(path, json.dumps(data, indent=1, default=str).encode())
+    """:func:`write_atomic_bytes` of ``data`` as JSON, through :func:`json_safe`."""
+    write_atomic_bytes(path, json.dumps(json_safe(data), indent=1).encode())
 
 
 def read_results(path: str | os.PathLike[str]) -> ResultsFile:
@@ -164,3 +215,205 @@ def read_results(path: str | os.PathLike[str]) -> ResultsFile:
     if not isinstance(data.get("results"), list):
         raise ResultsError(f"{p}: field 'results' must be a list of runs")
     return data  # type: ignore[return-value]
+
+
+# --- the one record builder ------------------------------------------------------------------------
+
+TAIL_CHARS = 6000
+STACKS_CHARS = 20000
+
+
+@dataclass
+class RunFacts:
+    """Everything the runner gathered about one finished child, whatever launched it."""
+
+    config: LoaderConfig
+    dataset: Mapping[str, Any]
+    batches: int                          # batches requested
+    fault: str | None
+    sandbox: dict[str, Any] | None
+    mem_mode: str | None
+    limits: dict[str, float]
+    events: list[dict[str, Any]]
+    fired: dict[str, Any] | None          # the watchdog's finding (a hang)
+    stuck: dict[str, Any] | None          # error reported, then no exit within exit_s
+    returncode: int | None
+    monitor: TreeMonitor
+    work: Path
+    leaked: dict[str, int]
+    facts: dict[str, Any]                 # evidence for classify (runner._facts)
+    started_at: str
+    wall_s: float
+    name: str
+    t_exit: float                         # when the child main was seen gone (or the watchdog stopped)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("ev") == kind]
+
+    def tail(self, name: str) -> str:
+        return read_tail(self.work / name, TAIL_CHARS)
+
+
+def read_tail(path: Path, limit: int = 400_000) -> str:
+    """The last ``limit`` characters of a text file; "" if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            n = f.tell()
+            f.seek(max(0, n - limit))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _mode(values: Sequence[Any]) -> Any:
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def _steady(bev: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], dict[Any, float]]:
+    """The batch events after each loader's first (keyed by ``rank``; one key for a single process),
+    and each loader's first batch time."""
+    firsts: dict[Any, float] = {}
+    steady: list[Mapping[str, Any]] = []
+    for e in bev:
+        r = e.get("rank")
+        if r not in firsts:
+            firsts[r] = float(e["t"])
+        else:
+            steady.append(e)
+    return steady, firsts
+
+
+def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any] | None = None,
+                  finished: Mapping[str, Any] | None = None, ready: Mapping[str, Any] | None = None,
+                  num_frames: int = 16) -> Metrics:
+    """The metrics core: what the batch events of one loading process say (a torchrun child's ranks
+    extend it, :mod:`.ranks`). Rates count the batches after the first (start-up is apart): videos /
+    summed waits, and videos / wall time from the first to the last batch; the interval is
+    :func:`~.stats.rate_interval` over the same batches; waits' percentiles by :func:`~.stats.percentile`."""
+    waits = [float(e["wait_s"]) for e in bev]
+    m: Metrics = {"batches": len(bev), "videos": sum(int(e["videos"]) for e in bev)}
+    if bev:
+        m["first_batch_s"] = waits[0]
+        if started is not None:
+            m["startup_s"] = float(bev[0]["t"]) - float(started["t"])
+        steady, firsts = _steady(bev)
+        steady_w = [float(e["wait_s"]) for e in steady]
+        steady_v = [int(e["videos"]) for e in steady]
+        if steady_w and sum(steady_w) > 0:
+            m["videos_per_s"] = sum(steady_v) / sum(steady_w)
+            m["frames_per_s"] = m["videos_per_s"] * num_frames
+            span = max(float(e["t"]) for e in bev) - min(firsts.values())
+            if span > 0:
+                m["loop_videos_per_s"] = sum(steady_v) / span
+        iv = rate_interval(steady_v, steady_w) if steady else None
+        if iv is not None and math.isfinite(iv.hi):
+            m["videos_per_s_interval"] = iv.as_list()
+            m["interval_batches"], m["interval_method"] = iv.batches, iv.method
+        pct = [w * 1000.0 for w in (steady_w or waits)]
+        m["wait_ms_p50"], m["wait_ms_p95"] = percentile(pct, 50), percentile(pct, 95)
+        m["wait_ms_p99"] = percentile(pct, 99)
+        m.update(_contents(bev))  # type: ignore[typeddict-item]
+    if finished is not None and finished.get("loop_s") is not None:
+        m["loop_s"] = float(finished["loop_s"])
+    split = (finished or {}).get("split_size", (ready or {}).get("dataset_len"))
+    if split is not None:
+        m["split_size"] = int(split)
+    if (finished or {}).get("distinct_videos") is not None:
+        m["distinct_videos"] = int(finished["distinct_videos"])  # type: ignore[index]
+    return m
+
+
+def _contents(bev: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the batches held, from the fields ``data.batch.describe`` puts in each batch event."""
+    out: dict[str, Any] = {}
+    sizes = [int(e["bytes"]) for e in bev if e.get("bytes") is not None]
+    if sizes:
+        out["bytes_per_batch"] = int(percentile(sizes, 50))
+    shape = _mode([tuple(e["shape"]) for e in bev if e.get("shape")])
+    if shape is not None:
+        out["batch_shape"] = [int(x) for x in shape]
+    dtype = _mode([str(e["dtype"]) for e in bev if e.get("dtype")])
+    if dtype is not None:
+        out["batch_dtype"] = dtype
+    clips = _mode([int(e["clips"]) for e in bev if e.get("clips") is not None])
+    if clips is not None:
+        out["clips_per_batch"] = clips
+    return out
+
+
+def peak_metrics(peaks: Peaks, leaked: Mapping[str, int]) -> Metrics:
+    """The monitor's peaks over the whole tree and what the tree left behind."""
+    m: Metrics = {"rss_peak_bytes": peaks.rss_bytes, "pss_peak_bytes": peaks.pss_bytes,
+                  "uss_peak_bytes": peaks.uss_bytes, "shm_peak_bytes": peaks.shm_used_bytes,
+                  "shm_files_peak": peaks.shm_files, "fds_peak": peaks.fds, "threads_peak": peaks.threads,
+                  "procs_peak": peaks.procs, "tmp_peak_bytes": peaks.tmp_bytes}
+    m.update(leaked)  # type: ignore[typeddict-item]
+    return m
+
+
+def skipped_videos(work: Path) -> int:
+    skips = work / "skips.tsv"
+    return len(skips.read_text().splitlines()) if skips.exists() else 0
+
+
+def core_metrics(run: RunFacts) -> Metrics:
+    """:func:`batch_metrics` of all batch events, the tree's peaks, skips and the GPU copy."""
+    def first(kind: str) -> dict[str, Any] | None:
+        found = run.of(kind)
+        return found[0] if found else None
+
+    m = batch_metrics(run.of("batch"), started=first("started"), finished=first("finished"),
+                      ready=first("ready"), num_frames=int(run.dataset.get("num_frames", 16)))
+    m.update(peak_metrics(run.monitor.peaks, run.leaked))
+    m["skipped_videos"] = skipped_videos(run.work)
+    h2d = run.of("h2d")
+    if h2d:
+        m["h2d_ms_p50"] = percentile([float(e["copy_s"]) for e in h2d], 50) * 1000
+        m["vram_peak_bytes"] = max(int(e["vram_peak_bytes"]) for e in h2d)
+    return m
+
+
+def base_record(run: RunFacts, *, passed: bool, outcome: OutcomeRecord | None, metrics: Metrics,
+                waits: list[float], verdicts: list[dict[str, Any]] | None = None,
+                stderr_tail: str | None = None) -> RunRecord:
+    """The fields every run's record has; the launch strategy gives what differs."""
+    code, sig = split_exit(run.returncode)
+    mon = run.monitor
+    t0 = mon.samples[0].t if mon.samples else 0.0
+    stacks = run.work / "stacks.txt"
+    text = stacks.read_text(errors="replace") if stacks.exists() else ""
+    rec: RunRecord = {
+        "id": run.name, "label": run.config.label, "config": run.config.to_dict(), "dataset": dict(run.dataset),
+        "batches_requested": run.batches, "status": "passed" if passed else "failed", "outcome": outcome,
+        "verdicts": verdicts or [], "metrics": metrics, "sandbox": run.sandbox, "fault": run.fault,
+        "watchdog": run.limits, "batch_waits_s": waits,
+        "series": {**mon.series(), "batch_t": [float(e["t"]) - t0 for e in run.of("batch")]},
+        "stacks": text[-STACKS_CHARS:], "stdout_tail": run.tail("stdout.txt"),
+        "stderr_tail": run.tail("stderr.txt") if stderr_tail is None else stderr_tail,
+        "exit": {"code": code, "signal": sig, "mem_mode": run.mem_mode},
+        "started_at": run.started_at, "wall_s": run.wall_s, "run_dir": str(run.work), "pids": sorted(mon.seen),
+    }
+    err = run.of("error")
+    if err:
+        rec["exit"]["error_type"] = err[0].get("type")
+    if run.stuck is not None:
+        rec["exit"]["ended_by_runner"] = run.stuck
+    return json_safe(rec)
+
+
+def single_record(run: RunFacts) -> RunRecord:
+    """The record of a single-process child: the metrics core, and the outcome if it failed."""
+    bev, err = run.of("batch"), run.of("error")
+    m = core_metrics(run)
+    passed = run_passed(fired=run.fired, returncode=run.returncode, finished=bool(run.of("finished")),
+                        errors=len(err), batches=[len(bev)], wanted=run.batches)
+    stderr_tail = run.tail("stderr.txt")
+    outcome: OutcomeRecord | None = None
+    if not passed:
+        code, sig = split_exit(run.returncode)
+        outcome = classify(Evidence(
+            exit_code=code, exit_signal=sig, error=err[0] if err else None, stderr_tail=stderr_tail,
+            watchdog=run.fired, batches_done=len(bev), config=run.config.to_dict(), facts=run.facts))
+    return base_record(run, passed=passed, outcome=outcome, metrics=m, waits=[float(e["wait_s"]) for e in bev],
+                       stderr_tail=stderr_tail)

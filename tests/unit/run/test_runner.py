@@ -174,10 +174,9 @@ def test_every_fault_drill_is_classified(drill: str, run: Callable[..., RunResul
         assert o["batch"] <= at
     if drill == "hang":
         wdog = o["evidence"]["watchdog"]
-        assert wdog["phase"] == "stall" and 3 <= wdog["elapsed_s"] < 3 + 2, wdog
-        assert r.metrics["batches"] >= 1
-        # bounded: start-up + the stall limit + stack dump and TERM/KILL, far from the 60 s start-up limit
-        assert r.record["wall_s"] < r.metrics["startup_s"] + 3 + 15, r.record["wall_s"]
+        # the stall limit fired (not the 60 s start-up or the total limit), only once it had passed
+        assert wdog["phase"] == "stall" and wdog["limit_s"] == 3 and wdog["elapsed_s"] >= 3, wdog
+        assert r.metrics["batches"] >= 1 and wdog["batches_done"] == r.metrics["batches"]
         stacks = r.record["stacks"]
         assert "most recent call first" in stacks  # faulthandler's dump
         assert "in provoke" in stacks and "faults.py" in stacks, stacks[-3000:]  # the hung worker's stack
@@ -322,14 +321,20 @@ def test_healthy_run_metrics_agree(run: Callable[..., RunResult], root: Path, lo
     assert r.passed and r.outcome is None and r.kind is None, _explain(r)
     m = r.metrics
     assert m["batches"] == 16 and m["videos"] == 64 and len(r.batch_waits) == 16
-    # two independent rates: summed waits vs. the wall time between the first and the last batch
-    assert m["videos_per_s"] == pytest.approx(m["loop_videos_per_s"], rel=0.05), m
-    # the per-batch waits add up to the child's own measurement of the whole batch loop
-    assert sum(r.batch_waits) == pytest.approx(m["loop_s"], rel=0.05, abs=0.02), (sum(r.batch_waits), m["loop_s"])
+    # both rates exist (their agreement is a benchmark, not a unit test); the waits lie inside the loop
+    assert m["videos_per_s"] > 0 and m["loop_videos_per_s"] > 0, m
+    assert 0 < sum(r.batch_waits) <= m["loop_s"], (sum(r.batch_waits), m["loop_s"])
+    # what the batches held, from the events: 4 clips of 16 × 224² × 3 uint8 each
+    assert m["clips_per_batch"] == 4 and m["batch_shape"] == [4, 16, 224, 224, 3], m
+    assert m["batch_dtype"] == "torch.uint8" and m["bytes_per_batch"] >= 4 * 16 * 224 * 224 * 3
+    assert m["wait_ms_p50"] <= m["wait_ms_p95"] <= m["wait_ms_p99"]
+    lo, hi = m["videos_per_s_interval"]
+    assert lo <= m["videos_per_s"] <= hi and m["interval_batches"] == 15 and m["interval_method"]
     series = r.record["series"]
     assert series["t"] and len(series["rss"]) == len(series["t"]) and max(series["rss"]) > 0
     assert len(series["batch_t"]) == 16
-    assert m["rss_peak_bytes"] > 0 and m["procs_peak"] == 3 and m["fds_peak"] > 0
+    # at most the main process and its 2 workers (how many a 0.1 s sample caught is not asserted)
+    assert m["rss_peak_bytes"] > 0 and 1 <= m["procs_peak"] <= 3 and m["fds_peak"] > 0
     assert m["leaked_shm_files"] == m["leaked_tmp_files"] == m["leaked_mp_dirs"] == 0
     assert r.record["exit"] == {"code": 0, "signal": None, "mem_mode": None}
     assert r.record["wall_s"] > m["loop_s"] > 0
