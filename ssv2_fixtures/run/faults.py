@@ -20,6 +20,9 @@ tmp_fill   writes a file in TMPDIR until ENOSPC, re-raises the OSError; refuses 
 
 Which batch triggers: the drill fires at the first item of batch ``B`` of the run, counted across epochs
 as the main process receives them (``B = epoch * N + j`` for the ``j``-th batch of an epoch of ``N``).
+A single-process run draws from an endless sampler: one epoch of unbounded length (the main process
+says ``N = 0``), so ``B`` is simply the ``B``-th batch, built by worker ``B % W``; ``-m distributed``
+ranks cross real epochs.
 DataLoader restarts its round robin at every epoch: batch ``j`` of an epoch goes to worker ``j % W``, and
 each worker builds its batches in order. So a copy of the wrapper that has built ``k`` batches (counted
 in ``__getitems__``, one call per batch, so a short last batch counts as one) knows the batch it builds
@@ -121,7 +124,8 @@ class FaultyDataset:
         return getattr(self.dataset, name)
 
     def begin_epoch(self, epoch: int, batches_per_epoch: int) -> None:
-        """Main process, before each epoch's iterator (the workers it starts copy this state)."""
+        """Main process, before each epoch's iterator (the workers it starts copy this state);
+        ``batches_per_epoch=0``: the epoch has no end (an endless sampler)."""
         self._epoch, self._per_epoch, self._built = epoch, batches_per_epoch, 0
 
     def batch_now(self) -> int:
@@ -130,7 +134,7 @@ class FaultyDataset:
 
         info = get_worker_info()
         w, nw = (0, 1) if info is None else (info.id, info.num_workers)
-        n = self._per_epoch or sys.maxsize  # never told (outside batch_loop): one endless epoch
+        n = self._per_epoch or sys.maxsize  # 0 (an endless sampler) or never told: one endless epoch
         mine = len(range(w, n, nw))  # batches of an epoch this worker builds
         if mine == 0:
             return -1
@@ -220,8 +224,10 @@ def _fill_tmp() -> None:
 
 
 def corrupt_video(dataset: Any, i: int) -> Any:
-    """Decode a truncated copy of item ``i``'s video through the dataset's own decoder."""
-    from ..data.clips import ClipDecodeError
+    """Decode a truncated copy of item ``i``'s video through the dataset's own decoder and error path
+    (its public ``load``, on a shallow copy whose index points item ``i`` at the broken file): raises
+    the dataset's :class:`~ssv2_fixtures.data.clips.ClipDecodeError` naming the copy and ``i``'s id."""
+    import copy
 
     src = dataset.index.path(i)
     with open(src, "rb") as f:
@@ -230,8 +236,24 @@ def corrupt_video(dataset: Any, i: int) -> Any:
     with os.fdopen(fd, "wb") as f:
         f.write(head[:64] + bytes(len(head) - 64))  # header start, then zeros: not decodable
     try:
-        return dataset._decode(path, dataset.size, lambda n: dataset.indices_for(n))
-    except Exception as exc:
-        raise ClipDecodeError(path, dataset.index.video_id(i), f"{type(exc).__name__}: {exc}") from exc
+        view = copy.copy(dataset)
+        view.index = _Redirected(dataset.index, i, path)
+        return view.load(i)
     finally:
         os.unlink(path)
+
+
+class _Redirected:
+    """An index whose item ``i`` lives at ``path``; everything else is the wrapped index's."""
+
+    def __init__(self, index: Any, i: int, path: str) -> None:
+        self._index, self._i, self._path = index, i, path
+
+    def path(self, i: int) -> str:
+        return self._path if i == self._i else str(self._index.path(i))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+    def __len__(self) -> int:
+        return len(self._index)

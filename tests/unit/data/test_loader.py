@@ -1,14 +1,18 @@
 """LoaderConfig validation, make_loader behaviour on real data, and the ladder/matrix config sets."""
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as tmp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ssv2_fixtures.data.clips import SSv2Clips
-from ssv2_fixtures.data.loader import LADDER, LoaderConfig, ladder, make_loader, matrix
+from ssv2_fixtures.data.loader import (LADDER, LoaderConfig, SplitTooSmallError, distributed_samples, ladder,
+                                       make_loader, matrix, refuse_unbatchable)
 
 T, SIZE = 4, 64
 
@@ -193,6 +197,86 @@ class _Threads(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> int:
         return torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- endless, user pipelines
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_endless_loader_batches_are_full_on_a_split_smaller_than_a_batch(train_ds: SSv2Clips, workers: int) -> None:
+    """9 videos, batch size 12, shuffle: no epoch, every batch 12 clips of the real dataset, each video
+    once before any repeats."""
+    cfg = LoaderConfig(batch_size=12, num_workers=workers, shuffle=True, seed=4,
+                       prefetch_factor=1 if workers else None)
+    dl = make_loader(train_ds, cfg, endless=True)
+    assert dl.drop_last is True
+    with pytest.raises(TypeError):
+        len(dl)  # no epoch
+    got = list(islice(iter(dl), 3))
+    assert [c.shape[0] for c, _ in got] == [12, 12, 12]
+    labels = torch.cat([lb for _, lb in got]).tolist()
+    first = sorted(labels[:len(train_ds)])
+    assert first == sorted(train_ds.index.label(i) for i in range(len(train_ds)))
+
+
+def test_endless_loader_unshuffled_is_range_over_and_over() -> None:
+    dl = make_loader(_Ids(5), LoaderConfig(batch_size=3, num_workers=0), endless=True)
+    assert [b.tolist() for b in islice(iter(dl), 4)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3], [4, 0, 1]]
+
+
+def _user_init(worker_id: int) -> None:
+    torch.set_num_threads(3)  # undone if the suite's set-up (one thread) ran after this
+
+
+def _user_collate(items: list[int]) -> dict[str, torch.Tensor]:
+    return {"ids": torch.tensor(items), "threads": torch.tensor([torch.get_num_threads()])}
+
+
+def test_user_collate_and_worker_init_run_after_the_suites(train_ds: SSv2Clips) -> None:
+    cfg = LoaderConfig(batch_size=1, num_workers=2)
+    batches = list(make_loader(_Threads(), cfg, collate_fn=_user_collate, worker_init_fn=_user_init))
+    assert [int(b["threads"]) for b in batches] == [3, 3]
+    without = [int(t) for t in make_loader(_Threads(), cfg)]
+    assert without == [1, 1]  # the suite's own set-up alone
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 60), world=st.integers(1, 8), drop_last=st.booleans())
+def test_distributed_samples_is_torchs_rule(n: int, world: int, drop_last: bool) -> None:
+    from torch.utils.data.distributed import DistributedSampler
+
+    ref = DistributedSampler(list(range(n)), num_replicas=world, rank=0, drop_last=drop_last, shuffle=False)
+    assert distributed_samples(n, world, drop_last=drop_last) == ref.num_samples
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 40), world=st.integers(1, 6), bs=st.integers(1, 12), drop_last=st.booleans())
+def test_a_distributed_config_is_refused_exactly_when_a_rank_gets_no_batch(n: int, world: int, bs: int,
+                                                                          drop_last: bool) -> None:
+    """Refused iff each rank's DataLoader over DistributedSampler would yield no batch per epoch."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    cfg = LoaderConfig(batch_size=bs, num_workers=0, drop_last=drop_last)
+    if n == 0:
+        yields = 0
+    else:
+        sampler = DistributedSampler(list(range(n)), num_replicas=world, rank=0, drop_last=drop_last, shuffle=False)
+        yields = len(torch.utils.data.DataLoader(list(range(n)), batch_size=bs, sampler=sampler, drop_last=drop_last))
+    if yields == 0:
+        with pytest.raises(SplitTooSmallError, match="no batch can form|no videos") as e:
+            refuse_unbatchable(n, cfg, world_size=world, where="bs-x")
+        assert "bs-x" in str(e.value)
+    else:
+        refuse_unbatchable(n, cfg, world_size=world)
+
+
+def test_refusals_single_process() -> None:
+    cfg = LoaderConfig(batch_size=24, num_workers=0, drop_last=True)
+    refuse_unbatchable(12, cfg, endless=True)  # the endless sampler fills a batch from any split
+    with pytest.raises(SplitTooSmallError, match="12 videos, fewer than batch_size=24.*drop_last=True"):
+        refuse_unbatchable(12, cfg)  # an epoch-based loader: every epoch would be empty
+    refuse_unbatchable(12, LoaderConfig(batch_size=24, num_workers=0))  # one short batch per epoch
+    with pytest.raises(SplitTooSmallError, match="no videos"):
+        refuse_unbatchable(0, cfg, endless=True)
 
 
 # --------------------------------------------------------------------------- ladder / matrix

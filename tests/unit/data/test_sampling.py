@@ -176,3 +176,68 @@ def test_bad_inputs_raise_value_error(kwargs, needle, train):
 def test_numpy_integers_accepted():
     idx = sample_indices(np.int64(30), np.int32(4), mode="consecutive", stride=np.int64(2))
     assert idx.tolist() == [11, 13, 15, 17]  # room 23, start 23 // 2
+
+
+# --------------------------------------------------------------------------- the endless index sampler
+
+from itertools import islice  # noqa: E402
+
+from ssv2_fixtures.data.sampling import EndlessSampler, distinct_drawn  # noqa: E402
+
+splits = st.integers(min_value=1, max_value=40)
+
+
+def _draws(n: int, count: int, *, shuffle: bool = True, seed: int = 0) -> list[int]:
+    return list(islice(iter(EndlessSampler(n, shuffle=shuffle, seed=seed)), count))
+
+
+@FAST
+@given(n=splits, rounds=st.integers(1, 5), seed=seeds, shuffle=st.booleans())
+def test_every_aligned_window_of_n_draws_is_a_permutation(n: int, rounds: int, seed: int, shuffle: bool) -> None:
+    draws = _draws(n, n * rounds, shuffle=shuffle, seed=seed)
+    assert all(isinstance(i, int) for i in draws)
+    for k in range(rounds):
+        assert sorted(draws[k * n:(k + 1) * n]) == list(range(n)), k
+    if not shuffle:
+        assert draws == list(range(n)) * rounds
+
+
+@FAST
+@given(n=splits, count=st.integers(0, 200), seed=seeds)
+def test_distinct_drawn_is_what_the_sampler_draws(n: int, count: int, seed: int) -> None:
+    assert distinct_drawn(n, count) == len(set(_draws(n, count, seed=seed))) == min(n, count)
+
+
+@FAST
+@given(n=splits, count=st.integers(1, 120), seed=seeds)
+def test_same_seed_same_stream_and_each_iter_restarts_it(n: int, count: int, seed: int) -> None:
+    s = EndlessSampler(n, seed=seed)
+    a = list(islice(iter(s), count))
+    assert a == list(islice(iter(s), count)) == _draws(n, count, seed=seed)
+
+
+def test_the_seed_changes_the_order() -> None:
+    a = _draws(20, 60, seed=1)
+    assert any(_draws(20, 60, seed=s) != a for s in (2, 3, 4))
+    # and successive permutations differ from each other (not one order repeated)
+    assert a[:20] != a[20:40] or a[20:40] != a[40:60]
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_an_empty_or_bad_split_is_refused(n: object) -> None:
+    with pytest.raises(ValueError, match="at least one item"):
+        EndlessSampler(n)  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), bs=st.integers(1, 30), batches=st.integers(1, 8), shuffle=st.booleans())
+def test_batches_from_a_dataloader_are_always_full(n: int, bs: int, batches: int, shuffle: bool) -> None:
+    """Through torch's own DataLoader/BatchSampler: a batch larger than the split is full too, and the
+    batches' indices are the sampler's stream cut into batch_size pieces."""
+    import torch
+
+    loader = torch.utils.data.DataLoader(list(range(n)), batch_size=bs, drop_last=True,
+                                         sampler=EndlessSampler(n, shuffle=shuffle, seed=7))
+    got = [b.tolist() for b in islice(iter(loader), batches)]
+    assert [len(b) for b in got] == [bs] * batches
+    assert sum(got, []) == _draws(n, bs * batches, shuffle=shuffle, seed=7)
