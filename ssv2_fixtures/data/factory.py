@@ -285,8 +285,8 @@ def _call_kwargs(fn: Any, user: Mapping[str, Any], suite: Mapping[str, Any], fac
         return dict(user)
     params = sig.parameters
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = {n for n, p in params.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    named = [n for n, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
     kwargs = {k: v for k, v in suite.items() if var_kw or k in named}
     kwargs.update(user)
     file, line = _where(fn)
@@ -352,7 +352,7 @@ def _short(kwargs: Mapping[str, Any]) -> str:
 def _check_dataset(ds: Any, factory: str, file: str | None, line: int | None, suite: Mapping[str, Any]) -> None:
     from torch.utils.data import Dataset, IterableDataset
 
-    kind = f"{type(ds).__module__}.{type(ds).__qualname__}"
+    kind = _type_name(ds)
     if isinstance(ds, IterableDataset):
         raise FactoryError(
             "iterable_dataset", f"returned an IterableDataset ({kind})",
@@ -364,7 +364,7 @@ def _check_dataset(ds: Any, factory: str, file: str | None, line: int | None, su
         raise FactoryError(
             "not_a_dataset", f"returned a {kind}, not a torch.utils.data.Dataset or ssv2_fixtures.Pipeline",
             factory=factory, file=file, line=line,
-            fix=("subclass torch.utils.data.Dataset (it has __getitem__ and __len__ already: inherit it)" if seq
+            fix=("wrap it in a subclass of torch.utils.data.Dataset that defines __len__ and __getitem__" if seq
                  else "return your Dataset, or Pipeline(dataset, collate_fn=..., worker_init_fn=...)"))
     try:
         n = len(ds)  # type: ignore[arg-type]  # Dataset declares no __len__; a map-style one has it

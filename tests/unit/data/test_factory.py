@@ -1,0 +1,327 @@
+"""data/factory: the user's MODULE:CALLABLE is imported, called with what its signature takes, and every
+way it can be wrong is one named FactoryError with file, line and fix.
+
+The factories live in tests/userpipe/userpipe (a user-like project outside the package), loaded
+through ``factory_path`` as ``--dataset-path`` does.
+"""
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ssv2_fixtures import Pipeline
+from ssv2_fixtures.data.batch import describe
+from ssv2_fixtures.data.factory import (
+    WHATS, FactoryError, check_collatable, load_pipeline, parse_dataset_arg, parse_factory,
+)
+
+USERPIPE = Path(__file__).resolve().parents[2] / "userpipe"
+BAD = USERPIPE / "userpipe" / "bad.py"
+
+
+def spec(factory: str, root: Any = "/nowhere", **kwargs: Any) -> dict[str, Any]:
+    return {"factory": factory, "factory_kwargs": kwargs, "factory_path": [str(USERPIPE)],
+            "root": str(root), "split": "train"}
+
+
+def error(factory: str, *, train: bool = True, **kw: Any) -> FactoryError:
+    with pytest.raises(FactoryError) as info:
+        load_pipeline(spec(factory, **kw), train=train)
+    return info.value
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(k for k, ln in enumerate(path.read_text().splitlines(), 1) if text in ln)
+
+
+# --------------------------------------------------------------------------- option values
+
+
+@pytest.mark.parametrize("text, want", [
+    ("num_frames=16", ("num_frames", 16)),
+    ("scale=0.5", ("scale", 0.5)),
+    ("train=false", ("train", False)),
+    ("sizes=[112, 224]", ("sizes", [112, 224])),
+    ('name="a b"', ("name", "a b")),
+    ("mode=fast", ("mode", "fast")),                 # a bare word is a string
+    ("path=/data/ssv2/list.txt", ("path", "/data/ssv2/list.txt")),
+    (" key = 3 ", ("key", 3)),
+    ("empty=", ("empty", "")),
+    ("expr=a=b", ("expr", "a=b")),                   # only the first '=' splits
+])
+def test_parse_dataset_arg(text: str, want: tuple[str, Any]) -> None:
+    assert parse_dataset_arg(text) == want
+
+
+@pytest.mark.parametrize("text", ["num_frames", "=3", "two words=1", "1x=2"])
+def test_parse_dataset_arg_refuses(text: str) -> None:
+    with pytest.raises(FactoryError) as info:
+        parse_dataset_arg(text)
+    assert info.value.what == "bad_arg"
+    assert "KEY=VALUE" in str(info.value) or "keyword argument name" in str(info.value)
+    assert info.value.fix
+
+
+@pytest.mark.parametrize("text", ["mypkg.data", "mypkg.data:", ":build", "my-pkg:build", "a:b:c"])
+def test_parse_factory_refuses(text: str) -> None:
+    with pytest.raises(FactoryError) as info:
+        parse_factory(text)
+    assert info.value.what == "bad_factory" and "MODULE:CALLABLE" in str(info.value)
+
+
+def test_parse_factory_dotted_callable() -> None:
+    assert parse_factory("pkg.mod:Cls.create") == ("pkg.mod", "Cls.create")
+
+
+# --------------------------------------------------------------------------- named errors
+
+
+def test_module_not_found_names_module_and_sys_path(tmp_path: Path) -> None:
+    missing_dir = tmp_path / "src"
+    with pytest.raises(FactoryError) as info:
+        load_pipeline({"factory": "no_such_userpkg.data:build", "factory_path": [str(missing_dir)],
+                       "root": "/r", "split": "train"}, train=True)
+    err = info.value
+    assert err.what == "module_not_found"
+    text = str(err)
+    assert "'no_such_userpkg.data'" in text and "sys.path searched" in text
+    assert str(missing_dir) in text and "does not exist" in text  # the --dataset-path that is not there
+    assert err.sys_path and err.sys_path[0] == str(missing_dir)   # factory_path goes first
+    assert "--dataset-path" in err.fix
+
+
+def test_submodule_not_found_is_module_not_found() -> None:
+    err = error("userpipe.nothing_here:build")
+    assert err.what == "module_not_found" and "'userpipe.nothing_here'" in str(err)
+
+
+def test_module_with_syntax_error_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_userpkg_syntax.py").write_text("def build(root):\n    return [\n\nx = )\n")
+    with pytest.raises(FactoryError) as info:
+        load_pipeline({"factory": "broken_userpkg_syntax:build", "factory_path": [str(tmp_path)]}, train=True)
+    err = info.value
+    assert err.what == "module_import_failed"
+    assert err.file and err.file.endswith("broken_userpkg_syntax.py") and err.line
+
+
+def test_module_importing_a_missing_dependency(tmp_path: Path) -> None:
+    (tmp_path / "needs_dep_userpkg.py").write_text("import not_installed_dep_xyz\n\ndef build(root):\n    pass\n")
+    with pytest.raises(FactoryError) as info:
+        load_pipeline({"factory": "needs_dep_userpkg:build", "factory_path": [str(tmp_path)]}, train=True)
+    err = info.value
+    assert err.what == "module_import_failed"  # the module exists: its dependency is what is missing
+    assert "not_installed_dep_xyz" in str(err) and "install" in err.fix
+    assert err.file and err.file.endswith("needs_dep_userpkg.py") and err.line == 1
+
+
+def test_attribute_missing_suggests_close_names() -> None:
+    err = error("userpipe.data:buidl")
+    assert err.what == "attribute_missing"
+    assert "has no attribute 'buidl'" in str(err) and "'build'" in err.fix
+    assert err.file and err.file.endswith("data.py")
+
+
+def test_not_callable() -> None:
+    err = error("userpipe.bad:not_callable")
+    assert err.what == "not_callable" and "is a int" in str(err)
+
+
+def test_factory_raises_names_the_users_frame() -> None:
+    err = error("userpipe.bad:raises")
+    assert err.what == "factory_raised"
+    assert err.file == str(BAD) and err.line == line_of(BAD, "raise RuntimeError")
+    assert "RuntimeError: annotations for train not found under /nowhere" in str(err)
+    assert "in _open_annotations" in str(err)
+    assert isinstance(err.__cause__, RuntimeError)  # the traceback is kept for stderr
+
+
+def test_returns_not_a_dataset() -> None:
+    err = error("userpipe.bad:returns_list")
+    assert err.what == "not_a_dataset" and "returned a list" in str(err)
+    assert err.file == str(BAD) and err.line == line_of(BAD, "def returns_list")
+    assert "subclass of torch.utils.data.Dataset" in err.fix
+
+
+def test_iterable_dataset_is_refused_with_why() -> None:
+    err = error("userpipe.bad:returns_iterable")
+    assert err.what == "iterable_dataset"
+    assert "map-style" in err.fix and "sampler" in err.fix and "fault drills" in err.fix
+
+
+def test_empty_dataset() -> None:
+    err = error("userpipe.bad:returns_empty")
+    assert err.what == "empty_dataset" and "len 0" in str(err) and "'/nowhere'" in str(err)
+
+
+def test_unknown_kwarg_names_what_the_factory_takes() -> None:
+    err = error("userpipe.bad:returns_empty", colour="red")
+    assert err.what == "bad_call" and "colour" in err.fix and "root, split, train" in err.fix
+
+
+def test_missing_required_kwarg() -> None:
+    err = error("userpipe.bad:needs_arg")
+    assert err.what == "bad_call" and "mode" in str(err) and "--dataset-arg" in err.fix
+    assert error("userpipe.bad:needs_arg", mode="x").what == "empty_dataset"  # given: it gets called
+
+
+def test_uncollatable_item_names_the_path() -> None:
+    pipe = load_pipeline(spec("userpipe.bad:uncollatable"), train=True)
+    with pytest.raises(FactoryError) as info:
+        check_collatable(pipe.dataset, pipe.collate_fn)
+    err = info.value
+    assert err.what == "uncollatable"
+    assert "item[0][1]: list of tensors of different shapes ([2, 8, 8] in item 0, [2, 9, 8] in item 1)" in str(err)
+    assert err.file == str(BAD) and "collate_fn" in err.fix
+
+
+class Items(Dataset):
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.items[i]
+
+
+@pytest.mark.parametrize("items, where", [
+    ([{"a": torch.zeros(2)}, {"b": torch.zeros(2)}], "item: dict key 'a' is in item 0 but not in item 1"),
+    ([{"x": [torch.zeros(1), 3]}, {"x": [torch.zeros(1), None]}], "item['x'][1]: a int in item 0 but a NoneType"),
+    ([(torch.zeros(1), 1), (torch.zeros(1), 1, 2)], "item: tuples of different lengths (2 in item 0, 3 in item 1"),
+    ([object(), object()], "item: a object, which the default collate cannot batch"),
+])
+def test_diagnosis_paths(items: list[Any], where: str) -> None:
+    with pytest.raises(FactoryError) as info:
+        check_collatable(Items(items))
+    assert where in str(info.value)
+
+
+def test_collatable_nested_items_pass() -> None:
+    items = [{"v": [torch.zeros(2, 3), torch.ones(4)], "m": (1, "id1", True)},
+             {"v": [torch.zeros(2, 3), torch.ones(4)], "m": (2, "id2", False)}]
+    check_collatable(Items(items))  # no error: shapes agree position by position
+
+
+def test_user_collate_that_raises_is_named() -> None:
+    def collate(batch: list[Any]) -> Any:
+        raise KeyError("views")
+
+    with pytest.raises(FactoryError) as info:
+        check_collatable(Items([1, 2]), collate)
+    assert info.value.what == "collate_raised" and "KeyError" in str(info.value)
+    assert info.value.file == __file__
+
+
+def test_item_that_raises_is_named() -> None:
+    class Bad(Items):
+        def __getitem__(self, i: int) -> Any:
+            raise ValueError("cannot read frame")
+
+    with pytest.raises(FactoryError) as info:
+        check_collatable(Bad([1, 2]))
+    assert info.value.what == "item_raised" and info.value.file == __file__
+
+
+def test_pipeline_with_non_callable_collate() -> None:
+    class Factory:
+        def __call__(self) -> Pipeline:
+            return Pipeline(Items([1]), collate_fn="stack")  # type: ignore[arg-type]
+
+    mod = type(sys)("factory_obj_userpkg")
+    mod.build = Factory()  # type: ignore[attr-defined]
+    sys.modules["factory_obj_userpkg"] = mod
+    try:
+        with pytest.raises(FactoryError) as info:
+            load_pipeline({"factory": "factory_obj_userpkg:build"}, train=False)
+    finally:
+        del sys.modules["factory_obj_userpkg"]
+    assert info.value.what == "bad_pipeline" and "collate_fn" in str(info.value)
+
+
+def test_error_pickles_and_carries_event_fields() -> None:
+    err = error("userpipe.bad:raises")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is FactoryError and str(back) == str(err)
+    assert back.event_fields() == {"what": "factory_raised", "file": str(BAD),
+                                   "line": line_of(BAD, "raise RuntimeError"), "fix": err.fix}
+    assert err.what in WHATS
+
+
+# --------------------------------------------------------------------------- signature filtering
+
+
+def _capture(**seen: Any) -> Any:
+    return seen
+
+
+@pytest.mark.parametrize("source, want", [
+    ("def build(root): return root", {"root"}),
+    ("def build(split, train): return (split, train)", {"split", "train"}),
+    ("def build(**kw): return kw", {"root", "split", "train", "size"}),
+    ("def build(size, *, train=False): return size", {"size", "train"}),
+    ("def build(): return 0", set()),
+])
+def test_signature_filtering(tmp_path: Path, source: str, want: set[str]) -> None:
+    name = f"sigpkg_{abs(hash(source))}"
+    (tmp_path / f"{name}.py").write_text(
+        "import torch.utils.data as d\nSEEN = []\n"
+        "class DS(d.Dataset):\n    def __len__(self): return 1\n    def __getitem__(self, i): return i\n"
+        f"def _wrap(f):\n    import functools, inspect\n"
+        f"    @functools.wraps(f)\n    def g(*a, **kw):\n        SEEN.append(set(kw)); f(*a, **kw); return DS()\n"
+        f"    return g\n"
+        f"@_wrap\n{source}\n")
+    kwargs = {"size": 112} if "size" in source or "**kw" in source else {}
+    load_pipeline({"factory": f"{name}:build", "factory_kwargs": kwargs, "factory_path": [str(tmp_path)],
+                   "root": "/r", "split": "validation"}, train=True)
+    assert sys.modules[name].SEEN == [want]
+
+
+def test_user_kwargs_win_over_suite_values(tmp_path: Path) -> None:
+    (tmp_path / "winpkg_user.py").write_text(
+        "import torch.utils.data as d\nclass DS(d.Dataset):\n"
+        "    def __init__(self, split): self.split = split\n"
+        "    def __len__(self): return 1\n    def __getitem__(self, i): return i\n"
+        "def build(split): return DS(split)\n")
+    pipe = load_pipeline({"factory": "winpkg_user:build", "factory_kwargs": {"split": "validation"},
+                          "factory_path": [str(tmp_path)], "split": "train"}, train=True)
+    assert pipe.dataset.split == "validation"
+
+
+def test_a_class_is_a_factory(synth_root: Path) -> None:
+    pipe = load_pipeline({"factory": "ssv2_fixtures.data.clips:SSv2Clips", "factory_kwargs": {"num_frames": 2},
+                          "root": str(synth_root), "split": "train"}, train=False)
+    assert pipe.collate_fn is None and len(pipe.dataset) > 0 and pipe.dataset.num_frames == 2
+
+
+# --------------------------------------------------------------------------- the user-like package
+
+
+def test_userpipe_loads_through_factory_path_and_batches(synth_root: Path) -> None:
+    pipe = load_pipeline(spec("userpipe.data:build", synth_root, size=32, frames=3, limit=4), train=True)
+    assert type(pipe.dataset).__module__ == "userpipe.data"
+    assert sys.modules["userpipe.data"].__file__ == str(USERPIPE / "userpipe" / "data.py")
+    check_collatable(pipe.dataset, pipe.collate_fn)
+    loader = DataLoader(pipe.dataset, batch_size=2, num_workers=1, collate_fn=pipe.collate_fn,
+                        worker_init_fn=pipe.worker_init_fn)
+    batch = next(iter(loader))
+    assert batch["init_ran"] == [True, True]  # the user's worker_init_fn ran in the worker
+    facts = describe(batch, videos=2)
+    assert facts["clips"] == 4 and facts["shape"] == [4, 3, 3, 32, 32] and facts["dtype"] == "torch.float32"
+    assert facts["bytes"] == 4 * 3 * 3 * 32 * 32 * 4 + 4 * 8  # clips + int64 labels; the ids are strings
+
+
+def test_userpipe_default_collate_nested_batch(synth_root: Path) -> None:
+    pipe = load_pipeline(spec("userpipe.data:build_plain", synth_root, size=32, frames=2, limit=2), train=False)
+    assert pipe.collate_fn is None
+    check_collatable(pipe.dataset)
+    batch = next(iter(DataLoader(pipe.dataset, batch_size=2)))
+    facts = describe(batch, videos=2)
+    assert facts["clips"] == 2 and facts["shape"] == [2, 3, 2, 32, 32]
+    assert facts["bytes"] == 2 * (2 * 3 * 2 * 32 * 32 * 4) + 2 * 8 + 2  # two views, labels, bool flags
