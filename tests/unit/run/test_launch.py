@@ -427,3 +427,42 @@ def test_distributed_options_are_checked_and_documented(pytester: pytest.Pyteste
     out = pytester.runpytest_subprocess("--help", "-p", "no:cacheprovider").stdout.str()
     for opt in ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint", "KIND[@BATCH][/RANK][:TEST]"):
         assert opt in out, opt
+
+
+# --- the launch strategies, without a child ------------------------------------------------------------
+
+def test_single_process_strategy_passes_a_pipe(tmp_path: Path) -> None:
+    from ssv2_fixtures.run.launch import SingleProcess, strategy_for
+
+    how = strategy_for(None)
+    assert isinstance(how, SingleProcess) and how.ranks == 1 and not how.groups
+    assert how.entry(tmp_path, tmp_path / "spec.json")[1:3] == ["-m", "ssv2_fixtures.run.child"]
+    chan = how.channel(tmp_path)
+    try:
+        w_fd = chan.spec["events_fd"]
+        assert chan.pass_fds == (w_fd,)
+        os.write(w_fd, b'{"ev": "started"}\n')
+        assert os.read(chan.read_fd, 100) == b'{"ev": "started"}\n'
+        chan.spawned()  # the child has its copy: the runner's write end is closed, so EOF comes
+        assert os.read(chan.read_fd, 100) == b""
+    finally:
+        chan.close()
+
+
+def test_torchrun_strategy_holds_a_fifo_write_end(tmp_path: Path) -> None:
+    from ssv2_fixtures.run.launch import Torchrun, strategy_for
+
+    how = strategy_for(Launch(nproc_per_node=3))
+    assert isinstance(how, Torchrun) and how.ranks == 3 and how.groups
+    assert strategy_for(how) is how
+    argv = how.entry(tmp_path, tmp_path / "spec.json")
+    assert argv[1:3] == ["-m", "torch.distributed.run"] and argv[-2:] == ["ssv2_fixtures.run.rank_child",
+                                                                          str(tmp_path / "spec.json")]
+    chan = how.channel(tmp_path)
+    fifo = Path(chan.spec["events_path"])
+    assert fifo.exists() and chan.pass_fds == () and chan.spec["indices_path"] == str(tmp_path / "indices.json")
+    chan.spawned()
+    with pytest.raises(BlockingIOError):  # no writer wrote, but one is held: no EOF, just nothing yet
+        os.read(chan.read_fd, 100)
+    chan.close()
+    assert not fifo.exists()
