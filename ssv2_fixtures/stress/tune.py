@@ -579,6 +579,6 @@ def tune_batch_sizes(spaces: Sequence[Space], measure: Measure, *, budget_s: flo
     out: list[TuneResult] = []
     end = clock() + budget_s
     for i, sp in enumerate(spaces):
-        share = (end - clock()) / (len(spaces) - i)
+        share = budget_s / len(spaces) if i == 0 else (end - clock()) / (len(spaces) - i)
         out.append(tune(sp, measure, budget_s=max(share, 1.0), clock=clock, **kw))
     return out

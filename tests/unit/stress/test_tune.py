@@ -7,7 +7,6 @@ the fake clock advances by the probe's seconds plus a start-up overhead.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -266,3 +265,38 @@ def test_bad_space_names_the_option():
         Space(batch_size=8, workers=(0, 2))
     with pytest.raises(ValueError, match="--tune-budget"):
         tune(space(), FakeMeasure(FakeClock(), knee(2)), budget_s=0, clock=FakeClock())
+
+
+# --- one real tune on the built-in set (isolated runs; checks the wiring and the record, not rates) --
+
+def test_real_tune_on_the_built_in_set_records_every_probe(tmp_path):
+    from ssv2_fixtures.stress.tune_run import api_stress, run_tune, write_tuned
+
+    lines: list[str] = []
+    stress = api_stress(tmp_path / "reports", lines.append, batch_sizes="8", workers="1,2", prefetch="2,4")
+    measured: list[LoaderConfig] = []
+    orig = stress.run
+
+    def run(config, batches, **kw):  # count the isolated runs the tune starts
+        if kw.get("kind") == "tune":
+            measured.append(config)
+        return orig(config, batches, **kw)
+    stress.run = run  # type: ignore[method-assign]
+    (r,) = run_tune(stress, budget_s=60.0)
+    rec = r.record()
+    assert set(rec) == TUNE_KEYS
+    assert rec["batch_size"] == 8 and rec["budget_s"] == 60.0 and rec["target_videos_per_s"] is None
+    ran = [t for t in rec["tried"] if t.get("kind") != PREDICTED_UNFIT]
+    assert [LoaderConfig.from_dict(t["config"]) for t in ran] == measured  # every run is in the record
+    assert all(("videos_per_s" in t) != ("kind" in t) for t in rec["tried"])
+    assert all(t["batches"] >= 0 and t["seconds"] >= 0 for t in rec["tried"])
+    assert len(lines) == len(rec["tried"])  # one live line per probe
+    if rec["best"] is not None:
+        assert set(rec["best"]) == {"config", "videos_per_s", "interval"}
+        (path,) = write_tuned(tmp_path, [r])
+        from ssv2_fixtures.stress.traincfg import load
+
+        assert load(path).loader == LoaderConfig.from_dict(rec["best"]["config"]).__class__(
+            **{k: v for k, v in rec["best"]["config"].items()
+               if k in ("batch_size", "num_workers", "prefetch_factor", "persistent_workers", "pin_memory",
+                        "sharing_strategy")})

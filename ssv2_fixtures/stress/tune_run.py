@@ -1,0 +1,206 @@
+"""The autotune's measure and confirm as isolated runs (the search itself is :mod:`.tune`).
+
+``measure(config, seconds)`` turns a time into a batch count from the best rate guess for that worker
+count (a measured neighbour, else 0.8 × the decode limit L), runs it in its own child through
+:meth:`Stress.run` (so ``--dataset-factory``, ``--emulate*`` and ``--step-time`` apply), and reports the
+rate with its batch-means interval. ``confirm(config, seconds)`` is one sustained run of up to 100
+batches that fits in ``seconds``, judged by the leak and degradation verdicts.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..data.loader import SHARING_STRATEGIES, LoaderConfig
+from ..run.stats import rate_interval
+from .verdicts import decide, series_verdicts
+from .tune import ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
+
+if TYPE_CHECKING:
+    from ..run.runner import RunResult
+    from .campaign import Stress
+
+MIN_BATCHES = 8          # the first batch is warm-up; 6 after it give an interval (run.stats.MIN_BATCHES)
+MAX_BATCHES = 4000
+CONFIRM_BATCHES = 100
+START_GUESS_S = 8.0      # child start-up (interpreter, torch, workers) before the first batch
+
+
+def probe_of(result: RunResult) -> Probe:
+    """A run's rate and interval (the record's, else batch means over its steady batches)."""
+    m = result.metrics
+    secs = float(result.record.get("wall_s", 0.0))
+    n = int(m.get("batches", 0))
+    if not result.passed:
+        return Probe(kind=result.kind or "failed", batches=n, seconds=secs)
+    rate = m.get("videos_per_s")
+    if rate is None:
+        return Probe(kind="no_rate", batches=n, seconds=secs)
+    iv = m.get("videos_per_s_interval")
+    if not iv:
+        waits = result.batch_waits[1:]
+        bs = int(result.record["config"]["batch_size"])
+        ri = rate_interval([bs] * len(waits), waits)
+        iv = ri.as_list() if ri else None
+    return Probe(videos_per_s=float(rate), interval=(float(iv[0]), float(iv[1])) if iv else None,
+                 batches=n, seconds=secs)
+
+
+@dataclass
+class RunMeasure:
+    stress: Stress
+    rates: dict[tuple[int, int], float] = field(default_factory=dict)   # (batch size, workers) → videos/s
+    runs: list[RunResult] = field(default_factory=list)
+
+    def guess(self, config: LoaderConfig) -> float | None:
+        same = {w: r for (bs, w), r in self.rates.items() if bs == config.batch_size}
+        if same:
+            w = min(same, key=lambda w: abs(w - config.num_workers))
+            return same[w]
+        limit = self.stress.decode_limit(config, probe=True)
+        return 0.8 * limit if limit else None
+
+    def batches(self, config: LoaderConfig, seconds: float) -> int:
+        rate = self.guess(config)
+        if not rate:
+            return MIN_BATCHES
+        return max(MIN_BATCHES, min(MAX_BATCHES, 1 + math.ceil(seconds * rate / config.batch_size)))
+
+    def __call__(self, config: LoaderConfig, seconds: float) -> Probe:
+        result = self.stress.run(config, self.batches(config, seconds), kind="tune", phase=f"probe-{config.label}",
+                                 train=True)
+        self.runs.append(result)
+        p = probe_of(result)
+        if p.passed and p.videos_per_s:
+            self.rates[(config.batch_size, config.num_workers)] = p.videos_per_s
+        return p
+
+
+@dataclass
+class RunConfirm:
+    stress: Stress
+    measure: RunMeasure
+    record: bool = True     # the confirmation is a real sustained run: keep it in results.json
+
+    def __call__(self, config: LoaderConfig, seconds: float) -> ConfirmResult:
+        rate = self.measure.guess(config)
+        room = max(seconds - START_GUESS_S, 1.0)
+        n = CONFIRM_BATCHES if not rate else max(MIN_BATCHES, min(CONFIRM_BATCHES,
+                                                                   int(room * rate / config.batch_size)))
+        result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True)
+        secs = float(result.record.get("wall_s", 0.0))
+        batches = int(result.metrics.get("batches", 0))
+        if not result.passed:
+            out = ConfirmResult(False, result.kind or "failed", result.describe(), batches=batches, seconds=secs)
+        else:
+            rec = result.record
+            vs = series_verdicts(rec)
+            rec["verdicts"] = [*(rec.get("verdicts") or []), *vs]
+            rec["status"] = decide(rec["status"], rec["verdicts"])  # the run finished; a verdict may fail it
+            bad = [v for v in vs if not v["ok"]]
+            out = ConfirmResult(not bad, "+".join(v["name"] for v in bad) or None,
+                                "; ".join(v["detail"] for v in bad), result.metrics.get("videos_per_s"),
+                                batches, secs)
+        if self.record:
+            self.stress.record(result)
+        return out
+
+
+def spaces_for(stress: Stress) -> list[Space]:
+    """One space per ``--batch-sizes`` entry: workers 1 … 2 × cores (capped by --max-workers) unless
+    ``--workers`` was given, prefetch 1, 2, 4, 8 unless ``--prefetch`` was given, both sharing
+    strategies, persistent workers on and off, pin memory on and off where CUDA is present."""
+    s = stress.settings
+    given = lambda name: s.sources.get(name, "default") != "default"  # noqa: E731
+    workers = (tuple(sorted({min(max(w, 1), s.max_workers) for w in s.workers})) if given("workers")
+               else tuple(range(1, max(1, s.max_workers) + 1)))
+    prefetch = tuple(s.prefetch) if given("prefetch") else (1, 2, 4, 8)
+    pin = (False, True) if stress.session.machine.get("cuda") else (False,)
+    base = LoaderConfig(shuffle=True, drop_last=True)
+    return [Space(batch_size=bs, workers=workers, prefetch=prefetch, strategies=SHARING_STRATEGIES,
+                  persistent=(False, True), pin_memory=pin, base=base) for bs in s.batch_sizes]
+
+
+def probe_line(bs: int, t: Trial) -> str:
+    """The live terminal line for one probe."""
+    p = t.probe
+    what = (f"{p.videos_per_s:.1f}" + (f" ± {(p.interval[1] - p.interval[0]) / 2:.1f}" if p.interval else "")
+            + " videos/s" if p.passed and p.videos_per_s is not None else (p.kind or "failed"))
+    return f"  tune bs{bs} [{t.stage}] {t.config.label}{'-pw' if t.config.persistent_workers else ''}" \
+           f"{'-pin' if t.config.pin_memory else ''}: {what} ({p.batches} batches, {p.seconds:.1f} s)"
+
+
+def run_tune(stress: Stress, *, budget_s: float, target: float | None = None,
+             clock: Callable[[], float] = time.monotonic, spaces: list[Space] | None = None,
+             record_confirm: bool = True) -> list[TuneResult]:
+    """Tune every batch size of the session within ``budget_s`` seconds, with isolated runs."""
+    from .campaign import available_shm
+
+    shm_avail = available_shm(stress.settings, stress.session.machine)
+
+    def fits(c: LoaderConfig) -> bool:
+        return not c.num_workers or stress.budget(c).shm_bytes <= shm_avail
+
+    measure = RunMeasure(stress)
+    confirm = RunConfirm(stress, measure, record=record_confirm)
+    progress = stress.progress
+
+    def on_probe(t: Trial) -> None:
+        if progress is not None:
+            progress(probe_line(t.config.batch_size, t))
+
+    kw: dict[str, Any] = dict(confirm=confirm, predict_fits=fits, target=target, on_probe=on_probe,
+                              shm=lambda c: float(stress.budget(c).shm_bytes))
+    return tune_batch_sizes(spaces or spaces_for(stress), measure, budget_s=budget_s, clock=clock, **kw)
+
+
+def tuned_toml(r: TuneResult) -> str:
+    """A ``train.toml`` for ``-m validate`` (``[loader]``, and ``[target]`` in target mode) of one pick."""
+    if r.best is None:
+        return f"# ssv2-stress -m tune: batch size {r.batch_size} has no pick: {r.failure()}\n"
+    c = r.best.config
+    out = [f"# ssv2-stress -m tune, batch size {r.batch_size}: {r.best.rate:.1f} videos/s "
+           f"[{r.best.lo:.1f}, {r.best.hi:.1f}], {'confirmed' if r.confirmed else 'NOT confirmed'} by a sustained run",
+           "[loader]"]
+    for k in ("batch_size", "num_workers", "prefetch_factor", "persistent_workers", "pin_memory", "sharing_strategy"):
+        v = getattr(c, k)
+        out.append(f"{k} = " + (("true" if v else "false") if isinstance(v, bool)
+                                else f'"{v}"' if isinstance(v, str) else str(v)))
+    if r.target_videos_per_s is not None:
+        out += ["", "[target]", f"min_videos_per_s = {r.target_videos_per_s:g}"]
+    return "\n".join(out) + "\n"
+
+
+def write_tuned(run_dir: Path, results: list[TuneResult]) -> list[Path]:
+    """``tuned.toml`` (the first batch size's pick) and, with several batch sizes, ``tuned-bsN.toml`` each."""
+    from ..run.record import write_atomic_bytes
+
+    paths = []
+    if results:
+        paths.append(run_dir / "tuned.toml")
+        write_atomic_bytes(paths[-1], tuned_toml(results[0]).encode())
+    if len(results) > 1:
+        for r in results:
+            paths.append(run_dir / f"tuned-bs{r.batch_size}.toml")
+            write_atomic_bytes(paths[-1], tuned_toml(r).encode())
+    return paths
+
+
+def api_stress(reports: Path, progress: Callable[[str], None] | None = None, **options: str) -> Stress:
+    """A :class:`Stress` outside pytest (benchmarks, the suite's own real-tune test): options by their
+    dest name as command-line text (``batch_sizes="8"``), everything else at its default."""
+    from ..options import resolve
+    from .campaign import Stress, prepare_dataset
+    from .probe import machine_facts
+    from .session import StressSession
+
+    cli = dict(options, reports=str(reports))
+    settings = resolve(lambda name: cli.get(name), lambda name: None, None)
+    session = StressSession(settings)
+    session.machine = machine_facts(sharing_strategy=settings.sharing_strategy)
+    spec, info = prepare_dataset(settings)
+    session.dataset = info
+    return Stress(session, spec, "tune-api", progress, "tune")
