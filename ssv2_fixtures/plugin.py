@@ -33,6 +33,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str], parser: pytest.Parser) -> None:
+    # `--ssv2-root DIR` must not make DIR the rootdir (pytest-dev/pytest#8846): see rootdir.py.
+    from .rootdir import repair_setup
+
+    repair_setup(early_config, args, parser)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for name, desc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {desc}")
