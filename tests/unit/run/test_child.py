@@ -1,0 +1,235 @@
+"""child.py: the measured window (pure), batch facts and the batch loop over real DataLoaders, the
+event writer, and real children: full batches from an endless sampler on a split smaller than a batch."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssv2_fixtures.data.loader import LoaderConfig, SplitTooSmallError, make_loader
+from ssv2_fixtures.run.child import (EventWriter, MeasureSpec, Progress, Window, batch_loop, check_measure,
+                                     videos_in_batch)
+from ssv2_fixtures.run.stats import rate_interval
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
+
+def _m(**kw: Any) -> MeasureSpec:
+    base: dict[str, Any] = dict(warmup_batches=2, min_batches=6, max_batches=100, max_s=30.0, target_rel=0.05)
+    base.update(kw)
+    return check_measure(base)
+
+
+# --------------------------------------------------------------------------- the measured window (pure)
+
+def _feed(w: Window, stream: list[tuple[int, float]], dt: float = 0.1) -> tuple[str | None, int]:
+    """Feed (videos, wait_s) pairs at a fake clock ``dt`` apart; (reason, batches fed)."""
+    now = w.opened
+    for k, (v, s) in enumerate(stream, start=1):
+        now += dt
+        if (why := w.add(v, s, now)) is not None:
+            return why, k
+    return None, len(stream)
+
+
+def test_a_steady_stream_converges_once_min_batches_are_measured() -> None:
+    w = Window(_m(warmup_batches=3, min_batches=8), opened=0.0)
+    why, fed = _feed(w, [(8, 9.0)] * 3 + [(8, 0.1)] * 50)  # slow warm-up (worker start), then steady
+    assert (why, fed) == ("converged", 3 + 8)
+    r = w.result("converged")
+    assert r["batches"] == 8 and r["videos"] == 64 and r["stopped"] == "converged"
+    assert r["rate"] == pytest.approx(80.0) and r["lo"] == pytest.approx(80.0) == r["hi"]  # warm-up left out
+
+
+_rng = random.Random(0)
+noisy = [(4, _rng.uniform(0.05, 0.5)) for _ in range(200)]  # far from ±0.1 % in 200 batches
+
+
+def test_a_noisy_stream_stops_at_the_time_cap_and_reports_its_interval() -> None:
+    w = Window(_m(warmup_batches=1, target_rel=0.001, max_s=2.0), opened=0.0)
+    why, fed = _feed(w, noisy, dt=0.25)
+    assert why == "time"
+    r = w.result("time")
+    assert r["seconds"] >= 2.0 and r["batches"] == fed - 1
+    iv = rate_interval(w.videos, w.waits)
+    assert iv is not None and (r["rate"], r["lo"], r["hi"]) == (iv.rate, iv.lo, iv.hi)
+    assert r["lo"] < r["rate"] < r["hi"]
+
+
+def test_max_batches_counts_the_warm_up_too() -> None:
+    w = Window(_m(warmup_batches=4, max_batches=10, target_rel=0.001), opened=0.0)
+    assert _feed(w, noisy) == ("batches", 10)
+    assert w.result("batches")["batches"] == 6
+
+
+def test_too_few_batches_for_an_interval_give_a_rate_without_one() -> None:
+    w = Window(_m(warmup_batches=0, min_batches=1, max_batches=3), opened=0.0)
+    assert _feed(w, [(2, 0.5)] * 5) == ("batches", 3)
+    r = w.result("batches")
+    assert r["rate"] == pytest.approx(4.0) and r["lo"] is None and r["hi"] is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(warm=st.integers(0, 5), least=st.integers(1, 30), extra=st.integers(1, 40),
+       waits=st.lists(st.floats(0.001, 1.0), min_size=80, max_size=80))
+def test_the_window_never_stops_early_or_late(warm: int, least: int, extra: int, waits: list[float]) -> None:
+    """Whatever the stream: never converged before min_batches measured, never past max_batches."""
+    w = Window(_m(warmup_batches=warm, min_batches=least, max_batches=warm + extra, max_s=1e9), opened=0.0)
+    why, fed = _feed(w, [(3, s) for s in waits])
+    assert why in ("converged", "batches") and fed <= warm + extra
+    if why == "converged":
+        assert fed - warm >= least
+        iv = rate_interval(w.videos, w.waits)
+        assert iv is not None and iv.relative_half_width <= 0.05
+    else:
+        assert fed == warm + extra
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"max_batches": 2}, "must exceed warmup_batches"),
+    ({"min_batches": 0}, "min_batches: must be an integer >= 1"),
+    ({"max_s": 0}, "max_s: must be a number > 0"),
+    ({"target_rel": "0.05"}, "target_rel"),
+    ({"oops": 1}, "unknown ['oops']"),
+])
+def test_a_bad_measure_spec_names_its_key(change: dict[str, Any], needle: str) -> None:
+    m: dict[str, Any] = dict(warmup_batches=2, min_batches=6, max_batches=100, max_s=30.0, target_rel=0.05)
+    m.update(change)
+    with pytest.raises(ValueError) as e:
+        check_measure(m)
+    assert needle in str(e.value)
+
+
+# --------------------------------------------------------------------------- batch loop, real DataLoaders
+
+class _Events:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def emit(self, ev: str, **fields: Any) -> None:
+        self.seen.append({"ev": ev, **fields})
+
+    def of(self, ev: str) -> list[dict[str, Any]]:
+        return [e for e in self.seen if e["ev"] == ev]
+
+
+class _Dicts(torch.utils.data.Dataset):
+    """Items of a user's structure: a dict with two clips of a video (repeated augmentation) and a label."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"views": [torch.zeros(2, 4, 8, 8, 3, dtype=torch.uint8)], "label": i, "name": f"v{i}"}
+
+
+def _dict_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"clips": torch.cat([v for it in items for v in it["views"]]),
+            "labels": torch.tensor([it["label"] for it in items]), "names": [it["name"] for it in items]}
+
+
+def test_batch_events_measure_any_structure_and_every_endless_batch_is_full() -> None:
+    """5 items, batch 4, user collate: 2 clips per video; no epoch event ever; facts from the tensors."""
+    cfg = LoaderConfig(batch_size=4, num_workers=0, shuffle=True)
+    ev, progress = _Events(), Progress()
+    batch_loop(ev, make_loader(_Dicts(5), cfg, endless=True, collate_fn=_dict_collate), {"batches": 7}, False,
+               progress)
+    b = ev.of("batch")
+    assert [e["i"] for e in b] == list(range(7)) and not ev.of("epoch")
+    assert all(e["videos"] == 4 and e["clips"] == 8 and e["shape"] == [8, 4, 8, 8, 3] and e["epoch"] == 0
+               and e["dtype"] == "torch.uint8" and e["bytes"] == 8 * 4 * 8 * 8 * 3 + 4 * 8 for e in b), b[0]
+    assert progress.videos == 28 and progress.measured is None
+
+
+def test_a_finite_loader_counts_its_short_last_batch() -> None:
+    dl = torch.utils.data.DataLoader(list(range(5)), batch_size=2)
+    assert [videos_in_batch(dl, j) for j in range(3)] == [2, 2, 1]
+    ev = _Events()
+    batch_loop(ev, dl, {"batches": 6}, False, Progress())
+    assert [e["videos"] for e in ev.of("batch")] == [2, 2, 1, 2, 2, 1]
+    assert [e["n"] for e in ev.of("epoch")] == [1]
+
+
+def test_an_epoch_with_no_batch_is_refused_not_restarted_forever() -> None:
+    dl = torch.utils.data.DataLoader(list(range(3)), batch_size=4, drop_last=True)
+    with pytest.raises(SplitTooSmallError, match="yields no batch"):
+        batch_loop(_Events(), dl, {"batches": 2}, False, Progress())
+
+
+def test_a_measured_loop_emits_measured_with_its_window() -> None:
+    ev, progress = _Events(), Progress()
+    spec: Any = {"batches": 10**6, "measure": dict(warmup_batches=2, min_batches=6, max_batches=30,
+                                                    max_s=60.0, target_rel=1e-9)}
+    batch_loop(ev, make_loader(list(range(7)), LoaderConfig(batch_size=3, num_workers=0), endless=True),
+               spec, False, progress)
+    (m,) = ev.of("measured")
+    assert ev.seen[-1] is m and len(ev.of("batch")) == 30  # the cap, not spec["batches"]
+    assert m["stopped"] == "batches" and m["batches"] == 28 and m["videos"] == 84
+    assert set(m) == {"ev", "batches", "videos", "seconds", "rate", "lo", "hi", "stopped"}
+
+
+def test_event_writer_writes_one_json_line_per_event() -> None:
+    r, w = os.pipe()
+    try:
+        EventWriter(w, rank=2).emit("batch", i=0, path=Path("/x"))
+        EventWriter(w).emit("finished", batches=1)
+        os.close(w)
+        lines = os.read(r, 65536).decode().splitlines()
+    finally:
+        os.close(r)
+    a, b = (json.loads(ln) for ln in lines)
+    assert (a["ev"], a["rank"], a["path"], "t" in a) == ("batch", 2, "/x", True)
+    assert b["ev"] == "finished" and "rank" not in b
+
+
+# --------------------------------------------------------------------------- real children
+
+@pytest.fixture
+def run_events(synth_root: Path, tmp_path: Path):
+    from ssv2_fixtures.run.runner import dataset_spec, run_config
+
+    def go(cfg: LoaderConfig, batches: int, **kw: Any) -> tuple[Any, list[dict[str, Any]]]:
+        seen: list[dict[str, Any]] = []
+        ds = dataset_spec(synth_root, "train", size=32, num_frames=2)
+        r = run_config(ds, cfg, batches, run_dir=tmp_path, on_event=lambda ev, _m: seen.append(dict(ev)), **kw)
+        return r, seen
+
+    return go
+
+
+@pytest.mark.timeout(300)
+def test_a_split_smaller_than_a_batch_gives_full_batches_in_a_real_child(run_events) -> None:
+    """9 train videos, BS=24 with shuffle + drop_last: the config that yielded no batch at all before."""
+    r, seen = run_events(LoaderConfig(batch_size=24, num_workers=2, shuffle=True, drop_last=True), 3)
+    assert r.passed, r.describe()
+    b = [e for e in seen if e["ev"] == "batch"]
+    assert len(b) == 3 and all(e["videos"] == 24 == e["clips"] and e["shape"] == [24, 2, 32, 32, 3] for e in b)
+    assert all(e["bytes"] >= 24 * 2 * 32 * 32 * 3 for e in b)
+    assert not [e for e in seen if e["ev"] == "epoch"]
+    (fin,) = [e for e in seen if e["ev"] == "finished"]
+    assert fin["split_size"] == 9 and fin["distinct_videos"] == 9 and fin["videos"] == 72
+
+
+@pytest.mark.timeout(300)
+def test_a_measured_window_in_a_real_child(run_events) -> None:
+    measure = dict(warmup_batches=2, min_batches=6, max_batches=14, max_s=60.0, target_rel=0.5)
+    r, seen = run_events(LoaderConfig(batch_size=2, num_workers=1), 14, measure=measure)
+    kinds = [e["ev"] for e in seen]
+    assert "error" not in kinds and "finished" in kinds, r.describe()  # whether it "passed" is the runner's
+    (m,) = [e for e in seen if e["ev"] == "measured"]
+    assert kinds.index("measured") == kinds.index("finished") - 1
+    b = [e for e in seen if e["ev"] == "batch"]
+    assert m["stopped"] in ("converged", "time", "batches") and m["batches"] == len(b) - 2 and len(b) <= 14
+    if m["stopped"] == "converged":
+        assert m["batches"] >= 6 and (m["hi"] - m["lo"]) / 2 <= 0.5 * m["rate"]
+    assert m["videos"] == 2 * m["batches"] and m["rate"] > 0
