@@ -7,6 +7,7 @@ own ``batch_loop``, which tells the wrapper each epoch's start, over a tiny in-m
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -91,6 +92,48 @@ def test_in_workers_each_batch_knows_its_number_across_epochs(items, bs, workers
     batch_loop(_Events(), loader, {"batches": total}, False, Progress(),  # type: ignore[typeddict-item]
                on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
     assert numbers == list(range(total))
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["fresh-workers", "persistent-workers"])
+@pytest.mark.parametrize("items,bs,workers", [(5, 2, 2), (3, 4, 2), (5, 1, 3)])
+def test_with_the_endless_sampler_the_run_is_one_epoch_and_each_batch_knows_its_number(
+        items, bs, workers, persistent) -> None:
+    """What every single-process run now draws from: batch_loop tells the wrapper ``N = 0`` (no epoch
+    end), and batch ``B`` is still the ``B``-th batch received, a batch larger than the split included."""
+    from ssv2_fixtures.data.loader import LoaderConfig, make_loader
+
+    ds = _Numbered(_Items(items), FaultSpec("exception", 0))
+    cfg = LoaderConfig(batch_size=bs, num_workers=workers, persistent_workers=persistent)
+    numbers: list[int] = []
+    ev = _Events()
+    batch_loop(ev, make_loader(ds, cfg, endless=True), {"batches": 9}, False,  # type: ignore[typeddict-item]
+               Progress(), on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
+    assert numbers == list(range(9)) and not [e for e in ev.seen if e["kind"] == "epoch"]
+    assert ds._epoch == 0 and ds._per_epoch == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(items=st.integers(1, 9), bs=st.integers(1, 12), at=st.integers(0, 12))
+def test_an_endless_drill_fires_at_its_batch(items, bs, at) -> None:
+    from ssv2_fixtures.data.loader import LoaderConfig, make_loader
+
+    ds = FaultyDataset(_Items(items), FaultSpec("exception", at))
+    progress = Progress()
+    with pytest.raises(RuntimeError, match="injected fault"):
+        batch_loop(_Events(), make_loader(ds, LoaderConfig(batch_size=bs, num_workers=0), endless=True),
+                   {"batches": 13}, False, progress)  # type: ignore[typeddict-item]
+    assert progress.batch == at
+
+
+def test_corrupt_video_is_a_real_decode_error_of_that_item(synth_root) -> None:
+    from ssv2_fixtures.data.clips import ClipDecodeError, SSv2Clips
+
+    ds = SSv2Clips(synth_root, "train", num_frames=2, size=32)
+    with pytest.raises(ClipDecodeError) as e:
+        FaultyDataset(ds, FaultSpec("corrupt_video", 0)).__getitems__([3, 4])
+    assert e.value.video_id == ds.index.video_id(3) and "ssv2-fault-corrupt-" in e.value.path
+    assert not os.path.exists(e.value.path)  # the broken copy is removed
+    assert ds.index.path(3) != e.value.path and ds[3][0].shape == (2, 32, 32, 3)  # the dataset is untouched
 
 
 def test_a_drill_past_the_run_never_fires_here_and_run_config_refuses_it() -> None:
