@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from .annotations import SSv2Index, load_index
 from .sampling import MODES, sample_indices
-from .webm import NO_DURATION_REMEDY, check_complete, lacks_duration, webm_duration
+from .webm import NO_DURATION_MARK, NO_DURATION_REMEDY, check_complete, lacks_duration, webm_duration
 
 DECODERS = ("decord", "pyav", "torchcodec")
 ON_ERROR = ("raise", "skip")
@@ -239,7 +239,7 @@ def _decode_decord(path: str, size: int, pick) -> torch.Tensor:
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             said = re.sub(r"^\[[\d:]+\]\s*\S+:\d+:\s*", "", lines[-1])  # drop decord's "[time] file.cc:N: "
             raise ValueError(
-                f"decord cannot open a WebM without a Duration (written in live mode or to a pipe; decord: "
+                f"decord {NO_DURATION_MARK} (written in live mode or to a pipe; decord: "
                 f"{said}): {NO_DURATION_REMEDY}"
             ) from exc
         raise

@@ -43,6 +43,9 @@ NO_DURATION_REMEDY = (
 )
 
 
+NO_DURATION_MARK = "cannot open a WebM without a Duration"
+
+
 class _Bad(ValueError):
     pass
 
@@ -332,5 +335,13 @@ def lacks_duration(path: str | os.PathLike[str]) -> bool:
     return layout is not None and layout.duration_s is None
 
 
+def remedy_for(text: str) -> str | None:
+    """The specific fix for a decode failure this module's messages name (None: no specific one).
+
+    For :mod:`ssv2_fixtures.run.outcome`'s ``decode_error`` remedy: the message travels as text from
+    the child (``ClipDecodeError`` in a worker → the child's error event)."""
+    return NO_DURATION_REMEDY if NO_DURATION_MARK in text else None
+
+
 __all__ = ["Layout", "Track", "Extent", "read_layout", "video_extent", "check_complete", "webm_duration",
-           "lacks_duration", "NO_DURATION_REMEDY"]
+           "lacks_duration", "remedy_for", "NO_DURATION_REMEDY"]

@@ -15,7 +15,7 @@ import torch  # before decord (decord#251/#263)
 
 from ssv2_fixtures.data.clips import ClipDecodeError, SSv2Clips
 from ssv2_fixtures.data.webm import (
-    NO_DURATION_REMEDY, check_complete, lacks_duration, read_layout, video_extent, webm_duration,
+    NO_DURATION_REMEDY, check_complete, lacks_duration, read_layout, remedy_for, video_extent, webm_duration,
 )
 
 FPS, VIDEO_S, AUDIO_S, SIZE = 12, 3.0, 5.0, 64
@@ -203,6 +203,9 @@ def test_live_mode_webm_with_decord_names_the_remedy(bad_root: Path, files: dict
     assert err.path == path and "without a Duration" in err.reason
     assert "ffmpeg -i in.webm -c copy out.webm" in err.reason and "--decoder pyav" in err.reason
     assert NO_DURATION_REMEDY in str(err)
+    # What run/outcome.py's decode_error remedy reads back from the child's error text.
+    assert remedy_for(f"ClipDecodeError: {err}") == NO_DURATION_REMEDY
+    assert remedy_for("ClipDecodeError: cannot decode ...: truncated or damaged: ...") is None
     # Both remedies work: PyAV decodes the file as is, and after the remux decord does too.
     assert SSv2Clips(bad_root, "train", num_frames=8, size=32, decoder="pyav")[0][0].shape == (8, 32, 32, 3)
     fixed = remux(files["live"], tmp_path / "out.webm")
