@@ -97,7 +97,7 @@ class _Hooks:
         tr = terminalreporter
         tr.section("ssv2-stress")
         try:
-            from .report.core import terminal_lines
+            from .report import terminal_lines
 
             for line in terminal_lines(self.session.file()):
                 tr.write_line(line)
@@ -111,7 +111,7 @@ class _Hooks:
             return
         self.session.flush()
         try:
-            from .report.core import summarize
+            from .report import summarize
 
             summarize(self.session.run_dir)
         except Exception as exc:

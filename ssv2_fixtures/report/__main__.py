@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from .core import main
+from .cli import main
 
 sys.exit(main())

@@ -1,0 +1,201 @@
+"""Two runs (usually two machines) side by side, and the machine differences that explain them.
+
+Either side may also be an in-training watch log (a ``.jsonl`` file): that comparison is
+:func:`ssv2_fixtures.watch.report.compare_with_run`'s, imported only then.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import statistics
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .fmt import md_table, num, one_line, rate, size
+from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
+
+_MACHINE_FACTS: tuple[tuple[str, str], ...] = (
+    ("cores", "CPU cores"), ("ram_bytes", "RAM"), ("shm_total_bytes", "/dev/shm size"),
+    ("shm_free_bytes", "/dev/shm free"), ("nofile", "open files limit (ulimit -n)"),
+    ("nofile_hard", "open files hard limit"), ("tmpdir", "TMPDIR"), ("tmp_free_bytes", "TMPDIR free space"),
+    ("python", "python"), ("torch", "torch"), ("decord", "decord"), ("av", "PyAV"),
+    ("platform", "platform"), ("cuda", "CUDA"), ("sharing_strategy", "default sharing strategy"))
+_DATASET_FACTS: tuple[tuple[str, str], ...] = (
+    ("synthetic", "dataset: synthetic"), ("videos", "dataset: videos"), ("codec", "dataset: codec"),
+    ("num_frames", "dataset: frames per clip"), ("size", "dataset: frame size"))
+
+
+class WatchReportMissing(RuntimeError):
+    """``ssv2_fixtures.watch.report`` is not installed in this tree (a watch log cannot be read)."""
+
+
+def watch_report() -> Any:
+    """The watch module, imported lazily (the report must not import it for plain runs)."""
+    try:
+        return importlib.import_module("ssv2_fixtures.watch.report")
+    except ImportError as exc:
+        raise WatchReportMissing(
+            f"reading a watch log needs ssv2_fixtures.watch.report, which is not available here ({exc}); "
+            "upgrade ssv2-stress to a version with in-training watch") from None
+
+
+def is_watch_log(src: Source) -> bool:
+    """A path ending in ``.jsonl``: an in-training watch log, not a run folder or results.json."""
+    return isinstance(src, (str, os.PathLike)) and Path(src).suffix == ".jsonl"
+
+
+def _differs(key: str, a: Any, b: Any) -> bool:
+    if key.endswith("_bytes") and isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) > 0.05 * max(abs(a), abs(b), 1)  # free space drifts: only real differences
+    return a != b
+
+
+def _fact(key: str, x: Any) -> str:
+    return size(x) if key.endswith("_bytes") and x is not None else "?" if x is None else str(x)
+
+
+def _keyed(runs: Sequence[Run]) -> dict[tuple[str, str], Run]:
+    out: dict[tuple[str, str], Run] = {}
+    for r in runs:
+        label = (f"{r.label} × {r.ranks} rank{'s' if r.ranks != 1 else ''}" if r.kind == "distributed"
+                 else r.label)  # 1 and N ranks are different runs
+        key, n = (r.kind, label), 2
+        while key in out:  # the same config twice in one run: keep both, in order
+            key, n = (r.kind, f"{label} #{n}"), n + 1
+        out[key] = r
+    return out
+
+
+def _outcome_text(r: Run) -> str:
+    if r.ok:
+        return f"passed, {rate(r.vps, r.interval)} videos/s"
+    msg = f": {one_line(r.outcome.get('message'), 100)}" if r.outcome.get("message") else ""
+    return f"{r.result} {r.failure_point()}{msg}"
+
+
+def _effective_shm(r: Run, mach: Mapping[str, Any]) -> Any:
+    return r.sandbox.get("shm_bytes") or r.evidence.get("shm_total_bytes") or mach.get("shm_total_bytes")
+
+
+def _explain_flip(fail: Run, good: Run, mf: Mapping[str, Any], mg: Mapping[str, Any], nf: str, ng: str) -> str:
+    """One sentence linking a run that failed on one machine and passed on the other to a difference."""
+    k = fail.result
+    head = f"{fail.label} ({fail.kind}) failed on {nf} with {k} and passed on {ng}"
+    if k in SHM_KINDS:
+        sf, sg = _effective_shm(fail, mf), _effective_shm(good, mg)
+        need = fail.evidence.get("shm_need_bytes") or good.metrics.get("shm_peak_bytes")
+        if sf and sg and sf < sg:
+            return (f"{head}: {nf}'s /dev/shm is {size(sf)} vs {size(sg)} on {ng}, and the run needs ~"
+                    f"{size(need)} in flight; give {nf} a larger /dev/shm (--shm-size).")
+    if k == "fd_exhausted":
+        a, b = fail.sandbox.get("nofile") or mf.get("nofile"), good.sandbox.get("nofile") or mg.get("nofile")
+        if a and b and a < b:
+            return f"{head}: {nf}'s open files limit is {a} vs {b} on {ng}; raise it with ulimit -n."
+    if k == "tmp_full":
+        a, b = mf.get("tmp_free_bytes"), mg.get("tmp_free_bytes")
+        if a is not None and b is not None and a < b:
+            return f"{head}: {nf}'s TMPDIR has {size(a)} free vs {size(b)} on {ng}."
+    if k in MEMORY_KINDS:
+        a = fail.sandbox.get("mem_bytes") or mf.get("ram_bytes")
+        b = good.sandbox.get("mem_bytes") or mg.get("ram_bytes")
+        if a and b and a < b:
+            return f"{head}: {nf} has {size(a)} of memory vs {size(b)} on {ng}."
+    return f"{head}; no difference in cores, memory, /dev/shm, open files or TMPDIR explains it: read its message."
+
+
+def _within_spread(a: Run, b: Run) -> str:
+    """``yes`` when both intervals are recorded and overlap, ``no`` when they are clear of each other."""
+    if a.interval is None or b.interval is None:
+        return "?"
+    return "yes" if a.interval[0] <= b.interval[1] and b.interval[0] <= a.interval[1] else "no"
+
+
+def _side_by_side(ka: Mapping[tuple[str, str], Run], kb: Mapping[tuple[str, str], Run],
+                  both: Sequence[tuple[str, str]]) -> tuple[list[str], list[float]]:
+    rows, ratios = [], []
+    for k in both:
+        a, b = ka[k], kb[k]
+        ratio = b.vps / a.vps if a.ok and b.ok and a.vps and b.vps is not None else None
+        if ratio is not None:
+            ratios.append(ratio)
+        rows.append([k[0], k[1], rate(a.vps, a.interval), rate(b.vps, b.interval), num(ratio, 2),
+                     _within_spread(a, b) if ratio is not None else "—", a.result, b.result])
+    lines = (md_table(["test", "config", "A videos/s", "B videos/s", "B/A", "within spread", "A result",
+                       "B result"], rows) if rows else ["No configuration ran on both."]) + [""]
+    if ratios:
+        lines += [f"Median B/A over the {len(ratios)} configuration(s) that passed on both: "
+                  f"{statistics.median(ratios):.2f}. *within spread*: the two 95 % intervals overlap, so the "
+                  "difference is not measured to be real.", ""]
+    return lines, ratios
+
+
+def _slower_side(ratios: Sequence[float], ma: Mapping[str, Any], mb: Mapping[str, Any],
+                 dsa: Mapping[str, Any], dsb: Mapping[str, Any]) -> list[str]:
+    med = statistics.median(ratios)
+    if 0.9 <= med <= 1.1:
+        return []
+    slow, fast, ms, mf = ("B", "A", mb, ma) if med < 1 else ("A", "B", ma, mb)
+    causes = []
+    if ms.get("cores") and mf.get("cores") and ms["cores"] < mf["cores"]:
+        causes.append(f"{slow} has {ms['cores']} cores vs {mf['cores']} on {fast} (decoding is CPU-bound)")
+    causes += [f"{n} differs ({ma.get(n, '?')} on A, {mb.get(n, '?')} on B)"
+               for n in ("torch", "decord", "python") if ma.get(n) != mb.get(n)]
+    causes += [f"the dataset differs ({label.split(': ')[1]})" for key, label in _DATASET_FACTS
+               if _differs(key, dsa.get(key), dsb.get(key))]
+    return [f"{slow} is slower (median B/A {med:.2f})" +
+            (": " + "; ".join(causes) + "." if causes else "; no recorded machine difference explains it.")]
+
+
+def compare(run_a: Source, run_b: Source) -> str:
+    """Markdown: the two runs' configs side by side (matched by test kind + label) with their rates ±
+    spread and the B/A ratio, configs whose outcome differs, and the machine differences that explain
+    them. A ``.jsonl`` watch log on either side goes to ``ssv2_fixtures.watch.report.compare_with_run``
+    (raises :class:`WatchReportMissing` when that module is absent)."""
+    if is_watch_log(run_a) or is_watch_log(run_b):
+        if is_watch_log(run_a) and is_watch_log(run_b):
+            raise ValueError("compare: two watch logs; give a watch log and a run folder")
+        log, run = (run_a, run_b) if is_watch_log(run_a) else (run_b, run_a)
+        if isinstance(run, Mapping) or isinstance(log, Mapping):
+            raise ValueError("compare: a watch log is compared with a run folder, not a results dict")
+        return str(watch_report().compare_with_run(Path(log), Path(run)))
+    da, _ = load(run_a)
+    db, _ = load(run_b)
+    ma, mb = da.get("machine") or {}, db.get("machine") or {}
+    ka = _keyed(sorted(runs_of(da), key=lambda r: r.sort_key))
+    kb = _keyed(sorted(runs_of(db), key=lambda r: r.sort_key))
+    both = [k for k in ka if k in kb]
+    only_a, only_b = [k for k in ka if k not in kb], [k for k in kb if k not in ka]
+    L = [f"# Comparison: A = {da.get('run_id', '?')} ({ma.get('hostname', '?')}) vs "
+         f"B = {db.get('run_id', '?')} ({mb.get('hostname', '?')})", ""]
+
+    diffs = [[label, _fact(key, ma.get(key)), _fact(key, mb.get(key))]
+             for key, label in _MACHINE_FACTS if _differs(key, ma.get(key), mb.get(key))]
+    dsa, dsb = da.get("dataset") or {}, db.get("dataset") or {}
+    diffs += [[label, _fact(key, dsa.get(key)), _fact(key, dsb.get(key))]
+              for key, label in _DATASET_FACTS if _differs(key, dsa.get(key), dsb.get(key))]
+    L += ["## Machine differences", ""]
+    L += (md_table(["fact", "A", "B"], diffs) if diffs else ["None in the recorded facts."]) + [""]
+
+    side, ratios = _side_by_side(ka, kb, both)
+    L += ["## Configurations side by side", ""] + side
+
+    flips = [k for k in both if ka[k].ok != kb[k].ok]
+    if flips:
+        L += ["## Passed on one, failed on the other", ""]
+        L += md_table(["test", "config", "A outcome", "B outcome"],
+                      [[k[0], k[1], _outcome_text(ka[k]), _outcome_text(kb[k])] for k in flips]) + [""]
+    if only_a or only_b:
+        L += ["## Ran on one only", ""]
+        if only_a:
+            L.append("- only on A: " + ", ".join(f"{lab} ({kind}, {ka[(kind, lab)].result})" for kind, lab in only_a))
+        if only_b:
+            L.append("- only on B: " + ", ".join(f"{lab} ({kind}, {kb[(kind, lab)].result})" for kind, lab in only_b))
+        L.append("")
+
+    why = [_explain_flip(kb[k], ka[k], mb, ma, "B", "A") if ka[k].ok else
+           _explain_flip(ka[k], kb[k], ma, mb, "A", "B") for k in flips]
+    if ratios:
+        why += _slower_side(ratios, ma, mb, dsa, dsb)
+    L += ["## What explains the differences", ""] + ([f"- {w}" for w in why] if why else
+                                                    ["- Nothing to explain: same outcomes, throughput within 10 %."])
+    return "\n".join(L) + "\n"

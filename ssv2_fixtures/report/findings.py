@@ -1,0 +1,259 @@
+"""Plain-language findings, each derived from the records and quoting the numbers behind it.
+
+Findings describe; they never change whether a run passed (that is its recorded ``status``).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from ..run.record import ResultsFile
+from .fmt import num, one_line, pct, rate, size, verdict_ok
+from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
+
+PLATEAU_GAIN = 0.05   # a worker step gaining less than this is "no longer growing"
+
+
+def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
+    """batch size → the fastest passing single-loader run per worker count, workers ascending."""
+    best: dict[tuple[int, int], Run] = {}
+    for r in runs:
+        if r.ok and r.kind != "distributed" and r.vps is not None and r.batch_size is not None \
+                and r.workers is not None:
+            key = (r.batch_size, r.workers)
+            if key not in best or (r.vps or 0.0) > (best[key].vps or 0.0):
+                best[key] = r
+    out: dict[int, list[Run]] = {}
+    for (bs, _), r in sorted(best.items()):
+        out.setdefault(bs, []).append(r)
+    return out
+
+
+def scaling(runs: Sequence[Run]) -> dict[int, tuple[int | None, tuple[int, float, int, float]]]:
+    """batch size → (plateau worker count or None if still growing, the step that shows it:
+    (w0, v0, w1, v1)). Needs two worker counts for a batch size."""
+    out: dict[int, tuple[int | None, tuple[int, float, int, float]]] = {}
+    for bs, rs in best_runs_by_workers(runs).items():
+        pts = [(r.workers or 0, r.vps or 0.0) for r in rs]
+        if len(pts) < 2:
+            continue
+        steps = list(zip(pts, pts[1:]))
+        for (w0, v0), (w1, v1) in steps:
+            if v0 > 0 and v1 / v0 - 1 < PLATEAU_GAIN:
+                out[bs] = (w0, (w0, v0, w1, v1))
+                break
+        else:
+            (w0, v0), (w1, v1) = steps[-1]
+            out[bs] = (None, (w0, v0, w1, v1))
+    return out
+
+
+def _numbers(v: Mapping[str, Any]) -> str:
+    """A verdict's numeric fields not already quoted in its detail."""
+    parts, detail = [], str(v.get("detail", ""))
+    for k, x in v.items():
+        if k in ("name", "ok", "detail") or isinstance(x, bool) or not isinstance(x, (int, float)):
+            continue
+        text = size(x) if k.endswith("bytes") else f"{x:g}"
+        if text not in detail:
+            parts.append(f"{k} {text}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _scaling(runs: Sequence[Run], cores: Any) -> list[str]:
+    out = []
+    for bs, (plateau, (w0, v0, w1, v1)) in scaling(runs).items():
+        if plateau is not None:
+            out.append(f"Batch size {bs}: throughput stops growing beyond {plateau} workers on this machine "
+                       f"({cores} cores): {w0} → {w1} workers gives {v0:.1f} → {v1:.1f} videos/s "
+                       f"({pct(v1 / v0 - 1)}, below the {PLATEAU_GAIN * 100:.0f} % gain that would pay for "
+                       "the extra workers' memory).")
+        else:
+            out.append(f"Batch size {bs}: throughput still grows at the most workers tried: {w0} → {w1} workers "
+                       f"gives {v0:.1f} → {v1:.1f} videos/s ({pct(v1 / v0 - 1)}); more workers may help "
+                       f"(this machine has {cores} cores).")
+    return out
+
+
+def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
+    out = []
+    eff = [r for r in runs if r.ok and r.efficiency is not None]
+    if eff:
+        b = max(eff, key=lambda r: r.vps or 0.0)
+        lim = b.metrics["decode_limit_videos_per_s"]
+        tail = ("loading is decode-bound: more workers or prefetch will not help, a cheaper decode (smaller "
+                "size, fewer frames) would" if (b.efficiency or 0) >= 0.9 else
+                f"the loader pipeline (collation, transfer between processes, idle workers) costs the other "
+                f"{(1 - (b.efficiency or 0)) * 100:.0f} %")
+        out.append(f"The fastest passing configuration, {b.label} ({b.test}), reaches {b.vps:.1f} videos/s = "
+                   f"{(b.efficiency or 0) * 100:.0f} % of the decode limit ({lim:.1f} videos/s measured "
+                   f"decoding alone): {tail}.")
+    ram = mach.get("ram_bytes")
+    rss = [r for r in runs if r.ok and r.metrics.get("rss_peak_bytes")]
+    if rss and ram:
+        b = max(rss, key=lambda r: r.metrics["rss_peak_bytes"])
+        peak = b.metrics["rss_peak_bytes"]
+        out.append(f"Largest memory (RSS) peak of a passing run: {b.label} ({b.test}) with {size(peak)} for "
+                   f"{b.workers} workers, {peak / ram * 100:.0f} % of this machine's {size(ram)} RAM.")
+    return out
+
+
+def _verdicts(runs: Sequence[Run]) -> list[str]:
+    out = []
+    leak_ok = [(r, v) for r in runs for v in r.verdicts if v.get("name") == "leak" and verdict_ok(v)]
+    if leak_ok:
+        out.append(f"No memory growth beyond the limit in {len(leak_ok)} run(s) with a leak check: "
+                   + "; ".join(f"{r.label} ({r.kind}): {v.get('detail', 'ok')}" for r, v in leak_ok) + ".")
+    for r in runs:
+        for v in r.failed_verdicts:
+            what = {"leak": "memory grew", "degradation": "throughput degraded over time"}.get(
+                str(v.get("name")), f"check {v.get('name')} failed")
+            out.append(f"{r.label} ({r.test}): {what} — {v.get('detail', '')}{_numbers(v)}.")
+    return out
+
+
+def _shm_finding(r: Run, mach: Mapping[str, Any]) -> str:
+    ev = r.evidence
+    budget = r.rec.get("budget") or {}
+    need = ev.get("shm_need_bytes") or budget.get("shm_bytes")
+    avail = ev.get("shm_available_bytes") or budget.get("shm_available_bytes")
+    total = r.sandbox.get("shm_bytes") or ev.get("shm_total_bytes") or mach.get("shm_total_bytes")
+    emulated = " (emulated)" if r.sandbox.get("shm_bytes") else ""
+    predicted = " — the budget predicted this" if budget.get("fits") is False else ""
+    ranks = f" × {r.ranks} ranks" if r.ranks > 1 else ""
+    return (f"{r.label} ({r.test}, {r.outcome.get('kind')}): needed ~{size(need)} of /dev/shm for the batches in "
+            f"flight ({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches{ranks})"
+            + (f", {size(avail)} available at the start" if avail else "")
+            + f"; free space fell to {size(ev.get('shm_free_bytes'))} of {size(total)}{emulated}{predicted}.")
+
+
+def _outcomes(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
+    """One finding per failure whose kind the records explain (shm, fds, memory, hang, TMPDIR, data)."""
+    out = []
+    for r in runs:
+        k, ev, m = r.outcome.get("kind"), r.evidence, r.metrics
+        if k in SHM_KINDS:
+            out.append(_shm_finding(r, mach))
+        elif k == "fd_exhausted":
+            fds = ev.get("fds_peak") or m.get("fds_peak")
+            nofile = ev.get("nofile") or r.sandbox.get("nofile") or mach.get("nofile")
+            out.append(f"{r.label} ({r.test}): ran out of file descriptors at {fds} open (limit ulimit -n = "
+                       f"{nofile}); with the {r.strategy} strategy every shared tensor in flight holds an fd.")
+        elif k in MEMORY_KINDS:
+            peak = ev.get("rss_peak_bytes") or m.get("rss_peak_bytes")
+            cap, what = ((ev["mem_limit_bytes"], "the memory limit") if ev.get("mem_limit_bytes") else
+                         (r.sandbox["mem_bytes"], "the emulated memory limit") if r.sandbox.get("mem_bytes") else
+                         (mach.get("ram_bytes"), "the machine's RAM"))
+            out.append(f"{r.label} ({r.test}, {k}): memory (RSS) peak {size(peak)} against {size(cap)} "
+                       f"({what}) with {r.workers} workers × batch {r.batch_size}.")
+        elif k == "hang":
+            wd = ev.get("watchdog") or {}
+            out.append(f"{r.label} ({r.test}): hung {r.failure_point()} — no progress for "
+                       f"{num(wd.get('elapsed_s'))} s ({wd.get('phase', '?')} limit {num(wd.get('limit_s'))} s).")
+        elif k == "tmp_full":
+            out.append(f"{r.label} ({r.test}): TMPDIR {ev.get('tmpdir', mach.get('tmpdir', '?'))} filled up "
+                       f"({size(ev.get('tmp_free_bytes'))} free) {r.failure_point()}.")
+        elif k in ("data_error", "decode_error"):
+            out.append(f"{r.label} ({r.test}, {k}): the data is at fault, not the loader settings — "
+                       f"{one_line(r.outcome.get('message'), 200)}")
+    crashes = [r for r in runs if r.outcome.get("kind") in ("segfault", "main_crashed", "worker_exception", "unknown")]
+    if crashes:
+        out.append(f"{len(crashes)} run(s) crashed for reasons the settings do not explain (read their "
+                   "messages and stderr tails): " + ", ".join(f"{r.label} ({r.result})" for r in crashes) + ".")
+    return out
+
+
+def _leftovers(runs: Sequence[Run]) -> list[str]:
+    out = []
+    for r in runs:
+        m = r.metrics
+        if m.get("leaked_shm_files"):
+            out.append(f"{r.label} ({r.test}) left {m['leaked_shm_files']} shared-memory file(s) "
+                       f"({size(m.get('leaked_shm_bytes'))}) in /dev/shm when it ended (the runner removed "
+                       "them; in a real job they stay until reboot: clean /dev/shm/torch_* after crashes).")
+        if m.get("leaked_tmp_files"):
+            out.append(f"{r.label} ({r.test}) left {m['leaked_tmp_files']} temporary file(s) "
+                       f"({size(m.get('leaked_tmp_bytes'))}) in its TMPDIR.")
+    skipped = [(r, int(r.metrics.get("skipped_videos") or 0)) for r in runs if r.metrics.get("skipped_videos")]
+    if skipped:
+        out.append(f"{sum(n for _, n in skipped)} undecodable video(s) were skipped: "
+                   + ", ".join(f"{r.label} {n}" for r, n in skipped) + ".")
+    return out
+
+
+def split_findings(runs: Sequence[Run]) -> list[str]:
+    """Runs whose split (``metrics["split_size"]``) is smaller than the items they hold in flight: every
+    video is loaded again within one prefetch window, so the page cache is warmer than in training."""
+    small: dict[int, list[Run]] = {}
+    for r in runs:
+        n, flight = r.metrics.get("split_size"), r.in_flight
+        if isinstance(n, int) and flight is not None and n < flight:
+            small.setdefault(n, []).append(r)
+    out = []
+    for n, rs in sorted(small.items()):
+        seen = sorted({int(d) for r in rs if isinstance(d := r.metrics.get("distinct_videos"), int)})
+        distinct = (f"; distinct videos seen per run: {', '.join(map(str, seen))}" if seen else "")
+        out.append(f"The split holds {n} videos, fewer than the items in flight in {len(rs)} run(s) ("
+                   + ", ".join(f"{r.label} {r.kind}: {r.in_flight}" for r in rs[:6])
+                   + (", …" if len(rs) > 6 else "") + f"){distinct}: repeats make the page cache warmer than "
+                   "in training, so these rates are optimistic; measure on a larger split.")
+    return out
+
+
+def rank_verdicts(runs: Sequence[Run]) -> list[tuple[str, Run, Run]]:
+    """(label, a passing run with fewer ranks or a single loader, a failing run with more ranks)."""
+    out = []
+    for r in runs:
+        if r.kind != "distributed" or r.ok or r.ranks < 2:
+            continue
+        fewer = [x for x in runs if x.label == r.label and x.ok and (x.kind != "distributed" or x.ranks < r.ranks)]
+        if fewer:
+            best = max(fewer, key=lambda x: (x.kind == "distributed", x.ranks))
+            out.append((r.label, best, r))
+    return out
+
+
+def _rank_findings(runs: Sequence[Run]) -> list[str]:
+    out = []
+    for label, good, bad in rank_verdicts(runs):
+        was = (f"with {good.ranks} rank{'s' if good.ranks != 1 else ''} ({num(good.vps)} videos/s)"
+               if good.kind == "distributed" else f"as a single loader ({good.test}, {num(good.vps)} videos/s)")
+        out.append(f"{label} is stable {was} but not with {bad.ranks} ranks on one node: {bad.result} "
+                   f"{bad.failure_point()} ({one_line(bad.outcome.get('message'), 160)}). The ranks share the "
+                   f"node's /dev/shm, RAM, cores and open files: size a DDP job's loader for all {bad.ranks} ranks.")
+    by_label: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.kind == "distributed" and r.ok and r.vps:
+            by_label.setdefault(r.label, []).append(r)
+    for label, rs in by_label.items():
+        rs = sorted(rs, key=lambda x: x.ranks)
+        if len(rs) >= 2 and rs[0].ranks < rs[-1].ranks:
+            a, b = rs[0], rs[-1]
+            out.append(f"{label}: {a.ranks} → {b.ranks} ranks on one node gives {rate(a.vps, a.interval)} → "
+                       f"{rate(b.vps, b.interval)} videos/s for the node ({pct((b.vps or 0) / (a.vps or 1) - 1)}).")
+    return out
+
+
+def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
+    out = []
+    capped = [str(c) for c in extra(data, "capped") or []]  # quick-ladder notes (StressSession.capped)
+    if capped:
+        out.append(f"Worker counts were capped at --max-workers (default 2 × cores; this machine has {cores}): "
+                   + "; ".join(capped) + ".")
+    keys = ("shm_bytes", "tmp_bytes", "nofile", "mem_bytes", "cpus")
+    sandboxed = [r for r in runs if r.sandbox and any(r.sandbox.get(k) is not None for k in keys)]
+    if sandboxed:
+        sb = sandboxed[0].sandbox
+        limits = ", ".join(f"{k.replace('_bytes', '')} {size(v) if k.endswith('bytes') else v}"
+                           for k, v in sb.items() if k in keys and v is not None)
+        out.append(f"{len(sandboxed)} run(s) ran under emulated limits (e.g. {sb.get('profile') or 'custom'}: "
+                   f"{limits}): they describe that target machine, not this host.")
+    return out
+
+
+def findings(data: ResultsFile) -> list[str]:
+    """Plain-language findings, each derived from the records and quoting the numbers behind it."""
+    runs = sorted(runs_of(data), key=lambda r: r.sort_key)
+    mach = data.get("machine") or {}
+    cores = mach.get("cores", "?")
+    return (_scaling(runs, cores) + _ceilings(runs, mach) + _verdicts(runs) + _outcomes(runs, mach)
+            + _leftovers(runs) + split_findings(runs) + _rank_findings(runs) + _settings(data, runs, cores))

@@ -1,0 +1,252 @@
+"""Reading a session's ``results.json`` into :class:`Run` views.
+
+The report reads records and never decides: a run passed when its record says ``status ==
+"passed"`` (the stress layer decides that once, after its verdicts). Fields that older files lack
+are read as absent (an interval, a split size), never recomputed from other fields.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union, cast
+
+from ..data.loader import LoaderConfig
+from ..run.record import ResultsError, ResultsFile, RunRecord, read_results
+from .fmt import verdict_ok
+
+Source = Union[str, "os.PathLike[str]", ResultsFile]
+
+KIND_ORDER = ("quick", "tune", "limits", "sustained", "validate", "distributed")
+SUSTAINED_KINDS = ("sustained", "validate")   # long runs: the only ones a recommendation trusts as is
+SHM_KINDS = ("shm_exhausted", "bus_error")
+MEMORY_KINDS = ("oom_killed", "memory_error", "worker_killed")
+
+
+def extra(data: ResultsFile | Mapping[str, Any], key: str) -> Any:
+    """A top-level field the schema's TypedDict does not (yet) name: ``capped``, ``tune``,
+    ``data_error``. Read as plain JSON."""
+    return cast(Mapping[str, Any], data).get(key)
+
+
+def load(src: Source) -> tuple[ResultsFile, Path | None]:
+    """A results file (dict) and its run folder, from a run folder, a results.json, or the dict itself.
+
+    Beyond :func:`read_results`, checks that every run is an object, so a hand-edited file fails with
+    a :class:`ResultsError` naming it rather than a traceback somewhere in a table.
+    """
+    if isinstance(src, Mapping):
+        return src, None
+    p = Path(src)
+    data = read_results(p)
+    name = p / "results.json" if p.is_dir() else p
+    for i, r in enumerate(data["results"]):
+        if not isinstance(r, dict):
+            raise ResultsError(f"{name}: results[{i}] is not a run record (got {type(r).__name__})")
+    for key in ("machine", "dataset", "settings", "data_error"):
+        if extra(data, key) is not None and not isinstance(extra(data, key), dict):
+            raise ResultsError(f"{name}: field {key!r} must be an object")
+    for key in ("tune", "limits"):
+        if extra(data, key) is not None and not isinstance(extra(data, key), list):
+            raise ResultsError(f"{name}: field {key!r} must be a list")
+    return data, (p if p.is_dir() else p.parent)
+
+
+def loader_fields(c: Mapping[str, Any]) -> dict[str, Any]:
+    known = {f.name for f in fields(LoaderConfig)}
+    return {k: v for k, v in c.items() if k in known}
+
+
+def label_of(c: Mapping[str, Any]) -> str:
+    """LoaderConfig's own label, so report and runner name configs alike; a hand-edited, invalid config
+    still gets a name instead of stopping the report."""
+    try:
+        return LoaderConfig.from_dict(loader_fields(c)).label
+    except (ValueError, TypeError):
+        return f"bs{c.get('batch_size')}-w{c.get('num_workers')}-pf{c.get('prefetch_factor')}"
+
+
+def interval_of(x: Any) -> tuple[float, float] | None:
+    """A recorded ``[lo, hi]`` as floats; anything else (absent, malformed) is no interval."""
+    if isinstance(x, (list, tuple)) and len(x) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
+        return float(x[0]), float(x[1])
+    return None
+
+
+_LABEL = re.compile(r"bs(\d+)-w(\d+)(?:-pf(\d+))?(-fs)?")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Read-only view of one :class:`RunRecord` with the derived facts every section needs."""
+
+    rec: RunRecord
+
+    @property
+    def kind(self) -> str:
+        return str(self.rec.get("kind") or "?")
+
+    @property
+    def test(self) -> str:
+        phase = self.rec.get("phase")
+        return f"{self.kind} ({phase})" if phase else self.kind
+
+    @property
+    def label(self) -> str:
+        return str(self.rec.get("label") or self.rec.get("id") or "?")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        c = self.rec.get("config")
+        if isinstance(c, dict):
+            return dict(c)
+        m = _LABEL.search(self.label)  # a record without its config: the label still says bs/w/pf
+        if not m:
+            return {}
+        return {"batch_size": int(m.group(1)), "num_workers": int(m.group(2)),
+                "prefetch_factor": int(m.group(3)) if m.group(3) else None,
+                "sharing_strategy": "file_system" if m.group(4) else "file_descriptor"}
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.config.get("batch_size")
+
+    @property
+    def workers(self) -> int | None:
+        return self.config.get("num_workers")
+
+    @property
+    def prefetch(self) -> int:
+        """Effective prefetch (torch's default 2 with workers, 0 without)."""
+        w = self.workers or 0
+        return 0 if w == 0 else int(self.config.get("prefetch_factor") or 2)
+
+    @property
+    def strategy(self) -> str:
+        return str(self.config.get("sharing_strategy") or "file_descriptor")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.rec.get("metrics") or {})
+
+    @property
+    def vps(self) -> float | None:
+        v = self.metrics.get("videos_per_s")
+        return float(v) if v is not None else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The recorded 95 % batch-means interval of videos/s (``None`` in files from before it)."""
+        return interval_of(self.metrics.get("videos_per_s_interval"))
+
+    @property
+    def shm_bytes(self) -> float | None:
+        """Shared memory this config uses: measured peak, else the budget's prediction."""
+        v = self.metrics.get("shm_peak_bytes") or (self.rec.get("budget") or {}).get("shm_bytes")
+        return float(v) if v is not None else None
+
+    @property
+    def in_flight(self) -> int | None:
+        """Items in flight at once: batch × (workers × prefetch + 1)."""
+        if self.batch_size is None:
+            return None
+        return self.batch_size * ((self.workers or 0) * self.prefetch + 1)
+
+    @property
+    def efficiency(self) -> float | None:
+        lim, v = self.metrics.get("decode_limit_videos_per_s"), self.vps
+        return v / float(lim) if lim and v is not None else None
+
+    @property
+    def outcome(self) -> dict[str, Any]:
+        return dict(self.rec.get("outcome") or {})
+
+    @property
+    def evidence(self) -> dict[str, Any]:
+        return dict(self.outcome.get("evidence") or {})
+
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        return list(self.rec.get("verdicts") or [])
+
+    @property
+    def failed_verdicts(self) -> list[dict[str, Any]]:
+        return [v for v in self.verdicts if not verdict_ok(v)]
+
+    @property
+    def ok(self) -> bool:
+        """As recorded: the stress layer wrote ``status`` after its verdicts."""
+        return self.rec.get("status") == "passed"
+
+    @property
+    def result(self) -> str:
+        """``passed``, the failure kind, ``verdict:<name>`` for a run failed by a check, else ``failed``."""
+        if self.ok:
+            return "passed"
+        if self.outcome.get("kind"):
+            return str(self.outcome["kind"])
+        names = [str(v.get("name")) for v in self.failed_verdicts]
+        return "verdict:" + ",".join(names) if names else "failed"
+
+    @property
+    def sandbox(self) -> dict[str, Any]:
+        return dict(self.rec.get("sandbox") or {})
+
+    @property
+    def ranks(self) -> int:
+        """Local ranks of a ``distributed`` run (1 for a single loader)."""
+        d = self.rec.get("distributed") or {}
+        return int(d.get("nproc_per_node") or self.metrics.get("ranks") or len(self.rec.get("ranks") or []) or 1)
+
+    @property
+    def sort_key(self) -> tuple[Any, ...]:
+        k = KIND_ORDER.index(self.kind) if self.kind in KIND_ORDER else len(KIND_ORDER)
+        return (k, self.batch_size or 0, self.workers or 0, self.prefetch, self.strategy, self.label)
+
+    def remedy(self) -> str:
+        if self.outcome:
+            return str(self.outcome.get("remedy") or "")
+        names = {str(v.get("name")) for v in self.failed_verdicts}
+        if "leak" in names:
+            return ("memory grows batch after batch: look for state the dataset keeps per item (caches, lists "
+                    "of decoded frames), or use persistent_workers=False; rerun pytest -m sustained")
+        if "degradation" in names:
+            return ("throughput falls over time: check for thermal throttling, a filling /dev/shm or TMPDIR, "
+                    "or growing memory; rerun pytest -m sustained")
+        if any(n.startswith("target:") for n in names):
+            return "the config misses your target: change it (or the target) and rerun pytest -m validate"
+        return "see the check's detail; rerun the test"
+
+    @property
+    def workers_cell(self) -> str:
+        req = self.rec.get("requested_workers")
+        return f"{self.workers} (of {req} requested)" if req is not None and req != self.workers else str(self.workers)
+
+    def failure_point(self) -> str:
+        b = self.outcome.get("batch")
+        req = self.rec.get("batches_requested")
+        if b is None:
+            b = self.metrics.get("batches")
+        if b is None:
+            return "?"
+        if b == 0:
+            return "before the first batch"
+        return f"after {b} of {req} batches" if req else f"after {b} batches"
+
+
+def runs_of(data: ResultsFile | Sequence[RunRecord]) -> list[Run]:
+    """The runs of a results file (or a list of records), as recorded."""
+    if not isinstance(data, Mapping):
+        return [Run(r) for r in data]
+    return [Run(r) for r in data.get("results") or []]
+
+
+def sustained_ok(runs: Sequence[Run]) -> list[Run]:
+    return [r for r in runs if r.ok and r.kind in SUSTAINED_KINDS and r.vps is not None]
+
+
+def short_ok(runs: Sequence[Run]) -> list[Run]:
+    # distributed throughput is per job, not per loader: not comparable with the single-loader runs
+    return [r for r in runs if r.ok and r.kind not in SUSTAINED_KINDS + ("distributed",) and r.vps is not None]

@@ -1,0 +1,263 @@
+"""Which configuration to use: only configs that ran and passed, ties broken toward the cheaper.
+
+The tie rule (:func:`pick`) is pure, over recorded rates and intervals:
+
+1. the fastest candidate is the one with the highest recorded videos/s;
+2. it and every candidate whose 95 % interval overlaps the fastest's interval form a *tie*: the
+   measurements cannot tell them apart (a candidate without an interval counts as the point
+   ``[rate, rate]``, so it ties only when it lies inside the fastest's interval, or the fastest's
+   point lies inside its own);
+3. the tie goes to the cheapest: fewer workers, then smaller prefetch, then less shared memory
+   (measured peak, else the budget's prediction); then the higher rate, then the label, so the
+   answer never depends on the order of the records.
+
+:func:`recommend` applies it to the runs that passed a sustained (or validate) run; with none, to
+the passed short runs (stated as unverified). A config that was never run is never named.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
+
+from ..data.loader import LoaderConfig
+from ..run.record import ResultsFile, RunRecord
+from .fmt import GB, rate, size
+from .model import (
+    SUSTAINED_KINDS,
+    Run,
+    interval_of,
+    label_of,
+    loader_fields,
+    runs_of,
+    short_ok,
+    sustained_ok,
+)
+from .tune import confirmed_best
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One measured, passed config as the tie rule sees it."""
+
+    label: str
+    rate: float
+    interval: tuple[float, float] | None = None
+    workers: int = 0
+    prefetch: int = 0
+    shm_bytes: float | None = None
+
+    @property
+    def span(self) -> tuple[float, float]:
+        return self.interval if self.interval is not None else (self.rate, self.rate)
+
+    def overlaps(self, other: Candidate) -> bool:
+        (a_lo, a_hi), (b_lo, b_hi) = self.span, other.span
+        return a_lo <= b_hi and b_lo <= a_hi
+
+    @property
+    def cost(self) -> tuple[Any, ...]:
+        shm = self.shm_bytes if self.shm_bytes is not None else math.inf
+        return (self.workers, self.prefetch, shm, -self.rate, self.label)
+
+
+@dataclass(frozen=True)
+class Pick:
+    best: Candidate
+    ties: tuple[Candidate, ...]   # every candidate in the tie, cheapest first (best included)
+    fastest: Candidate
+
+    @property
+    def tied(self) -> bool:
+        return len(self.ties) > 1
+
+
+def pick(candidates: Sequence[Candidate]) -> Pick:
+    """The tie rule (module docstring). Raises ``ValueError`` on no candidates."""
+    if not candidates:
+        raise ValueError("pick: no candidates")
+    fastest = min(candidates, key=lambda c: (-c.rate, c.cost))  # equal rates: the cheaper is "fastest"
+    ties = tuple(sorted((c for c in candidates if c is fastest or c.overlaps(fastest)), key=lambda c: c.cost))
+    return Pick(ties[0], ties, fastest)
+
+
+def candidate(r: Run) -> Candidate:
+    return Candidate(r.label, r.vps or 0.0, r.interval, r.workers or 0, r.prefetch, r.shm_bytes)
+
+
+def tie_text(p: Pick) -> str:
+    """``tie: a, b — within each other's spread; the cheaper is recommended`` (empty when no tie)."""
+    if not p.tied:
+        return ""
+    return (f"tie: {', '.join(c.label for c in p.ties)} — within each other's spread; "
+            "the cheaper is recommended")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    config: dict[str, Any]      # LoaderConfig fields to use (exactly the basis run's)
+    basis: Run                  # the measured, passed run it is
+    verified: bool              # True: passed a sustained run as is; False: only short runs
+    reason: str                 # one sentence, with numbers
+    expected_vps: float | None  # the basis run's measured videos/s
+    ties: tuple[str, ...] = ()  # labels that tied with it (itself included), cheapest first
+    tuned: bool = False         # chosen by a confirmed ``-m tune`` result
+
+    @property
+    def label(self) -> str:
+        return label_of(self.config)
+
+    @property
+    def measured(self) -> str:
+        """``74.0 ± 2.1 videos/s`` of the basis run."""
+        return f"{rate(self.basis.vps, self.basis.interval)} videos/s"
+
+
+def _best_run(pool: Sequence[Run]) -> tuple[Run, Pick]:
+    """The run the tie rule picks; several runs of one config count once (its fastest)."""
+    by_label: dict[str, Run] = {}
+    for r in pool:
+        if r.label not in by_label or (r.vps or 0.0) > (by_label[r.label].vps or 0.0):
+            by_label[r.label] = r
+    cands = {candidate(r): r for r in by_label.values()}
+    p = pick(list(cands))
+    return cands[p.best], p
+
+
+def _tuned(data: ResultsFile | Sequence[RunRecord], runs: Sequence[Run]) -> Recommendation | None:
+    """A confirmed ``-m tune`` best that also has a passed run record (only measured configs)."""
+    if not isinstance(data, Mapping):
+        return None
+    best = confirmed_best(data)
+    if best is None:
+        return None
+    label = best.label
+    passed = [r for r in runs if r.ok and r.label == label and r.vps is not None and r.kind != "distributed"]
+    if not passed:
+        return None
+    basis = max(passed, key=lambda r: (r.kind in SUSTAINED_KINDS, r.vps or 0.0))
+    ties = tuple(str(t) for t in best.entry.get("ties") or [])
+    return Recommendation(basis.config, basis, basis.kind in SUSTAINED_KINDS,
+                          f"tuned by pytest -m tune for batch size {best.entry.get('batch_size', '?')}: "
+                          f"{rate(best.rate, best.interval)} videos/s, confirmed", basis.vps, ties, True)
+
+
+def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
+    """The config to use (module docstring): a confirmed tune result if it ran and passed; else the
+    tie rule over sustained passes; else over short passes (configs that failed a long run are left
+    out). ``None`` when nothing passed."""
+    runs = runs_of(data)
+    tuned = _tuned(data, runs)
+    if tuned is not None:
+        return tuned
+    sus = sustained_ok(runs)
+    if sus:
+        best, p = _best_run(sus)
+        n = len({r.label for r in sus})
+        why = (f"highest videos/s ({rate(p.fastest.rate, p.fastest.interval)}, {p.fastest.label}) among the "
+               f"{n} configuration(s) that passed a sustained run"
+               + (f"; {tie_text(p)}" if p.tied else ""))
+        return Recommendation(best.config, best, True, why, best.vps, tuple(c.label for c in p.ties))
+    failed_sus = [r for r in runs if r.kind in SUSTAINED_KINDS and not r.ok]
+    # A short pass of a config that failed a long run (e.g. leaked) is no basis for a recommendation.
+    bad_labels = {r.label for r in failed_sus}
+    short = [r for r in short_ok(runs) if r.label not in bad_labels]
+    if not short:
+        return None
+    best, p = _best_run(short)
+    failed_note = (f" ({len(failed_sus)} sustained run(s) failed and are excluded: "
+                   + ", ".join(f"{r.label} {r.result}" for r in failed_sus) + ")") if failed_sus else ""
+    why = (f"the fastest short run, {p.fastest.label}, reached {rate(p.fastest.rate, p.fastest.interval)} "
+           f"videos/s{failed_note}" + (f"; {tie_text(p)}" if p.tied else "")
+           + ". Only short runs: verify with pytest -m sustained")
+    return Recommendation(best.config, best, False, why, best.vps, tuple(c.label for c in p.ties))
+
+
+def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
+    """The recommended config as Python: ssv2_fixtures' make_loader and the plain torch equivalent."""
+    lc = LoaderConfig.from_dict(loader_fields(rec.config))
+    defaults = {f.name: f.default for f in fields(LoaderConfig)}
+    args = [f"batch_size={lc.batch_size}", f"num_workers={lc.num_workers}"]
+    if lc.num_workers:
+        args.append(f"prefetch_factor={lc.effective_prefetch}")
+    args += [f"{k}={getattr(lc, k)!r}" for k in defaults
+             if k not in ("batch_size", "num_workers", "prefetch_factor") and getattr(lc, k) != defaults[k]]
+    ds = {**(data.get("dataset") or {}), **(rec.basis.rec.get("dataset") or {})}
+    ds_args = [repr(str(ds.get("root", "/path/to/ssv2")))]
+    ds_args += [f"{k}={ds[k]!r}" for k in ("split", "num_frames", "size") if k in ds]
+    torch_args = [f"batch_size={lc.batch_size}", f"shuffle={lc.shuffle}", f"num_workers={lc.num_workers}"]
+    if lc.num_workers:
+        torch_args += [f"prefetch_factor={lc.effective_prefetch}", f"persistent_workers={lc.persistent_workers}"]
+        if lc.timeout:
+            torch_args.append(f"timeout={lc.timeout!r}")
+        if lc.mp_context:
+            torch_args.append(f"multiprocessing_context={lc.mp_context!r}")
+    torch_args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
+    return ["```python",
+            "from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader",
+            "",
+            f"dataset = SSv2Clips({', '.join(ds_args)})",
+            f"config = LoaderConfig({', '.join(args)})",
+            "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the workers",
+            "",
+            "# or with plain torch:",
+            "import torch",
+            f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+            f"loader = torch.utils.data.DataLoader(dataset, {', '.join(torch_args)})",
+            "```"]
+
+
+def train_toml(rec: Recommendation) -> list[str]:
+    """The recommendation as a ``--train-config`` file for ``-m validate`` (keys traincfg accepts)."""
+    lc = LoaderConfig.from_dict(loader_fields(rec.config))
+    defaults = {f.name: f.default for f in fields(LoaderConfig)}
+
+    def toml(x: Any) -> str:
+        return ("true" if x else "false") if isinstance(x, bool) else f'"{x}"' if isinstance(x, str) else f"{x}"
+    keys = ["batch_size", "num_workers"] + (["prefetch_factor"] if lc.num_workers else []) + ["sharing_strategy"]
+    keys += [k for k in ("pin_memory", "persistent_workers", "shuffle", "drop_last", "timeout", "seed")
+             if getattr(lc, k) != defaults[k]]
+    lines = ["```toml", "[loader]"]
+    lines += [f"{k} = {toml(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}" for k in keys]
+    lines += ["", "[target]"]
+    vps = rec.expected_vps or rec.basis.vps
+    if vps:
+        lines.append(f"min_videos_per_s = {math.floor(vps * 0.9)}  # replace with what your training step "
+                     f"needs (this is 90 % of {vps:.1f})")
+    return lines + ["```"]
+
+
+def environment(rec: Recommendation, machine: Mapping[str, Any]) -> list[str]:
+    """Environment changes the recommended config needs, sized from the measured peaks of its run."""
+    m, lc = rec.basis.metrics, LoaderConfig.from_dict(loader_fields(rec.config))
+    out: list[str] = []
+    shm = int(m.get("shm_peak_bytes") or 0)
+    have = machine.get("shm_total_bytes")
+    if lc.num_workers == 0 or shm == 0:
+        out.append("- **/dev/shm**: not used (no batches shared between processes); no change needed.")
+    else:
+        gib = max(1, math.ceil(shm * 2 / GB))  # twice the peak: other processes and fragmentation
+        enough = (f"; this machine has {size(have)}: " + ("enough" if have >= gib * GB else "**too small**")
+                  if have else "")
+        out.append(f"- **/dev/shm**: peak {size(shm)} → `docker run --shm-size={gib}g` (Kubernetes: an "
+                   f"`emptyDir` with `medium: Memory`, `sizeLimit: {gib}Gi` on /dev/shm){enough}.")
+    fds = int(m.get("fds_peak") or 0)
+    nofile = machine.get("nofile")
+    if lc.sharing_strategy == "file_descriptor" and lc.num_workers:
+        need = max(1024, 2 ** math.ceil(math.log2(max(fds * 2, 1))))
+        state = (f"the current limit {nofile} is enough" if nofile and nofile >= need
+                 else f"the current limit is {nofile if nofile else '?'}")
+        out.append(f"- **open files**: fd peak {fds} with the file_descriptor strategy (one fd per shared "
+                   f"tensor in flight) → `ulimit -n {need}`; {state}.")
+    else:
+        out.append(f"- **open files**: fd peak {fds}; the {lc.sharing_strategy} strategy passes no fds "
+                   "per tensor, no change needed.")
+    tmp = int(m.get("tmp_peak_bytes") or 0)
+    if tmp:
+        out.append(f"- **TMPDIR**: peak {size(tmp)} of temporary files → point TMPDIR at a disk with at least "
+                   f"{size(tmp * 2)} free (this run: {machine.get('tmpdir', '?')}, "
+                   f"{size(machine.get('tmp_free_bytes'))} free).")
+    else:
+        out.append("- **TMPDIR**: the loader wrote no temporary files (peak 0 B); no change needed.")
+    return out
+

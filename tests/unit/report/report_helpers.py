@@ -1,0 +1,71 @@
+"""Helpers for the report tests: stored fixtures, run folders, markdown sections and tables.
+
+Stored results in ``tests/unit/fixtures`` (hand-made, realistic numbers):
+
+- ``healthy.json``: quick ladder (2 worker counts × 2 batch sizes) + two sustained runs, all passed;
+- ``healthy_small_shm.json``: the same suite on a smaller VM (256 MB /dev/shm, 8 cores): bs16-w4 fails;
+- ``failures.json``: one failed run of every outcome kind, two short passes, a leaking sustained run;
+- ``limits.json``: batch-size probes per worker count and the ``limits`` list;
+- ``validate.json``: a sustained pass and a validated config recorded as failed for a missed target;
+- ``data_error.json``: a session whose split could not load (top-level ``data_error``, no runs).
+
+These files predate recorded intervals: :func:`with_intervals` adds ``videos_per_s_interval`` by the
+suite's own rule (:func:`ssv2_fixtures.run.stats.rate_interval`) from each record's stored batch waits,
+as the record builder now does, so no interval is typed in by hand.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ssv2_fixtures.run.stats import rate_interval
+
+DATA = Path(__file__).parents[1] / "fixtures"
+
+
+def fixture(name: str) -> Any:  # a ResultsFile; Any so tests can edit it freely
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+def with_intervals(data: Any) -> Any:
+    """A copy whose passed records carry the batch-means interval of their stored waits (first batch,
+    start-up, left out as the record builder does)."""
+    data = copy.deepcopy(data)
+    for r in data["results"]:
+        waits, bs = r.get("batch_waits_s") or [], (r.get("config") or {}).get("batch_size")
+        iv = rate_interval([bs] * (len(waits) - 1), waits[1:]) if bs and len(waits) > 1 else None
+        if iv is not None and r.get("metrics", {}).get("videos_per_s") is not None:
+            r["metrics"]["videos_per_s_interval"] = iv.as_list()
+    return data
+
+
+def run_dir(tmp_path: Path, name: str, data: dict[str, Any] | None = None) -> Path:
+    """A run folder holding ``name``'s results (or ``data``), as a session leaves it."""
+    d = tmp_path / name
+    d.mkdir()
+    if data is None:
+        shutil.copy(DATA / f"{name}.json", d / "results.json")
+    else:
+        (d / "results.json").write_text(json.dumps(data))
+    return d
+
+
+def section(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(f"## {title}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def table(lines: list[str]) -> list[list[str]]:
+    """Rows (cells) of the first markdown table in ``lines``, header and separator dropped."""
+    rows = []
+    for ln in lines:
+        if ln.startswith("|"):
+            rows.append(ln)
+        elif rows:
+            break
+    return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in rows[2:]]

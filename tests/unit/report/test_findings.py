@@ -1,0 +1,59 @@
+"""ssv2_fixtures.report.findings: each finding derived from the records, quoting its numbers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from report_helpers import fixture, run_dir, section
+
+from ssv2_fixtures.report import findings, summarize
+
+
+def test_healthy_findings_quote_numbers(healthy_summary: tuple[Path, str]) -> None:
+    _, text = healthy_summary
+    f = "\n".join(section(text, "Findings"))
+    assert "Batch size 8: throughput still grows" in f and "40.0 → 72.0 videos/s (+80.0 %)" in f
+    assert "42.0 → 76.0 videos/s (+81.0 %)" in f and "16 cores" in f
+    assert "76.0 videos/s = 79 % of the decode limit (96.0 videos/s" in f
+    assert "No memory growth beyond the limit in 2 run(s) with a leak check" in f
+    assert "bs16-w4-pf2 (sustained): RSS 3058 → 3059 MB (first vs last fifth)" in f
+    assert "![throughput](throughput.png)" in text and "![sustained](sustained.png)" in text
+    assert "split holds" not in f  # no split size recorded
+
+
+def test_failures_findings_quote_numbers(failures_summary: tuple[Path, str]) -> None:
+    _, text = failures_summary
+    f = "\n".join(section(text, "Findings"))
+    assert ("bs32-w4-pf2 (quick (phase3), shm_exhausted): needed ~662 MB of /dev/shm" in f
+            and "free space fell to 18 MB of 2.0 GB" in f)
+    assert "ran out of file descriptors at 1021 open (limit ulimit -n = 1024)" in f
+    assert "left 3 shared-memory file(s) (110 MB)" in f
+    assert "left 41 temporary file(s) (1.2 GB)" in f
+    assert "bs4-w2-pf2 (sustained): memory grew — RSS 1718 → 2383 MB (first vs last fifth)" in f
+    assert "growth_bytes 665 MB" in f  # the verdict's own numbers are quoted too
+    assert "memory (RSS) peak 8.0 GB against 8.0 GB (the memory limit)" in f
+    assert "hung after 3 of 20 batches — no progress for 32.4 s (stall limit 32.0 s)" in f
+    assert "1 run(s) ran under emulated limits (e.g. laptop" in f
+    assert "Worker counts were capped at --max-workers (default 2 × cores; this machine has 8): phase9: W=24" in f
+
+
+def test_limits_plateau_and_shm_finding(tmp_path: Path) -> None:
+    f = "\n".join(section(summarize(run_dir(tmp_path, "limits")).read_text(), "Findings"))
+    assert "Batch size 8: throughput stops growing beyond 4 workers on this machine (8 cores)" in f
+    assert "55.3 → 56.9 videos/s (+2.9 %" in f
+    assert ("bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MB of /dev/shm for the batches in flight (64 videos × "
+            "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; free space fell to 9 MB of 512 MB "
+            "— the budget predicted this.") in f
+
+
+def test_small_split_is_named() -> None:
+    data = fixture("healthy")
+    for r in data["results"]:
+        r["metrics"].update(split_size=12, distinct_videos=12)
+    f = [x for x in findings(data) if "split holds" in x]
+    # every config here holds more than 12 items in flight (the smallest: 8 × (2 × 2 + 1) = 40)
+    assert len(f) == 1 and f[0].startswith("The split holds 12 videos, fewer than the items in flight in 6 run(s)")
+    assert "bs8-w2-pf2 quick: 40" in f[0] and "distinct videos seen per run: 12" in f[0]
+    assert "repeats make the page cache warmer than in training" in f[0]
+    for r in data["results"]:
+        r["metrics"]["split_size"] = 168913
+    assert not [x for x in findings(data) if "split holds" in x]
