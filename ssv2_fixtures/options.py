@@ -1,13 +1,25 @@
 """The ``ssv2-stress`` options: one table, used for ``addoption`` and ``addini`` alike, resolved once
 into a frozen :class:`Settings`. Precedence: command line > ini (``[tool.pytest.ini_options]``) >
 default. A bad value names where it came from (``invalid --workers 'x' (from the command line): ...``).
+
+:class:`Settings` has one typed field per option (``tests/unit/test_options.py`` checks that the fields
+and the table agree), plus what is derived from them (fault, sandbox, launch, the worker cap).
+Repeatable options (``--dataset-arg``, ``--dataset-path``) take a list on the command line and one
+entry per line in the ini file.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from .data.loader import SHARING_STRATEGIES
 from .run.launch import Launch, parse_endpoint
@@ -44,6 +56,13 @@ def _float(text: str, where: str) -> float:
         raise ValueError(f"expected a number of seconds, got {text!r}") from None
     if v < 0:
         raise ValueError(f"must be >= 0, got {v}")
+    return v
+
+
+def _positive(text: str, where: str) -> float:
+    v = _float(text, where)
+    if not v > 0:
+        raise ValueError(f"must be > 0, got {v}")
     return v
 
 
@@ -86,6 +105,36 @@ def _flag(text: str, where: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+
+
+def _factory(text: str, where: str) -> str:
+    mod, sep, name = text.strip().partition(":")
+    if not sep or not _DOTTED.match(mod) or not _DOTTED.match(name):
+        raise ValueError("expected MODULE:CALLABLE, e.g. mypkg.data:build_dataset (a dotted module, a colon, "
+                         "the callable's name)")
+    return f"{mod}:{name}"
+
+
+def dataset_arg(text: str, where: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE is read as a TOML value (``8``, ``0.5``, ``true``, ``[1, 2]``, ``"s"``); anything
+    that is not one (a bare word, a path) is the string itself."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ValueError("expected KEY=VALUE with KEY a Python identifier (a keyword argument of the "
+                         "factory), e.g. --dataset-arg num_frames=16")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key, parsed
+
+
+def _abs_dir(text: str, where: str) -> Path:
+    return _existing_dir(text, where).resolve()
+
+
 @dataclass(frozen=True)
 class Option:
     name: str                      # command-line name without dashes; ini name has "_" for "-"
@@ -94,6 +143,7 @@ class Option:
     default: Any = None
     metavar: str | None = None
     flag: bool = False
+    repeat: bool = False           # given several times (CLI) / one entry per line (ini); parse gets each
 
     @property
     def dest(self) -> str:
@@ -119,7 +169,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "worker counts of the sustained/limits matrix", lambda t, w: _ints(t, w), [4, 8, 24], "LIST"),
     Option("prefetch", "prefetch factors of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), [4], "LIST"),
     Option("batches", "batches per sustained/validate run", _int(2), 100, "N"),
-    Option("quick-batches", "batches per quick-ladder phase", _int(2), 10, "N"),
+    Option("quick-batches", "most batches per quick-ladder phase, warm-up included: each phase measures a "
+           "window after 3 warm-up batches until its rate's 95 percent interval is within ±5 percent (at least 12 "
+           "batches), "
+           "or it reaches this many batches, or --quick-seconds", _int(2), 200, "N"),
+    Option("quick-seconds", "most seconds of measured window per quick-ladder phase (see --quick-batches)",
+           _positive, 6.0, "S"),
     Option("frames", "frames per clip", _int(1), 16, "N"),
     Option("size", "frame size in pixels (size × size)", _int(8), 224, "PX"),
     Option("sharing-strategy", "torch.multiprocessing sharing strategy", _choice(SHARING_STRATEGIES),
@@ -138,6 +193,12 @@ OPTIONS: tuple[Option, ...] = (
            _path, Path("reports"), "DIR"),
     Option("train-config", "training-config TOML for -m validate ([loader] and [target] tables)",
            _existing_file, None, "FILE"),
+    Option("dataset-factory", "your own pipeline: MODULE:CALLABLE that builds the Dataset every run loads "
+           "(imported in each loading process; see --dataset-path)", _factory, None, "MODULE:CALLABLE"),
+    Option("dataset-arg", "keyword argument for --dataset-factory, KEY=VALUE (VALUE read as TOML: 8, 0.5, true, "
+           "[1, 2]; a bare word is a string); repeatable", dataset_arg, None, "KEY=VALUE", repeat=True),
+    Option("dataset-path", "folder put first on sys.path where the factory is imported (the invocation folder is "
+           "on it by default); repeatable", _abs_dir, None, "DIR", repeat=True),
     Option("inject-fault", "fault drill KIND[@BATCH][/RANK][:TEST] (e.g. bus_error@3:phase3; exception@2/1 fires in "
            "rank 1 of -m distributed only); kinds: " + ", ".join(sorted(FAULTS)), _str, None, "SPEC"),
     Option("nproc-per-node", "-m distributed: ranks on this node, each with its own DataLoader workers "
@@ -158,6 +219,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("emulate-mem", "memory cap on each child tree (cgroup where writable, else RLIMIT_AS)",
            lambda t, w: parse_size(t, where=w), None, "SIZE"),
     Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), None, "N"),
+    Option("tune-budget", "-m tune: seconds for the whole search per session, confirmation included",
+           lambda t, w: _float(t, w), 600.0, "SECONDS"),
+    Option("target-videos-per-s", "-m tune: the cheapest config whose interval's lower bound reaches X videos/s, "
+           "instead of the fastest", lambda t, w: _float(t, w), None, "X"),
 )
 
 
@@ -169,52 +234,144 @@ def add_options(parser: Any) -> None:
         help_ = f"{o.help} (default: {default}; ini: {o.dest})" if default not in (None, False) else f"{o.help} (ini: {o.dest})"
         if o.flag:
             group.addoption(f"--{o.name}", action="store_true", default=None, dest=o.dest, help=help_)
+        elif o.repeat:
+            group.addoption(f"--{o.name}", action="append", default=None, dest=o.dest, metavar=o.metavar,
+                            help=help_)
         else:
             group.addoption(f"--{o.name}", action="store", default=None, dest=o.dest, metavar=o.metavar, help=help_)
-        parser.addini(o.dest, o.help, type="string", default=None)
+        if o.repeat:
+            parser.addini(o.dest, o.help + " (one per line)", type="linelist", default=[])
+        else:
+            parser.addini(o.dest, o.help, type="string", default=None)
 
 
 @dataclass(frozen=True)
 class Settings:
-    values: dict[str, Any]
-    sources: dict[str, str]
+    """Every option, typed (the defaults are the option table's), and what is derived from them."""
+
+    ssv2_root: Path | None = None
+    ssv2_split: str = "train"
+    ssv2_list_file: Path | None = None
+    ssv2_skip_missing: bool = False
+    ssv2_cache: Path | None = None
+    synthetic_videos: int = 64
+    batch_sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
+    workers: list[int] = field(default_factory=lambda: [4, 8, 24])
+    prefetch: list[int] = field(default_factory=lambda: [4])
+    batches: int = 100
+    quick_batches: int = 200
+    quick_seconds: float = 6.0
+    frames: int = 16
+    size: int = 224
+    sharing_strategy: str = "file_descriptor"
+    decoder: str = "decord"
+    loader_tmpdir: Path | None = None
+    max_workers_option: int | None = None   # --max-workers as given; ``max_workers`` is the cap in force
+    max_batch_size: int = 128
+    limit_batches: int = 10
+    step_time: float = 0.0
+    stall_timeout: int | None = None
+    reports: Path = Path("reports")
+    train_config: Path | None = None
+    dataset_factory: str | None = None
+    dataset_arg: list[tuple[str, Any]] = field(default_factory=list)
+    dataset_path: list[Path] = field(default_factory=list)
+    inject_fault: str | None = None
+    nproc_per_node: int = 2
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+    emulate: str | None = None
+    emulate_shm: int | None = None
+    emulate_tmp: int | None = None
+    emulate_nofile: int | None = None
+    emulate_mem: int | None = None
+    emulate_cpus: int | None = None
+    tune_budget: float = 600.0
+    target_videos_per_s: float | None = None
+    # derived
+    sources: dict[str, str] = field(default_factory=dict)   # option dest → where its value came from
     fault: FaultSpec | None = None
     fault_target: str | None = None
     sandbox: Sandbox | None = None
     cores: int = 1
     max_workers: int = 2
     launch: Launch = field(default_factory=Launch)   # -m distributed: ranks, nodes, rendezvous
+    invocation_dir: Path | None = None               # where pytest was started
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """``--dataset-arg`` as the factory's keyword arguments (a later KEY wins)."""
+        return dict(self.dataset_arg)
+
+    def option(self, dest: str) -> Any:
+        """The value of option ``dest`` as resolved (``max_workers``: as given, ``None`` = 2 × cores)."""
+        return getattr(self, _FIELD.get(dest, dest))
 
     def public(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.values.items()}
+        """The options as JSON-ready values (results.json's ``settings``)."""
+        out: dict[str, Any] = {}
+        for o in OPTIONS:
+            v = self.option(o.dest)
+            if o.dest == "dataset_arg":
+                v = dict(v)
+            elif isinstance(v, list):
+                v = [str(x) if isinstance(x, Path) else x for x in v]
+            out[o.dest] = str(v) if isinstance(v, Path) else v
+        return out
+
+
+# option dest → Settings field, where the field holding the option's raw value has another name
+_FIELD = {"max_workers": "max_workers_option"}
+DERIVED = ("sources", "fault", "fault_target", "sandbox", "cores", "max_workers", "launch", "invocation_dir")
+
+
+def option_fields() -> dict[str, str]:
+    """Option dest → the Settings field that holds it (for the table-vs-dataclass check)."""
+    return {o.dest: _FIELD.get(o.dest, o.dest) for o in OPTIONS}
 
 
 class SettingsError(ValueError):
     pass
 
 
-def resolve(getoption: Callable[[str], Any], getini: Callable[[str], Any], inifile: str | None) -> Settings:
+def _parse(o: Option, raw: Any, where: str) -> Any:
+    if not o.repeat:
+        try:
+            return o.parse(raw if not isinstance(raw, bool) else str(raw), where)
+        except ValueError as exc:
+            raise SettingsError(f"invalid {where}: {raw!r}: {exc}") from None
+    out = []
+    for item in ([raw] if isinstance(raw, str) else list(raw)):
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            out.append(o.parse(text, where))
+        except ValueError as exc:  # name the one entry that is wrong, not the whole list
+            raise SettingsError(f"invalid {where}: {text!r}: {exc}") from None
+    return out
+
+
+def resolve(getoption: Callable[[str], Any], getini: Callable[[str], Any], inifile: str | None, *,
+            invocation_dir: str | os.PathLike[str] | None = None) -> Settings:
+    """``getoption``/``getini`` as pytest's ``config.getoption``/``config.getini``; ``invocation_dir``: where
+    pytest was started (``config.invocation_params.dir``; default the current folder), last on the
+    factory's import path."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for o in OPTIONS:
         cli, ini = getoption(o.dest), getini(o.dest)
         if cli is not None:
             raw, where = cli, f"--{o.name} (from the command line)"
-        elif ini not in (None, ""):
+        elif ini not in (None, "", []):
             raw, where = ini, f"ini key {o.dest} (from {inifile or 'the ini file'})"
         else:
-            values[o.dest], sources[o.dest] = o.default, "default"
+            default = [] if o.repeat else o.default
+            values[o.dest] = list(default) if isinstance(default, list) else default
+            sources[o.dest] = "default"
             continue
-        try:
-            values[o.dest] = o.parse(raw if not isinstance(raw, bool) else str(raw), where)
-        except ValueError as exc:
-            raise SettingsError(f"invalid {where}: {raw!r}: {exc}") from None
+        values[o.dest] = _parse(o, raw, where)
         sources[o.dest] = where
     cores = len(os.sched_getaffinity(0))
     max_workers = values["max_workers"] if values["max_workers"] is not None else 2 * cores
@@ -240,4 +397,8 @@ def resolve(getoption: Callable[[str], Any], getini: Callable[[str], Any], inifi
         names = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
         given = ", ".join(f"{sources[n]}: {values[n]!r}" for n in names if sources[n] != "default")
         raise SettingsError(f"invalid -m distributed launch ({given or 'defaults'}): {exc}") from None
-    return Settings(values, sources, fault, target, sandbox, cores, max_workers, launch)
+    opts = {_FIELD.get(k, k): v for k, v in values.items()}
+    return Settings(**opts, sources=sources, fault=fault, fault_target=target, sandbox=sandbox, cores=cores,
+                    max_workers=max_workers, launch=launch,
+                    invocation_dir=Path(invocation_dir or os.getcwd()).resolve())
+

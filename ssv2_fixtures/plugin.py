@@ -1,16 +1,19 @@
 """pytest wiring for ssv2-stress (registered through the ``pytest11`` entry point): options, markers,
 settings, the session object, fixtures, parametrization and the end-of-session report. No logic of
-its own lives here; see :mod:`options`, :mod:`session`, :mod:`campaign`, :mod:`report`.
+its own lives here; see :mod:`options`, :mod:`stress.session`, :mod:`stress.campaign`,
+:mod:`stress.plans`, :mod:`report`.
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
 from .options import SettingsError, add_options, resolve
 from .stress.session import StressSession
+
+if TYPE_CHECKING:
+    from .run.child import DatasetSpec
 
 MARKERS = {
     "quick": "pre-flight checks and the 9-phase ladder on a few batches (minutes)",
@@ -18,8 +21,9 @@ MARKERS = {
     "limits": "largest batch size that survives --limit-batches, per worker count",
     "validate": "pre-flight + a sustained run of the --train-config TOML against its targets",
     "distributed": "ranks × workers under torchrun (--nproc-per-node)",
+    "tune": "search the fastest stable loader settings per --batch-sizes entry within --tune-budget seconds",
 }
-LONG_MARKERS = ("sustained", "limits", "validate", "distributed")
+LONG_MARKERS = ("sustained", "limits", "validate", "distributed", "tune")
 XDIST_REFUSAL = (
     "ssv2-stress refuses measured runs under pytest-xdist: parallel configs would share the same cores, "
     "/dev/shm and RAM, so each run's speed and failures would be the others'. Run stress tests without -n "
@@ -45,7 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, desc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {desc}")
     try:
-        settings = resolve(config.getoption, config.getini, str(config.inipath) if config.inipath else None)
+        settings = resolve(config.getoption, config.getini, str(config.inipath) if config.inipath else None,
+                           invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     from .stress.probe import machine_facts
@@ -59,11 +64,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def session_of(config: pytest.Config) -> StressSession:
-    return config.pluginmanager.get_plugin(_NAME).session
+    hooks = config.pluginmanager.get_plugin(_NAME)
+    assert isinstance(hooks, _Hooks), "the ssv2-stress plugin is not configured in this session"
+    return hooks.session
 
 
-def _is_xdist_worker() -> bool:
-    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    # xdist gives each worker's config a ``workerinput`` dict; the controller's has none
+    return hasattr(config, "workerinput")
 
 
 class _Hooks:
@@ -73,37 +81,43 @@ class _Hooks:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         # Long markers run only when selected with -m; quick runs by default.
         if not config.option.markexpr:
-            keep, drop = [], []
+            keep: list[pytest.Item] = []
+            drop: list[pytest.Item] = []
             for it in items:
                 long_ = any(it.get_closest_marker(m) for m in LONG_MARKERS) and not it.get_closest_marker("quick")
                 (drop if long_ else keep).append(it)
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
-        from .stress.campaign import item_timeout
+        from .stress.plans import item_timeout
 
         for it in items:
             if it.get_closest_marker("timeout") is None and (t := item_timeout(it, self.session.settings)):
                 it.add_marker(pytest.mark.timeout(t))
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        from .stress.campaign import parametrize
+        from .stress.plans import parametrize
 
-        parametrize(metafunc, self.session)
+        parametrize(metafunc, self.session.settings)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.session.results and not self.session.limits:
+        s = self.session
+        if not (s.results or s.limits or s.data_error or s.report_error):
             return
         tr = terminalreporter
         tr.section("ssv2-stress")
+        if s.data_error:
+            tr.write_line(f"data_error: {s.data_error['message']}", red=True)
         try:
             from .report import terminal_lines
 
-            for line in terminal_lines(self.session.file()):
+            for line in terminal_lines(s.file()) if (s.results or s.limits) else []:
                 tr.write_line(line)
         except Exception as exc:  # the report must never hide the test results
             tr.write_line(f"(summary table unavailable: {exc})")
-        tr.write_line(f"report: {self.session.run_dir}")
+        if s.report_error:  # summarize ran at sessionfinish, before this hook
+            tr.write_line(f"summary.md could not be written: {s.report_error}", red=True)
+        tr.write_line(f"report: {s.run_dir}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -114,7 +128,7 @@ class _Hooks:
             from .report import summarize
 
             summarize(self.session.run_dir)
-        except Exception as exc:
+        except Exception as exc:  # shown by pytest_terminal_summary, which runs after this hook
             self.session.report_error = f"{type(exc).__name__}: {exc}"
 
 
@@ -125,15 +139,19 @@ def ssv2_session(pytestconfig: pytest.Config) -> StressSession:
 
 
 @pytest.fixture(scope="session")
-def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[DatasetSpec, dict[str, Any]]]:
     """(dataset spec for the runner, facts for reports): ``--ssv2-root`` or the synthetic set."""
-    from .data.annotations import AnnotationError
-    from .stress.campaign import prepare_dataset
+    from .stress.campaign import DataError, prepare_dataset
 
     try:
         spec, info = prepare_dataset(ssv2_session.settings)
-    except AnnotationError as exc:
-        pytest.fail(f"data_error: {exc}", pytrace=False)
+    except DataError as exc:
+        error: DataError | None = exc
+    else:
+        error = None
+    if error is not None:  # outside the except: pytest shows the one message, not a chain
+        ssv2_session.fail_data(error.record)  # results.json names it, so summary.md does too
+        pytest.fail(f"data_error: {error}", pytrace=False)
     ssv2_session.dataset = info
     yield spec, info
 
@@ -141,7 +159,7 @@ def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[dict[str, Any], 
 @pytest.fixture
 def stress(request: pytest.FixtureRequest, ssv2_session: StressSession, ssv2_dataset: Any):
     """Run configs isolated and record them (see :class:`ssv2_fixtures.campaign.Stress`)."""
-    if _is_xdist_worker():
+    if _is_xdist_worker(request.config):
         pytest.skip(XDIST_REFUSAL)
     from .stress.campaign import Stress
 

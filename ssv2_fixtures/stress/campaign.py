@@ -1,8 +1,10 @@
-"""What the stress tests do with a config: run it isolated, judge it, record it, feed pytest-benchmark.
+"""What the stress tests do with a config: run it isolated, judge it, record it.
 
-The pytest wiring (:mod:`plugin`) hands each test a :class:`Stress` bound to the session; the tests in
-``tests/stress/`` read like the seed campaign: phase N of the ladder, config X for 100 batches, the
-largest batch size that survives.
+The pytest wiring (:mod:`plugin`) hands each test a :class:`Stress` bound to the session; the marker
+modules (:mod:`.quick`, :mod:`.limits`, :mod:`.distributed`, :mod:`.validate`) and the tests in
+``tests/stress/`` call it. Every run's record gets what the stress layer knows through ONE function,
+:func:`stamp`, which also decides ``status`` once (a run that loaded every batch fails when a verdict
+failed); the report only reads it.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from .budget import Budget, predict
 from ..run.child import DatasetSpec
@@ -18,17 +20,78 @@ from ..data.loader import LoaderConfig
 from ..run.monitor import TreeMonitor
 from ..options import Settings
 
+from ..run.record import RunRecord
 from ..run.runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
-from .session import StressSession
+from .session import DataErrorRecord, StressSession
 from . import verdicts
+
+Check = Callable[[RunResult], Sequence[dict[str, Any]]]
+"""A verdict source for a run that loaded every batch (leak, degradation, node totals, targets)."""
+
+
+def series(result: RunResult) -> Sequence[dict[str, Any]]:
+    """Check: leak and degradation of a sustained-style run (:func:`verdicts.series_verdicts`)."""
+    return verdicts.series_verdicts(result.record)
+
+
+NO_GPU = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
 
 
 class BudgetWarning(UserWarning):
     """A config is predicted not to fit this (or the emulated) machine; it is run anyway, to show how."""
 
 
+class DataError(ValueError):
+    """The session's data cannot load; ``record`` is results.json's ``data_error``."""
+
+    def __init__(self, record: DataErrorRecord) -> None:
+        self.record = record
+        super().__init__(record["message"])
+
+
+def data_error(exc: BaseException) -> DataErrorRecord:
+    """The ``data_error`` record of an exception that locates its problem (``file``, ``entry``, ``fix``
+    attributes, as :class:`~ssv2_fixtures.data.annotations.AnnotationError` has); others give the message."""
+    file = getattr(exc, "file", None)
+    entry = getattr(exc, "entry", None)
+    if entry is not None and getattr(exc, "entry_kind", None):
+        entry = f"{exc.entry_kind} {entry}"  # type: ignore[attr-defined]
+    field = getattr(exc, "field", None)
+    if field is not None:
+        entry = f"{entry + ', ' if entry else ''}field {field!r}"
+    return {"kind": "data_error", "message": str(exc), "file": None if file is None else str(file),
+            "entry": None if entry is None else str(entry), "fix": str(getattr(exc, "fix", "") or "")}
+
+
+def factory_spec(settings: Settings) -> dict[str, Any]:
+    """The user's pipeline keys of the dataset spec (none without ``--dataset-factory``): the callable, its
+    keyword arguments and its import path (``--dataset-path`` folders, then the invocation folder)."""
+    if not settings.dataset_factory:
+        return {}
+    path = [str(p) for p in settings.dataset_path]
+    here = str(settings.invocation_dir or Path.cwd().resolve())
+    if here not in path:
+        path.append(here)
+    return {"factory": settings.dataset_factory, "factory_kwargs": settings.dataset_kwargs, "factory_path": path}
+
+
 def prepare_dataset(settings: Settings) -> tuple[DatasetSpec, dict[str, Any]]:
-    """The dataset every run of this session loads: ``--ssv2-root`` or the cached synthetic set."""
+    """The dataset every run of this session loads: ``--ssv2-root`` or the cached synthetic set, through
+    the user's ``--dataset-factory`` when given. Raises :class:`DataError` when the data cannot load."""
+    from ..data.annotations import AnnotationError
+
+    try:
+        spec, info = _prepare_dataset(settings)
+    except AnnotationError as exc:
+        raise DataError(data_error(exc)) from None  # the record carries all of it
+    extra = factory_spec(settings)
+    if extra:
+        spec.update(extra)  # type: ignore[typeddict-item]  # DatasetSpec's factory keys (run/child.py)
+        info.update(extra)
+    return spec, info
+
+
+def _prepare_dataset(settings: Settings) -> tuple[DatasetSpec, dict[str, Any]]:
     from ..data.annotations import load_index
 
     missing = "skip" if settings.ssv2_skip_missing else "error"
@@ -71,6 +134,37 @@ def available_shm(settings: Settings, machine: dict[str, Any]) -> int:
     return int(machine.get("shm_free_bytes") or 0)
 
 
+@dataclass(frozen=True)
+class StressFacts:
+    """What the stress layer knows about a run that the runner does not."""
+
+    test_id: str
+    kind: str                        # quick / sustained / limits / validate / distributed
+    phase: str | None
+    budget: dict[str, Any]
+    requested_workers: int | None    # asked for, before capping (None: not capped)
+    gpu: str | None = None           # why the GPU checks were skipped
+    decode_limit: float | None = None
+
+
+def stamp(rec: RunRecord, facts: StressFacts, checks: Iterable[dict[str, Any]] = ()) -> RunRecord:
+    """Add the stress layer's facts and verdicts to a run's record and decide its ``status`` — the one
+    place where pass/fail is decided after the runner (the runner's own verdicts, e.g. distributed
+    coverage, count too)."""
+    rec["id"], rec["kind"], rec["budget"] = facts.test_id, facts.kind, facts.budget
+    if facts.phase:
+        rec["phase"] = facts.phase
+    if facts.requested_workers is not None and facts.requested_workers != rec["config"]["num_workers"]:
+        rec["requested_workers"] = facts.requested_workers
+    if facts.gpu:
+        rec["gpu"] = facts.gpu
+    if facts.decode_limit is not None:
+        rec["metrics"]["decode_limit_videos_per_s"] = facts.decode_limit
+    rec["verdicts"] = [*(rec.get("verdicts") or []), *checks]
+    rec["status"] = verdicts.decide(rec["status"], rec["verdicts"])
+    return rec
+
+
 @dataclass
 class Stress:
     """One test's access to the runner, bound to the session."""
@@ -80,7 +174,6 @@ class Stress:
     test_id: str
     progress: Callable[[str], None] | None = None
     test_name: str = ""   # e.g. test_ladder[phase3-bs4-w2-pf2]: what --inject-fault's :TEST matches
-
 
     @property
     def settings(self) -> Settings:
@@ -94,41 +187,54 @@ class Stress:
         stall = self.settings.stall_timeout
         return Watchdog(stall_s=float(stall)) if stall else Watchdog()
 
-    def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
-            train: bool = False, fault_ok: bool = True, live: bool = False,
-            run_base: str | os.PathLike[str] | None = None) -> RunResult:
-        s = self.settings
-        limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
-        fault = self._fault(fault_ok)
-        budget = self.budget(config)
-        shm_avail = available_shm(s, self.session.machine)
-        fits = not config.num_workers or budget.shm_bytes <= shm_avail
+    def _fits(self, label: str, need: int, workers: int) -> tuple[bool, int]:
+        shm_avail = available_shm(self.settings, self.session.machine)
+        fits = not workers or need <= shm_avail
         if not fits:
             warnings.warn(BudgetWarning(
-                f"{config.label}: predicted shared memory {budget.shm_bytes / 2**20:.0f} MB exceeds the "
+                f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
                 f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"))
-        ds = dict(self.dataset, train=train)
+        return fits, shm_avail
+
+    def _dataset(self, train: bool) -> DatasetSpec:
+        ds = self.dataset.copy()
+        ds["train"] = train
+        return ds
+
+    def _gpu(self) -> str | None:
+        return None if self.session.machine.get("cuda") else NO_GPU
+
+    @staticmethod
+    def _verdicts(result: RunResult, checks: Sequence[Check]) -> list[dict[str, Any]]:
+        # only a run that loaded every batch is judged further: a crash is its own verdict
+        return [v for c in checks for v in c(result)] if result.passed else []
+
+    def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
+            train: bool = False, fault_ok: bool = True, live: bool = False,
+            run_base: str | os.PathLike[str] | None = None, requested_workers: int | None = None,
+            checks: Sequence[Check] = (), measure: dict[str, Any] | None = None) -> RunResult:
+        """Run ``config`` isolated, stamp its record (:func:`stamp`) with ``checks``' verdicts."""
+        s = self.settings
+        limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
+        budget = self.budget(config)
+        fits, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
         on_event = self._live(config, batches) if live and self.progress else None
+        extra: dict[str, Any] = {"measure": measure} if measure else {}
         result = run_config(
-            ds, config, batches, fault=fault, sandbox=s.sandbox, watchdog=self.watchdog(),
-            run_dir=run_base or self.session.runs_dir, name=f"{kind}-{phase or config.label}", on_event=on_event,
+            self._dataset(train), config, batches, fault=self._fault(fault_ok), sandbox=s.sandbox,
+            watchdog=self.watchdog(), run_dir=run_base or self.session.runs_dir,
+            name=f"{kind}-{phase or config.label}", on_event=on_event,
             cuda=bool(self.session.machine.get("cuda")), step_s=float(s.step_time or 0.0),
-            extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
+            extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail}, **extra,
         )
-        rec = result.record
         if kind == "quick" and phase == "phase1" and result.passed and self.session.decode_rate is None:
             self.session.decode_rate = result.metrics.get("videos_per_s")  # BS=1 W=0 is the decode rate
             self.session.base_rss = result.metrics.get("rss_peak_bytes")
             limit = self.decode_limit(config, probe=False)
-        if limit is not None:
-            rec["metrics"]["decode_limit_videos_per_s"] = limit
-        rec.update(id=self.test_id, kind=kind, budget={**budget.to_dict(), "base_rss_measured": self.session.base_rss is not None,
-                                                       "shm_available_bytes": shm_avail,
-                                                       "fits": fits})
-        if phase:
-            rec["phase"] = phase
-        if not self.session.machine.get("cuda"):
-            rec["gpu"] = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
+        facts = StressFacts(self.test_id, kind, phase, {
+            **budget.to_dict(), "base_rss_measured": self.session.base_rss is not None,
+            "shm_available_bytes": shm_avail, "fits": fits}, requested_workers, self._gpu(), limit)
+        stamp(result.record, facts, self._verdicts(result, checks))
         return result
 
     def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
@@ -137,7 +243,7 @@ class Stress:
         The rate is measured once per session, isolated like any run (BS=4, W=0, 64 clips), unless the quick
         ladder's phase 1 — the same measurement — already ran."""
         if self.session.decode_rate is None and probe:
-            r = run_config(dict(self.dataset, train=False), LoaderConfig(batch_size=4, num_workers=0), 17,
+            r = run_config(self._dataset(False), LoaderConfig(batch_size=4, num_workers=0), 17,
                            run_dir=self.session.runs_dir, name="decode-rate-probe", watchdog=self.watchdog())
             self.session.decode_rate = r.metrics.get("videos_per_s") if r.passed else None
             self.session.base_rss = r.metrics.get("rss_peak_bytes") if r.passed else None
@@ -153,7 +259,8 @@ class Stress:
         return None
 
     def run_distributed(self, config: LoaderConfig, batches: int, *, nproc_per_node: int | None = None,
-                        limit: int | None = None, fault_ok: bool = True, live: bool = False) -> RunResult:
+                        limit: int | None = None, fault_ok: bool = True, live: bool = False,
+                        requested_workers: int | None = None, checks: Sequence[Check] = ()) -> RunResult:
         """``config`` in every rank of a torchrun job (``--nproc-per-node`` ranks, or ``nproc_per_node``;
         multi-node from the session's launch settings), ``limit`` items of the dataset, train sampling.
 
@@ -164,13 +271,8 @@ class Stress:
         n = launch.nproc_per_node
         per_rank = self.budget(config)
         need = per_rank.shm_bytes * n
-        shm_avail = available_shm(s, self.session.machine)
-        fits = not config.num_workers or need <= shm_avail
-        if not fits:
-            warnings.warn(BudgetWarning(
-                f"{config.label} × {n} ranks: predicted shared memory {need / 2**20:.0f} MB exceeds the "
-                f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"))
-        ds = dict(self.dataset, train=True)
+        fits, shm_avail = self._fits(f"{config.label} × {n} ranks", need, config.num_workers)
+        ds = self._dataset(True)
         if limit is not None:
             ds["limit"] = limit
         phase = f"{n} rank{'s' if n != 1 else ''}" + (f" × {launch.nnodes} nodes" if launch.nnodes > 1 else "")
@@ -183,33 +285,20 @@ class Stress:
             cuda=bool(self.session.machine.get("cuda")), step_s=float(s.step_time or 0.0),
             extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
         )
-        rec = result.record
-        rec.update(id=self.test_id, kind="distributed", phase=phase,
-                   budget={**per_rank.to_dict(), "shm_bytes": need, "rank_shm_bytes": per_rank.shm_bytes,
-                           "rss_bytes": per_rank.rss_bytes * n, "ranks": n, "shm_available_bytes": shm_avail,
-                           "fits": fits})
-        if not self.session.machine.get("cuda"):
-            rec["gpu"] = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
+        facts = StressFacts(self.test_id, "distributed", phase, {
+            **per_rank.to_dict(), "shm_bytes": need, "rank_shm_bytes": per_rank.shm_bytes,
+            "rss_bytes": per_rank.rss_bytes * n, "ranks": n, "shm_available_bytes": shm_avail, "fits": fits},
+            requested_workers, self._gpu())
+        stamp(result.record, facts, self._verdicts(result, checks))
         return result
 
     def judge(self, result: RunResult) -> list[dict[str, Any]]:
-        """Leak and degradation verdicts for a passed sustained run (added to its record).
-
-        Memory is judged on the batch loop only (not the torch import before it or the shutdown after)
-        and on samples where the whole tree is up: non-persistent workers are re-forked at each epoch,
-        and the dips while they restart are not a change in memory use.
-        """
+        """Leak and degradation verdicts added to a passed run after the fact (and its status re-decided by
+        the same rule). Prefer ``run(..., checks=[series])``, which judges as the record is built."""
+        out = verdicts.series_verdicts(result.record)
         rec = result.record
-        series = rec.get("series", {})
-        waits = rec.get("batch_waits_s", [])
-        bt = series.get("batch_t", [])
-        t, rss, procs = series.get("t", []), series.get("rss", []), series.get("procs", [])
-        full = max(procs) if procs else 0
-        keep = [i for i in range(len(t)) if bt and bt[0] <= t[i] <= bt[-1] and procs[i] == full]
-        vids = [int(rec["config"]["batch_size"])] * len(waits)
-        out = [verdicts.leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)),
-               verdicts.degradation(waits, vids)]
-        rec["verdicts"] = rec.get("verdicts", []) + out
+        rec["verdicts"] = [*(rec.get("verdicts") or []), *out]
+        rec["status"] = verdicts.decide(rec["status"], rec["verdicts"])
         return out
 
     def record(self, result: RunResult) -> None:
@@ -244,95 +333,3 @@ class Stress:
             self.progress(f"  {config.label}{who}: batch {i + 1}/{batches}  {rate:.1f} videos/s  RSS{node} {rss}  "
                           f"shm{node} {shm}")
         return on_event
-
-
-def bridge_benchmark(request: Any, result: RunResult, dataset_info: dict[str, Any]) -> bool:
-    """Put a passed run's per-batch times (measured in the child) into pytest-benchmark's record.
-
-    Uses the benchmark fixture's stats object directly: the times are the child's waits for each batch,
-    not the parent's wall time of the whole process, which includes interpreter start-up.
-    """
-    bs = getattr(request.config, "_benchmarksession", None)
-    if bs is None or bs.skip or bs.disabled or not result.passed:
-        return False
-    bench = request.getfixturevalue("benchmark")
-    make = getattr(bench, "_make_stats", None)
-    if make is None:  # pragma: no cover - a pytest-benchmark without the hook we rely on
-        warnings.warn("this pytest-benchmark has no _make_stats; the child's timings are not bridged")
-        return False
-    bench._mode = "ssv2-stress: per-batch times from the child"
-    stats = make(1)
-    for w in result.batch_waits[1:] or result.batch_waits:
-        stats.update(w)
-    m = result.metrics
-    bench.extra_info.update(
-        config=result.record["config"], label=result.record["label"],
-        videos_per_s=m.get("videos_per_s"), frames_per_s=m.get("frames_per_s"),
-        first_batch_s=m.get("first_batch_s"), rss_peak_bytes=m.get("rss_peak_bytes"),
-        shm_peak_bytes=m.get("shm_peak_bytes"), dataset=dataset_info,
-    )
-    return True
-
-
-# --- collection: which configs each stress test runs, and how long pytest-timeout allows -------------
-
-def parametrize(metafunc: Any, session: StressSession) -> None:
-    from ..data.loader import ladder, matrix
-
-    s = session.settings
-    names = metafunc.fixturenames
-    if "ladder_phase" in names:
-        phases = ladder(s.max_workers, sharing_strategy=s.sharing_strategy)
-        metafunc.parametrize("ladder_phase", phases, ids=[p.id for p in phases])
-    if "sustained_config" in names:
-        cfgs = matrix(s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers,
-                      sharing_strategy=s.sharing_strategy)
-        metafunc.parametrize("sustained_config", cfgs, ids=[c.label for c, _ in cfgs])
-    if "limits_workers" in names:
-        ws = sorted({min(w, s.max_workers) for w in s.workers})
-        metafunc.parametrize("limits_workers", ws, ids=[f"w{w}" for w in ws])
-    if "distributed_config" in names:
-        cfgs = matrix(s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers,
-                      sharing_strategy=s.sharing_strategy)
-        n = s.launch.nproc_per_node
-        metafunc.parametrize("distributed_config", cfgs, ids=[f"{c.label}-n{n}" for c, _ in cfgs])
-
-
-def epoch_limit(batches: int, batch_size: int, world_size: int) -> int:
-    """Dataset size for a ``-m distributed`` run: each rank's epoch is ``batches // 2`` batches (at least
-    one), so every run crosses an epoch boundary (``set_epoch``, the workers' restart) and has complete
-    epochs whose coverage can be checked; ``world_size - 1`` extra items make DistributedSampler's tail
-    rule show (dropped with the matrix's ``drop_last=True``, padded without it)."""
-    per_rank = max(1, batches // 2) * batch_size
-    return world_size * per_rank + world_size - 1
-
-
-_SETUP_MARGIN_S = 180.0  # building the synthetic set and importing torch in the first test's setup
-
-
-def item_timeout(item: Any, settings: Settings) -> float | None:
-    """pytest-timeout for a stress test: its runs' watchdog totals plus a margin, so the watchdog
-    always fires first and the outcome is ``hang``, not a pytest-timeout kill."""
-    params = getattr(item, "callspec", None)
-    p = params.params if params else {}
-    wd = Watchdog(stall_s=float(settings.stall_timeout)) if settings.stall_timeout else Watchdog()
-    if "ladder_phase" in p:
-        return wd.resolve(p["ladder_phase"].config, settings.quick_batches)["total_s"] + _SETUP_MARGIN_S
-    if "sustained_config" in p:
-        return wd.resolve(p["sustained_config"][0], settings.batches)["total_s"] + _SETUP_MARGIN_S
-    if "distributed_config" in p:
-        # the N-rank run, and a 1-rank baseline of the same config when it fails
-        cfg, n = p["distributed_config"][0], settings.launch.nproc_per_node
-        return (wd.resolve(cfg, settings.batches, n)["total_s"] + wd.resolve(cfg, settings.batches)["total_s"]
-                + _SETUP_MARGIN_S)
-    if "limits_workers" in p:
-        # grow (log2 max) + bisect (log2 max) probes, each bounded by its own watchdog
-        n = 2 * max(1, int(settings.max_batch_size).bit_length())
-        worst = LoaderConfig(batch_size=settings.max_batch_size, num_workers=p["limits_workers"],
-                             prefetch_factor=settings.prefetch[0] if p["limits_workers"] else None)
-        return n * wd.resolve(worst, settings.limit_batches)["total_s"] + _SETUP_MARGIN_S
-    if item.get_closest_marker("validate") and not item.get_closest_marker("quick"):
-        return 6 * 3600.0  # bounded by the run's own watchdog, sized from the TOML at run time
-    if any(item.get_closest_marker(m) for m in ("quick", "validate", "sustained", "limits", "distributed")):
-        return _SETUP_MARGIN_S + 120.0  # pre-flight checks: each bounds its own subprocess at 120 s
-    return None

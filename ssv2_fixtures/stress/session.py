@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..options import Settings
 from ..run.record import SCHEMA, ResultsFile, RunRecord, write_atomic
+
+
+class DataErrorRecord(TypedDict):
+    """results.json's top-level ``data_error``: the session's data could not load, so nothing ran."""
+
+    kind: str            # always "data_error"
+    message: str         # the whole sentence, as pytest shows it
+    file: str | None     # the annotation file, video or factory module at fault
+    entry: str | None    # e.g. "entry 12" / "line 3" / "field 'template'"; None: the file as a whole
+    fix: str
 
 
 def _now() -> str:
@@ -33,9 +42,10 @@ class StressSession:
     validate: dict[str, Any] | None = None
     ladder_failure: tuple[int, str] | None = None   # (phase number, outcome kind)
     capped: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    tune: list[dict[str, Any]] = field(default_factory=list)   # -m tune: one TuneRecord per batch size
+    data_error: DataErrorRecord | None = None   # the dataset could not load (written, then the tests fail)
     _created: str = ""
-    report_error: str | None = None
+    report_error: str | None = None    # summary.md failed to build: shown in the terminal summary
     base_rss: int | None = None        # RSS of one loading process, measured with the decode rate
     decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
 
@@ -65,16 +75,26 @@ class StressSession:
         return self.run_dir.exists()
 
     def file(self) -> ResultsFile:
-        return {
+        out: dict[str, Any] = {
             "schema": SCHEMA, "run_id": self.run_id, "created": self._created, "updated": _now(),
             "machine": self.machine, "dataset": self.dataset, "settings": self.settings.public(),
             "results": self.results, "limits": self.limits, "validate": self.validate,
             "capped": self.capped,
-        }  # type: ignore[typeddict-unknown-key]
+        }
+        if self.tune:
+            out["tune"] = self.tune
+        if self.data_error is not None:
+            out["data_error"] = self.data_error
+        return out  # type: ignore[return-value]  # capped/data_error: keys ResultsFile may not list yet
 
     def record(self, rec: RunRecord) -> None:
-        with self._lock:
-            self.results.append(rec)
+        self.results.append(rec)
+        self.flush()
+
+    def fail_data(self, error: DataErrorRecord) -> None:
+        """The data cannot load: say so in results.json now (the fixture then fails every test)."""
+        if self.data_error is None:
+            self.data_error = error
             self.flush()
 
     def flush(self) -> None:

@@ -15,7 +15,7 @@ DEGRADATION_RATIO = 0.7            # last fifth below 70 % of the first fifth's 
 WARMUP_FRACTION = 0.1
 
 
-def _fifths(values: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+def _fifths(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     a = np.asarray(values, dtype=np.float64)
     a = a[int(len(a) * WARMUP_FRACTION) + 1:]
     k = len(a) // 5
@@ -66,3 +66,28 @@ def degradation(waits: Sequence[float], videos: Sequence[int]) -> dict[str, Any]
         "detail": (f"videos/s {first:.1f} (first fifth) → {last:.1f} (last fifth), ratio {ratio:.2f}; "
                    f"threshold {DEGRADATION_RATIO}"),
     }
+
+
+def series_verdicts(rec: Any) -> list[dict[str, Any]]:
+    """Leak and degradation verdicts for a passed run's record.
+
+    Memory is judged on the batch loop only (not the torch import before it or the shutdown after)
+    and on samples where the whole tree is up: non-persistent workers are re-forked at each epoch,
+    and the dips while they restart are not a change in memory use. Every batch holds ``batch_size``
+    videos (measured runs draw from an endless sampler).
+    """
+    series = rec.get("series", {})
+    waits = rec.get("batch_waits_s", [])
+    bt = series.get("batch_t", [])
+    t, rss, procs = series.get("t", []), series.get("rss", []), series.get("procs", [])
+    full = max(procs) if procs else 0
+    keep = [i for i in range(len(t)) if bt and bt[0] <= t[i] <= bt[-1] and procs[i] == full]
+    vids = [int(rec["config"]["batch_size"])] * len(waits)
+    return [leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)), degradation(waits, vids)]
+
+
+def decide(status: str, verdicts: Sequence[dict[str, Any]]) -> str:
+    """The run's status, decided once: a run that loaded every batch fails when any verdict failed."""
+    if status == "passed" and any(not v.get("ok", True) for v in verdicts):
+        return "failed"
+    return status

@@ -16,7 +16,8 @@ import pytest
 
 from ssv2_fixtures.stress.budget import predict
 from ssv2_fixtures.stress.campaign import available_shm
-from ssv2_fixtures.data.loader import LoaderConfig, ladder, matrix
+from ssv2_fixtures.data.loader import LoaderConfig
+from ssv2_fixtures.stress.plans import ladder
 
 pytestmark = [pytest.mark.quick, pytest.mark.validate]
 

@@ -22,7 +22,8 @@ FAST = ["--size", "64", "--frames", "4", "--quick-batches", "3", "--max-workers"
 
 @pytest.fixture(autouse=True)
 def _not_an_xdist_worker(monkeypatch):
-    # Under `pytest -n`, this process is an xdist worker; the inner sessions must not inherit that.
+    # Under `pytest -n`, this process is an xdist worker; the inner sessions must not inherit that (the
+    # plugin reads config.workerinput, but xdist itself and torch read these variables).
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(var, raising=False)
 
@@ -111,7 +112,7 @@ def test_injected_fault_in_phase3_fails_it_and_skips_the_rest(pytester, stress_t
     out = r.stdout.str()
     assert "phase3 bs4-w2-pf2: worker_exception at batch" in out
     # phases 4, 6, 7 (5, 8, 9 are capped duplicates at --max-workers 2)
-    assert "SKIPPED [3] test_quick.py:21: phase 3 failed: worker_exception" in out
+    r.stdout.fnmatch_lines(["SKIPPED [[]3[]] test_quick.py:*: phase 3 failed: worker_exception"])
     data = _results(pytester)
     assert [x["phase"] for x in data["results"]] == ["phase1", "phase2", "phase3"]
     assert data["results"][2]["outcome"]["kind"] == "worker_exception"
@@ -213,3 +214,46 @@ def test_stress_runs_refused_under_xdist(pytester, stress_tests):
     r = pytester.runpytest_subprocess("-m", "quick", "-k", "phase1", "-n", "2", "-rs", *stress_tests)
     r.assert_outcomes(skipped=1)
     assert "refuses measured runs under pytest-xdist" in r.stdout.str()
+
+
+def test_missing_videos_write_a_data_error_report(pytester, stress_tests, synth_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(synth_root, root, ignore=shutil.ignore_patterns(".pool", "*.lock"))
+    gone = sorted(root.rglob("*.webm"))[0]
+    gone.unlink()
+    r = pytester.runpytest_subprocess("-m", "quick", "-k", "phase1", "--ssv2-root", str(root), *stress_tests)
+    r.assert_outcomes(errors=1)
+    out = r.stdout.str()
+    assert "data_error:" in out and gone.stem in out  # pytest shows the same clear error
+    assert "direct cause" not in out and "During handling" not in out
+    err = _results(pytester)["data_error"]
+    assert err["kind"] == "data_error" and gone.stem in err["message"]
+    assert err["file"] and err["fix"]
+    summary = (pytester.path / "reports" / "latest" / "summary.md").read_text()
+    assert "data_error" in summary
+
+
+def test_a_failed_summary_is_shown_in_the_terminal(pytester, stress_tests, monkeypatch):
+    # summarize() raising is simulated in the inner session through a conftest: the plugin must say so
+    pytester.makeconftest(
+        """
+        import ssv2_fixtures.report as report
+        def _broken(run_dir):
+            raise RuntimeError("plots exploded")
+        report.summarize = _broken
+        """
+    )
+    r = pytester.runpytest_subprocess("-m", "quick", "-k", "phase1", *stress_tests)
+    r.assert_outcomes(passed=1)
+    assert "summary.md could not be written: RuntimeError: plots exploded" in r.stdout.str()
+
+
+def test_xdist_worker_is_detected_from_workerinput():
+    from types import SimpleNamespace
+
+    from ssv2_fixtures.plugin import _is_xdist_worker
+
+    assert _is_xdist_worker(SimpleNamespace(workerinput={"workerid": "gw0"}))  # type: ignore[arg-type]
+    assert not _is_xdist_worker(SimpleNamespace())  # type: ignore[arg-type]

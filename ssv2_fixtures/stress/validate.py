@@ -1,0 +1,91 @@
+"""``-m validate --train-config train.toml``: the training job's exact loader settings, run sustained,
+against its targets. Each target is a ``target:<name>`` verdict of the run, so the run's ``status``
+already says whether every target was met; the session's ``validate`` section keeps the table rows.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .traincfg import TARGETS, TrainConfigError, check, load
+from .verdicts import series_verdicts
+
+if TYPE_CHECKING:
+    from ..run.runner import RunResult
+    from .campaign import Stress
+
+
+def target_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``target:<name>`` verdict per target row of :func:`traincfg.check`."""
+    out = []
+    for row in rows:
+        unit = {"min_videos_per_s": " videos/s", "max_rss_gb": " GB", "max_shm_gb": " GB",
+                "max_wait_ms_p95": " ms", "max_first_batch_s": " s"}.get(row["target"], "")
+        got = "-" if row["achieved"] is None else f"{row['achieved']:.4g}{unit}"
+        sense = "at least" if TARGETS[row["target"]][2] == "min" else "at most"
+        out.append({"name": f"target:{row['target']}", "ok": bool(row["ok"]),
+                    "detail": f"{row['target']}: wanted {sense} {row['wanted']:g}{unit}, achieved {got}"})
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The target-vs-achieved table the test prints."""
+    lines = ["target                 wanted      achieved    ok"] + [
+        f"{r['target']:<22} {r['wanted']:<11g} {'-' if r['achieved'] is None else format(r['achieved'], '.4g'):<11} "
+        f"{'yes' if r['ok'] else 'NO'}" for r in rows]
+    return "\n".join(lines)
+
+
+@dataclass
+class ValidateResult:
+    result: RunResult | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None          # the TOML could not be used: nothing ran
+
+    @property
+    def table(self) -> str:
+        return table(self.rows)
+
+    @property
+    def failure(self) -> str | None:
+        if self.error:
+            return self.error
+        assert self.result is not None
+        if self.result.kind is not None:
+            return self.result.describe()
+        missed = [r for r in self.rows if not r["ok"]]
+        if missed:
+            return "targets missed:\n" + self.table
+        bad = [v for v in self.result.record.get("verdicts", []) if not v["ok"]]
+        if bad:
+            return f"{self.result.record['label']}: " + "; ".join(f"{v['name']}: {v['detail']}" for v in bad)
+        return None
+
+
+def run(stress: Stress) -> ValidateResult:
+    s, session = stress.settings, stress.session
+    if s.train_config is None:
+        return ValidateResult(None, error="-m validate needs --train-config train.toml (a [loader] and a "
+                                          "[target] table)")
+    try:
+        tc = load(s.train_config)
+    except TrainConfigError as exc:
+        return ValidateResult(None, error=str(exc))
+    batches = tc.batches or s.batches
+    base = None
+    if tc.tmpdir:
+        os.makedirs(tc.tmpdir, exist_ok=True)
+        base = os.path.join(tc.tmpdir, f"ssv2-stress-{session.run_id}")
+    rows: list[dict[str, Any]] = []
+
+    def targets(r: RunResult) -> list[dict[str, Any]]:
+        rows.extend(check(tc.targets, dict(r.metrics)))
+        return target_verdicts(rows)
+
+    result = stress.run(tc.loader, batches, kind="validate", train=True, live=True, run_base=base,
+                        checks=[lambda r: series_verdicts(r.record), targets])
+    session.validate = {"config_file": str(tc.path), "config": tc.loader.to_dict(), "tmpdir": tc.tmpdir,
+                        "batches": batches, "rows": rows, "passed": result.passed}
+    stress.record(result)
+    return ValidateResult(result, rows)
