@@ -1,0 +1,120 @@
+"""rank_child.py: the indexed batches (in-process, through torch's DistributedSampler) and real torchrun
+ranks: batch facts and per-rank distinct videos, and a split too small for one batch per rank refused
+before the process group forms."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data.distributed import DistributedSampler
+
+from ssv2_fixtures.data.loader import LoaderConfig, make_loader
+from ssv2_fixtures.run.child import Progress, batch_loop
+from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset
+from ssv2_fixtures.run.rank_child import _Indexed, _IndexedCollate
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def emit(self, ev: str, **fields: Any) -> None:
+        self.seen.append({"ev": ev, **fields})
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        return torch.full((3,), float(i)), i
+
+
+def _user_collate(items: list[Any]) -> dict[str, Any]:
+    return {"x": torch.stack([x for x, _ in items]), "y": [y for _, y in items]}
+
+
+@pytest.mark.parametrize("collate", [None, _user_collate], ids=["default-collate", "user-collate"])
+def test_indexed_batches_carry_what_the_sampler_gave_this_rank(collate: Any) -> None:
+    """9 items, rank 1 of 2, batch 2: 5 samples an epoch (2 + 2 + 1); the indices beside each batch are
+    the sampler's, and the dataset's own batch keeps its structure."""
+    ds = _Indexed(_Pairs(9))
+    sampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3)  # type: ignore[arg-type]
+    loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False,
+                         collate_fn=_IndexedCollate(collate))
+    seen: list[int] = []
+    ev = _Events()
+    batch_loop(ev, loader, {"batches": 3}, False, Progress(), on_batch=lambda e, item: seen.extend(item[1]),
+               videos_of=lambda item: len(item[1]))
+    assert seen == list(sampler)
+    assert [e["videos"] for e in ev.seen if e["ev"] == "batch"] == [2, 2, 1]
+    assert [e["shape"] for e in ev.seen if e["ev"] == "batch"] == [[2, 3], [2, 3], [1, 3]]
+    batch, idx = next(iter(loader))
+    values = batch["x"] if collate else batch[0]
+    assert values[:, 0].tolist() == [float(i) for i in idx]
+
+
+def test_a_drill_counts_batches_through_the_indexed_wrapper() -> None:
+    ds = _Indexed(FaultyDataset(_Pairs(8), FaultSpec("exception", 5)))
+    sampler = DistributedSampler(ds, num_replicas=2, rank=0, shuffle=False)  # type: ignore[arg-type]
+    loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False,
+                         collate_fn=_IndexedCollate(None))
+    progress = Progress()
+    with pytest.raises(RuntimeError, match="injected fault"):
+        batch_loop(_Events(), loader, {"batches": 8}, False, progress, on_epoch=sampler.set_epoch)
+    assert progress.batch == 5 and progress.epoch == 2  # 2 batches an epoch: batch 5 is epoch 2's second
+
+
+# --- real ranks under torchrun ------------------------------------------------------------------------
+
+@pytest.fixture
+def ranks(synth_root: Path, tmp_path: Path):
+    from ssv2_fixtures.run.runner import Watchdog, dataset_spec, run_distributed
+
+    def go(cfg: LoaderConfig, batches: int, **ds_kw: Any) -> tuple[Any, list[dict[str, Any]]]:
+        seen: list[dict[str, Any]] = []
+        ds = dataset_spec(synth_root, "train", size=32, num_frames=2, **ds_kw)
+        r = run_distributed(ds, cfg, batches, nproc_per_node=2, run_dir=tmp_path,
+                            watchdog=Watchdog(startup_s=120, stall_s=30),
+                            on_event=lambda ev, _m: seen.append(dict(ev)))
+        return r, seen
+
+    return go
+
+
+@pytest.mark.timeout(300)
+def test_two_ranks_report_batch_facts_and_their_distinct_videos(ranks) -> None:
+    """9 videos on 2 ranks, batch 2, no drop_last: 5 per rank an epoch (2 + 2 + 1), 4 batches cross into
+    the second epoch; distinct_videos is what the rank received (the gathered indices)."""
+    r, seen = ranks(LoaderConfig(batch_size=2, num_workers=0, shuffle=True, seed=3), 4)
+    assert r.passed, r.describe()
+    for rank in (0, 1):
+        b = [e for e in seen if e["ev"] == "batch" and e.get("rank") == rank]
+        assert [e["videos"] for e in b] == [2, 2, 1, 2] and [e["clips"] for e in b] == [2, 2, 1, 2]
+        assert all(e["shape"][1:] == [2, 32, 32, 3] and e["dtype"] == "torch.uint8" for e in b)
+        (fin,) = [e for e in seen if e["ev"] == "finished" and e.get("rank") == rank]
+        assert fin["split_size"] == 9 and fin["epochs"] == 2 and fin["videos"] == 7
+        gathered = json.loads((Path(r.record["run_dir"]) / "indices.json").read_text())
+        mine = next(x for x in gathered["ranks"] if x["rank"] == rank)
+        assert fin["distinct_videos"] == len({i for e in mine["epochs"] for i in e})
+        s = DistributedSampler(range(9), num_replicas=2, rank=rank, shuffle=True, seed=3)
+        assert mine["epochs"][0] == list(s)
+
+
+@pytest.mark.timeout(300)
+def test_a_split_too_small_for_a_batch_per_rank_is_refused_with_the_reason(ranks) -> None:
+    """3 videos on 2 ranks with drop_last: 1 per rank, batch 2: every epoch would be empty (before, the
+    run restarted empty epochs until the watchdog named it a hang)."""
+    r, seen = ranks(LoaderConfig(batch_size=2, num_workers=1, drop_last=True), 4, limit=3)
+    assert not r.passed
+    errors = [e for e in seen if e["ev"] == "error"]
+    assert errors and all(e["type"] == "SplitTooSmallError" and e["batch"] == 0 for e in errors)
+    assert "each of the 2 ranks 1 per epoch, fewer than batch_size=2" in errors[0]["message"]
+    assert not [e for e in seen if e["ev"] == "batch"]
+    assert r.kind != "hang", r.describe()
