@@ -300,3 +300,17 @@ def test_real_tune_on_the_built_in_set_records_every_probe(tmp_path):
             **{k: v for k, v in rec["best"]["config"].items()
                if k in ("batch_size", "num_workers", "prefetch_factor", "persistent_workers", "pin_memory",
                         "sharing_strategy")})
+
+
+def test_one_off_work_inside_measure_does_not_inflate_the_probe_cost():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(3), overhead=2.0)
+    first = [True]
+
+    def measure(c: LoaderConfig, seconds: float) -> Probe:
+        if first[0]:  # e.g. the session's decode-rate probe, run once before the first measurement
+            clock.t += 30.0
+            first[0] = False
+        return m(c, seconds)
+    r = tune(space(range(1, 5)), measure, budget_s=80, clock=clock, confirm=always_ok)
+    assert len([t for t in r.tried if t.stage == "workers"]) >= 2
