@@ -244,14 +244,14 @@ def _import(mod_name: str, factory: str, dirs: list[str]) -> Any:
         raise FactoryError(
             "module_import_failed", f"importing module {mod_name!r} failed: {_describe_exc(exc)}",
             factory=factory, file=exc.filename, line=exc.lineno,
-            fix="fix the syntax error at that line") from exc
+            fix=f"fix the syntax error at {exc.filename}:{exc.lineno}") from exc
     except Exception as exc:
         file, line, func = _user_frame(exc, None)
         raise FactoryError(
             "module_import_failed", f"importing module {mod_name!r} raised {_describe_exc(exc)}"
             + (f" in {func}" if func else ""),
             factory=factory, file=file, line=line,
-            fix="fix the error raised at import time at that line (it is in your module, not the suite)") from exc
+            fix=f"fix the error raised at import time at {file}:{line} (it is in your module, not the suite)") from exc
 
 
 def _resolve(module: Any, mod_name: str, attr: str, factory: str) -> Any:
@@ -331,7 +331,8 @@ def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
             "factory_raised", f"{factory}(**{_short(kwargs)}) raised {_describe_exc(exc)}"
             + (f" in {func}" if func else ""),
             factory=factory, file=ufile or file, line=uline or line,
-            fix="fix the error at that line (it is raised by your factory, before any DataLoader exists)",
+            fix=(f"fix the error at {ufile or file}:{uline or line} (your factory raised it, before any DataLoader "
+                 "existed)"),
         ) from exc
     pipe = result if isinstance(result, Pipeline) else Pipeline(result)
     for name in ("collate_fn", "worker_init_fn"):
@@ -467,7 +468,7 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
             file, line, func = _user_frame(exc, None)
             raise FactoryError(
                 "item_raised", f"dataset[{i}] raised {_describe_exc(exc)}" + (f" in {func}" if func else ""),
-                file=file, line=line, fix="fix the error at that line (it is raised by the dataset's __getitem__)",
+                file=file, line=line, fix=f"fix the error at {file}:{line} (the dataset's __getitem__ raised it)",
             ) from exc
     if not items:
         return
@@ -479,7 +480,7 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
             raise FactoryError(
                 "collate_raised", f"collate_fn on {count} items raised {_describe_exc(exc)}"
                 + (f" in {func}" if func else ""),
-                file=file, line=line, fix="fix the collate function at that line") from exc
+                file=file, line=line, fix=f"fix the collate function at {file}:{line}") from exc
         return
     try:
         default_collate(items)

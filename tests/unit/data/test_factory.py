@@ -138,6 +138,7 @@ def test_factory_raises_names_the_users_frame() -> None:
     assert err.file == str(BAD) and err.line == line_of(BAD, "raise RuntimeError")
     assert "RuntimeError: annotations for train not found under /nowhere" in str(err)
     assert "in _open_annotations" in str(err)
+    assert f"{BAD}:{err.line}" in err.fix  # the remedy alone says where to look
     assert isinstance(err.__cause__, RuntimeError)  # the traceback is kept for stderr
 
 
