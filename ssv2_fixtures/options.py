@@ -108,7 +108,7 @@ def _flag(text: str, where: str) -> bool:
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 
 
-def _factory(text: str, where: str) -> str:
+def factory_name(text: str, where: str) -> str:
     mod, sep, name = text.strip().partition(":")
     if not sep or not _DOTTED.match(mod) or not _DOTTED.match(name):
         raise ValueError("expected MODULE:CALLABLE, e.g. mypkg.data:build_dataset (a dotted module, a colon, "
@@ -121,14 +121,21 @@ def dataset_arg(text: str, where: str) -> tuple[str, Any]:
     that is not one (a bare word, a path) is the string itself."""
     key, sep, value = text.partition("=")
     key = key.strip()
-    if not sep or not key.isidentifier():
-        raise ValueError("expected KEY=VALUE with KEY a Python identifier (a keyword argument of the "
-                         "factory), e.g. --dataset-arg num_frames=16")
+    if not sep:
+        raise ValueError("expected KEY=VALUE (no '=' given), e.g. --dataset-arg num_frames=16")
+    dataset_arg_check(key)
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
     return key, parsed
+
+
+def dataset_arg_check(key: str) -> str:
+    if not key.isidentifier():
+        raise ValueError(f"expected KEY=VALUE with KEY a Python identifier (a keyword argument of the factory), "
+                         f"got key {key!r}")
+    return key
 
 
 def _abs_dir(text: str, where: str) -> Path:
@@ -194,7 +201,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("train-config", "training-config TOML for -m validate ([loader] and [target] tables)",
            _existing_file, None, "FILE"),
     Option("dataset-factory", "your own pipeline: MODULE:CALLABLE that builds the Dataset every run loads "
-           "(imported in each loading process; see --dataset-path)", _factory, None, "MODULE:CALLABLE"),
+           "(imported in each loading process; see --dataset-path)", factory_name, None, "MODULE:CALLABLE"),
     Option("dataset-arg", "keyword argument for --dataset-factory, KEY=VALUE (VALUE read as TOML: 8, 0.5, true, "
            "[1, 2]; a bare word is a string); repeatable", dataset_arg, None, "KEY=VALUE", repeat=True),
     Option("dataset-path", "folder put first on sys.path where the factory is imported (the invocation folder is "

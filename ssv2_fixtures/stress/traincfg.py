@@ -11,6 +11,12 @@ TOML only: a config file is data, never executed. Unknown keys and wrong types a
     pin_memory = true
     persistent_workers = true
 
+    [dataset]                      # optional: your own pipeline (as --dataset-factory/-arg/-path)
+    factory = "mypkg.data:build"
+    path = ["src"]                 # relative to this file's folder; put first on sys.path
+    [dataset.kwargs]
+    num_frames = 16
+
     [target]
     min_videos_per_s = 150
     batches = 200
@@ -24,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..data.loader import LoaderConfig
+from ..options import dataset_arg_check, factory_name
 
 _LOADER_KEYS: dict[str, tuple[type, ...]] = {
     "batch_size": (int,), "num_workers": (int,), "prefetch_factor": (int,), "sharing_strategy": (str,),
@@ -61,6 +68,7 @@ class TrainConfig:
     tmpdir: str | None
     batches: int | None
     targets: dict[str, float]
+    dataset: dict[str, Any] = field(default_factory=dict)   # factory, factory_kwargs, factory_path
 
 
 def load(path: str | Path) -> TrainConfig:
@@ -77,9 +85,9 @@ def load(path: str | Path) -> TrainConfig:
         raise TrainConfigError(f"{p}: not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise TrainConfigError(f"{p}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"loader", "target"})
+    unknown = sorted(set(data) - {"loader", "target", "dataset"})
     if unknown:
-        raise err(f"table(s) {unknown}", "unknown; only [loader] and [target] are read")
+        raise err(f"table(s) {unknown}", "unknown; only [loader], [target] and [dataset] are read")
     loader = data.get("loader")
     if not isinstance(loader, dict):
         raise err("[loader]", "missing: give at least batch_size and num_workers")
@@ -114,7 +122,43 @@ def load(path: str | Path) -> TrainConfig:
         if not math.isfinite(v) or v < 0:  # TOML has nan/inf; a nan target would fail every run
             raise err(f"[target] {k}", f"expected a finite number >= 0, got {v!r}")
         targets[k] = float(v)
-    return TrainConfig(p, cfg, loader.get("tmpdir"), batches, targets)
+    return TrainConfig(p, cfg, loader.get("tmpdir"), batches, targets, _dataset(p, data.get("dataset"), err))
+
+
+def _dataset(p: Path, table: Any, err: Any) -> dict[str, Any]:
+    """``[dataset]``: the same keys as the dataset spec's ``factory``/``factory_kwargs``/``factory_path``."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise err("[dataset]", "must be a table")
+    for k in table:
+        if k not in ("factory", "path", "kwargs"):
+            raise err(f"[dataset] {k}", "unknown key; known: factory, kwargs, path")
+    factory = table.get("factory")
+    if not isinstance(factory, str):
+        raise err("[dataset] factory", f"expected a string \"MODULE:CALLABLE\", got {factory!r}")
+    try:
+        name = factory_name(factory, "[dataset] factory")
+    except ValueError as exc:
+        raise err("[dataset] factory", str(exc)) from None
+    path = table.get("path", [])
+    if isinstance(path, str):
+        path = [path]
+    if not isinstance(path, list) or not all(isinstance(x, str) for x in path):
+        raise err("[dataset] path", f"expected a list of folder names, got {path!r}")
+    dirs = [(p.parent / x).resolve() for x in path]
+    for d in dirs:
+        if not d.is_dir():
+            raise err("[dataset] path", f"{d} is not a directory (paths are relative to this file's folder)")
+    kwargs = table.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise err("[dataset] kwargs", "must be a table of keyword arguments")
+    for k in kwargs:
+        try:
+            dataset_arg_check(k)
+        except ValueError as exc:
+            raise err(f"[dataset.kwargs] {k}", str(exc)) from None
+    return {"factory": name, "factory_kwargs": dict(kwargs), "factory_path": [str(d) for d in dirs]}
 
 
 def check(targets: dict[str, float], metrics: dict[str, Any]) -> list[dict[str, Any]]:

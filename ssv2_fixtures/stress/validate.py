@@ -5,7 +5,7 @@ already says whether every target was met; the session's ``validate`` section ke
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .traincfg import TARGETS, TrainConfigError, check, load
@@ -72,6 +72,10 @@ def run(stress: Stress) -> ValidateResult:
         tc = load(s.train_config)
     except TrainConfigError as exc:
         return ValidateResult(None, error=str(exc))
+    if tc.dataset:  # the TOML's [dataset] table: the training job's own pipeline
+        ds = stress.dataset.copy()
+        ds.update(tc.dataset)  # type: ignore[typeddict-item]
+        stress = replace(stress, dataset=ds)
     batches = tc.batches or s.batches
     base = None
     if tc.tmpdir:
@@ -86,6 +90,7 @@ def run(stress: Stress) -> ValidateResult:
     result = stress.run(tc.loader, batches, kind="validate", train=True, live=True, run_base=base,
                         checks=[lambda r: series_verdicts(r.record), targets])
     session.validate = {"config_file": str(tc.path), "config": tc.loader.to_dict(), "tmpdir": tc.tmpdir,
-                        "batches": batches, "rows": rows, "passed": result.passed}
+                        "batches": batches, "rows": rows, "passed": result.passed,
+                        **({"dataset": tc.dataset} if tc.dataset else {})}
     stress.record(result)
     return ValidateResult(result, rows)

@@ -173,3 +173,33 @@ def test_loaded_targets_check_end_to_end(tmp_path: Path) -> None:
         "min_videos_per_s": True, "max_rss_gb": True, "max_shm_gb": False,
         "max_wait_ms_p95": True, "max_first_batch_s": True,
     }
+
+
+def test_dataset_table_gives_the_factory_keys(tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    p = tmp_path / "train.toml"
+    p.write_text('[loader]\nbatch_size = 4\nnum_workers = 2\n[dataset]\nfactory = "mypkg.data:build"\n'
+                 'path = ["src"]\n[dataset.kwargs]\nnum_frames = 8\nmode = "fast"\n')
+    tc = load(p)
+    assert tc.dataset == {"factory": "mypkg.data:build", "factory_kwargs": {"num_frames": 8, "mode": "fast"},
+                          "factory_path": [str((tmp_path / "src").resolve())]}
+    assert load_text(tmp_path, '[loader]\nbatch_size = 4\n').dataset == {}
+
+
+def load_text(tmp_path, text):
+    p = tmp_path / "t.toml"
+    p.write_text(text)
+    return load(p)
+
+
+@pytest.mark.parametrize("table,needle", [
+    ('factory = "nocolon"', "[dataset] factory: expected MODULE:CALLABLE"),
+    ('factory = "m:f"\npath = ["missing"]', "[dataset] path:"),
+    ('factory = "m:f"\nsrc = 1', "[dataset] src: unknown key"),
+    ('factory = "m:f"\n[dataset.kwargs]\n"1x" = 2', "[dataset.kwargs] 1x:"),
+    ('path = ["."]', "[dataset] factory: expected a string"),
+])
+def test_dataset_table_errors_are_named(tmp_path, table, needle) -> None:
+    with pytest.raises(TrainConfigError) as err:
+        load_text(tmp_path, f"[loader]\nbatch_size = 4\n[dataset]\n{table}\n")
+    assert needle in str(err.value)
