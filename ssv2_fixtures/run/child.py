@@ -142,7 +142,7 @@ class EventWriter:
         self.fd = fd
         self.rank = rank
 
-    def emit(self, ev: str, **fields: Any) -> None:
+    def emit(self, ev: str, /, **fields: Any) -> None:
         fields["ev"] = ev
         fields.setdefault("t", time.time())
         if self.rank is not None:
@@ -162,7 +162,7 @@ _Events = EventWriter  # the old private name, still imported by tests/unit/run/
 class Emitter(Protocol):
     """What :func:`batch_loop` needs of an event writer (tests pass a list-backed one)."""
 
-    def emit(self, ev: str, **fields: Any) -> None: ...
+    def emit(self, ev: str, /, **fields: Any) -> None: ...
 
 
 def _cut(text: str, keep: int) -> str:

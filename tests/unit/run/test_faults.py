@@ -37,7 +37,7 @@ class _Events:
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
 
-    def emit(self, kind: str, **fields: Any) -> None:
+    def emit(self, kind: str, /, **fields: Any) -> None:
         self.seen.append({"kind": kind, **fields})
 
 
@@ -50,7 +50,7 @@ def _fires_at(items: int, bs: int, workers: int, at: int, total: int, *, persist
                                          persistent_workers=persistent and workers > 0, shuffle=False)
     progress = Progress()
     try:
-        batch_loop(_Events(), loader, {"batches": total}, False, progress)  # type: ignore[typeddict-item]
+        batch_loop(_Events(), loader, {"batches": total}, False, progress)
     except RuntimeError as exc:
         assert "injected fault" in str(exc), exc
         return progress.batch
@@ -89,7 +89,7 @@ def test_in_workers_each_batch_knows_its_number_across_epochs(items, bs, workers
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, persistent_workers=persistent)
     total = 3 * len(loader)
     numbers: list[int] = []
-    batch_loop(_Events(), loader, {"batches": total}, False, Progress(),  # type: ignore[typeddict-item]
+    batch_loop(_Events(), loader, {"batches": total}, False, Progress(),
                on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
     assert numbers == list(range(total))
 
@@ -106,7 +106,7 @@ def test_with_the_endless_sampler_the_run_is_one_epoch_and_each_batch_knows_its_
     cfg = LoaderConfig(batch_size=bs, num_workers=workers, persistent_workers=persistent)
     numbers: list[int] = []
     ev = _Events()
-    batch_loop(ev, make_loader(ds, cfg, endless=True), {"batches": 9}, False,  # type: ignore[typeddict-item]
+    batch_loop(ev, make_loader(ds, cfg, endless=True), {"batches": 9}, False,
                Progress(), on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
     assert numbers == list(range(9)) and not [e for e in ev.seen if e["kind"] == "epoch"]
     assert ds._epoch == 0 and ds._per_epoch == 0
@@ -121,7 +121,7 @@ def test_an_endless_drill_fires_at_its_batch(items, bs, at) -> None:
     progress = Progress()
     with pytest.raises(RuntimeError, match="injected fault"):
         batch_loop(_Events(), make_loader(ds, LoaderConfig(batch_size=bs, num_workers=0), endless=True),
-                   {"batches": 13}, False, progress)  # type: ignore[typeddict-item]
+                   {"batches": 13}, False, progress)
     assert progress.batch == at
 
 

@@ -21,7 +21,7 @@ class _Events:
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
 
-    def emit(self, ev: str, **fields: Any) -> None:
+    def emit(self, ev: str, /, **fields: Any) -> None:
         self.seen.append({"ev": ev, **fields})
 
 
