@@ -33,7 +33,7 @@ from .model import (
     short_ok,
     sustained_ok,
 )
-from .tune import confirmed_best
+from .tune import confirmed_best, entry_label
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,14 @@ def _tuned(data: ResultsFile | Sequence[RunRecord], runs: Sequence[Run]) -> Reco
     passed = [r for r in runs if r.ok and r.label == label and r.vps is not None and r.kind != "distributed"]
     if not passed:
         return None
-    basis = max(passed, key=lambda r: (r.kind in SUSTAINED_KINDS, r.vps or 0.0))
-    ties = tuple(str(t) for t in best.entry.get("ties") or [])
+    cfg = best.entry["best"].get("config")
+    want = loader_fields(cfg) if isinstance(cfg, Mapping) else {}
+
+    def same(r: Run) -> bool:  # the exact config (persistent_workers is not in the label)
+        return all(r.config.get(k) == v for k, v in want.items() if k in r.config)
+    basis = max(passed, key=lambda r: (same(r), r.kind in SUSTAINED_KINDS,
+                                       str(r.rec.get("phase") or "").startswith("confirm"), r.vps or 0.0))
+    ties = tuple(entry_label(t) for t in best.entry.get("ties") or [])
     return Recommendation(basis.config, basis, basis.kind in SUSTAINED_KINDS,
                           f"tuned by pytest -m tune for batch size {best.entry.get('batch_size', '?')}: "
                           f"{rate(best.rate, best.interval)} videos/s, confirmed", basis.vps, ties, True)

@@ -208,7 +208,7 @@ def _data_error_section(err: Mapping[str, Any]) -> list[str]:
     return ["The dataset could not be loaded, so no configuration ran. Fix the data, then rerun.", "",
             *md_table(["fact", "value"], [["kind", err.get("kind", "data_error")],
                                           ["file", err.get("file") or "?"],
-                                          ["entry", err.get("entry") or "?"],
+                                          ["entry", err.get("entry") or "the file as a whole"],
                                           ["message", one_line(err.get("message"), 400) or "?"],
                                           ["fix", one_line(err.get("fix"), 400) or "?"]])]
 
@@ -217,7 +217,8 @@ def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | No
     out: list[str] = []
     err = extra(data, "data_error")
     if err:
-        out.append(f"Fix the data ({err.get('file') or '?'}, entry {err.get('entry') or '?'}): "
+        where = f"{err.get('file') or '?'}, " + (f"entry {err['entry']}" if err.get("entry") else "the file as a whole")
+        out.append(f"Fix the data ({where}): "
                    f"{one_line(err.get('fix'), 300) or 'see the message'}; then rerun `pytest -m quick`.")
     elif rec is None and any(r.ok and r.kind == "distributed" for r in runs):
         out.append("Get a single-loader recommendation to compare the multi-rank runs with: `pytest -m quick`, "

@@ -5,12 +5,13 @@ results.json may carry a top-level ``tune`` list, one entry per batch size::
     {"batch_size": 8,
      "best": {"config": "bs8-w2-pf2" | {LoaderConfig fields}, "videos_per_s": 97.0, "interval": [93.9, 100.1]},
      "confirmed": true,              # the best was re-measured and held
-     "ties": ["bs8-w2-pf2", "bs8-w4-pf2"],
-     "tried": [{"config": ..., "videos_per_s": ..., "interval": [...]}, ...],
+     "ties": [{"config": ..., "videos_per_s": ..., "interval": [...]}, ...],   # as "best"
+     "tried": [{"config": ..., "stage": ..., "videos_per_s": ..., "interval": [...]} | {..., "kind": ...}],
      "budget_s": 120, "spent_s": 96.5, "target_videos_per_s": 80}
 
 The section renders those entries as recorded; the recommendation shows a confirmed best first
-(:func:`confirmed_best`). Missing fields read as ``?``.
+(:func:`confirmed_best`). Missing fields read as ``?``. The writer is
+:meth:`ssv2_fixtures.stress.tune.TuneResult.record`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def config_label(c: Any) -> str:
     if isinstance(c, Mapping):
         return label_of(c)
     return str(c) if c is not None else "?"
+
+
+def entry_label(x: Any) -> str:
+    """A ``ties`` item: a ``{"config": ...}`` record (as the tuner writes it) or a bare label."""
+    return config_label(x.get("config")) if isinstance(x, Mapping) else config_label(x)
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,12 @@ def tune_section(results: Mapping[str, Any]) -> list[str]:
     rows = []
     for e in entries:
         b = _best(e)
-        ties = ", ".join(str(t) for t in e.get("ties") or []) or "—"
+        ties = ", ".join(entry_label(t) for t in e.get("ties") or []) or "—"
+        tried = [t for t in e.get("tried") or [] if isinstance(t, Mapping)]
+        passed = sum(1 for t in tried if t.get("videos_per_s") is not None)
         target = e.get("target_videos_per_s")
         rows.append([e.get("batch_size", "?"), b.label, rate(b.rate, b.interval),
-                     "yes" if e.get("confirmed") else "**no**", ties, len(e.get("tried") or []),
+                     "yes" if e.get("confirmed") else "**no**", ties, f"{len(tried)} ({passed} passed)",
                      f"{num(e.get('spent_s'))} of {num(e.get('budget_s'))}",
                      num(target) if target is not None else "—"])
     return (["Per batch size, the best configuration the search found (*videos/s* with its 95 % spread) and "

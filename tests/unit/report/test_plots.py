@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from report_helpers import fixture, with_intervals
@@ -12,7 +13,7 @@ from ssv2_fixtures.run.outcome import KIND_NAMES
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _labelled(ax):  # type: ignore[no-untyped-def]
+def _labelled(ax: Any) -> list[Any]:
     return [ln for ln in ax.lines if not str(ln.get_label()).startswith("_")]
 
 
@@ -48,7 +49,7 @@ def test_throughput_error_bars_span_the_recorded_interval() -> None:
     want = sorted((r.interval[0], r.interval[1]) for r in runs_of(data)  # best run per (bs, workers)
                   if r.kind == "quick" and r.interval)
     segs = sorted((float(min(s[:, 1])), float(max(s[:, 1])))
-                  for cont in ax.containers for s in cont.lines[2][0].get_segments())
+                  for cont in ax.containers for s in cont.lines[2][0].get_segments())  # type: ignore[attr-defined]
     assert np.allclose(segs, want)
 
 

@@ -172,10 +172,14 @@ def test_data_error_session_says_what_and_how_to_fix(tmp_path: Path) -> None:
     data = fixture("data_error")
     text = summarize(run_dir(tmp_path, "data_error")).read_text()
     err = data["data_error"]
-    facts = dict(r for r in table(section(text, "Data could not load")))  # type: ignore[misc]
+    facts = dict(r for r in table(section(text, "Data could not load")))
     assert facts["kind"] == "data_error" and facts["file"] == err["file"] and facts["entry"] == err["entry"]
     assert facts["fix"] == err["fix"] and facts["message"] == err["message"]
     assert "the data could not be loaded" in "\n".join(section(text, "Recommended configuration"))
     steps = section(text, "Next steps")
     assert steps[1].startswith(f"1. Fix the data ({err['file']}, entry {err['entry']}): {err['fix']}")
     assert terminal_lines(data) == ["config  test  videos/s  result"]
+    data["data_error"]["entry"] = None  # the file as a whole is at fault
+    text = render_summary(data)
+    assert "| entry | the file as a whole |" in text
+    assert f"1. Fix the data ({err['file']}, the file as a whole)" in text
