@@ -1,0 +1,435 @@
+"""``watch(loader)``: the real training loop's data side, measured while it runs.
+
+The step path (the training thread, once per batch) does only this: two ``perf_counter`` calls around
+``next()``, three list appends (call time, return time, items) and one reference to the batch. Every
+other measurement — psutil readings, batch bytes, sums, findings, the log — happens in one daemon
+thread every ``interval_s``; the step path never waits for it.
+
+Failures pass through: an exception from the loader is classified by the stress outcome rules, written
+to the log with a last sample, and re-raised — the same object. torch raises a dead worker's error
+from its SIGCHLD handler, in the main thread, wherever it is (often inside the training step, not in
+``next()``): the watch chains that handler for as long as it iterates, records what it raises and
+raises it on. The watch starts no processes.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from types import FrameType
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+
+import psutil
+
+from ..data.batch import describe
+from ..run.child import _error_fields
+from ..run.stats import percentile
+from . import findings as fnd
+from .log import SCHEMA, LogWriter, Summary
+from .sampler import Sampler, nofile_limit
+
+T = TypeVar("T")
+
+
+def _rank() -> tuple[int, int]:
+    """(rank, world size): torch.distributed when initialised, else RANK / WORLD_SIZE, else (0, 1)."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank()), int(dist.get_world_size())
+    except Exception:  # a half-initialised process group: fall back to the environment
+        pass
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def _items(batch: Any) -> int:
+    """Videos in a batch: the leading size of its first tensor (the DataLoader's batch dimension)."""
+    b = batch
+    while True:
+        if isinstance(b, (tuple, list)):
+            if not b:
+                return 0
+            b = b[0]
+        elif isinstance(b, dict):
+            if not b:
+                return 0
+            b = next(iter(b.values()))
+        else:
+            break
+    shape = getattr(b, "shape", None)
+    return int(shape[0]) if shape else 1
+
+
+def loader_config(loader: Any) -> dict[str, Any]:
+    """The DataLoader settings a stress run is keyed by (prefetch_factor as torch applies it)."""
+    w = int(getattr(loader, "num_workers", 0) or 0)
+    cfg: dict[str, Any] = {
+        "batch_size": getattr(loader, "batch_size", None), "num_workers": w,
+        "prefetch_factor": (getattr(loader, "prefetch_factor", None) or 2) if w > 0 else None,
+        "persistent_workers": bool(getattr(loader, "persistent_workers", False)),
+        "pin_memory": bool(getattr(loader, "pin_memory", False)),
+        "timeout": float(getattr(loader, "timeout", 0) or 0),
+        "loader": type(loader).__name__,
+    }
+    tmp = sys.modules.get("torch.multiprocessing")
+    if tmp is not None:
+        cfg["sharing_strategy"] = tmp.get_sharing_strategy()
+    try:
+        cfg["dataset_len"] = len(loader.dataset)
+    except Exception:  # an IterableDataset, or no dataset attribute
+        pass
+    return cfg
+
+
+class Watch(Generic[T]):
+    """Iterate it like the loader. See :func:`watch`."""
+
+    def __init__(self, loader: Iterable[T], *, log: str | os.PathLike[str] | None = None,
+                 interval_s: float = 1.0, name: str | None = None, shm_dir: str = "/dev/shm",
+                 tmpdir: str | os.PathLike[str] | None = None) -> None:
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
+            raise ValueError(f"watch(interval_s={interval_s!r}): must be a number of seconds > 0, e.g. 1.0")
+        if not os.path.isdir(shm_dir):
+            raise ValueError(f"watch(shm_dir={shm_dir!r}): not a directory; pass the shared-memory mount "
+                             "the workers allocate in (default /dev/shm)")
+        self.loader, self.log_path, self.interval_s = loader, log, float(interval_s)
+        self.name = name or type(loader).__name__
+        self.shm_dir = shm_dir
+        self.tmpdir = str(tmpdir) if tmpdir is not None else tempfile.gettempdir()
+        self.config = loader_config(loader)
+        self.rank, self.world_size = _rank()
+        self.starts: list[float] = []     # perf_counter when next() was called, per batch
+        self.ends: list[float] = []       # ... and when it returned the batch
+        bs = getattr(loader, "batch_size", None)
+        self._fixed: int | None = bs if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 else None
+        self.videos: list[int] = []       # per batch, only without a fixed batch size
+        self._partial: dict[int, int] = {}  # with one: batch index → videos, for short last batches
+        self.samples: list[dict[str, Any]] = []  # the ``sample`` lines (SampleLine)
+        self._found: dict[str, fnd.Finding] = {}
+        self._order: list[str] = []
+        self._failure: fnd.Finding | None = None
+        self._failed_exc: BaseException | None = None
+        self._pending: BaseException | None = None
+        self._last: Any = None
+        self._batch_bytes = 0
+        self._it: Any = None
+        self._writer: LogWriter | None = None
+        self._sampler: Sampler | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._prev_sigchld: Any = None
+        self._our_sigchld: Callable[[int, FrameType | None], Any] | None = None
+        self._t_wall = time.time() - time.perf_counter()  # perf_counter → time.time()
+        self._nofile = nofile_limit()
+        self._acc_n, self._acc_wait = 0, 0.0
+
+    # ------------------------------------------------------------------ the step path
+    def __iter__(self) -> Iterator[T]:
+        self._begin()
+        it = iter(self.loader)
+        self._it = it
+        self._chain_sigchld()
+        pc = time.perf_counter
+        add_start, add_end = self.starts.append, self.ends.append
+        # NOTE [step path]: with a fixed batch size (a DataLoader's own batching) every batch holds
+        # batch_size videos but an epoch's last, which is counted once the epoch ends; only other
+        # loaders pay for counting each batch (a tensor's .shape costs about half a microsecond).
+        count = None if self._fixed is not None else self.videos.append
+        try:
+            while True:
+                t0 = pc()
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    self._count_last()
+                    break
+                except Exception as exc:
+                    self._on_failure(exc)
+                    raise
+                add_end(pc())
+                add_start(t0)
+                if count is not None:
+                    count(_items(batch))
+                self._last = batch
+                yield batch
+        finally:
+            self._end()
+
+    def _count_last(self) -> None:
+        if self._fixed is not None and self._last is not None and self.ends:
+            n = _items(self._last)
+            if n != self._fixed:
+                self._partial[len(self.ends) - 1] = n
+
+    def _videos(self, lo: int, hi: int) -> int:
+        """Videos in batches ``lo`` to ``hi - 1``."""
+        if self._fixed is None:
+            return sum(self.videos[lo:hi])
+        return (hi - lo) * self._fixed + sum(v - self._fixed for i, v in self._partial.items() if lo <= i < hi)
+
+    def _steps(self) -> int:
+        n = min(len(self.starts), len(self.ends))
+        return n if self._fixed is not None else min(n, len(self.videos))
+
+    # ------------------------------------------------------------------ lifecycle
+    def _begin(self) -> None:
+        self.rank, self.world_size = _rank()  # torch.distributed may have been initialised since
+        if self._writer is None:
+            self._writer = LogWriter(self.log_path, self.rank)
+        if self._sampler is None:
+            self._sampler = Sampler(shm_dir=self.shm_dir, tmpdir=self.tmpdir, worker_pids=self.worker_pids)
+        self._write("start", {
+            "schema": SCHEMA, "name": self.name, "pid": os.getpid(), "config": self.config,
+            "interval_s": self.interval_s, "shm_dir": self.shm_dir, "tmpdir": self.tmpdir,
+            "nofile": self._nofile, "mem_available_bytes": psutil.virtual_memory().available,
+            "cores": len(os.sched_getaffinity(0)), "world_size": self.world_size, "step": len(self.ends),
+        })
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="ssv2-watch", daemon=True)
+        self._thread.start()
+
+    def _end(self) -> None:
+        self._unchain_sigchld()
+        if self._pending is not None and self._failed_exc is None:
+            self._on_failure(self._pending)  # raised by torch's handler inside the training step
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        self._thread = None
+        self._it = None   # let the DataLoader iterator (and its workers) go
+        self._last = None
+        if self._failure is None:
+            try:
+                self._take_sample()
+                self._judge()  # a short loop may end before the thread's next reading
+            except Exception:
+                pass
+        self._write("summary", dict(self.summary()))
+
+    def close(self) -> None:
+        """Stop sampling and close the log (iteration restarts both)."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> Watch[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ failures
+    def _chain_sigchld(self) -> None:
+        """Wrap the SIGCHLD handler torch installed for its workers, to see what it raises."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        prev = signal.getsignal(signal.SIGCHLD)
+        if not callable(prev):
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> Any:
+            try:
+                return prev(signum, frame)
+            except Exception as exc:
+                # Recorded when it leaves the loop: through next() it arrives wrapped ("exited
+                # unexpectedly", chained to this one), elsewhere it closes the watch (see _end).
+                self._pending = exc
+                raise
+
+        self._prev_sigchld, self._our_sigchld = prev, handler
+        signal.signal(signal.SIGCHLD, handler)
+
+    def _unchain_sigchld(self) -> None:
+        if self._our_sigchld is None or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGCHLD) is self._our_sigchld:
+            signal.signal(signal.SIGCHLD, self._prev_sigchld)
+        self._prev_sigchld = self._our_sigchld = None
+
+    def _on_failure(self, exc: BaseException) -> None:
+        if exc is self._failed_exc:  # seen in the SIGCHLD handler, now passing through next()
+            return
+        self._failed_exc = exc
+        try:
+            last = self._take_sample(final=True)
+            step = len(self.ends)
+            err = _error_fields(exc)
+            err["batch"] = step
+            facts: dict[str, Any] = {"nofile": self._nofile, "tmpdir": self.tmpdir,
+                                     "ranks": int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)}
+            if last is not None:
+                facts.update(shm_free_bytes=last.get("shm_free"), shm_total_bytes=last.get("shm_total"),
+                             tmp_free_bytes=last.get("tmp_free"), rss_peak_bytes=self._peak("rss"))
+            if self._batch_bytes:
+                pf = self.config.get("prefetch_factor") or 2
+                facts["shm_need_bytes"] = (self.config["num_workers"] * pf + 1) * self._batch_bytes
+            f = fnd.failure(err, step=step, config=self.config, facts=facts)
+            with self._lock:
+                self._failure = f
+            self._write("finding", dict(f))
+        except Exception:  # the watch must never hide the loader's own error
+            pass
+
+    # ------------------------------------------------------------------ the sampling thread
+    def worker_pids(self) -> list[int] | None:
+        """Pids of the live DataLoader iterator's workers ([] with none; None if it does not say)."""
+        if int(self.config.get("num_workers") or 0) == 0:
+            return []
+        it = self._it
+        ws = getattr(it, "_workers", None)
+        if ws is None:
+            return None if it is not None else []
+        return [int(w.pid) for w in list(ws) if w.pid is not None]
+
+    def _loop(self) -> None:
+        self._take_sample()
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._take_sample()
+                self._judge()
+            except Exception:  # sampling must never take the training run down
+                pass
+
+    def _take_sample(self, final: bool = False) -> dict[str, Any] | None:
+        s = self._sampler
+        if s is None:
+            return None
+        res = s.sample()
+        b = self._last
+        if b is not None:
+            try:
+                self._batch_bytes = max(self._batch_bytes, describe(b, 0)["bytes"])
+            except Exception:
+                pass
+        n = self._steps()
+        line: dict[str, Any] = {"step": n, **self._loop_totals(n), **res, "batch_bytes": self._batch_bytes}
+        w = fnd.window_wait_fraction(self.starts, self.ends, n=n)
+        line["wait_fraction"] = round(w[0], 4) if w else None
+        if final:
+            line["final"] = True
+        with self._lock:
+            self.samples.append(line)
+        self._write("sample", line)
+        return line
+
+    def _loop_totals(self, n: int) -> dict[str, Any]:
+        if n == 0:
+            return {"loop_s": 0.0, "wait_s": 0.0, "videos": 0}
+        # incremental: the sum over all steps so far would cost the GIL in proportion to the run
+        s, e = self.starts, self.ends
+        self._acc_wait += sum(e[i] - s[i] for i in range(self._acc_n, n))
+        self._acc_n = n
+        wait = self._acc_wait
+        return {"loop_s": round(self.ends[n - 1] - self.starts[0], 4), "wait_s": round(wait, 4),
+                "videos": self._videos(0, n)}
+
+    def _series(self, key: str) -> tuple[list[int], list[float]]:
+        with self._lock:
+            rows = [s for s in self.samples if s.get("step", 0) >= 1 and s.get(key) is not None]
+        return [int(s["step"]) for s in rows], [float(s[key]) for s in rows]
+
+    def _step_s(self) -> float | None:
+        n = min(len(self.starts), len(self.ends))
+        return (self.ends[n - 1] - self.ends[0]) / (n - 1) if n > 1 else None
+
+    def _judge(self) -> None:
+        w = int(self.config.get("num_workers") or 0)
+        n = min(len(self.starts), len(self.ends))
+        cands: list[fnd.Finding | None] = []
+        if "data_bound" not in self._found:
+            cands.append(fnd.data_bound(self.starts, self.ends, n=n, num_workers=w))
+        step_s = self._step_s()
+        if "rss_growth" not in self._found:
+            st, v = self._series("workers_rss" if w > 0 else "main_rss")
+            cands.append(fnd.rss_growth(st, v, available_bytes=psutil.virtual_memory().available, step_s=step_s,
+                                        what="worker tree" if w > 0 else "main process"))
+        if "shm_headroom" not in self._found and self.samples:
+            last = self.samples[-1]
+            cands.append(fnd.shm_headroom(last.get("shm_free"), self._batch_bytes, step=int(last["step"]),
+                                          num_workers=w, prefetch_factor=self.config.get("prefetch_factor"),
+                                          batch_size=self.config.get("batch_size"),
+                                          ranks=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+        if "fd_growth" not in self._found:
+            st, v = self._series("fds_max")
+            cands.append(fnd.fd_growth(st, v, nofile=self._nofile, step_s=step_s))
+        if "tmp_growth" not in self._found:
+            st, files = self._series("tmp_files")
+            _, nbytes = self._series("tmp_bytes")
+            free = self.samples[-1].get("tmp_free") if self.samples else None
+            cands.append(fnd.tmp_growth(st, files, nbytes, tmpdir=self.tmpdir, free_bytes=free, step_s=step_s,
+                                        strategy=self.config.get("sharing_strategy")))
+        for f in cands:
+            if f is not None:
+                with self._lock:
+                    self._found[f["kind"]] = f
+                    self._order.append(f["kind"])
+                self._write("finding", dict(f))
+
+    def _write(self, ev: str, fields: dict[str, Any]) -> None:
+        if self._writer is not None:
+            self._writer.write(ev, fields, time.time())
+
+    # ------------------------------------------------------------------ results
+    def _peak(self, key: str) -> int:
+        vals = [int(s.get(key) or 0) for s in list(self.samples)]
+        return max(vals, default=0)
+
+    @property
+    def findings(self) -> list[fnd.Finding]:
+        """What has been found so far, in order (a loader failure last)."""
+        with self._lock:
+            out = [self._found[k] for k in self._order]
+            if self._failure is not None:
+                out.append(self._failure)
+        return [dict(f) for f in out]  # type: ignore[misc]
+
+    def summary(self) -> Summary:
+        n = self._steps()
+        starts, ends = self.starts[:n], self.ends[:n]
+        waits = [e - s for s, e in zip(starts, ends)]
+        steps_s = [starts[i + 1] - ends[i] for i in range(n - 1)]
+        # steady state, as the stress runs report it: after the first batch (worker start-up)
+        loop = ends[-1] - ends[0] if n > 1 else 0.0
+        free = [s["shm_free"] for s in list(self.samples) if s.get("shm_free") is not None]
+        sm = self._sampler
+        return Summary(
+            name=self.name, steps=n, videos=self._videos(0, n), loop_s=round(ends[-1] - starts[0], 4) if n else 0.0,
+            wait_s=round(sum(waits), 4),
+            videos_per_s=round(self._videos(1, n) / loop, 3) if loop > 0 else None,
+            wait_fraction=round(sum(waits[1:]) / loop, 4) if loop > 0 else None,
+            first_batch_s=round(waits[0], 4) if n else None,
+            wait_ms_p50=round(percentile(waits[1:], 50) * 1000, 3) if n > 1 else None,
+            wait_ms_p95=round(percentile(waits[1:], 95) * 1000, 3) if n > 1 else None,
+            step_ms_p50=round(percentile(steps_s, 50) * 1000, 3) if steps_s else None,
+            rss_peak_bytes=self._peak("rss"), pss_peak_bytes=self._peak("pss"),
+            workers_rss_peak_bytes=self._peak("workers_rss"), shm_peak_bytes=self._peak("shm_used"),
+            shm_free_min_bytes=min(free) if free else None, fds_peak=self._peak("fds"),
+            fds_max_peak=self._peak("fds_max"), threads_peak=self._peak("threads"),
+            workers_peak=sm.workers_peak if sm else 0, worker_restarts=self._peak("worker_restarts"),
+            tmp_peak_bytes=self._peak("tmp_bytes"), tmp_files_peak=self._peak("tmp_files"),
+            batch_bytes=self._batch_bytes, samples=len(self.samples), config=dict(self.config),
+            failed=self._failure["kind"] if self._failure else None,
+            findings=[dict(f) for f in self.findings],
+        )
+
+
+def watch(loader: Iterable[T], log: str | os.PathLike[str] | None = None, *, interval_s: float = 1.0,
+          name: str | None = None, shm_dir: str = "/dev/shm",
+          tmpdir: str | os.PathLike[str] | None = None) -> Watch[T]:
+    """Watch a DataLoader (any iterable of batches) inside the real training loop::
+
+        w = watch(loader, log="watch.jsonl")
+        for step, batch in enumerate(w):   # exactly the loader's batches
+            train_step(batch)
+        print(w.summary())                 # also the log's last line
+
+    ``log``: JSON-lines path (``{rank}`` in it gives each rank its own file); None keeps it in memory.
+    ``shm_dir``/``tmpdir``: where the workers' shared memory and temp files go (default /dev/shm and
+    the temp dir the process sees).
+    """
+    return Watch(loader, log=log, interval_s=interval_s, name=name, shm_dir=shm_dir, tmpdir=tmpdir)

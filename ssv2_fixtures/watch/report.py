@@ -1,0 +1,173 @@
+"""A watch log as a report: a markdown section and a plot, and a comparison with a stress run.
+
+``python -m ssv2_fixtures.report watch LOG`` and ``report compare`` call :func:`render` and
+:func:`compare_with_run`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..run.record import ResultsError, read_results
+from .findings import DATA_BOUND_FRACTION
+from .log import LogError, read_log
+
+# the settings a stress result and a watched loader must share to be "the same config"
+MATCH_KEYS = ("batch_size", "num_workers", "prefetch_factor", "sharing_strategy")
+
+
+def _by_rank(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for e in events:
+        out.setdefault(int(e["rank"]), []).append(e)
+    return dict(sorted(out.items()))
+
+
+def _summary(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last summary line; a run killed before it wrote one is summed up from its last sample."""
+    sums = [e for e in events if e["ev"] == "summary"]
+    if sums:
+        return sums[-1]
+    samples = [e for e in events if e["ev"] == "sample"]
+    if not samples:
+        raise LogError(f"{path}: rank {events[0]['rank']} has neither a summary nor a sample line: nothing to report")
+    s = samples[-1]
+    loop = float(s.get("loop_s") or 0)
+    return {"steps": s.get("step", 0), "videos": s.get("videos", 0),
+            "videos_per_s": (s.get("videos", 0) / loop) if loop > 0 else None,
+            "wait_fraction": (s.get("wait_s", 0) / loop) if loop > 0 else None,
+            "findings": [e for e in events if e["ev"] == "finding"], "partial": True}
+
+
+def _fmt_bytes(n: Any) -> str:
+    if n is None:
+        return "?"
+    n = float(n)
+    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
+
+
+def _pct(x: Any) -> str:
+    return "?" if x is None else f"{float(x):.0%}"
+
+
+def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``watch.md`` (a summary section) and ``watch.png`` into ``out_dir``; returns the .md path."""
+    path = Path(log_path)
+    events = read_log(path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ranks = _by_rank(events)
+    lines = [f"## Watched training run: `{path.name}`", ""]
+    for rank, evs in ranks.items():
+        s = _summary(path, evs)
+        start = next((e for e in evs if e["ev"] == "start"), {})
+        cfg = start.get("config", s.get("config", {}))
+        head = f"### rank {rank}" + (f" — {start.get('name')}" if start.get("name") else "")
+        lines += [head, ""]
+        if cfg:
+            lines.append("config: " + ", ".join(f"{k}={cfg.get(k)}" for k in ("batch_size", "num_workers",
+                                                                           "prefetch_factor", "sharing_strategy")
+                                                if k in cfg))
+            lines.append("")
+        vps = s.get("videos_per_s")
+        lines += [
+            "| steps | videos/s | wait fraction | RSS peak | /dev/shm peak | fds peak |",
+            "|---|---|---|---|---|---|",
+            f"| {s.get('steps')} | {'?' if vps is None else f'{vps:.1f}'} | {_pct(s.get('wait_fraction'))} | "
+            f"{_fmt_bytes(s.get('rss_peak_bytes'))} | {_fmt_bytes(s.get('shm_peak_bytes'))} | "
+            f"{s.get('fds_peak', '?')} |", "",
+        ]
+        if s.get("partial"):
+            lines += ["(no summary line: the run ended before the watch did; figures from the last sample)", ""]
+        found = s.get("findings") or []
+        if not found:
+            lines += ["No findings: the data side kept up and no resource grew.", ""]
+        for f in found:
+            tag = " (the loader raised)" if f.get("failure") else ""
+            lines += [f"- **{f.get('kind')}** at step {f.get('step')}{tag}: {f.get('detail')}",
+                      f"  - remedy: {f.get('remedy')}"]
+        lines.append("")
+    png = out / "watch.png"
+    _plot(ranks, png)
+    lines += [f"![watch]({png.name})", ""]
+    md = out / "watch.md"
+    md.write_text("\n".join(lines))
+    return md
+
+
+def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    for rank, evs in ranks.items():
+        smp = [e for e in evs if e["ev"] == "sample"]
+        x = [e.get("step", 0) for e in smp]
+        lab = f"rank {rank}"
+        axes[0].plot(x, [e.get("wait_fraction") if e.get("wait_fraction") is not None else float("nan")
+                         for e in smp], label=lab)
+        axes[1].plot(x, [(e.get("rss") or 0) / 2**30 for e in smp], label=lab)
+        axes[2].plot(x, [(e.get("shm_used") or 0) / 2**20 for e in smp], label=lab)
+        for f in (e for e in evs if e["ev"] == "finding"):
+            for ax in axes:
+                ax.axvline(f.get("step", 0), color="red" if f.get("failure") else "orange", ls="--", lw=0.8)
+            axes[0].annotate(str(f.get("kind")), (f.get("step", 0), 1.0), rotation=90, fontsize=7, va="top")
+    axes[0].axhline(DATA_BOUND_FRACTION, color="grey", lw=0.6, ls=":")
+    axes[0].set_ylabel("wait fraction")
+    axes[0].set_ylim(0, 1.05)
+    axes[1].set_ylabel("RSS (GB)")
+    axes[2].set_ylabel("/dev/shm used (MB)")
+    axes[2].set_xlabel("step")
+    if len(ranks) > 1:
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def _norm(cfg: dict[str, Any]) -> dict[str, Any]:
+    c = dict(cfg)
+    if int(c.get("num_workers") or 0) > 0 and c.get("prefetch_factor") is None:
+        c["prefetch_factor"] = 2  # torch's default, as the watch records it
+    return c
+
+
+def _match(path: Path, cfg: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    want = _norm(cfg)
+    hits = [r for r in results if r.get("status") == "passed" and (r.get("metrics") or {}).get("videos_per_s")
+            and all(_norm(r.get("config") or {}).get(k) == want.get(k)
+                    for k in MATCH_KEYS if k in want and k in (r.get("config") or {}))]
+    if not hits:
+        seen = sorted({", ".join(f"{k}={(r.get('config') or {}).get(k)}" for k in MATCH_KEYS) for r in results})
+        raise ResultsError(
+            f"{path}: no passed stress run has the watched config ("
+            + ", ".join(f"{k}={want.get(k)}" for k in MATCH_KEYS) + f"); runs there: {seen or 'none'}. "
+            "Stress-test the training's config first (e.g. pytest -m sustained with the same batch size and "
+            "workers), or pass the run folder that holds it")
+    return hits[-1]
+
+
+def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> str:
+    """One line per rank: the rate training received against the stress run of the same config."""
+    path = Path(log_path)
+    results_file = read_results(run_dir)
+    rpath = Path(run_dir) / "results.json" if Path(run_dir).is_dir() else Path(run_dir)
+    out = []
+    for rank, evs in _by_rank(read_log(path)).items():
+        s = _summary(path, evs)
+        start = next((e for e in evs if e["ev"] == "start"), {})
+        cfg = start.get("config") or s.get("config") or {}
+        run = _match(rpath, cfg, [dict(r) for r in results_file.get("results") or []])
+        stress = float(run["metrics"]["videos_per_s"])
+        got, wf = s.get("videos_per_s"), s.get("wait_fraction")
+        if got is None:
+            out.append(f"rank {rank}: too few steps to compare (the watched loop received {s.get('steps')} batches)")
+            continue
+        bound = ("data-bound: the loop waited for data " if wf is not None and wf > DATA_BOUND_FRACTION
+                 else "step-bound: the loop waited for data only ")
+        out.append(f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
+                   f"({got:.1f} of {stress:.1f} videos/s, stress run {run.get('label') or run.get('id')}): "
+                   f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})")
+    return "\n".join(out)

@@ -1,0 +1,154 @@
+"""One resource reading of the training process and its DataLoader workers (psutil), off the step path.
+
+The worker tree is the live DataLoader iterator's own workers (``_workers``) and their descendants —
+never the training process's other children (a compile pool, a logger) — or, for a loader whose
+iterator does not expose them, every descendant of this process. /dev/shm is read as this process sees
+it (its mount namespace); TMPDIR without multiprocessing's ``pymp-*`` folders, as the stress monitor
+counts it (:func:`ssv2_fixtures.run.monitor.tmp_usage`). shm used and TMPDIR are relative to the
+reading at start: only the run's own growth counts.
+"""
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any, Callable
+
+import psutil
+
+from ..run.monitor import fs_used_free, tmp_usage
+
+
+TMP_EVERY = 5  # walk TMPDIR every 5th reading: a walk costs the GIL in proportion to its files
+
+
+def rss_pss(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) bytes from ``/proc/<pid>/smaps_rollup``: two lines parsed, not the whole of
+    psutil's ``memory_full_info`` (this runs beside the training thread, sharing its GIL)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return 0, 0
+    rss = pss = 0
+    for ln in head.split(b"\n")[1:3]:
+        k, _, v = ln.partition(b":")
+        n = int(v.split()[0]) * 1024 if v.strip() else 0
+        if k == b"Rss":
+            rss = n
+        elif k == b"Pss":
+            pss = n
+    return rss, pss
+
+
+def nofile_limit() -> int | None:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+class Sampler:
+    def __init__(self, *, shm_dir: str, tmpdir: str, worker_pids: Callable[[], list[int] | None]) -> None:
+        self.shm_dir, self.tmpdir = shm_dir, tmpdir
+        self.worker_pids = worker_pids
+        self.main = psutil.Process(os.getpid())
+        self._procs: dict[int, psutil.Process] = {}
+        self.workers_seen: set[int] = set()
+        self.workers_peak = 0
+        self.shm_base = self.tmp_files_base = self.tmp_bytes_base = 0
+        self._n = 0
+        self._tmp: tuple[int, int, int] = (0, 0, 0)
+        self._tmp_free: int | None = None
+        self.rebase()
+
+    def rebase(self) -> None:
+        try:
+            self.shm_base = fs_used_free(self.shm_dir)[1]
+        except OSError:
+            self.shm_base = 0
+        self._tmp = tmp_usage(self.tmpdir)
+        self.tmp_files_base, self.tmp_bytes_base, _ = self._tmp
+
+    def _proc(self, pid: int) -> psutil.Process | None:
+        p = self._procs.get(pid)
+        if p is None:
+            try:
+                p = self._procs[pid] = psutil.Process(pid)
+            except psutil.Error:
+                return None
+        return p
+
+    def workers(self) -> list[psutil.Process]:
+        pids = self.worker_pids()
+        if pids is None:  # no worker list: every descendant of this process
+            try:
+                return list(self.main.children(recursive=True))
+            except psutil.Error:
+                return []
+        out: list[psutil.Process] = []
+        for pid in pids:
+            p = self._proc(pid)
+            if p is None:
+                continue
+            out.append(p)
+            try:
+                out.extend(p.children(recursive=True))
+            except psutil.Error:
+                pass
+        return out
+
+    def sample(self) -> dict[str, Any]:
+        """The resource fields of a ``sample`` line (NOTE [watch log]); the caller adds the step fields."""
+        main_rss, main_pss = rss_pss(self.main.pid)
+        fds = fds_max = threads = 0
+        try:
+            with self.main.oneshot():
+                fds = fds_max = self.main.num_fds()
+                threads = self.main.num_threads()
+        except psutil.Error:
+            pass
+        w_rss = w_pss = live = 0
+        pids = self.worker_pids() or []
+        for p in self.workers():
+            try:
+                with p.oneshot():
+                    if p.status() == psutil.STATUS_ZOMBIE:
+                        continue
+                    n = p.num_fds()
+                    threads += p.num_threads()
+            except psutil.Error:
+                continue
+            r, q = rss_pss(p.pid)
+            w_rss += r
+            w_pss += q
+            fds += n
+            fds_max = max(fds_max, n)
+            if p.pid in pids or not pids:
+                live += 1
+                self.workers_seen.add(p.pid)
+        self.workers_peak = max(self.workers_peak, live)
+        try:
+            total, used, free = fs_used_free(self.shm_dir)
+            shm_free: int | None = free
+        except OSError:
+            total, used, shm_free = 0, self.shm_base, None
+        if self._n % TMP_EVERY == 0:
+            self._tmp = tmp_usage(self.tmpdir)
+            try:
+                self._tmp_free = fs_used_free(self.tmpdir)[2]
+            except OSError:
+                self._tmp_free = None
+        self._n += 1
+        tf, tb, _ = self._tmp
+        tmp_free = self._tmp_free
+        return {
+            "rss": main_rss + w_rss, "pss": main_pss + w_pss, "main_rss": main_rss, "main_pss": main_pss,
+            "workers_rss": w_rss, "workers_pss": w_pss, "fds": fds, "fds_max": fds_max, "threads": threads,
+            "workers": live, "worker_restarts": max(0, len(self.workers_seen) - self.workers_peak),
+            "shm_used": max(0, used - self.shm_base), "shm_free": shm_free, "shm_total": total,
+            "tmp_files": max(0, tf - self.tmp_files_base), "tmp_bytes": max(0, tb - self.tmp_bytes_base),
+            "tmp_free": tmp_free,
+        }
+
+    def forget(self) -> None:
+        """Drop cached process handles of workers that are gone (a new epoch's workers are new pids)."""
+        for pid in [pid for pid, p in self._procs.items() if not p.is_running()]:
+            del self._procs[pid]
