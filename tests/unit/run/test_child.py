@@ -233,3 +233,73 @@ def test_a_measured_window_in_a_real_child(run_events) -> None:
     if m["stopped"] == "converged":
         assert m["batches"] >= 6 and (m["hi"] - m["lo"]) / 2 <= 0.5 * m["rate"]
     assert m["videos"] == 2 * m["batches"] and m["rate"] > 0
+
+
+# --------------------------------------------------------------------------- a user's pipeline
+
+_PIPE = '''
+import torch
+from ssv2_fixtures.data.factory import Pipeline
+
+
+class Frames(torch.utils.data.Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"x": torch.zeros(3, 4), "i": i}
+
+
+def collate(items):
+    return {"x": torch.stack([it["x"] for it in items]), "ids": [it["i"] for it in items]}
+
+
+def init(worker_id):
+    pass
+
+
+def build(n=5, split="train"):
+    return Pipeline(Frames(n), collate, init)
+'''
+
+
+@pytest.fixture
+def pipe_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "userpipe"
+    d.mkdir()
+    (d / "c_user_pipe.py").write_text(_PIPE)
+    return d
+
+
+def test_build_dataset_takes_the_users_pipeline(pipe_dir: Path, synth_root: Path) -> None:
+    from ssv2_fixtures.run.child import build_dataset
+
+    spec: Any = {"config": LoaderConfig(batch_size=2).to_dict(), "fault": "exception@1",
+                 "dataset": {"root": str(synth_root), "split": "train", "factory": "c_user_pipe:build",
+                             "factory_kwargs": {"n": 7}, "factory_path": [str(pipe_dir)]}}
+    built = build_dataset(spec, rank=0)
+    assert len(built.dataset) == 7 and type(built.dataset).__name__ == "FaultyDataset"  # the drill wraps it
+    assert built.collate_fn is not None and built.collate_fn.__name__ == "collate"
+    assert built.worker_init_fn is not None and built.worker_init_fn.__name__ == "init"
+    assert built.config.batch_size == 2
+
+
+@pytest.mark.timeout(300)
+def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(pipe_dir: Path, synth_root: Path,
+                                                              tmp_path: Path) -> None:
+    from ssv2_fixtures.run.runner import dataset_spec, run_config
+
+    seen: list[dict[str, Any]] = []
+    ds = dataset_spec(synth_root, "train", factory="c_user_pipe:build", factory_kwargs={"n": 5},
+                      factory_path=[str(pipe_dir)])
+    r = run_config(ds, LoaderConfig(batch_size=4, num_workers=1), 3, run_dir=tmp_path,
+                   on_event=lambda ev, _m: seen.append(dict(ev)))
+    b = [e for e in seen if e["ev"] == "batch"]
+    assert len(b) == 3, r.describe()
+    assert all(e["videos"] == 4 == e["clips"] and e["shape"] == [4, 3, 4] and e["dtype"] == "torch.float32"
+               and e["bytes"] == 4 * 3 * 4 * 4 for e in b), b
+    (fin,) = [e for e in seen if e["ev"] == "finished"]
+    assert fin["split_size"] == 5 and fin["distinct_videos"] == 5
