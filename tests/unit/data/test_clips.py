@@ -20,6 +20,7 @@ import os
 import pickle
 import warnings
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -175,7 +176,7 @@ def test_decord_frames_equal_pyav_at_native_size(synth_root: Path, mode: str) ->
 @pytest.mark.parametrize("mode", MODES)
 def test_pyav_decoder_matches_decord(synth_root: Path, mode: str) -> None:
     """decoder="pyav": same shape and dtype, and (resized) frames close to decord's for the same indices."""
-    common = dict(num_frames=T, size=SIZE, sampling=mode)
+    common: dict[str, Any] = dict(num_frames=T, size=SIZE, sampling=mode)
     a = SSv2Clips(synth_root, "train", decoder="decord", **common)
     b = SSv2Clips(synth_root, "train", decoder="pyav", **common)
     for i in range(len(a)):
@@ -247,6 +248,7 @@ def test_webm_duration_matches_ffmpeg(synth_root: Path, tmp_path: Path) -> None:
     for clip in read_manifest(synth_root)["clips"]:
         path = synth_root / clip["file"]
         with av.open(str(path)) as c:
+            assert c.duration is not None
             assert webm_duration(path) == pytest.approx(c.duration / 1e6, abs=1e-3)
         assert webm_duration(path) == pytest.approx(clip["frames"] / clip["fps"], abs=1e-3)
     text = tmp_path / "x.webm"
