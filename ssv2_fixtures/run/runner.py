@@ -227,7 +227,8 @@ def run_distributed(
 # NOTE [a torchrun child]
 #     ``run_distributed`` runs ``python -m torch.distributed.run`` as the isolated child: the same run
 #     folder, TMPDIR, sandbox prefix (so every rank shares one emulated /dev/shm, as ranks on a node
-#     share the real one), monitor, watchdog, ending and cleanup as a single-process child. Differences:
+#     share the real one), monitor, watchdog, ending and cleanup as a single-process child. Differences
+#     (all in the strategy :class:`~.launch.Torchrun`; its record fold is :mod:`.ranks`):
 #     - events come through a FIFO (NOTE [rank events] in child.py); the runner holds a write end too,
 #       so reading never hits EOF while no rank has it open;
 #     - the watchdog follows each rank: start-up until every local rank has its first batch, the stall
