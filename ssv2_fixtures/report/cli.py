@@ -6,7 +6,8 @@
 - ``watch LOG [--out DIR]``: the report of an in-training watch log, by
   ``ssv2_fixtures.watch.report.render(log_path, out_dir) -> Path`` (imported only for this command).
 
-Bad input exits 2 with one line naming the file and what is wrong; an unwritable output exits 1.
+Bad input (any ``ValueError``: :class:`ResultsError`, a watch log's ``LogError``, two watch logs)
+exits 2 with one line naming the file and what is wrong; an unwritable output exits 1.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _run(args)
-    except (ResultsError, WatchReportMissing) as exc:
+    except (ValueError, WatchReportMissing) as exc:  # ResultsError, a watch log's LogError: bad input
         print(f"ssv2-stress report: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an unwritable run folder or --out: one line, not a traceback

@@ -57,6 +57,18 @@ def test_cli_watch_without_the_module_exits_2(tmp_path: Path, monkeypatch: pytes
     assert len(err.strip().splitlines()) == 1 and "needs ssv2_fixtures.watch.report" in err
 
 
+def test_cli_bad_watch_log_exits_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real watch reader (when installed) refuses a file that is no watch log: one line, exit 2."""
+    pytest.importorskip("ssv2_fixtures.watch.report")
+    log = tmp_path / "not-a-log.jsonl"
+    log.write_text("{}\n")
+    for args in (["watch", str(log)], ["compare", str(log), str(DATA / "healthy.json")],
+                 ["compare", str(log), str(log)]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and ("not-a-log.jsonl" in err or "two watch logs" in err)
+
+
 def test_python_m_report_runs(tmp_path: Path) -> None:
     d = run_dir(tmp_path, "healthy")
     p = subprocess.run([sys.executable, "-m", "ssv2_fixtures.report", "summarize", str(d)], capture_output=True,
