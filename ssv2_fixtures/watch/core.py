@@ -200,14 +200,14 @@ class Watch(Generic[T]):
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self._thread = None
-        self._it = None   # let the DataLoader iterator (and its workers) go
-        self._last = None
         if self._failure is None:
             try:
                 self._take_sample()
                 self._judge()  # a short loop may end before the thread's next reading
             except Exception:
                 pass
+        self._it = None   # let the DataLoader iterator (and its workers) go
+        self._last = None
         self._write("summary", dict(self.summary()))
 
     def close(self) -> None:

@@ -249,7 +249,7 @@ def test_small_private_shm_gives_headroom_before_the_failure(tmp_path: Path) -> 
     head = [f for f in found if f["kind"] == "shm_headroom"]
     assert head, out
     assert "--shm-size=" in head[0]["remedy"]
+    # the batch that did not fit: found ahead of it, and classified as the stress suite would
     fail = [f for f in found if f.get("failure")]
-    if fail:  # the batch that did not fit: found ahead of it, and classified as the stress suite would
-        assert fail[0]["kind"] == "shm_exhausted" and head[0]["step"] < fail[0]["step"]
-    assert out["error"] is not None or not fail
+    assert out["error"] == "RuntimeError" and [f["kind"] for f in fail] == ["shm_exhausted"]
+    assert head[0]["step"] < fail[0]["step"]
