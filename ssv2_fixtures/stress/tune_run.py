@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..run.runner import RunResult
     from .campaign import Stress
 
-MIN_BATCHES = 8          # the first batch is warm-up; 6 after it give an interval (run.stats.MIN_BATCHES)
+MIN_BATCHES = 16         # the first batch is warm-up; 15 after it give 5 batch-mean groups (t = 2.78, not 12.7 with 2)
 MAX_BATCHES = 4000
 CONFIRM_BATCHES = 100
 START_GUESS_S = 8.0      # child start-up (interpreter, torch, workers) before the first batch
