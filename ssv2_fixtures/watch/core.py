@@ -139,11 +139,12 @@ class Watch(Generic[T]):
         # batch_size videos but an epoch's last, which is counted once the epoch ends; only other
         # loaders pay for counting each batch (a tensor's .shape costs about half a microsecond).
         count = None if self._fixed is not None else self.videos.append
+        nxt = it.__next__
         try:
             while True:
                 t0 = pc()
                 try:
-                    batch = next(it)
+                    batch = nxt()
                 except StopIteration:
                     self._count_last()
                     break

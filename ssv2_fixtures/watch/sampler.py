@@ -66,6 +66,11 @@ class Sampler:
             self.shm_base = 0
         self._tmp = tmp_usage(self.tmpdir)
         self.tmp_files_base, self.tmp_bytes_base, _ = self._tmp
+        try:
+            self._tmp_free = fs_used_free(self.tmpdir)[2]
+        except OSError:
+            self._tmp_free = None
+        self._n = 1  # the walk just done is the first reading's
 
     def _proc(self, pid: int) -> psutil.Process | None:
         p = self._procs.get(pid)

@@ -96,7 +96,7 @@ def test_tmp_growth_by_files_or_bytes() -> None:
 
 
 def test_failure_is_classified_by_the_outcome_rules() -> None:
-    err = {"type": "RuntimeError", "message": "DataLoader worker (pid 12) is killed by signal: Killed.",
+    err: dict[str, object] = {"type": "RuntimeError", "message": "DataLoader worker (pid 12) is killed by signal: Killed.",
            "traceback": "", "errno": None}
     found = f.failure(err, step=7, config={}, facts={})
     assert found["kind"] == "worker_killed" and found["step"] == 7 and found["failure"] is True

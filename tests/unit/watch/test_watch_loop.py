@@ -163,7 +163,9 @@ def test_killed_worker_reraises_the_original_and_logs_the_kind(tmp_path: Path) -
         for step, _batch in enumerate(w):
             time.sleep(0.01)
             if step == 5:
-                os.kill(w.worker_pids()[0], signal.SIGKILL)  # as the OOM killer would
+                pids = w.worker_pids()
+                assert pids
+                os.kill(pids[0], signal.SIGKILL)  # as the OOM killer would
             assert step < 300, "the loader never noticed the killed worker"
     # torch's SIGCHLD handler names the signal; through next() it arrives chained under "exited unexpectedly"
     assert "is killed by signal: Killed" in "".join(traceback.format_exception(info.value))
