@@ -406,8 +406,11 @@ def single_record(run: RunFacts) -> RunRecord:
     """The record of a single-process child: the metrics core, and the outcome if it failed."""
     bev, err = run.of("batch"), run.of("error")
     m = core_metrics(run)
+    # a measured window (NOTE [measured window] in child.py) ends when its rate is precise enough or its
+    # time is up: then the child's ``measured`` event, not ``run.batches``, says how many batches it wanted
+    wanted = len(bev) if run.of("measured") else run.batches
     passed = run_passed(fired=run.fired, returncode=run.returncode, finished=bool(run.of("finished")),
-                        errors=len(err), batches=[len(bev)], wanted=run.batches)
+                        errors=len(err), batches=[len(bev)], wanted=wanted)
     stderr_tail = run.tail("stderr.txt")
     outcome: OutcomeRecord | None = None
     if not passed:
