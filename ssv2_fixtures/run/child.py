@@ -213,8 +213,12 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
         if errno is None and isinstance(e, OSError) and e.errno:
             errno = e.errno
         e = e.__cause__ or e.__context__
-    return dict(type=type(exc).__name__, message=str(exc), errno=errno, chain=chain,
-                traceback="".join(traceback.format_exception(exc)))
+    f = dict(type=type(exc).__name__, message=str(exc), errno=errno, chain=chain,
+             traceback="".join(traceback.format_exception(exc)))
+    extra = getattr(exc, "event_fields", None)
+    if callable(extra):  # FactoryError: what/file/line/fix for the outcome and the report
+        f.update(extra())
+    return f
 
 
 def arm_stack_dump(spec: ChildSpec) -> IO[str]:

@@ -28,6 +28,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypedDict
 
+from ..data.webm import remedy_for
 from .units import fmt_bytes
 
 
@@ -71,6 +72,22 @@ class FailureKind:
 def _has(ev: Evidence, *needles: str) -> bool:
     t = ev.text
     return any(n in t for n in needles)
+
+
+def _raised(ev: Evidence, *types: str) -> bool:
+    """The child's error (or one in its cause chain) is of one of these types."""
+    chain = (ev.error or {}).get("chain") or []
+    return any(t in chain for t in types)
+
+
+def _data_remedy(ev: Evidence) -> str:
+    fix = (ev.error or {}).get("fix")  # a FactoryError carries its own fix (file:line of the user's code)
+    if fix:
+        return str(fix)
+    if _raised(ev, "SplitTooSmallError"):
+        return ("the config can never form a full batch from this split (the message names the split size and "
+                "batch size): lower batch_size or the rank count, set drop_last=False, or use a larger split")
+    return "fix the file and entry named in the message, or skip missing videos (--ssv2-skip-missing)"
 
 
 def _errno(ev: Evidence) -> int | None:
@@ -128,8 +145,8 @@ KINDS: tuple[FailureKind, ...] = (
     ),
     FailureKind(
         "data_error", "the annotations or video files are wrong (bad entry, missing video)",
-        lambda ev: _has(ev, "AnnotationError", "MissingVideosError"),
-        lambda ev: "fix the file and entry named in the message, or skip missing videos (--ssv2-skip-missing)",
+        lambda ev: _has(ev, "AnnotationError", "MissingVideosError") or _raised(ev, "FactoryError", "SplitTooSmallError"),
+        lambda ev: _data_remedy(ev),
     ),
     FailureKind(
         "shm_exhausted", "shared memory (/dev/shm) ran out while a batch was being shared",
@@ -186,8 +203,8 @@ KINDS: tuple[FailureKind, ...] = (
     FailureKind(
         "decode_error", "a video could not be decoded (corrupt, truncated, empty, not a video)",
         lambda ev: _has(ev, "ClipDecodeError"),
-        lambda ev: ("re-download or re-encode the video named in the message, or run with on_error='skip' "
-                    "(SSv2Clips) to substitute and count bad videos"),
+        lambda ev: (remedy_for(ev.text) or "re-download or re-encode the video named in the message, or run "
+                    "with on_error='skip' (SSv2Clips) to substitute and count bad videos"),
     ),
     FailureKind(
         "worker_killed", "a DataLoader worker was killed by SIGKILL (often the OOM killer, outside a cgroup)",
@@ -271,6 +288,9 @@ def classify(ev: Evidence) -> OutcomeRecord:
         evidence["worker_signal"] = _signame(sig)
     if (e := _errno(ev)) is not None:
         evidence["errno"] = e
+    for key in ("what", "file", "line"):  # where a user's pipeline went wrong (FactoryError.event_fields)
+        if (ev.error or {}).get(key) is not None:
+            evidence[key] = (ev.error or {})[key]
     for k in KINDS:
         if k.matches(ev):
             return OutcomeRecord(kind=k.name, batch=batch, message=_first_line(ev), evidence=evidence,

@@ -192,3 +192,26 @@ def test_kinds_are_defined_once_and_unknown_is_last() -> None:
         assert kind(k.name) is k and k.summary
         assert isinstance(k.remedy(Evidence()), str)
     assert set(FAULTS.values()) <= set(KIND_NAMES)
+
+
+def test_a_split_that_can_never_form_a_batch_is_a_data_error_with_its_own_remedy():
+    out = classify(Evidence(exit_code=1, error=_err("SplitTooSmallError", "split of 12 videos, batch_size 24 "
+                                                   "with drop_last: no batch", chain=["SplitTooSmallError"])))
+    assert out["kind"] == "data_error"
+    assert "never form a full batch" in out["remedy"] and "hang" not in out["remedy"]
+
+
+def test_a_factory_error_carries_the_users_file_line_and_fix():
+    err = {**_err("FactoryError", "mypkg.data:build raised ValueError: bad", chain=["FactoryError"]),
+           "what": "factory_raised", "file": "/p/mypkg/data.py", "line": 12, "fix": "fix /p/mypkg/data.py:12"}
+    out = classify(Evidence(exit_code=1, error=err))
+    assert out["kind"] == "data_error" and out["remedy"] == "fix /p/mypkg/data.py:12"
+    assert out["evidence"]["file"] == "/p/mypkg/data.py" and out["evidence"]["line"] == 12
+
+
+def test_a_durationless_webm_decode_error_names_the_remux():
+    from ssv2_fixtures.data.webm import NO_DURATION_MARK
+
+    out = classify(Evidence(exit_code=1, error=_err("ClipDecodeError", f"v.webm: decord {NO_DURATION_MARK} "
+                                                   "(live mode)", chain=["ClipDecodeError"])))
+    assert out["kind"] == "decode_error" and "ffmpeg -i in.webm -c copy out.webm" in out["remedy"]
