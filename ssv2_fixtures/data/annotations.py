@@ -74,7 +74,7 @@ _INT_RE = re.compile(r"[+-]?[0-9]+")
 # --------------------------------------------------------------------------- errors
 
 
-def _rebuild_error(cls: type, state: dict[str, Any]) -> AnnotationError:
+def _rebuild_error(cls: type[AnnotationError], state: dict[str, Any]) -> AnnotationError:
     # Exceptions are pickled as cls(*args); ours take keyword-only fields, so
     # rebuild from __dict__ instead.  Needed because DataLoader workers and
     # pytest-xdist ship exceptions across processes.
@@ -495,10 +495,11 @@ def _parse_split_json(
         ids[i] = vid
         if want_label:
             t = e.get("template")
-            c = cache.get(t) if type(t) is str else None
+            c = cache.get(t) if isinstance(t, str) else None
             if c is None:
                 c = _template_class(path, i, e, t, labels, labels_file)
-                cache[t] = c
+                if isinstance(t, str):
+                    cache[t] = c
             out[i] = c
     if len(set(ids)) != n:
         seen: set[str] = set()

@@ -296,6 +296,7 @@ def _encode_clip(job: _ClipJob) -> dict[str, Any]:
     # +bitexact keeps the muxer from writing random segment UIDs: same spec, same bytes.
     with av.open(job.path, "w", format="webm", container_options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec_name, rate=FPS, options=dict(options))
+        assert isinstance(stream, av.VideoStream)  # narrows add_stream's union for the type checker
         stream.width, stream.height = width, HEIGHT
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = _BIT_RATE
@@ -443,8 +444,8 @@ def _build_into(tmp: Path, spec: SynthSpec, processes: int | None) -> None:
     _write_json(tmp / paths["validation"], ann["validation"])
     _write_json(tmp / paths["test"], [{"id": e["id"]} for e in ann["test"]])
     if "test_answers" in paths:
-        with open(tmp / paths["test_answers"], "w", encoding="utf-8") as f:
-            f.writelines(f"{e['id']};{_plain(e['template'])}\n" for e in ann["test"])
+        with open(tmp / paths["test_answers"], "w", encoding="utf-8") as answers:
+            answers.writelines(f"{e['id']};{_plain(e['template'])}\n" for e in ann["test"])
 
     manifest = {
         "generator_version": GENERATOR_VERSION,
