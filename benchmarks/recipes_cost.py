@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| recipe | videos/s (95 % interval) | × SSv2Clips | MB/batch | clips/batch | largest tensor |")
     print("|---|---|---|---|---|---|")
     for name in RECIPES:
-        ri = rate_interval(items[name], secs[name])
+        ri = rate_interval(items[name], secs[name], round_size=cfg.num_workers)
         rate = sum(items[name]) / sum(secs[name])
         band = f"{ri.lo:.1f}–{ri.hi:.1f}" if ri else "n/a"
         f = facts[name]

@@ -326,6 +326,7 @@ class Window:
 
     spec: MeasureSpec
     opened: float                       # when the window opens if there is no warm-up
+    round_size: int = 1                 # the loader's workers: batches that arrive together (run/stats.py)
     received: int = 0
     videos: list[int] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
@@ -343,7 +344,7 @@ class Window:
         self.videos.append(int(videos))
         self.waits.append(float(wait_s))
         if len(self.videos) >= self.spec["min_batches"]:
-            iv = rate_interval(self.videos, self.waits)
+            iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
             if iv is not None and iv.relative_half_width <= self.spec["target_rel"]:
                 return "converged"
         if now - self.opened >= self.spec["max_s"]:
@@ -356,7 +357,7 @@ class Window:
         from .stats import rate_interval
 
         total_s = sum(self.waits)
-        iv = rate_interval(self.videos, self.waits)
+        iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
         return {"batches": len(self.videos), "videos": sum(self.videos),
                 "seconds": max(0.0, self.last - self.opened),
                 "rate": iv.rate if iv else (sum(self.videos) / total_s if total_s > 0 else None),
@@ -387,6 +388,10 @@ def _epoch_batches(loader: Any) -> int:
         return 0
 
 
+def _workers(loader: Any) -> int:
+    return int(getattr(loader, "num_workers", 0) or 0)
+
+
 def batch_loop(events: Emitter, loader: Any, spec: ChildSpec, cuda: bool, progress: Progress,
                on_epoch: Callable[[int], None] | None = None,
                on_batch: Callable[[int, Any], None] | None = None,
@@ -401,7 +406,7 @@ def batch_loop(events: Emitter, loader: Any, spec: ChildSpec, cuda: bool, progre
 
     n = int(spec.get("batches", 10))
     m = spec.get("measure")
-    window = Window(check_measure(m), time.perf_counter()) if m else None
+    window = Window(check_measure(m), time.perf_counter(), _workers(loader)) if m else None
     step_s = float(spec.get("step_s") or 0.0)
     begin = getattr(loader.dataset, "begin_epoch", None)  # a fault drill counts batches across epochs
     if on_epoch:

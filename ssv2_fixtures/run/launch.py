@@ -223,7 +223,7 @@ _ROW_METRICS = ("first_batch_s", "startup_s", "videos_per_s", "loop_videos_per_s
 
 
 def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], parents: Mapping[int, int],
-              ) -> list[dict[str, Any]]:
+              workers: int = 0) -> list[dict[str, Any]]:
     """One row per rank that reported (``started``): its batches, videos, rates and memory.
 
     ``samples``: the monitor's samples (``per_process`` = (pid, name, rss)); a rank's RSS is that of its
@@ -254,7 +254,8 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
         row.setdefault("finished", False)
         row.update(batches=len(bev), videos=sum(int(e["videos"]) for e in bev), waits_s=waits)
         if bev:  # the metrics core of one loading process, per rank
-            core = batch_metrics(bev, started={"t": row["t_started"]} if row.get("t_started") is not None else None)
+            core = batch_metrics(bev, started={"t": row["t_started"]} if row.get("t_started") is not None else None,
+                                 workers=workers)
             row.update({k: v for k, v in core.items() if k in _ROW_METRICS})
         pid = row.get("pid")
         if pid is not None and samples:

@@ -35,7 +35,7 @@ def signame(sig: int) -> str:
 def _rows(run: RunFacts, launch: Launch, failures: Sequence[dict[str, Any]]) -> list[Row]:
     """One row per local rank that reported, and one for each rank torchrun says failed before it
     could report anything."""
-    rows = rank_rows(run.events, run.monitor.samples, run.monitor.parents)
+    rows = rank_rows(run.events, run.monitor.samples, run.monitor.parents, run.config.num_workers)
     by_rank = {row["rank"]: row for row in rows}
     for f in failures:
         if f["rank"] not in by_rank and f["host"] and len(by_rank) < launch.nproc_per_node:

@@ -286,7 +286,7 @@ def _steady(bev: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], 
 
 def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any] | None = None,
                   finished: Mapping[str, Any] | None = None, ready: Mapping[str, Any] | None = None,
-                  num_frames: int = 16) -> Metrics:
+                  num_frames: int = 16, workers: int = 0) -> Metrics:
     """The metrics core: what the batch events of one loading process say (a torchrun child's ranks
     extend it, :mod:`.ranks`). Rates count the batches after the first (start-up is apart): videos /
     summed waits, and videos / wall time from the first to the last batch; the interval is
@@ -306,7 +306,7 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
             span = max(float(e["t"]) for e in bev) - min(firsts.values())
             if span > 0:
                 m["loop_videos_per_s"] = sum(steady_v) / span
-        iv = rate_interval(steady_v, steady_w) if steady else None
+        iv = rate_interval(steady_v, steady_w, round_size=workers) if steady else None
         if iv is not None and math.isfinite(iv.hi):
             m["videos_per_s_interval"] = iv.as_list()
             m["interval_batches"], m["interval_method"] = iv.batches, iv.method
@@ -364,7 +364,8 @@ def core_metrics(run: RunFacts) -> Metrics:
         return found[0] if found else None
 
     m = batch_metrics(run.of("batch"), started=first("started"), finished=first("finished"),
-                      ready=first("ready"), num_frames=int(run.dataset.get("num_frames", 16)))
+                      ready=first("ready"), num_frames=int(run.dataset.get("num_frames", 16)),
+                      workers=run.config.num_workers)
     m.update(peak_metrics(run.monitor.peaks, run.leaked))
     m["skipped_videos"] = skipped_videos(run.work)
     h2d = run.of("h2d")

@@ -3,12 +3,18 @@
 Every number the suite reports about waits or throughput goes through here, so the terminal table,
 results.json, summary.md and the plots cannot disagree on how a p95 or a spread was computed.
 
-Interval rule (stated in the README): **batch means**. The per-batch (items, seconds) stream of one
-run, in order, is cut into ``k`` consecutive groups of equal length (``k = min(10, n // 3)``, at
-least 2); each group's rate is its items over its seconds. The point estimate is the whole run's
-ratio (all items / all seconds); the half-width is Student's t(0.975, k − 1) × sd(group rates) / √k.
+Interval rule (stated in the README): **batch means over worker rounds**. The per-batch (items,
+seconds) stream of one run, in order, is cut into ``k`` consecutive groups of equal length; each
+group's rate is its items over its seconds. The point estimate is the whole run's ratio (all items /
+all seconds); the half-width is Student's t(0.975, k − 1) × sd(group rates) / √k.
 Consecutive groups, not single batches, because batch times are autocorrelated (prefetch queues fill
-and drain together); grouping absorbs that, as in steady-state simulation output analysis.
+and drain together); grouping absorbs that, as in steady-state simulation output analysis. A group is
+a whole number of worker *rounds*: the DataLoader hands batches out to its W workers in turn and
+returns them in order, so W batches that were decoded side by side arrive together — one long wait,
+then W − 1 near-zero ones. A group of 3 batches out of a 4-worker round would hold either the long
+wait or not, and its rate would swing by orders of magnitude; a group of whole rounds holds one cycle
+each. Group length = the smallest multiple of the round (``round_size``, the worker count; 1 for
+W = 0) that is at least 3, and ``k = min(10, n // length)`` groups, at least 2.
 """
 from __future__ import annotations
 
@@ -65,18 +71,28 @@ class RateInterval:
         return [self.lo, self.hi]
 
 
-def rate_interval(items: Sequence[float], seconds: Sequence[float]) -> RateInterval | None:
+def group_length(round_size: int = 1) -> int:
+    """Batches per batch-means group: whole worker rounds, at least 3 batches."""
+    r = max(1, int(round_size))
+    return r * -(-3 // r)
+
+
+def rate_interval(items: Sequence[float], seconds: Sequence[float], *,
+                  round_size: int = 1) -> RateInterval | None:
     """Rate (items per second) of an ordered per-batch stream with its 95 % batch-means interval;
-    ``None`` with fewer than :data:`MIN_BATCHES` batches or no time."""
+    ``None`` with fewer than two groups of :func:`group_length` batches (:data:`MIN_BATCHES` for one
+    worker) or no time. ``round_size``: the DataLoader's worker count (batches that arrive together)."""
     n = len(items)
     if n != len(seconds):
         raise ValueError(f"{n} item counts but {len(seconds)} times")
     total_s = float(sum(seconds))
-    if n < MIN_BATCHES or total_s <= 0:
+    length = group_length(round_size)
+    if n < max(MIN_BATCHES, 2 * length) or total_s <= 0:
         return None
     rate = float(sum(items)) / total_s
-    k = max(2, min(10, n // 3))
+    k = min(10, n // length)
     size = n // k
+    size -= size % length  # whole rounds per group
     start = n - k * size  # drop the oldest remainder: the tail of a run is the steadier part
     rates = []
     for g in range(k):

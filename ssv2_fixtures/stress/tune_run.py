@@ -43,7 +43,8 @@ def probe_of(result: RunResult) -> Probe:
     if not iv:
         waits = result.batch_waits[1:]
         bs = int(result.record["config"]["batch_size"])
-        ri = rate_interval([bs] * len(waits), waits)
+        ri = rate_interval([bs] * len(waits), waits,
+                           round_size=int(result.record["config"].get("num_workers") or 0))
         iv = ri.as_list() if ri else None
     return Probe(videos_per_s=float(rate), interval=(float(iv[0]), float(iv[1])) if iv else None,
                  batches=n, seconds=secs)

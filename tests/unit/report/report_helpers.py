@@ -36,7 +36,9 @@ def with_intervals(data: Any) -> Any:
     data = copy.deepcopy(data)
     for r in data["results"]:
         waits, bs = r.get("batch_waits_s") or [], (r.get("config") or {}).get("batch_size")
-        iv = rate_interval([bs] * (len(waits) - 1), waits[1:]) if bs and len(waits) > 1 else None
+        workers = int((r.get("config") or {}).get("num_workers") or 0)
+        iv = (rate_interval([bs] * (len(waits) - 1), waits[1:], round_size=workers)
+              if bs and len(waits) > 1 else None)
         if iv is not None and r.get("metrics", {}).get("videos_per_s") is not None:
             r["metrics"]["videos_per_s_interval"] = iv.as_list()
     return data

@@ -55,3 +55,37 @@ def test_ties_are_overlapping_intervals():
     a, b, c = RateInterval(100, 96, 104, 10, 60), RateInterval(103, 99, 107, 10, 60), RateInterval(110, 105, 115, 10, 60)
     assert a.overlaps(b) and b.overlaps(a) and b.overlaps(c)
     assert not a.overlaps(c) and not c.overlaps(a)
+
+
+def _bursty(rate: float, rounds: int, workers: int, bs: int, cv: float, seed: int) -> tuple[list[int], list[float]]:
+    # W workers decode side by side and the loader returns in order: one long wait per round, then
+    # W - 1 batches that are already there
+    rnd = random.Random(seed)
+    secs: list[float] = []
+    for _ in range(rounds):
+        cycle = workers * bs / rate * max(0.05, 1 + rnd.gauss(0, cv))
+        secs += [cycle * 0.97] + [cycle * 0.03 / (workers - 1)] * (workers - 1)
+    return [bs] * len(secs), secs
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 8), st.integers(6, 40), st.floats(20, 300), st.integers(0, 1000))
+def test_groups_of_whole_worker_rounds_tame_bursty_arrivals(workers, rounds, rate, seed):
+    items, secs = _bursty(rate, rounds, workers, 8, 0.05, seed)
+    iv = rate_interval(items, secs, round_size=workers)
+    assert iv is not None and iv.groups >= 2
+    assert iv.relative_half_width < 0.25  # a steady 5 % cycle noise gives a narrow interval
+
+
+def test_groups_that_cut_rounds_apart_explode_the_spread():
+    # what the quick ladder showed before rounds: BS=16 W=4, 28 batches → "81 ± 839 videos/s"
+    items, secs = _bursty(80, 7, 4, 16, 0.05, 1)
+    cut, whole = rate_interval(items, secs), rate_interval(items, secs, round_size=4)
+    assert cut is not None and whole is not None
+    assert cut.relative_half_width > 1 and whole.relative_half_width < 0.1
+
+
+def test_group_length_is_whole_rounds_of_at_least_three():
+    from ssv2_fixtures.run.stats import group_length
+
+    assert [group_length(w) for w in (0, 1, 2, 3, 4, 5, 8)] == [3, 3, 4, 3, 4, 5, 8]
