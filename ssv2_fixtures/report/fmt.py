@@ -1,27 +1,12 @@
-"""Formatting shared by every report section: the one size formatter, numbers, rates with their
+"""Formatting shared by every report section: sizes (the one formatter, from run/units.py), numbers, rates with their
 spread, and the one markdown table. Pure functions; no record knowledge."""
 from __future__ import annotations
 
 import math
 from typing import Any, Mapping, Sequence
 
-MB, GB = 2**20, 2**30
-
-
-def size(n: float | None) -> str:
-    """Binary sizes with the project's units (outcome remedies say "GB"/"MB" for 2**30/2**20 too).
-    The report's only size formatter."""
-    if n is None:
-        return "?"
-    n = float(n)
-    if abs(n) >= GB:
-        return f"{n / GB:.1f} GB"
-    if abs(n) >= MB:
-        return f"{n / MB:.0f} MB"
-    if abs(n) >= 1024:
-        return f"{n / 1024:.0f} KB"
-    return f"{n:.0f} B"
-
+from ..run.units import GB as GB, MB as MB  # re-exported for the report rooms
+from ..run.units import fmt_bytes as size  # noqa: F401  the one size formatter (outcome remedies use it too)
 
 def num(x: float | None, digits: int = 1) -> str:
     return "—" if x is None else f"{x:.{digits}f}"

@@ -1,4 +1,5 @@
-"""LoaderConfig validation, make_loader behaviour on real data, and the ladder/matrix config sets."""
+"""LoaderConfig validation, make_loader behaviour on real data, and the refusals of unbatchable configs
+(the ladder/matrix config sets are tested with stress/plans.py)."""
 from __future__ import annotations
 
 from itertools import islice
@@ -11,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssv2_fixtures.data.clips import SSv2Clips
-from ssv2_fixtures.data.loader import (LADDER, LoaderConfig, SplitTooSmallError, distributed_samples, ladder,
-                                       make_loader, matrix, refuse_unbatchable)
+from ssv2_fixtures.data.loader import (LoaderConfig, SplitTooSmallError, distributed_samples, make_loader,
+                                       refuse_unbatchable)
 
 T, SIZE = 4, 64
 
@@ -277,46 +278,3 @@ def test_refusals_single_process() -> None:
     refuse_unbatchable(12, LoaderConfig(batch_size=24, num_workers=0))  # one short batch per epoch
     with pytest.raises(SplitTooSmallError, match="no videos"):
         refuse_unbatchable(0, cfg, endless=True)
-
-
-# --------------------------------------------------------------------------- ladder / matrix
-
-def test_ladder_capped_to_four_workers() -> None:
-    phases = ladder(max_workers=4)
-    assert len(phases) == 9 == len(LADDER)
-    assert [p.number for p in phases] == list(range(1, 10))
-    assert [p.id for p in phases] == [
-        "phase1-bs1-w0", "phase2-bs2-w0", "phase3-bs4-w2-pf2", "phase4-bs8-w2-pf2",
-        "phase5-bs8-w4-pf2", "phase6-bs16-w4-pf2", "phase7-bs16-w4-pf4", "phase8-bs16-w4-pf4",
-        "phase9-bs16-w4-pf4",
-    ]
-    assert [p.requested_workers for p in phases] == [w for _, w, _ in LADDER]
-    assert [p.duplicate_of for p in phases] == [None] * 7 + [7, 7]
-    assert all(p.config.num_workers <= 4 for p in phases)
-
-
-def test_ladder_uncapped_and_single_core() -> None:
-    big = ladder(max_workers=64, sharing_strategy="file_system", seed=9)
-    assert all(p.duplicate_of is None for p in big)
-    assert big[-1].id == "phase9-bs16-w24-pf4-fs" and big[-1].config.seed == 9
-    one = ladder(max_workers=1)
-    assert [p.config.num_workers for p in one] == [0, 0, 1, 1, 1, 1, 1, 1, 1]
-    assert [p.duplicate_of for p in one] == [None, None, None, None, 4, None, None, 7, 7]
-    zero = ladder(max_workers=0)  # every phase single-process, prefetch dropped (torch refuses it)
-    assert all(p.config.num_workers == 0 and p.config.prefetch_factor is None for p in zero)
-    assert zero[2].id == "phase3-bs4-w0" and zero[3].duplicate_of is None and zero[4].duplicate_of == 4
-
-
-def test_matrix_dedups_capped_configs() -> None:
-    out = matrix([4, 8], [0, 2, 4, 8], [2, 4], max_workers=4)
-    cfgs = [c for c, _ in out]
-    assert len(cfgs) == len(set(cfgs))
-    # Per batch size: w0 (one: prefetch dropped), w2 x 2 pf, w4 x 2 pf; w8 capped onto w4: dropped.
-    assert len(out) == 2 * (1 + 2 + 2)
-    assert [(c.label, w) for c, w in out[:5]] == [
-        ("bs4-w0", 0), ("bs4-w2-pf2", 2), ("bs4-w2-pf4", 2), ("bs4-w4-pf2", 4), ("bs4-w4-pf4", 4),
-    ]
-    assert all(c.shuffle and c.drop_last for c in cfgs)
-    capped = matrix([4], [8, 16], [2], max_workers=4, shuffle=False)
-    assert [(c.label, w) for c, w in capped] == [("bs4-w4-pf2", 8)]  # first request kept
-    assert capped[0][0].shuffle is False
