@@ -33,6 +33,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from .errors import reduce_exception
+
 __all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "parse_dataset_arg", "load_pipeline",
            "check_collatable", "SUITE_ARGS"]
 
@@ -70,14 +72,6 @@ class Pipeline:
     dataset: Any
     collate_fn: Callable[[list[Any]], Any] | None = None
     worker_init_fn: Callable[[int], None] | None = None
-
-
-def _rebuild(cls: type[FactoryError], state: dict[str, Any]) -> FactoryError:
-    # Keyword-only fields: pickled from __dict__ (DataLoader workers and xdist ship exceptions).
-    err = cls.__new__(cls)
-    err.__dict__.update(state)
-    err.args = (str(err),)
-    return err
 
 
 class FactoryError(ValueError):
@@ -119,7 +113,7 @@ class FactoryError(ValueError):
         return {"what": self.what, "file": self.file, "line": self.line, "fix": self.fix}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), dict(self.__dict__)))
+        return reduce_exception(self)
 
 
 # --------------------------------------------------------------------------- option values
