@@ -141,10 +141,12 @@ def ssv2_session(pytestconfig: pytest.Config) -> StressSession:
 @pytest.fixture(scope="session")
 def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[DatasetSpec, dict[str, Any]]]:
     """(dataset spec for the runner, facts for reports): ``--ssv2-root`` or the synthetic set."""
-    from .stress.campaign import DataError, prepare_dataset
+    from .stress.campaign import DataError, prepare_dataset, probe_pipeline
 
     try:
         spec, info = prepare_dataset(ssv2_session.settings)
+        ssv2_session.dataset = info
+        probe_pipeline(ssv2_session, spec)  # a user's pipeline: measured (or refused) before any config runs
     except DataError as exc:
         error: DataError | None = exc
     else:

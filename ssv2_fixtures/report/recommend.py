@@ -16,6 +16,7 @@ the passed short runs (stated as unverified). A config that was never run is nev
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
@@ -199,6 +200,8 @@ def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
         if lc.mp_context:
             torch_args.append(f"multiprocessing_context={lc.mp_context!r}")
     torch_args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
+    if ds.get("factory"):
+        return _factory_snippet(ds, lc, args, torch_args)
     return ["```python",
             "from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader",
             "",
@@ -213,6 +216,61 @@ def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
             "```"]
 
 
+def _toml_value(x: Any) -> str:
+    """A TOML literal of a JSON-ready value (dataset kwargs: strings, numbers, booleans, lists, tables)."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, (int, float)):
+        return repr(x)
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in x) + "]"
+    if isinstance(x, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in x.items()) + "}"
+    return json.dumps(str(x))  # a basic TOML string: JSON's escapes are TOML's
+
+
+def _factory_snippet(ds: Mapping[str, Any], lc: LoaderConfig, args: list[str], torch_args: list[str]) -> list[str]:
+    """The snippet for a user's pipeline: their factory called as the suite called it (the keyword
+    arguments given, plus root/split/train), its Pipeline's collate_fn and worker_init_fn passed on."""
+    mod, _, attr = str(ds["factory"]).partition(":")
+    call = [f"root={str(ds.get('root', '/path/to/ssv2'))!r}", f"split={ds.get('split', 'train')!r}", "train=True"]
+    call += [f"{k}={v!r}" for k, v in dict(ds.get("factory_kwargs") or {}).items()]
+    path = [p for p in ds.get("factory_path") or []]
+    lines = ["```python"]
+    if path:
+        lines += ["import sys", f"sys.path[:0] = {path!r}  # --dataset-path (and the folder pytest ran in)", ""]
+    lines += [f"from {mod} import {attr}",
+              "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader",
+              "",
+              "# the suite calls it with root/split/train only where the signature names them (or **kwargs)",
+              f"built = {attr}({', '.join(call)})",
+              "pipe = built if isinstance(built, Pipeline) else Pipeline(built)",
+              f"config = LoaderConfig({', '.join(args)})",
+              "loader = make_loader(pipe.dataset, config, collate_fn=pipe.collate_fn, "
+              "worker_init_fn=pipe.worker_init_fn)",
+              "",
+              "# or with plain torch:",
+              "import torch",
+              f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+              f"loader = torch.utils.data.DataLoader(pipe.dataset, {', '.join(torch_args)}, "
+              "collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
+              "```"]
+    return lines
+
+
+def dataset_table(ds: Mapping[str, Any]) -> list[str]:
+    """A training TOML's ``[dataset]`` table for a user's pipeline (empty for the built-in dataset)."""
+    if not ds.get("factory"):
+        return []
+    out = ["[dataset]", f"factory = {_toml_value(ds['factory'])}"]
+    if ds.get("factory_path"):
+        out.append(f"path = {_toml_value(list(ds['factory_path']))}")
+    kw = dict(ds.get("factory_kwargs") or {})
+    if kw:
+        out += ["", "[dataset.kwargs]"] + [f"{k} = {_toml_value(v)}" for k, v in kw.items()]
+    return out + [""]
+
+
 def train_toml(rec: Recommendation) -> list[str]:
     """The recommendation as a ``--train-config`` file for ``-m validate`` (keys traincfg accepts)."""
     lc = LoaderConfig.from_dict(loader_fields(rec.config))
@@ -223,7 +281,7 @@ def train_toml(rec: Recommendation) -> list[str]:
     keys = ["batch_size", "num_workers"] + (["prefetch_factor"] if lc.num_workers else []) + ["sharing_strategy"]
     keys += [k for k in ("pin_memory", "persistent_workers", "shuffle", "drop_last", "timeout", "seed")
              if getattr(lc, k) != defaults[k]]
-    lines = ["```toml", "[loader]"]
+    lines = ["```toml", *dataset_table(rec.basis.rec.get("dataset") or {}), "[loader]"]
     lines += [f"{k} = {toml(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}" for k in keys]
     lines += ["", "[target]"]
     vps = rec.expected_vps or rec.basis.vps

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .budget import Budget, predict
+from .budget import Budget, largest_fitting_batch, predict
+from .probe import PROBE_BATCHES, PROBE_BATCH_SIZE, PipelineProbe, pipeline_probe
 from ..run.child import DatasetSpec
 from ..data.loader import LoaderConfig
 from ..run.monitor import TreeMonitor
@@ -127,6 +128,50 @@ def _codec(path: str) -> str | None:
         return None
 
 
+def probe_data_error(rec: RunRecord) -> DataErrorRecord | None:
+    """The ``data_error`` record of a probe run that failed because the pipeline cannot load (a
+    :class:`~ssv2_fixtures.data.factory.FactoryError` in the child: file, line and fix from its event)."""
+    o = rec.get("outcome")
+    if not o or o.get("kind") != "data_error":
+        return None
+    ev = o.get("evidence") or {}
+    line = ev.get("line")
+    return {"kind": "data_error", "message": str(o.get("message") or ""),
+            "file": None if ev.get("file") is None else str(ev["file"]),
+            "entry": None if line is None else f"line {line}", "fix": str(o.get("remedy") or "")}
+
+
+def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProbe | None:
+    """Once per session, before its configs run, for a user's pipeline (``dataset["factory"]``): one
+    isolated W=0 run that builds it and measures bytes per item from real batches, the RSS of one loading
+    process and its single-process item rate (the decode limit's base). The facts go to
+    ``session.probe`` (results.json ``probe``), ``base_rss`` and ``decode_rate``.
+
+    A pipeline that cannot load raises :class:`DataError` (after ``session.fail_data``); any other
+    failure leaves no probe (the configs' runs then name it themselves)."""
+    if not dataset.get("factory") or session.probe is not None or session.data_error is not None:
+        return session.probe
+    s = session.settings
+    bs = max(1, min([PROBE_BATCH_SIZE, *s.batch_sizes]))
+    ds = dataset.copy()
+    ds["train"] = True  # the long runs' (and the budget's) mode
+    stall = s.stall_timeout
+    r = run_config(ds, LoaderConfig(batch_size=bs, num_workers=0), PROBE_BATCHES, run_dir=session.runs_dir,
+                   name="pipeline-probe", watchdog=Watchdog(stall_s=float(stall)) if stall else Watchdog())
+    err = probe_data_error(r.record)
+    if err is not None:
+        session.fail_data(err)
+        raise DataError(err)
+    if not r.passed:
+        return None
+    session.probe = pipeline_probe(r.record)
+    if session.probe is not None:
+        session.decode_rate = session.probe["items_per_s"]
+        session.base_rss = session.probe["rss_bytes"]
+        session.flush()
+    return session.probe
+
+
 def available_shm(settings: Settings, machine: dict[str, Any]) -> int:
     sb = settings.sandbox
     if sb is not None and sb.shm_bytes is not None:
@@ -179,9 +224,28 @@ class Stress:
     def settings(self) -> Settings:
         return self.session.settings
 
+    @property
+    def bytes_per_item(self) -> float | None:
+        """Measured by the session's pipeline probe (a user's pipeline); ``None``: the built-in arithmetic."""
+        p = self.session.probe
+        return p["bytes_per_item"] if p and self.dataset.get("factory") else None
+
+    def probe(self) -> PipelineProbe | None:
+        """The session's pipeline probe (:func:`probe_pipeline`), run now if it has not run yet."""
+        if self.session.data_error is not None and self.dataset.get("factory"):
+            raise DataError(self.session.data_error)
+        return probe_pipeline(self.session, self.dataset)
+
     def budget(self, config: LoaderConfig) -> Budget:
         return predict(config, frames=int(self.dataset.get("num_frames", 16)),
-                       size=int(self.dataset.get("size", 224)), base_rss=self.session.base_rss)
+                       size=int(self.dataset.get("size", 224)), base_rss=self.session.base_rss,
+                       bytes_per_item=self.bytes_per_item)
+
+    def largest_fitting_batch(self, config: LoaderConfig) -> int | None:
+        """The largest batch size whose predicted shm fits what this (or the emulated) machine has."""
+        return largest_fitting_batch(config, available_shm(self.settings, self.session.machine),
+                                     frames=int(self.dataset.get("num_frames", 16)),
+                                     size=int(self.dataset.get("size", 224)), bytes_per_item=self.bytes_per_item)
 
     def watchdog(self) -> Watchdog:
         stall = self.settings.stall_timeout
@@ -215,6 +279,7 @@ class Stress:
             checks: Sequence[Check] = (), measure: dict[str, Any] | None = None) -> RunResult:
         """Run ``config`` isolated, stamp its record (:func:`stamp`) with ``checks``' verdicts."""
         s = self.settings
+        self.probe()  # a user's pipeline: bytes per item, RSS and rate measured before any config runs
         limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
         budget = self.budget(config)
         fits, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
@@ -241,7 +306,10 @@ class Stress:
         """L = single-process decode rate × min(workers, cores): the most any worker count can reach here.
 
         The rate is measured once per session, isolated like any run (BS=4, W=0, 64 clips), unless the quick
-        ladder's phase 1 — the same measurement — already ran."""
+        ladder's phase 1 — the same measurement — already ran. For a user's pipeline it is the pipeline
+        probe's single-process item rate (:func:`probe_pipeline`): L for *their* pipeline, one run for both."""
+        if self.dataset.get("factory"):
+            probe = False  # the pipeline probe measured it (or could not: then there is no L)
         if self.session.decode_rate is None and probe:
             r = run_config(self._dataset(False), LoaderConfig(batch_size=4, num_workers=0), 17,
                            run_dir=self.session.runs_dir, name="decode-rate-probe", watchdog=self.watchdog())
@@ -267,6 +335,7 @@ class Stress:
         The shared-memory budget is the node's: every rank's loader needs its own batches in flight.
         """
         s = self.settings
+        self.probe()
         launch = s.launch if nproc_per_node is None else replace(s.launch, nproc_per_node=nproc_per_node)
         n = launch.nproc_per_node
         per_rank = self.budget(config)

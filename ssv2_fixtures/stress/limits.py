@@ -39,6 +39,16 @@ def boundary(probe: Callable[[int], bool], max_batch_size: int) -> tuple[int, in
     return good, bad
 
 
+def search_bound(max_batch_size: int, fitting: int | None) -> int:
+    """The largest batch size the search tries: ``--max-batch-size``, lowered to just past twice the
+    largest batch size whose predicted shm fits (``fitting``, from the measured bytes per item): the
+    failure lies near the prediction (within 10 %), so batches far beyond it only cost time and memory.
+    ``None`` (no shm in play): the option's value."""
+    if fitting is None:
+        return max_batch_size
+    return max(1, min(max_batch_size, 2 * fitting + 2))
+
+
 @dataclass
 class LimitsResult:
     workers: int
@@ -72,7 +82,10 @@ def search(stress: Stress, workers: int) -> LimitsResult:
         out.probes[bs] = r
         return r.passed
 
-    good, bad = boundary(probe, s.max_batch_size)
+    fitting = stress.largest_fitting_batch(
+        LoaderConfig(batch_size=1, num_workers=workers, prefetch_factor=pf, sharing_strategy=s.sharing_strategy))
+    bound = search_bound(s.max_batch_size, fitting)
+    good, bad = boundary(probe, bound)
     beyond = out.probes[bad] if bad is not None else None
     out.entry = {
         "num_workers": workers, "prefetch_factor": pf, "boundary_batch_size": good or None,
@@ -83,6 +96,9 @@ def search(stress: Stress, workers: int) -> LimitsResult:
         "shm_need_beyond_bytes": beyond.record["budget"]["shm_bytes"] if beyond else None,
         # what a batch at the boundary really held (measured from its tensors in the child)
         "bytes_per_batch_at_boundary": out.probes[good].metrics.get("bytes_per_batch") if good else None,
+        # the search's bound and the prediction it came from (measured bytes per item for a user's pipeline)
+        "predicted_fitting_batch_size": fitting, "search_bound": bound,
+        "bytes_per_item": stress.bytes_per_item,
     }
     stress.session.limits.append(out.entry)
     stress.session.flush()

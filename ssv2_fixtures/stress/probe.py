@@ -1,4 +1,6 @@
-"""Machine facts that decide whether a loader config can run: cores, RAM, /dev/shm, TMPDIR, fds, versions."""
+"""Machine facts that decide whether a loader config can run: cores, RAM, /dev/shm, TMPDIR, fds, versions;
+and the pipeline probe's facts (:func:`pipeline_probe`): what one loading process of *this* dataset
+costs, measured from real batches before a session's configs run."""
 from __future__ import annotations
 
 import os
@@ -8,9 +10,46 @@ import shutil
 import socket
 import tempfile
 from importlib import metadata
-from typing import Any
+from typing import Any, Mapping, TypedDict
 
 import psutil
+
+PROBE_BATCH_SIZE = 2
+PROBE_BATCHES = 6
+"""The pipeline probe: BS=2 (or the smallest batch size in play), W=0, 6 batches (the first is start-up,
+the rate is over the other 5): enough to measure bytes per item exactly (they are deterministic per
+pipeline) and a single-process rate, short enough for a slow float32 pipeline."""
+
+
+class PipelineProbe(TypedDict):
+    """results.json's top-level ``probe``: one isolated W=0 run of the session's pipeline."""
+
+    bytes_per_item: float       # bytes_per_batch / videos per batch, from the batches' tensors
+    batch_shape: list[int] | None
+    batch_dtype: str | None
+    clips_per_item: float | None
+    rss_bytes: int | None       # RSS peak of the one loading process
+    items_per_s: float | None   # single-process rate: the decode limit's base (L) for this pipeline
+    batch_size: int
+    batches: int
+    label: str
+
+
+def pipeline_probe(rec: Mapping[str, Any]) -> PipelineProbe | None:
+    """The probe's facts from its run record; ``None`` when the run measured no batch bytes."""
+    m = rec.get("metrics") or {}
+    batches, videos, per_batch = m.get("batches"), m.get("videos"), m.get("bytes_per_batch")
+    if not batches or not videos or not per_batch:
+        return None
+    per_batch_videos = videos / batches
+    clips = m.get("clips_per_batch")
+    return {"bytes_per_item": per_batch / per_batch_videos,
+            "batch_shape": list(m["batch_shape"]) if m.get("batch_shape") else None,
+            "batch_dtype": m.get("batch_dtype"),
+            "clips_per_item": clips / per_batch_videos if clips else None,
+            "rss_bytes": m.get("rss_peak_bytes"), "items_per_s": m.get("videos_per_s"),
+            "batch_size": int((rec.get("config") or {}).get("batch_size") or round(per_batch_videos)),
+            "batches": int(batches), "label": str(rec.get("label", ""))}
 
 
 def _version(dist: str) -> str | None:

@@ -48,6 +48,7 @@ class StressSession:
     report_error: str | None = None    # summary.md failed to build: shown in the terminal summary
     base_rss: int | None = None        # RSS of one loading process, measured with the decode rate
     decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
+    probe: Any = None                  # stress.probe.PipelineProbe of a user's pipeline (results.json "probe")
 
     def __post_init__(self) -> None:
         host = socket.gethostname().split(".")[0] or "host"
@@ -85,6 +86,8 @@ class StressSession:
             out["tune"] = self.tune
         if self.data_error is not None:
             out["data_error"] = self.data_error
+        if self.probe is not None:
+            out["probe"] = self.probe
         return out  # type: ignore[return-value]  # capped/data_error: keys ResultsFile may not list yet
 
     def record(self, rec: RunRecord) -> None:
