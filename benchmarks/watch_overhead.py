@@ -2,14 +2,23 @@
 
 A cheap loader (no decode: a TensorDataset of tiny tensors, the default collate, ``num_workers=0`` so
 every microsecond of the loop is the loader's or the watch's) is iterated in rounds that alternate a
-plain loop and a watched loop (with its sampling thread at the default ``interval_s=1.0`` and a log
-file), in one process, so drift of a shared machine hits both alike. Each round's loop time is its
-time from its first batch to its last (the start-up before the first batch, and the summary after
-the last, cost once per run and are printed apart); the overhead is the median over rounds of watched / plain − 1, with the
-spread (min–max of the per-round ratios) and the ratio of the fastest rounds next to it (the least
-disturbed by other load). Target (issue #15): ≤ 1 %.
+plain loop and a watched loop (its sampling thread at the default ``interval_s=1.0``, a log file), in
+one process, so drift of a shared machine hits both alike. A round's loop time runs from batch
+``--skip`` (10 % in: past the start-up and the sampling thread's first reading, once per run) to the
+last; start-up and the end-of-iteration summary are printed apart. Rounds last over a second, so the
+sampling thread's readings (every second) fall inside them, as in a real run. The overhead is the
+median over rounds of watched / plain − 1, with the spread (min–max of the per-round ratios).
 
-    python benchmarks/watch_overhead.py [--rounds 30] [--batches 5000] [--step-us 0] [--workers 0]
+Two figures that a shared machine resolves better than a ratio of loop times come after it:
+- the step path alone: a watched iteration over a list of batches (``batch_size`` set, as a
+  DataLoader's; and without, where each batch is counted) less the bare list, µs per batch;
+- one reading of the sampling thread (psutil, /dev/shm, TMPDIR) in ms: its share of the loop is
+  about ms / (1000 × interval_s) when the loop holds the GIL throughout.
+``--shapes`` also times the step-path shapes that were tried (generator with a bound ``__next__``,
+generator ``for``, ``__next__`` class, C-level zip/map pipeline) against each other.
+Target (issue #15): ≤ 1 %.
+
+    python benchmarks/watch_overhead.py [--rounds 20] [--batches 30000] [--step-us 0] [--shapes]
 
 ``--step-us`` adds a busy-wait "training step" per batch (a real step is milliseconds; 0 measures the
 watch against the loader alone, the worst case).
@@ -17,10 +26,14 @@ watch against the loader alone, the worst case).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -36,89 +49,216 @@ def busy(us: float) -> None:
         pass
 
 
-def plain_loop(loader: DataLoader, step_us: float) -> tuple[float, float]:
-    """(start-up: to the first batch, steady: first batch to last)."""
-    t0 = time.perf_counter()
-    first = last = 0.0
-    for _batch in loader:
+def plain_loop(loader: DataLoader, step_us: float, skip: int) -> tuple[float, float]:
+    """(start-up: to batch ``skip``, steady: batch ``skip`` to the last)."""
+    pc = time.perf_counter
+    t0 = pc()
+    mark = last = 0.0
+    for i, _batch in enumerate(loader):
         busy(step_us)
-        last = time.perf_counter()
-        first = first or last
-    return first - t0, last - first
+        if i == skip:
+            mark = pc()
+    last = pc()
+    return mark - t0, last - mark
 
 
 END_S: list[float] = []
 
 
-def watched_loop(loader: DataLoader, step_us: float, log: Path) -> tuple[float, float]:
+def watched_loop(loader: DataLoader, step_us: float, skip: int, log: Path) -> tuple[float, float]:
     """As :func:`plain_loop`; the one-off summary at the end of the iteration is timed apart (END_S)."""
-    t0 = time.perf_counter()
-    first = last = 0.0
+    pc = time.perf_counter
+    t0 = pc()
+    mark = last = 0.0
     w = watch(loader, log=log)
-    for _batch in w:
+    it = iter(w)
+    for i, _batch in enumerate(it):
         busy(step_us)
-        last = time.perf_counter()
-        first = first or last
-    END_S.append(time.perf_counter() - last)
+        if i == skip:
+            mark = pc()
+        if i == len(loader) - 1:
+            last = pc()   # before the generator's StopIteration, which runs the summary
+    t1 = pc()
+    END_S.append(t1 - last)
     w.close()
-    return first - t0, last - first
+    return mark - t0, last - mark
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--batches", type=int, default=5000)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--step-us", type=float, default=0.0)
-    ap.add_argument("--workers", type=int, default=0)
-    a = ap.parse_args()
-    ds = TensorDataset(torch.zeros(a.batches * a.batch_size, 4), torch.arange(a.batches * a.batch_size))
-    loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers,
-                        persistent_workers=a.workers > 0)
-    with tempfile.TemporaryDirectory() as d:
-        log = Path(d) / "watch.jsonl"
-        plain_loop(loader, a.step_us)  # warm-up: first-touch allocations, import of the collate path
-        watched_loop(loader, a.step_us, log)
-        ratios, plain_s, watched_s, startup = [], [], [], []
-        for r in range(a.rounds):
-            # alternate which goes first, so neither always runs right after the other
-            if r % 2:
-                (w_up, w_s), (p_up, p_s) = watched_loop(loader, a.step_us, log), plain_loop(loader, a.step_us)
-            else:
-                (p_up, p_s), (w_up, w_s) = plain_loop(loader, a.step_us), watched_loop(loader, a.step_us, log)
-            ratios.append(w_s / p_s)
-            plain_s.append(p_s)
-            watched_s.append(w_s)
-            startup.append(w_up - p_up)
-    # The step path alone, against a list iterator (a zero-cost "loader"): the watch's own µs per batch,
-    # which a noisy shared machine resolves better than a ratio of two loop times.
-    data = [next(iter(loader))] * 100_000
-    path_us = []
-    for _ in range(5):
+class Batches:
+    """A list of batches with a DataLoader's ``batch_size`` (the watch's fixed-size step path)."""
+
+    def __init__(self, data: list[Any], batch_size: int | None) -> None:
+        self.data, self.batch_size = data, batch_size
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.data)
+
+
+def step_path_us(data: list[Any], batch_size: int | None, reps: int = 7) -> list[float]:
+    """µs per batch the watch adds to iterating ``data`` (no sampling during the timing)."""
+    out = []
+    for _ in range(reps):
         t0 = time.perf_counter()
         for _b in data:
             pass
         bare = time.perf_counter() - t0
-        w = watch(data, interval_s=3600)   # no sampling during the timing: the step path only
+        w = watch(Batches(data, batch_size), interval_s=3600)
+        it = iter(w)
+        next(it)  # start-up (the log line, the thread's first reading) outside the timing
+        time.sleep(0.05)
         t0 = time.perf_counter()
-        for _b in w:
+        for _b in it:
             pass
-        path_us.append((time.perf_counter() - t0 - bare) / len(data) * 1e6)
+        out.append((time.perf_counter() - t0 - bare) / len(data) * 1e6)
+    return out
+
+
+def reading_ms(loader: DataLoader, reps: int = 9) -> list[float]:
+    """ms per sampling-thread reading (with its findings pass), taken mid-iteration."""
+    w = watch(loader, interval_s=3600)
+    it = iter(w)
+    for _ in zip(range(2000), it):
+        pass
+    out = []
+    for _ in range(reps):
+        for _ in zip(range(200), it):
+            pass
+        t0 = time.perf_counter()
+        w._take_sample()
+        w._judge()
+        out.append((time.perf_counter() - t0) * 1000)
+    for _ in it:
+        pass
+    return out
+
+
+# ---------------------------------------------------------------- step-path shapes (--shapes)
+def _shape_next(data: list[Any], s: list[float], e: list[float]) -> Iterator[Any]:
+    pc, a, b, nxt = time.perf_counter, s.append, e.append, iter(data).__next__
+    while True:
+        t0 = pc()
+        try:
+            x = nxt()
+        except StopIteration:
+            return
+        b(pc())
+        a(t0)
+        yield x
+
+
+def _shape_for(data: list[Any], s: list[float], e: list[float]) -> Iterator[Any]:
+    pc, a, b, last = time.perf_counter, s.append, e.append, [None]
+    a(pc())
+    for x in data:
+        b(pc())
+        last[0] = x
+        yield x
+        a(pc())
+
+
+class _ShapeClass:
+    __slots__ = ("nxt", "a", "b", "pc")
+
+    def __init__(self, data: list[Any], s: list[float], e: list[float]) -> None:
+        self.nxt, self.a, self.b, self.pc = iter(data).__next__, s.append, e.append, time.perf_counter
+
+    def __iter__(self) -> _ShapeClass:
+        return self
+
+    def __next__(self) -> Any:
+        self.a(self.pc())
+        x = self.nxt()
+        self.b(self.pc())
+        return x
+
+
+def _shape_c(data: list[Any], s: list[float], e: list[float]) -> Iterator[Any]:
+    pc = time.perf_counter
+    # zip calls its iterators in order: clock → append, the batch, clock → append; no Python frame
+    return map(itemgetter(1), zip(map(s.append, iter(pc, None)), iter(data), map(e.append, iter(pc, None))))
+
+
+def shapes(n: int = 200_000, reps: int = 9) -> None:
+    data = [object()] * n
+    kinds: dict[str, Callable[..., Any]] = {"generator, bound __next__ (wave 1)": _shape_next,
+                                            "generator, for (now)": _shape_for,
+                                            "__next__ class": _ShapeClass, "C zip/map pipeline": _shape_c}
+    got: dict[str, list[float]] = {k: [] for k in kinds}
+    bare: list[float] = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _x in data:
+            pass
+        bare.append(time.perf_counter() - t0)
+        for k, f in kinds.items():
+            s: list[float] = []
+            e: list[float] = []
+            t0 = time.perf_counter()
+            for _x in f(data, s, e):
+                pass
+            got[k].append(time.perf_counter() - t0)
+    b = min(bare)
+    for k, v in got.items():
+        print(f"  shape {k:38s} +{(min(v) - b) / n * 1e9:6.0f} ns/batch (best of {reps}; "
+              f"median +{(statistics.median(v) - b) / n * 1e9:.0f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--batches", type=int, default=30000)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--step-us", type=float, default=0.0)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--shapes", action="store_true", help="also time the step-path shapes")
+    a = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    ds = TensorDataset(torch.zeros(a.batches * a.batch_size, 4), torch.arange(a.batches * a.batch_size))
+    loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers,
+                        persistent_workers=a.workers > 0)
+    skip = a.batches // 10
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "watch.jsonl"
+        plain_loop(loader, a.step_us, skip)  # warm-up: first-touch allocations, import of the collate path
+        watched_loop(loader, a.step_us, skip, log)
+        ratios, plain_s, watched_s, startup = [], [], [], []
+        for r in range(a.rounds):
+            # alternate which goes first, so neither always runs right after the other
+            if r % 2:
+                (w_up, w_s), (p_up, p_s) = (watched_loop(loader, a.step_us, skip, log),
+                                            plain_loop(loader, a.step_us, skip))
+            else:
+                (p_up, p_s), (w_up, w_s) = (plain_loop(loader, a.step_us, skip),
+                                            watched_loop(loader, a.step_us, skip, log))
+            ratios.append(w_s / p_s)
+            plain_s.append(p_s)
+            watched_s.append(w_s)
+            startup.append(w_up - p_up)
+    batch = next(iter(loader))
+    data = list(repeat(batch, 100_000))
+    fixed, counted = step_path_us(data, a.batch_size), step_path_us(data, None)
+    reads = reading_ms(loader)
     med = statistics.median(ratios)
-    per_batch_us = statistics.median(plain_s) / a.batches * 1e6
+    n = a.batches - skip
+    per_batch_us = statistics.median(plain_s) / n * 1e6
     print(f"cheap loader: {a.batches} batches of {a.batch_size} × 4 floats, num_workers={a.workers}, "
-          f"step {a.step_us:.0f} µs; plain loop {per_batch_us:.1f} µs/batch")
+          f"step {a.step_us:.0f} µs; plain loop {per_batch_us:.1f} µs/batch; rounds of "
+          f"{statistics.median(plain_s):.2f} s timed from batch {skip}")
     print(f"rounds: {a.rounds}; watched/plain per round min {min(ratios):.4f} median {med:.4f} "
-          f"max {max(ratios):.4f}")
-    mins = min(watched_s) / min(plain_s)
-    print(f"fastest watched / fastest plain: {mins:.4f}; once per run: start-up "
-          f"{statistics.median(startup) * 1000:+.1f} ms, end-of-iteration summary "
+          f"max {max(ratios):.4f} (quartiles {statistics.quantiles(ratios, n=4)[0]:.4f}–"
+          f"{statistics.quantiles(ratios, n=4)[2]:.4f})")
+    print(f"once per run: start-up {statistics.median(startup) * 1000:+.1f} ms, end-of-iteration summary "
           f"{statistics.median(END_S) * 1000:.1f} ms")
-    print(f"step path alone: +{min(path_us):.2f} µs/batch (best of 5; median {statistics.median(path_us):.2f}) "
-          f"= {min(path_us) / per_batch_us * 100:.2f} % of this loader's batch")
+    print(f"step path alone: +{min(fixed):.2f} µs/batch with batch_size (best of {len(fixed)}; median "
+          f"{statistics.median(fixed):.2f}) = {min(fixed) / per_batch_us * 100:.2f} % of this loader's batch; "
+          f"counting each batch (no batch_size) +{min(counted):.2f} (median {statistics.median(counted):.2f})")
+    print(f"one sampling reading: {statistics.median(reads):.1f} ms (min {min(reads):.1f}, max {max(reads):.1f}) "
+          f"= at most {statistics.median(reads) / 10:.2f} % of a loop at interval_s=1.0")
     print(f"overhead (median): {(med - 1) * 100:+.2f} % of loop time "
-          f"({(statistics.median(watched_s) - statistics.median(plain_s)) / a.batches * 1e6:+.2f} µs/batch); "
+          f"({(statistics.median(watched_s) - statistics.median(plain_s)) / n * 1e6:+.2f} µs/batch); "
           f"target <= 1 %")
+    if a.shapes:
+        shapes()
 
 
 if __name__ == "__main__":
