@@ -210,35 +210,30 @@ def _parse(f: BinaryIO, buf: bytes, file_bytes: int) -> Layout | None:
 
 def _seekhead(buf: bytes, start: int, end: int, seg_start: int) -> dict[int, int]:
     out = {}
-    for cid, s, e in _children(buf, start, end):
-        if cid != _SEEK:
-            continue
-        sid, spos = None, None
-        for gid, gs, ge in _children(buf, s, e):
-            if gid == _SEEK_ID:
-                sid = _uint(buf[gs:ge])
-            elif gid == _SEEK_POS:
-                spos = _uint(buf[gs:ge])
-        if sid is not None and spos is not None:
-            out[sid] = seg_start + spos  # SeekPosition counts from the Segment's data
+    for s, e in _entries(buf, start, end, _SEEK):
+        f = _uints(buf, s, e, {_SEEK_ID: "id", _SEEK_POS: "pos"})
+        if "id" in f and "pos" in f:
+            out[f["id"]] = seg_start + f["pos"]  # SeekPosition counts from the Segment's data
     return out
+
+
+def _entries(buf: bytes, start: int, end: int, entry_id: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each child of ``buf[start:end]`` whose element id is ``entry_id``."""
+    for cid, s, e in _children(buf, start, end):
+        if cid == entry_id:
+            yield s, e
+
+
+def _uints(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, int]:
+    """The unsigned-integer children of ``buf[start:end]`` that ``names`` lists, by their name."""
+    return {names[gid]: _uint(buf[gs:ge]) for gid, gs, ge in _children(buf, start, end) if gid in names}
 
 
 def _tracks(buf: bytes, start: int, end: int) -> dict[int, dict]:
     out: dict[int, dict] = {}
-    for cid, s, e in _children(buf, start, end):
-        if cid != _TRACK_ENTRY:
-            continue
-        t: dict[str, int] = {}
-        for gid, gs, ge in _children(buf, s, e):
-            if gid == _TRACK_NUMBER:
-                t["number"] = _uint(buf[gs:ge])
-            elif gid == _TRACK_UID:
-                t["uid"] = _uint(buf[gs:ge])
-            elif gid == _TRACK_TYPE:
-                t["type"] = _uint(buf[gs:ge])
-            elif gid == _DEFAULT_DURATION:
-                t["default_ns"] = _uint(buf[gs:ge])
+    fields = {_TRACK_NUMBER: "number", _TRACK_UID: "uid", _TRACK_TYPE: "type", _DEFAULT_DURATION: "default_ns"}
+    for s, e in _entries(buf, start, end, _TRACK_ENTRY):
+        t = _uints(buf, s, e, fields)
         out[t.get("uid", t.get("number", len(out)))] = t
     return out
 
@@ -246,9 +241,7 @@ def _tracks(buf: bytes, start: int, end: int) -> dict[int, dict]:
 def _tags(buf: bytes, start: int, end: int) -> dict[int, float]:
     """Track UID -> its DURATION tag, in seconds."""
     out = {}
-    for cid, s, e in _children(buf, start, end):
-        if cid != _TAG:
-            continue
+    for s, e in _entries(buf, start, end, _TAG):
         uids, seconds = [], None
         for gid, gs, ge in _children(buf, s, e):
             if gid == _TARGETS:
@@ -271,9 +264,7 @@ def _tags(buf: bytes, start: int, end: int) -> dict[int, float]:
 def _cues(buf: bytes, start: int, end: int) -> dict[int, float]:
     """Track number -> time of its last Cue point, in ticks of the TimecodeScale."""
     out: dict[int, float] = {}
-    for cid, s, e in _children(buf, start, end):
-        if cid != _CUE_POINT:
-            continue
+    for s, e in _entries(buf, start, end, _CUE_POINT):
         time, numbers = None, []
         for gid, gs, ge in _children(buf, s, e):
             if gid == _CUE_TIME:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ssv2_fixtures.data.clips import SSv2Clips
 from ssv2_fixtures.data.loader import (LoaderConfig, SplitTooSmallError, distributed_samples, make_loader,
                                        refuse_unbatchable)
+from unit_helpers import RangeItems
 
 T, SIZE = 4, 64
 
@@ -143,7 +144,7 @@ def test_training_clips_reproducible_per_seed(synth_root: Path) -> None:
 def test_shuffle_same_seed_same_order(train_ds: SSv2Clips) -> None:
     def order(seed: int, workers: int) -> list[int]:
         cfg = LoaderConfig(batch_size=3, num_workers=workers, shuffle=True, seed=seed)
-        return [int(i) for batch in make_loader(_Ids(len(train_ds)), cfg) for i in batch]
+        return [int(i) for batch in make_loader(RangeItems(len(train_ds)), cfg) for i in batch]
 
     a, b = order(11, 0), order(11, 0)
     assert a == b and sorted(a) == list(range(len(train_ds)))
@@ -154,17 +155,6 @@ def test_shuffle_same_seed_same_order(train_ds: SSv2Clips) -> None:
     x = _batches(make_loader(train_ds, cfg))
     y = _batches(make_loader(train_ds, cfg))
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(x, y))
-
-
-class _Ids(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
 
 
 @pytest.mark.parametrize("strategy", ["file_system", "file_descriptor"])
@@ -220,7 +210,7 @@ def test_endless_loader_batches_are_full_on_a_split_smaller_than_a_batch(train_d
 
 
 def test_endless_loader_unshuffled_is_range_over_and_over() -> None:
-    dl = make_loader(_Ids(5), LoaderConfig(batch_size=3, num_workers=0), endless=True)
+    dl = make_loader(RangeItems(5), LoaderConfig(batch_size=3, num_workers=0), endless=True)
     assert [b.tolist() for b in islice(iter(dl), 4)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3], [4, 0, 1]]
 
 

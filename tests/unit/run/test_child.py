@@ -17,6 +17,7 @@ from ssv2_fixtures.data.loader import LoaderConfig, SplitTooSmallError, make_loa
 from ssv2_fixtures.run.child import (EventWriter, MeasureSpec, Progress, Window, batch_loop, check_measure,
                                      videos_in_batch)
 from ssv2_fixtures.run.stats import rate_interval
+from unit_helpers import EventLog
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 
@@ -109,17 +110,6 @@ def test_a_bad_measure_spec_names_its_key(change: dict[str, Any], needle: str) -
 
 # --------------------------------------------------------------------------- batch loop, real DataLoaders
 
-class _Events:
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-
-    def emit(self, ev: str, /, **fields: Any) -> None:
-        self.seen.append({"ev": ev, **fields})
-
-    def of(self, ev: str) -> list[dict[str, Any]]:
-        return [e for e in self.seen if e["ev"] == ev]
-
-
 class _Dicts(torch.utils.data.Dataset):
     """Items of a user's structure: a dict with two clips of a video (repeated augmentation) and a label."""
 
@@ -141,7 +131,7 @@ def _dict_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 def test_batch_events_measure_any_structure_and_every_endless_batch_is_full() -> None:
     """5 items, batch 4, user collate: 2 clips per video; no epoch event ever; facts from the tensors."""
     cfg = LoaderConfig(batch_size=4, num_workers=0, shuffle=True)
-    ev, progress = _Events(), Progress()
+    ev, progress = EventLog(), Progress()
     batch_loop(ev, make_loader(_Dicts(5), cfg, endless=True, collate_fn=_dict_collate), {"batches": 7}, False,
                progress)
     b = ev.of("batch")
@@ -154,7 +144,7 @@ def test_batch_events_measure_any_structure_and_every_endless_batch_is_full() ->
 def test_a_finite_loader_counts_its_short_last_batch() -> None:
     dl = torch.utils.data.DataLoader(list(range(5)), batch_size=2)
     assert [videos_in_batch(dl, j) for j in range(3)] == [2, 2, 1]
-    ev = _Events()
+    ev = EventLog()
     batch_loop(ev, dl, {"batches": 6}, False, Progress())
     assert [e["videos"] for e in ev.of("batch")] == [2, 2, 1, 2, 2, 1]
     assert [e["n"] for e in ev.of("epoch")] == [1]
@@ -163,11 +153,11 @@ def test_a_finite_loader_counts_its_short_last_batch() -> None:
 def test_an_epoch_with_no_batch_is_refused_not_restarted_forever() -> None:
     dl = torch.utils.data.DataLoader(list(range(3)), batch_size=4, drop_last=True)
     with pytest.raises(SplitTooSmallError, match="yields no batch"):
-        batch_loop(_Events(), dl, {"batches": 2}, False, Progress())
+        batch_loop(EventLog(), dl, {"batches": 2}, False, Progress())
 
 
 def test_a_measured_loop_emits_measured_with_its_window() -> None:
-    ev, progress = _Events(), Progress()
+    ev, progress = EventLog(), Progress()
     spec: Any = {"batches": 10**6, "measure": dict(warmup_batches=2, min_batches=6, max_batches=30,
                                                     max_s=60.0, target_rel=1e-9)}
     batch_loop(ev, make_loader(list(range(7)), LoaderConfig(batch_size=3, num_workers=0), endless=True),

@@ -17,40 +17,22 @@ from hypothesis import strategies as st
 
 from ssv2_fixtures.run.child import Progress, batch_loop
 from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset, parse_fault
+from unit_helpers import EventLog, RangeItems
 
 # 3 workers on a 2-core machine is the point of one case, not a mistake
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
-
-
-class _Items:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Any:
-        return torch.full((1,), float(i)), i
-
-
-class _Events:
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        self.seen.append({"kind": kind, **fields})
 
 
 def _fires_at(items: int, bs: int, workers: int, at: int, total: int, *, persistent: bool = False,
               drop_last: bool = False) -> int | None:
     """Run ``total`` batches through batch_loop with ``exception@at``; the batches received before the
     drill's error, or None if it never fired."""
-    ds = FaultyDataset(_Items(items), FaultSpec("exception", at))
+    ds = FaultyDataset(RangeItems(items, width=1), FaultSpec("exception", at))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, drop_last=drop_last,
                                          persistent_workers=persistent and workers > 0, shuffle=False)
     progress = Progress()
     try:
-        batch_loop(_Events(), loader, {"batches": total}, False, progress)
+        batch_loop(EventLog(), loader, {"batches": total}, False, progress)
     except RuntimeError as exc:
         assert "injected fault" in str(exc), exc
         return progress.batch
@@ -85,11 +67,11 @@ class _Numbered(FaultyDataset):
 def test_in_workers_each_batch_knows_its_number_across_epochs(items, bs, workers, persistent) -> None:
     """3-5 batches an epoch (a short last one in 5/2 and 7/3), three epochs; persistent workers keep
     counting past an epoch's end, fresh ones are told the epoch when they start."""
-    ds = _Numbered(_Items(items), FaultSpec("exception", 0))
+    ds = _Numbered(RangeItems(items, width=1), FaultSpec("exception", 0))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, persistent_workers=persistent)
     total = 3 * len(loader)
     numbers: list[int] = []
-    batch_loop(_Events(), loader, {"batches": total}, False, Progress(),
+    batch_loop(EventLog(), loader, {"batches": total}, False, Progress(),
                on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
     assert numbers == list(range(total))
 
@@ -102,13 +84,13 @@ def test_with_the_endless_sampler_the_run_is_one_epoch_and_each_batch_knows_its_
     end), and batch ``B`` is still the ``B``-th batch received, a batch larger than the split included."""
     from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 
-    ds = _Numbered(_Items(items), FaultSpec("exception", 0))
+    ds = _Numbered(RangeItems(items, width=1), FaultSpec("exception", 0))
     cfg = LoaderConfig(batch_size=bs, num_workers=workers, persistent_workers=persistent)
     numbers: list[int] = []
-    ev = _Events()
+    ev = EventLog()
     batch_loop(ev, make_loader(ds, cfg, endless=True), {"batches": 9}, False,
                Progress(), on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
-    assert numbers == list(range(9)) and not [e for e in ev.seen if e["kind"] == "epoch"]
+    assert numbers == list(range(9)) and not [e for e in ev.seen if e["ev"] == "epoch"]
     assert ds._epoch == 0 and ds._per_epoch == 0
 
 
@@ -117,10 +99,10 @@ def test_with_the_endless_sampler_the_run_is_one_epoch_and_each_batch_knows_its_
 def test_an_endless_drill_fires_at_its_batch(items, bs, at) -> None:
     from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 
-    ds = FaultyDataset(_Items(items), FaultSpec("exception", at))
+    ds = FaultyDataset(RangeItems(items, width=1), FaultSpec("exception", at))
     progress = Progress()
     with pytest.raises(RuntimeError, match="injected fault"):
-        batch_loop(_Events(), make_loader(ds, LoaderConfig(batch_size=bs, num_workers=0), endless=True),
+        batch_loop(EventLog(), make_loader(ds, LoaderConfig(batch_size=bs, num_workers=0), endless=True),
                    {"batches": 13}, False, progress)
     assert progress.batch == at
 

@@ -15,25 +15,7 @@ from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.run.child import Progress, batch_loop
 from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset
 from ssv2_fixtures.run.rank_child import _Indexed, _IndexedCollate
-
-
-class _Events:
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-
-    def emit(self, ev: str, /, **fields: Any) -> None:
-        self.seen.append({"ev": ev, **fields})
-
-
-class _Pairs(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Any:
-        return torch.full((3,), float(i)), i
+from unit_helpers import EventLog, RangeItems
 
 
 def _user_collate(items: list[Any]) -> dict[str, Any]:
@@ -44,12 +26,12 @@ def _user_collate(items: list[Any]) -> dict[str, Any]:
 def test_indexed_batches_carry_what_the_sampler_gave_this_rank(collate: Any) -> None:
     """9 items, rank 1 of 2, batch 2: 5 samples an epoch (2 + 2 + 1); the indices beside each batch are
     the sampler's, and the dataset's own batch keeps its structure."""
-    ds = _Indexed(_Pairs(9))
+    ds = _Indexed(RangeItems(9, width=3))
     sampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3)  # type: ignore[arg-type]
     loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False,
                          collate_fn=_IndexedCollate(collate))
     seen: list[int] = []
-    ev = _Events()
+    ev = EventLog()
     batch_loop(ev, loader, {"batches": 3}, False, Progress(), on_batch=lambda e, item: seen.extend(item[1]),
                videos_of=lambda item: len(item[1]))
     assert seen == list(sampler)
@@ -61,13 +43,13 @@ def test_indexed_batches_carry_what_the_sampler_gave_this_rank(collate: Any) -> 
 
 
 def test_a_drill_counts_batches_through_the_indexed_wrapper() -> None:
-    ds = _Indexed(FaultyDataset(_Pairs(8), FaultSpec("exception", 5)))
+    ds = _Indexed(FaultyDataset(RangeItems(8, width=3), FaultSpec("exception", 5)))
     sampler = DistributedSampler(ds, num_replicas=2, rank=0, shuffle=False)  # type: ignore[arg-type]
     loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False,
                          collate_fn=_IndexedCollate(None))
     progress = Progress()
     with pytest.raises(RuntimeError, match="injected fault"):
-        batch_loop(_Events(), loader, {"batches": 8}, False, progress, on_epoch=sampler.set_epoch)
+        batch_loop(EventLog(), loader, {"batches": 8}, False, progress, on_epoch=sampler.set_epoch)
     assert progress.batch == 5 and progress.epoch == 2  # 2 batches an epoch: batch 5 is epoch 2's second
 
 

@@ -128,30 +128,29 @@ def _loop_until(w: Any, kind: str, steps: int, sleep_s: float = 0.01) -> int:
     return -1
 
 
-def test_leaking_workers_give_rss_growth_within_100_steps(tmp_path: Path) -> None:
-    dl = DataLoader(Leaky(400), batch_size=4, num_workers=2)
+def _finding(tmp_path: Path, ds: Any, kind: str, steps: int, *, batch_size: int = 2,
+             workers: int = 2) -> dict[str, Any]:
+    """Train-loop over a watched loader of ``ds`` until ``kind`` is found (or ``steps`` pass); that finding."""
+    dl = DataLoader(ds, batch_size=batch_size, num_workers=workers)
     w = watch(dl, log=tmp_path / "w.jsonl", interval_s=INTERVAL, tmpdir=tmp_path)
-    _loop_until(w, "rss_growth", 100)
-    f = next((f for f in w.findings if f["kind"] == "rss_growth"), None)
+    _loop_until(w, kind, steps)
+    f = next((f for f in w.findings if f["kind"] == kind), None)
     assert f is not None, w.summary()
+    return dict(f)
+
+
+def test_leaking_workers_give_rss_growth_within_100_steps(tmp_path: Path) -> None:
+    f = _finding(tmp_path, Leaky(400), "rss_growth", 100, batch_size=4)
     assert f["step"] <= 100 and "worker tree" in f["detail"] and "numpy" in f["remedy"]
 
 
 def test_temp_files_per_item_give_tmp_growth(tmp_path: Path) -> None:
-    dl = DataLoader(TempWriter(str(tmp_path), 400), batch_size=2, num_workers=2)
-    w = watch(dl, log=tmp_path / "w.jsonl", interval_s=INTERVAL, tmpdir=tmp_path)
-    _loop_until(w, "tmp_growth", 150)
-    f = next((f for f in w.findings if f["kind"] == "tmp_growth"), None)
-    assert f is not None, w.summary()
+    f = _finding(tmp_path, TempWriter(str(tmp_path), 400), "tmp_growth", 150)
     assert str(tmp_path) in f["detail"] and "TMPDIR" in f["remedy"]
 
 
 def test_leaking_fds_give_fd_growth(tmp_path: Path) -> None:
-    dl = DataLoader(FdLeaker(400), batch_size=2, num_workers=1)
-    w = watch(dl, log=tmp_path / "w.jsonl", interval_s=INTERVAL, tmpdir=tmp_path)
-    _loop_until(w, "fd_growth", 150)
-    f = next((f for f in w.findings if f["kind"] == "fd_growth"), None)
-    assert f is not None, w.summary()
+    f = _finding(tmp_path, FdLeaker(400), "fd_growth", 150, workers=1)
     assert "EMFILE" in f["detail"] and "ulimit -n" in f["remedy"]
 
 
