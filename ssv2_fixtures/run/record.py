@@ -28,6 +28,9 @@ from .watchdog import run_passed, split_exit
 if TYPE_CHECKING:
     from ..data.loader import LoaderConfig
     from .monitor import Peaks, TreeMonitor
+    # Types of results.json sections the stress layer fills (type-checking only: run/ does not import stress/).
+    from ..stress.probe import PipelineProbe
+    from ..stress.session import DataErrorRecord
 
 SCHEMA = 1
 KNOWN_SCHEMAS = (1,)
@@ -133,7 +136,10 @@ class ResultsFile(TypedDict, total=False):
     results: list[RunRecord]
     limits: list[dict[str, Any]]
     validate: dict[str, Any] | None
-    capped: list[Any]            # quick-ladder notes: worker counts capped to the machine's cores
+    capped: list[str]            # quick-ladder notes: worker counts capped to the machine's cores
+    tune: list[dict[str, Any]]   # -m tune: one stress.tune.TuneRecord per batch size
+    data_error: DataErrorRecord  # the session's data could not load, so nothing ran
+    probe: PipelineProbe         # one isolated W=0 run of a user's pipeline
 
 
 class ResultsError(ValueError):

@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 from ..options import Settings
 from ..run.record import SCHEMA, ResultsFile, RunRecord, write_atomic
+from .probe import PipelineProbe
 
 
 class DataErrorRecord(TypedDict):
@@ -48,7 +49,7 @@ class StressSession:
     report_error: str | None = None    # summary.md failed to build: shown in the terminal summary
     base_rss: int | None = None        # RSS of one loading process, measured with the decode rate
     decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
-    probe: Any = None                  # stress.probe.PipelineProbe of a user's pipeline (results.json "probe")
+    probe: PipelineProbe | None = None  # a user's pipeline, probed once (results.json "probe")
 
     def __post_init__(self) -> None:
         host = socket.gethostname().split(".")[0] or "host"
@@ -76,7 +77,7 @@ class StressSession:
         return self.run_dir.exists()
 
     def file(self) -> ResultsFile:
-        out: dict[str, Any] = {
+        out: ResultsFile = {
             "schema": SCHEMA, "run_id": self.run_id, "created": self._created, "updated": _now(),
             "machine": self.machine, "dataset": self.dataset, "settings": self.settings.public(),
             "results": self.results, "limits": self.limits, "validate": self.validate,
@@ -88,7 +89,7 @@ class StressSession:
             out["data_error"] = self.data_error
         if self.probe is not None:
             out["probe"] = self.probe
-        return out  # type: ignore[return-value]  # capped/data_error: keys ResultsFile may not list yet
+        return out
 
     def record(self, rec: RunRecord) -> None:
         self.results.append(rec)
