@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .budget import Budget, largest_fitting_batch, predict
-from .probe import PROBE_BATCHES, PROBE_BATCH_SIZE, PipelineProbe, pipeline_probe
+from .probe import PROBE_BATCHES, PROBE_BATCH_SIZE, PipelineProbe, pipeline_probe, probe_applies
 from ..run.child import DatasetSpec
 from ..data.loader import LoaderConfig
 from ..run.monitor import TreeMonitor
@@ -228,7 +228,7 @@ class Stress:
     def bytes_per_item(self) -> float | None:
         """Measured by the session's pipeline probe (a user's pipeline); ``None``: the built-in arithmetic."""
         p = self.session.probe
-        return p["bytes_per_item"] if p and self.dataset.get("factory") else None
+        return p["bytes_per_item"] if p and probe_applies(p, self.dataset) else None
 
     def probe(self) -> PipelineProbe | None:
         """The session's pipeline probe (:func:`probe_pipeline`), run now if it has not run yet."""

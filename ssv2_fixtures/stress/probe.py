@@ -33,11 +33,14 @@ class PipelineProbe(TypedDict):
     batch_size: int
     batches: int
     label: str
+    factory: str | None         # the pipeline it measured: the bytes hold for this factory and these kwargs
+    factory_kwargs: dict[str, Any]
 
 
 def pipeline_probe(rec: Mapping[str, Any]) -> PipelineProbe | None:
     """The probe's facts from its run record; ``None`` when the run measured no batch bytes."""
     m = rec.get("metrics") or {}
+    ds = rec.get("dataset") or {}
     batches, videos, per_batch = m.get("batches"), m.get("videos"), m.get("bytes_per_batch")
     if not batches or not videos or not per_batch:
         return None
@@ -49,7 +52,14 @@ def pipeline_probe(rec: Mapping[str, Any]) -> PipelineProbe | None:
             "clips_per_item": clips / per_batch_videos if clips else None,
             "rss_bytes": m.get("rss_peak_bytes"), "items_per_s": m.get("videos_per_s"),
             "batch_size": int((rec.get("config") or {}).get("batch_size") or round(per_batch_videos)),
-            "batches": int(batches), "label": str(rec.get("label", ""))}
+            "batches": int(batches), "label": str(rec.get("label", "")),
+            "factory": ds.get("factory"), "factory_kwargs": dict(ds.get("factory_kwargs") or {})}
+
+
+def probe_applies(probe: Mapping[str, Any] | None, dataset: Mapping[str, Any]) -> bool:
+    """Whether ``probe`` measured ``dataset``'s pipeline (validate's TOML may name another one)."""
+    return bool(probe and dataset.get("factory") and probe.get("factory") == dataset.get("factory")
+                and dict(probe.get("factory_kwargs") or {}) == dict(dataset.get("factory_kwargs") or {}))
 
 
 def _version(dist: str) -> str | None:
