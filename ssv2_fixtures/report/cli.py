@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> None:
             Path(args.out).write_text(text)
             print(args.out)
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")  # a watch comparison has none
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from .log import LogError, read_log
 
 # the settings a stress result and a watched loader must share to be "the same config"
 MATCH_KEYS = ("batch_size", "num_workers", "prefetch_factor", "sharing_strategy")
+FASTER_THAN_STRESS = 1.5  # training above 1.5× the stress rate of its own config: not the same data
 
 
 def _by_rank(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -92,7 +93,7 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
     _plot(ranks, png)
     lines += [f"![watch]({png.name})", ""]
     md = out / "watch.md"
-    md.write_text("\n".join(lines))
+    md.write_text("\n".join(lines) + "\n")
     return md
 
 
@@ -167,7 +168,13 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
             continue
         bound = ("data-bound: the loop waited for data " if wf is not None and wf > DATA_BOUND_FRACTION
                  else "step-bound: the loop waited for data only ")
-        out.append(f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
-                   f"({got:.1f} of {stress:.1f} videos/s, stress run {run.get('label') or run.get('id')}): "
-                   f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})")
+        line = (f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
+                f"({got:.1f} of {stress:.1f} videos/s, stress run {run.get('label') or run.get('id')}): "
+                f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})")
+        if got > stress * FASTER_THAN_STRESS:
+            # the same loader settings cannot outrun their own stress rate by this much: other data
+            # (smaller clips, fewer videos) or another machine was measured on one side
+            line += ("; more than the stress run measured: check that it decoded the training's dataset "
+                     "(same clips and transforms) on this machine")
+        out.append(line)
     return "\n".join(out)

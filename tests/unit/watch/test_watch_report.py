@@ -65,3 +65,40 @@ def test_bad_log_names_file_and_line(tmp_path: Path) -> None:
     bad.write_text('{"x": 1}\n')
     with pytest.raises(LogError, match="not a watch event"):
         read_log(bad)
+
+
+def test_cli_watch_writes_the_markdown_and_a_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ssv2_fixtures.report.cli import main
+
+    assert main(["watch", str(LOG), "--out", str(tmp_path / "rep")]) == 0
+    md = Path(capsys.readouterr().out.strip())
+    assert md == tmp_path / "rep" / "watch.md"
+    assert "**data_bound**" in md.read_text()
+    png = (tmp_path / "rep" / "watch.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cli_compare_takes_the_log_on_either_side(tmp_path: Path, reverse: bool,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from ssv2_fixtures.report.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(HEALTHY.read_text())
+    args = [str(run), str(LOG)] if reverse else [str(LOG), str(run)]
+    assert main(["compare", *args]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and out.count("\n") == 2
+    assert out.startswith("rank 0: training received ") and "stress run bs8-w2-pf2" in out
+    # the tiny-tensor fixture outruns the decoding stress run: the line says the data differ
+    assert "check that it decoded the training's dataset" in out
+
+
+def test_cli_bad_watch_input_exits_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ssv2_fixtures.report.cli import main
+
+    assert main(["watch", str(tmp_path / "none.jsonl")]) == 2
+    assert main(["compare", str(LOG), str(LOG)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "no such watch log" in err[0] and "two watch logs" in err[1]
