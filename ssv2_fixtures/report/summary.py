@@ -19,7 +19,7 @@ from .fmt import md_table, num, one_line, rate, size, verdict_ok
 from .model import Run, extra, interval_of, label_of, load, runs_of
 from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
-from .tune import confirmed_best, tune_section
+from .tune import TUNE_PLOT, confirmed_best, plot_tune, tune_section
 
 SPREAD_NOTE = ("*videos/s* is the recorded rate ± the half-width of its 95 % batch-means interval "
                "(the run's per-batch times cut into consecutive groups); configs whose intervals overlap "
@@ -306,7 +306,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
     if dist := [r for r in runs if r.kind == "distributed"]:
         L += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
-    if tune := tune_section(data):
+    if tune := tune_section(data, TUNE_PLOT if TUNE_PLOT in plots else None):
         L += ["## Tune: the search per batch size", ""] + tune + [""]
     if data.get("limits"):
         L += ["## Limits: largest batch size per worker count", ""] + _limits_section(data.get("limits") or []) + [""]
@@ -333,6 +333,9 @@ def summarize(run_dir: str | os.PathLike[str]) -> Path:
     if sfig is not None:
         save_png(sfig, folder / "sustained.png")
         plots.append("sustained.png")
+    if (tfig := plot_tune(data)) is not None:  # referenced from the tune section
+        save_png(tfig, folder / TUNE_PLOT)
+        plots.append(TUNE_PLOT)
     out = folder / "summary.md"
     write_atomic_bytes(out, render_summary(data, plots).encode())
     return out

@@ -15,11 +15,17 @@ The section renders those entries as recorded; the recommendation shows a confir
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .fmt import md_table, num, rate
 from .model import extra, interval_of, label_of
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+TUNE_PLOT = "tune.png"
 
 
 def _entries(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -61,8 +67,9 @@ def confirmed_best(results: Mapping[str, Any]) -> TunedBest | None:
     return max(bests, key=lambda b: b.rate or 0.0) if bests else None
 
 
-def tune_section(results: Mapping[str, Any]) -> list[str]:
-    """Markdown lines for the ``tune`` entries (empty when there are none)."""
+def tune_section(results: Mapping[str, Any], plot: str | None = None) -> list[str]:
+    """Markdown lines for the ``tune`` entries (empty when there are none); ``plot``: the search's PNG
+    next to summary.md (:func:`plot_tune`), shown under the table."""
     entries = _entries(results)
     if not entries:
         return []
@@ -80,4 +87,123 @@ def tune_section(results: Mapping[str, Any]) -> list[str]:
     return (["Per batch size, the best configuration the search found (*videos/s* with its 95 % spread) and "
              "whether a second measurement confirmed it.", ""]
             + md_table(["batch size", "best", "videos/s", "confirmed", "tied with", "configs tried",
-                        "time spent of budget (s)", "target videos/s"], rows))
+                        "time spent of budget (s)", "target videos/s"], rows)
+            + (["", "The search: each probe's rate with its 95 % interval by worker count, one line per prefetch "
+                "factor (a config's latest measurement); rejected configs marked with their failure kind; the "
+                "pick starred.", "", f"![tune search]({plot})"] if plot else []))
+
+
+def shape_of(c: Any) -> tuple[int, int] | None:
+    """(workers, prefetch) of a tried entry's config: LoaderConfig fields or a label such as bs8-w4-pf2."""
+    if isinstance(c, Mapping):
+        w = c.get("num_workers")
+        if not isinstance(w, int) or isinstance(w, bool):
+            return None
+        pf = c.get("prefetch_factor")
+        return w, (0 if not w else pf if isinstance(pf, int) and not isinstance(pf, bool) else 2)
+    m = re.search(r"-w(\d+)(?:-pf(\d+))?", str(c or ""))
+    if not m:
+        return None
+    w = int(m.group(1))
+    return w, (int(m.group(2)) if m.group(2) else 0 if not w else 2)
+
+
+@dataclass(frozen=True)
+class _Point:
+    workers: int
+    prefetch: int
+    rate: float | None
+    interval: tuple[float, float] | None
+    kind: str | None
+
+
+def search_points(entry: Mapping[str, Any]) -> list[_Point]:
+    """One point per config the search tried (its latest probe; confirmations aside), in trial order."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for t in entry.get("tried") or []:
+        if isinstance(t, Mapping) and t.get("stage") != "confirm":
+            c = t.get("config")
+            latest[repr(sorted(c.items())) if isinstance(c, Mapping) else str(c)] = t
+    out = []
+    for t in latest.values():
+        sh = shape_of(t.get("config"))
+        if sh is None:
+            continue
+        v = t.get("videos_per_s")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(_Point(sh[0], sh[1], float(v), interval_of(t.get("interval")), None))
+        else:
+            out.append(_Point(sh[0], sh[1], None, None, str(t.get("kind") or "failed")))
+    return out
+
+
+def plot_tune(results: Mapping[str, Any]) -> Figure | None:
+    """The search per batch size: videos/s (± its interval) vs workers, one line per prefetch factor
+    through each worker count's fastest variant; rejected configs as x at 0 annotated with their kind
+    (``predicted_unfit``: hollow, never run); the pick as a star. ``None`` without tune entries."""
+    from .plots import _figure
+
+    entries = _entries(results)
+    if not entries:
+        return None
+    fig = _figure(figsize=(8, 4.2 * len(entries)))
+    axes = fig.subplots(len(entries), 1, squeeze=False)
+    for (ax,), e in zip(axes, entries):
+        pts = search_points(e)
+        pfs = sorted({p.prefetch for p in pts})
+        for i, pf in enumerate(pfs):
+            best: dict[int, _Point] = {}
+            for p in pts:
+                if p.prefetch == pf and p.rate is not None and (p.workers not in best or p.rate > (best[p.workers].rate or 0)):
+                    best[p.workers] = p
+            if not best:
+                continue
+            line = [best[w] for w in sorted(best)]
+            ys = [p.rate or 0.0 for p in line]
+            ax.plot([p.workers for p in line], ys, marker="o", color=f"C{i % 10}", label=f"prefetch {pf}")
+            iv = [p for p in line if p.interval is not None]
+            if iv:
+                ax.errorbar([p.workers for p in iv], [p.rate or 0.0 for p in iv],
+                            yerr=[[(p.rate or 0.0) - p.interval[0] for p in iv if p.interval],
+                                  [p.interval[1] - (p.rate or 0.0) for p in iv if p.interval]],
+                            fmt="none", ecolor=f"C{i % 10}", capsize=4, elinewidth=1)
+        rejected = [p for p in pts if p.rate is None]
+        for unfit in (False, True):
+            rs = [p for p in rejected if (p.kind == "predicted_unfit") == unfit]
+            if rs:
+                sc = ax.scatter([p.workers for p in rs], [0.0] * len(rs), marker="o" if unfit else "x", s=60,
+                                facecolors="none" if unfit else None, edgecolors="gray" if unfit else None,
+                                c=None if unfit else "black", linewidths=1.5, zorder=3, clip_on=False,
+                                label="predicted not to fit (not run)" if unfit else "rejected (kind annotated)")
+                sc.set_gid("predicted_unfit" if unfit else "rejected")
+        for (w, kind), n in _count((p.workers, f"pf{p.prefetch}: {p.kind}") for p in rejected).items():
+            ax.annotate(kind + (f" ×{n}" if n > 1 else ""), (w, 0.0), xytext=(6, 6), textcoords="offset points",
+                        fontsize=7, color="dimgray", rotation=30)
+        b = _best(e)
+        sh = shape_of((e.get("best") or {}).get("config") if isinstance(e.get("best"), Mapping) else None)
+        if sh is not None and b.rate is not None:
+            star = ax.scatter([sh[0]], [b.rate], marker="*", s=220, color="gold", edgecolors="black", zorder=4,
+                              label=f"pick {b.label} ({'confirmed' if e.get('confirmed') else 'NOT confirmed'})")
+            star.set_gid("pick")
+        ws = sorted({p.workers for p in pts})
+        if ws:
+            ax.set_xticks(ws)
+            span = max(ws) - min(ws) or 1
+            ax.set_xlim(min(ws) - 0.1 * span, max(ws) + 0.3 * span)  # room for the rejected kinds' notes
+        top = max(ax.get_ylim()[1], 1.0)
+        ax.set_ylim(-0.03 * top, top * 1.1)
+        ax.set_title(f"Tune search, batch size {e.get('batch_size', '?')}: {len(pts)} configs, "
+                     f"{num(e.get('spent_s'))} of {num(e.get('budget_s'))} s", fontsize=10)
+        ax.set_xlabel("num_workers")
+        ax.set_ylabel("videos/s (bars: 95 % interval)")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _count(xs: Any) -> dict[Any, int]:
+    out: dict[Any, int] = {}
+    for x in xs:
+        out[x] = out.get(x, 0) + 1
+    return out

@@ -133,6 +133,10 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
         worst = LoaderConfig(batch_size=settings.max_batch_size, num_workers=p["limits_workers"],
                              prefetch_factor=settings.prefetch[0] if p["limits_workers"] else None)
         return n * wd.resolve(worst, settings.limit_batches)["total_s"] + _SETUP_MARGIN_S
+    if item.get_closest_marker("tune") and not item.get_closest_marker("quick"):
+        # the bound the search keeps (1.25 × budget + 30 s) plus the setup margin, which also holds one
+        # probe's stall watchdog (~30 s) firing past the deadline: the run's verdict then is hang, not a kill
+        return 1.25 * float(settings.tune_budget) + 30.0 + _SETUP_MARGIN_S
     if item.get_closest_marker("validate") and not item.get_closest_marker("quick"):
         return 6 * 3600.0  # bounded by the run's own watchdog, sized from the TOML at run time
     if any(item.get_closest_marker(m) for m in ("quick", "validate", "sustained", "limits", "distributed")):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from report_helpers import fixture, section, table
 
 from ssv2_fixtures.report import recommend, render_summary, tune_section
@@ -54,3 +56,44 @@ def test_unconfirmed_or_unmeasured_tune_does_not_decide() -> None:
     data = tuned(fixture("healthy"), label="bs8-w6-pf2")  # never ran here: not recommended
     assert recommend(data).label == "bs16-w4-pf2"  # type: ignore[union-attr]
     assert "no passed run record here" in "\n".join(section(render_summary(data), "Recommended configuration"))
+
+
+def test_search_plot_lines_per_prefetch_rejected_kinds_and_the_pick() -> None:
+    from ssv2_fixtures.report.tune import plot_tune
+
+    assert plot_tune(fixture("healthy")) is None
+    data = tuned(fixture("healthy"))
+    data["tune"][0]["tried"] += [  # prefetch 4 at 2 workers, re-measured longer; 6 workers never run
+        {"config": {"batch_size": 8, "num_workers": 2, "prefetch_factor": 4}, "stage": "knobs", "batches": 20,
+         "seconds": 3.0, "videos_per_s": 50.0, "interval": [45.0, 55.0]},
+        {"config": {"batch_size": 8, "num_workers": 2, "prefetch_factor": 4}, "stage": "halving", "batches": 40,
+         "seconds": 6.0, "videos_per_s": 58.0, "interval": [56.0, 60.0]},
+        {"config": "bs8-w6-pf2", "stage": "workers", "batches": 0, "seconds": 0.0, "kind": "predicted_unfit"},
+        {"config": {"batch_size": 8, "num_workers": 4, "prefetch_factor": 2}, "stage": "confirm", "batches": 100,
+         "seconds": 20.0, "videos_per_s": 1.0}]  # a confirmation is no point of the search
+    fig = plot_tune(data)
+    assert fig is not None
+    (ax,) = fig.axes
+    lines = {str(ln.get_label()): (list(np.asarray(ln.get_xdata())), list(np.asarray(ln.get_ydata())))
+             for ln in ax.get_lines() if not str(ln.get_label()).startswith("_")}
+    assert lines == {"prefetch 2": ([2, 4], [62.0, 64.0]), "prefetch 4": ([2], [58.0])}  # the latest probe
+    gids = {c.get_gid(): np.asarray(c.get_offsets()) for c in ax.collections}
+    assert list(gids["rejected"][:, 0]) == [8]
+    assert list(gids["predicted_unfit"][:, 0]) == [6]
+    assert list(gids["pick"][0]) == [4, 70.0]
+    notes = [t.get_text() for t in ax.texts]
+    assert "pf2: shm_exhausted" in notes and "pf2: predicted_unfit" in notes
+
+
+def test_summarize_writes_the_search_plot_into_the_tune_section(tmp_path) -> None:
+    from report_helpers import run_dir
+
+    from ssv2_fixtures.report import summarize
+
+    d = run_dir(tmp_path, "healthy", tuned(fixture("healthy")))
+    text = summarize(d).read_text()
+    assert (d / "tune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![tune search](tune.png)" in section(text, "Tune: the search per batch size")
+    (tmp_path / "plain").mkdir()
+    plain = run_dir(tmp_path / "plain", "healthy")
+    assert "tune.png" not in summarize(plain).read_text() and not (plain / "tune.png").exists()
