@@ -136,7 +136,10 @@ def _shm_remedy(ev: Evidence) -> str:
 KINDS: tuple[FailureKind, ...] = (
     FailureKind(
         "hang", "the watchdog found no progress in time and ended the process group",
-        lambda ev: ev.watchdog is not None or _has(ev, "DataLoader timed out after"),
+        # not when a worker's queue feeder could not put a batch in /dev/shm: that batch is dropped (a custom
+        # collate's tensors are shared at pickling, in the feeder thread) and the loader waits forever for it
+        lambda ev: (ev.watchdog is not None or _has(ev, "DataLoader timed out after"))
+        and not ("in _feed" in ev.stderr_tail and "unable to allocate shared memory" in ev.stderr_tail),
         lambda ev: ("TMPDIR's path is too long for multiprocessing's AF_UNIX sockets (max 107 bytes): use a "
                     "shorter TMPDIR; " if "AF_UNIX path too long" in ev.text else "") + (
                     "no batch arrived within the limit: set DataLoader(timeout=...) so a stuck worker raises "

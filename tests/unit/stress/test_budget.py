@@ -53,3 +53,72 @@ def test_predicted_shm_within_10_percent_of_measured(config, synth64_root, tmp_p
     predicted = predict(config, frames=frames, size=size).shm_bytes
     measured = r.metrics["shm_peak_bytes"]
     assert abs(measured - predicted) <= 0.10 * predicted, (predicted, measured)
+
+
+# --- budget from measurement: a user's pipeline (tests/userpipe, float32, two views per video) ---------
+
+USERPIPE = __import__("pathlib").Path(__file__).resolve().parents[2] / "userpipe"
+
+
+def _userpipe(root, frames: int, size: int) -> dict:
+    spec = dataset_spec(root, "train")
+    spec.update(factory="userpipe.data:build", factory_kwargs={"frames": frames, "size": size},
+                factory_path=[str(USERPIPE)])
+    return spec
+
+
+def test_measured_bytes_replace_the_uint8_arithmetic() -> None:
+    from ssv2_fixtures.run.shm import shm_in_flight
+
+    cfg = LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=2)
+    per_item = 2 * 3 * 16 * 224 * 224 * 4 + 16
+    b = predict(cfg, bytes_per_item=per_item)
+    assert b.measured_bytes and b.batch_bytes == 8 * per_item
+    assert b.shm_bytes == shm_in_flight(cfg, 8 * per_item)  # run/shm.py's one formula
+    uint8 = predict(cfg)
+    assert not uint8.measured_bytes and uint8.shm_bytes == shm_in_flight(cfg, batch_bytes(8, 16, 224))
+    assert b.shm_bytes > 7 * uint8.shm_bytes and b.rss_bytes > uint8.rss_bytes
+
+
+@pytest.mark.skipif(unavailable(PRIVATE_SHM) is not None, reason=str(unavailable(PRIVATE_SHM)))
+def test_probe_predicted_shm_within_10_percent_for_a_float32_nested_pipeline(synth64_root, tmp_path):
+    from ssv2_fixtures.stress.probe import pipeline_probe
+
+    frames, size = 8, 112
+    ds = _userpipe(synth64_root, frames, size)
+    probe = run_config(ds, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp_path, name="probe")
+    assert probe.passed, probe.describe()
+    p = pipeline_probe(probe.record)
+    assert p is not None
+    config = LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2)
+    r = run_config(ds, config, 10, sandbox=PRIVATE_SHM, step_s=0.4, run_dir=tmp_path)
+    assert r.passed, r.describe()
+    predicted = predict(config, bytes_per_item=p["bytes_per_item"]).shm_bytes
+    measured = r.metrics["shm_peak_bytes"]
+    assert abs(measured - predicted) <= 0.10 * predicted, (predicted, measured)
+    # the arithmetic for the built-in uint8 clips would have been off by the dtype and the views (8×)
+    assert predict(config, frames=frames, size=size).shm_bytes < 0.2 * measured
+
+
+SMALL_SHM = Sandbox(shm_bytes=16 * 2**20)
+
+
+@pytest.mark.skipif(unavailable(SMALL_SHM) is not None, reason=str(unavailable(SMALL_SHM)))
+def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, tmp_path):
+    frames, size = 8, 112
+    config = LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2)
+    # uint8 clips: 5 slots × 1.2 MB fit 16 MB; two float32 views per video: 5 × 9.6 MB do not
+    assert predict(config, frames=frames, size=size).shm_bytes < SMALL_SHM.shm_bytes
+    builtin = run_config(dataset_spec(synth64_root, "train", num_frames=frames, size=size), config, 6,
+                         sandbox=SMALL_SHM, step_s=0.3, run_dir=tmp_path, name="builtin")
+    assert builtin.passed, builtin.describe()
+    # The user's collate stacks in ordinary memory, so its batch is moved to /dev/shm when the worker's
+    # queue feeder pickles it: there the allocation fails, the batch is dropped, and the loader would
+    # wait forever — the watchdog ends it (a short start-up limit keeps this test short), and the
+    # feeder's error names the cause.
+    from ssv2_fixtures.run.watchdog import Watchdog
+
+    theirs = run_config(_userpipe(synth64_root, frames, size), config, 6, sandbox=SMALL_SHM, step_s=0.3,
+                        run_dir=tmp_path, name="userpipe", watchdog=Watchdog(startup_s=40.0, stall_s=20.0))
+    assert theirs.kind == "shm_exhausted", theirs.describe()
+    assert "shm-size" in theirs.outcome["remedy"]
