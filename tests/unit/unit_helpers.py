@@ -2,6 +2,7 @@
 folder on sys.path, as pytest's default import mode does for every rootless test folder)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,3 +35,13 @@ class RangeItems(torch.utils.data.Dataset):
         if self.width is None:
             return i
         return torch.full((self.width,), float(i)), i
+
+
+@dataclass
+class FakeClock:
+    """A clock a test moves by hand (``clock.t += seconds``)."""
+
+    t: float = 0.0
+
+    def __call__(self) -> float:
+        return self.t

@@ -24,6 +24,7 @@ from ssv2_fixtures.stress.tune_run import (
     probe_of,
     tuned_toml,
 )
+from unit_helpers import FakeClock
 
 
 def record(config: LoaderConfig, waits: list[float], *, kind: str | None = None,
@@ -41,14 +42,6 @@ def record(config: LoaderConfig, waits: list[float], *, kind: str | None = None,
             "metrics": metrics, "wall_s": 5.0 + sum(waits), "batch_waits_s": waits, "series": {}, "verdicts": [],
             "outcome": None if kind is None else {"kind": kind, "batch": len(waits), "message": f"{kind} here",
                                                   "remedy": "a remedy"}}
-
-
-@dataclass
-class FakeClock:
-    t: float = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @dataclass
