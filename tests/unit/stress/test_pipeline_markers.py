@@ -20,6 +20,8 @@ from ssv2_fixtures.stress.campaign import DataError, Stress, probe_pipeline
 from ssv2_fixtures.stress.plans import Phase
 from ssv2_fixtures.stress.tune_run import api_stress
 
+pytest_plugins = ["pytester"]
+
 USERPIPE = Path(__file__).resolve().parents[2] / "userpipe"
 SIZE, FRAMES, VIEWS = 32, 4, 2
 ARGS = [f"size={SIZE}", f"frames={FRAMES}"]
@@ -168,3 +170,21 @@ def test_a_bad_factory_is_a_data_error_in_results_json(tmp_path: Path, factory: 
         assert written["file"] and written["file"].endswith("bad.py") and written["entry"].startswith("line ")
     with pytest.raises(DataError):  # every later run is refused with the same record, nothing else runs
         s.run(LoaderConfig(batch_size=2, num_workers=0), 2, kind="quick")
+
+
+def test_pytest_shows_the_named_error_and_the_report_has_it(pytester: pytest.Pytester) -> None:
+    import os
+
+    quick_tests = Path(__file__).resolve().parents[2] / "stress" / "test_quick.py"
+    pytester.makepyfile(test_quick=quick_tests.read_text())
+    cache = os.environ.get("SSV2_STRESS_CACHE")
+    r = pytester.runpytest_subprocess(
+        "-m", "quick", "-k", "phase1", "--dataset-factory", "userpipe.bad:raises", "--dataset-path", str(USERPIPE),
+        "--quick-batches", "4", *(["--ssv2-cache", cache] if cache else []), "-p", "no:cacheprovider")
+    out = r.stdout.str()
+    assert r.ret != 0 and "data_error: FactoryError: dataset factory userpipe.bad:raises" in out
+    assert "RuntimeError: annotations for train not found" in out and "bad.py:" in out
+    assert "Traceback" not in out  # one message, not a traceback soup
+    run_dir = max((pytester.path / "reports").glob("2*"))
+    assert json.loads((run_dir / "results.json").read_text())["data_error"]["file"].endswith("bad.py")
+    assert "Data could not load" in (run_dir / "summary.md").read_text()
