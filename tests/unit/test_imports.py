@@ -18,6 +18,7 @@ def test_child_entry_imports_no_pytest_and_little_of_the_package():
     ours = {m for m in mods if m.startswith("ssv2_fixtures.")}
     assert ours <= {"ssv2_fixtures.run.child", "ssv2_fixtures.data.clips", "ssv2_fixtures.data.loader", "ssv2_fixtures.run.faults",
                     "ssv2_fixtures.data.annotations", "ssv2_fixtures.data.sampling", "ssv2_fixtures.data.webm",
+                    "ssv2_fixtures.data.layout", "ssv2_fixtures.data.annotation_files", "ssv2_fixtures.data.errors",
                     "ssv2_fixtures.run", "ssv2_fixtures.data"}  # the rooms' own __init__ (docstrings only), ours
 
 
