@@ -143,6 +143,25 @@ def test_confirmation_judged_degraded_fails_with_the_verdict_and_is_recorded():
     assert not bad.ok and bad.kind == "worker_killed" and "worker_killed" in bad.detail
 
 
+def test_with_a_step_time_the_confirmation_judges_the_loops_throughput():
+    """A loader that keeps up with a 0.2 s step: its waits grow from 1 to 4 ms, which is no degradation of
+    the training loop (0.201 → 0.204 s per batch); judged on the waits alone it would be."""
+    clock = FakeClock()
+
+    def waits(c: LoaderConfig, n: int, ph: str) -> list[float]:
+        return [2.0] + [0.001] * (n // 2) + [0.004] * (n - 1 - n // 2)
+    st = FakeStress(clock, waits)
+    st.settings.step_time = 0.2
+    assert RunConfirm(st, RunMeasure(st))(cfg(2), 60.0).ok  # type: ignore[arg-type]
+    st.settings.step_time = 0.0
+    res = RunConfirm(st, RunMeasure(st))(cfg(2), 60.0)  # type: ignore[arg-type]
+    assert not res.ok and res.kind == "degradation"
+    st.settings.step_time = 0.2  # a loader that falls far behind the step still fails
+    st.waits = lambda c, n, ph: [2.0] + [0.001] * (n // 2) + [1.0] * (n - 1 - n // 2)
+    res = RunConfirm(st, RunMeasure(st))(cfg(2), 60.0)  # type: ignore[arg-type]
+    assert not res.ok and res.kind == "degradation"
+
+
 def test_confirmation_fits_its_time_in_batches():
     clock = FakeClock()
     st = FakeStress(clock, lambda c, n, ph: steady(c, n))
