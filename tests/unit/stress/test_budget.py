@@ -5,6 +5,8 @@ prefetch queues fill to ``num_workers × prefetch_factor`` — the state the pre
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ssv2_fixtures import LoaderConfig, Sandbox, dataset_spec, run_config
@@ -60,8 +62,8 @@ def test_predicted_shm_within_10_percent_of_measured(config, synth64_root, tmp_p
 USERPIPE = __import__("pathlib").Path(__file__).resolve().parents[2] / "userpipe"
 
 
-def _userpipe(root, frames: int, size: int) -> dict:
-    spec = dataset_spec(root, "train")
+def _userpipe(root, frames: int, size: int) -> Any:
+    spec: dict[str, Any] = dict(dataset_spec(root, "train"))
     spec.update(factory="userpipe.data:build", factory_kwargs={"frames": frames, "size": size},
                 factory_path=[str(USERPIPE)])
     return spec
@@ -108,7 +110,7 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     frames, size = 8, 112
     config = LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2)
     # uint8 clips: 5 slots × 1.2 MB fit 16 MB; two float32 views per video: 5 × 9.6 MB do not
-    assert predict(config, frames=frames, size=size).shm_bytes < SMALL_SHM.shm_bytes
+    assert predict(config, frames=frames, size=size).shm_bytes < (SMALL_SHM.shm_bytes or 0)
     builtin = run_config(dataset_spec(synth64_root, "train", num_frames=frames, size=size), config, 6,
                          sandbox=SMALL_SHM, step_s=0.3, run_dir=tmp_path, name="builtin")
     assert builtin.passed, builtin.describe()
@@ -121,4 +123,4 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     theirs = run_config(_userpipe(synth64_root, frames, size), config, 6, sandbox=SMALL_SHM, step_s=0.3,
                         run_dir=tmp_path, name="userpipe", watchdog=Watchdog(startup_s=40.0, stall_s=20.0))
     assert theirs.kind == "shm_exhausted", theirs.describe()
-    assert "shm-size" in theirs.outcome["remedy"]
+    assert theirs.outcome is not None and "shm-size" in theirs.outcome["remedy"]

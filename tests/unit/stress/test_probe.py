@@ -51,5 +51,7 @@ def test_a_factory_error_outcome_is_the_sessions_data_error() -> None:
                                      "file": "/p/bad.py", "entry": "line 12", "fix": "fix the error at /p/bad.py:12"}
     rec["outcome"]["evidence"] = {}
     assert probe_data_error(rec)["entry"] is None  # type: ignore[index]
-    assert probe_data_error({"outcome": {"kind": "worker_exception"}}) is None  # type: ignore[arg-type]
-    assert probe_data_error({"outcome": None}) is None  # type: ignore[arg-type]
+    other: Any = {"outcome": {"kind": "worker_exception"}}
+    assert probe_data_error(other) is None
+    none: Any = {"outcome": None}
+    assert probe_data_error(none) is None

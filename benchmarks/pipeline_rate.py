@@ -1,0 +1,97 @@
+"""Does the suite measure a user's pipeline right? Its videos/s vs an independent timing of the same loop.
+
+    python benchmarks/pipeline_rate.py [--factory userpipe.data:build] [--path tests/userpipe]
+        [--arg size=64 --arg frames=8] [--batch-size 4] [--workers 2] [--batches 24] [--rounds 3]
+
+Per round, alternating (machine-load drift hits both alike):
+- **suite**: ``run_config`` with the dataset spec a ``--dataset-factory`` session passes (an isolated child:
+  fresh interpreter, its own TMPDIR, the watchdog); its ``videos_per_s`` (steady state: videos / summed waits
+  of the batches after the first) and ``loop_videos_per_s`` (videos / wall time of the loop after the first);
+- **plain**: in this process, the factory called the same way (``load_pipeline``) and a DataLoader made with
+  the same config, collate_fn and worker_init_fn; videos / wall time of the batches after the first.
+
+Prints each round and the ratio suite / plain of the medians (1.00: the suite reports what a training loop
+over the same pipeline gets).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch  # before decord
+
+from ssv2_fixtures.data.factory import load_pipeline, parse_dataset_arg
+from ssv2_fixtures.data.loader import LoaderConfig, make_loader
+from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
+from ssv2_fixtures.run.runner import dataset_spec, run_config
+
+HERE = Path(__file__).resolve().parent
+
+
+def plain(spec: dict, cfg: LoaderConfig, batches: int) -> float:
+    pipe = load_pipeline(spec, train=True)
+    # endless, as the suite's child: one epoch of a small split is shorter than the run
+    loader = make_loader(pipe.dataset, cfg, endless=True, collate_fn=pipe.collate_fn,
+                         worker_init_fn=pipe.worker_init_fn)
+    it = iter(loader)
+    next(it)  # worker start-up and the first decode: not timed, as the suite's steady state
+    t0 = time.perf_counter()
+    for _ in range(batches - 1):
+        next(it)
+    wall = time.perf_counter() - t0
+    del it, loader
+    return (batches - 1) * cfg.batch_size / wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--factory", default="userpipe.data:build")
+    ap.add_argument("--path", action="append", default=None, help="folder for the factory's import")
+    ap.add_argument("--arg", action="append", default=None, help="KEY=VALUE for the factory")
+    ap.add_argument("--videos", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--prefetch", type=int, default=2)
+    ap.add_argument("--batches", type=int, default=24)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cache", default=os.environ.get("SSV2_STRESS_CACHE", os.path.expanduser("~/.cache/ssv2-stress")))
+    a = ap.parse_args(argv)
+    paths = [str(Path(p).resolve()) for p in (a.path or [HERE.parent / "tests" / "userpipe"])]
+    kwargs = dict(parse_dataset_arg(t) for t in (a.arg or ["size=64", "frames=8"]))
+    root = ensure_synthetic(SynthSpec(videos=a.videos), cache_dir=a.cache)
+    spec = dict(dataset_spec(root, "train"), factory=a.factory, factory_kwargs=kwargs, factory_path=paths,
+                train=True)
+    cfg = LoaderConfig(batch_size=a.batch_size, num_workers=a.workers, prefetch_factor=a.prefetch, shuffle=True)
+    torch.set_num_threads(1)  # as the suite's child: workers decode, the main thread only receives
+    sys.path[:0] = paths
+    print(f"{a.factory}({kwargs}) on {root} (train), {cfg.label}, {a.batches} batches per run, "
+          f"{a.rounds} rounds, alternating; cores: {len(os.sched_getaffinity(0))}")
+    suite_s, suite_loop, plain_s = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(a.rounds):
+            order = ("suite", "plain") if i % 2 == 0 else ("plain", "suite")
+            for side in order:
+                if side == "suite":
+                    r = run_config(spec, cfg, a.batches, run_dir=tmp, name=f"round{i}")  # type: ignore[arg-type]
+                    if not r.passed:
+                        print(r.describe())
+                        return 1
+                    suite_s.append(float(r.metrics["videos_per_s"]))
+                    suite_loop.append(float(r.metrics.get("loop_videos_per_s") or 0.0))
+                else:
+                    plain_s.append(plain(spec, cfg, a.batches))
+            print(f"round {i}: suite {suite_s[-1]:.2f} videos/s (loop wall {suite_loop[-1]:.2f}), "
+                  f"plain {plain_s[-1]:.2f} videos/s")
+    s, sl, p = (statistics.median(x) for x in (suite_s, suite_loop, plain_s))
+    print(f"median: suite {s:.2f} (loop wall {sl:.2f}), plain {p:.2f} videos/s; ratio suite/plain {s / p:.3f} "
+          f"(loop wall / plain {sl / p:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
