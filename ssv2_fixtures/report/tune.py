@@ -88,9 +88,37 @@ def tune_section(results: Mapping[str, Any], plot: str | None = None) -> list[st
              "whether a second measurement confirmed it.", ""]
             + md_table(["batch size", "best", "videos/s", "confirmed", "tied with", "configs tried",
                         "time spent of budget (s)", "target videos/s"], rows)
+            + _time_lines(entries)
             + (["", "The search: each probe's rate with its 95 % interval by worker count, one line per prefetch "
                 "factor (a config's latest measurement); rejected configs marked with their failure kind; the "
                 "pick starred.", "", f"![tune search]({plot})"] if plot else []))
+
+
+def time_by_stage(entry: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
+    """Stage → (runs, seconds of the runs' own wall time), in the order the search went."""
+    out: dict[str, tuple[int, float]] = {}
+    for t in entry.get("tried") or []:
+        if not isinstance(t, Mapping) or t.get("kind") == "predicted_unfit":
+            continue  # never run
+        sec = t.get("seconds")
+        n, total = out.get(str(t.get("stage") or "?"), (0, 0.0))
+        out[str(t.get("stage") or "?")] = (n + 1, total + (float(sec) if isinstance(sec, (int, float)) else 0.0))
+    return out
+
+
+def _time_lines(entries: list[Mapping[str, Any]]) -> list[str]:
+    out = []
+    for e in entries:
+        st = time_by_stage(e)
+        if not st:
+            continue
+        runs = sum(s for _, s in st.values())
+        spent = e.get("spent_s")
+        rest = (f"; {num(float(spent) - runs)} s between runs (start-up, the decode-rate probe)"
+                if isinstance(spent, (int, float)) and spent >= runs else "")
+        out.append(f"- How batch size {e.get('batch_size', '?')}'s time went: " + ", ".join(
+            f"{stage} {num(sec)} s ({n} run{'s' if n != 1 else ''})" for stage, (n, sec) in st.items()) + rest + ".")
+    return [""] + out if out else []
 
 
 def shape_of(c: Any) -> tuple[int, int] | None:

@@ -58,6 +58,15 @@ def test_unconfirmed_or_unmeasured_tune_does_not_decide() -> None:
     assert "no passed run record here" in "\n".join(section(render_summary(data), "Recommended configuration"))
 
 
+def test_the_section_says_how_the_time_was_spent() -> None:
+    data = tuned(fixture("healthy"))
+    data["tune"][0]["tried"].append({"config": "bs8-w6-pf2", "stage": "workers", "batches": 0, "seconds": 0.0,
+                                     "kind": "predicted_unfit"})  # not run: no time, not counted
+    lines = tune_section(data)
+    assert ("- How batch size 8's time went: grow 9.0 s (3 runs); 87.5 s between runs (start-up, the "
+            "decode-rate probe).") in lines
+
+
 def test_search_plot_lines_per_prefetch_rejected_kinds_and_the_pick() -> None:
     from ssv2_fixtures.report.tune import plot_tune
 
