@@ -172,6 +172,15 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
     return session.probe
 
 
+def session_budget(session: StressSession, dataset: DatasetSpec, config: LoaderConfig) -> Budget:
+    """``config``'s predicted needs in this session: the probe's measured bytes per item and RSS when it
+    measured ``dataset``'s pipeline, else the built-in arithmetic (pre-flight and every run use this)."""
+    p: PipelineProbe | None = session.probe
+    per_item = p["bytes_per_item"] if p is not None and probe_applies(p, dataset) else None
+    return predict(config, frames=int(dataset.get("num_frames", 16)), size=int(dataset.get("size", 224)),
+                   base_rss=session.base_rss, bytes_per_item=per_item)
+
+
 def available_shm(settings: Settings, machine: dict[str, Any]) -> int:
     sb = settings.sandbox
     if sb is not None and sb.shm_bytes is not None:
@@ -237,9 +246,7 @@ class Stress:
         return probe_pipeline(self.session, self.dataset)
 
     def budget(self, config: LoaderConfig) -> Budget:
-        return predict(config, frames=int(self.dataset.get("num_frames", 16)),
-                       size=int(self.dataset.get("size", 224)), base_rss=self.session.base_rss,
-                       bytes_per_item=self.bytes_per_item)
+        return session_budget(self.session, self.dataset, config)
 
     def largest_fitting_batch(self, config: LoaderConfig) -> int | None:
         """The largest batch size whose predicted shm fits what this (or the emulated) machine has."""

@@ -15,7 +15,7 @@ import tempfile
 import pytest
 
 from ssv2_fixtures.stress.budget import predict
-from ssv2_fixtures.stress.campaign import available_shm
+from ssv2_fixtures.stress.campaign import available_shm, session_budget
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.stress.plans import ladder
 
@@ -32,9 +32,10 @@ def _configs(session) -> list[LoaderConfig]:
     return cfgs
 
 
-def test_shm_fits_ladder(ssv2_session):
+def test_shm_fits_ladder(ssv2_session, ssv2_dataset):
     s = ssv2_session.settings
-    need = {c.label: predict(c, frames=s.frames, size=s.size).shm_bytes for c in _configs(ssv2_session)}
+    # a user's pipeline: bytes per item measured by the session's probe (ssv2_dataset ran it)
+    need = {c.label: session_budget(ssv2_session, ssv2_dataset[0], c).shm_bytes for c in _configs(ssv2_session)}
     label, peak = max(need.items(), key=lambda kv: kv[1])
     avail = available_shm(s, ssv2_session.machine)
     where = "emulated /dev/shm" if s.sandbox and s.sandbox.shm_bytes else "/dev/shm free"

@@ -188,3 +188,23 @@ def test_pytest_shows_the_named_error_and_the_report_has_it(pytester: pytest.Pyt
     run_dir = max((pytester.path / "reports").glob("2*"))
     assert json.loads((run_dir / "results.json").read_text())["data_error"]["file"].endswith("bad.py")
     assert "Data could not load" in (run_dir / "summary.md").read_text()
+
+
+def test_preflight_sizes_shm_from_the_probed_pipeline(pytester: pytest.Pytester) -> None:
+    """Under a 64 MB /dev/shm the ladder's uint8 224² arithmetic does not fit, but the user's 32² pipeline,
+    measured by the session's probe, does: pre-flight uses the measured bytes (both directions matter)."""
+    import os
+
+    preflight = Path(__file__).resolve().parents[2] / "stress" / "test_preflight.py"
+    pytester.makepyfile(test_preflight=preflight.read_text())
+    cache = os.environ.get("SSV2_STRESS_CACHE")
+    common = ["-m", "quick", "-k", "shm_fits", "--emulate-shm", "64M", *(["--ssv2-cache", cache] if cache else []),
+              "-p", "no:cacheprovider"]
+    builtin = pytester.runpytest_subprocess(*common)
+    builtin.assert_outcomes(failed=1)
+    assert "needs ~" in builtin.stdout.str() and "emulated /dev/shm is 64 MB" in builtin.stdout.str()
+    theirs = pytester.runpytest_subprocess(*common, "--dataset-factory", "userpipe.data:build", "--dataset-path",
+                                           str(USERPIPE), *(f"--dataset-arg={a}" for a in ARGS))
+    theirs.assert_outcomes(passed=1)
+    run_dir = max((pytester.path / "reports").glob("2*"), key=lambda p: p.stat().st_mtime)
+    assert json.loads((run_dir / "results.json").read_text())["probe"]["bytes_per_item"] == item_bytes()
