@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -49,16 +50,23 @@ def busy(us: float) -> None:
         pass
 
 
+CPU_S: dict[str, list[float]] = {"plain": [], "watched": []}
+
+
 def plain_loop(loader: DataLoader, step_us: float, skip: int) -> tuple[float, float]:
-    """(start-up: to batch ``skip``, steady: batch ``skip`` to the last)."""
-    pc = time.perf_counter
+    """(start-up: to batch ``skip``, steady: batch ``skip`` to the last); the training thread's CPU
+    time over the steady part goes to CPU_S (a shared machine's other load does not count in it)."""
+    pc, tt = time.perf_counter, time.thread_time
     t0 = pc()
-    mark = last = 0.0
+    mark = last = c0 = 0.0
+    end = len(loader) - 1
     for i, _batch in enumerate(loader):
         busy(step_us)
         if i == skip:
-            mark = pc()
-    last = pc()
+            mark, c0 = pc(), tt()
+        if i == end:
+            last = pc()
+    CPU_S["plain"].append(tt() - c0)
     return mark - t0, last - mark
 
 
@@ -67,18 +75,20 @@ END_S: list[float] = []
 
 def watched_loop(loader: DataLoader, step_us: float, skip: int, log: Path) -> tuple[float, float]:
     """As :func:`plain_loop`; the one-off summary at the end of the iteration is timed apart (END_S)."""
-    pc = time.perf_counter
+    pc, tt = time.perf_counter, time.thread_time
     t0 = pc()
-    mark = last = 0.0
+    mark = last = c0 = c1 = 0.0
     w = watch(loader, log=log)
     it = iter(w)
+    end = len(loader) - 1
     for i, _batch in enumerate(it):
         busy(step_us)
         if i == skip:
-            mark = pc()
-        if i == len(loader) - 1:
-            last = pc()   # before the generator's StopIteration, which runs the summary
+            mark, c0 = pc(), tt()
+        if i == end:
+            last, c1 = pc(), tt()   # before the generator's StopIteration, which runs the summary
     t1 = pc()
+    CPU_S["watched"].append(c1 - c0)
     END_S.append(t1 - last)
     w.close()
     return mark - t0, last - mark
@@ -113,22 +123,54 @@ def step_path_us(data: list[Any], batch_size: int | None, reps: int = 7) -> list
     return out
 
 
-def reading_ms(loader: DataLoader, reps: int = 9) -> list[float]:
-    """ms per sampling-thread reading (with its findings pass), taken mid-iteration."""
+def reading_ms(loader: DataLoader, reps: int = 9) -> tuple[list[float], list[float]]:
+    """(wall ms, user-CPU ms) per sampling-thread reading (with its findings pass), mid-iteration.
+    User CPU is the part that holds the GIL; the rest is the kernel (``smaps_rollup``, ``/proc``),
+    which runs with the GIL released, on another core."""
     w = watch(loader, interval_s=3600)
     it = iter(w)
     for _ in zip(range(2000), it):
         pass
-    out = []
+    out, user = [], []
     for _ in range(reps):
         for _ in zip(range(200), it):
             pass
-        t0 = time.perf_counter()
+        r0, t0 = resource.getrusage(resource.RUSAGE_THREAD).ru_utime, time.perf_counter()
         w._take_sample()
         w._judge()
-        out.append((time.perf_counter() - t0) * 1000)
+        t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_THREAD).ru_utime
+        out.append((t1 - t0) * 1000)
+        user.append((r1 - r0) * 1000)
     for _ in it:
         pass
+    return out, user
+
+
+def interleaved(loader: DataLoader, step_us: float, pairs: int, chunk: int) -> list[float]:
+    """watched / plain time of ``chunk`` batches, chunk after chunk of one long plain iteration and one
+    long watched iteration (sampling off: the step path in the real loop), so that a burst of other
+    load on a shared machine hits both sides of a pair alike. Per pair, the ratio."""
+    def chunks(src: Any) -> Iterator[float]:
+        pc = time.perf_counter
+        while True:
+            t0 = pc()
+            for _ in zip(range(chunk), src):
+                busy(step_us)
+            yield pc() - t0
+
+    def forever(w: bool) -> Iterator[Any]:
+        while True:
+            yield from (watch(loader, interval_s=3600) if w else loader)
+
+    p_it, w_it = chunks(forever(False)), chunks(forever(True))
+    next(p_it), next(w_it)  # start-up of both outside the timing
+    out = []
+    for r in range(pairs):
+        if r % 2:
+            w_s, p_s = next(w_it), next(p_it)
+        else:
+            p_s, w_s = next(p_it), next(w_it)
+        out.append(w_s / p_s)
     return out
 
 
@@ -210,6 +252,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--step-us", type=float, default=0.0)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--pairs", type=int, default=300, help="interleaved chunk pairs")
+    ap.add_argument("--chunk", type=int, default=200, help="batches per interleaved chunk")
     ap.add_argument("--shapes", action="store_true", help="also time the step-path shapes")
     a = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -234,10 +278,12 @@ def main() -> None:
             plain_s.append(p_s)
             watched_s.append(w_s)
             startup.append(w_up - p_up)
+    pairs = interleaved(loader, a.step_us, a.pairs, a.chunk)
     batch = next(iter(loader))
     data = list(repeat(batch, 100_000))
     fixed, counted = step_path_us(data, a.batch_size), step_path_us(data, None)
-    reads = reading_ms(loader)
+    reads, reads_user = reading_ms(loader)
+    cpu = [w / p for w, p in zip(CPU_S["watched"][1:], CPU_S["plain"][1:])]  # the warm-up left out
     med = statistics.median(ratios)
     n = a.batches - skip
     per_batch_us = statistics.median(plain_s) / n * 1e6
@@ -247,14 +293,29 @@ def main() -> None:
     print(f"rounds: {a.rounds}; watched/plain per round min {min(ratios):.4f} median {med:.4f} "
           f"max {max(ratios):.4f} (quartiles {statistics.quantiles(ratios, n=4)[0]:.4f}–"
           f"{statistics.quantiles(ratios, n=4)[2]:.4f})")
+    print(f"fastest watched / fastest plain (the rounds least disturbed by other load): wall "
+          f"{min(watched_s) / min(plain_s):.4f}, CPU {min(CPU_S['watched'][1:]) / min(CPU_S['plain'][1:]):.4f}")
     print(f"once per run: start-up {statistics.median(startup) * 1000:+.1f} ms, end-of-iteration summary "
           f"{statistics.median(END_S) * 1000:.1f} ms")
     print(f"step path alone: +{min(fixed):.2f} µs/batch with batch_size (best of {len(fixed)}; median "
           f"{statistics.median(fixed):.2f}) = {min(fixed) / per_batch_us * 100:.2f} % of this loader's batch; "
           f"counting each batch (no batch_size) +{min(counted):.2f} (median {statistics.median(counted):.2f})")
-    print(f"one sampling reading: {statistics.median(reads):.1f} ms (min {min(reads):.1f}, max {max(reads):.1f}) "
-          f"= at most {statistics.median(reads) / 10:.2f} % of a loop at interval_s=1.0")
-    print(f"overhead (median): {(med - 1) * 100:+.2f} % of loop time "
+    print(f"training thread CPU time, watched/plain per round: min {min(cpu):.4f} median "
+          f"{statistics.median(cpu):.4f} max {max(cpu):.4f}")
+    print(f"one sampling reading: {statistics.median(reads):.1f} ms wall (min {min(reads):.1f}, max {max(reads):.1f}), "
+          f"of which {statistics.median(reads_user):.2f} ms user CPU (holds the GIL) = "
+          f"{statistics.median(reads_user) / 10:.3f} % of a loop at interval_s=1.0")
+    pm = statistics.median(pairs)
+    q1, _, q3 = statistics.quantiles(pairs, n=4)
+    # the median's standard error, from the interquartile range (σ ≈ IQR / 1.35; SE ≈ 1.25 σ / √n)
+    se = 1.25 * (q3 - q1) / 1.35 / len(pairs) ** 0.5
+    print(f"step path in the loop, {len(pairs)} interleaved pairs of {a.chunk} batches: watched/plain median "
+          f"{pm:.4f} ± {se:.4f} (quartiles {q1:.4f}–{q3:.4f})")
+    print(f"overhead (step path + sampling): {(pm - 1) * 100:+.2f} ± {se * 100:.2f} % "
+          f"+ {statistics.median(reads_user) / 10:.3f} % = {(pm - 1) * 100 + statistics.median(reads_user) / 10:+.2f} %")
+    print(f"overhead (median, CPU): {(statistics.median(cpu) - 1) * 100:+.2f} % of the training thread's time "
+          f"+ {statistics.median(reads_user) / 10:.3f} % GIL held by the sampling thread")
+    print(f"overhead (median, wall): {(med - 1) * 100:+.2f} % of loop time "
           f"({(statistics.median(watched_s) - statistics.median(plain_s)) / n * 1e6:+.2f} µs/batch); "
           f"target <= 1 %")
     if a.shapes:

@@ -23,6 +23,13 @@ TMP_EVERY = 5  # walk TMPDIR at most every 5th reading: a walk costs the GIL in 
 # ... and no more often than keeps the walks under 0.2 % of wall time: a shared /tmp of 100 k files
 # takes seconds to walk (measured: 2.5 s), which every 5 s would slow the training loop by half.
 TMP_DUTY = 0.002
+TMP_WALK_FREE_S = 0.01  # a walk under 10 ms is never put off (every 5th reading at 1 s: <= 0.2 % already)
+
+
+def next_walk_at(now: float, walk_s: float) -> float:
+    """The earliest time of the next TMPDIR walk after one that took ``walk_s``: any time for a walk
+    under TMP_WALK_FREE_S, else late enough that walks stay within TMP_DUTY of wall time."""
+    return now + walk_s / TMP_DUTY if walk_s > TMP_WALK_FREE_S else 0.0
 
 
 def rss_pss(pid: int) -> tuple[int, int]:
@@ -81,7 +88,7 @@ class Sampler:
         t0 = time.monotonic()
         self._tmp = tmp_usage(self.tmpdir)
         t1 = time.monotonic()
-        self._tmp_next = t1 + (t1 - t0) / TMP_DUTY
+        self._tmp_next = next_walk_at(t1, t1 - t0)
 
     def _proc(self, pid: int) -> psutil.Process | None:
         p = self._procs.get(pid)

@@ -154,9 +154,15 @@ def test_leaking_fds_give_fd_growth(tmp_path: Path) -> None:
     assert "EMFILE" in f["detail"] and "ulimit -n" in f["remedy"]
 
 
+def _as_lists(batch: list[Any]) -> list[Any]:
+    return [(t.tolist(), i) for t, i in batch]
+
+
 def test_killed_worker_reraises_the_original_and_logs_the_kind(tmp_path: Path) -> None:
     log = tmp_path / "w.jsonl"
-    dl = DataLoader(Tiny(400, sleep_s=0.002), batch_size=2, num_workers=2)
+    # plain lists through the queue: a tensor batch shared by file descriptor races the kill (the
+    # dead worker's fd server resets the connection: ConnectionResetError, which also passes through)
+    dl = DataLoader(Tiny(400, sleep_s=0.002), batch_size=2, num_workers=2, collate_fn=_as_lists)
     w = watch(dl, log=log, interval_s=INTERVAL, tmpdir=tmp_path)
     with pytest.raises(RuntimeError) as info:
         for step, _batch in enumerate(w):

@@ -1,0 +1,39 @@
+"""The sampler's TMPDIR schedule: walks every TMP_EVERY readings, put off when a walk is slow."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ssv2_fixtures.watch import sampler as smp
+
+
+def test_next_walk_keeps_slow_walks_within_the_duty() -> None:
+    assert smp.next_walk_at(100.0, smp.TMP_WALK_FREE_S / 2) == 0.0     # a cheap walk: never put off
+    slow = 0.5
+    at = smp.next_walk_at(100.0, slow)
+    assert slow / (at - 100.0) == pytest.approx(smp.TMP_DUTY)
+
+
+@pytest.mark.parametrize("walk_s, walks", [(0.0, 3), (0.03, 1)])
+def test_sampler_walks_tmpdir_by_the_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              walk_s: float, walks: int) -> None:
+    calls: list[str] = []
+
+    def walk(path: Any) -> tuple[int, int, int]:
+        calls.append(str(path))
+        if walk_s:
+            time.sleep(walk_s)   # a TMPDIR that takes this long to walk
+        return len(calls), 0, 0
+
+    monkeypatch.setattr(smp, "tmp_usage", walk)
+    if walk_s == 0.0:  # "cheap" by a wide margin: a loaded machine may deschedule the walk for ms
+        monkeypatch.setattr(smp, "TMP_WALK_FREE_S", 1.0)
+    s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [])
+    got = [s.sample()["tmp_files"] for _ in range(2 * smp.TMP_EVERY)]
+    # the first walk is the base; a cheap TMPDIR is walked again at readings 5 and 10, a slow one
+    # not for walk_s / TMP_DUTY seconds (15 s here), its last count standing in meanwhile
+    assert len(calls) == walks and calls[0] == str(tmp_path)
+    assert got[-1] == walks - 1
