@@ -145,8 +145,8 @@ class Watch(Generic[T]):
         # (3.11's zero-cost try). With a fixed batch size (a DataLoader's own batching) every batch
         # holds batch_size videos but an epoch's last, counted once the epoch ends; only other
         # loaders pay for counting each batch (a tensor's .shape costs about half a microsecond).
-        # benchmarks/watch_overhead.py measures this against a for-loop with a generator, a
-        # bound __next__ and a __next__ class: this shape was the cheapest.
+        # ``benchmarks/watch_overhead.py --shapes`` times it against a generator calling a bound
+        # __next__ (level), a C zip/map pipeline and a __next__ class (both dearer).
         try:
             add_start(pc())
             if self._fixed is not None:

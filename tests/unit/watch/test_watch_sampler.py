@@ -37,3 +37,14 @@ def test_sampler_walks_tmpdir_by_the_schedule(tmp_path: Path, monkeypatch: pytes
     # not for walk_s / TMP_DUTY seconds (15 s here), its last count standing in meanwhile
     assert len(calls) == walks and calls[0] == str(tmp_path)
     assert got[-1] == walks - 1
+
+
+def test_rss_every_reading_pss_on_its_schedule(tmp_path: Path) -> None:
+    s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [])
+    first = s.sample()
+    assert first["main_rss"] > 0 and first["main_pss"] > 0       # the first reading has both
+    ballast = bytearray(64 * 2**20)                             # touched: resident at once
+    later = [s.sample() for _ in range(smp.PSS_EVERY - 1)]
+    assert later[-1]["main_rss"] >= first["main_rss"] + len(ballast) // 2   # statm sees it now
+    assert all(r["main_pss"] == first["main_pss"] for r in later)          # PSS not read again yet
+    del ballast
