@@ -208,3 +208,12 @@ def test_preflight_sizes_shm_from_the_probed_pipeline(pytester: pytest.Pytester)
     theirs.assert_outcomes(passed=1)
     run_dir = max((pytester.path / "reports").glob("2*"), key=lambda p: p.stat().st_mtime)
     assert json.loads((run_dir / "results.json").read_text())["probe"]["bytes_per_item"] == item_bytes()
+
+
+def test_the_short_recipes_form_of_the_issue_resolves(st: Stress) -> None:
+    from ssv2_fixtures.data.factory import load_pipeline
+    from ssv2_fixtures.data.recipes import multiple_samples_collate
+
+    spec = {"factory": "ssv2_fixtures.recipes:videomae_finetune", "root": st.dataset["root"], "split": "train"}
+    pipe = load_pipeline(spec, train=True)
+    assert pipe.collate_fn is multiple_samples_collate and len(pipe.dataset) > 0
