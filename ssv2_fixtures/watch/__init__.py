@@ -11,8 +11,24 @@ lines) and :mod:`.report` (render a log; compare it with a stress run).
 """
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from .core import Watch, watch
 from .findings import WATCH_KINDS, Finding
 from .log import LogError, read_log
 
 __all__ = ["Finding", "LogError", "WATCH_KINDS", "Watch", "read_log", "watch"]
+
+
+class _CallableModule(types.ModuleType):
+    """``from ssv2_fixtures import watch`` finds this module, not the function, once anything has
+    imported ``ssv2_fixtures.watch`` (the import system binds the submodule on the package): calling
+    the module calls :func:`watch`, so the issue's three lines work either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Watch[Any]:
+        return watch(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
