@@ -105,6 +105,7 @@ class RunRecord(TypedDict, total=False):
     fault: str | None
     watchdog: dict[str, float]
     batch_waits_s: list[float]
+    step_s: float                    # --step-time held after each batch: the loop's time per batch is wait + step
     series: dict[str, list[Any]]
     ranks: list[dict[str, Any]]      # -m distributed: one row per local rank (rank, local_rank, node_rank, pid,
                                      # state finished/failed/ended, outcome kind or None, batches, videos,
@@ -252,6 +253,7 @@ class RunFacts:
     wall_s: float
     name: str
     t_exit: float                         # when the child main was seen gone (or the watchdog stopped)
+    step_s: float = 0.0                   # the simulated training step held after each batch (--step-time)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("ev") == kind]
@@ -394,7 +396,7 @@ def base_record(run: RunFacts, *, passed: bool, outcome: OutcomeRecord | None, m
         "id": run.name, "label": run.config.label, "config": run.config.to_dict(), "dataset": dict(run.dataset),
         "batches_requested": run.batches, "status": "passed" if passed else "failed", "outcome": outcome,
         "verdicts": verdicts or [], "metrics": metrics, "sandbox": run.sandbox, "fault": run.fault,
-        "watchdog": run.limits, "batch_waits_s": waits,
+        "watchdog": run.limits, "batch_waits_s": waits, "step_s": run.step_s,
         "series": {**mon.series(), "batch_t": [float(e["t"]) - t0 for e in run.of("batch")]},
         "stacks": text[-STACKS_CHARS:], "stdout_tail": run.tail("stdout.txt"),
         "stderr_tail": run.tail("stderr.txt") if stderr_tail is None else stderr_tail,

@@ -164,7 +164,7 @@ def run_config(
                    sandbox=sandbox.to_dict() if sandbox else None, mem_mode=prepared.mem_mode if prepared else None,
                    limits=limits, events=events, fired=decision.fired, stuck=decision.stuck,
                    returncode=proc.returncode, monitor=monitor, work=work, leaked=leaked, facts=facts,
-                   started_at=started_at, wall_s=wall, name=name or label, t_exit=t_exit)
+                   started_at=started_at, wall_s=wall, name=name or label, t_exit=t_exit, step_s=step_s)
     return RunResult(how.fold(run))
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
 from ..run.stats import rate_interval
-from .verdicts import decide, series_verdicts
 from .tune import ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
+from .verdicts import series_verdicts
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -102,22 +102,18 @@ class RunConfirm:
         per = self.measure.batch_s(config)
         room = max(seconds - START_GUESS_S, 1.0)
         n = CONFIRM_BATCHES if not per else max(MIN_BATCHES, min(CONFIRM_BATCHES, int(room / per)))
-        result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True)
+        # the leak/degradation verdicts are judged where every record's pass/fail is decided (stamp);
+        # series_verdicts counts --step-time into the loop's time per batch
+        result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True,
+                                 checks=[lambda r: series_verdicts(r.record)])
         secs = float(result.record.get("wall_s", 0.0))
         batches = int(result.metrics.get("batches", 0))
-        if not result.passed:
+        bad = [v for v in result.record.get("verdicts") or [] if not v.get("ok", True)]
+        if result.record.get("outcome"):  # the run itself failed (a failure kind), not a verdict
             out = ConfirmResult(False, result.kind or "failed", result.describe(), batches=batches, seconds=secs)
         else:
-            rec = result.record
-            # With --step-time the loop's throughput is wait + step per batch: judged on the waits alone, a
-            # loader that keeps up (waits of a few ms) reads as degraded when its waits go from 1 to 3 ms.
-            step = self.measure.step_s()
-            vs = series_verdicts({**rec, "batch_waits_s": [w + step for w in result.batch_waits]} if step else rec)
-            rec["verdicts"] = [*(rec.get("verdicts") or []), *vs]
-            rec["status"] = decide(rec["status"], rec["verdicts"])  # the run finished; a verdict may fail it
-            bad = [v for v in vs if not v["ok"]]
-            out = ConfirmResult(not bad, "+".join(v["name"] for v in bad) or None,
-                                "; ".join(v["detail"] for v in bad), result.metrics.get("videos_per_s"),
+            out = ConfirmResult(not bad, "+".join(str(v["name"]) for v in bad) or None,
+                                "; ".join(str(v.get("detail", "")) for v in bad), result.metrics.get("videos_per_s"),
                                 batches, secs)
         if self.record:
             self.stress.record(result)

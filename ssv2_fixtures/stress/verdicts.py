@@ -74,10 +74,13 @@ def series_verdicts(rec: Any) -> list[dict[str, Any]]:
     Memory is judged on the batch loop only (not the torch import before it or the shutdown after)
     and on samples where the whole tree is up: non-persistent workers are re-forked at each epoch,
     and the dips while they restart are not a change in memory use. Every batch holds ``batch_size``
-    videos (measured runs draw from an endless sampler).
+    videos (measured runs draw from an endless sampler). Throughput is judged on the loop's time per
+    batch, wait + ``step_s`` (``--step-time``): on the waits alone, a loader that keeps up with a slow step
+    waits ~1 ms one batch and ~4 ms the next, and that noise reads as a collapse.
     """
     series = rec.get("series", {})
-    waits = rec.get("batch_waits_s", [])
+    step = float(rec.get("step_s") or 0.0)
+    waits = [float(w) + step for w in rec.get("batch_waits_s", [])]
     bt = series.get("batch_t", [])
     t, rss, procs = series.get("t", []), series.get("rss", []), series.get("procs", [])
     full = max(procs) if procs else 0

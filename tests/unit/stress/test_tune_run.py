@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
+from ssv2_fixtures.stress.verdicts import decide
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.runner import RunResult
 from ssv2_fixtures.stress.tune import PREDICTED_UNFIT, TUNE_KEYS, Space, tune
@@ -60,13 +61,17 @@ class FakeStress:
         return self.decode_rate * max(config.num_workers, 1) if self.decode_rate else None
 
     def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
-            train: bool = False, **kw: Any) -> RunResult:
+            train: bool = False, checks: Any = (), **kw: Any) -> RunResult:
         assert kind == "tune" and train
         self.runs.append((config, batches, phase or ""))
         w = self.waits(config, batches, phase or "")
         rec = record(config, [0.5] * 3, kind=w) if isinstance(w, str) else record(config, w)
-        self.clock.t += rec["wall_s"]
-        return RunResult(rec)  # type: ignore[arg-type]
+        rec["step_s"] = float(self.settings.step_time or 0.0)  # the runner records --step-time
+        self.clock.t += rec["wall_s"] + rec["step_s"] * len(rec["batch_waits_s"])
+        result = RunResult(rec)  # type: ignore[arg-type]
+        rec["verdicts"] = [v for check in checks for v in check(result)]  # as Stress.run's stamp does
+        rec["status"] = decide(rec["status"], rec["verdicts"])
+        return result
 
     def record(self, result: RunResult) -> None:
         self.recorded.append(result.record)  # type: ignore[arg-type]

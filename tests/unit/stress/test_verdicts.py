@@ -156,3 +156,14 @@ def test_degradation_slow_warm_up_is_ignored():
 def test_degradation_too_few_or_zero_waits_is_not_judged(waits):
     v = degradation(waits, [4] * len(waits))
     assert v["ok"] is True and "too few" in v["detail"]
+
+
+def test_degradation_with_a_step_time_is_judged_on_the_loops_time_per_batch():
+    from ssv2_fixtures.stress.verdicts import series_verdicts
+
+    # a loader that keeps up with a 0.2 s step: waits of 1 ms, then 4 ms — the loop's rate barely moves
+    waits = [2.0] + [0.001] * 40 + [0.004] * 40
+    rec = {"config": {"batch_size": 8}, "batch_waits_s": waits, "series": {}}
+    on_waits = {v["name"]: v for v in series_verdicts(rec)}["degradation"]
+    on_loop = {v["name"]: v for v in series_verdicts({**rec, "step_s": 0.2})}["degradation"]
+    assert not on_waits["ok"] and on_loop["ok"] and on_loop["ratio"] > 0.95
