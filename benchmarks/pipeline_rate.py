@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch  # before decord
 
+from _args import loader_args
+
 from ssv2_fixtures.data.factory import load_pipeline, parse_dataset_arg
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
@@ -53,13 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factory", default="userpipe.data:build")
     ap.add_argument("--path", action="append", default=None, help="folder for the factory's import")
     ap.add_argument("--arg", action="append", default=None, help="KEY=VALUE for the factory")
-    ap.add_argument("--videos", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--prefetch", type=int, default=2)
+    loader_args(ap, batch_size=4)
     ap.add_argument("--batches", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--cache", default=os.environ.get("SSV2_STRESS_CACHE", os.path.expanduser("~/.cache/ssv2-stress")))
     a = ap.parse_args(argv)
     paths = [str(Path(p).resolve()) for p in (a.path or [HERE.parent / "tests" / "userpipe"])]
     kwargs = dict(parse_dataset_arg(t) for t in (a.arg or ["size=64", "frames=8"]))

@@ -20,6 +20,8 @@ from typing import Any
 import torch  # before decord
 from torch.utils.data import default_collate
 
+from _args import loader_args
+
 from ssv2_fixtures.data.batch import describe
 from ssv2_fixtures.data.factory import Pipeline, load_pipeline
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
@@ -51,13 +53,9 @@ def one_loop(pipe: Pipeline, cfg: LoaderConfig, batches: int) -> tuple[list[int]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--videos", type=int, default=64)
+    loader_args(ap, batch_size=8)
     ap.add_argument("--batches", type=int, default=8, help="timed batches per recipe per round")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--prefetch", type=int, default=2)
-    ap.add_argument("--cache", default=os.environ.get("SSV2_STRESS_CACHE", os.path.expanduser("~/.cache/ssv2-stress")))
     args = ap.parse_args(argv)
 
     root = ensure_synthetic(SynthSpec(videos=args.videos), cache_dir=args.cache, processes=os.cpu_count() or 1)

@@ -34,7 +34,7 @@ import time
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -53,20 +53,27 @@ def busy(us: float) -> None:
 CPU_S: dict[str, list[float]] = {"plain": [], "watched": []}
 
 
-def plain_loop(loader: DataLoader, step_us: float, skip: int) -> tuple[float, float]:
-    """(start-up: to batch ``skip``, steady: batch ``skip`` to the last); the training thread's CPU
-    time over the steady part goes to CPU_S (a shared machine's other load does not count in it)."""
+def _timed(batches: Iterable[Any], n: int, step_us: float, skip: int) -> tuple[float, float, float, float]:
+    """The one loop both sides run: (time at batch ``skip``, time at the last batch, the training
+    thread's CPU time at each), read before the iterator's StopIteration (a watch's summary runs then)."""
     pc, tt = time.perf_counter, time.thread_time
-    t0 = pc()
-    mark = last = c0 = 0.0
-    end = len(loader) - 1
-    for i, _batch in enumerate(loader):
+    mark = last = c0 = c1 = 0.0
+    end = n - 1
+    for i, _batch in enumerate(batches):
         busy(step_us)
         if i == skip:
             mark, c0 = pc(), tt()
         if i == end:
-            last = pc()
-    CPU_S["plain"].append(tt() - c0)
+            last, c1 = pc(), tt()
+    return mark, last, c0, c1
+
+
+def plain_loop(loader: DataLoader, step_us: float, skip: int) -> tuple[float, float]:
+    """(start-up: to batch ``skip``, steady: batch ``skip`` to the last); the training thread's CPU
+    time over the steady part goes to CPU_S (a shared machine's other load does not count in it)."""
+    t0 = time.perf_counter()
+    mark, last, c0, c1 = _timed(loader, len(loader), step_us, skip)
+    CPU_S["plain"].append(c1 - c0)
     return mark - t0, last - mark
 
 
@@ -75,19 +82,10 @@ END_S: list[float] = []
 
 def watched_loop(loader: DataLoader, step_us: float, skip: int, log: Path) -> tuple[float, float]:
     """As :func:`plain_loop`; the one-off summary at the end of the iteration is timed apart (END_S)."""
-    pc, tt = time.perf_counter, time.thread_time
-    t0 = pc()
-    mark = last = c0 = c1 = 0.0
+    t0 = time.perf_counter()
     w = watch(loader, log=log)
-    it = iter(w)
-    end = len(loader) - 1
-    for i, _batch in enumerate(it):
-        busy(step_us)
-        if i == skip:
-            mark, c0 = pc(), tt()
-        if i == end:
-            last, c1 = pc(), tt()   # before the generator's StopIteration, which runs the summary
-    t1 = pc()
+    mark, last, c0, c1 = _timed(iter(w), len(loader), step_us, skip)
+    t1 = time.perf_counter()
     CPU_S["watched"].append(c1 - c0)
     END_S.append(t1 - last)
     w.close()
