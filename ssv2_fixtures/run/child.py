@@ -320,6 +320,10 @@ def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
                        max_batches=m["max_batches"], max_s=float(m["max_s"]), target_rel=float(m["target_rel"]))
 
 
+MIN_GROUPS = 5
+"""A measured window converges only on an interval from at least this many batch-means groups."""
+
+
 @dataclass
 class Window:
     """The measured window of NOTE [measured window]: pure bookkeeping, ``now`` is given by the caller."""
@@ -345,7 +349,9 @@ class Window:
         self.waits.append(float(wait_s))
         if len(self.videos) >= self.spec["min_batches"]:
             iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
-            if iv is not None and iv.relative_half_width <= self.spec["target_rel"]:
+            # at least MIN_GROUPS groups: with 2–3 the t quantile is large but sd over so few groups is
+            # itself noisy, and stopping at the first lucky check under target would favour it
+            if iv is not None and iv.groups >= MIN_GROUPS and iv.relative_half_width <= self.spec["target_rel"]:
                 return "converged"
         if now - self.opened >= self.spec["max_s"]:
             return "time"

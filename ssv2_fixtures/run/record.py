@@ -292,13 +292,20 @@ def _steady(bev: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], 
     return steady, firsts
 
 
+def _window(measured: Mapping[str, Any] | None) -> int | None:
+    return int(measured["batches"]) if measured and measured.get("batches") else None
+
+
 def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any] | None = None,
                   finished: Mapping[str, Any] | None = None, ready: Mapping[str, Any] | None = None,
-                  num_frames: int = 16, workers: int = 0) -> Metrics:
+                  num_frames: int = 16, workers: int = 0, window: int | None = None) -> Metrics:
     """The metrics core: what the batch events of one loading process say (a torchrun child's ranks
     extend it, :mod:`.ranks`). Rates count the batches after the first (start-up is apart): videos /
     summed waits, and videos / wall time from the first to the last batch; the interval is
-    :func:`~.stats.rate_interval` over the same batches; waits' percentiles by :func:`~.stats.percentile`."""
+    :func:`~.stats.rate_interval` over the same batches; waits' percentiles by :func:`~.stats.percentile`.
+    ``window``: a measured window's batch count (the child's ``measured`` event): the rate and its
+    interval are then the window's — the last ``window`` batches, after the warm-up — as the child
+    judged them when it stopped."""
     waits = [float(e["wait_s"]) for e in bev]
     m: Metrics = {"batches": len(bev), "videos": sum(int(e["videos"]) for e in bev)}
     if bev:
@@ -306,6 +313,8 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
         if started is not None:
             m["startup_s"] = float(bev[0]["t"]) - float(started["t"])
         steady, firsts = _steady(bev)
+        if window:
+            steady = steady[-window:]
         steady_w = [float(e["wait_s"]) for e in steady]
         steady_v = [int(e["videos"]) for e in steady]
         if steady_w and sum(steady_w) > 0:
@@ -373,7 +382,8 @@ def core_metrics(run: RunFacts) -> Metrics:
 
     m = batch_metrics(run.of("batch"), started=first("started"), finished=first("finished"),
                       ready=first("ready"), num_frames=int(run.dataset.get("num_frames", 16)),
-                      workers=run.config.num_workers)
+                      workers=run.config.num_workers,
+                      window=_window(first("measured")))
     m.update(peak_metrics(run.monitor.peaks, run.leaked))
     m["skipped_videos"] = skipped_videos(run.work)
     h2d = run.of("h2d")

@@ -426,7 +426,11 @@ def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
          confirm: Confirm | None = None, predict_fits: Callable[[LoaderConfig], bool] | None = None,
          target: float | None = None, shm: Callable[[LoaderConfig], float] = default_shm,
          overhead_s: float = 8.0, on_probe: Callable[[Trial], None] | None = None) -> TuneResult:
-    """Tune ``space`` (one batch size) within ``budget_s`` seconds of ``clock``; see the module docstring."""
+    """Tune ``space`` (one batch size) within ``budget_s`` seconds of ``clock``; see the module docstring.
+
+    Longer than the package's ~80-line rule on purpose: the stages (workers, knobs, halving, pick,
+    confirmation) share one deadline, one ``tried`` list and one set of estimates, and reading them top
+    to bottom in one function is how the budget can be checked; each stage's decisions are helpers."""
     if budget_s <= 0:
         raise ValueError(f"tune budget must be > 0 seconds, got {budget_s} (--tune-budget)")
     if target is not None and not target > 0:

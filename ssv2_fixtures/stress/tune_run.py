@@ -45,7 +45,7 @@ def probe_of(result: RunResult) -> Probe:
         bs = int(result.record["config"]["batch_size"])
         ri = rate_interval([bs] * len(waits), waits,
                            round_size=int(result.record["config"].get("num_workers") or 0))
-        iv = ri.as_list() if ri else None
+        iv = ri.as_list() if ri and math.isfinite(ri.hi) else None  # a zero-time group: no interval
     return Probe(videos_per_s=float(rate), interval=(float(iv[0]), float(iv[1])) if iv else None,
                  batches=n, seconds=secs)
 

@@ -41,11 +41,11 @@ def _feed(w: Window, stream: list[tuple[int, float]], dt: float = 0.1) -> tuple[
 
 
 def test_a_steady_stream_converges_once_min_batches_are_measured() -> None:
-    w = Window(_m(warmup_batches=3, min_batches=8), opened=0.0)
+    w = Window(_m(warmup_batches=3, min_batches=20), opened=0.0)
     why, fed = _feed(w, [(8, 9.0)] * 3 + [(8, 0.1)] * 50)  # slow warm-up (worker start), then steady
-    assert (why, fed) == ("converged", 3 + 8)
+    assert (why, fed) == ("converged", 3 + 20)
     r = w.result("converged")
-    assert r["batches"] == 8 and r["videos"] == 64 and r["stopped"] == "converged"
+    assert r["batches"] == 20 and r["videos"] == 160 and r["stopped"] == "converged"
     assert r["rate"] == pytest.approx(80.0) and r["lo"] == pytest.approx(80.0) == r["hi"]  # warm-up left out
 
 
@@ -62,6 +62,14 @@ def test_a_noisy_stream_stops_at_the_time_cap_and_reports_its_interval() -> None
     iv = rate_interval(w.videos, w.waits)
     assert iv is not None and (r["rate"], r["lo"], r["hi"]) == (iv.rate, iv.lo, iv.hi)
     assert r["lo"] < r["rate"] < r["hi"]
+
+
+def test_convergence_needs_five_groups_whatever_min_batches_says() -> None:
+    # 8 measured batches make only 2 groups of 3: a perfectly steady stream still waits for 5 × 3
+    w = Window(_m(warmup_batches=3, min_batches=8), opened=0.0)
+    assert _feed(w, [(8, 9.0)] * 3 + [(8, 0.1)] * 50) == ("converged", 3 + 5 * 3)
+    w4 = Window(_m(warmup_batches=0, min_batches=1), opened=0.0, round_size=4)  # groups of whole rounds
+    assert _feed(w4, [(8, 0.1)] * 50) == ("converged", 5 * 4)
 
 
 def test_max_batches_counts_the_warm_up_too() -> None:
@@ -88,7 +96,7 @@ def test_the_window_never_stops_early_or_late(warm: int, least: int, extra: int,
     if why == "converged":
         assert fed - warm >= least
         iv = rate_interval(w.videos, w.waits)
-        assert iv is not None and iv.relative_half_width <= 0.05
+        assert iv is not None and iv.relative_half_width <= 0.05 and iv.groups >= 5
     else:
         assert fed == warm + extra
 

@@ -106,3 +106,11 @@ def test_numpy_values_are_plain_json_never_strings(tmp_path: Path) -> None:
                                      (1.5 * 2**30, "1.5 GB")])
 def test_fmt_bytes(n: float | None, text: str) -> None:
     assert fmt_bytes(n) == text
+
+
+def test_a_measured_window_gives_the_rate_and_interval_of_its_own_batches():
+    # start-up, 3 slow warm-up batches, then a steady 20-batch window: the window's rate, not a blend
+    bev = _batches([5.0] + [2.0] * 3 + [0.5] * 20)
+    whole, window = batch_metrics(bev), batch_metrics(bev, window=20)
+    assert window["videos_per_s"] == pytest.approx(8.0) and whole["videos_per_s"] < 7.0
+    assert window["interval_batches"] == 20 and window["videos_per_s_interval"] == pytest.approx([8.0, 8.0])
