@@ -181,7 +181,7 @@ OPTIONS: tuple[Option, ...] = (
            "batches), "
            "or it reaches this many batches, or --quick-seconds", _int(2), 200, "N"),
     Option("quick-seconds", "most seconds of measured window per quick-ladder phase (see --quick-batches)",
-           _positive, 6.0, "S"),
+           _positive, 10.0, "S"),
     Option("frames", "frames per clip", _int(1), 16, "N"),
     Option("size", "frame size in pixels (size × size)", _int(8), 224, "PX"),
     Option("sharing-strategy", "torch.multiprocessing sharing strategy", _choice(SHARING_STRATEGIES),
@@ -267,7 +267,7 @@ class Settings:
     prefetch: list[int] = field(default_factory=lambda: [4])
     batches: int = 100
     quick_batches: int = 200
-    quick_seconds: float = 6.0
+    quick_seconds: float = 10.0
     frames: int = 16
     size: int = 224
     sharing_strategy: str = "file_descriptor"
