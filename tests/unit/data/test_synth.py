@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -251,9 +250,7 @@ def test_ensure_is_cached(tmp_path: Path) -> None:
     st = (first / MANIFEST).stat()
     clip = first / read_manifest(first)["clips"][0]["file"]
     clip_st = clip.stat()
-    t0 = time.perf_counter()
-    second = ensure_synthetic(spec, tmp_path, processes=1)
-    assert time.perf_counter() - t0 < 0.5
+    second = ensure_synthetic(spec, tmp_path, processes=1)  # served from the cache: nothing rebuilt (below)
     assert second == first
     st2 = (second / MANIFEST).stat()
     assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
@@ -323,9 +320,7 @@ def test_two_processes_build_at_once(tmp_path: Path, mode: str) -> None:
 def test_full_size_counts_and_hard_links(tmp_path: Path) -> None:
     # 220,847 hard links + ~22 MB of JSON: a few seconds, the slowest test here.
     spec = SynthSpec(videos=3, seed=3, full_size=True, naming="labels")
-    t0 = time.perf_counter()
     root = build_synthetic(tmp_path / "full", spec, processes=1)
-    build_s = time.perf_counter() - t0
     ids = _all_ids(root)
     assert {s: len(v) for s, v in ids.items()} == FULL_SIZE_SPLITS
     assert FULL_SIZE_SPLITS == {"train": 168_913, "validation": 24_777, "test": 27_157}
@@ -355,7 +350,6 @@ def test_full_size_counts_and_hard_links(tmp_path: Path) -> None:
         assert entries[f"{i}.webm"] in pool_ino[k]
         assert frames[i] == m["clips"][k]["frames"]
         assert (root / VIDEO_DIR / f"{i}.webm").stat().st_nlink > 1
-    assert build_s < 60, f"full-size build took {build_s:.1f} s"
 
 
 # --------------------------------------------------------------------------- CLI
