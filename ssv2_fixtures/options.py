@@ -178,7 +178,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("batches", "batches per sustained/validate run", _int(2), 100, "N"),
     Option("quick-batches", "most batches per quick-ladder phase, warm-up included: each phase measures a "
            "window after 3 warm-up batches until its rate's 95 percent interval is within ±5 percent (at least 12 "
-           "batches), "
+           "batches and 5 batch-means groups), "
            "or it reaches this many batches, or --quick-seconds", _int(2), 200, "N"),
     Option("quick-seconds", "most seconds of measured window per quick-ladder phase (see --quick-batches)",
            _positive, 10.0, "S"),

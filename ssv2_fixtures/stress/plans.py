@@ -157,7 +157,7 @@ QUICK_TARGET_REL = 0.05
 def quick_measure(settings: Settings) -> dict[str, Any]:
     """The measured window of a quick phase (``run_config(..., measure=...)``, NOTE [measured window] in
     :mod:`ssv2_fixtures.run.child`): 3 warm-up batches, then batches until the rate's 95 % interval is
-    within ±5 %, at least 12 batches, at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
+    within ±5 %, at least 12 batches and 5 groups (child.MIN_GROUPS), at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
     A small ``--quick-batches`` (a smoke run) shrinks warm-up and minimum with it."""
     cap = quick_batch_cap(settings)
     warmup = min(QUICK_WARMUP, cap - 1)
