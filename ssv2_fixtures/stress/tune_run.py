@@ -189,6 +189,28 @@ def tuned_toml(r: TuneResult) -> str:
     return "\n".join(out) + "\n"
 
 
+def outcome_line(r: TuneResult) -> str:
+    """The terminal line after a batch size's probes: its pick (or none), confirmation and time spent."""
+    b = r.best
+    pick = (f"{b.config.label}{'-pw' if b.config.persistent_workers else ''} {b.rate:.1f} [{b.lo:.1f}, {b.hi:.1f}] "
+            f"videos/s, {'confirmed' if r.confirmed else 'NOT confirmed'}" if b else "no pick")
+    return f"  tune bs{r.batch_size}: {pick}; {len(r.tried)} probes, spent {r.spent_s:.0f} of {r.budget_s:.0f} s"
+
+
+def tune_session(stress: Stress, session: Any) -> list[str]:
+    """What ``-m tune`` does: tune every batch size, say each outcome, write results.json's ``"tune"``
+    and ``tuned.toml``; returns the failures (empty when every batch size got a confirmed pick)."""
+    s = session.settings
+    results = run_tune(stress, budget_s=float(s.tune_budget), target=s.target_videos_per_s)
+    if stress.progress is not None:  # after the live line per probe, the outcome per batch size
+        for r in results:
+            stress.progress(outcome_line(r))
+    session.tune = [r.record() for r in results]
+    session.flush()
+    write_tuned(session.run_dir, results)
+    return [r.failure() for r in results if not r.ok]
+
+
 def write_tuned(run_dir: Path, results: list[TuneResult]) -> list[Path]:
     """``tuned.toml`` (the first batch size's pick) and, with several batch sizes, ``tuned-bsN.toml`` each."""
     from ..run.record import write_atomic_bytes

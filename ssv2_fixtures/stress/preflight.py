@@ -1,0 +1,110 @@
+"""Pre-flight checks (``-m quick`` and ``-m validate``): will the machine let the configs run at all?
+
+Each check returns ``None`` when it holds, or the message that says what to change; the tests in
+``tests/stress/test_preflight.py`` only call and assert. The needs come from :mod:`.budget` for the
+largest config this session will run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any, Mapping
+
+from ..data.loader import LoaderConfig
+from ..run.child import DatasetSpec
+from .budget import predict
+from .campaign import available_shm, session_budget
+from .plans import ladder
+from .session import StressSession
+
+NOT_APPLICABLE = "no config uses the file_descriptor strategy (file_system passes no fds)"
+
+
+def configs(session: StressSession) -> list[LoaderConfig]:
+    """The ladder's configs, and the training config's when ``--train-config`` is given."""
+    s = session.settings
+    cfgs = [p.config for p in ladder(s.max_workers, sharing_strategy=s.sharing_strategy)]
+    if s.train_config:
+        from .traincfg import load
+
+        cfgs.append(load(s.train_config).loader)
+    return cfgs
+
+
+def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
+    """The largest config's shared memory in flight fits (a user's pipeline: the probe's measured bytes)."""
+    s = session.settings
+    need = {c.label: session_budget(session, dataset, c).shm_bytes for c in configs(session)}
+    label, peak = max(need.items(), key=lambda kv: kv[1])
+    avail = available_shm(s, session.machine)
+    if peak <= avail:
+        return None
+    where = "emulated /dev/shm" if s.sandbox and s.sandbox.shm_bytes else "/dev/shm free"
+    return (f"{label} needs ~{peak / 2**20:.0f} MB of shared memory in flight; {where} is {avail / 2**20:.0f} MB. "
+            f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or lower "
+            "batch_size × num_workers × prefetch_factor")
+
+
+def tmpdir(session: StressSession) -> str | None:
+    """TMPDIR (or --loader-tmpdir) is writable and has at least 1 GB free."""
+    s = session.settings
+    tmp = str(s.loader_tmpdir) if s.loader_tmpdir else tempfile.gettempdir()
+    os.makedirs(tmp, exist_ok=True)
+    try:
+        with tempfile.NamedTemporaryFile(dir=tmp) as f:
+            f.write(b"x" * 65536)
+            f.flush()
+    except OSError as exc:
+        return (f"TMPDIR {tmp} is not writable ({exc.strerror}): set --loader-tmpdir or TMPDIR to a "
+                "writable disk")
+    free = shutil.disk_usage(tmp).free
+    if free >= 1 * 2**30:
+        return None
+    return (f"TMPDIR {tmp} has only {free / 2**20:.0f} MB free (< 1 GB): temp files of "
+            "multiprocessing and decoders fill it; point TMPDIR at a larger disk")
+
+
+def nofile(session: StressSession) -> str | None:
+    """``ulimit -n`` covers the file_descriptor strategy's fds; :data:`NOT_APPLICABLE` when no config uses it."""
+    s = session.settings
+    soft = s.sandbox.nofile if s.sandbox and s.sandbox.nofile else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    cfgs = [c for c in configs(session) if c.sharing_strategy == "file_descriptor"]
+    if not cfgs:
+        return NOT_APPLICABLE
+    need = max(predict(c, frames=s.frames, size=s.size).fds for c in cfgs)
+    if soft >= need:
+        return None
+    return (f"ulimit -n is {soft}; the file_descriptor strategy needs ~{need} here. Run `ulimit -n 65536` "
+            "before training, or set torch.multiprocessing.set_sharing_strategy('file_system')")
+
+
+def decoder(spec: DatasetSpec, info: Mapping[str, Any]) -> str | None:
+    """The decoder opens the dataset's codec and returns clips of the asked shape (in a fresh interpreter)."""
+    code = (
+        "import sys, json; from ssv2_fixtures.data.clips import SSv2Clips; "
+        f"d = json.loads({json.dumps(json.dumps(dict(spec)))}); root = d.pop('root'); "
+        "split = d.pop('split'); [d.pop(k, None) for k in ('factory', 'factory_kwargs', 'factory_path')]; "
+        "ds = SSv2Clips(root, split, limit=2, **d); clip, label = ds[0]; print(tuple(clip.shape), clip.dtype)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        return (f"{spec.get('decoder', 'decord')} cannot decode {info.get('codec')} videos of "
+                f"{info.get('root')}:\n{r.stderr[-2000:]}")
+    frames, size = int(spec.get("num_frames", 16)), int(spec.get("size", 224))
+    want = f"({frames}, {size}, {size}, 3) torch.uint8"
+    return None if want in r.stdout else f"the decoder returned {r.stdout.strip()!r}, expected {want}"
+
+
+def torch_before_decord() -> str | None:
+    """decord#251/#263: decord loaded before torch can crash at import; SSv2Clips imports torch first."""
+    code = ("import sys; import ssv2_fixtures.data.clips as c; c._decode_decord; import decord; "
+            "mods = list(sys.modules); print(mods.index('torch') < mods.index('decord'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        return r.stderr[-2000:]
+    return None if r.stdout.strip() == "True" else "decord was imported before torch"
