@@ -1,6 +1,7 @@
 """The sampler's TMPDIR schedule: walks every TMP_EVERY readings, put off when a walk is slow."""
 from __future__ import annotations
 
+import mmap
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,11 @@ def test_rss_every_reading_pss_on_its_schedule(tmp_path: Path) -> None:
     s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [])
     first = s.sample()
     assert first["main_rss"] > 0 and first["main_pss"] > 0       # the first reading has both
-    ballast = bytearray(64 * 2**20)                             # touched: resident at once
+    # fresh anonymous pages, every one written: resident at once (a bytearray may reuse heap memory that
+    # an earlier test left resident, and then RSS does not move)
+    ballast = mmap.mmap(-1, 64 * 2**20)
+    ballast.write(b"\x01" * len(ballast))
     later = [s.sample() for _ in range(smp.PSS_EVERY - 1)]
     assert later[-1]["main_rss"] >= first["main_rss"] + len(ballast) // 2   # statm sees it now
     assert all(r["main_pss"] == first["main_pss"] for r in later)          # PSS not read again yet
-    del ballast
+    ballast.close()
