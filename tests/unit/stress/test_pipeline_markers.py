@@ -120,7 +120,13 @@ def test_validate_runs_the_pipeline_its_toml_names(st: Stress, tmp_path: Path) -
 
 
 def test_distributed_ranks_run_their_pipeline(st: Stress) -> None:
-    out = distributed.run(st, LoaderConfig(batch_size=2, num_workers=1, prefetch_factor=2), 1)
+    # node totals count processes from 0.1 s samples: a 0.2 s step holds each rank's worker up long enough to
+    # be seen (a 1-batch run's workers lived shorter than the interval: "3 loader processes … for 4", seen in CI)
+    st.session.settings = replace(st.settings, step_time=0.2)
+    try:
+        out = distributed.run(st, LoaderConfig(batch_size=2, num_workers=1, prefetch_factor=2), 4)
+    finally:
+        st.session.settings = replace(st.settings, step_time=0.0)
     assert out.failure is None, out.failure
     rec = out.result.record
     assert rec["dataset"]["factory"] == "userpipe.data:build" and len(rec["ranks"]) == st.settings.launch.nproc_per_node
