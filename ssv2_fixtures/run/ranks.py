@@ -12,6 +12,7 @@ from typing import Any, Sequence, cast
 from .launch import Launch, coverage, rank_rows, subtree, torchrun_failures
 from .outcome import Evidence, OutcomeRecord, classify
 from .record import Metrics, RunFacts, RunRecord, base_record, core_metrics, json_safe, read_tail
+from .stats import NODE_METHOD, sum_intervals
 from .watchdog import Culprit, failing_rank, rank_state, run_passed
 
 Row = dict[str, Any]
@@ -93,8 +94,8 @@ def _finish_rows(run: RunFacts, rows: Sequence[Row], failures: Sequence[dict[str
 def node_metrics(run: RunFacts, launch: Launch, rows: Sequence[Row]) -> Metrics:
     """The metrics core over every rank's batches, with node totals: ``batches`` is the least any
     local rank received, ``videos`` and ``videos_per_s`` are summed (the ranks load at once), start-up
-    and loop time are the slowest rank's. The node's interval is the sum of the ranks' bounds (each
-    rank's from its own batches; absent unless every rank has one)."""
+    and loop time are the slowest rank's. The node's interval is :func:`~.stats.sum_intervals` of the ranks'
+    (each rank's from its own batches; absent unless every rank has one)."""
     m: dict[str, Any] = dict(core_metrics(run))
     for k in ("videos_per_s", "frames_per_s", "videos_per_s_interval", "interval_batches", "interval_method",
               "startup_s", "first_batch_s", "loop_s"):
@@ -109,10 +110,10 @@ def node_metrics(run: RunFacts, launch: Launch, rows: Sequence[Row]) -> Metrics:
         m["frames_per_s"] = m["videos_per_s"] * int(run.dataset.get("num_frames", 16))
         m.update(rank_videos_per_s_min=min(rates), rank_videos_per_s_max=max(rates))
     ivs = [r["videos_per_s_interval"] for r in rows if r.get("videos_per_s_interval")]
-    if rows and len(ivs) == len(rows):
-        m["videos_per_s_interval"] = [sum(iv[0] for iv in ivs), sum(iv[1] for iv in ivs)]
+    if rows and len(ivs) == len(rows) == len(rates):
+        m["videos_per_s_interval"] = list(sum_intervals(rates, [(float(a), float(b)) for a, b in ivs]))
         m["interval_batches"] = sum(int(r.get("interval_batches", 0)) for r in rows)
-        m["interval_method"] = rows[0].get("interval_method")
+        m["interval_method"] = NODE_METHOD
     for key in ("startup_s", "first_batch_s", "loop_s"):
         vals = [float(r[key]) for r in rows if r.get(key) is not None]
         if vals:

@@ -15,6 +15,10 @@ then W − 1 near-zero ones. A group of 3 batches out of a 4-worker round would 
 wait or not, and its rate would swing by orders of magnitude; a group of whole rounds holds one cycle
 each. Group length = the smallest multiple of the round (``round_size``, the worker count; 1 for
 W = 0) that is at least 3, and ``k = min(10, n // length)`` groups, at least 2.
+
+A node's rate (torchrun: ranks loading side by side) is the sum of the ranks' rates; its half-width
+the ranks' half-widths added in quadrature (√Σh², the ranks' batch streams are separate processes),
+method ``sum-of-ranks`` (:func:`sum_intervals`).
 """
 from __future__ import annotations
 
@@ -36,14 +40,29 @@ def t975(df: int) -> float:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0–100), linear between closest ranks (numpy's default rule)."""
-    if not values:
+    """The q-th percentile (0–100), numpy's default (linear) rule."""
+    if len(values) == 0:
         raise ValueError("percentile of no values")
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    import numpy as np  # lazily: the child imports this module before torch
+
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """The overlap test of the tie rule: neither ``[lo, hi]`` lies clear of the other."""
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+NODE_METHOD = "sum-of-ranks"
+
+
+def sum_intervals(rates: Sequence[float], spans: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """A node's interval from its ranks' (module docstring): Σ rates ± √Σ half-widths²."""
+    if len(rates) != len(spans) or not rates:
+        raise ValueError(f"{len(rates)} rates but {len(spans)} intervals")
+    total = float(sum(rates))
+    h = math.sqrt(sum(((hi - lo) / 2) ** 2 for lo, hi in spans))
+    return max(0.0, total - h), total + h
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,7 @@ class RateInterval:
 
     def overlaps(self, other: RateInterval) -> bool:
         """A tie: neither interval lies clear of the other."""
-        return self.lo <= other.hi and other.lo <= self.hi
+        return spans_overlap((self.lo, self.hi), (other.lo, other.hi))
 
     def as_list(self) -> list[float]:
         return [self.lo, self.hi]

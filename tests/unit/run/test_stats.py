@@ -89,3 +89,19 @@ def test_group_length_is_whole_rounds_of_at_least_three():
     from ssv2_fixtures.run.stats import group_length
 
     assert [group_length(w) for w in (0, 1, 2, 3, 4, 5, 8)] == [3, 3, 4, 3, 4, 5, 8]
+
+
+def test_node_interval_sums_rates_and_adds_half_widths_in_quadrature():
+    from ssv2_fixtures.run.stats import sum_intervals
+
+    lo, hi = sum_intervals([10.0, 20.0], [(7.0, 13.0), (16.0, 24.0)])  # half-widths 3 and 4
+    assert (lo, hi) == (25.0, 35.0)  # 30 ± 5
+    with pytest.raises(ValueError):
+        sum_intervals([1.0], [])
+
+
+def test_spans_overlap_touching_counts_as_overlap():
+    from ssv2_fixtures.run.stats import spans_overlap
+
+    assert spans_overlap((1.0, 2.0), (2.0, 3.0))
+    assert not spans_overlap((1.0, 2.0), (2.1, 3.0))
