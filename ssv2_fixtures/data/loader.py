@@ -14,6 +14,14 @@ SHARING_STRATEGIES = ("file_descriptor", "file_system")
 MP_CONTEXTS = (None, "fork", "spawn", "forkserver")
 
 
+def effective_prefetch(num_workers: int, prefetch_factor: int | None) -> int:
+    """torch's rule: ``prefetch_factor`` batches per worker, 2 when unset; 0 without workers (for a
+    config known only as a dict, e.g. a record or a watched loader)."""
+    if not num_workers:
+        return 0
+    return 2 if prefetch_factor is None else int(prefetch_factor)
+
+
 @dataclass(frozen=True)
 class LoaderConfig:
     """One DataLoader setting. ``prefetch_factor=None`` means torch's default (2) when workers > 0."""
@@ -70,9 +78,7 @@ class LoaderConfig:
     @property
     def effective_prefetch(self) -> int:
         """Batches each worker keeps in flight (torch's default is 2); 0 without workers."""
-        if self.num_workers == 0:
-            return 0
-        return 2 if self.prefetch_factor is None else self.prefetch_factor
+        return effective_prefetch(self.num_workers, self.prefetch_factor)
 
     @property
     def label(self) -> str:

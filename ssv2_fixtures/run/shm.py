@@ -12,7 +12,7 @@ A batch's bytes are what its tensors hold (clips and labels: ``data.batch.descri
 """
 from __future__ import annotations
 
-from ..data.loader import LoaderConfig
+from ..data.loader import LoaderConfig, effective_prefetch
 
 LABEL_BYTES = 8
 """One int64 label per video (the built-in dataset's collated label tensor)."""
@@ -25,9 +25,14 @@ def batch_bytes(batch_size: int, frames: int, size: int) -> int:
 
 def shm_slots(config: LoaderConfig) -> int:
     """Batches in /dev/shm at once: ``W × prefetch + 1`` with workers, 0 without."""
-    if config.num_workers == 0:
+    return shm_slots_for(config.num_workers, config.prefetch_factor)
+
+
+def shm_slots_for(num_workers: int, prefetch_factor: int | None) -> int:
+    """:func:`shm_slots` for a config known only by its two numbers (a record, a watched loader)."""
+    if not num_workers:
         return 0
-    return config.num_workers * config.effective_prefetch + 1
+    return int(num_workers) * effective_prefetch(num_workers, prefetch_factor) + 1
 
 
 def shm_in_flight(config: LoaderConfig, bytes_per_batch: int) -> int:
@@ -35,4 +40,4 @@ def shm_in_flight(config: LoaderConfig, bytes_per_batch: int) -> int:
     return shm_slots(config) * int(bytes_per_batch)
 
 
-__all__ = ["LABEL_BYTES", "batch_bytes", "shm_slots", "shm_in_flight"]
+__all__ = ["LABEL_BYTES", "batch_bytes", "shm_slots", "shm_slots_for", "shm_in_flight"]
