@@ -10,7 +10,6 @@ entry per line in the ini file.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .data.factory import parse_factory
 from .data.loader import SHARING_STRATEGIES
 from .run.launch import Launch, parse_endpoint
 from .run.faults import FAULTS, FaultSpec, parse_fault
@@ -53,7 +53,7 @@ def _float(text: str, where: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+        raise ValueError(f"expected a number, got {text!r}") from None
     if v < 0:
         raise ValueError(f"must be >= 0, got {v}")
     return v
@@ -105,14 +105,8 @@ def _flag(text: str, where: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
-
-
 def factory_name(text: str, where: str) -> str:
-    mod, sep, name = text.strip().partition(":")
-    if not sep or not _DOTTED.match(mod) or not _DOTTED.match(name):
-        raise ValueError("expected MODULE:CALLABLE, e.g. mypkg.data:build_dataset (a dotted module, a colon, "
-                         "the callable's name)")
+    mod, name = parse_factory(text)  # the one MODULE:CALLABLE rule (its FactoryError is a ValueError)
     return f"{mod}:{name}"
 
 
@@ -173,7 +167,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("synthetic-videos", "clips in the synthetic set", _int(3), 64, "N"),
     Option("batch-sizes", "batch sizes of the sustained matrix", lambda t, w: _ints(t, w, minimum=1),
            [16, 32, 64], "LIST"),
-    Option("workers", "worker counts of the sustained/limits matrix", lambda t, w: _ints(t, w), [4, 8, 24], "LIST"),
+    Option("workers", "worker counts of the sustained/limits matrix", _ints, [4, 8, 24], "LIST"),
     Option("prefetch", "prefetch factors of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), [4], "LIST"),
     Option("batches", "batches per sustained/validate run", _int(2), 100, "N"),
     Option("quick-batches", "most batches per quick-ladder phase, warm-up included: each phase measures a "
@@ -193,7 +187,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("limit-batches", "batches each -m limits probe must survive", _int(1), 10, "N"),
     Option("step-time", "simulated training step per batch, in seconds (the batch is held meanwhile): a trainer "
            "slower than the loader lets prefetch queues fill, which is when shared memory peaks",
-           lambda t, w: _float(t, w), 0.0, "S"),
+           _float, 0.0, "S"),
     Option("stall-timeout", "watchdog: seconds without a batch before a run is a hang (default derived)",
            _int(1), None, "S"),
     Option("reports", "report folder (a run-id subfolder per session; `latest` points at the newest)",
@@ -227,9 +221,9 @@ OPTIONS: tuple[Option, ...] = (
            lambda t, w: parse_size(t, where=w), None, "SIZE"),
     Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), None, "N"),
     Option("tune-budget", "-m tune: seconds for the whole search per session, confirmation included",
-           lambda t, w: _float(t, w), 600.0, "SECONDS"),
+           _positive, 600.0, "SECONDS"),
     Option("target-videos-per-s", "-m tune: the cheapest config whose interval's lower bound reaches X videos/s, "
-           "instead of the fastest", lambda t, w: _float(t, w), None, "X"),
+           "instead of the fastest", _positive, None, "X"),
 )
 
 

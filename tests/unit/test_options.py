@@ -95,5 +95,19 @@ def test_dataset_option_errors_are_named(cli: dict[str, Any], needle: str) -> No
     assert needle in str(err.value)
 
 
+@pytest.mark.parametrize("dest,flag", [("tune_budget", "--tune-budget"),
+                                       ("target_videos_per_s", "--target-videos-per-s")])
+@pytest.mark.parametrize("text", ["0", "-5", "fast"])
+def test_tune_numbers_must_be_positive_at_startup(dest: str, flag: str, text: str) -> None:
+    # a 0 s budget or a 0 videos/s target means nothing: refused before any test starts, in words that
+    # fit both units (no "seconds" for a videos/s option)
+    with pytest.raises(SettingsError) as err:
+        _resolve(cli={dest: text})
+    msg = str(err.value)
+    assert f"invalid {flag} (from the command line): {text!r}" in msg
+    assert "seconds" not in msg.split(":", 1)[1]
+    assert _resolve(cli={dest: "2.5"}).__getattribute__(dest) == 2.5
+
+
 def test_invocation_dir_is_recorded(tmp_path: Path) -> None:
     assert _resolve(invocation_dir=tmp_path).invocation_dir == tmp_path.resolve()
