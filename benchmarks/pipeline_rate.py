@@ -27,7 +27,8 @@ import torch  # before decord
 
 from _args import loader_args
 
-from ssv2_fixtures.data.factory import load_pipeline, parse_dataset_arg
+from ssv2_fixtures.data.factory import load_pipeline
+from ssv2_fixtures.options import dataset_arg
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.run.runner import dataset_spec, run_config
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args(argv)
     paths = [str(Path(p).resolve()) for p in (a.path or [HERE.parent / "tests" / "userpipe"])]
-    kwargs = dict(parse_dataset_arg(t) for t in (a.arg or ["size=64", "frames=8"]))
+    kwargs = dict(dataset_arg(t, "--arg") for t in (a.arg or ["size=64", "frames=8"]))
     root = ensure_synthetic(SynthSpec(videos=a.videos), cache_dir=a.cache)
     spec = dict(dataset_spec(root, "train"), factory=a.factory, factory_kwargs=kwargs, factory_path=paths,
                 train=True)

@@ -28,14 +28,13 @@ import inspect
 import os
 import sys
 import sysconfig
-import tomllib
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import reduce_exception
 
-__all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "parse_dataset_arg", "load_pipeline",
+__all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "load_pipeline",
            "check_collatable", "SUITE_ARGS"]
 
 SUITE_ARGS = ("root", "split", "train")
@@ -43,7 +42,6 @@ SUITE_ARGS = ("root", "split", "train")
 
 WHATS = (
     "bad_factory",           # --dataset-factory is not MODULE:CALLABLE
-    "bad_arg",               # --dataset-arg without '=' or with a bad key
     "module_not_found",      # MODULE is not on sys.path
     "module_import_failed",  # MODULE was found but raised while importing (syntax error, missing dependency)
     "attribute_missing",     # MODULE has no CALLABLE
@@ -120,34 +118,16 @@ class FactoryError(ValueError):
 
 
 def parse_factory(text: str) -> tuple[str, str]:
-    """``"mypkg.data:build"`` → ``("mypkg.data", "build")``; CALLABLE may be dotted (``Cls.create``)."""
+    """``"mypkg.data:build"`` → ``("mypkg.data", "build")``; CALLABLE may be dotted (``Cls.create``).
+    The one MODULE:CALLABLE rule: ``options.factory_name`` (the option and the TOML key) uses it too."""
     mod, sep, attr = str(text).strip().partition(":")
     parts = mod.split(".") + attr.split(".")
     if not sep or ":" in attr or not all(p.isidentifier() for p in parts):
         raise FactoryError(
-            "bad_factory", f"{text!r} is not MODULE:CALLABLE",
+            "bad_factory", f"expected MODULE:CALLABLE, got {text!r}",
             fix="write it as a dotted module, a colon and the callable's name, "
                 "e.g. --dataset-factory mypkg.data:build")
     return mod, attr
-
-
-def parse_dataset_arg(text: str) -> tuple[str, Any]:
-    """``"KEY=VALUE"`` → ``(key, value)``; VALUE is a TOML value (``3``, ``true``, ``[1, 2]``,
-    ``"s"``), and anything TOML does not read (a bare word, a path) is a string."""
-    key, sep, raw = str(text).partition("=")
-    key = key.strip()
-    if not sep:
-        raise FactoryError("bad_arg", f"--dataset-arg {text!r} has no '='",
-                           fix="write KEY=VALUE, e.g. --dataset-arg num_frames=16")
-    if not key.isidentifier():
-        raise FactoryError("bad_arg", f"--dataset-arg {text!r}: {key!r} is not a Python keyword argument name",
-                           fix="use the factory's parameter name before '=', e.g. --dataset-arg size=224")
-    raw = raw.strip()
-    try:
-        value: Any = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw  # a bare word or a path: the string itself
-    return key, value
 
 
 # --------------------------------------------------------------------------- loading

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssv2_fixtures import Pipeline
 from ssv2_fixtures.data.batch import describe
 from ssv2_fixtures.data.factory import (
-    WHATS, FactoryError, check_collatable, load_pipeline, parse_dataset_arg, parse_factory,
+    WHATS, FactoryError, check_collatable, load_pipeline, parse_factory,
 )
 
 USERPIPE = Path(__file__).resolve().parents[2] / "userpipe"
@@ -43,29 +43,8 @@ def line_of(path: Path, text: str) -> int:
 # --------------------------------------------------------------------------- option values
 
 
-@pytest.mark.parametrize("text, want", [
-    ("num_frames=16", ("num_frames", 16)),
-    ("scale=0.5", ("scale", 0.5)),
-    ("train=false", ("train", False)),
-    ("sizes=[112, 224]", ("sizes", [112, 224])),
-    ('name="a b"', ("name", "a b")),
-    ("mode=fast", ("mode", "fast")),                 # a bare word is a string
-    ("path=/data/ssv2/list.txt", ("path", "/data/ssv2/list.txt")),
-    (" key = 3 ", ("key", 3)),
-    ("empty=", ("empty", "")),
-    ("expr=a=b", ("expr", "a=b")),                   # only the first '=' splits
-])
-def test_parse_dataset_arg(text: str, want: tuple[str, Any]) -> None:
-    assert parse_dataset_arg(text) == want
-
-
-@pytest.mark.parametrize("text", ["num_frames", "=3", "two words=1", "1x=2"])
-def test_parse_dataset_arg_refuses(text: str) -> None:
-    with pytest.raises(FactoryError) as info:
-        parse_dataset_arg(text)
-    assert info.value.what == "bad_arg"
-    assert "KEY=VALUE" in str(info.value) or "keyword argument name" in str(info.value)
-    assert info.value.fix
+# KEY=VALUE has one rule, options.dataset_arg (its tests: tests/unit/test_options.py); MODULE:CALLABLE has
+# one, parse_factory, which options.factory_name (the option and the TOML key) calls.
 
 
 @pytest.mark.parametrize("text", ["mypkg.data", "mypkg.data:", ":build", "my-pkg:build", "a:b:c"])
@@ -77,6 +56,21 @@ def test_parse_factory_refuses(text: str) -> None:
 
 def test_parse_factory_dotted_callable() -> None:
     assert parse_factory("pkg.mod:Cls.create") == ("pkg.mod", "Cls.create")
+
+
+@pytest.mark.parametrize("text", ["mypkg.data", "a:b:c", "pkg.mod:Cls.create"])
+def test_the_option_uses_the_same_rule(text: str) -> None:
+    from ssv2_fixtures.options import factory_name
+
+    try:
+        want: str | None = ":".join(parse_factory(text))
+    except FactoryError:
+        want = None
+    if want is None:
+        with pytest.raises(ValueError, match="expected MODULE:CALLABLE"):
+            factory_name(text, "--dataset-factory")
+    else:
+        assert factory_name(text, "--dataset-factory") == want
 
 
 # --------------------------------------------------------------------------- named errors
