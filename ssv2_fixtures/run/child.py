@@ -46,12 +46,16 @@ NOTE [child events]
 
 NOTE [measured window]
     ``spec["measure"]`` = {warmup_batches, min_batches, max_batches, max_s, target_rel}. The first
-    ``warmup_batches`` batches are received and not measured (worker start-up, empty queues). After
-    them, each batch's (videos, wait_s) joins the window, and the loop stops at the first of:
-    ``converged`` (at least ``min_batches`` measured and the window's rate interval,
-    :func:`ssv2_fixtures.run.stats.rate_interval`, has relative half-width <= ``target_rel``), ``time``
-    (``max_s`` seconds since the window opened), ``batches`` (``max_batches`` received in all, warm-up
-    included: the bound a fault drill's batch is checked against). ``measured`` reports the window:
+    ``warmup_batches`` batches, rounded up to whole worker rounds, are received and not measured
+    (worker start-up, empty queues). After them, each batch's (videos, wait_s) joins the window, and the
+    loop stops at the first of: ``converged`` (at least ``min_batches`` measured and the window's rate
+    interval, :func:`ssv2_fixtures.run.stats.rate_interval`, has relative half-width <= ``target_rel``),
+    ``time`` (``max_s`` seconds since the window opened), ``batches`` (``max_batches`` received in all,
+    warm-up included: the bound a fault drill's batch is checked against). ``converged`` and ``time``
+    are only taken at the end of a worker round: W workers' batches arrive as one long wait and W − 1
+    short ones, so a window cut inside a round over- or under-counts up to W − 1 batches' worth of
+    time (with W = 4 and a 10 s window: ±12 %, the spread seen between runs of 4-worker phases on 2
+    cores). ``measured`` reports the window:
     ``batches`` and ``videos`` in it, ``seconds`` its wall time, ``rate`` videos over summed waits, and
     the interval ``lo``/``hi`` (null with fewer than ``stats.MIN_BATCHES`` batches).
 
@@ -336,17 +340,27 @@ class Window:
     waits: list[float] = field(default_factory=list)
     last: float = 0.0
 
+    @property
+    def warmup(self) -> int:
+        """Warm-up batches: ``warmup_batches`` rounded up to whole rounds (NOTE [measured window])."""
+        w, r = int(self.spec["warmup_batches"]), max(1, self.round_size)
+        return min(r * -(-w // r), int(self.spec["max_batches"]) - 1)
+
     def add(self, videos: int, wait_s: float, now: float) -> str | None:
         """One received batch; the reason to stop now (``converged``/``time``/``batches``) or None."""
         from .stats import rate_interval
 
         self.received += 1
         self.last = now
-        if self.received <= self.spec["warmup_batches"]:
+        if self.received <= self.warmup:
             self.opened = now  # the window opens when the last warm-up batch has arrived
             return None  # check_measure: max_batches > warmup_batches
         self.videos.append(int(videos))
         self.waits.append(float(wait_s))
+        if self.received >= self.spec["max_batches"]:
+            return "batches"
+        if len(self.videos) % max(1, self.round_size):
+            return None  # inside a worker round
         if len(self.videos) >= self.spec["min_batches"]:
             iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
             # at least MIN_GROUPS groups: with 2–3 the t quantile is large but sd over so few groups is
@@ -355,8 +369,6 @@ class Window:
                 return "converged"
         if now - self.opened >= self.spec["max_s"]:
             return "time"
-        if self.received >= self.spec["max_batches"]:
-            return "batches"
         return None
 
     def result(self, stopped: str) -> dict[str, Any]:

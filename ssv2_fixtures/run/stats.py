@@ -5,8 +5,9 @@ results.json, summary.md and the plots cannot disagree on how a p95 or a spread 
 
 Interval rule (stated in the README): **batch means over worker rounds**. The per-batch (items,
 seconds) stream of one run, in order, is cut into ``k`` consecutive groups of equal length; each
-group's rate is its items over its seconds. The point estimate is the whole run's ratio (all items /
-all seconds); the half-width is Student's t(0.975, k − 1) × sd(group rates) / √k.
+group's rate is its items over its seconds. The point estimate is the run's ratio (items / seconds) over its
+newest whole worker rounds (at most W − 1 of the oldest batches left out: a stream cut inside a round
+holds a round's long wait without the round's items, or the items without the wait); the half-width is Student's t(0.975, k − 1) × sd(group rates) / √k.
 Consecutive groups, not single batches, because batch times are autocorrelated (prefetch queues fill
 and drain together); grouping absorbs that, as in steady-state simulation output analysis. A group is
 a whole number of worker *rounds*: the DataLoader hands batches out to its W workers in turn and
@@ -51,6 +52,21 @@ def percentile(values: Sequence[float], q: float) -> float:
 def spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """The overlap test of the tie rule: neither ``[lo, hi]`` lies clear of the other."""
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+TIE_MARGIN = 0.10
+"""Rates closer than this (relative to the faster) tie even when their intervals do not overlap: two
+quick runs of one phase on one quiet machine are held to agree within 10 % (README "Numbers"), so a
+smaller lead is not evidence that survives the next run."""
+
+
+def ties(a_rate: float, a_span: tuple[float, float], b_rate: float, b_span: tuple[float, float]) -> bool:
+    """The tie rule's test: the intervals overlap, or the rates are within :data:`TIE_MARGIN` of the
+    faster one. A rate without an interval passes its point as the span."""
+    if spans_overlap(a_span, b_span):
+        return True
+    faster = max(a_rate, b_rate)
+    return faster > 0 and abs(a_rate - b_rate) <= TIE_MARGIN * faster
 
 
 NODE_METHOD = "sum-of-ranks"
@@ -104,11 +120,12 @@ def rate_interval(items: Sequence[float], seconds: Sequence[float], *,
     n = len(items)
     if n != len(seconds):
         raise ValueError(f"{n} item counts but {len(seconds)} times")
-    total_s = float(sum(seconds))
     length = group_length(round_size)
+    whole = n - n % max(1, int(round_size))  # the rate over whole rounds, newest first (module docstring)
+    total_s = float(sum(seconds[n - whole:]))
     if n < max(MIN_BATCHES, 2 * length) or total_s <= 0:
         return None
-    rate = float(sum(items)) / total_s
+    rate = float(sum(items[n - whole:])) / total_s
     k = min(10, n // length)
     size = n // k
     size -= size % length  # whole rounds per group

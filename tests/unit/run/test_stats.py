@@ -106,3 +106,14 @@ def test_spans_overlap_touching_counts_as_overlap():
 
     assert spans_overlap((1.0, 2.0), (2.0, 3.0))
     assert not spans_overlap((1.0, 2.0), (2.1, 3.0))
+
+
+def test_ties_on_overlap_or_within_the_margin():
+    from ssv2_fixtures.run.stats import TIE_MARGIN, ties
+
+    assert ties(100.0, (95.0, 105.0), 80.0, (70.0, 96.0))          # overlap, 20 % apart
+    near = 100.0 * (1 - TIE_MARGIN / 2)
+    assert ties(100.0, (99.0, 101.0), near, (near - 0.5, near + 0.5))  # clear intervals, closer than the margin
+    far = 100.0 * (1 - 2 * TIE_MARGIN)
+    assert not ties(100.0, (99.0, 101.0), far, (far - 1, far + 1))
+    assert ties(0.0, (0.0, 0.0), 0.0, (0.0, 0.0))                  # two zeros: same span

@@ -1,0 +1,53 @@
+"""The measured window's round rule (NOTE [measured window] in run/child.py): pure, a given clock."""
+from __future__ import annotations
+
+from ssv2_fixtures.run.child import MeasureSpec, Window
+from ssv2_fixtures.run.stats import rate_interval
+
+
+def _spec(**kw: float) -> MeasureSpec:
+    base = {"warmup_batches": 3, "min_batches": 12, "max_batches": 1000, "max_s": 5.0, "target_rel": 0.05}
+    base.update(kw)
+    return MeasureSpec(**base)  # type: ignore[typeddict-item]
+
+
+def _rounds(w: Window, workers: int, period: float, rounds: int, bs: int = 8) -> tuple[str | None, float]:
+    """A 4-worker stream: one long wait per round, then W − 1 batches that were ready."""
+    now, stopped = 0.0, None
+    for _ in range(rounds):
+        for j in range(workers):
+            wait = period if j == 0 else 0.0
+            now += wait
+            stopped = w.add(bs, wait, now)
+            if stopped:
+                return stopped, now
+    return stopped, now
+
+
+def test_warm_up_is_rounded_up_to_whole_rounds():
+    assert Window(_spec(warmup_batches=3), opened=0.0, round_size=4).warmup == 4
+    assert Window(_spec(warmup_batches=3), opened=0.0, round_size=2).warmup == 4
+    assert Window(_spec(warmup_batches=3), opened=0.0, round_size=1).warmup == 3
+    assert Window(_spec(warmup_batches=3, max_batches=3), opened=0.0, round_size=4).warmup == 2  # cap - 1
+
+
+def test_time_stop_waits_for_the_round_to_end():
+    w = Window(_spec(max_s=1.0, target_rel=1e-9), opened=0.0, round_size=4)
+    stopped, _ = _rounds(w, 4, period=0.3, rounds=50)
+    assert stopped == "time"
+    assert len(w.videos) % 4 == 0
+
+
+def test_a_periodic_stream_measures_its_true_rate_whatever_the_cut():
+    # 32 videos per 0.4 s round: 80 videos/s exactly, for every window length
+    for max_s in (1.0, 1.1, 1.3, 2.05):
+        w = Window(_spec(max_s=max_s, target_rel=1e-9), opened=0.0, round_size=4)
+        _rounds(w, 4, period=0.4, rounds=100)
+        assert abs(w.result("time")["rate"] - 80.0) < 1e-9
+
+
+def test_the_point_rate_leaves_out_a_partial_oldest_round():
+    # 2 leftover batches at the start (one long wait, one short) then 3 whole rounds of 4
+    waits = [0.4, 0.0] + [0.4, 0.0, 0.0, 0.0] * 3
+    iv = rate_interval([8] * len(waits), waits, round_size=4)
+    assert iv is not None and abs(iv.rate - 80.0) < 1e-9
