@@ -9,19 +9,36 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..run.stats import MIN_BATCHES, group_length
+
 LEAK_MIN_BYTES = 128 * 2**20       # growth below this is noise for a multi-process loader
 LEAK_MIN_FRACTION = 0.15           # ... and so is growth below 15 % of the starting RSS
 DEGRADATION_RATIO = 0.7            # last fifth below 70 % of the first fifth's videos/s
 WARMUP_FRACTION = 0.1
 
 
-def _fifths(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _fifths(values: Sequence[float] | np.ndarray, least: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
     a = np.asarray(values, dtype=np.float64)
     a = a[int(len(a) * WARMUP_FRACTION) + 1:]
     k = len(a) // 5
-    if k < 1:
+    if k < max(1, least):
         return None
     return a[:k], a[-k:]
+
+
+def fifth_batches(round_size: int = 1) -> int:
+    """Batches each fifth needs before two fifths' rates can be compared: the interval rule's minimum
+    (:data:`~ssv2_fixtures.run.stats.MIN_BATCHES`) and whole worker rounds (batches of ``round_size``
+    workers arrive together, so a part of a round is one long wait or none)."""
+    return max(MIN_BATCHES, group_length(round_size))
+
+
+def fewest_batches(round_size: int = 1) -> int:
+    """The shortest run (warm-up included) whose degradation is judged."""
+    k, n = fifth_batches(round_size), 5 * fifth_batches(round_size)
+    while (n - int(n * WARMUP_FRACTION) - 1) // 5 < k:  # the warm-up skip of _fifths
+        n += 1
+    return n
 
 
 def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, Any]:
@@ -50,13 +67,19 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
     }
 
 
-def degradation(waits: Sequence[float], videos: Sequence[int]) -> dict[str, Any]:
-    """Throughput of the last fifth of batches against the first fifth, after warm-up."""
+def degradation(waits: Sequence[float], videos: Sequence[int], round_size: int = 1) -> dict[str, Any]:
+    """Throughput of the last fifth of batches against the first fifth, after warm-up; not judged when
+    a fifth holds fewer than :func:`fifth_batches` batches (one batch against one batch is noise)."""
     w = np.asarray(waits, dtype=np.float64)
     v = np.asarray(videos, dtype=np.float64)
-    fw, fv = _fifths(w), _fifths(v)
-    if fw is None or fv is None or fw[0].sum() <= 0 or fw[1].sum() <= 0:
-        return {"name": "degradation", "ok": True, "detail": "too few batches to judge throughput decay"}
+    least = fifth_batches(round_size)
+    fw, fv = _fifths(w, least), _fifths(v, least)
+    if fw is None or fv is None:
+        return {"name": "degradation", "ok": True,
+                "detail": (f"too few batches to judge throughput decay: each fifth after warm-up needs "
+                           f"{least} batches, {len(w)} loaded (run at least {fewest_batches(round_size)})")}
+    if fw[0].sum() <= 0 or fw[1].sum() <= 0:
+        return {"name": "degradation", "ok": True, "detail": "too few batches with measured time to judge throughput decay"}
     first = fv[0].sum() / fw[0].sum()
     last = fv[1].sum() / fw[1].sum()
     ratio = last / first if first > 0 else 1.0
@@ -86,7 +109,8 @@ def series_verdicts(rec: Any) -> list[dict[str, Any]]:
     full = max(procs) if procs else 0
     keep = [i for i in range(len(t)) if bt and bt[0] <= t[i] <= bt[-1] and procs[i] == full]
     vids = [int(rec["config"]["batch_size"])] * len(waits)
-    return [leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)), degradation(waits, vids)]
+    rounds = int(rec["config"].get("num_workers") or 1)
+    return [leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)), degradation(waits, vids, rounds)]
 
 
 def decide(status: str, verdicts: Sequence[dict[str, Any]]) -> str:

@@ -158,6 +158,35 @@ def test_degradation_too_few_or_zero_waits_is_not_judged(waits):
     assert v["ok"] is True and "too few" in v["detail"]
 
 
+@FAST
+@given(rounds=st.integers(min_value=1, max_value=32), slowdown=st.floats(min_value=2.0, max_value=10.0))
+def test_degradation_is_judged_only_with_whole_rounds_of_enough_batches_per_fifth(rounds, slowdown):
+    # One batch against one batch (6 batches in all) used to be judged: now a run shorter than
+    # fewest_batches is "too few", whatever its waits say, and a run of exactly that length is judged.
+    from ssv2_fixtures.stress.verdicts import fewest_batches, fifth_batches
+
+    n = fewest_batches(rounds)
+    assert fifth_batches(rounds) >= max(6, rounds)
+    short = [0.1] * (n - 1)
+    short[-1] *= slowdown * 100  # a collapse the verdict must not claim to see
+    v = degradation(short, [8] * len(short), rounds)
+    assert v["ok"] is True and "too few batches" in v["detail"] and f"at least {n}" in v["detail"]
+    long = [0.1] * n
+    long[-(n // 5):] = [0.1 * slowdown] * (n // 5)
+    v = degradation(long, [8] * n, rounds)
+    assert v["ok"] is False and v["ratio"] < DEGRADATION_RATIO
+
+
+def test_series_verdicts_take_the_round_from_the_workers():
+    from ssv2_fixtures.stress.verdicts import fewest_batches, series_verdicts
+
+    n = fewest_batches(1)  # enough for W=0, too few for W=24's rounds
+    rec = {"config": {"batch_size": 8, "num_workers": 24}, "batch_waits_s": [0.1] * n, "series": {}}
+    assert "too few" in series_verdicts(rec)[1]["detail"]
+    rec["config"]["num_workers"] = 0
+    assert "ratio" in series_verdicts(rec)[1]
+
+
 def test_degradation_with_a_step_time_is_judged_on_the_loops_time_per_batch():
     from ssv2_fixtures.stress.verdicts import series_verdicts
 
