@@ -115,6 +115,8 @@ def test_validate_runs_the_pipeline_its_toml_names(st: Stress, tmp_path: Path) -
         st.session.settings = replace(st.settings, train_config=None)
     assert v.failure is None and v.result is not None, v.failure
     contents(v.result.record, 2, views=3)  # the TOML's three views, not the session's two
+    deg = {x["name"]: x for x in v.result.record["verdicts"]}["degradation"]
+    assert deg["detail"].startswith("too few batches")  # 6 batches: no measured comparison to pass or fail
     # the session's probe measured two views: its bytes are not applied to another pipeline
     assert not v.result.record["budget"]["measured_bytes"]
 

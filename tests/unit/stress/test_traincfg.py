@@ -144,7 +144,7 @@ def test_check_rows_min_and_max_targets() -> None:
     assert [r["target"] for r in rows] == list(targets)
     by = {r["target"]: r for r in rows}
     assert by["min_videos_per_s"] == {"target": "min_videos_per_s", "wanted": 150.0,
-                                      "achieved": 180.0, "ok": True}
+                                      "achieved": 180.0, "judged_on": "rate", "ok": True}
     assert by["max_rss_gb"]["achieved"] == pytest.approx(20.0) and by["max_rss_gb"]["ok"] is True
     assert by["max_shm_gb"]["achieved"] == pytest.approx(9.0) and by["max_shm_gb"]["ok"] is False  # missed
     assert by["max_wait_ms_p95"]["ok"] is True  # a max target met exactly passes
@@ -154,9 +154,21 @@ def test_check_rows_min_and_max_targets() -> None:
 def test_check_missed_min_target_and_absent_metric() -> None:
     rows = check({"min_videos_per_s": 200.0, "max_first_batch_s": 10.0},
                  {"videos_per_s": 199.9})
-    assert rows[0] == {"target": "min_videos_per_s", "wanted": 200.0, "achieved": 199.9, "ok": False}
+    assert rows[0] == {"target": "min_videos_per_s", "wanted": 200.0, "achieved": 199.9, "judged_on": "rate",
+                       "ok": False}
     assert rows[1] == {"target": "max_first_batch_s", "wanted": 10.0, "achieved": None, "ok": False}
     assert check({"min_videos_per_s": 200.0}, {"videos_per_s": 200})[0]["ok"] is True  # met exactly
+
+
+def test_min_rate_is_judged_on_the_intervals_lower_bound_like_tune() -> None:
+    # tune accepts a config when its interval's lower bound reaches the target and writes that target into
+    # the train.toml it suggests: validate must not pass what tune rejected on the point rate
+    m = {"videos_per_s": 210.0, "videos_per_s_interval": [190.0, 230.0]}
+    (row,) = check({"min_videos_per_s": 200.0}, m)
+    assert row["ok"] is False and row["achieved"] == 210.0
+    assert row["judged_on"] == "interval_lo" and row["interval"] == [190.0, 230.0]
+    assert check({"min_videos_per_s": 190.0}, m)[0]["ok"] is True  # the bound met exactly
+    assert check({"max_rss_gb": 1.0}, {**m, "rss_peak_bytes": GB})[0].get("judged_on") is None
 
 
 def test_check_every_target_name_maps_to_a_metric() -> None:

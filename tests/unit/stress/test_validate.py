@@ -25,3 +25,10 @@ def test_table_marks_each_row() -> None:
     rows = check({"min_videos_per_s": 50.0}, {"videos_per_s": 60.0})
     t = table(rows)
     assert t.splitlines()[0].startswith("target") and t.splitlines()[1].rstrip().endswith("yes")
+
+
+def test_a_rate_judged_on_its_interval_says_so_in_the_verdict_and_the_table() -> None:
+    rows = check({"min_videos_per_s": 50.0}, {"videos_per_s": 60.0, "videos_per_s_interval": [45.0, 75.0]})
+    (v,) = target_verdicts(rows)
+    assert v["ok"] is False and "judged on its lower bound" in v["detail"] and "45–75" in v["detail"]
+    assert "45 (lower bound; rate 60)" in table(rows) and table(rows).rstrip().endswith("NO")
