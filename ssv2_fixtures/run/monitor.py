@@ -9,6 +9,17 @@ start (this catches the ``file_descriptor`` strategy, whose files are unlinked a
 TMPDIR is counted without multiprocessing's own ``pymp-*`` folders (see :func:`tmp_usage`). An emulated
 TMPDIR is a tmpfs inside the child's mount namespace: it is read through ``/proc/<pid>/root`` of any
 live process of the tree, and a sample taken when none is left has no TMPDIR reading (``tmp_seen``).
+
+NOTE [sampling cost]
+    The monitor runs in the parent, on the cores the workers need. RSS, fds and threads are read every
+    sample (``memory_info``: one /proc/<pid>/statm read). PSS and USS need ``memory_full_info``, for which
+    the kernel walks every mapping of the process (smaps): that is read at most every
+    :data:`FULL_EVERY_S`, and at once whenever the tree's RSS rises past its peak by
+    :data:`FULL_ON_RSS_RISE`, so the reported PSS/USS peaks are those of the samples where memory peaked.
+    A sample in between holds the last PSS/USS reading (``Sample.full`` is False). The sample list is
+    bounded (:data:`MAX_SAMPLES`): past it the older samples are halved, each pair keeping the one with
+    the larger RSS (the tree's peaks are kept apart, exactly, in :class:`Peaks`; a decimated sample keeps
+    its per-process RSS, which per-rank peaks are summed from). The newest sample is always last.
 """
 from __future__ import annotations
 
@@ -23,6 +34,13 @@ from typing import Any
 import psutil
 
 _TORCH_SHM = re.compile(r"^torch_(\d+)_")
+
+FULL_EVERY_S = 1.0
+"""Most seconds between two PSS/USS readings (NOTE [sampling cost])."""
+FULL_ON_RSS_RISE = 1.02
+"""A PSS/USS reading is taken at once when the tree's RSS exceeds its peak so far by this factor."""
+MAX_SAMPLES = 4000
+"""Samples kept (about 17 min at 0.25 s before the first halving; NOTE [sampling cost])."""
 
 
 @dataclass
@@ -54,6 +72,7 @@ class Sample:
     per_process: list[tuple[int, str, int]] = field(default_factory=list)  # (pid, name, rss)
     tmp_mp_dirs: int = 0         # multiprocessing's pymp-* folders in TMPDIR (not in tmp_files/bytes)
     tmp_seen: bool = True        # False: TMPDIR could not be read (an emulated one whose tree is gone)
+    full: bool = True            # PSS/USS read at this sample; False: the last reading held (NOTE [sampling cost])
 
 
 def shm_torch_files(shm_dir: str | os.PathLike[str], pids: set[int] | None = None) -> list[Path]:
@@ -116,11 +135,17 @@ def tmp_usage(path: str | os.PathLike[str]) -> tuple[int, int, int]:
 
 
 def fs_used_free(path: str | os.PathLike[str]) -> tuple[int, int, int]:
-    """(total, used, free) bytes of the filesystem holding ``path``."""
-    st = os.statvfs(path)
-    total = st.f_blocks * st.f_frsize
-    free = st.f_bavail * st.f_frsize
-    return total, total - st.f_bfree * st.f_frsize, free
+    """(total, used, free) bytes of the filesystem holding ``path`` (free: what a non-root writer may use)."""
+    du = psutil.disk_usage(os.fspath(path))
+    return du.total, du.used, du.free
+
+
+def decimate(samples: list[Sample]) -> list[Sample]:
+    """Every other sample: of each consecutive pair, the one with the larger RSS (an odd last one stays)."""
+    out = [a if a.rss >= b.rss else b for a, b in zip(samples[0::2], samples[1::2])]
+    if len(samples) % 2:
+        out.append(samples[-1])
+    return out
 
 
 class TreeMonitor:
@@ -136,6 +161,9 @@ class TreeMonitor:
         self.seen: dict[int, float] = {}     # pid → create_time: the tree as observed, for cleanup
         self.names: dict[int, str] = {}
         self.parents: dict[int, int] = {}    # pid → parent pid when first seen (per-rank subtrees)
+        self._pids: set[int] = set()         # the keys of ``seen``, kept as a set for the shm scan
+        self._full_t = -float("inf")         # when PSS/USS were last read
+        self._pss = self._uss = 0            # that reading, held by the samples in between
         self.shm_total = self.shm_baseline = 0
         self.shm_free_min: int | None = None
         self._stop = threading.Event()
@@ -178,8 +206,11 @@ class TreeMonitor:
         procs = self.tree()
         if not procs:
             return None
-        rss = pss = uss = fds = threads = 0
+        now = time.monotonic()
+        full = now - self._full_t >= FULL_EVERY_S
+        rss = fds = threads = 0
         per: list[tuple[int, str, int]] = []
+        live: list[psutil.Process] = []
         for p in procs:
             try:
                 with p.oneshot():
@@ -187,27 +218,40 @@ class TreeMonitor:
                         self.seen[p.pid] = p.create_time()
                         self.names[p.pid] = p.name()
                         self.parents[p.pid] = p.ppid()
-                    mi = p.memory_full_info()
-                    rss += mi.rss
-                    pss += getattr(mi, "pss", 0)
-                    uss += mi.uss
+                        self._pids.add(p.pid)
+                    r = p.memory_info().rss
                     fds += p.num_fds()
                     threads += p.num_threads()
-                    per.append((p.pid, self.names[p.pid], mi.rss))
             except psutil.Error:
                 continue
+            rss += r
+            per.append((p.pid, self.names[p.pid], r))
+            live.append(p)
+        if not full and rss > self.peaks.rss_bytes * FULL_ON_RSS_RISE:
+            full = True  # a new memory peak: read PSS/USS now, so their peaks are not missed
+        if full:
+            pss = uss = 0
+            for p in live:
+                try:
+                    mi = p.memory_full_info()
+                except psutil.Error:
+                    continue
+                pss += getattr(mi, "pss", 0)
+                uss += mi.uss
+            self._full_t, self._pss, self._uss = now, pss, uss
+        pss, uss = self._pss, self._uss
         try:
             _, used, free_now = fs_used_free(self.shm_dir)
             free: int | None = free_now
         except OSError:  # the child is gone (a zombie's /proc/<pid>/root cannot be read): no reading
             used, free = self.shm_baseline, None
         shm_used = max(0, used - self.shm_baseline)
-        shm_files = len(shm_torch_files(self.shm_dir, set(self.seen)))
+        shm_files = len(shm_torch_files(self.shm_dir, self._pids))
         view = self._tmp_view(procs)
         tmp_files, tmp_bytes, tmp_mp = tmp_usage(view) if view else (0, 0, 0)
         s = Sample(time.time(), rss, pss, uss, shm_used, shm_files, fds, threads, len(per),
-                   tmp_files, tmp_bytes, per, tmp_mp, view is not None)
-        self.samples.append(s)
+                   tmp_files, tmp_bytes, per, tmp_mp, view is not None, full)
+        self._keep(s)
         pk = self.peaks
         pk.rss_bytes, pk.pss_bytes = max(pk.rss_bytes, rss), max(pk.pss_bytes, pss)
         pk.uss_bytes, pk.shm_used_bytes = max(pk.uss_bytes, uss), max(pk.shm_used_bytes, shm_used)
@@ -217,6 +261,12 @@ class TreeMonitor:
         if free is not None:
             self.shm_free_min = free if self.shm_free_min is None else min(self.shm_free_min, free)
         return s
+
+    def _keep(self, s: Sample) -> None:
+        """Append ``s``; past :data:`MAX_SAMPLES`, halve the older samples (NOTE [sampling cost])."""
+        self.samples.append(s)
+        if len(self.samples) > MAX_SAMPLES:
+            self.samples = [*decimate(self.samples[:-1]), self.samples[-1]]
 
     def _tmp_view(self, procs: list[psutil.Process]) -> str | None:
         """Where to read TMPDIR. An emulated TMPDIR is a tmpfs mounted inside the child's namespace: look
