@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
+from ..data.loader import distributed_samples
 from .record import batch_metrics, single_record
 from .watchdog import Finding, Limits, Progress, watch_ranks, watch_single
 
@@ -104,18 +105,16 @@ class Launch:
 
 # --- DistributedSampler's rule --------------------------------------------------------------------
 
-def sampler_sizes(n: int, world: int, drop_last: bool) -> tuple[int, int]:
-    """(num_samples per rank, total_size) exactly as DistributedSampler computes them."""
-    if drop_last and n % world:
-        num = math.ceil((n - world) / world)
-    else:
-        num = math.ceil(n / world)
+def _sizes(n: int, world: int, drop_last: bool) -> tuple[int, int]:
+    """(num_samples per rank, total_size): DistributedSampler's per-rank count is
+    :func:`~ssv2_fixtures.data.loader.distributed_samples` (the one copy, tested against torch)."""
+    num = distributed_samples(n, world, drop_last=drop_last)
     return num, num * world
 
 
 def expected_counts(n: int, world: int, received: Mapping[int, int], drop_last: bool) -> tuple[int, int]:
     """(distinct indices, repeats) when rank r received the first ``received[r]`` items of its share."""
-    num, total = sampler_sizes(n, world, drop_last)
+    num, total = _sizes(n, world, drop_last)
     originals: set[int] = set()
     count = 0
     for r, m in received.items():
@@ -133,7 +132,7 @@ def epoch_check(n: int, world: int, batch_size: int, drop_last: bool, seen: Mapp
     ``complete``: every rank received its whole share (num_samples, less the DataLoader's drop_last
     tail). For a complete epoch with ``drop_last=False`` the union is the whole dataset.
     """
-    num, total = sampler_sizes(n, world, drop_last)
+    num, total = _sizes(n, world, drop_last)
     per_epoch = (num // batch_size) * batch_size if drop_last else num
     counts = {int(r): len(v) for r, v in seen.items()}
     flat = [int(i) for v in seen.values() for i in v]
@@ -218,6 +217,17 @@ def subtree(parents: Mapping[int, int], root: int) -> set[int]:
     return out
 
 
+def subtree_peaks(samples: Sequence[Any], pids: set[int]) -> tuple[int, int] | None:
+    """(RSS bytes, processes) of ``pids`` at their peak over the monitor's samples (``per_process`` =
+    (pid, name, rss)), each the most seen in one sample; ``None`` without samples. A process count here
+    is what a sample caught: a lower bound on what ran, never more than ran."""
+    if not samples or not pids:
+        return None
+    rss = max(sum(x[2] for x in s.per_process if x[0] in pids) for s in samples)
+    procs = max(sum(1 for x in s.per_process if x[0] in pids) for s in samples)
+    return rss, procs
+
+
 _ROW_METRICS = ("first_batch_s", "startup_s", "videos_per_s", "loop_videos_per_s", "wait_ms_p50", "wait_ms_p95",
                 "wait_ms_p99", "videos_per_s_interval", "interval_batches", "interval_method", "bytes_per_batch")
 
@@ -244,6 +254,10 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
             row.update(epoch_batches=e.get("epoch_batches"), epoch_samples=e.get("epoch_samples"))
         elif kind == "batch":
             batches.setdefault(int(r), []).append(e)
+        elif kind == "workers":  # the rank's own report of its iterator's workers (NOTE [rank events])
+            pids = [int(p) for p in e.get("pids") or []]
+            row["worker_pids"] = pids
+            row["workers_started"] = max(int(row.get("workers_started", 0)), len(pids))
         elif kind == "finished":
             row.update(finished=True, loop_s=e.get("loop_s"), epochs=e.get("epochs"))
     rows = []
@@ -258,11 +272,9 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
                                  workers=workers)
             row.update({k: v for k, v in core.items() if k in _ROW_METRICS})
         pid = row.get("pid")
-        if pid is not None and samples:
-            pids = subtree(parents, int(pid))
-            rss = [sum(x[2] for x in s.per_process if x[0] in pids) for s in samples]
-            procs = [sum(1 for x in s.per_process if x[0] in pids) for s in samples]
-            row["rss_peak_bytes"], row["procs_peak"] = max(rss), max(procs)
+        peaks = subtree_peaks(samples, subtree(parents, int(pid))) if pid is not None else None
+        if peaks is not None:
+            row["rss_peak_bytes"], row["procs_peak"] = peaks
         row.pop("t_started", None)
         rows.append(row)
     return rows
@@ -388,6 +400,6 @@ def strategy_for(launch: Launch | LaunchStrategy | None) -> LaunchStrategy:
         return Torchrun(launch)
     return launch
 
-__all__ = ["Launch", "parse_endpoint", "sampler_sizes", "expected_counts", "epoch_check", "coverage",
-           "torchrun_failures", "rank_rows", "subtree",
+__all__ = ["Launch", "parse_endpoint", "expected_counts", "epoch_check", "coverage",
+           "torchrun_failures", "rank_rows", "subtree", "subtree_peaks",
            "LaunchStrategy", "Channel", "SingleProcess", "Torchrun", "strategy_for"]

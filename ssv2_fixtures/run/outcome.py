@@ -225,7 +225,7 @@ KINDS: tuple[FailureKind, ...] = (
     FailureKind(
         "main_crashed", "the main (training) process was killed by a signal",
         lambda ev: ev.exit_signal is not None,
-        lambda ev: (f"the main process died of {_signame(ev.exit_signal)}: look for an external kill or the "
+        lambda ev: (f"the main process died of {signame(ev.exit_signal)}: look for an external kill or the "
                     "OOM killer (dmesg); RSS peak " + fmt_bytes(ev.facts.get("rss_peak_bytes"))),
     ),
 )
@@ -238,7 +238,9 @@ def kind(name: str) -> FailureKind:
     return _BY_NAME[name]
 
 
-def _signame(sig: int | None) -> str:
+def signame(sig: int | None) -> str:
+    """A signal's name (``SIGKILL``), ``signal N`` for a number with no name, ``no signal`` for None: the one
+    formatter of a signal for outcomes and rank rows."""
     if sig is None:
         return "no signal"
     try:
@@ -273,7 +275,7 @@ def _first_line(ev: Evidence) -> str:
         w = ev.watchdog
         return f"no progress: {w.get('phase')} limit {w.get('limit_s')} s passed"
     if ev.exit_signal is not None:
-        return f"child main process killed by {_signame(ev.exit_signal)}"
+        return f"child main process killed by {signame(ev.exit_signal)}"
     for ln in reversed(ev.stderr_tail.splitlines()):
         if ln.strip():
             return ln.strip()[:500]
@@ -284,11 +286,11 @@ def classify(ev: Evidence) -> OutcomeRecord:
     """One outcome for a failed child. The caller decides that the run failed; this says why."""
     batch = (ev.error or {}).get("batch", ev.batches_done)
     evidence = dict(ev.facts)
-    evidence.update(exit_code=ev.exit_code, exit_signal=_signame(ev.exit_signal) if ev.exit_signal else None)
+    evidence.update(exit_code=ev.exit_code, exit_signal=signame(ev.exit_signal) if ev.exit_signal else None)
     if ev.watchdog:
         evidence["watchdog"] = dict(ev.watchdog)
     if (sig := worker_signal(ev)) is not None:
-        evidence["worker_signal"] = _signame(sig)
+        evidence["worker_signal"] = signame(sig)
     if (e := _errno(ev)) is not None:
         evidence["errno"] = e
     for key in ("what", "file", "line"):  # where a user's pipeline went wrong (FactoryError.event_fields)

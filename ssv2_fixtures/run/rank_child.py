@@ -16,6 +16,12 @@ them against DistributedSampler's rule (:func:`ssv2_fixtures.run.launch.epoch_ch
 pipeline's ``collate_fn`` included), the indices beside them. A split too small for one batch per rank
 is refused before the process group forms (``SplitTooSmallError``).
 
+Each rank also reports its loader's processes itself: a ``workers`` event ``{pids}`` with the worker pids
+of the live DataLoader iterator, once per iterator (each epoch, unless ``persistent_workers``), when its
+first batch arrives (``[]`` with ``num_workers=0``). The node-totals check counts the loader processes
+from these reports, not from the monitor's 0.1 s samples, which miss workers that live shorter than an
+interval. A torch whose iterator does not expose its workers sends no ``workers`` event: "not observed".
+
 A rank that fails reports an ``error`` event (with its rank) and exits 1; torchrun's agent then ends
 the other ranks (SIGTERM to each rank's process group) and exits non-zero, naming the failed rank.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import weakref
 from typing import Any
 
 from .child import ChildSpec, EventWriter, Progress, arm_stack_dump, batch_loop, load, report_error
@@ -69,6 +76,37 @@ class _IndexedCollate:
 
             return default_collate([p[0] for p in pairs]), [int(p[1]) for p in pairs]
         return self.collate([p[0] for p in pairs]), [int(p[1]) for p in pairs]
+
+
+def worker_pids(it: Any) -> list[int] | None:
+    """Pids of a DataLoader iterator's worker processes: ``[]`` for a single-process iterator, ``None``
+    when the iterator does not say. ``_workers`` (the iterator's ``multiprocessing`` Process objects) is
+    torch's private attribute, the only place the pids are; hence the guard."""
+    if int(getattr(it, "_num_workers", 0) or 0) == 0:
+        return []
+    ws = getattr(it, "_workers", None)
+    if ws is None:
+        return None
+    return [int(w.pid) for w in ws if getattr(w, "pid", None) is not None]
+
+
+class WorkerReport:
+    """Emits ``workers {pids}`` once per DataLoader iterator (``check(progress.it)`` after each batch):
+    the rank's own count of its loader processes."""
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        # the iterator last reported (a new one each epoch without persistent workers); weak, so an
+        # error path that drops its iterator still shuts its workers down
+        self.last: weakref.ref[Any] | None = None
+
+    def check(self, it: Any) -> None:
+        if it is None or (self.last is not None and self.last() is it):
+            return
+        self.last = weakref.ref(it)
+        pids = worker_pids(it)
+        if pids is not None:
+            self.events.emit("workers", pids=pids)
 
 
 def _env_int(name: str, default: int | None = None) -> int:
@@ -119,6 +157,7 @@ def run(spec: ChildSpec) -> int:
                     cuda=cuda, epoch_batches=len(loader), epoch_samples=sampler.num_samples)
 
         seen: list[list[int]] = []   # per epoch: dataset indices received, in order
+        report = WorkerReport(events)
 
         def on_epoch(n: int) -> None:
             sampler.set_epoch(n)
@@ -126,6 +165,7 @@ def run(spec: ChildSpec) -> int:
 
         def on_batch(epoch: int, item: Any) -> None:
             seen[epoch].extend(item[1])
+            report.check(progress.it)  # the workers that loaded this batch: alive now
 
         loop_s = batch_loop(events, loader, spec, cuda, progress, on_epoch, on_batch,
                             videos_of=lambda item: len(item[1]))

@@ -5,15 +5,14 @@ rank, node totals, the failing rank (:func:`~.watchdog.failing_rank`) and the ep
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any, Sequence, cast
 
-from .launch import Launch, coverage, rank_rows, subtree, torchrun_failures
-from .outcome import Evidence, OutcomeRecord, classify
-from .record import Metrics, RunFacts, RunRecord, base_record, core_metrics, json_safe, read_tail
+from .launch import Launch, coverage, rank_rows, subtree, subtree_peaks, torchrun_failures
+from .outcome import Evidence, OutcomeRecord, classify, signame
+from .record import TAIL_CHARS, Metrics, RunFacts, RunRecord, base_record, core_metrics, json_safe, read_tail
 from .stats import NODE_METHOD, sum_intervals
-from .watchdog import Culprit, failing_rank, rank_state, run_passed
+from .watchdog import Culprit, failing_rank, rank_state, run_passed, split_exit
 
 Row = dict[str, Any]
 
@@ -24,13 +23,6 @@ def rank_log(work: Path, local_rank: int | None, stream: str = "stderr") -> Path
         return None
     found = sorted((work / "ranks").glob(f"*/attempt_*/{int(local_rank)}/{stream}.log"))
     return found[-1] if found else None
-
-
-def signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
 
 
 def _rows(run: RunFacts, launch: Launch, failures: Sequence[dict[str, Any]]) -> list[Row]:
@@ -54,7 +46,7 @@ def _outcome(run: RunFacts, launch: Launch, culprit: Culprit, rows: Sequence[Row
                   config=run.config.to_dict(), facts=run.facts)
     row = next((r for r in rows if r["rank"] == culprit.rank), None)
     log = rank_log(run.work, row.get("local_rank") if row else None)
-    ev.stderr_tail = (read_tail(log, 6000) if log else "") + "\n" + agent_err[-2000:]
+    ev.stderr_tail = (read_tail(log, TAIL_CHARS) if log else "") + "\n" + agent_err[-2000:]
     outcome = classify(ev)
     if culprit.rank is not None:
         outcome["evidence"].update(rank=culprit.rank, local_rank=row.get("local_rank") if row else None,
@@ -78,8 +70,8 @@ def _finish_rows(run: RunFacts, rows: Sequence[Row], failures: Sequence[dict[str
         r = row["rank"]
         f = fail_of.get(r)
         if f is not None:
-            code = int(f["exitcode"])
-            row["exit"] = {"code": code if code >= 0 else None, "signal": signame(-code) if code < 0 else None}
+            code, sig = split_exit(int(f["exitcode"]))
+            row["exit"] = {"code": code, "signal": signame(sig) if sig is not None else None}
         state, kind, note = rank_state(r, bool(row.get("finished")), [e for e in err if e.get("rank") == r],
                                        failed_rank, outcome["kind"] if outcome else None)
         row["state"], row["outcome"] = state, kind
@@ -88,7 +80,7 @@ def _finish_rows(run: RunFacts, rows: Sequence[Row], failures: Sequence[dict[str
         if state != "finished":
             log = rank_log(run.work, row.get("local_rank"))
             if log is not None:
-                row["stderr_tail"] = read_tail(log, 6000)[-1500:]
+                row["stderr_tail"] = read_tail(log, TAIL_CHARS)[-1500:]
 
 
 def node_metrics(run: RunFacts, launch: Launch, rows: Sequence[Row]) -> Metrics:
@@ -122,10 +114,9 @@ def node_metrics(run: RunFacts, launch: Launch, rows: Sequence[Row]) -> Metrics:
     for row in rows:
         if row.get("pid") is not None:
             rank_pids |= subtree(run.monitor.parents, int(row["pid"]))
-    samples = run.monitor.samples
-    if rank_pids and samples:
-        m["rank_procs_peak"] = max(sum(1 for x in s.per_process if x[0] in rank_pids) for s in samples)
-        m["rank_rss_peak_bytes"] = max(sum(x[2] for x in s.per_process if x[0] in rank_pids) for s in samples)
+    peaks = subtree_peaks(run.monitor.samples, rank_pids)
+    if peaks is not None:
+        m["rank_rss_peak_bytes"], m["rank_procs_peak"] = peaks
     err = run.of("error")
     if err:
         m["teardown_s"] = max(0.0, run.t_exit - float(err[0]["t"]))  # first error → torchrun gone
@@ -183,4 +174,4 @@ def rank_record(run: RunFacts, launch: Launch) -> RunRecord:
     return rec
 
 
-__all__ = ["rank_record", "node_metrics", "coverage_verdicts", "rank_log", "signame"]
+__all__ = ["rank_record", "node_metrics", "coverage_verdicts", "rank_log"]

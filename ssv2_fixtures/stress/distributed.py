@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
+from ..report.fmt import rate
 from .plans import epoch_limit
 
 if TYPE_CHECKING:
@@ -20,23 +21,44 @@ if TYPE_CHECKING:
 
 def node_totals(rec: Any, config: LoaderConfig, nproc_per_node: int) -> dict[str, Any]:
     """Verdict ``node_totals``: every local rank reported, the node's videos are the ranks' sum, and the
-    loader processes at peak are ``ranks × (1 + workers)`` (``file_system`` may add one resource-sharing
-    process per rank)."""
+    loader processes are ``ranks × (1 + workers)``.
+
+    The processes are counted from what each rank reports of itself (its ``workers`` events: the worker
+    pids of each DataLoader iterator), not from the monitor's samples, which miss a worker that lives
+    shorter than the sampling interval. A rank that sent no such report leaves the count "not observed",
+    which is no failure. The sampled peak can only miss processes, never invent them, so it is checked as
+    an upper bound only: at most ``ranks × (1 + workers)``, plus one resource-sharing process per rank
+    under ``file_system``."""
     n = nproc_per_node
     m = rec["metrics"]
     rows = rec.get("ranks", [])
+    w = config.num_workers
+    expected = n * (1 + w)
+    started = [r.get("workers_started") for r in rows]
+    told = [int(x) for x in started if x is not None]
     peak = m.get("rank_procs_peak")
-    expected = m.get("procs_expected")
     extra = n if config.sharing_strategy == "file_system" else 0
     sums = {"videos": sum(r["videos"] for r in rows) == m.get("videos"),
             "ranks reported": len(rows) == n,
-            "processes": peak is not None and expected == n * (1 + config.num_workers) <= peak <= expected + extra}
+            "processes": all(x == w for x in told),
+            "processes at peak": peak is None or peak <= expected + extra}
     ok = all(sums.values())
+    if not told:
+        procs = "loader processes not observed (no rank reported its workers)"
+    else:
+        procs = (f"{sum(1 + x for x in told)} loader processes reported by {len(told)} of {len(rows)} rank(s) "
+                 f"({' + '.join(f'(1 + {x})' for x in told)})")
     return {"name": "node_totals", "ok": ok,
             "detail": f"{len(rows)} of {n} ranks reported, {m.get('videos')} videos "
-                      f"(= {' + '.join(str(r['videos']) for r in rows)}), {peak} loader "
-                      f"processes at peak for {n} × (1 + {config.num_workers}) = {expected}"
+                      f"(= {' + '.join(str(r['videos']) for r in rows)}), {procs} for {n} × (1 + {w}) = "
+                      f"{expected}; {'not sampled' if peak is None else f'the samples caught {peak} at once'}"
                       + ("" if ok else f"; wrong: {[k for k, good in sums.items() if not good]}")}
+
+
+def _rate(m: Any) -> str:
+    """A record's (or rank row's) videos/s with its interval (``report.fmt.rate``: ``—`` without a rate)."""
+    iv = m.get("videos_per_s_interval")
+    return rate(m.get("videos_per_s"), (float(iv[0]), float(iv[1])) if iv else None)
 
 
 @dataclass
@@ -59,7 +81,7 @@ class DistributedResult:
         b = self.baseline
         if b is not None:
             why += ("\n  the same config passes with 1 rank "
-                    f"({b.metrics.get('videos_per_s', 0):.1f} videos/s): it fails because of the "
+                    f"({_rate(b.metrics)} videos/s): it fails because of the "
                     f"{n} ranks sharing this node" if b.passed else
                     f"\n  it fails with 1 rank too ({b.kind}): not a multi-rank effect")
         return why
@@ -67,8 +89,8 @@ class DistributedResult:
     @property
     def summary(self) -> str:
         m, rows = self.result.metrics, self.result.record.get("ranks", [])
-        return (f"{self.result.record['label']} × {self.nproc_per_node} ranks: {m.get('videos_per_s', 0):.1f} "
-                f"videos/s on this node (per rank {', '.join(format(r.get('videos_per_s', 0), '.1f') for r in rows)}), "
+        return (f"{self.result.record['label']} × {self.nproc_per_node} ranks: {_rate(m)} "
+                f"videos/s on this node (per rank {', '.join(_rate(r) for r in rows)}), "
                 f"RSS peak {m.get('rss_peak_bytes', 0) / 2**30:.2f} GB, "
                 f"shm peak {m.get('shm_peak_bytes', 0) / 2**20:.0f} MB")
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ssv2_fixtures.run.faults import FAULTS
-from ssv2_fixtures.run.outcome import KIND_NAMES, KINDS, Evidence, classify, kind, worker_signal
+from ssv2_fixtures.run.outcome import KIND_NAMES, KINDS, Evidence, classify, kind, signame, worker_signal
 
 STORED = json.loads((Path(__file__).parents[1] / "fixtures" / "evidence" / "evidence.json").read_text())
 
@@ -215,3 +215,10 @@ def test_a_durationless_webm_decode_error_names_the_remux():
     out = classify(Evidence(exit_code=1, error=_err("ClipDecodeError", f"v.webm: decord {NO_DURATION_MARK} "
                                                    "(live mode)", chain=["ClipDecodeError"])))
     assert out["kind"] == "decode_error" and "ffmpeg -i in.webm -c copy out.webm" in out["remedy"]
+
+
+def test_signame_names_a_signal_and_says_when_it_cannot() -> None:
+    """The one signal formatter (outcomes and rank rows)."""
+    assert signame(9) == "SIGKILL" and signame(int(signal.SIGTERM)) == "SIGTERM"
+    assert signame(200) == "signal 200"
+    assert signame(None) == "no signal"

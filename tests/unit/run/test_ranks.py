@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.launch import Launch
 from ssv2_fixtures.run.monitor import Peaks, Sample
-from ssv2_fixtures.run.ranks import node_metrics, rank_log, rank_record, signame
+from ssv2_fixtures.run.ranks import node_metrics, rank_log, rank_record
 from ssv2_fixtures.run.record import RunFacts
 
 PID = {0: 1000, 1: 2000}
@@ -34,7 +34,9 @@ class FakeMonitor:
 
 
 def _rank_events(rank: int, waits: list[float], *, videos: int = 2, finished: bool = True,
-                 t0: float = 100.0) -> list[dict[str, Any]]:
+                 t0: float = 100.0, workers: list[list[int]] | None = None) -> list[dict[str, Any]]:
+    """A rank's events; ``workers``: the pids of each iterator's workers, reported before batch 0, 2, ...
+    (one iterator per epoch of 2 batches)."""
     out: list[dict[str, Any]] = [
         {"ev": "started", "rank": rank, "local_rank": rank, "node_rank": 0, "pid": PID[rank], "t": t0},
         {"ev": "ready", "rank": rank, "dataset_len": 8, "epoch_batches": 2, "epoch_samples": 4, "t": t0 + 0.5},
@@ -43,15 +45,17 @@ def _rank_events(rank: int, waits: list[float], *, videos: int = 2, finished: bo
     for i, w in enumerate(waits):
         t += w
         out.append({"ev": "batch", "rank": rank, "i": i, "t": t, "wait_s": w, "videos": videos})
+        if workers and i % 2 == 0 and i // 2 < len(workers):
+            out.append({"ev": "workers", "rank": rank, "pids": workers[i // 2], "t": t})
     if finished:
         out.append({"ev": "finished", "rank": rank, "loop_s": t - t0, "epochs": 1, "t": t})
     return out
 
 
 def _facts(work: Path, events: list[dict[str, Any]], *, returncode: int | None = 0, batches: int = 4,
-           monitor: FakeMonitor | None = None) -> RunFacts:
+           monitor: FakeMonitor | None = None, config: LoaderConfig | None = None) -> RunFacts:
     return RunFacts(
-        config=LoaderConfig(batch_size=2, num_workers=0), dataset={"num_frames": 4}, batches=batches,
+        config=config or LoaderConfig(batch_size=2, num_workers=0), dataset={"num_frames": 4}, batches=batches,
         fault=None, sandbox=None, mem_mode=None, limits={}, events=events, fired=None, stuck=None,
         returncode=returncode, monitor=monitor or FakeMonitor(), work=work, leaked={}, facts={},
         started_at="2026-01-01T00:00:00+00:00", wall_s=5.0, name="t", t_exit=110.0)
@@ -149,6 +153,23 @@ def test_rank_log_is_the_latest_attempt_of_that_local_rank(tmp_path: Path) -> No
     assert rank_log(tmp_path, 0) is None and rank_log(tmp_path, None) is None
 
 
-def test_signame_names_a_signal_and_says_when_it_cannot() -> None:
-    assert signame(9) == "SIGKILL"
-    assert signame(200) == "signal 200"
+def test_rows_carry_the_workers_each_rank_reported_and_the_node_check_counts_them(tmp_path: Path) -> None:
+    """Rank 0 reports two iterators (two epochs, new workers each), rank 1 one; no monitor samples at all:
+    the node-totals check still counts 2 × (1 + 1) from the ranks' own reports."""
+    from ssv2_fixtures.stress.distributed import node_totals
+
+    events = (_rank_events(0, [0.1] * 4, workers=[[1001], [1002]])
+              + _rank_events(1, [0.1] * 4, workers=[[2001]]))
+    _indices(tmp_path, {0: [0, 2, 4, 6], 1: [1, 3, 5, 7]})
+    cfg = LoaderConfig(batch_size=2, num_workers=1)
+    rec = rank_record(_facts(tmp_path, events, config=cfg), Launch(nproc_per_node=2))
+    rows = {r["rank"]: r for r in rec["ranks"]}
+    assert rows[0]["worker_pids"] == [1002] and rows[0]["workers_started"] == 1  # the latest iterator's
+    assert rows[1]["worker_pids"] == [2001] and rows[1]["workers_started"] == 1
+    assert "rank_procs_peak" not in rec["metrics"]  # nothing sampled
+    v = node_totals(rec, cfg, 2)
+    assert v["ok"] and "4 loader processes reported by 2 of 2 rank(s)" in v["detail"], v["detail"]
+    # a rank whose loader started fewer workers than the config asks is caught from its own report
+    short = _rank_events(0, [0.1] * 4, workers=[[]]) + _rank_events(1, [0.1] * 4, workers=[[2001]])
+    bad = node_totals(rank_record(_facts(tmp_path, short, config=cfg), Launch(nproc_per_node=2)), cfg, 2)
+    assert not bad["ok"] and "(1 + 0) + (1 + 1)" in bad["detail"], bad["detail"]
