@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..run.stats import spans_overlap
 from .fmt import md_table, num, one_line, rate, size
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
 
@@ -107,7 +108,7 @@ def _within_spread(a: Run, b: Run) -> str:
     """``yes`` when both intervals are recorded and overlap, ``no`` when they are clear of each other."""
     if a.interval is None or b.interval is None:
         return "?"
-    return "yes" if a.interval[0] <= b.interval[1] and b.interval[0] <= a.interval[1] else "no"
+    return "yes" if spans_overlap(a.interval, b.interval) else "no"
 
 
 def _side_by_side(ka: Mapping[tuple[str, str], Run], kb: Mapping[tuple[str, str], Run],

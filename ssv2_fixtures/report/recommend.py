@@ -3,10 +3,11 @@
 The tie rule (:func:`pick`) is pure, over recorded rates and intervals:
 
 1. the fastest candidate is the one with the highest recorded videos/s;
-2. it and every candidate whose 95 % interval overlaps the fastest's interval form a *tie*: the
-   measurements cannot tell them apart (a candidate without an interval counts as the point
-   ``[rate, rate]``, so it ties only when it lies inside the fastest's interval, or the fastest's
-   point lies inside its own);
+2. it and every candidate that *ties* with it form the tie (:func:`ssv2_fixtures.run.stats.ties`):
+   their 95 % intervals overlap, so the measurements cannot tell them apart, or their rates are
+   within ``stats.TIE_MARGIN`` (10 %) of the fastest's, less than two runs of one config are held to
+   agree by (a candidate without an interval counts as the point ``[rate, rate]``). Ties are with the
+   fastest, not chained: a config that ties only with a tied one is not in the tie;
 3. the tie goes to the cheapest: fewer workers, then smaller prefetch, then less shared memory
    (measured peak, else the budget's prediction); then the higher rate, then the label, so the
    answer never depends on the order of the records.
@@ -23,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from ..data.loader import LoaderConfig
 from ..run.record import ResultsFile, RunRecord
+from ..run.stats import TIE_MARGIN, ties
 from .fmt import GB, rate, size
 from .model import (
     SUSTAINED_KINDS,
@@ -52,9 +54,8 @@ class Candidate:
     def span(self) -> tuple[float, float]:
         return self.interval if self.interval is not None else (self.rate, self.rate)
 
-    def overlaps(self, other: Candidate) -> bool:
-        (a_lo, a_hi), (b_lo, b_hi) = self.span, other.span
-        return a_lo <= b_hi and b_lo <= a_hi
+    def ties_with(self, other: Candidate) -> bool:
+        return ties(self.rate, self.span, other.rate, other.span)
 
     @property
     def cost(self) -> tuple[Any, ...]:
@@ -78,7 +79,7 @@ def pick(candidates: Sequence[Candidate]) -> Pick:
     if not candidates:
         raise ValueError("pick: no candidates")
     fastest = min(candidates, key=lambda c: (-c.rate, c.cost))  # equal rates: the cheaper is "fastest"
-    ties = tuple(sorted((c for c in candidates if c is fastest or c.overlaps(fastest)), key=lambda c: c.cost))
+    ties = tuple(sorted((c for c in candidates if c is fastest or c.ties_with(fastest)), key=lambda c: c.cost))
     return Pick(ties[0], ties, fastest)
 
 
@@ -90,8 +91,8 @@ def tie_text(p: Pick) -> str:
     """``tie: a, b — within each other's spread; the cheaper is recommended`` (empty when no tie)."""
     if not p.tied:
         return ""
-    return (f"tie: {', '.join(c.label for c in p.ties)} — within each other's spread; "
-            "the cheaper is recommended")
+    return (f"tie: {', '.join(c.label for c in p.ties)} — within each other's spread or "
+            f"{TIE_MARGIN:.0%} of the fastest; the cheaper is recommended")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def test_every_rate_shows_its_recorded_spread(spread_summary: tuple[Path, str]) 
     assert "±?" not in text
     body = "\n".join(section(text, "Recommended configuration"))
     assert f"**bs8-w4-pf2** (measured: {want[('sustained', 'bs8-w4-pf2')]} videos/s)" in body
-    assert "tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread; the cheaper is recommended" in body
+    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest; the cheaper is "
+            "recommended" in body)
     terminal = terminal_lines(data)
     ascii_rate = want[("sustained", "bs8-w4-pf2")].replace("±", "+-").split()
     assert any(ln.split()[:5] == ["bs8-w4-pf2", "sustained", *ascii_rate] for ln in terminal)
@@ -50,19 +51,20 @@ def test_every_rate_shows_its_recorded_spread(spread_summary: tuple[Path, str]) 
 def test_healthy_recommendation_section(healthy_summary: tuple[Path, str]) -> None:
     _, text = healthy_summary
     body = "\n".join(section(text, "Recommended configuration"))
-    assert "**bs16-w4-pf2** (measured: 74.0 ±? videos/s)" in body
+    # 74.0 (bs16) and 70.0 (bs8) without intervals are within the tie margin: the cheaper (less shm) wins
+    assert "**bs8-w4-pf2** (measured: 70.0 ±? videos/s)" in body and "tie: bs8-w4-pf2, bs16-w4-pf2" in body
     # the sustained matrix shuffles and drops the last batch: the snippet carries what was tested
-    assert ("config = LoaderConfig(batch_size=16, num_workers=4, prefetch_factor=2, shuffle=True, drop_last=True)"
+    assert ("config = LoaderConfig(batch_size=8, num_workers=4, prefetch_factor=2, shuffle=True, drop_last=True)"
             in body)
     assert "make_loader(dataset, config)" in body
     assert "torch.multiprocessing.set_sharing_strategy('file_descriptor')" in body
-    assert ("DataLoader(dataset, batch_size=16, shuffle=True, num_workers=4, prefetch_factor=2, "
+    assert ("DataLoader(dataset, batch_size=8, shuffle=True, num_workers=4, prefetch_factor=2, "
             "persistent_workers=False, pin_memory=False, drop_last=True)") in body
-    # shm peak 331 MB × 2 → 1g; fd peak 96 → the 1024 floor; no temp files
-    assert "peak 331 MB → `docker run --shm-size=1g`" in body
+    # shm peak 165 MB × 2 → 1g; fd peak 96 → the 1024 floor; no temp files
+    assert "peak 165 MB → `docker run --shm-size=1g`" in body
     assert "fd peak 96" in body and "`ulimit -n 1024`" in body and "65536 is enough" in body
     assert "peak 0 B" in body
-    assert "only short runs" not in body.lower() and "tie:" not in body
+    assert "only short runs" not in body.lower()
 
 
 def test_recommendation_toml_loads_as_train_config(healthy_summary: tuple[Path, str], tmp_path: Path) -> None:
@@ -70,8 +72,8 @@ def test_recommendation_toml_loads_as_train_config(healthy_summary: tuple[Path, 
     toml = body.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "train.toml").write_text(toml)
     tc = load_train_config(tmp_path / "train.toml")
-    assert tc.loader.label == "bs16-w4-pf2" and tc.loader.shuffle and tc.loader.drop_last
-    assert tc.targets == {"min_videos_per_s": 66.0}  # 90 % of the measured 74.0
+    assert tc.loader.label == "bs8-w4-pf2" and tc.loader.shuffle and tc.loader.drop_last
+    assert tc.targets == {"min_videos_per_s": 63.0}  # 90 % of the measured 70.0
 
 
 def test_failures_table_has_every_kind(failures_summary: tuple[Path, str]) -> None:
