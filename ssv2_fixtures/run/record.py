@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypedDict
 
 from .outcome import Evidence, OutcomeRecord, classify
-from .stats import percentile, rate_interval
+from .stats import MIN_BATCHES, group_length, percentile, rate_interval
 from .watchdog import run_passed, split_exit
 
 if TYPE_CHECKING:
@@ -70,6 +70,10 @@ class Metrics(TypedDict, total=False):
     videos_per_s_interval: list[float]
     interval_batches: int
     interval_method: str         # "batch-means-t95"
+    interval_note: str           # why there is no interval: "too few batches (…)" / "a group took no time"
+    # a measured window (the child's ``measured`` event, NOTE [measured window] in child.py): how it ended,
+    # "converged" (interval within target), "time" (max_s reached) or "batches" (max_batches reached)
+    window_stopped: str
     # what the batches held (data.batch.describe in the child): medians / most common over the batches
     bytes_per_batch: int
     batch_shape: list[int]
@@ -296,6 +300,19 @@ def _window(measured: Mapping[str, Any] | None) -> int | None:
     return int(measured["batches"]) if measured and measured.get("batches") else None
 
 
+def interval_note(n: int, seconds: Sequence[float], workers: int, interval_hi: float | None) -> str | None:
+    """Why ``n`` batches' rate has no interval (:func:`~.stats.rate_interval` gave none, or an infinite
+    ``hi``); None when it has one."""
+    need = max(MIN_BATCHES, 2 * group_length(workers))
+    if n < need:
+        return f"too few batches ({n} < {need})"
+    if sum(seconds) <= 0:
+        return "the batches took no time"
+    if interval_hi is None or not math.isfinite(interval_hi):
+        return "a group took no time"
+    return None
+
+
 def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any] | None = None,
                   finished: Mapping[str, Any] | None = None, ready: Mapping[str, Any] | None = None,
                   num_frames: int = 16, workers: int = 0, window: int | None = None) -> Metrics:
@@ -304,8 +321,10 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
     summed waits, and videos / wall time from the first to the last batch; the interval is
     :func:`~.stats.rate_interval` over the same batches; waits' percentiles by :func:`~.stats.percentile`.
     ``window``: a measured window's batch count (the child's ``measured`` event): the rate and its
-    interval are then the window's — the last ``window`` batches, after the warm-up — as the child
-    judged them when it stopped."""
+    interval are then over the window's batches — the last ``window`` received, the same batches the
+    child judged (its warm-up may be 0, so the window may hold the first batch). This is the one rate
+    and interval computation of a run; the child's ``measured`` event contributes only its count and
+    how it ended (``window_stopped``, :func:`core_metrics`)."""
     waits = [float(e["wait_s"]) for e in bev]
     m: Metrics = {"batches": len(bev), "videos": sum(int(e["videos"]) for e in bev)}
     if bev:
@@ -314,7 +333,7 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
             m["startup_s"] = float(bev[0]["t"]) - float(started["t"])
         steady, firsts = _steady(bev)
         if window:
-            steady = steady[-window:]
+            steady = list(bev[-window:])  # the child's window, exactly (NOTE [measured window])
         steady_w = [float(e["wait_s"]) for e in steady]
         steady_v = [int(e["videos"]) for e in steady]
         if steady_w and sum(steady_w) > 0:
@@ -327,6 +346,10 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
         if iv is not None and math.isfinite(iv.hi):
             m["videos_per_s_interval"] = iv.as_list()
             m["interval_batches"], m["interval_method"] = iv.batches, iv.method
+        elif steady:
+            note = interval_note(len(steady), steady_w, workers, iv.hi if iv else None)
+            if note:
+                m["interval_note"] = note
         pct = [w * 1000.0 for w in (steady_w or waits)]
         m["wait_ms_p50"], m["wait_ms_p95"] = percentile(pct, 50), percentile(pct, 95)
         m["wait_ms_p99"] = percentile(pct, 99)
@@ -380,10 +403,12 @@ def core_metrics(run: RunFacts) -> Metrics:
         found = run.of(kind)
         return found[0] if found else None
 
+    measured = first("measured")
     m = batch_metrics(run.of("batch"), started=first("started"), finished=first("finished"),
                       ready=first("ready"), num_frames=int(run.dataset.get("num_frames", 16)),
-                      workers=run.config.num_workers,
-                      window=_window(first("measured")))
+                      workers=run.config.num_workers, window=_window(measured))
+    if measured and measured.get("stopped"):
+        m["window_stopped"] = str(measured["stopped"])
     m.update(peak_metrics(run.monitor.peaks, run.leaked))
     m["skipped_videos"] = skipped_videos(run.work)
     h2d = run.of("h2d")
@@ -400,15 +425,13 @@ def base_record(run: RunFacts, *, passed: bool, outcome: OutcomeRecord | None, m
     code, sig = split_exit(run.returncode)
     mon = run.monitor
     t0 = mon.samples[0].t if mon.samples else 0.0
-    stacks = run.work / "stacks.txt"
-    text = stacks.read_text(errors="replace") if stacks.exists() else ""
     rec: RunRecord = {
         "id": run.name, "label": run.config.label, "config": run.config.to_dict(), "dataset": dict(run.dataset),
         "batches_requested": run.batches, "status": "passed" if passed else "failed", "outcome": outcome,
         "verdicts": verdicts or [], "metrics": metrics, "sandbox": run.sandbox, "fault": run.fault,
         "watchdog": run.limits, "batch_waits_s": waits, "step_s": run.step_s,
         "series": {**mon.series(), "batch_t": [float(e["t"]) - t0 for e in run.of("batch")]},
-        "stacks": text[-STACKS_CHARS:], "stdout_tail": run.tail("stdout.txt"),
+        "stacks": read_tail(run.work / "stacks.txt", STACKS_CHARS), "stdout_tail": run.tail("stdout.txt"),
         "stderr_tail": run.tail("stderr.txt") if stderr_tail is None else stderr_tail,
         "exit": {"code": code, "signal": sig, "mem_mode": run.mem_mode},
         "started_at": run.started_at, "wall_s": run.wall_s, "run_dir": str(run.work), "pids": sorted(mon.seen),

@@ -20,7 +20,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +73,12 @@ class RunResult:
         r = self.record
         m = r["metrics"]
         if self.passed:
-            return f"{r['label']}: passed, {m.get('videos_per_s', 0):.1f} videos/s over {m.get('batches', 0)} batches"
+            iv = m.get("videos_per_s_interval")
+            spread = (f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else
+                      f" (no interval: {m.get('interval_note') or 'none computed'})")
+            window = f", window stopped on {m['window_stopped']}" if m.get("window_stopped") else ""
+            return (f"{r['label']}: passed, {m.get('videos_per_s', 0):.1f} videos/s{spread} over "
+                    f"{m.get('batches', 0)} batches{window}")
         o: dict[str, Any] = dict(r["outcome"] or {})
         return (f"{r['label']}: {o.get('kind')} at batch {o.get('batch')}: {o.get('message')}\n"
                 f"  remedy: {o.get('remedy')}")
@@ -147,8 +153,9 @@ def run_config(
     chan.spawned()
     monitor = TreeMonitor(proc.pid, tmpdir, interval=sample_interval,
                           private_tmp=bool(prepared and prepared.sandbox.tmp_bytes is not None)).start()
+    reader = EventReader()
     events, decision = _pump(proc, chan.read_fd, monitor, limits, Progress(t_spawn), how, on_event,
-                             work / "stacks.txt")
+                             work / "stacks.txt", reader)
     t_exit = time.time()
     end_tree(proc, monitor, graceful=not decision.stop, groups=how.groups)
     chan.close()
@@ -158,6 +165,7 @@ def run_config(
     if tmp_alias is not None:
         tmp_alias.unlink(missing_ok=True)
     facts = _facts(monitor, tmpdir, prepared, config, ds, events, extra_facts, how.ranks)
+    facts.update(reader.facts())
     if prepared:
         prepared.cleanup()
     run = RunFacts(config=config, dataset=ds, batches=batches, fault=str(drill) if drill else None,
@@ -271,17 +279,78 @@ def _fresh_dir(base: Path, name: str) -> Path:
     raise RuntimeError(f"cannot create a run folder under {base}")
 
 
+BAD_LINE_CHARS = 500
+"""How much of the first unparsable event line the facts keep."""
+
+
+@dataclass
+class EventReader:
+    """Splits the child's event stream into events. The writer promises whole JSON lines (one atomic
+    ``os.write`` each), so a line that is not a JSON object is a writer bug or a torn stream: it is
+    counted and the first one kept (``bad_event_lines``), never dropped silently — a lost ``error``
+    line would otherwise turn into a wrongly classified outcome with no trace. Likewise a failing
+    ``on_event`` hook is recorded (``on_event_errors``), not swallowed; the run goes on, since the
+    hook (a progress line, a test's probe) must not leave a child running unwatched."""
+
+    buf: bytes = b""
+    bad_lines: int = 0
+    first_bad: str | None = None
+    hook_errors: int = 0
+    first_hook_error: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        """The events completed by ``chunk`` (a partial last line waits for the next chunk)."""
+        *lines, self.buf = (self.buf + chunk).split(b"\n")
+        out = []
+        for ln in lines:
+            try:
+                ev = json.loads(ln)
+            except ValueError:
+                ev = None
+            if not isinstance(ev, dict):
+                self._bad(ln)
+                continue
+            out.append(ev)
+        self.events.extend(out)
+        return out
+
+    def close(self) -> None:
+        """The stream is over: a partial line left over is a torn write."""
+        if self.buf:
+            self._bad(self.buf)
+            self.buf = b""
+
+    def _bad(self, line: bytes) -> None:
+        self.bad_lines += 1
+        if self.first_bad is None:
+            self.first_bad = line[:BAD_LINE_CHARS].decode(errors="replace")
+
+    def hook_failed(self, exc: BaseException) -> None:
+        self.hook_errors += 1
+        if self.first_hook_error is None:
+            self.first_hook_error = "".join(traceback.format_exception(exc))[-4000:]
+
+    def facts(self) -> dict[str, Any]:
+        f: dict[str, Any] = {}
+        if self.bad_lines:
+            f.update(bad_event_lines=self.bad_lines, first_bad_event_line=self.first_bad)
+        if self.hook_errors:
+            f.update(on_event_errors=self.hook_errors, first_on_event_error=self.first_hook_error)
+        return f
+
+
 def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits: Limits, progress: Progress,
-          how: LaunchStrategy, on_event: OnEvent | None, stacks_path: Path,
+          how: LaunchStrategy, on_event: OnEvent | None, stacks_path: Path, reader: EventReader | None = None,
           ) -> tuple[list[dict[str, Any]], Decision]:
     """Read events until the child main exits or :func:`~.watchdog.decide` stops the run (then the
     tree's stacks are dumped first). The read end is non-blocking."""
-    events: list[dict[str, Any]] = []
-    buf = b""
+    reader = reader if reader is not None else EventReader()
+    events = reader.events
     rebased = False
 
     def drain() -> bool:
-        nonlocal buf, rebased
+        nonlocal rebased
         got_eof = False
         while True:
             try:
@@ -291,23 +360,16 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
             if not chunk:
                 got_eof = True
                 break
-            buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for ln in lines:
-            try:
-                ev = json.loads(ln)
-            except ValueError:
-                continue
-            events.append(ev)
-            progress.observe(ev, time.time())
-            if ev.get("ev") == "started" and not rebased:  # the first process up: private mounts exist
-                monitor.rebase()
-                rebased = True
-            if on_event is not None:
-                try:
-                    on_event(ev, monitor)
-                except Exception:
-                    pass
+            for ev in reader.feed(chunk):
+                progress.observe(ev, time.time())
+                if ev.get("ev") == "started" and not rebased:  # the first process up: private mounts exist
+                    monitor.rebase()
+                    rebased = True
+                if on_event is not None:
+                    try:
+                        on_event(ev, monitor)
+                    except Exception as exc:
+                        reader.hook_failed(exc)
         return got_eof
 
     while True:
@@ -315,11 +377,13 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
         eof = drain() if ready else False
         if proc.poll() is not None:
             drain()
+            reader.close()
             return events, Decision()
         decision = decide(progress, time.time(), limits, how.watch)
         if decision.stop:
             dump_stacks(monitor, stacks_path)
             drain()
+            reader.close()
             return events, decision
         if eof and proc.poll() is None:
             time.sleep(0.05)  # the write end is closed everywhere; only the exit is left to see
@@ -361,4 +425,4 @@ def _facts(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None, config
     return f
 
 
-__all__ = ["run_config", "run_distributed", "RunResult", "Watchdog", "dataset_spec"]
+__all__ = ["run_config", "run_distributed", "RunResult", "Watchdog", "dataset_spec", "EventReader"]

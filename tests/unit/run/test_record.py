@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssv2_fixtures.run.record import batch_metrics, json_safe, peak_metrics, write_atomic
+from ssv2_fixtures.data.loader import LoaderConfig
+from ssv2_fixtures.run.child import MeasureSpec, Window
+from ssv2_fixtures.run.record import RunFacts, batch_metrics, interval_note, json_safe, single_record, write_atomic
 from ssv2_fixtures.run.monitor import Peaks
-from ssv2_fixtures.run.stats import percentile, rate_interval
-from ssv2_fixtures.run.units import fmt_bytes
+from ssv2_fixtures.run.stats import MIN_BATCHES, percentile, rate_interval
 
 
 def _batches(waits: list[float], videos: int = 4, rank: int | None = None, t0: float = 100.0,
@@ -84,11 +85,6 @@ def test_wait_percentiles_are_the_stats_rule(waits: list[float]) -> None:
     assert m["wait_ms_p50"] <= m["wait_ms_p95"] <= m["wait_ms_p99"] <= max(steady) + 1e-9
 
 
-def test_peaks_and_leaks() -> None:
-    m = peak_metrics(Peaks(rss_bytes=5, procs=3), {"leaked_shm_files": 1})
-    assert m["rss_peak_bytes"] == 5 and m["procs_peak"] == 3 and m["leaked_shm_files"] == 1
-
-
 def test_numpy_values_are_plain_json_never_strings(tmp_path: Path) -> None:
     data = {"ok": np.bool_(False), "n": np.int64(3), "x": np.float32(0.5), "arr": np.arange(3),
             "t": (1, 2), "p": tmp_path, "nested": [{"ok": np.bool_(True)}]}
@@ -102,15 +98,60 @@ def test_numpy_values_are_plain_json_never_strings(tmp_path: Path) -> None:
     assert json_safe(math.inf) == math.inf
 
 
-@pytest.mark.parametrize("n, text", [(None, "?"), (100, "100 B"), (12 * 1024, "12 KB"), (385 * 2**20, "385 MB"),
-                                     (1.5 * 2**30, "1.5 GB")])
-def test_fmt_bytes(n: float | None, text: str) -> None:
-    assert fmt_bytes(n) == text
-
-
 def test_a_measured_window_gives_the_rate_and_interval_of_its_own_batches():
     # start-up, 3 slow warm-up batches, then a steady 20-batch window: the window's rate, not a blend
     bev = _batches([5.0] + [2.0] * 3 + [0.5] * 20)
     whole, window = batch_metrics(bev), batch_metrics(bev, window=20)
     assert window["videos_per_s"] == pytest.approx(8.0) and whole["videos_per_s"] < 7.0
     assert window["interval_batches"] == 20 and window["videos_per_s_interval"] == pytest.approx([8.0, 8.0])
+
+
+def test_a_window_without_warm_up_is_the_childs_own_batches_first_one_included() -> None:
+    # warmup_batches=0 (``--quick-batches 1``): the child's window holds every batch, the start-up one too;
+    # the record's window must be those same batches, so its rate is the window's
+    waits = [3.0] + [0.5] * 11
+    spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9)
+    w = Window(spec, opened=0.0)
+    stopped = [w.add(4, x, now=float(k)) for k, x in enumerate(waits)]
+    assert stopped[-1] == "batches" and len(w.videos) == len(waits)
+    m = batch_metrics(_batches(waits), window=len(w.videos))
+    assert m["videos_per_s"] == pytest.approx(sum(w.videos) / sum(w.waits))
+    iv = rate_interval(w.videos, w.waits)
+    assert iv is not None and m["videos_per_s_interval"] == pytest.approx(iv.as_list())
+
+
+def test_no_interval_says_why() -> None:
+    few = batch_metrics(_batches([1.0, 0.5, 0.5]))
+    assert few["interval_note"] == f"too few batches (2 < {MIN_BATCHES})"
+    # a batch-means group whose waits sum to 0 (batches that were all waiting already): hi is infinite
+    idle = batch_metrics(_batches([1.0] + [0.0] * 3 + [0.5] * 9))
+    assert "videos_per_s_interval" not in idle and idle["interval_note"] == "a group took no time"
+    ok = batch_metrics(_batches([1.0] + [0.5] * 12))
+    assert "interval_note" not in ok and "videos_per_s_interval" in ok
+    assert interval_note(12, [0.0] * 12, 1, None) == "the batches took no time"
+
+
+class _Monitor:
+    peaks = Peaks()
+    samples: list[Any] = []
+    seen: dict[int, float] = {}
+
+    def series(self) -> dict[str, list[Any]]:
+        return {}
+
+
+def test_the_windows_verdict_is_in_the_metrics(tmp_path: Path) -> None:
+    waits = [2.0] + [0.5] * 9
+    events = [{"ev": "started", "t": 99.0}, *_batches(waits),
+              {"ev": "measured", "batches": 8, "videos": 32, "seconds": 4.0, "stopped": "time", "t": 106.0},
+              {"ev": "finished", "loop_s": 6.5, "t": 106.1}]
+    run = RunFacts(config=LoaderConfig(batch_size=4, num_workers=0), dataset={"num_frames": 4}, batches=50,
+                   fault=None, sandbox=None, mem_mode=None, limits={}, events=events, fired=None, stuck=None,
+                   returncode=0, monitor=_Monitor(), work=tmp_path, leaked={}, facts={},  # type: ignore[arg-type]
+                   started_at="2026-01-01T00:00:00+00:00", wall_s=8.0, name="t", t_exit=107.0)
+    rec = single_record(run)
+    assert rec["status"] == "passed"  # the window, not the 50 batches asked for, is what was wanted
+    m = rec["metrics"]
+    assert m["window_stopped"] == "time" and m["interval_batches"] == 8
+    assert m["videos_per_s"] == pytest.approx(4 / 0.5)
+    assert rec["stacks"] == ""  # no stacks.txt: nothing dumped

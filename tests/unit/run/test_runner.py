@@ -368,3 +368,43 @@ def test_loader_timeout_turns_a_hang_into_an_error(run: Callable[..., RunResult]
     assert "DataLoader timed out after 2.0 seconds" in r.outcome["message"]
     assert "watchdog" not in r.outcome["evidence"] and r.record["exit"]["code"] == 1
     assert "ended_by_runner" not in r.record["exit"]
+
+
+# --- pure: the event reader and the one-line description ------------------------------------------
+
+
+def test_the_event_reader_counts_bad_lines_and_keeps_the_first() -> None:
+    from ssv2_fixtures.run.runner import EventReader
+
+    r = EventReader()
+    assert r.feed(b'{"ev": "started", "t": 1}\n{"ev": "ba') == [{"ev": "started", "t": 1}]
+    assert r.feed(b'tch", "i": 0}\nnot json\n[1, 2]\n{"ev": "error"}\n') == [{"ev": "batch", "i": 0},
+                                                                           {"ev": "error"}]
+    r.feed(b'{"ev": "fini')  # torn: the stream ends inside a line
+    r.close()
+    assert [e["ev"] for e in r.events] == ["started", "batch", "error"]
+    assert r.facts() == {"bad_event_lines": 3, "first_bad_event_line": "not json"}
+
+
+def test_a_failing_hook_is_recorded() -> None:
+    from ssv2_fixtures.run.runner import EventReader
+
+    r = EventReader()
+    try:
+        raise AssertionError("the hook's own check")
+    except AssertionError as exc:
+        r.hook_failed(exc)
+    f = r.facts()
+    assert f["on_event_errors"] == 1 and "AssertionError: the hook's own check" in f["first_on_event_error"]
+    assert EventReader().facts() == {}
+
+
+def _result(**metrics: Any) -> RunResult:
+    return RunResult({"label": "bs2-w2", "status": "passed", "metrics": metrics})  # type: ignore[typeddict-item]
+
+
+def test_describe_gives_the_rate_with_its_interval_or_why_not() -> None:
+    with_iv = _result(videos_per_s=12.34, batches=30, videos_per_s_interval=[11.0, 13.5], window_stopped="time")
+    assert with_iv.describe() == "bs2-w2: passed, 12.3 videos/s [11.0, 13.5] over 30 batches, window stopped on time"
+    without = _result(videos_per_s=9.0, batches=3, interval_note="too few batches (2 < 6)")
+    assert without.describe() == "bs2-w2: passed, 9.0 videos/s (no interval: too few batches (2 < 6)) over 3 batches"
