@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from ..data.loader import LoaderConfig
 from ..run.record import ResultsFile, RunRecord
+from ..run.shm import shm_in_flight, shm_slots
 from ..run.stats import TIE_MARGIN, ties
 from .fmt import GB, rate, size
 from .model import (
@@ -277,34 +278,57 @@ def train_toml(rec: Recommendation) -> list[str]:
     lc = LoaderConfig.from_dict(loader_fields(rec.config))
     defaults = {f.name: f.default for f in fields(LoaderConfig)}
 
-    def toml(x: Any) -> str:
-        return ("true" if x else "false") if isinstance(x, bool) else f'"{x}"' if isinstance(x, str) else f"{x}"
     keys = ["batch_size", "num_workers"] + (["prefetch_factor"] if lc.num_workers else []) + ["sharing_strategy"]
     keys += [k for k in ("pin_memory", "persistent_workers", "shuffle", "drop_last", "timeout", "seed")
              if getattr(lc, k) != defaults[k]]
     lines = ["```toml", *dataset_table(rec.basis.rec.get("dataset") or {}), "[loader]"]
-    lines += [f"{k} = {toml(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}" for k in keys]
+    lines += [f"{k} = {_toml_value(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}"
+              for k in keys]
     lines += ["", "[target]"]
-    vps = rec.expected_vps or rec.basis.vps
+    # validate judges the target on a run's interval lower bound: 90 % of this run's lower bound (else
+    # of its rate) is what the same config should meet again
+    iv = rec.basis.interval
+    vps = iv[0] if iv else (rec.expected_vps or rec.basis.vps)
     if vps:
+        of = f"the lower bound {vps:.1f} of {rate(rec.basis.vps, iv)}" if iv else f"{vps:.1f}"
         lines.append(f"min_videos_per_s = {math.floor(vps * 0.9)}  # replace with what your training step "
-                     f"needs (this is 90 % of {vps:.1f})")
+                     f"needs (this is 90 % of {of})")
     return lines + ["```"]
 
 
-def environment(rec: Recommendation, machine: Mapping[str, Any]) -> list[str]:
-    """Environment changes the recommended config needs, sized from the measured peaks of its run."""
+def probe_in_flight(rec: Recommendation, probe: Mapping[str, Any] | None) -> int | None:
+    """/dev/shm bytes the recommended config holds at once by the pipeline probe's measured batch bytes
+    (``run.shm``'s formula), when the probe measured this run's pipeline; else ``None``."""
+    from ..stress.probe import probe_applies
+
+    if not probe or not probe_applies(probe, rec.basis.rec.get("dataset") or {}):
+        return None
+    lc = LoaderConfig.from_dict(loader_fields(rec.config))
+    return shm_in_flight(lc, int(float(probe["bytes_per_item"]) * lc.batch_size))
+
+
+def environment(rec: Recommendation, machine: Mapping[str, Any],
+                probe: Mapping[str, Any] | None = None) -> list[str]:
+    """Environment changes the recommended config needs, sized from the larger of its run's measured
+    peak and, for a user's pipeline, the in-flight bytes its probe's real batches predict (the peak of
+    a short run can miss the moment every slot is full)."""
     m, lc = rec.basis.metrics, LoaderConfig.from_dict(loader_fields(rec.config))
     out: list[str] = []
     shm = int(m.get("shm_peak_bytes") or 0)
+    predicted = probe_in_flight(rec, probe) if lc.num_workers else None
     have = machine.get("shm_total_bytes")
-    if lc.num_workers == 0 or shm == 0:
+    if lc.num_workers == 0 or (shm == 0 and not predicted):
         out.append("- **/dev/shm**: not used (no batches shared between processes); no change needed.")
     else:
-        gib = max(1, math.ceil(shm * 2 / GB))  # twice the peak: other processes and fragmentation
+        need = max(shm, predicted or 0)
+        gib = max(1, math.ceil(need * 2 / GB))  # twice the need: other processes and fragmentation
         enough = (f"; this machine has {size(have)}: " + ("enough" if have >= gib * GB else "**too small**")
                   if have else "")
-        out.append(f"- **/dev/shm**: peak {size(shm)} → `docker run --shm-size={gib}g` (Kubernetes: an "
+        basis = f"peak {size(shm)}"
+        if predicted:
+            basis += (f", {size(predicted)} in flight by the pipeline probe's batches "
+                      f"({size(predicted // shm_slots(lc))} per batch × {shm_slots(lc)} slots)")
+        out.append(f"- **/dev/shm**: {basis} → `docker run --shm-size={gib}g` (Kubernetes: an "
                    f"`emptyDir` with `medium: Memory`, `sizeLimit: {gib}Gi` on /dev/shm){enough}.")
     fds = int(m.get("fds_peak") or 0)
     nofile = machine.get("nofile")

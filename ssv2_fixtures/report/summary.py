@@ -273,7 +273,7 @@ def _recommendation_section(data: ResultsFile, runs: Sequence[Run], rec: Recomme
     out += [f"**{rec.label}** (measured: {rec.measured}) — {rec.reason}.", ""]
     out += _rank_caveat(rec, runs)
     try:
-        out += snippet(rec, data) + ["", "Environment it needs:", ""] + environment(rec, mach) + [""]
+        out += snippet(rec, data) + ["", "Environment it needs:", ""] + environment(rec, mach, data.get("probe")) + [""]
         out += ["To check it against your own targets, save this as `train.toml` and run "
                 "`pytest -m validate --train-config train.toml`:", ""] + train_toml(rec) + [""]
     except ValueError as exc:  # a hand-edited record: say so rather than stop the whole report

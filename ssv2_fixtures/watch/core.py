@@ -26,7 +26,7 @@ from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 import psutil
 
 from ..data.batch import describe
-from ..run.child import _error_fields
+from ..run.child import error_fields
 from ..run.stats import percentile
 from . import findings as fnd
 from .log import SCHEMA, LogWriter, Summary
@@ -272,7 +272,7 @@ class Watch(Generic[T]):
         try:
             last = self._take_sample(final=True)
             step = len(self.ends)
-            err = _error_fields(exc)
+            err = error_fields(exc)
             err["batch"] = step
             facts: dict[str, Any] = {"nofile": self._nofile, "tmpdir": self.tmpdir,
                                      "ranks": int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)}

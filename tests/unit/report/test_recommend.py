@@ -156,3 +156,36 @@ def test_validate_recorded_as_failed_is_not_recommended() -> None:
     rec = recommend(fixture("validate"))
     # the validated config is faster (52.1) but its record says failed (a missed target)
     assert rec is not None and rec.verified and rec.label == "bs8-w4-pf2"
+
+
+# ------------------------------------------------------------------------------------------- environment
+
+
+def _user_pipeline(data: dict, bytes_per_item: float, factory: str = "mypkg.data:build") -> dict:
+    for r in data["results"]:
+        r["dataset"] = {**(r.get("dataset") or {}), "factory": "mypkg.data:build", "factory_kwargs": {}}
+    data["probe"] = {"bytes_per_item": bytes_per_item, "factory": factory, "factory_kwargs": {},
+                     "batch_size": 2, "batches": 6, "label": "bs2-w0"}
+    return data
+
+
+def test_environment_sizes_shm_from_the_probe_when_it_exceeds_the_peak() -> None:
+    from ssv2_fixtures.report.recommend import environment
+
+    data = _user_pipeline(fixture("healthy"), 40e6)  # a float32 pipeline: 40 MB per video
+    rec = recommend(data)
+    assert rec is not None and rec.label == "bs8-w4-pf2"
+    shm = next(line for line in environment(rec, data["machine"], data["probe"]) if "/dev/shm" in line)
+    # 4 workers × 2 + 1 = 9 slots × 8 videos × 40e6 B = 2.88e9 B (2.7 GiB, shown GB) in flight; twice → 6g
+    assert "2.7 GB in flight by the pipeline probe's batches (305 MB per batch × 9 slots)" in shm
+    assert "--shm-size=6g" in shm
+
+
+def test_environment_ignores_a_probe_of_another_pipeline() -> None:
+    from ssv2_fixtures.report.recommend import environment
+
+    data = _user_pipeline(fixture("healthy"), 40e6, factory="other:build")
+    rec = recommend(data)
+    assert rec is not None
+    shm = next(line for line in environment(rec, data["machine"], data["probe"]) if "/dev/shm" in line)
+    assert "probe" not in shm and "--shm-size=1g" in shm  # the measured 165 MB peak decides
