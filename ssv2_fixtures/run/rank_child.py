@@ -82,7 +82,10 @@ def worker_pids(it: Any) -> list[int] | None:
     """Pids of a DataLoader iterator's worker processes: ``[]`` for a single-process iterator, ``None``
     when the iterator does not say. ``_workers`` (the iterator's ``multiprocessing`` Process objects) is
     torch's private attribute, the only place the pids are; hence the guard."""
-    if int(getattr(it, "_num_workers", 0) or 0) == 0:
+    n = getattr(it, "_num_workers", None)
+    if n is None:
+        return None
+    if int(n) == 0:
         return []
     ws = getattr(it, "_workers", None)
     if ws is None:

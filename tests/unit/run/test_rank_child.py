@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import torch
 from torch.utils.data.distributed import DistributedSampler
@@ -14,7 +15,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.run.child import Progress, batch_loop
 from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset
-from ssv2_fixtures.run.rank_child import _Indexed, _IndexedCollate
+from ssv2_fixtures.run.rank_child import WorkerReport, _Indexed, _IndexedCollate, worker_pids
 from unit_helpers import EventLog, RangeItems
 
 
@@ -53,6 +54,43 @@ def test_a_drill_counts_batches_through_the_indexed_wrapper() -> None:
     assert progress.batch == 5 and progress.epoch == 2  # 2 batches an epoch: batch 5 is epoch 2's second
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_the_rank_reports_each_iterators_worker_pids_once(persistent: bool) -> None:
+    """A real 2-worker loader over 3 epochs (batch_loop, as a rank runs it): one ``workers`` event per
+    iterator, its pids the live worker processes of this process at that moment; persistent workers are
+    one iterator, so one report."""
+    ds = _Indexed(RangeItems(4, width=3))
+    loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=2, persistent_workers=persistent,
+                                          prefetch_factor=2),
+                         shuffle=False, collate_fn=_IndexedCollate(None))
+    ev = EventLog()
+    report = WorkerReport(ev)
+    progress = Progress()
+    alive: list[set[int]] = []
+
+    def on_batch(epoch: int, item: Any) -> None:
+        before = len(ev.seen)
+        report.check(progress.it)
+        if len(ev.seen) > before:  # what ran when the report was made
+            alive.append({c.pid for c in psutil.Process().children() if c.pid in ev.seen[-1]["pids"]})
+
+    batch_loop(ev, loader, {"batches": 6}, False, progress, on_batch=on_batch)
+    reports = [e for e in ev.seen if e["ev"] == "workers"]
+    assert len(reports) == (1 if persistent else 3), reports
+    for e, live in zip(reports, alive):
+        assert len(e["pids"]) == 2 and set(e["pids"]) == live, (e, live)
+    if not persistent:  # each epoch's iterator starts its own workers
+        assert len({p for e in reports for p in e["pids"]}) == 6
+    del loader
+
+
+def test_a_single_process_iterator_reports_no_workers() -> None:
+    it = iter(make_loader(_Indexed(RangeItems(4, width=3)), LoaderConfig(batch_size=2, num_workers=0),
+                          shuffle=False, collate_fn=_IndexedCollate(None)))
+    assert worker_pids(it) == []
+    assert worker_pids(object()) is None  # an iterator that says nothing of its workers: not observed
+
+
 # --- real ranks under torchrun ------------------------------------------------------------------------
 
 @pytest.fixture
@@ -80,6 +118,8 @@ def test_two_ranks_report_batch_facts_and_their_distinct_videos(ranks) -> None:
         b = [e for e in seen if e["ev"] == "batch" and e.get("rank") == rank]
         assert [e["videos"] for e in b] == [2, 2, 1, 2] and [e["clips"] for e in b] == [2, 2, 1, 2]
         assert all(e["shape"][1:] == [2, 32, 32, 3] and e["dtype"] == "torch.uint8" for e in b)
+        # num_workers=0: each epoch's iterator is reported, with no worker pids
+        assert [e["pids"] for e in seen if e["ev"] == "workers" and e.get("rank") == rank] == [[], []]
         (fin,) = [e for e in seen if e["ev"] == "finished" and e.get("rank") == rank]
         assert fin["split_size"] == 9 and fin["epochs"] == 2 and fin["videos"] == 7
         gathered = json.loads((Path(r.record["run_dir"]) / "indices.json").read_text())
