@@ -160,9 +160,6 @@ class EventWriter:
             view = view[n:]
 
 
-_Events = EventWriter  # the old private name, still imported by tests/unit/run/test_launch.py
-
-
 class Emitter(Protocol):
     """What :func:`batch_loop` needs of an event writer (tests pass a list-backed one)."""
 
@@ -208,7 +205,7 @@ def _apply_limits(spec: ChildSpec) -> None:
         os.sched_setaffinity(0, cpus)
 
 
-def _error_fields(exc: BaseException) -> dict[str, Any]:
+def error_fields(exc: BaseException) -> dict[str, Any]:
     chain: list[str] = []
     e: BaseException | None = exc
     errno = None
@@ -266,6 +263,11 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
 
     cfg = LoaderConfig.from_dict(spec["config"])
     d: dict[str, Any] = dict(spec["dataset"])
+    fault_text = spec.get("fault")
+    if fault_text:
+        from .faults import parse_fault, refuse_unfit
+
+        refuse_unfit(parse_fault(str(fault_text)), d.get("factory"))  # before the user's module is imported
     built: Built
     if d.get("factory"):
         from ..data.factory import load_pipeline  # only for a user's pipeline: its module imports theirs
@@ -280,7 +282,6 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
         root = d.pop("root")
         split = d.pop("split", "train")
         built = Built(cfg, SSv2Clips(root, split, skip_log=spec.get("skip_log"), **d))
-    fault_text = spec.get("fault")
     if fault_text:
         from .faults import FaultyDataset, parse_fault
 
@@ -534,7 +535,7 @@ def report_error(events: Emitter, progress: Progress, exc: BaseException) -> Non
     """The ``error`` event, the traceback on stderr, and the frames cleared: they hold the iterator
     (``self`` of __next__) in a reference cycle with the exception (torch's ``reraise`` frame), and the
     caller's dropping it must run torch's orderly shutdown at once; see NOTE [shutdown after an error]."""
-    events.emit("error", batch=progress.batch, **_error_fields(exc))
+    events.emit("error", batch=progress.batch, **error_fields(exc))
     traceback.print_exc()
     traceback.clear_frames(exc.__traceback__)
 

@@ -108,6 +108,18 @@ def parse_fault(text: str, *, where: str = "--inject-fault") -> FaultSpec:
         raise ValueError(f"invalid fault {text!r} from {where}: {exc} (form: KIND[@BATCH][/RANK])") from None
 
 
+def refuse_unfit(fault: FaultSpec | None, factory: str | None) -> None:
+    """Raise ValueError when ``fault`` cannot run on the dataset: ``corrupt_video`` decodes a truncated
+    copy of an item's file through :class:`~ssv2_fixtures.data.clips.SSv2Clips` (its index and its
+    ``load``), which a user's pipeline (``factory``) does not have."""
+    if fault is not None and fault.kind == "corrupt_video" and factory:
+        raise ValueError(
+            f"--inject-fault {fault} cannot run with --dataset-factory {factory}: the corrupt_video drill "
+            "decodes a truncated copy of an item's video through the suite's own dataset (SSv2Clips), and a "
+            "user's pipeline reads its files its own way. Fix: drop --dataset-factory for this drill, or "
+            "choose another drill (e.g. --inject-fault exception)")
+
+
 class FaultyDataset:
     """Wraps a map-style dataset; fires ``fault`` in the process that builds batch ``fault.batch``."""
 
@@ -142,18 +154,23 @@ class FaultyDataset:
         return (self._epoch + k // mine) * n + w + (k % mine) * nw
 
     def __getitems__(self, indices: list[int]) -> list[Any]:
-        """One call per batch (torch's fetcher prefers it to one ``__getitem__`` per item)."""
+        """One call per batch (torch's fetcher prefers it to one ``__getitem__`` per item); the drill
+        fires at the batch's first item, before any is fetched."""
         due = self.batch_now() == self.fault.batch
         self._built += 1
-        out = []
-        for j, i in enumerate(indices):
-            if due and j == 0:
-                if self.fault.kind == "corrupt_video":
-                    out.append((corrupt_video(self.dataset, i), self.dataset.index.label(i)))
-                    continue
-                provoke(self.fault.kind)
-            out.append(self.dataset[i])
-        return out
+        if due and indices:
+            if self.fault.kind == "corrupt_video":
+                i = indices[0]
+                return [(corrupt_video(self.dataset, i), self.dataset.index.label(i)), *self._fetch(indices[1:])]
+            provoke(self.fault.kind)
+        return self._fetch(indices)
+
+    def _fetch(self, indices: list[int]) -> list[Any]:
+        """The wrapped dataset's items, through its own ``__getitems__`` when it has one (as torch would)."""
+        many = getattr(self.dataset, "__getitems__", None)
+        if callable(many):
+            return list(many(indices)) if indices else []
+        return [self.dataset[i] for i in indices]
 
     def __getitem__(self, i: int) -> Any:  # a single item, outside batching: never a drill
         return self.dataset[i]

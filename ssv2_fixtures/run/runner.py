@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from .child import ChildSpec, DatasetSpec
 from ..data.loader import LoaderConfig
-from .faults import FaultSpec, parse_fault
+from .faults import FaultSpec, parse_fault, refuse_unfit
 from .launch import Channel, Launch, LaunchStrategy, strategy_for
 from .monitor import TreeMonitor
 from .outcome import OutcomeRecord
@@ -91,9 +91,10 @@ def dataset_spec(root: str | os.PathLike[str], split: str = "train", **kw: Any) 
     return d
 
 
-def _check_fault(fault: FaultSpec | str | None, batches: int) -> FaultSpec | None:
+def _check_fault(fault: FaultSpec | str | None, batches: int, factory: str | None = None) -> FaultSpec | None:
     if isinstance(fault, str):
         fault = parse_fault(fault, where="run_config(fault=...)")
+    refuse_unfit(fault, factory)
     if fault is not None and fault.batch >= batches:  # it would never fire, and the run would "pass"
         raise ValueError(f"fault drill {fault} fires at batch {fault.batch}, but this run loads batches "
                          f"0..{batches - 1}: choose BATCH < {batches} (--inject-fault KIND@BATCH), or a run "
@@ -124,7 +125,7 @@ def run_config(
     With ``launch`` the child is a torchrun job (see :func:`run_distributed`). ``measure``: the child's
     time-window measurement plan, passed on unchanged as ``spec["measure"]``."""
     ds: DatasetSpec = dataset_spec(dataset) if isinstance(dataset, (str, os.PathLike)) else dataset
-    drill = _check_fault(fault, batches)
+    drill = _check_fault(fault, batches, ds.get("factory"))
     how = strategy_for(launch)
     limits = (watchdog or Watchdog()).resolve(config, batches, how.ranks)
     label = config.label

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ssv2_fixtures.run.child import Progress, batch_loop
-from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset, parse_fault
+from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset, parse_fault, refuse_unfit
 from unit_helpers import EventLog, RangeItems
 
 # 3 workers on a 2-core machine is the point of one case, not a mistake
@@ -45,8 +45,7 @@ def _fires_at(items: int, bs: int, workers: int, at: int, total: int, *, persist
 @given(items=st.integers(1, 9), bs=st.integers(1, 4), drop_last=st.booleans(), data=st.data())
 def test_in_the_main_process_a_drill_fires_at_its_batch_in_any_epoch(items, bs, drop_last, data) -> None:
     per_epoch = items // bs if drop_last else -(-items // bs)
-    if per_epoch == 0:
-        return
+    assume(per_epoch > 0)  # drop_last with fewer items than a batch: no batch at all
     total = 4 * per_epoch + 1
     at = data.draw(st.integers(0, total - 1))
     assert _fires_at(items, bs, 0, at, total, drop_last=drop_last) == at
@@ -140,3 +139,45 @@ def test_parse_fault_names_the_source(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as e:
         parse_fault(text, where="train.toml [stress] fault")
     assert "train.toml [stress] fault" in str(e.value) and "KIND[@BATCH][/RANK]" in str(e.value)
+
+
+class _Batched(RangeItems):
+    """A dataset with its own ``__getitems__`` (a user's batched fetch): it marks what it builds."""
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        return [("batched", i) for i in indices]
+
+
+def test_the_wrapper_fetches_through_the_datasets_own_getitems() -> None:
+    inner = _Batched(6, width=1)
+    ds = FaultyDataset(inner, FaultSpec("exception", 1))
+    assert ds.__getitems__([0, 1]) == [("batched", 0), ("batched", 1)]  # batch 0: no drill
+    with pytest.raises(RuntimeError, match="injected fault"):
+        ds.__getitems__([2, 3])  # batch 1: the drill fires before any item is fetched
+    plain = FaultyDataset(RangeItems(4), FaultSpec("exception", 9))
+    assert plain.__getitems__([0, 3]) == [0, 3]  # no __getitems__ of its own: one __getitem__ per item
+
+
+def test_corrupt_video_with_a_users_pipeline_is_refused_naming_both_options() -> None:
+    with pytest.raises(ValueError) as e:
+        refuse_unfit(FaultSpec("corrupt_video", 2), "mypkg.data:build")
+    msg = str(e.value)
+    assert "--inject-fault corrupt_video@2" in msg and "--dataset-factory mypkg.data:build" in msg and "Fix:" in msg
+    refuse_unfit(FaultSpec("exception", 2), "mypkg.data:build")  # any other drill runs on a user's pipeline
+    refuse_unfit(FaultSpec("corrupt_video", 2), None)            # and corrupt_video on the suite's dataset
+    from ssv2_fixtures.data.loader import LoaderConfig
+    from ssv2_fixtures.run.runner import dataset_spec, run_config
+
+    with pytest.raises(ValueError, match="cannot run with --dataset-factory"):
+        run_config(dataset_spec("/nonexistent", factory="mypkg.data:build"), LoaderConfig(batch_size=2), 6,
+                   fault="corrupt_video@1")
+
+
+def test_the_child_refuses_it_before_importing_the_pipeline() -> None:
+    from ssv2_fixtures.data.loader import LoaderConfig
+    from ssv2_fixtures.run.child import build_dataset
+
+    spec: Any = {"config": LoaderConfig(batch_size=2).to_dict(), "fault": "corrupt_video@0",
+                 "dataset": {"root": "/nonexistent", "split": "train", "factory": "no_such_pkg_x:build"}}
+    with pytest.raises(ValueError, match="cannot run with --dataset-factory no_such_pkg_x:build"):
+        build_dataset(spec, rank=0)
