@@ -141,8 +141,6 @@ def unavailable(sb: Sandbox) -> str | None:
     if sb.mem_bytes is not None and sb.mem_mode == "cgroup" and cgroup_base() is None:
         return ("a cgroup memory cap needs a writable memory controller (cgroup v1 `memory` or v2 "
                 "`memory.max`) under this process's cgroup; none is writable (not root or not delegated)")
-    if sb.cpus is not None and sb.cpus < 1:
-        return f"cpus must be >= 1, got {sb.cpus}"
     return None
 
 
