@@ -181,7 +181,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("sharing-strategy", "torch.multiprocessing sharing strategy", _choice(SHARING_STRATEGIES),
            "file_descriptor", "NAME"),
     Option("decoder", "video decoder backend", _choice(_DECODERS), "decord", "NAME"),
-    Option("loader-tmpdir", "parent folder of each run's working folder and TMPDIR (default: <reports>/<run-id>/runs)", _path, None, "DIR"),
+    Option("loader-tmpdir", "where the runs write: each run's working folder (its TMPDIR inside) goes in "
+           "DIR/ssv2-stress-<run-id>/<run> (default: <reports>/<run-id>/runs/<run>)", _path, None, "DIR"),
     Option("max-workers", "cap on worker counts (default 2 × cores); capped phases are reported", _int(0), None, "N"),
     Option("max-batch-size", "largest batch size -m limits tries", _int(1), 128, "N"),
     Option("limit-batches", "batches each -m limits probe must survive", _int(1), 10, "N"),

@@ -56,8 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from .stress.probe import machine_facts
 
     session = StressSession(settings)
-    session.machine = machine_facts(str(settings.loader_tmpdir) if settings.loader_tmpdir else None,
-                                    sharing_strategy=settings.sharing_strategy)
+    # the disk the runs write to (their TMPDIR lives in it), not this process's TMPDIR
+    session.machine = machine_facts(str(session.runs_dir), sharing_strategy=settings.sharing_strategy)
     if settings.sandbox is not None:
         session.machine["emulated"] = settings.sandbox.to_dict()
     config.pluginmanager.register(_Hooks(session), _NAME)
@@ -145,7 +145,7 @@ def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[DatasetSpec, dic
 
     try:
         spec, info = prepare_dataset(ssv2_session.settings)
-        ssv2_session.dataset = info
+        ssv2_session.dataset = info  # before the probe: a data_error's results.json names the dataset too
         probe_pipeline(ssv2_session, spec)  # a user's pipeline: measured (or refused) before any config runs
     except DataError as exc:
         error: DataError | None = exc
@@ -154,7 +154,6 @@ def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[DatasetSpec, dic
     if error is not None:  # outside the except: pytest shows the one message, not a chain
         ssv2_session.fail_data(error.record)  # results.json names it, so summary.md does too
         pytest.fail(f"data_error: {error}", pytrace=False)
-    ssv2_session.dataset = info
     yield spec, info
 
 

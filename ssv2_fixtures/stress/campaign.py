@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .budget import Budget, largest_fitting_batch, predict
+from .plans import watchdog_for
 from .probe import PROBE_BATCHES, PROBE_BATCH_SIZE, PipelineProbe, pipeline_probe, probe_applies
 from ..run.child import DatasetSpec
 from ..data.loader import LoaderConfig
@@ -22,7 +23,7 @@ from ..run.monitor import TreeMonitor
 from ..options import Settings
 
 from ..run.record import RunRecord
-from ..run.runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
+from ..run.runner import OnEvent, RunResult, Watchdog, dataset_spec, run_config, run_distributed
 from .session import DataErrorRecord, StressSession
 from . import verdicts
 
@@ -36,6 +37,8 @@ def series(result: RunResult) -> Sequence[dict[str, Any]]:
 
 
 NO_GPU = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
+GPU_UNKNOWN = ("skipped: CUDA not known yet (the run ended before its loader was built, where the child "
+               "checks torch.cuda.is_available())")
 
 
 class BudgetWarning(UserWarning):
@@ -155,9 +158,8 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
     bs = max(1, min([PROBE_BATCH_SIZE, *s.batch_sizes]))
     ds = dataset.copy()
     ds["train"] = True  # the long runs' (and the budget's) mode
-    stall = s.stall_timeout
     r = run_config(ds, LoaderConfig(batch_size=bs, num_workers=0), PROBE_BATCHES, run_dir=session.runs_dir,
-                   name="pipeline-probe", watchdog=Watchdog(stall_s=float(stall)) if stall else Watchdog())
+                   name="pipeline-probe", watchdog=watchdog_for(s))
     err = probe_data_error(r.record)
     if err is not None:
         session.fail_data(err)
@@ -172,13 +174,24 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
     return session.probe
 
 
+def applicable_bytes(session: StressSession, dataset: DatasetSpec) -> float | None:
+    """Bytes per item measured by the session's pipeline probe, when it measured ``dataset``'s pipeline;
+    ``None``: the built-in arithmetic applies."""
+    p: PipelineProbe | None = session.probe
+    return p["bytes_per_item"] if p is not None and probe_applies(p, dataset) else None
+
+
 def session_budget(session: StressSession, dataset: DatasetSpec, config: LoaderConfig) -> Budget:
     """``config``'s predicted needs in this session: the probe's measured bytes per item and RSS when it
     measured ``dataset``'s pipeline, else the built-in arithmetic (pre-flight and every run use this)."""
-    p: PipelineProbe | None = session.probe
-    per_item = p["bytes_per_item"] if p is not None and probe_applies(p, dataset) else None
     return predict(config, frames=int(dataset.get("num_frames", 16)), size=int(dataset.get("size", 224)),
-                   base_rss=session.base_rss, bytes_per_item=per_item)
+                   base_rss=session.base_rss, bytes_per_item=applicable_bytes(session, dataset))
+
+
+def fits(need: int, workers: int, available: int) -> bool:
+    """The one "fits in shared memory" rule: a loader with workers holds ``need`` bytes of batches in
+    flight in /dev/shm; a W=0 loader passes none through it."""
+    return not workers or need <= available
 
 
 def available_shm(settings: Settings, machine: dict[str, Any]) -> int:
@@ -236,8 +249,7 @@ class Stress:
     @property
     def bytes_per_item(self) -> float | None:
         """Measured by the session's pipeline probe (a user's pipeline); ``None``: the built-in arithmetic."""
-        p = self.session.probe
-        return p["bytes_per_item"] if p and probe_applies(p, self.dataset) else None
+        return applicable_bytes(self.session, self.dataset)
 
     def probe(self) -> PipelineProbe | None:
         """The session's pipeline probe (:func:`probe_pipeline`), run now if it has not run yet."""
@@ -255,17 +267,16 @@ class Stress:
                                      size=int(self.dataset.get("size", 224)), bytes_per_item=self.bytes_per_item)
 
     def watchdog(self) -> Watchdog:
-        stall = self.settings.stall_timeout
-        return Watchdog(stall_s=float(stall)) if stall else Watchdog()
+        return watchdog_for(self.settings)
 
     def _fits(self, label: str, need: int, workers: int) -> tuple[bool, int]:
         shm_avail = available_shm(self.settings, self.session.machine)
-        fits = not workers or need <= shm_avail
-        if not fits:
+        ok = fits(need, workers, shm_avail)
+        if not ok:
             warnings.warn(BudgetWarning(
                 f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
                 f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"))
-        return fits, shm_avail
+        return ok, shm_avail
 
     def _dataset(self, train: bool) -> DatasetSpec:
         ds = self.dataset.copy()
@@ -273,7 +284,23 @@ class Stress:
         return ds
 
     def _gpu(self) -> str | None:
-        return None if self.session.machine.get("cuda") else NO_GPU
+        cuda = self.session.machine.get("cuda")
+        return None if cuda else GPU_UNKNOWN if cuda is None else NO_GPU
+
+    def _cuda(self, on_event: OnEvent | None) -> tuple[bool, OnEvent | None]:
+        """The ``cuda`` to ask a run for, and its event hook. Until a run has said whether its torch sees a
+        GPU, the machine's ``cuda`` is unknown (``None``): the run is asked to try (its child checks
+        ``torch.cuda.is_available()`` itself) and its ``ready`` event's answer becomes the machine's."""
+        machine = self.session.machine
+        if machine.get("cuda") is not None:
+            return bool(machine["cuda"]), on_event
+
+        def learn(ev: dict[str, Any], mon: TreeMonitor) -> None:
+            if ev.get("ev") == "ready" and "cuda" in ev and machine.get("cuda") is None:
+                machine["cuda"] = bool(ev["cuda"])
+            if on_event is not None:
+                on_event(ev, mon)
+        return True, learn
 
     @staticmethod
     def _verdicts(result: RunResult, checks: Sequence[Check]) -> list[dict[str, Any]]:
@@ -283,24 +310,27 @@ class Stress:
     def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
             train: bool = False, fault_ok: bool = True, live: bool = False,
             run_base: str | os.PathLike[str] | None = None, requested_workers: int | None = None,
-            checks: Sequence[Check] = (), measure: dict[str, Any] | None = None) -> RunResult:
-        """Run ``config`` isolated, stamp its record (:func:`stamp`) with ``checks``' verdicts."""
+            checks: Sequence[Check] = (), measure: dict[str, Any] | None = None,
+            decode_rate: bool = False) -> RunResult:
+        """Run ``config`` isolated, stamp its record (:func:`stamp`) with ``checks``' verdicts.
+        ``decode_rate``: this run is the single-process decode-rate measurement (quick phase 1, BS=1 W=0,
+        :attr:`~.plans.Phase.decode_rate`), so the session's decode limit needs no probe run of its own."""
         s = self.settings
         self.probe()  # a user's pipeline: bytes per item, RSS and rate measured before any config runs
         limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
         budget = self.budget(config)
         fits, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
-        on_event = self._live(config, batches) if live and self.progress else None
+        cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
         extra: dict[str, Any] = {"measure": measure} if measure else {}
         result = run_config(
             self._dataset(train), config, batches, fault=self._fault(fault_ok), sandbox=s.sandbox,
             watchdog=self.watchdog(), run_dir=run_base or self.session.runs_dir,
             name=f"{kind}-{phase or config.label}", on_event=on_event,
-            cuda=bool(self.session.machine.get("cuda")), step_s=float(s.step_time or 0.0),
+            cuda=cuda, step_s=float(s.step_time or 0.0),
             extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail}, **extra,
         )
-        if kind == "quick" and phase == "phase1" and result.passed and self.session.decode_rate is None:
-            self.session.decode_rate = result.metrics.get("videos_per_s")  # BS=1 W=0 is the decode rate
+        if decode_rate and result.passed and self.session.decode_rate is None:
+            self.session.decode_rate = result.metrics.get("videos_per_s")
             self.session.base_rss = result.metrics.get("rss_peak_bytes")
             limit = self.decode_limit(config, probe=False)
         facts = StressFacts(self.test_id, kind, phase, {
@@ -312,9 +342,10 @@ class Stress:
     def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
         """L = single-process decode rate × min(workers, cores): the most any worker count can reach here.
 
-        The rate is measured once per session, isolated like any run (BS=4, W=0, 64 clips), unless the quick
-        ladder's phase 1 — the same measurement — already ran. For a user's pipeline it is the pipeline
-        probe's single-process item rate (:func:`probe_pipeline`): L for *their* pipeline, one run for both."""
+        The rate is measured once per session, isolated like any run (BS=4, W=0, 68 clips), unless the quick
+        ladder's phase 1 (BS=1, W=0: a single-process decode rate too, :attr:`~.plans.Phase.decode_rate`)
+        already gave it. For a user's pipeline it is the pipeline probe's single-process item rate
+        (:func:`probe_pipeline`): L for *their* pipeline, one run for both."""
         if self.dataset.get("factory"):
             probe = False  # the pipeline probe measured it (or could not: then there is no L)
         if self.session.decode_rate is None and probe:
@@ -352,13 +383,13 @@ class Stress:
         if limit is not None:
             ds["limit"] = limit
         phase = f"{n} rank{'s' if n != 1 else ''}" + (f" × {launch.nnodes} nodes" if launch.nnodes > 1 else "")
-        on_event = self._live(config, batches) if live and self.progress else None
+        cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
         result = run_distributed(
             ds, config, batches, nproc_per_node=n, nnodes=launch.nnodes, node_rank=launch.node_rank,
             rdzv_endpoint=launch.rdzv_endpoint, fault=self._fault(fault_ok), sandbox=s.sandbox,
             watchdog=self.watchdog(), run_dir=self.session.runs_dir,
             name=f"distributed-{config.label}-n{n}", on_event=on_event,
-            cuda=bool(self.session.machine.get("cuda")), step_s=float(s.step_time or 0.0),
+            cuda=cuda, step_s=float(s.step_time or 0.0),
             extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
         )
         facts = StressFacts(self.test_id, "distributed", phase, {
@@ -367,15 +398,6 @@ class Stress:
             requested_workers, self._gpu())
         stamp(result.record, facts, self._verdicts(result, checks))
         return result
-
-    def judge(self, result: RunResult) -> list[dict[str, Any]]:
-        """Leak and degradation verdicts added to a passed run after the fact (and its status re-decided by
-        the same rule). Prefer ``run(..., checks=[series])``, which judges as the record is built."""
-        out = verdicts.series_verdicts(result.record)
-        rec = result.record
-        rec["verdicts"] = [*(rec.get("verdicts") or []), *out]
-        rec["status"] = verdicts.decide(rec["status"], rec["verdicts"])
-        return out
 
     def record(self, result: RunResult) -> None:
         self.session.record(result.record)

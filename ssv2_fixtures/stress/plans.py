@@ -8,10 +8,13 @@ timeouts sized from the runs' own watchdogs. Pure functions of the settings: no 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
 from ..options import Settings
+
+if TYPE_CHECKING:
+    from ..run.runner import Watchdog
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Phase:
     config: LoaderConfig
     requested_workers: int
     duplicate_of: int | None = None   # capped onto an earlier phase's config: skipped, and said so
+    decode_rate: bool = False         # BS=1, W=0: its rate is the session's single-process decode rate
 
     @property
     def id(self) -> str:
@@ -48,7 +52,7 @@ def ladder(max_workers: int, *, sharing_strategy: str = "file_descriptor", seed:
         capped = min(w, max_workers)
         cfg = LoaderConfig(batch_size=bs, num_workers=capped, prefetch_factor=pf if capped else None,
                            sharing_strategy=sharing_strategy, seed=seed)
-        phases.append(Phase(n, cfg, w, seen.get(cfg)))
+        phases.append(Phase(n, cfg, w, seen.get(cfg), decode_rate=n == 1 and w == 0))
         seen.setdefault(cfg, n)
     return phases
 
@@ -110,16 +114,23 @@ def epoch_limit(batches: int, batch_size: int, world_size: int) -> int:
 _SETUP_MARGIN_S = 180.0  # building the synthetic set and importing torch in the first test's setup
 
 
+def watchdog_for(settings: Settings) -> Watchdog:
+    """The watchdog every run of a session gets (``--stall-timeout``, else derived per config): the runs
+    and :func:`item_timeout` use this one, so pytest-timeout is sized from what the runs really use."""
+    from ..run.runner import Watchdog  # the runner pulls psutil: not at plugin import
+
+    stall = settings.stall_timeout
+    return Watchdog(stall_s=float(stall)) if stall else Watchdog()
+
+
 def item_timeout(item: Any, settings: Settings) -> float | None:
     """pytest-timeout for a stress test: its runs' watchdog totals plus a margin, so the watchdog
     always fires first and the outcome is ``hang``, not a pytest-timeout kill."""
-    from ..run.runner import Watchdog  # the runner pulls psutil: not at plugin import
-
     params = getattr(item, "callspec", None)
     p = params.params if params else {}
-    wd = Watchdog(stall_s=float(settings.stall_timeout)) if settings.stall_timeout else Watchdog()
+    wd = watchdog_for(settings)
     if "ladder_phase" in p:
-        return wd.resolve(p["ladder_phase"].config, quick_batch_cap(settings))["total_s"] + _SETUP_MARGIN_S
+        return wd.resolve(p["ladder_phase"].config, settings.quick_batches)["total_s"] + _SETUP_MARGIN_S
     if "sustained_config" in p:
         return wd.resolve(p["sustained_config"][0], settings.batches)["total_s"] + _SETUP_MARGIN_S
     if "distributed_config" in p:
@@ -134,19 +145,16 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
                              prefetch_factor=settings.prefetch[0] if p["limits_workers"] else None)
         return n * wd.resolve(worst, settings.limit_batches)["total_s"] + _SETUP_MARGIN_S
     if item.get_closest_marker("tune") and not item.get_closest_marker("quick"):
-        # the bound the search keeps (1.25 × budget + 30 s) plus the setup margin, which also holds one
+        # the bound the search keeps (tune.bound_s) plus the setup margin, which also holds one
         # probe's stall watchdog (~30 s) firing past the deadline: the run's verdict then is hang, not a kill
-        return 1.25 * float(settings.tune_budget) + 30.0 + _SETUP_MARGIN_S
+        from .tune import bound_s
+
+        return bound_s(float(settings.tune_budget)) + _SETUP_MARGIN_S
     if item.get_closest_marker("validate") and not item.get_closest_marker("quick"):
         return 6 * 3600.0  # bounded by the run's own watchdog, sized from the TOML at run time
     if any(item.get_closest_marker(m) for m in ("quick", "validate", "sustained", "limits", "distributed")):
         return _SETUP_MARGIN_S + 120.0  # pre-flight checks: each bounds its own subprocess at 120 s
     return None
-
-
-def quick_batch_cap(settings: Settings) -> int:
-    """Most batches a quick phase may load, warm-up included (its window usually stops earlier)."""
-    return settings.quick_batches
 
 
 QUICK_WARMUP = 3        # batches not measured: worker start-up, empty prefetch queues
@@ -159,7 +167,7 @@ def quick_measure(settings: Settings) -> dict[str, Any]:
     :mod:`ssv2_fixtures.run.child`): 3 warm-up batches, then batches until the rate's 95 % interval is
     within ±5 %, at least 12 batches and 5 groups (child.MIN_GROUPS), at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
     A small ``--quick-batches`` (a smoke run) shrinks warm-up and minimum with it."""
-    cap = quick_batch_cap(settings)
+    cap = settings.quick_batches  # most batches a phase loads, warm-up included
     warmup = min(QUICK_WARMUP, cap - 1)
     return {"warmup_batches": warmup, "min_batches": max(1, min(QUICK_MIN_BATCHES, cap - warmup)),
             "max_batches": cap, "max_s": float(settings.quick_seconds), "target_rel": QUICK_TARGET_REL}

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ..data.loader import LoaderConfig
 from ..run.child import DatasetSpec
 from .budget import predict
-from .campaign import available_shm, session_budget
+from .campaign import available_shm, fits, session_budget
 from .plans import ladder
 from .session import StressSession
 
@@ -37,13 +37,15 @@ def configs(session: StressSession) -> list[LoaderConfig]:
 
 
 def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
-    """The largest config's shared memory in flight fits (a user's pipeline: the probe's measured bytes)."""
+    """Every config's shared memory in flight fits (:func:`.campaign.fits`, the rule each run is warned by;
+    a user's pipeline: the probe's measured bytes); else the message names the largest that does not."""
     s = session.settings
-    need = {c.label: session_budget(session, dataset, c).shm_bytes for c in configs(session)}
-    label, peak = max(need.items(), key=lambda kv: kv[1])
     avail = available_shm(s, session.machine)
-    if peak <= avail:
+    need = {c.label: session_budget(session, dataset, c).shm_bytes for c in configs(session)
+            if not fits(session_budget(session, dataset, c).shm_bytes, c.num_workers, avail)}
+    if not need:
         return None
+    label, peak = max(need.items(), key=lambda kv: kv[1])
     where = "emulated /dev/shm" if s.sandbox and s.sandbox.shm_bytes else "/dev/shm free"
     return (f"{label} needs ~{peak / 2**20:.0f} MB of shared memory in flight; {where} is {avail / 2**20:.0f} MB. "
             f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or lower "
@@ -51,22 +53,22 @@ def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
 
 
 def tmpdir(session: StressSession) -> str | None:
-    """TMPDIR (or --loader-tmpdir) is writable and has at least 1 GB free."""
-    s = session.settings
-    tmp = str(s.loader_tmpdir) if s.loader_tmpdir else tempfile.gettempdir()
-    os.makedirs(tmp, exist_ok=True)
+    """The runs' folder (``session.runs_dir``: each run's TMPDIR lives in it; under ``--loader-tmpdir``
+    when given) can be created and written, and has at least 1 GB free."""
+    tmp = str(session.runs_dir)
     try:
+        os.makedirs(tmp, exist_ok=True)  # in the try: an uncreatable folder is this check's message too
         with tempfile.NamedTemporaryFile(dir=tmp) as f:
             f.write(b"x" * 65536)
             f.flush()
     except OSError as exc:
-        return (f"TMPDIR {tmp} is not writable ({exc.strerror}): set --loader-tmpdir or TMPDIR to a "
-                "writable disk")
+        return (f"TMPDIR {tmp} (the runs' folder) is not writable ({exc.strerror}): set --loader-tmpdir "
+                "to a writable disk")
     free = shutil.disk_usage(tmp).free
     if free >= 1 * 2**30:
         return None
-    return (f"TMPDIR {tmp} has only {free / 2**20:.0f} MB free (< 1 GB): temp files of "
-            "multiprocessing and decoders fill it; point TMPDIR at a larger disk")
+    return (f"TMPDIR {tmp} (the runs' folder) has only {free / 2**20:.0f} MB free (< 1 GB): temp files of "
+            "multiprocessing and decoders fill it; point --loader-tmpdir at a larger disk")
 
 
 def nofile(session: StressSession) -> str | None:

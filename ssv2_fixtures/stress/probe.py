@@ -10,6 +10,7 @@ import shutil
 import socket
 import tempfile
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Mapping, TypedDict
 
 import psutil
@@ -78,14 +79,23 @@ def shm_facts(path: str = "/dev/shm") -> tuple[int, int]:
         return 0, 0
 
 
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Free bytes of the disk ``path`` is (or will be) on: the runs' folder does not exist until the first
+    run, so its nearest existing parent is read; ``None`` when even that cannot be read."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
 def machine_facts(tmpdir: str | None = None, *, sharing_strategy: str | None = None) -> dict[str, Any]:
     """A JSON-ready description of this machine, as the reports show it. Imports no torch."""
     tmp = tmpdir or tempfile.gettempdir()
     shm_total, shm_free = shm_facts()
-    try:
-        tmp_free = shutil.disk_usage(tmp).free
-    except OSError:
-        tmp_free = None
+    tmp_free = free_bytes(tmp)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return {
         "hostname": socket.gethostname(),
@@ -104,15 +114,16 @@ def machine_facts(tmpdir: str | None = None, *, sharing_strategy: str | None = N
         "torch": _version("torch"),
         "decord": _version("decord"),
         "av": _version("av"),
-        "cuda": _cuda_available(),
+        "cuda": cuda_known(),
         "sharing_strategy": sharing_strategy,
     }
 
 
-def _cuda_available() -> bool:
+def cuda_known() -> bool | None:
+    """Whether torch sees a GPU, when torch is already imported here; ``None`` (unknown) otherwise: the
+    plugin never imports torch, and a device node or ``CUDA_VISIBLE_DEVICES`` says nothing about a CPU-only
+    torch. The session learns it from its first run's ``ready`` event (:meth:`.campaign.Stress.run`)."""
     import sys
 
     torch = sys.modules.get("torch")
-    if torch is None:  # don't import torch just for this (the plugin must stay light)
-        return os.path.exists("/dev/nvidiactl") or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
-    return bool(torch.cuda.is_available())
+    return None if torch is None else bool(torch.cuda.is_available())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..data.loader import LoaderConfig
 from .plans import Phase, quick_measure
+from .verdicts import failed_text
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -38,7 +39,8 @@ def ladder_phase(stress: Stress, phase: Phase) -> Step:
         return Step(None, skip=f"phase {n} failed: {kind}")
     measure = quick_measure(s)
     result = stress.run(phase.config, measure["max_batches"], kind="quick", phase=phase.name,
-                        requested_workers=phase.requested_workers, measure=measure)
+                        requested_workers=phase.requested_workers, measure=measure,
+                        decode_rate=phase.decode_rate)
     if phase.requested_workers != phase.config.num_workers:
         session.capped.append(f"phase{phase.number}: W={phase.requested_workers} capped to {cap}")
     stress.record(result)
@@ -57,7 +59,5 @@ def sustained(stress: Stress, config: LoaderConfig, requested_workers: int) -> S
     stress.record(result)
     if result.kind is not None:
         return Step(result, failure=result.describe())
-    bad = [v for v in result.record.get("verdicts", []) if not v["ok"]]
-    if bad:
-        return Step(result, failure=f"{config.label}: " + "; ".join(f"{v['name']}: {v['detail']}" for v in bad))
-    return Step(result)
+    bad = failed_text(result.record)
+    return Step(result, failure=f"{config.label}: {bad}") if bad else Step(result)

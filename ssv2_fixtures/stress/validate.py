@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .traincfg import TARGETS, TrainConfigError, check, load
-from .verdicts import series_verdicts
+from .verdicts import failed_text
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -70,13 +70,13 @@ class ValidateResult:
         missed = [r for r in self.rows if not r["ok"]]
         if missed:
             return "targets missed:\n" + self.table
-        bad = [v for v in self.result.record.get("verdicts", []) if not v["ok"]]
-        if bad:
-            return f"{self.result.record['label']}: " + "; ".join(f"{v['name']}: {v['detail']}" for v in bad)
-        return None
+        bad = failed_text(self.result.record)
+        return f"{self.result.record['label']}: {bad}" if bad else None
 
 
 def run(stress: Stress) -> ValidateResult:
+    from .campaign import series
+
     s, session = stress.settings, stress.session
     if s.train_config is None:
         return ValidateResult(None, error="-m validate needs --train-config train.toml (a [loader] and a "
@@ -101,7 +101,7 @@ def run(stress: Stress) -> ValidateResult:
         return target_verdicts(rows)
 
     result = stress.run(tc.loader, batches, kind="validate", train=True, live=True, run_base=base,
-                        checks=[lambda r: series_verdicts(r.record), targets])
+                        checks=[series, targets])
     session.validate = {"config_file": str(tc.path), "config": tc.loader.to_dict(), "tmpdir": tc.tmpdir,
                         "batches": batches, "rows": rows, "passed": result.passed,
                         **({"dataset": tc.dataset} if tc.dataset else {})}

@@ -113,6 +113,11 @@ def series_verdicts(rec: Any) -> list[dict[str, Any]]:
     return [leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)), degradation(waits, vids, rounds)]
 
 
+def failed_text(rec: Any) -> str:
+    """The failed verdicts of a record as one line, ``name: detail; …`` (empty when none failed)."""
+    return "; ".join(f"{v['name']}: {v['detail']}" for v in rec.get("verdicts") or [] if not v.get("ok", True))
+
+
 def decide(status: str, verdicts: Sequence[dict[str, Any]]) -> str:
     """The run's status, decided once: a run that loaded every batch fails when any verdict failed."""
     if status == "passed" and any(not v.get("ok", True) for v in verdicts):

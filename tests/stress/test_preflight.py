@@ -33,7 +33,3 @@ def test_decoder_decodes_dataset_codec(ssv2_dataset):
     problem = preflight.decoder(*ssv2_dataset)
     assert problem is None, problem
 
-
-def test_torch_imported_before_decord():
-    problem = preflight.torch_before_decord()
-    assert problem is None, problem

@@ -72,3 +72,36 @@ def test_factory_spec_keys(tmp_path: Path) -> None:
                                "factory_path": [str((tmp_path / "src").resolve()), str(tmp_path.resolve())]}
     # by default only the invocation folder
     assert factory_spec(_settings(tmp_path, dataset_factory="m:f"))["factory_path"] == [str(tmp_path.resolve())]
+
+
+# --- the machine's cuda flag: unknown until a run's ready event says --------------------------------
+
+def _stress(machine: dict[str, Any]) -> Any:
+    from types import SimpleNamespace
+
+    from ssv2_fixtures.stress.campaign import Stress
+
+    return Stress(SimpleNamespace(machine=machine), {"root": "/x", "split": "train"}, "t")  # type: ignore[arg-type]
+
+
+def test_unknown_cuda_asks_the_run_and_takes_its_ready_events_answer() -> None:
+    from ssv2_fixtures.stress.campaign import GPU_UNKNOWN, NO_GPU
+
+    machine: dict[str, Any] = {"cuda": None}
+    st = _stress(machine)
+    assert st._gpu() == GPU_UNKNOWN
+    seen: list[str] = []
+    ask, hook = st._cuda(lambda ev, mon: seen.append(ev["ev"]))
+    assert ask is True and hook is not None  # the child checks torch.cuda.is_available() itself
+    hook({"ev": "started"}, None)
+    assert machine["cuda"] is None
+    hook({"ev": "ready", "cuda": False}, None)
+    hook({"ev": "ready", "cuda": True}, None)  # a later rank's answer does not overwrite the first
+    assert machine["cuda"] is False and seen == ["started", "ready", "ready"]  # the live hook still runs
+    assert st._gpu() == NO_GPU
+    assert st._cuda(None) == (False, None)  # known now: asked as it is, no hook added
+
+
+def test_known_cuda_is_passed_through() -> None:
+    st = _stress({"cuda": True})
+    assert st._cuda(None) == (True, None) and st._gpu() is None

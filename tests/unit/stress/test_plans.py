@@ -72,3 +72,26 @@ def test_quick_window_defaults_and_caps() -> None:
     # a smoke run: still something measured after warm-up, and never a minimum above the cap
     assert small["max_batches"] == 3 and small["warmup_batches"] < 3
     assert small["warmup_batches"] + small["min_batches"] <= 3 and small["max_s"] == 1.5
+
+
+def test_only_the_first_rung_is_the_decode_rate_run_and_it_is_single_process() -> None:
+    from ssv2_fixtures.stress.plans import ladder as _ladder
+
+    marked = [p for p in _ladder(4) if p.decode_rate]
+    assert [p.number for p in marked] == [1]
+    assert marked[0].config.num_workers == 0 and marked[0].config.batch_size == 1
+
+
+def test_item_timeout_uses_the_runs_watchdog() -> None:
+    # the one watchdog rule (watchdog_for) sizes pytest-timeout, so the watchdog fires first
+    from types import SimpleNamespace
+
+    from ssv2_fixtures.options import Settings
+    from ssv2_fixtures.stress.plans import _SETUP_MARGIN_S, item_timeout, ladder as _ladder, watchdog_for
+
+    s = Settings(stall_timeout=7)
+    assert watchdog_for(s).stall_s == 7.0 and watchdog_for(Settings()).stall_s is None
+    phase = _ladder(s.max_workers)[2]
+    item = SimpleNamespace(callspec=SimpleNamespace(params={"ladder_phase": phase}))
+    want = watchdog_for(s).resolve(phase.config, s.quick_batches)["total_s"] + _SETUP_MARGIN_S
+    assert item_timeout(item, s) == want

@@ -8,17 +8,33 @@ from ssv2_fixtures.run.sandbox import Sandbox
 from ssv2_fixtures.stress import preflight
 
 
-def _session(**kw):
+def _session(runs_dir=None, **kw):
     s = dict(max_workers=4, sharing_strategy="file_descriptor", train_config=None, sandbox=None, frames=16,
              size=224, loader_tmpdir=None)
     s.update(kw)
-    return SimpleNamespace(settings=SimpleNamespace(**s))
+    return SimpleNamespace(settings=SimpleNamespace(**s), runs_dir=runs_dir)
 
 
 def test_tmpdir_check_holds_for_a_writable_folder_with_space(tmp_path):
     # the failing directions (unwritable, < 1 GB free) are provoked for real by the TMPDIR emulation tests
-    assert preflight.tmpdir(_session(loader_tmpdir=tmp_path / "made")) is None
-    assert (tmp_path / "made").is_dir()
+    assert preflight.tmpdir(_session(tmp_path / "made" / "ssv2-stress-x")) is None
+    assert (tmp_path / "made" / "ssv2-stress-x").is_dir()  # the runs' folder itself, where their TMPDIR lives
+
+
+def test_tmpdir_check_checks_the_runs_folder_of_a_real_session(tmp_path):
+    from ssv2_fixtures.options import Settings
+    from ssv2_fixtures.stress.session import StressSession
+
+    session = StressSession(Settings(loader_tmpdir=tmp_path / "far", reports=tmp_path / "reports"))
+    assert preflight.tmpdir(session) is None
+    assert session.runs_dir.is_dir() and session.runs_dir.parent == tmp_path / "far"
+
+
+def test_an_uncreatable_runs_folder_is_the_checks_message_not_a_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    problem = preflight.tmpdir(_session(blocker / "runs"))
+    assert problem is not None and str(blocker / "runs") in problem and "--loader-tmpdir" in problem
 
 
 def test_nofile_check_names_the_limit_and_the_fix():
