@@ -173,3 +173,15 @@ def test_rows_carry_the_workers_each_rank_reported_and_the_node_check_counts_the
     short = _rank_events(0, [0.1] * 4, workers=[[]]) + _rank_events(1, [0.1] * 4, workers=[[2001]])
     bad = node_totals(rank_record(_facts(tmp_path, short, config=cfg), Launch(nproc_per_node=2)), cfg, 2)
     assert not bad["ok"] and "(1 + 0) + (1 + 1)" in bad["detail"], bad["detail"]
+
+
+def test_subtree_peaks_is_the_most_one_sample_held_and_none_without_samples() -> None:
+    from ssv2_fixtures.run.launch import subtree_peaks
+
+    def sample(per: list[tuple[int, str, int]]) -> Sample:
+        return Sample(t=0.0, rss=0, pss=0, uss=0, shm_used=0, shm_files=0, fds=0, threads=0, procs=len(per),
+                      tmp_files=0, tmp_bytes=0, per_process=per)
+
+    samples = [sample([(1, "a", 5), (2, "b", 7), (3, "c", 100)]), sample([(1, "a", 9)])]
+    assert subtree_peaks(samples, {1, 2}) == (12, 2)   # (5 + 7) beats 9; two processes in the first
+    assert subtree_peaks([], {1}) is None and subtree_peaks(samples, set()) is None
