@@ -4,9 +4,10 @@ The tie rule (:func:`pick`) is pure, over recorded rates and intervals:
 
 1. the fastest candidate is the one with the highest recorded videos/s;
 2. it and every candidate that *ties* with it form the tie (:func:`ssv2_fixtures.run.stats.ties`):
-   their 95 % intervals overlap, so the measurements cannot tell them apart, or their rates are
-   within ``stats.TIE_MARGIN`` (10 %) of the fastest's, less than two runs of one config are held to
-   agree by (a candidate without an interval counts as the point ``[rate, rate]``). Ties are with the
+   their 95 % intervals overlap, so the measurements cannot tell them apart, or the candidate's rate
+   reaches 90 % (1 − ``stats.TIE_MARGIN``) of the fastest's lower bound: a lead smaller than two runs
+   of one config are held to agree by (a candidate without an interval counts as the point
+   ``[rate, rate]``). Ties are with the
    fastest, not chained: a config that ties only with a tied one is not in the tie;
 3. the tie goes to the cheapest: fewer workers, then smaller prefetch, then less shared memory
    (measured peak, else the budget's prediction); then the higher rate, then the label, so the
@@ -93,7 +94,7 @@ def tie_text(p: Pick) -> str:
     if not p.tied:
         return ""
     return (f"tie: {', '.join(c.label for c in p.ties)} — within each other's spread or "
-            f"{TIE_MARGIN:.0%} of the fastest; the cheaper is recommended")
+            f"{TIE_MARGIN:.0%} of the fastest's lower bound; the cheaper is recommended")
 
 
 @dataclass(frozen=True)

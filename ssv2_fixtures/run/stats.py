@@ -55,18 +55,19 @@ def spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 TIE_MARGIN = 0.10
-"""Rates closer than this (relative to the faster) tie even when their intervals do not overlap: two
-quick runs of one phase on one quiet machine are held to agree within 10 % (README "Numbers"), so a
-smaller lead is not evidence that survives the next run."""
+"""A slower rate that reaches (1 − this) of the faster one's interval lower bound ties with it even when
+the intervals do not overlap: two quick runs of one phase on one quiet machine are held to agree within
+10 % (README "Numbers"), so a smaller lead over what the faster is known to reach (its lower bound — the
+fastest of several near-equal configs is also the luckiest) is not evidence that survives the next run."""
 
 
 def ties(a_rate: float, a_span: tuple[float, float], b_rate: float, b_span: tuple[float, float]) -> bool:
-    """The tie rule's test: the intervals overlap, or the rates are within :data:`TIE_MARGIN` of the
-    faster one. A rate without an interval passes its point as the span."""
+    """The tie rule's test: the intervals overlap, or the slower rate is at least (1 − :data:`TIE_MARGIN`)
+    × the faster's lower bound. A rate without an interval passes its point as the span."""
     if spans_overlap(a_span, b_span):
         return True
-    faster = max(a_rate, b_rate)
-    return faster > 0 and abs(a_rate - b_rate) <= TIE_MARGIN * faster
+    (_, fast_span), (slow, _) = sorted([(a_rate, a_span), (b_rate, b_span)], key=lambda x: -x[0])
+    return slow >= (1 - TIE_MARGIN) * fast_span[0]
 
 
 NODE_METHOD = "sum-of-ranks"

@@ -33,7 +33,7 @@ def test_overlap_goes_to_fewer_workers() -> None:
     assert p.best.label == "bs8-w2-pf2" and p.fastest.label == "bs8-w4-pf2"
     assert [x.label for x in p.ties] == ["bs8-w2-pf2", "bs8-w4-pf2"]
     assert tie_text(p) == ("tie: bs8-w2-pf2, bs8-w4-pf2 — within each other's spread or 10% of the "
-                           "fastest; the cheaper is recommended")
+                           "fastest's lower bound; the cheaper is recommended")
 
 
 def test_clear_intervals_within_the_margin_tie() -> None:
@@ -113,8 +113,8 @@ def test_overlapping_sustained_runs_tie_and_the_cheaper_wins() -> None:
     assert rec is not None and rec.verified
     # same workers and prefetch: the smaller shm peak decides
     assert rec.label == "bs8-w4-pf2" and rec.ties == ("bs8-w4-pf2", "bs16-w4-pf2")
-    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest; the cheaper "
-            "is recommended" in rec.reason)
+    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest's lower "
+            "bound; the cheaper is recommended" in rec.reason)
 
 
 def test_only_short_runs_recommend_a_measured_config() -> None:

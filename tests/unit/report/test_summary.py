@@ -41,8 +41,8 @@ def test_every_rate_shows_its_recorded_spread(spread_summary: tuple[Path, str]) 
     assert "±?" not in text
     body = "\n".join(section(text, "Recommended configuration"))
     assert f"**bs8-w4-pf2** (measured: {want[('sustained', 'bs8-w4-pf2')]} videos/s)" in body
-    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest; the cheaper is "
-            "recommended" in body)
+    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest's lower bound; "
+            "the cheaper is recommended" in body)
     terminal = terminal_lines(data)
     ascii_rate = want[("sustained", "bs8-w4-pf2")].replace("±", "+-").split()
     assert any(ln.split()[:5] == ["bs8-w4-pf2", "sustained", *ascii_rate] for ln in terminal)

@@ -108,12 +108,15 @@ def test_spans_overlap_touching_counts_as_overlap():
     assert not spans_overlap((1.0, 2.0), (2.1, 3.0))
 
 
-def test_ties_on_overlap_or_within_the_margin():
+def test_ties_on_overlap_or_within_the_margin_of_the_faster_lower_bound():
     from ssv2_fixtures.run.stats import TIE_MARGIN, ties
 
     assert ties(100.0, (95.0, 105.0), 80.0, (70.0, 96.0))          # overlap, 20 % apart
     near = 100.0 * (1 - TIE_MARGIN / 2)
     assert ties(100.0, (99.0, 101.0), near, (near - 0.5, near + 0.5))  # clear intervals, closer than the margin
-    far = 100.0 * (1 - 2 * TIE_MARGIN)
-    assert not ties(100.0, (99.0, 101.0), far, (far - 1, far + 1))
+    assert ties(near, (near - 0.5, near + 0.5), 100.0, (99.0, 101.0))  # argument order does not matter
+    # the margin is taken from the faster's lower bound: 85 reaches 90 % of 95 but not of 100
+    assert ties(100.0, (95.0, 105.0), 85.5, (85.0, 86.0))
+    assert not ties(100.0, (99.5, 100.5), 85.5, (85.0, 86.0))
+    assert not ties(100.0, (100.0, 100.0), 80.0, (80.0, 80.0))     # points 20 % apart
     assert ties(0.0, (0.0, 0.0), 0.0, (0.0, 0.0))                  # two zeros: same span
