@@ -10,8 +10,10 @@ Per round, alternating (machine-load drift hits both alike):
 - **plain**: in this process, the factory called the same way (``load_pipeline``) and a DataLoader made with
   the same config, collate_fn and worker_init_fn; videos / wall time of the batches after the first.
 
-Prints each round and the ratio suite / plain of the medians (1.00: the suite reports what a training loop
-over the same pipeline gets).
+Prints each round with its 95 % batch-means interval (``run.stats.rate_interval``, the suite's one rule:
+the suite's from its record, plain's from its per-batch times), then each side's median with the min–max
+over rounds, and the ratio suite / plain of the medians with the min–max of the per-round ratios (1.00: the
+suite reports what a training loop over the same pipeline gets).
 """
 from __future__ import annotations
 
@@ -32,11 +34,13 @@ from ssv2_fixtures.options import dataset_arg
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.run.runner import dataset_spec, run_config
+from ssv2_fixtures.run.stats import rate_interval
 
 HERE = Path(__file__).resolve().parent
 
 
-def plain(spec: dict, cfg: LoaderConfig, batches: int) -> float:
+def plain(spec: dict, cfg: LoaderConfig, batches: int) -> tuple[float, list[float] | None]:
+    """Videos/s over the loop's wall time after the first batch, and its interval from per-batch times."""
     pipe = load_pipeline(spec, train=True)
     # endless, as the suite's child: one epoch of a small split is shorter than the run
     loader = make_loader(pipe.dataset, cfg, endless=True, collate_fn=pipe.collate_fn,
@@ -44,11 +48,23 @@ def plain(spec: dict, cfg: LoaderConfig, batches: int) -> float:
     it = iter(loader)
     next(it)  # worker start-up and the first decode: not timed, as the suite's steady state
     t0 = time.perf_counter()
+    secs = []
     for _ in range(batches - 1):
+        t = time.perf_counter()
         next(it)
+        secs.append(time.perf_counter() - t)
     wall = time.perf_counter() - t0
     del it, loader
-    return (batches - 1) * cfg.batch_size / wall
+    iv = rate_interval([cfg.batch_size] * len(secs), secs, round_size=cfg.num_workers)
+    return (batches - 1) * cfg.batch_size / wall, None if iv is None else iv.as_list()
+
+
+def _iv(iv: list[float] | None) -> str:
+    return f" [{iv[0]:.2f}, {iv[1]:.2f}]" if iv else " [no interval: too few batches]"
+
+
+def _spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f} (min–max {min(xs):.2f}–{max(xs):.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{a.factory}({kwargs}) on {root} (train), {cfg.label}, {a.batches} batches per run, "
           f"{a.rounds} rounds, alternating; cores: {len(os.sched_getaffinity(0))}")
     suite_s, suite_loop, plain_s = [], [], []
+    suite_iv: list[list[float] | None] = []
+    plain_iv: list[list[float] | None] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.rounds):
             order = ("suite", "plain") if i % 2 == 0 else ("plain", "suite")
@@ -81,14 +99,25 @@ def main(argv: list[str] | None = None) -> int:
                         print(r.describe())
                         return 1
                     suite_s.append(float(r.metrics["videos_per_s"]))
-                    suite_loop.append(float(r.metrics.get("loop_videos_per_s") or 0.0))
+                    loop = r.metrics.get("loop_videos_per_s")
+                    if loop is None:  # said, not turned into 0.0
+                        print(f"round {i}: the suite's record has no loop_videos_per_s")
+                        return 1
+                    suite_loop.append(float(loop))
+                    suite_iv.append(r.metrics.get("videos_per_s_interval"))
                 else:
-                    plain_s.append(plain(spec, cfg, a.batches))
-            print(f"round {i}: suite {suite_s[-1]:.2f} videos/s (loop wall {suite_loop[-1]:.2f}), "
-                  f"plain {plain_s[-1]:.2f} videos/s")
+                    rate, iv = plain(spec, cfg, a.batches)
+                    plain_s.append(rate)
+                    plain_iv.append(iv)
+            print(f"round {i}: suite {suite_s[-1]:.2f}{_iv(suite_iv[-1])} videos/s (loop wall "
+                  f"{suite_loop[-1]:.2f}), plain {plain_s[-1]:.2f}{_iv(plain_iv[-1])} videos/s")
     s, sl, p = (statistics.median(x) for x in (suite_s, suite_loop, plain_s))
-    print(f"median: suite {s:.2f} (loop wall {sl:.2f}), plain {p:.2f} videos/s; ratio suite/plain {s / p:.3f} "
-          f"(loop wall / plain {sl / p:.3f})")
+    ratios = [x / y for x, y in zip(suite_s, plain_s)]
+    loop_ratios = [x / y for x, y in zip(suite_loop, plain_s)]
+    print(f"over {a.rounds} rounds: suite {_spread(suite_s)}, loop wall {_spread(suite_loop)}, "
+          f"plain {_spread(plain_s)} videos/s")
+    print(f"ratio suite/plain of the medians {s / p:.3f} (per round {min(ratios):.3f}–{max(ratios):.3f}); "
+          f"loop wall / plain {sl / p:.3f} (per round {min(loop_ratios):.3f}–{max(loop_ratios):.3f})")
     return 0
 
 
