@@ -13,6 +13,7 @@ raises it on. The watch starts no processes.
 """
 from __future__ import annotations
 
+import math
 import operator
 import os
 import signal
@@ -20,19 +21,28 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from types import FrameType
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 import psutil
 
 from ..data.batch import describe
+from ..data.loader import effective_prefetch
 from ..run.child import error_fields
-from ..run.stats import percentile
+from ..run.shm import shm_slots_for
+from ..run.stats import percentile, rate_interval
 from . import findings as fnd
 from .log import SCHEMA, LogWriter, Summary
 from .sampler import Sampler, nofile_limit
 
 T = TypeVar("T")
+
+SAMPLES_KEPT = 1000  # sample lines kept in memory (all of them are in the log); peaks are kept apart
+# the series the trend findings read, each kept incrementally and bounded (findings.Series)
+SERIES_KEYS = ("workers_rss", "main_rss", "fds_max", "tmp_files", "tmp_bytes")
+PEAK_KEYS = ("rss", "pss", "workers_rss", "shm_used", "fds", "fds_max", "threads", "worker_restarts",
+             "tmp_bytes", "tmp_files")
 
 
 def _rank() -> tuple[int, int]:
@@ -69,7 +79,7 @@ def loader_config(loader: Any) -> dict[str, Any]:
     w = int(getattr(loader, "num_workers", 0) or 0)
     cfg: dict[str, Any] = {
         "batch_size": getattr(loader, "batch_size", None), "num_workers": w,
-        "prefetch_factor": (getattr(loader, "prefetch_factor", None) or 2) if w > 0 else None,
+        "prefetch_factor": effective_prefetch(w, getattr(loader, "prefetch_factor", None)) if w > 0 else None,
         "persistent_workers": bool(getattr(loader, "persistent_workers", False)),
         "pin_memory": bool(getattr(loader, "pin_memory", False)),
         "timeout": float(getattr(loader, "timeout", 0) or 0),
@@ -90,7 +100,8 @@ class Watch(Generic[T]):
 
     def __init__(self, loader: Iterable[T], *, log: str | os.PathLike[str] | None = None,
                  interval_s: float = 1.0, name: str | None = None, shm_dir: str = "/dev/shm",
-                 tmpdir: str | os.PathLike[str] | None = None) -> None:
+                 tmpdir: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.perf_counter,
+                 background: bool = True) -> None:
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
             raise ValueError(f"watch(interval_s={interval_s!r}): must be a number of seconds > 0, e.g. 1.0")
         if not os.path.isdir(shm_dir):
@@ -108,7 +119,16 @@ class Watch(Generic[T]):
         self._fixed: int | None = bs if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 else None
         self.videos: list[int] = []       # per batch, only without a fixed batch size
         self._partial: dict[int, int] = {}  # with one: batch index → videos, for short last batches
-        self.samples: list[dict[str, Any]] = []  # the ``sample`` lines (SampleLine)
+        # the latest ``sample`` lines (SampleLine), bounded: a long run's whole history is in the log,
+        # and what the findings and the summary need is kept incrementally below
+        self.samples: deque[dict[str, Any]] = deque(maxlen=SAMPLES_KEPT)
+        self._n_samples = 0
+        self._peaks: dict[str, int] = {}
+        self._shm_free_min: int | None = None
+        self._series: dict[str, fnd.Series] = {k: fnd.Series() for k in SERIES_KEYS}
+        self._clock = clock         # the step path's clock (tests drive a fake one)
+        self.background = bool(background)
+        self._iterating = False
         self._found: dict[str, fnd.Finding] = {}
         self._order: list[str] = []
         self._failure: fnd.Finding | None = None
@@ -124,17 +144,17 @@ class Watch(Generic[T]):
         self._lock = threading.Lock()
         self._prev_sigchld: Any = None
         self._our_sigchld: Callable[[int, FrameType | None], Any] | None = None
-        self._t_wall = time.time() - time.perf_counter()  # perf_counter → time.time()
         self._nofile = nofile_limit()
-        self._acc_n, self._acc_wait = 0, 0.0
+        self._acc_n, self._acc_wait, self._acc_videos = 0, 0.0, 0
 
     # ------------------------------------------------------------------ the step path
     def __iter__(self) -> Iterator[T]:
         self._begin()
         it = iter(self.loader)
         self._it = it
+        self._iterating = True
         self._chain_sigchld()
-        pc = time.perf_counter
+        pc = self._clock
         add_start, add_end = self.starts.append, self.ends.append
         last = self._last
         batch: Any = None
@@ -185,6 +205,12 @@ class Watch(Generic[T]):
             return sum(self.videos[lo:hi])
         return (hi - lo) * self._fixed + sum(v - self._fixed for i, v in self._partial.items() if lo <= i < hi)
 
+    def _video_list(self, lo: int, hi: int) -> list[int]:
+        """Videos per batch, batches ``lo`` to ``hi - 1``."""
+        if self._fixed is None:
+            return list(self.videos[lo:hi])
+        return [self._partial.get(i, self._fixed) for i in range(lo, hi)]
+
     def _steps(self) -> int:
         n = min(len(self.starts), len(self.ends))
         return n if self._fixed is not None else min(n, len(self.videos))
@@ -195,7 +221,10 @@ class Watch(Generic[T]):
         if self._writer is None:
             self._writer = LogWriter(self.log_path, self.rank)
         if self._sampler is None:
-            self._sampler = Sampler(shm_dir=self.shm_dir, tmpdir=self.tmpdir, worker_pids=self.worker_pids)
+            self._sampler = Sampler(shm_dir=self.shm_dir, tmpdir=self.tmpdir, worker_pids=self.worker_pids,
+                                    iter_live=self._iter_live)
+        else:
+            self._sampler.forget()  # a new iterator has new workers: drop the handles of the last one's
         self._write("start", {
             "schema": SCHEMA, "name": self.name, "pid": os.getpid(), "config": self.config,
             "interval_s": self.interval_s, "shm_dir": self.shm_dir, "tmpdir": self.tmpdir,
@@ -203,10 +232,16 @@ class Watch(Generic[T]):
             "cores": len(os.sched_getaffinity(0)), "world_size": self.world_size, "step": len(self.ends),
         })
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="ssv2-watch", daemon=True)
-        self._thread.start()
+        if self.background:
+            self._thread = threading.Thread(target=self._loop, name="ssv2-watch", daemon=True)
+            self._thread.start()
+
+    def _iter_live(self) -> bool:
+        """The iterator runs and has not begun shutting its workers down (torch sets ``_shutdown``)."""
+        return self._iterating and not getattr(self._it, "_shutdown", False)
 
     def _end(self) -> None:
+        self._iterating = False
         self._unchain_sigchld()
         if self._pending is not None and self._failed_exc is None:
             self._on_failure(self._pending)  # raised by torch's handler inside the training step
@@ -216,8 +251,7 @@ class Watch(Generic[T]):
         self._thread = None
         if self._failure is None:
             try:
-                self._take_sample()
-                self._judge()  # a short loop may end before the thread's next reading
+                self.poll()  # a short loop may end before the thread's next reading
             except Exception:
                 pass
         self._it = None   # let the DataLoader iterator (and its workers) go
@@ -269,6 +303,7 @@ class Watch(Generic[T]):
         if exc is self._failed_exc:  # seen in the SIGCHLD handler, now passing through next()
             return
         self._failed_exc = exc
+        self._iterating = False
         try:
             last = self._take_sample(final=True)
             step = len(self.ends)
@@ -280,8 +315,8 @@ class Watch(Generic[T]):
                 facts.update(shm_free_bytes=last.get("shm_free"), shm_total_bytes=last.get("shm_total"),
                              tmp_free_bytes=last.get("tmp_free"), rss_peak_bytes=self._peak("rss"))
             if self._batch_bytes:
-                pf = self.config.get("prefetch_factor") or 2
-                facts["shm_need_bytes"] = (self.config["num_workers"] * pf + 1) * self._batch_bytes
+                facts["shm_need_bytes"] = self._batch_bytes * shm_slots_for(
+                    int(self.config.get("num_workers") or 0), self.config.get("prefetch_factor"))
             f = fnd.failure(err, step=step, config=self.config, facts=facts)
             with self._lock:
                 self._failure = f
@@ -304,16 +339,21 @@ class Watch(Generic[T]):
         self._take_sample()
         while not self._stop.wait(self.interval_s):
             try:
-                self._take_sample()
-                self._judge()
+                self.poll()
             except Exception:  # sampling must never take the training run down
                 pass
+
+    def poll(self) -> None:
+        """One reading and the findings it allows: what the sampling thread does every ``interval_s``.
+        With ``background=False`` the caller decides when (a test, or a loop that reads at its own steps)."""
+        self._take_sample()
+        self._judge()
 
     def _take_sample(self, final: bool = False) -> dict[str, Any] | None:
         s = self._sampler
         if s is None:
             return None
-        res = s.sample()
+        res = s.sample(lost=not final and self._iterating)
         b = self._last[0]
         if b is not None:
             try:
@@ -328,25 +368,45 @@ class Watch(Generic[T]):
             line["final"] = True
         with self._lock:
             self.samples.append(line)
+            self._n_samples += 1
+            for k in PEAK_KEYS:
+                v = line.get(k)
+                if isinstance(v, (int, float)) and v > self._peaks.get(k, 0):
+                    self._peaks[k] = int(v)
+            free = line.get("shm_free")
+            if free is not None and (self._shm_free_min is None or free < self._shm_free_min):
+                self._shm_free_min = int(free)
+            if n >= 1:
+                for k, ser in self._series.items():
+                    if line.get(k) is not None:
+                        ser.add(n, float(line[k]))
         self._write("sample", line)
         return line
 
     def _loop_totals(self, n: int) -> dict[str, Any]:
         if n == 0:
-            return {"loop_s": 0.0, "wait_s": 0.0, "videos": 0}
+            return {"loop_s": 0.0, "wait_s": 0.0, "videos": 0, "steady_s": 0.0, "steady_wait_s": 0.0,
+                    "steady_videos": 0}
         # incremental: the sum over all steps so far would cost the GIL in proportion to the run
         s, e = self.starts, self.ends
         # (a C-level map over slices: a Python loop here held the GIL ~1.5 ms a second at 20 k steps/s)
         self._acc_wait += sum(map(operator.sub, e[self._acc_n:n], s[self._acc_n:n]))
+        if self._fixed is None:
+            self._acc_videos += sum(self.videos[self._acc_n:n])
         self._acc_n = n
         wait = self._acc_wait
-        return {"loop_s": round(self.ends[n - 1] - self.starts[0], 4), "wait_s": round(wait, 4),
-                "videos": self._videos(0, n)}
+        videos = self._acc_videos if self._fixed is None else self._videos(0, n)
+        first_wait, first_videos = e[0] - s[0], (self.videos[0] if self._fixed is None else self._videos(0, 1))
+        # the steady figures (after the first batch), as summary() computes them: a run killed before
+        # its summary line is read from its last sample by the same rule
+        return {"loop_s": round(e[n - 1] - s[0], 4), "wait_s": round(wait, 4), "videos": videos,
+                "steady_s": round(e[n - 1] - e[0], 4), "steady_wait_s": round(wait - first_wait, 4),
+                "steady_videos": videos - first_videos}
 
-    def _series(self, key: str) -> tuple[list[int], list[float]]:
+    def _trend_series(self, key: str) -> tuple[list[int], list[float]]:
         with self._lock:
-            rows = [s for s in self.samples if s.get("step", 0) >= 1 and s.get(key) is not None]
-        return [int(s["step"]) for s in rows], [float(s[key]) for s in rows]
+            ser = self._series[key]
+            return list(ser.steps), list(ser.values)
 
     def _step_s(self) -> float | None:
         n = min(len(self.starts), len(self.ends))
@@ -360,7 +420,7 @@ class Watch(Generic[T]):
             cands.append(fnd.data_bound(self.starts, self.ends, n=n, num_workers=w))
         step_s = self._step_s()
         if "rss_growth" not in self._found:
-            st, v = self._series("workers_rss" if w > 0 else "main_rss")
+            st, v = self._trend_series("workers_rss" if w > 0 else "main_rss")
             cands.append(fnd.rss_growth(st, v, available_bytes=psutil.virtual_memory().available, step_s=step_s,
                                         what="worker tree" if w > 0 else "main process"))
         if "shm_headroom" not in self._found and self.samples:
@@ -370,11 +430,11 @@ class Watch(Generic[T]):
                                           batch_size=self.config.get("batch_size"),
                                           ranks=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
         if "fd_growth" not in self._found:
-            st, v = self._series("fds_max")
+            st, v = self._trend_series("fds_max")
             cands.append(fnd.fd_growth(st, v, nofile=self._nofile, step_s=step_s))
         if "tmp_growth" not in self._found:
-            st, files = self._series("tmp_files")
-            _, nbytes = self._series("tmp_bytes")
+            st, files = self._trend_series("tmp_files")
+            _, nbytes = self._trend_series("tmp_bytes")
             free = self.samples[-1].get("tmp_free") if self.samples else None
             cands.append(fnd.tmp_growth(st, files, nbytes, tmpdir=self.tmpdir, free_bytes=free, step_s=step_s,
                                         strategy=self.config.get("sharing_strategy")))
@@ -391,8 +451,19 @@ class Watch(Generic[T]):
 
     # ------------------------------------------------------------------ results
     def _peak(self, key: str) -> int:
-        vals = [int(s.get(key) or 0) for s in list(self.samples)]
-        return max(vals, default=0)
+        return self._peaks.get(key, 0)
+
+    def _rate_interval(self, n: int) -> list[float] | None:
+        """The suite's interval rule (run.stats) over the batches after the first: videos per batch
+        over the loop time each took (``ends[i] - ends[i - 1]``), rounds of the worker count."""
+        if n < 3:
+            return None
+        e = self.ends
+        secs = list(map(operator.sub, e[1:n], e[0:n - 1]))
+        iv = rate_interval(self._video_list(1, n), secs, round_size=int(self.config.get("num_workers") or 0))
+        if iv is None or not math.isfinite(iv.hi):
+            return None
+        return [round(iv.lo, 3), round(iv.hi, 3)]
 
     @property
     def findings(self) -> list[fnd.Finding]:
@@ -410,12 +481,12 @@ class Watch(Generic[T]):
         steps_s = [starts[i + 1] - ends[i] for i in range(n - 1)]
         # steady state, as the stress runs report it: after the first batch (worker start-up)
         loop = ends[-1] - ends[0] if n > 1 else 0.0
-        free = [s["shm_free"] for s in list(self.samples) if s.get("shm_free") is not None]
         sm = self._sampler
         return Summary(
             name=self.name, steps=n, videos=self._videos(0, n), loop_s=round(ends[-1] - starts[0], 4) if n else 0.0,
             wait_s=round(sum(waits), 4),
             videos_per_s=round(self._videos(1, n) / loop, 3) if loop > 0 else None,
+            videos_per_s_interval=self._rate_interval(n),
             wait_fraction=round(sum(waits[1:]) / loop, 4) if loop > 0 else None,
             first_batch_s=round(waits[0], 4) if n else None,
             wait_ms_p50=round(percentile(waits[1:], 50) * 1000, 3) if n > 1 else None,
@@ -423,11 +494,11 @@ class Watch(Generic[T]):
             step_ms_p50=round(percentile(steps_s, 50) * 1000, 3) if steps_s else None,
             rss_peak_bytes=self._peak("rss"), pss_peak_bytes=self._peak("pss"),
             workers_rss_peak_bytes=self._peak("workers_rss"), shm_peak_bytes=self._peak("shm_used"),
-            shm_free_min_bytes=min(free) if free else None, fds_peak=self._peak("fds"),
+            shm_free_min_bytes=self._shm_free_min, fds_peak=self._peak("fds"),
             fds_max_peak=self._peak("fds_max"), threads_peak=self._peak("threads"),
             workers_peak=sm.workers_peak if sm else 0, worker_restarts=self._peak("worker_restarts"),
             tmp_peak_bytes=self._peak("tmp_bytes"), tmp_files_peak=self._peak("tmp_files"),
-            batch_bytes=self._batch_bytes, samples=len(self.samples), config=dict(self.config),
+            batch_bytes=self._batch_bytes, samples=self._n_samples, config=dict(self.config),
             failed=self._failure["kind"] if self._failure else None,
             findings=[dict(f) for f in self.findings],
         )
@@ -435,7 +506,8 @@ class Watch(Generic[T]):
 
 def watch(loader: Iterable[T], log: str | os.PathLike[str] | None = None, *, interval_s: float = 1.0,
           name: str | None = None, shm_dir: str = "/dev/shm",
-          tmpdir: str | os.PathLike[str] | None = None) -> Watch[T]:
+          tmpdir: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.perf_counter,
+          background: bool = True) -> Watch[T]:
     """Watch a DataLoader (any iterable of batches) inside the real training loop::
 
         w = watch(loader, log="watch.jsonl")
@@ -445,6 +517,9 @@ def watch(loader: Iterable[T], log: str | os.PathLike[str] | None = None, *, int
 
     ``log``: JSON-lines path (``{rank}`` in it gives each rank its own file); None keeps it in memory.
     ``shm_dir``/``tmpdir``: where the workers' shared memory and temp files go (default /dev/shm and
-    the temp dir the process sees).
+    the temp dir the process sees). ``clock``: the step path's clock (seconds; default
+    ``time.perf_counter``). ``background=False``: no sampling thread; call :meth:`Watch.poll` for
+    each reading (tests drive the watch deterministically this way).
     """
-    return Watch(loader, log=log, interval_s=interval_s, name=name, shm_dir=shm_dir, tmpdir=tmpdir)
+    return Watch(loader, log=log, interval_s=interval_s, name=name, shm_dir=shm_dir, tmpdir=tmpdir,
+                 clock=clock, background=background)

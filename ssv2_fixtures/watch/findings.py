@@ -10,10 +10,13 @@ classified by :func:`ssv2_fixtures.run.outcome.classify`, as a stress run's chil
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, TypedDict
 
+from ..data.loader import effective_prefetch
 from ..run.outcome import Evidence, classify, kind
+from ..run.shm import shm_slots_for
+from ..run.units import fmt_bytes as _mb  # the one size formatter
 from ..stress.verdicts import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION
 
 WATCH_KINDS = ("data_bound", "rss_growth", "shm_headroom", "fd_growth", "tmp_growth")
@@ -47,8 +50,37 @@ class Trend:
     end_step: int
 
 
-def _mb(n: float) -> str:
-    return f"{n / 2**30:.1f} GB" if abs(n) >= 2**30 else f"{n / 2**20:.1f} MB"
+SERIES_POINTS = 600  # a trend's series holds at most this many points (the whole run, decimated)
+
+
+@dataclass
+class Series:
+    """One sampled quantity over the whole run in at most ``limit`` points, kept as readings arrive.
+
+    The trend rules run every reading, in the training process: over the full history their cost
+    would grow with the run (about 29 ms a reading at 4 h of 1 s readings). When full, every other
+    point is dropped and from then on only every ``stride``-th reading is kept, so the points stay
+    evenly spaced over the run and the trend sees all of it, coarser, at a bounded cost."""
+
+    limit: int = SERIES_POINTS
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    stride: int = 1
+    _since: int = 0   # readings since the last kept point
+
+    def add(self, step: int, value: float) -> None:
+        if self._since + 1 < self.stride:
+            self._since += 1
+            return
+        self._since = 0
+        self.steps.append(int(step))
+        self.values.append(float(value))
+        if len(self.steps) > self.limit:
+            newest_dropped = len(self.steps) % 2 == 0   # odd last index: [1::2] takes it
+            del self.steps[1::2], self.values[1::2]
+            if newest_dropped:   # the last kept point is one old stride back
+                self._since = self.stride
+            self.stride *= 2
 
 
 def trend(steps: Sequence[int], values: Sequence[float]) -> Trend | None:
@@ -142,10 +174,10 @@ def shm_headroom(free_bytes: int | None, batch_bytes: int, *, step: int, num_wor
         return None
     if free_bytes >= SHM_HEADROOM_BATCHES * batch_bytes:
         return None
-    pf = prefetch_factor or 2
-    need = (num_workers * pf + 1) * batch_bytes  # every worker's prefetched batches + the one in use
+    need = shm_slots_for(num_workers, prefetch_factor) * batch_bytes  # the one shm formula
     ev = Evidence(facts={"shm_need_bytes": need, "shm_free_bytes": free_bytes, "ranks": ranks},
-                  config={"num_workers": num_workers, "prefetch_factor": pf, "batch_size": batch_size})
+                  config={"num_workers": num_workers, "prefetch_factor": effective_prefetch(num_workers, prefetch_factor),
+                          "batch_size": batch_size})
     return Finding(
         kind="shm_headroom", step=step,
         detail=(f"/dev/shm has {_mb(free_bytes)} free, less than {SHM_HEADROOM_BATCHES} batches of "

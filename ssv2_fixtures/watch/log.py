@@ -3,11 +3,16 @@
 NOTE [watch log]
     ``start``    {schema, name, pid, config, interval_s, shm_dir, tmpdir, nofile, mem_available_bytes,
                   cores, world_size}                      once per iteration of the watch (an epoch)
-    ``sample``   {step, loop_s, wait_s, videos, wait_fraction, rss, pss, main_rss, main_pss, workers_rss,
-                  workers_pss, fds, fds_max, threads, workers, worker_restarts, shm_used, shm_free,
-                  shm_total, tmp_files, tmp_bytes, tmp_free, batch_bytes}
+    ``sample``   {step, loop_s, wait_s, videos, steady_s, steady_wait_s, steady_videos, wait_fraction, rss,
+                  pss, main_rss, main_pss, workers_rss, workers_pss, fds, fds_max, threads, workers,
+                  worker_restarts, shm_used, shm_free, shm_total, tmp_files, tmp_bytes, tmp_free,
+                  batch_bytes}
                                                           every interval_s, from the sampling thread;
-                                                          shm_used and tmp_* are relative to the start
+                                                          shm_used and tmp_* are relative to the start;
+                                                          steady_*: after the first batch, as the
+                                                          summary's rate (a killed run's figures);
+                                                          worker_restarts: workers of a live iterator
+                                                          found dead (torch never restarts one)
     ``finding``  {kind, step, detail, remedy, failure?}  the first time each kind is found; a loader
                                                           failure is one with ``failure: true``
     ``summary``  {... :class:`Summary`}                   when the iteration ends (exhausted, left with
@@ -35,6 +40,9 @@ class SampleLine(TypedDict, total=False):
     loop_s: float
     wait_s: float
     videos: int
+    steady_s: float               # loop time after the first batch (ends[n-1] - ends[0])
+    steady_wait_s: float          # time in next() after the first batch
+    steady_videos: int            # videos after the first batch
     wait_fraction: float | None   # over the last DATA_BOUND_WINDOW steps
     rss: int                      # main + worker tree
     pss: int
@@ -46,7 +54,7 @@ class SampleLine(TypedDict, total=False):
     fds_max: int                  # the most open in one process (EMFILE is per process)
     threads: int
     workers: int
-    worker_restarts: int
+    worker_restarts: int          # workers of the live iterator found dead (not an epoch's shut-down ones)
     shm_used: int
     shm_free: int | None
     shm_total: int
@@ -66,6 +74,7 @@ class Summary(TypedDict, total=False):
     loop_s: float
     wait_s: float
     videos_per_s: float | None    # after the first batch: videos / loop time
+    videos_per_s_interval: list[float] | None  # its 95 % interval (run.stats.rate_interval), None: too few
     wait_fraction: float | None   # after the first batch: time in next() / loop time
     first_batch_s: float | None
     wait_ms_p50: float | None

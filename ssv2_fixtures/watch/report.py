@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from ..run.record import ResultsError, read_results
+from ..report.fmt import rate
+from ..report.model import Run, interval_of, short_ok, sustained_ok
+from ..report.plots import _figure, save_png
+from ..run.record import ResultsError, RunRecord, read_results, write_atomic_bytes
+from ..run.units import fmt_bytes as _fmt_bytes  # the one size formatter
+from ..data.loader import effective_prefetch
 from .findings import DATA_BOUND_FRACTION
 from .log import LogError, read_log
 
@@ -34,18 +39,13 @@ def _summary(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
     if not samples:
         raise LogError(f"{path}: rank {events[0]['rank']} has neither a summary nor a sample line: nothing to report")
     s = samples[-1]
-    loop = float(s.get("loop_s") or 0)
+    # the summary's own rule (after the first batch), from the steady figures each sample carries;
+    # no interval: a sample line holds totals, not the per-batch times the rule needs
+    loop = float(s.get("steady_s") or 0)
     return {"steps": s.get("step", 0), "videos": s.get("videos", 0),
-            "videos_per_s": (s.get("videos", 0) / loop) if loop > 0 else None,
-            "wait_fraction": (s.get("wait_s", 0) / loop) if loop > 0 else None,
+            "videos_per_s": (float(s.get("steady_videos") or 0) / loop) if loop > 0 else None,
+            "wait_fraction": (float(s.get("steady_wait_s") or 0) / loop) if loop > 0 else None,
             "findings": [e for e in events if e["ev"] == "finding"], "partial": True}
-
-
-def _fmt_bytes(n: Any) -> str:
-    if n is None:
-        return "?"
-    n = float(n)
-    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
 
 
 def _pct(x: Any) -> str:
@@ -75,7 +75,8 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
         lines += [
             "| steps | videos/s | wait fraction | RSS peak | /dev/shm peak | fds peak |",
             "|---|---|---|---|---|---|",
-            f"| {s.get('steps')} | {'?' if vps is None else f'{vps:.1f}'} | {_pct(s.get('wait_fraction'))} | "
+            f"| {s.get('steps')} | {rate(vps, interval_of(s.get('videos_per_s_interval')))} | "
+            f"{_pct(s.get('wait_fraction'))} | "
             f"{_fmt_bytes(s.get('rss_peak_bytes'))} | {_fmt_bytes(s.get('shm_peak_bytes'))} | "
             f"{s.get('fds_peak', '?')} |", "",
         ]
@@ -93,16 +94,14 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
     _plot(ranks, png)
     lines += [f"![watch]({png.name})", ""]
     md = out / "watch.md"
-    md.write_text("\n".join(lines) + "\n")
+    write_atomic_bytes(md, ("\n".join(lines) + "\n").encode())
     return md
 
 
 def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    # the report's own figure (Agg canvas, no pyplot): the caller's backend and figures are untouched
+    fig = _figure(figsize=(8, 7))
+    axes = fig.subplots(3, 1, sharex=True)
     for rank, evs in ranks.items():
         smp = [e for e in evs if e["ev"] == "sample"]
         x = [e.get("step", 0) for e in smp]
@@ -123,23 +122,24 @@ def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
     axes[2].set_xlabel("step")
     if len(ranks) > 1:
         axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
+    save_png(fig, png)
 
 
 def _norm(cfg: dict[str, Any]) -> dict[str, Any]:
     c = dict(cfg)
-    if int(c.get("num_workers") or 0) > 0 and c.get("prefetch_factor") is None:
-        c["prefetch_factor"] = 2  # torch's default, as the watch records it
+    w = int(c.get("num_workers") or 0)
+    c["prefetch_factor"] = effective_prefetch(w, c.get("prefetch_factor")) or None  # as the watch records it
     return c
 
 
 def _match(path: Path, cfg: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stress run of the watched config to compare one rank with: a single loader (a
+    ``distributed`` record's rate is the node's, the sum over its ranks), the sustained or validate
+    run first, else a short one (quick, tune, limits)."""
     want = _norm(cfg)
-    hits = [r for r in results if r.get("status") == "passed" and (r.get("metrics") or {}).get("videos_per_s")
-            and all(_norm(r.get("config") or {}).get(k) == want.get(k)
-                    for k in MATCH_KEYS if k in want and k in (r.get("config") or {}))]
+    same = [Run(cast(RunRecord, r)) for r in results if all(_norm(r.get("config") or {}).get(k) == want.get(k)
+                                           for k in MATCH_KEYS if k in want and k in (r.get("config") or {}))]
+    hits = [r.rec for r in sustained_ok(same) or short_ok(same)]
     if not hits:
         seen = sorted({", ".join(f"{k}={(r.get('config') or {}).get(k)}" for k in MATCH_KEYS) for r in results})
         raise ResultsError(
@@ -147,7 +147,7 @@ def _match(path: Path, cfg: dict[str, Any], results: list[dict[str, Any]]) -> di
             + ", ".join(f"{k}={want.get(k)}" for k in MATCH_KEYS) + f"); runs there: {seen or 'none'}. "
             "Stress-test the training's config first (e.g. pytest -m sustained with the same batch size and "
             "workers), or pass the run folder that holds it")
-    return hits[-1]
+    return dict(hits[-1])
 
 
 def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> str:
@@ -162,6 +162,7 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
         cfg = start.get("config") or s.get("config") or {}
         run = _match(rpath, cfg, [dict(r) for r in results_file.get("results") or []])
         stress = float(run["metrics"]["videos_per_s"])
+        stress_iv = interval_of(run["metrics"].get("videos_per_s_interval"))
         got, wf = s.get("videos_per_s"), s.get("wait_fraction")
         if got is None:
             out.append(f"rank {rank}: too few steps to compare (the watched loop received {s.get('steps')} batches)")
@@ -169,7 +170,8 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
         bound = ("data-bound: the loop waited for data " if wf is not None and wf > DATA_BOUND_FRACTION
                  else "step-bound: the loop waited for data only ")
         line = (f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
-                f"({got:.1f} of {stress:.1f} videos/s, stress run {run.get('label') or run.get('id')}): "
+                f"({rate(got, interval_of(s.get('videos_per_s_interval')))} of {rate(stress, stress_iv)} videos/s, "
+                f"stress run {run.get('label') or run.get('id')}, {run.get('kind', '?')}): "
                 f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})")
         if got > stress * FASTER_THAN_STRESS:
             # the same loader settings cannot outrun their own stress rate by this much: other data

@@ -73,12 +73,17 @@ def nofile_limit() -> int | None:
 
 
 class Sampler:
-    def __init__(self, *, shm_dir: str, tmpdir: str, worker_pids: Callable[[], list[int] | None]) -> None:
+    def __init__(self, *, shm_dir: str, tmpdir: str, worker_pids: Callable[[], list[int] | None],
+                 iter_live: Callable[[], bool] = lambda: True) -> None:
         self.shm_dir, self.tmpdir = shm_dir, tmpdir
         self.worker_pids = worker_pids
+        self.iter_live = iter_live  # the iterator has not begun shutting its workers down
         self.main = psutil.Process(os.getpid())
         self._procs: dict[int, psutil.Process] = {}
-        self.workers_seen: set[int] = set()
+        # A DataLoader never restarts a worker (a dead one fails the iterator), and a new iterator
+        # (an epoch without persistent_workers) has new pids: count only workers of the live
+        # iterator found dead while it was still running, never an epoch's shut-down ones.
+        self.workers_lost: set[int] = set()
         self.workers_peak = 0
         self.shm_base = self.tmp_files_base = self.tmp_bytes_base = 0
         self._n = 0
@@ -136,8 +141,9 @@ class Sampler:
                 pass
         return out
 
-    def sample(self) -> dict[str, Any]:
-        """The resource fields of a ``sample`` line (NOTE [watch log]); the caller adds the step fields."""
+    def sample(self, lost: bool = True) -> dict[str, Any]:
+        """The resource fields of a ``sample`` line (NOTE [watch log]); the caller adds the step fields.
+        ``lost=False``: a reading taken as the iteration ends, when workers are gone by design."""
         t0 = time.monotonic()
         pss_due = self._n % PSS_EVERY == 1 and t0 >= self._pss_next  # the first reading has one
 
@@ -157,6 +163,7 @@ class Sampler:
             pass
         w_rss = w_pss = live = 0
         pids = self.worker_pids() or []
+        alive: set[int] = set()
         for p in self.workers():
             try:
                 with p.oneshot():
@@ -173,8 +180,12 @@ class Sampler:
             fds_max = max(fds_max, n)
             if p.pid in pids or not pids:
                 live += 1
-                self.workers_seen.add(p.pid)
+                alive.add(p.pid)
         self.workers_peak = max(self.workers_peak, live)
+        dead = [pid for pid in pids if pid not in alive]
+        # read after the statuses: still live now means the workers died before any shutdown began
+        if dead and lost and self.iter_live():
+            self.workers_lost.update(dead)
         if pss_due:
             t1 = time.monotonic()
             self._pss_next = next_walk_at(t1, t1 - t0)
@@ -195,14 +206,16 @@ class Sampler:
         return {
             "rss": main_rss + w_rss, "pss": main_pss + w_pss, "main_rss": main_rss, "main_pss": main_pss,
             "workers_rss": w_rss, "workers_pss": w_pss, "fds": fds, "fds_max": fds_max, "threads": threads,
-            "workers": live, "worker_restarts": max(0, len(self.workers_seen) - self.workers_peak),
+            "workers": live, "worker_restarts": len(self.workers_lost),
             "shm_used": max(0, used - self.shm_base), "shm_free": shm_free, "shm_total": total,
             "tmp_files": max(0, tf - self.tmp_files_base), "tmp_bytes": max(0, tb - self.tmp_bytes_base),
             "tmp_free": tmp_free,
         }
 
     def forget(self) -> None:
-        """Drop cached process handles of workers that are gone (a new epoch's workers are new pids)."""
+        """Drop cached process handles of workers that are gone (a new epoch's workers are new pids):
+        called when an iteration begins, so the caches hold one iterator's workers, not every epoch's."""
         for pid in [pid for pid, p in self._procs.items() if not p.is_running()]:
             del self._procs[pid]
-            self._pss.pop(pid, None)
+        for pid in [pid for pid in self._pss if pid not in self._procs and pid != self.main.pid]:
+            del self._pss[pid]

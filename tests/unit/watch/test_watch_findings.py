@@ -102,3 +102,23 @@ def test_failure_is_classified_by_the_outcome_rules() -> None:
     assert found["kind"] == "worker_killed" and found["step"] == 7 and found["failure"] is True
     err = {"type": "OSError", "message": "[Errno 24] Too many open files", "traceback": "", "errno": 24}
     assert f.failure(err, step=1, config={}, facts={"nofile": 256})["kind"] == "fd_exhausted"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.integers(4, 64))
+def test_series_stays_bounded_and_evenly_spaced(n: int, limit: int) -> None:
+    ser = f.Series(limit=limit)
+    for i in range(n):
+        ser.add(i * 3, float(i))
+    assert 1 <= len(ser.steps) <= limit and ser.steps[0] == 0
+    gaps = {b - a for a, b in zip(ser.steps, ser.steps[1:])}
+    assert len(gaps) <= 1   # one spacing over the whole run: a trend still sees all of it
+    assert (n - 1) * 3 - ser.steps[-1] < 3 * ser.stride   # the newest kept point is recent
+
+
+def test_trend_over_a_decimated_series_keeps_its_slope() -> None:
+    ser = f.Series(limit=50)
+    for i in range(2000):
+        ser.add(i, 100.0 + 2.0 * i)
+    tr = f.trend(ser.steps, ser.values)
+    assert tr is not None and abs(tr.slope - 2.0) < 1e-9 and len(ser.steps) <= 50

@@ -1,7 +1,9 @@
-"""watch(loader) over real loops with real DataLoader workers: each finding on the case it names.
+"""watch(loader) over loops: each finding on the case it names.
 
-Assertions are on findings and log events, never on wall-clock figures; sleeps only make one side of
-the loop slower than the other by a wide margin.
+Assertions are on findings and log events, never on wall-clock figures or on how many readings a
+thread happened to take: the wait/step timings come from an injected clock (``clock=``), and the
+resource readings are taken at fixed steps (``background=False`` + ``poll()``), from real DataLoader
+workers where the finding is about them, from a scripted sampler where it is about the rule.
 """
 from __future__ import annotations
 
@@ -21,10 +23,54 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ssv2_fixtures.run.sandbox import Sandbox, unavailable
+from ssv2_fixtures.stress.verdicts import LEAK_MIN_BYTES
 from ssv2_fixtures.watch import read_log, watch
-from ssv2_fixtures.watch.findings import DATA_BOUND_FRACTION
+from ssv2_fixtures.watch.core import SAMPLES_KEPT
+from ssv2_fixtures.watch.findings import DATA_BOUND_FRACTION, SERIES_POINTS
 
 INTERVAL = 0.05
+POLL_EVERY = 5  # steps between readings where the test takes them itself
+
+
+class Clock:
+    """The watch's step clock, advanced by the test: waits and steps take exactly what it says."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Timed:
+    """A loader of ``n`` batches of ``batch_size`` whose next() takes ``wait_s`` on ``clock``."""
+
+    def __init__(self, clock: Clock, n: int, wait_s: float, batch_size: int = 4, num_workers: int = 2) -> None:
+        self.clock, self.n, self.wait_s = clock, n, wait_s
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def __iter__(self) -> Any:
+        for i in range(self.n):
+            self.clock.t += self.wait_s
+            yield torch.full((self.batch_size, 2), float(i))
+
+
+class Scripted:
+    """A sampler whose readings the test writes: ``values(reading index) -> fields``."""
+
+    def __init__(self, values: Any) -> None:
+        self.values, self.i = values, 0
+        self.workers_peak = 0
+
+    def sample(self, lost: bool = True) -> dict[str, Any]:
+        self.i += 1
+        base = {"rss": 0, "pss": 0, "main_rss": 0, "main_pss": 0, "workers_rss": 0, "workers_pss": 0,
+                "fds": 10, "fds_max": 10, "threads": 1, "workers": 2, "worker_restarts": 0, "shm_used": 0,
+                "shm_free": 2**40, "shm_total": 2**40, "tmp_files": 0, "tmp_bytes": 0, "tmp_free": 2**40}
+        return {**base, **self.values(self.i)}
+
+    def forget(self) -> None:
+        pass
 
 
 class Tiny(Dataset[Any]):
@@ -92,37 +138,97 @@ def test_short_last_batch_is_counted(tmp_path: Path) -> None:
     assert w.summary()["videos"] == 10
 
 
+def _timed_loop(tmp_path: Path, wait_s: float, step_s: float, steps: int = 40) -> Any:
+    clock = Clock()
+    w = watch(Timed(clock, steps, wait_s), log=tmp_path / "w.jsonl", tmpdir=tmp_path, clock=clock,
+              background=False)
+    for step, _batch in enumerate(w):
+        clock.t += step_s  # the training step
+        if step % POLL_EVERY == 0:
+            w.poll()
+    return w
+
+
 def test_slow_step_is_not_data_bound(tmp_path: Path) -> None:
-    dl = DataLoader(Tiny(400), batch_size=4, num_workers=2)
-    w = watch(dl, log=tmp_path / "w.jsonl", interval_s=0.2, tmpdir=tmp_path)
-    for step, _batch in enumerate(w):
-        # the training step: far slower than the loader's trivial items, with room for a loaded
-        # machine's scheduling delays (tens of ms on 2 shared cores)
-        time.sleep(0.12)
-        if step == 30:
-            break
+    w = _timed_loop(tmp_path, wait_s=0.01, step_s=0.12)
     s = w.summary()
-    assert s["wait_fraction"] is not None and s["wait_fraction"] < DATA_BOUND_FRACTION
-    assert "data_bound" not in kinds(w)
+    assert s["wait_fraction"] == pytest.approx(0.01 / 0.13, abs=1e-4)   # rounded to 4 places
+    assert s["wait_fraction"] < DATA_BOUND_FRACTION and "data_bound" not in kinds(w)
 
 
-def test_no_step_with_one_slow_worker_is_data_bound(tmp_path: Path) -> None:
-    dl = DataLoader(Tiny(400, sleep_s=0.01), batch_size=2, num_workers=1)
-    w = watch(dl, log=tmp_path / "w.jsonl", interval_s=INTERVAL, tmpdir=tmp_path)
-    for step, _batch in enumerate(w):
-        if step == 40:
-            break
+def test_no_step_loop_waiting_on_the_loader_is_data_bound(tmp_path: Path) -> None:
+    w = _timed_loop(tmp_path, wait_s=0.05, step_s=0.0)
     s = w.summary()
-    assert s["wait_fraction"] is not None and s["wait_fraction"] > 0.5
+    assert s["wait_fraction"] == pytest.approx(1.0)
     f = next(f for f in w.findings if f["kind"] == "data_bound")
     assert "num_workers" in f["remedy"] and "pytest -m tune" in f["remedy"]
     logged = [e for e in read_log(tmp_path / "w.jsonl") if e["ev"] == "finding"]
     assert [e["kind"] for e in logged].count("data_bound") == 1
 
 
-def _loop_until(w: Any, kind: str, steps: int, sleep_s: float = 0.01) -> int:
+def test_summary_rate_carries_the_suites_interval(tmp_path: Path) -> None:
+    # steps of uneven length: the rate is known exactly, its groups differ (a spread that is not zero)
+    clock = Clock()
+    steps = [0.1 + 0.01 * (i % 7) for i in range(41)]
+    w = watch(Timed(clock, 41, 0.0, batch_size=4, num_workers=2), tmpdir=tmp_path, clock=clock, background=False)
     for step, _batch in enumerate(w):
-        time.sleep(sleep_s)
+        clock.t += steps[step]
+    s = w.summary()
+    assert s["videos_per_s"] == pytest.approx(40 * 4 / sum(steps[:40]), rel=1e-3)
+    iv, vps = s["videos_per_s_interval"], s["videos_per_s"]
+    assert iv is not None and vps is not None and iv[0] <= vps <= iv[1] and iv[0] < iv[1]
+
+
+def test_killed_runs_rate_follows_the_summarys_rule(tmp_path: Path) -> None:
+    from ssv2_fixtures.watch.report import _summary
+
+    clock = Clock()
+    log = tmp_path / "w.jsonl"
+    w = watch(Timed(clock, 30, 0.02), log=log, tmpdir=tmp_path, clock=clock, background=False)
+    for step, _batch in enumerate(w):
+        clock.t += 0.5 if step == 0 else 0.08   # a slow first step: start-up must not count
+        w.poll()
+    events = [e for e in read_log(log) if e["ev"] != "summary"]   # as a killed run leaves it
+    cut = _summary(log, events)
+    assert cut["partial"] and cut["videos_per_s"] == pytest.approx(w.summary()["videos_per_s"], rel=1e-3)
+
+
+def test_sampling_state_is_bounded_over_a_long_run(tmp_path: Path) -> None:
+    clock = Clock()
+    polls = 2 * SAMPLES_KEPT
+    w = watch(Timed(clock, polls, 0.001), tmpdir=tmp_path, clock=clock, background=False)
+    w._sampler = Scripted(lambda i: {"fds": 10 + i % 7, "shm_free": 2**30 - i})  # type: ignore[assignment]
+    for _batch in w:
+        clock.t += 0.01
+        w.poll()
+    s = w.summary()
+    assert len(w.samples) == SAMPLES_KEPT and s["samples"] == polls + 1   # + the one as the loop ends
+    assert all(len(ser.steps) <= SERIES_POINTS for ser in w._series.values())
+    assert s["fds_peak"] == 16 and s["shm_free_min_bytes"] == 2**30 - (polls + 1)  # peaks over every reading
+
+
+def test_scripted_rss_growth_is_found_by_the_leak_rule(tmp_path: Path) -> None:
+    clock = Clock()
+    w = watch(Timed(clock, 200, 0.001), tmpdir=tmp_path, clock=clock, background=False)
+    grow = LEAK_MIN_BYTES // 5   # per reading: past the stress leak floor within a few readings
+    w._sampler = Scripted(lambda i: {"workers_rss": 512 * 2**20 + i * grow})  # type: ignore[assignment]
+    found_at = None
+    for step, _batch in enumerate(w):
+        clock.t += 0.01
+        if step % POLL_EVERY == 0:
+            w.poll()
+        if "rss_growth" in kinds(w):
+            found_at = step
+            break
+    assert found_at is not None and found_at <= 200
+    f = next(f for f in w.findings if f["kind"] == "rss_growth")
+    assert "worker tree" in f["detail"] and "numpy" in f["remedy"]
+
+
+def _loop_until(w: Any, kind: str, steps: int) -> int:
+    for step, _batch in enumerate(w):
+        if step % POLL_EVERY == 0:
+            w.poll()   # a reading at fixed steps: how many there are does not depend on the load
         if kind in kinds(w) or step >= steps:
             return step
     return -1
@@ -132,7 +238,7 @@ def _finding(tmp_path: Path, ds: Any, kind: str, steps: int, *, batch_size: int 
              workers: int = 2) -> dict[str, Any]:
     """Train-loop over a watched loader of ``ds`` until ``kind`` is found (or ``steps`` pass); that finding."""
     dl = DataLoader(ds, batch_size=batch_size, num_workers=workers)
-    w = watch(dl, log=tmp_path / "w.jsonl", interval_s=INTERVAL, tmpdir=tmp_path)
+    w = watch(dl, log=tmp_path / "w.jsonl", tmpdir=tmp_path, background=False)
     _loop_until(w, kind, steps)
     f = next((f for f in w.findings if f["kind"] == kind), None)
     assert f is not None, w.summary()
@@ -197,14 +303,15 @@ def test_log_schema_and_rank_from_env(tmp_path: Path, monkeypatch: pytest.Monkey
     assert events[0]["config"]["num_workers"] == 1 and events[0]["config"]["batch_size"] == 4
     samples = [e for e in events if e["ev"] == "sample"]
     assert samples
-    for key in ("step", "loop_s", "wait_s", "videos", "rss", "pss", "workers_rss", "fds", "fds_max",
+    for key in ("step", "loop_s", "wait_s", "videos", "steady_s", "steady_wait_s", "steady_videos", "rss", "pss",
+                "workers_rss", "fds", "fds_max",
                 "threads", "workers", "worker_restarts", "shm_used", "shm_free", "tmp_files", "tmp_bytes",
                 "batch_bytes", "wait_fraction"):
         assert key in samples[-1], key
     last = events[-1]
     assert last["ev"] == "summary"
-    for key in ("steps", "videos_per_s", "wait_fraction", "rss_peak_bytes", "shm_peak_bytes", "fds_peak",
-                "findings"):
+    for key in ("steps", "videos_per_s", "videos_per_s_interval", "wait_fraction", "rss_peak_bytes",
+                "shm_peak_bytes", "fds_peak", "findings"):
         assert key in last, key
     assert last["steps"] == w.summary()["steps"] == 10
 
@@ -227,12 +334,13 @@ class Growing(Dataset):
     def __len__(self): return 200
     def __getitem__(self, i): return torch.ones((i + 1) * 32 * 1024, dtype=torch.float32)
 
+# a reading before every step (no thread): the headroom is read between every two batches
 w = watch(DataLoader(Growing(), batch_size=1, num_workers=1, prefetch_factor=2), log=sys.argv[1],
-          interval_s=0.02, tmpdir=sys.argv[2])
+          tmpdir=sys.argv[2], background=False)
 err = None
 try:
     for b in w:
-        time.sleep(0.1)
+        w.poll()
 except Exception as exc:
     err = type(exc).__name__
 print(json.dumps({"error": err, "summary": w.summary()}))

@@ -52,3 +52,34 @@ def test_rss_every_reading_pss_on_its_schedule(tmp_path: Path) -> None:
     assert later[-1]["main_rss"] >= first["main_rss"] + len(ballast) // 2   # statm sees it now
     assert all(r["main_pss"] == first["main_pss"] for r in later)          # PSS not read again yet
     ballast.close()
+
+
+def test_a_dead_worker_counts_only_while_its_iterator_is_live(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()   # exited and reaped: its pid is no live process
+    live = [True]
+    s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [gone.pid],
+                    iter_live=lambda: live[0])
+    assert s.sample(lost=False)["worker_restarts"] == 0      # a reading as the iteration ends
+    live[0] = False
+    assert s.sample()["worker_restarts"] == 0                # the iterator is shutting its workers down
+    live[0] = True
+    assert s.sample()["worker_restarts"] == 1                # died while the iterator ran
+
+
+def test_new_epochs_workers_are_not_restarts(tmp_path: Path) -> None:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ssv2_fixtures.watch import watch
+
+    dl = DataLoader(TensorDataset(torch.zeros(16, 2)), batch_size=4, num_workers=2, persistent_workers=False)
+    w = watch(dl, tmpdir=tmp_path, background=False)
+    for _epoch in range(3):   # three iterators, three pairs of worker pids
+        for _batch in w:
+            w.poll()
+    s = w.summary()
+    assert s["steps"] == 12 and s["workers_peak"] == 2 and s["worker_restarts"] == 0
