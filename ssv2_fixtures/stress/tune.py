@@ -14,7 +14,8 @@ evenly between batch sizes; 20 % of each share is kept for the confirmation):
 2. **Prune**: keep the fastest worker count and the cheapest one whose interval overlaps it (at most 2).
 3. **The other knobs around them**, one at a time (prefetch, sharing strategy, persistent workers,
    pin memory where CUDA is present): each value is probed, and the dimension keeps the fastest — or,
-   on overlapping intervals, the cheapest — before the next dimension is tried.
+   on overlapping intervals, the cheapest — before the next dimension is tried; the values it kept
+   out as ties are named as ties of the pick when the kept one's line leads to it.
 4. **Successive halving** of up to 4 finalists (the leader, then what ties with it, cheapest first,
    then the fastest of the rest): each round measures every finalist twice as
    long as the last, keeps the better half plus any that still tie with the leader, and stops as soon
@@ -23,9 +24,15 @@ evenly between batch sizes; 20 % of each share is kept for the confirmation):
    (fewer workers, then less prefetch, then less predicted shared memory), and the others are named
    as ties. In **target mode** the pick is the cheapest config whose interval's lower bound reaches
    the target; when none does the result names the best rate found and what limited it.
-6. **Confirmation**: the pick gets one sustained run (leak and degradation verdicts) in the time kept
-   for it; if it fails, the next candidate is confirmed instead, while time is left — candidates of
-   another workers × prefetch shape first (what fails a sustained run rides on memory in flight).
+6. **Confirmation**: the pick gets one sustained run (leak and degradation verdicts) in the time left
+   in the budget (the 20 % kept for it, less what the search overran); if it fails, the next candidate
+   is confirmed instead, while time is left — candidates of another workers × prefetch shape first
+   (what fails a sustained run rides on memory in flight). When the time left cannot hold the
+   shortest sustained run, nothing more is started and the result says the budget ran out.
+
+The whole tune, confirmation included, ends within :func:`bound_s` (1.25 × budget + 30 s): every
+probe and confirmation is planned to end inside the budget, and the slack holds estimates that come
+out low (and the forced first probe on a machine whose start-up alone outlasts a tiny budget).
 
 Before each probe the search estimates its cost (its measuring time plus the mean start-up overhead
 seen so far) and starts it only if it ends before the stage's deadline. Configs predicted not to fit
@@ -39,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence, TypedDict
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
+from ..run.shm import shm_in_flight
 from ..run.stats import RateInterval
 
 PREDICTED_UNFIT = "predicted_unfit"
@@ -46,6 +54,9 @@ CONFIRM_SHARE = 0.2          # of each batch size's budget, kept for the sustain
 MAX_KEPT_WORKERS = 2         # worker counts carried from stage 1 into stage 3
 MAX_FINALISTS = 4
 MAX_HALVING_ROUNDS = 3
+RAN_OUT = "ran_out"          # a confirm's answer when its shortest sustained run does not fit the time left
+BOUND_FACTOR = 1.25          # a whole tune ends within BOUND_FACTOR × budget + BOUND_SLACK_S (bound_s)
+BOUND_SLACK_S = 30.0
 
 
 # --- what the search is given ---------------------------------------------------------------------
@@ -176,7 +187,8 @@ class Estimate:
     def interval(self) -> RateInterval:
         return RateInterval(self.rate, self.lo, self.hi, 0, 0)
 
-    def overlaps(self, other: Estimate) -> bool:
+    def ties(self, other: Estimate) -> bool:
+        """The tie rule between two configs' latest measurements."""
         return self.interval().overlaps(other.interval())
 
     def record(self) -> BestRecord:
@@ -247,7 +259,7 @@ class TuneResult:
 
 def default_shm(config: LoaderConfig) -> float:
     """Batches in shared memory at once (× batch size): what ``less shm`` compares without a budget model."""
-    return float((config.num_workers * config.effective_prefetch + 1) * config.batch_size if config.num_workers else 0)
+    return float(shm_in_flight(config, config.batch_size))
 
 
 def cost_key(config: LoaderConfig, shm: Callable[[LoaderConfig], float] = default_shm) -> tuple[Any, ...]:
@@ -277,6 +289,8 @@ class _Search:
     est: dict[LoaderConfig, Estimate] = field(default_factory=dict)
     failed: dict[LoaderConfig, str] = field(default_factory=dict)
     overheads: list[float] = field(default_factory=list)
+    # loser → winner of each config's latest tie decision (it tied and a cheaper one was kept)
+    tie_of: dict[LoaderConfig, LoaderConfig] = field(default_factory=dict)
     ran_out: bool = False
 
     def cost(self, seconds: float) -> float:
@@ -324,9 +338,31 @@ class _Search:
             self.on_probe(t)
 
     def best_of(self, cands: Sequence[Estimate]) -> Estimate:
-        """Fastest, unless a cheaper one ties with it (overlapping intervals): then the cheapest tie."""
+        """Fastest, unless a cheaper one ties with it: then the cheapest tie. Every other member of the
+        tie group is remembered as a tie of the pick (named in the record if the pick's line wins)."""
         lead = max(cands, key=lambda e: e.rate)
-        return min((e for e in cands if e is lead or e.overlaps(lead)), key=lambda e: self.key(e.config))
+        group = [e for e in cands if e is lead or e.ties(lead)]
+        pick = min(group, key=lambda e: self.key(e.config))
+        for e in cands:  # the latest decision about a config is the one that counts
+            if e in group and e.config != pick.config:
+                self.tie_of[e.config] = pick.config
+            else:
+                self.tie_of.pop(e.config, None)
+        return pick
+
+    def ties_of(self, best: LoaderConfig) -> list[Estimate]:
+        """The configs that lost to ``best`` by the tie rule, directly or through a chain of tie
+        decisions (a knob stage's tie whose winner later tied and lost to the pick), cheapest first."""
+        def reaches(c: LoaderConfig) -> bool:
+            seen: set[LoaderConfig] = set()
+            while c != best:
+                if c in seen or c not in self.tie_of:
+                    return False
+                seen.add(c)
+                c = self.tie_of[c]
+            return True
+        named = [c for c in self.tie_of if c != best and c in self.est and reaches(c)]
+        return [self.est[c] for c in sorted(named, key=self.key)]
 
     def start(self, w: int) -> LoaderConfig:
         """Stage 1's config for ``w`` workers: the defaults, or the cheapest variant predicted to fit."""
@@ -339,10 +375,9 @@ class _Search:
     # stage 1
     def workers(self) -> list[Estimate]:
         ws = self.space.workers
-        grid = sorted({w for w in ws if w & (w - 1) == 0} | {ws[0], ws[-1]})
         done: dict[int, Estimate | None] = {}
         first = True
-        for w in grid:
+        for w in _grid(ws):
             done[w] = self.probe(self.start(w), self.short_s, "workers", force=first)
             first = False
         while True:  # bisect the gaps next to the fastest worker count
@@ -406,14 +441,19 @@ class _Search:
         return finalists
 
 
+def _grid(ws: Sequence[int]) -> list[int]:
+    """Stage 1's first worker counts: the powers of two in ``ws`` (sorted), and its first and last."""
+    return sorted({w for w in ws if w & (w - 1) == 0} | {ws[0], ws[-1]})
+
+
 def _finalists(s: _Search, pool: list[Estimate]) -> list[Estimate]:
     """The leader, then what ties with it (cheapest first: variants of equal rate must not crowd out a
     cheaper worker count), then the fastest of the rest."""
     if not pool:
         return []
     lead = max(pool, key=lambda e: e.rate)
-    ties = sorted((e for e in pool if e is not lead and e.overlaps(lead)), key=lambda e: s.key(e.config))
-    rest = sorted((e for e in pool if e is not lead and not e.overlaps(lead)), key=lambda e: -e.rate)
+    ties = sorted((e for e in pool if e is not lead and e.ties(lead)), key=lambda e: s.key(e.config))
+    rest = sorted((e for e in pool if e is not lead and not e.ties(lead)), key=lambda e: -e.rate)
     return [lead, *ties, *rest][:MAX_FINALISTS]
 
 
@@ -422,40 +462,71 @@ def _middle(ws: Sequence[int], a: int, b: int) -> int | None:
     return inside[len(inside) // 2] if inside else None
 
 
+def bound_s(budget_s: float) -> float:
+    """What a whole tune of ``budget_s`` (confirmation included) ends within: 1.25 × budget + 30 s.
+
+    The search plans every probe and the confirmation to end inside the budget; the slack holds what a
+    plan cannot see: a start-up or a sustained rate that comes out worse than its estimate, and the
+    forced first probe of a batch size on a machine whose start-up alone is longer than the budget."""
+    return BOUND_FACTOR * budget_s + BOUND_SLACK_S
+
+
 def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
          confirm: Confirm | None = None, predict_fits: Callable[[LoaderConfig], bool] | None = None,
          target: float | None = None, shm: Callable[[LoaderConfig], float] = default_shm,
          overhead_s: float = 8.0, on_probe: Callable[[Trial], None] | None = None) -> TuneResult:
     """Tune ``space`` (one batch size) within ``budget_s`` seconds of ``clock``; see the module docstring.
-
-    Longer than the package's ~80-line rule on purpose: the stages (workers, knobs, halving, pick,
-    confirmation) share one deadline, one ``tried`` list and one set of estimates, and reading them top
-    to bottom in one function is how the budget can be checked; each stage's decisions are helpers."""
-    if budget_s <= 0:
+    The stages share one :class:`_Search` (its deadline, its ``tried`` list and its estimates)."""
+    if not budget_s > 0:
         raise ValueError(f"tune budget must be > 0 seconds, got {budget_s} (--tune-budget)")
     if target is not None and not target > 0:
         raise ValueError(f"target must be > 0 videos/s, got {target} (--target-videos-per-s)")
     t_start = clock()
-    end = t_start + budget_s
-    confirm_s = CONFIRM_SHARE * budget_s if confirm is not None else 0.0
-    fits = predict_fits or (lambda c: True)
     configs = list(space.all_configs())
+    fits = predict_fits or (lambda c: True)
     nothing_fits = not any(fits(c) for c in configs)
     if nothing_fits:  # run them anyway: a failure then says why, a prediction alone would not
         fits = lambda c: True  # noqa: E731
-    search_s = budget_s - confirm_s
-    # Stage 1 + 3 probes planned, so that they take about half of the search time.
-    planned = (len(set([w for w in space.workers if w & (w - 1) == 0] + [space.workers[0], space.workers[-1]])) + 2
+    search_s = budget_s - (CONFIRM_SHARE * budget_s if confirm is not None else 0.0)
+    s = _Search(space, measure, clock, t_start + search_s, fits, shm, overhead_s,
+                _short_s(space, search_s, overhead_s), on_probe)
+    _explore(s)
+    finals, pool = _finish(s, target)
+    order = _candidates(s, pool, finals, target)
+    best = order[0] if order else None
+    ties = s.ties_of(best.config) if best is not None and target is None else []
+    confirmed = False
+    confirmations: list[tuple[LoaderConfig, ConfirmResult]] = []
+    if confirm is not None:
+        picked = _confirm(s, confirm, order, t_start + budget_s, confirmations)
+        if picked is not None:
+            if best is not None and picked.config != best.config:
+                ties = []  # the tie group was the failed pick's
+            best, confirmed = picked, True
+    met = None if target is None else bool(best is not None and best.lo >= target)
+    if target is not None and not met:
+        best = max(pool, key=lambda e: e.rate) if pool else None
+    res = TuneResult(space.batch_size, best, confirmed, ties, s.tried, budget_s, clock() - t_start, target, met,
+                     confirmations=confirmations)
+    res.limited_by = limits(res, space, ran_out=s.ran_out, nothing_fits=nothing_fits)
+    return res
+
+
+def _short_s(space: Space, search_s: float, overhead_s: float) -> float:
+    """Stage 1 and 3's probe length: the probes planned for them take about half of the search time."""
+    planned = (len(_grid(space.workers)) + 2
                + MAX_KEPT_WORKERS * (len(space.prefetch) + len(space.strategies) + len(space.persistent)
                                      + len(space.pin_memory) - 4))
-    short_s = min(20.0, max(2.0, 0.5 * search_s / planned - overhead_s))
-    s = _Search(space, measure, clock, t_start + search_s, fits, shm, overhead_s, short_s, on_probe)
+    return min(20.0, max(2.0, 0.5 * search_s / planned - overhead_s))
 
+
+def _explore(s: _Search) -> None:
+    """Stages 1–3: the worker counts, the prune to at most two, the other knobs around each."""
     try:
         ws = s.workers()
         if ws:
             lead = max(ws, key=lambda e: e.rate)
-            kept = sorted([lead] + [e for e in ws if e is not lead and e.overlaps(lead)],
+            kept = sorted([lead] + [e for e in ws if e is not lead and e.ties(lead)],
                           key=lambda e: s.key(e.config))[:MAX_KEPT_WORKERS]
             if lead not in kept:
                 kept = [kept[0], lead]
@@ -464,19 +535,21 @@ def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
     except _OutOfTime:
         pass
 
+
+def _finish(s: _Search, target: float | None) -> tuple[list[Estimate], list[Estimate]]:
+    """Stage 4 (successive halving) towards the fastest, or in target mode towards the cheapest that
+    reaches the target; returns the finalists' and every config's latest estimates."""
     pool = list(s.est.values())
     if target is None:
-        ranked = _finalists(s, pool)
-
         def keep(fs: list[Estimate]) -> list[Estimate]:
             lead = max(fs, key=lambda e: e.rate)
             top = sorted(fs, key=lambda e: -e.rate)[:math.ceil(len(fs) / 2)]
-            return top + [e for e in fs if e not in top and e.overlaps(lead)]
+            return top + [e for e in fs if e not in top and e.ties(lead)]
 
         def clear(fs: list[Estimate]) -> bool:
             lead = max(fs, key=lambda e: e.rate)
             return all(e.hi < lead.lo for e in fs if e is not lead)
-        finals = s.halving(ranked, keep, clear)
+        finals = s.halving(_finalists(s, pool), keep, clear)
     else:
         tgt = target
         maybe = sorted([e for e in pool if e.hi >= tgt], key=lambda e: s.key(e.config))[:MAX_FINALISTS]
@@ -488,53 +561,42 @@ def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
             return bool(fs) and min(fs, key=lambda e: s.key(e.config)).lo >= tgt
         finals = s.halving(maybe, keep_t, settled)
     # a finalist's latest estimate is the one that counts; eliminated configs keep theirs
-    pool = list(s.est.values())
-    finals = [s.est[e.config] for e in finals if e.config in s.est]
+    return [s.est[e.config] for e in finals if e.config in s.est], list(s.est.values())
 
-    order = _candidates(s, pool, finals, target)
-    best = order[0] if order else None
-    ties: list[Estimate] = []
-    if best is not None and target is None:
-        lead = max(finals or pool, key=lambda e: e.rate)
-        group = [e for e in (finals or pool) if e is lead or e.overlaps(lead)]
-        ties = [e for e in group if e.config != best.config]
-    confirmed = False
-    confirmations: list[tuple[LoaderConfig, ConfirmResult]] = []
-    if confirm is not None:
-        queue = list(order)
-        failed_shapes: set[tuple[int, int]] = set()
-        while queue:
-            cand = queue.pop(0)
-            left = end - clock()
-            if left < s.cost(0.0) + 2.0 and confirmations:
-                break
-            t0 = clock()
-            raw = confirm(cand.config, max(left - s.cost(0.0), 1.0))
-            res = raw if isinstance(raw, ConfirmResult) else ConfirmResult(ok=bool(raw), seconds=clock() - t0)
-            confirmations.append((cand.config, res))
-            probe = (Probe(videos_per_s=res.videos_per_s, batches=res.batches, seconds=res.seconds)
-                     if res.ok and res.videos_per_s is not None else
-                     Probe(kind=("confirmed" if res.ok else res.kind or "confirm_failed"), batches=res.batches,
-                           seconds=res.seconds))
-            s._add(Trial(cand.config, "confirm", probe))
-            if res.ok:
-                if best is not None and cand.config != best.config:
-                    ties = []  # the tie group was the failed pick's
-                best, confirmed = cand, True
-                break
-            # What fails a sustained run (memory in flight, worker churn) rides on workers × prefetch:
-            # after a failure, candidates of another shape are confirmed first.
-            failed_shapes.add(_shape(cand.config))
-            queue.sort(key=lambda e: (_shape(e.config) in failed_shapes, order.index(e)))
-    else:
-        confirmed = False
-    met = None if target is None else bool(best is not None and best.lo >= target)
-    if target is not None and not met:
-        best = max(pool, key=lambda e: e.rate) if pool else None
-    res_ = TuneResult(space.batch_size, best, confirmed, ties, s.tried, budget_s, clock() - t_start, target, met,
-                      confirmations=confirmations)
-    res_.limited_by = limits(res_, space, ran_out=s.ran_out, nothing_fits=nothing_fits)
-    return res_
+
+def _confirm(s: _Search, confirm: Confirm, order: list[Estimate], end: float,
+             confirmations: list[tuple[LoaderConfig, ConfirmResult]]) -> Estimate | None:
+    """Stage 6: one sustained run per candidate, in ``order``, until one passes (returned) or the time
+    left before ``end`` does not hold another (``ran_out``). Each run is given the measuring time left
+    after the mean start-up seen so far, so it is planned to end by ``end``; a confirm that cannot fit
+    its shortest sustained run in it says so with kind :data:`RAN_OUT` and runs nothing."""
+    queue = list(order)
+    failed_shapes: set[tuple[int, int]] = set()
+    while queue:
+        cand = queue.pop(0)
+        seconds = end - s.clock() - s.cost(0.0)
+        if seconds <= 0:
+            s.ran_out = True
+            return None
+        t0 = s.clock()
+        raw = confirm(cand.config, seconds)
+        res = raw if isinstance(raw, ConfirmResult) else ConfirmResult(ok=bool(raw), seconds=s.clock() - t0)
+        if res.kind == RAN_OUT:
+            s.ran_out = True
+            return None
+        confirmations.append((cand.config, res))
+        probe = (Probe(videos_per_s=res.videos_per_s, batches=res.batches, seconds=res.seconds)
+                 if res.ok and res.videos_per_s is not None else
+                 Probe(kind=("confirmed" if res.ok else res.kind or "confirm_failed"), batches=res.batches,
+                       seconds=res.seconds))
+        s._add(Trial(cand.config, "confirm", probe))
+        if res.ok:
+            return cand
+        # What fails a sustained run (memory in flight, worker churn) rides on workers × prefetch:
+        # after a failure, candidates of another shape are confirmed first.
+        failed_shapes.add(_shape(cand.config))
+        queue.sort(key=lambda e: (_shape(e.config) in failed_shapes, order.index(e)))
+    return None
 
 
 def _shape(c: LoaderConfig) -> tuple[int, int]:
@@ -581,10 +643,18 @@ def limits(r: TuneResult, space: Space, *, ran_out: bool = False, nothing_fits: 
 def tune_batch_sizes(spaces: Sequence[Space], measure: Measure, *, budget_s: float, clock: Clock,
                      **kw: Any) -> list[TuneResult]:
     """Each space (one per batch size) tuned on its own, with the budget split evenly (what one batch
-    size leaves unspent goes to the next)."""
+    size leaves unspent goes to the next; one that overran leaves the next batch sizes none: they are
+    reported as not tuned, with why, rather than given a budget they do not have)."""
+    if not budget_s > 0:
+        raise ValueError(f"tune budget must be > 0 seconds, got {budget_s} (--tune-budget)")
     out: list[TuneResult] = []
     end = clock() + budget_s
     for i, sp in enumerate(spaces):
         share = budget_s / len(spaces) if i == 0 else (end - clock()) / (len(spaces) - i)
-        out.append(tune(sp, measure, budget_s=max(share, 1.0), clock=clock, **kw))
+        if share > 0:
+            out.append(tune(sp, measure, budget_s=share, clock=clock, **kw))
+        else:
+            out.append(TuneResult(sp.batch_size, None, False, [], [], 0.0, 0.0, kw.get("target"),
+                                  None if kw.get("target") is None else False,
+                                  limited_by=f"the budget ({budget_s:.0f} s) ran out before this batch size"))
     return out

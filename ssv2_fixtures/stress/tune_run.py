@@ -4,7 +4,9 @@
 count (a measured neighbour, else 0.8 × the decode limit L), runs it in its own child through
 :meth:`Stress.run` (so ``--dataset-factory``, ``--emulate*`` and ``--step-time`` apply), and reports the
 rate with its batch-means interval. ``confirm(config, seconds)`` is one sustained run of up to 100
-batches that fits in ``seconds``, judged by the leak and degradation verdicts.
+batches that fits in ``seconds`` of measuring time (the search has taken the start-up off), judged by
+the leak and degradation verdicts; when not even the shortest run whose degradation is judged fits, it
+runs nothing and answers :data:`~.tune.RAN_OUT`.
 """
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
-from ..run.stats import rate_interval
-from .tune import ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
-from .verdicts import series_verdicts
+from .tune import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
+from .verdicts import fewest_batches, series_verdicts
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -26,11 +27,10 @@ if TYPE_CHECKING:
 MIN_BATCHES = 16         # the first batch is warm-up; 15 after it give 5 batch-mean groups (t = 2.78, not 12.7 with 2)
 MAX_BATCHES = 4000
 CONFIRM_BATCHES = 100
-START_GUESS_S = 8.0      # child start-up (interpreter, torch, workers) before the first batch
 
 
 def probe_of(result: RunResult) -> Probe:
-    """A run's rate and interval (the record's, else batch means over its steady batches)."""
+    """A run's rate and the record's interval (none when the writer had too few batches for one)."""
     m = result.metrics
     secs = float(result.record.get("wall_s", 0.0))
     n = int(m.get("batches", 0))
@@ -40,12 +40,6 @@ def probe_of(result: RunResult) -> Probe:
     if rate is None:
         return Probe(kind="no_rate", batches=n, seconds=secs)
     iv = m.get("videos_per_s_interval")
-    if not iv:
-        waits = result.batch_waits[1:]
-        bs = int(result.record["config"]["batch_size"])
-        ri = rate_interval([bs] * len(waits), waits,
-                           round_size=int(result.record["config"].get("num_workers") or 0))
-        iv = ri.as_list() if ri and math.isfinite(ri.hi) else None  # a zero-time group: no interval
     return Probe(videos_per_s=float(rate), interval=(float(iv[0]), float(iv[1])) if iv else None,
                  batches=n, seconds=secs)
 
@@ -65,7 +59,7 @@ class RunMeasure:
         return 0.8 * limit if limit else None
 
     def step_s(self) -> float:
-        return float(getattr(self.stress.settings, "step_time", None) or 0.0)
+        return float(self.stress.settings.step_time or 0.0)
 
     def batch_s(self, config: LoaderConfig) -> float | None:
         """Seconds per batch: the loader's wait at the guessed rate plus ``--step-time`` (the recorded
@@ -98,10 +92,18 @@ class RunConfirm:
     measure: RunMeasure
     record: bool = True     # the confirmation is a real sustained run: keep it in results.json
 
+    def least(self, config: LoaderConfig) -> int:
+        """The shortest confirmation: one whose degradation is judged (whole worker rounds per fifth),
+        capped at :data:`CONFIRM_BATCHES` (a run of more workers than that allows is judged on leaks)."""
+        return max(MIN_BATCHES, min(CONFIRM_BATCHES, fewest_batches(config.num_workers)))
+
     def __call__(self, config: LoaderConfig, seconds: float) -> ConfirmResult:
         per = self.measure.batch_s(config)
-        room = max(seconds - START_GUESS_S, 1.0)
-        n = CONFIRM_BATCHES if not per else max(MIN_BATCHES, min(CONFIRM_BATCHES, int(room / per)))
+        n = CONFIRM_BATCHES if not per else min(CONFIRM_BATCHES, 1 + int(seconds / per))  # + the warm-up batch
+        if n < self.least(config):  # the time left would cut it short of a judged run: start nothing
+            assert per is not None
+            return ConfirmResult(False, RAN_OUT, f"{self.least(config)} batches need ~{self.least(config) * per:.0f} s "
+                                 f"of the {max(seconds, 0.0):.0f} s left")
         # the leak/degradation verdicts are judged where every record's pass/fail is decided (stamp);
         # series_verdicts counts --step-time into the loop's time per batch
         result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True,
@@ -197,15 +199,17 @@ def outcome_line(r: TuneResult) -> str:
     return f"  tune bs{r.batch_size}: {pick}; {len(r.tried)} probes, spent {r.spent_s:.0f} of {r.budget_s:.0f} s"
 
 
-def tune_session(stress: Stress, session: Any) -> list[str]:
+def tune_session(stress: Stress) -> list[str]:
     """What ``-m tune`` does: tune every batch size, say each outcome, write results.json's ``"tune"``
-    and ``tuned.toml``; returns the failures (empty when every batch size got a confirmed pick)."""
+    and ``tuned.toml`` in ``stress.session``; returns the failures (empty when every batch size got a
+    confirmed pick)."""
+    session = stress.session
     s = session.settings
     results = run_tune(stress, budget_s=float(s.tune_budget), target=s.target_videos_per_s)
     if stress.progress is not None:  # after the live line per probe, the outcome per batch size
         for r in results:
             stress.progress(outcome_line(r))
-    session.tune = [r.record() for r in results]
+    session.tune = [dict(r.record()) for r in results]
     session.flush()
     write_tuned(session.run_dir, results)
     return [r.failure() for r in results if not r.ok]

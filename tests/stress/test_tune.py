@@ -11,7 +11,7 @@ from ssv2_fixtures.stress.tune_run import tune_session
 pytestmark = pytest.mark.tune
 
 
-def test_tune(stress, ssv2_session):
-    bad = tune_session(stress, ssv2_session)
+def test_tune(stress):
+    bad = tune_session(stress)
     if bad:
         pytest.fail("\n".join(bad), pytrace=False)

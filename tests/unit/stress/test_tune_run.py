@@ -12,12 +12,15 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ssv2_fixtures.stress.verdicts import decide
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.runner import RunResult
-from ssv2_fixtures.stress.tune import PREDICTED_UNFIT, TUNE_KEYS, Space, tune
+from ssv2_fixtures.stress.tune import PREDICTED_UNFIT, RAN_OUT, TUNE_KEYS, Space, bound_s, tune, tune_batch_sizes
 from ssv2_fixtures.stress.tune_run import (
+    CONFIRM_BATCHES,
     MIN_BATCHES,
     RunConfirm,
     RunMeasure,
@@ -55,6 +58,7 @@ class FakeStress:
     decode_rate: float | None = 40.0
     settings: Any = field(default_factory=lambda: SimpleNamespace(step_time=0.0))
     runs: list[tuple[LoaderConfig, int, str]] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)            # each run's wall time, as runs
     recorded: list[dict[str, Any]] = field(default_factory=list)
 
     def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
@@ -67,7 +71,9 @@ class FakeStress:
         w = self.waits(config, batches, phase or "")
         rec = record(config, [0.5] * 3, kind=w) if isinstance(w, str) else record(config, w)
         rec["step_s"] = float(self.settings.step_time or 0.0)  # the runner records --step-time
-        self.clock.t += rec["wall_s"] + rec["step_s"] * len(rec["batch_waits_s"])
+        rec["wall_s"] += rec["step_s"] * len(rec["batch_waits_s"])  # ... and sleeps it after each batch
+        self.clock.t += rec["wall_s"]
+        self.walls.append(rec["wall_s"])
         result = RunResult(rec)  # type: ignore[arg-type]
         rec["verdicts"] = [v for check in checks for v in check(result)]  # as Stress.run's stamp does
         rec["status"] = decide(rec["status"], rec["verdicts"])
@@ -93,16 +99,13 @@ def cfg(w: int = 2, pf: int = 2) -> LoaderConfig:
 
 # --- probe_of -------------------------------------------------------------------------------------
 
-def test_probe_takes_the_records_interval_or_the_batch_means_of_its_waits():
+def test_probe_takes_the_records_rate_and_interval():
     c = cfg(2)
-    p = probe_of(RunResult(record(c, steady(c, 20), interval=[70.0, 90.0])))  # type: ignore[arg-type]
-    assert p.passed and p.interval == (70.0, 90.0) and p.batches == 20 and p.seconds > 0
-    noisy = [2.0] + [0.1] * 12 + [0.3] * 12  # groups of whole rounds that differ
-    p = probe_of(RunResult(record(c, noisy)))  # type: ignore[arg-type]
-    assert p.passed and p.interval is not None and p.videos_per_s is not None
-    assert p.interval[0] < p.videos_per_s < p.interval[1]
+    p = probe_of(RunResult(record(c, steady(c, 20), interval=[35.0, 45.0])))  # type: ignore[arg-type]
+    assert p.passed and p.interval == (35.0, 45.0) and p.batches == 20 and p.seconds > 0
+    assert p.videos_per_s == pytest.approx(40.0)  # 20 videos/s per worker
     short = probe_of(RunResult(record(c, [2.0, 0.1, 0.1])))  # type: ignore[arg-type]
-    assert short.passed and short.interval is None  # too few batches for one: a rate only
+    assert short.passed and short.interval is None  # the writer had too few batches for one: a rate only
 
 
 def test_failed_or_rateless_run_is_a_probe_with_a_kind():
@@ -167,12 +170,19 @@ def test_with_a_step_time_the_confirmation_judges_the_loops_throughput():
     assert not res.ok and res.kind == "degradation"
 
 
-def test_confirmation_fits_its_time_in_batches():
+def test_confirmation_fits_its_time_in_batches_or_runs_nothing():
     clock = FakeClock()
     st = FakeStress(clock, lambda c, n, ph: steady(c, n))
-    RunConfirm(st, RunMeasure(st))(cfg(2), 1000.0)  # type: ignore[arg-type]
-    RunConfirm(st, RunMeasure(st))(cfg(2), 1.0)  # type: ignore[arg-type]
-    assert [n for _, n, _ in st.runs] == [100, MIN_BATCHES]
+    conf = RunConfirm(st, RunMeasure(st))  # type: ignore[arg-type]
+    per = conf.measure.batch_s(cfg(2))
+    assert per is not None and conf.least(cfg(2)) >= MIN_BATCHES
+    conf(cfg(2), 1000.0)
+    conf(cfg(2), (conf.least(cfg(2)) - 1 + 1e-6) * per)  # just room for the shortest judged run (+ warm-up)
+    assert [n for _, n, _ in st.runs] == [CONFIRM_BATCHES, conf.least(cfg(2))]
+    t = clock.t
+    res = conf(cfg(2), (conf.least(cfg(2)) - 2 + 1e-6) * per)  # one batch short of it: nothing is started
+    assert not res.ok and res.kind == RAN_OUT and res.batches == 0 and str(conf.least(cfg(2))) in res.detail
+    assert len(st.runs) == 2 and clock.t == t and len(st.recorded) == 2
 
 
 # --- a slow, noisy machine still gives a valid record ---------------------------------------------
@@ -217,9 +227,38 @@ def test_budget_gone_after_the_first_probe_still_confirms_or_says_why():
     m = RunMeasure(st)  # type: ignore[arg-type]
     r = tune(space(), m, budget_s=60, clock=clock, confirm=RunConfirm(st, m))  # type: ignore[arg-type]
     rec = assert_valid(r)
-    assert [t["stage"] for t in rec["tried"]] == ["workers", "confirm"]  # the forced first probe, one confirmation
-    assert "ran out" in r.limited_by
-    assert r.confirmed and r.best is not None and r.best.config.num_workers == 1
+    # the forced first probe; its pick has no time left for a sustained run in the budget: none starts
+    assert [t["stage"] for t in rec["tried"]] == ["workers"] and len(st.runs) == 1
+    assert "ran out" in r.limited_by and "no time left to confirm" in r.failure()
+    assert not r.confirmed and r.best is not None and r.best.config.num_workers == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(budget=st.floats(min_value=20, max_value=900), step=st.sampled_from([0.0, 0.05, 0.3]),
+       start=st.floats(min_value=0.5, max_value=40), per_worker=st.floats(min_value=2.0, max_value=200.0),
+       sizes=st.sampled_from([(8,), (4, 16)]))
+def test_the_adapter_and_the_search_keep_the_bound_together(budget, step, start, per_worker, sizes):
+    """RunMeasure and RunConfirm over runs on the fake clock (start-up, warm-up batch, steady batches,
+    --step-time, rates far below the decode-limit guess): the whole tune, every batch size and
+    confirmation included, ends within bound_s — past it only by what a batch size's forced first probe
+    (at least MIN_BATCHES batches, sized from a guess) itself ran past its share of the budget."""
+    clock = FakeClock()
+
+    def waits(c: LoaderConfig, n: int, ph: str) -> list[float]:
+        return [start] + [c.batch_size / (per_worker * c.num_workers)] * (n - 1)
+    st_ = FakeStress(clock, waits)
+    st_.settings.step_time = step
+    m = RunMeasure(st_)  # type: ignore[arg-type]
+    spaces = [Space(batch_size=b, workers=(1, 2, 3, 4), prefetch=(2, 4), base=LoaderConfig(shuffle=True))
+              for b in sizes]
+    t0 = clock.t
+    rs = tune_batch_sizes(spaces, m, budget_s=budget, clock=clock, confirm=RunConfirm(st_, m))  # type: ignore[arg-type]
+    firsts = [st_.walls[i] for i, (c, _, _) in enumerate(st_.runs)
+              if i == 0 or c.batch_size != st_.runs[i - 1][0].batch_size]
+    forced = sum(max(0.0, w - budget / len(sizes)) for w in firsts)
+    assert clock.t - t0 <= bound_s(budget) + forced
+    for r in rs:
+        assert_valid(r)
 
 
 def test_failing_probes_are_rejected_and_the_rest_still_pick():
