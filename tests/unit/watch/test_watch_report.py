@@ -102,3 +102,22 @@ def test_cli_bad_watch_input_exits_2_in_one_line(tmp_path: Path, capsys: pytest.
     assert main(["compare", str(LOG), str(LOG)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no such watch log" in err[0] and "two watch logs" in err[1]
+
+
+def test_compare_takes_a_single_loader_sustained_run_over_a_node_or_a_quick_one(tmp_path: Path) -> None:
+    import copy
+
+    data = json.loads(HEALTHY.read_text())
+    quick = next(r for r in data["results"] if r["label"] == "bs8-w2-pf2")
+    node = copy.deepcopy(quick)
+    node.update(kind="distributed", id="node")
+    node["metrics"]["videos_per_s"] = quick["metrics"]["videos_per_s"] * 4   # the sum over ranks
+    sustained = copy.deepcopy(quick)
+    sustained.update(kind="sustained", id="long")
+    sustained["metrics"]["videos_per_s"] = quick["metrics"]["videos_per_s"] * 0.9
+    data["results"] += [sustained, node]   # the node's record last: "the last match" would take it
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    text = compare_with_run(LOG, tmp_path)
+    assert "sustained" in text.splitlines()[0] and "distributed" not in text
+    got = [e for e in read_log(LOG) if e["ev"] == "summary" and e["rank"] == 0][0]["videos_per_s"]
+    assert f"{got / sustained['metrics']['videos_per_s'] * 100:.0f} %" in text.splitlines()[0]
