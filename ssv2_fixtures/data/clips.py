@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import warnings
 from typing import Any, Sequence
 
@@ -25,7 +26,8 @@ import torch  # before decord, always (decord#251/#263)
 from torch.utils.data import Dataset
 
 from .annotations import SSv2Index, load_index
-from .sampling import MODES, sample_indices
+from .errors import describe_exc
+from .sampling import MODES, is_int, sample_indices
 from .webm import NO_DURATION_MARK, NO_DURATION_REMEDY, check_complete, lacks_duration, webm_duration
 
 DECODERS = ("decord", "pyav", "torchcodec")
@@ -91,11 +93,11 @@ class SSv2Clips(Dataset):
     ) -> None:
         # Checked here, not left to sampling: inside __getitem__ a sampling ValueError would be reported
         # as a ClipDecodeError naming a perfectly good video (and on_error="skip" would skip them all).
-        if not _is_int(num_frames) or num_frames < 1:
+        if not is_int(num_frames) or num_frames < 1:
             raise ValueError(f"SSv2Clips: num_frames must be an integer >= 1, got {num_frames!r}")
-        if not _is_int(size) or size < 8:
+        if not is_int(size) or size < 8:
             raise ValueError(f"SSv2Clips: size must be an integer >= 8 pixels, got {size!r}")
-        if not _is_int(stride) or stride < 1:
+        if not is_int(stride) or stride < 1:
             raise ValueError(f"SSv2Clips: stride must be an integer >= 1, got {stride!r}")
         if sampling not in MODES:
             raise ValueError(f"SSv2Clips: sampling must be one of {MODES}, got {sampling!r}")
@@ -140,16 +142,19 @@ class SSv2Clips(Dataset):
         # seed and still differ between workers; with 0 workers torch.manual_seed governs.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if self.train else None
         try:
-            if not os.path.isfile(path):
+            try:
+                st = os.stat(path)  # one stat for both checks (this runs for every item)
+            except (FileNotFoundError, NotADirectoryError):
+                raise FileNotFoundError("file does not exist") from None
+            if not stat.S_ISREG(st.st_mode):
                 raise FileNotFoundError("file does not exist")
-            if os.path.getsize(path) == 0:
+            if st.st_size == 0:
                 raise ValueError("file is empty (0 bytes)")
             return self._decode(path, self.size, lambda n: self.indices_for(n, rng))
         except ClipDecodeError:
             raise
         except Exception as exc:  # decord raises a bare DECORDError(RuntimeError); PyAV its own tree
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            raise ClipDecodeError(path, self.index.video_id(i), reason) from exc
+            raise ClipDecodeError(path, self.index.video_id(i), describe_exc(exc)) from exc
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         if self.on_error == "raise":
@@ -177,10 +182,6 @@ class SSv2Clips(Dataset):
                 os.write(fd, line)
             finally:
                 os.close(fd)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 class _VideoIds(Sequence[str]):

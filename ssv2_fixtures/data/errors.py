@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-__all__ = ["rebuild_exception", "reduce_exception"]
+__all__ = ["rebuild_exception", "reduce_exception", "describe_exc"]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -19,6 +19,13 @@ def rebuild_exception(cls: type[E], state: dict[str, Any]) -> E:
     err.__dict__.update(state)
     err.args = (str(err),)
     return err
+
+
+def describe_exc(exc: BaseException) -> str:
+    """``Type: first line of the message`` (only ``Type`` for an empty message): the one short reason
+    the data layer gives for a foreign exception (a decoder's, a user's factory's)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def reduce_exception(err: BaseException) -> tuple[Any, ...]:

@@ -32,7 +32,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import reduce_exception
+from .errors import describe_exc, reduce_exception
 
 __all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "load_pipeline",
            "check_collatable", "SUITE_ARGS"]
@@ -177,11 +177,6 @@ def _project_dir(module: Any) -> str | None:
     return d
 
 
-def _describe_exc(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def _put_on_path(paths: Sequence[str]) -> list[str]:
     dirs = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
     for d in reversed(dirs):  # the first given ends up first
@@ -216,13 +211,13 @@ def _import(mod_name: str, factory: str, dirs: list[str]) -> Any:
         ) from exc
     except SyntaxError as exc:
         raise FactoryError(
-            "module_import_failed", f"importing module {mod_name!r} failed: {_describe_exc(exc)}",
+            "module_import_failed", f"importing module {mod_name!r} failed: {describe_exc(exc)}",
             factory=factory, file=exc.filename, line=exc.lineno,
             fix=f"fix the syntax error at {exc.filename}:{exc.lineno}") from exc
     except Exception as exc:
         file, line, func = _user_frame(exc, None)
         raise FactoryError(
-            "module_import_failed", f"importing module {mod_name!r} raised {_describe_exc(exc)}"
+            "module_import_failed", f"importing module {mod_name!r} raised {describe_exc(exc)}"
             + (f" in {func}" if func else ""),
             factory=factory, file=file, line=line,
             fix=f"fix the error raised at import time at {file}:{line} (it is in your module, not the suite)") from exc
@@ -302,7 +297,7 @@ def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
     except Exception as exc:
         ufile, uline, func = _user_frame(exc, _project_dir(module))
         raise FactoryError(
-            "factory_raised", f"{factory}(**{_short(kwargs)}) raised {_describe_exc(exc)}"
+            "factory_raised", f"{factory}(**{_short(kwargs)}) raised {describe_exc(exc)}"
             + (f" in {func}" if func else ""),
             factory=factory, file=ufile or file, line=uline or line,
             fix=(f"fix the error at {ufile or file}:{uline or line} (your factory raised it, before any DataLoader "
@@ -441,7 +436,7 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
         except Exception as exc:
             file, line, func = _user_frame(exc, None)
             raise FactoryError(
-                "item_raised", f"dataset[{i}] raised {_describe_exc(exc)}" + (f" in {func}" if func else ""),
+                "item_raised", f"dataset[{i}] raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
                 file=file, line=line, fix=f"fix the error at {file}:{line} (the dataset's __getitem__ raised it)",
             ) from exc
     if not items:
@@ -452,14 +447,14 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
         except Exception as exc:
             file, line, func = _user_frame(exc, None)
             raise FactoryError(
-                "collate_raised", f"collate_fn on {count} items raised {_describe_exc(exc)}"
+                "collate_raised", f"collate_fn on {count} items raised {describe_exc(exc)}"
                 + (f" in {func}" if func else ""),
                 file=file, line=line, fix=f"fix the collate function at {file}:{line}") from exc
         return
     try:
         default_collate(items)
     except Exception as exc:
-        where = _diagnose(items, "item") or f"item: {_describe_exc(exc)}"
+        where = _diagnose(items, "item") or f"item: {describe_exc(exc)}"
         ds_file, ds_line = _where(type(dataset).__getitem__) if hasattr(type(dataset), "__getitem__") else (None, None)
         raise FactoryError(
             "uncollatable", f"the default collate cannot batch {count} items of {_type_name(dataset)}: {where}",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -32,8 +33,9 @@ import torch  # before decord, always (decord#251/#263)
 from PIL import Image, ImageEnhance, ImageOps
 from torch.utils.data import Dataset, default_collate
 
-from .annotations import SSv2Index, class_names, load_index
+from .annotations import AnnotationError, SSv2Index, class_names, discover, load_index
 from .clips import ClipDecodeError, SSv2Clips
+from .errors import describe_exc
 from .factory import Pipeline
 from .sampling import segment_indices
 
@@ -45,6 +47,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # --------------------------------------------------------------------------- shared pieces
+
+
+def _labels_file(root: Any) -> Path | None:
+    """The root's labels.json, or None where it has none (a list-file root may hold no SSv2 annotation
+    file at all, which :func:`discover` refuses)."""
+    try:
+        return discover(root).labels_file
+    except AnnotationError:
+        return None
 
 
 def _index(root: Any, split: str, list_file: str | None, missing: str, limit: int | None) -> SSv2Index:
@@ -76,9 +87,7 @@ def _decode_native(index: SSv2Index, i: int, pick: Callable[[int], np.ndarray]) 
         finally:
             del vr  # decord 0.6.0 has no close(): dropping the reader frees its demuxer and fd
     except Exception as exc:
-        text = str(exc).strip()
-        reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-        raise ClipDecodeError(path, index.video_id(i), reason) from exc
+        raise ClipDecodeError(path, index.video_id(i), describe_exc(exc)) from exc
 
 
 # --------------------------------------------------------------------------- RandAugment (timm's, for PIL)
@@ -344,10 +353,8 @@ def tsm_uint8(root: Any, split: str = "train", train: bool = True, num_segments:
     the root has labels.json (a list-file root flips without swapping).
     """
     index = _index(root, split, list_file, missing, limit)
-    try:
-        fmap = flip_label_map(class_names(index.root)) if flip else {}
-    except (OSError, ValueError):  # no labels.json (list-file roots): flip without the swap
-        fmap = {}
+    # no labels.json (a list-file root): flip without the swap; a broken one is an error naming the file
+    fmap = flip_label_map(class_names(index.root)) if flip and _labels_file(index.root) else {}
     return TSMUint8(index, train=train, num_segments=int(num_segments), short_side=int(short_side),
                     size=int(size), scales=scales, flip=flip, flip_map=fmap)
 

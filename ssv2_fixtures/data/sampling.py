@@ -48,7 +48,7 @@ def consecutive_indices(
 ) -> np.ndarray:
     """``num_frames`` frames ``stride`` apart; spread over the whole video when they do not fit."""
     _check(video_len, num_frames)
-    if not _is_int(stride) or stride < 1:
+    if not is_int(stride) or stride < 1:
         raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
     span = (num_frames - 1) * stride + 1
     if span > video_len:
@@ -76,16 +76,17 @@ def sample_indices(
     raise ValueError(f"sampling mode must be one of {MODES}, got {mode!r}")
 
 
-def _is_int(v: object) -> bool:
+def is_int(v: object) -> bool:
+    """An integer, numpy's included; never a bool (the one check the data layer's arguments use)."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _check(video_len: int, num_frames: int) -> None:
     # Non-integers are refused, not truncated: np.arange(2.5) has 3 elements, so a float num_frames
     # would silently change the clip length.
-    if not _is_int(video_len):
+    if not is_int(video_len):
         raise ValueError(f"video_len must be an integer, got {video_len!r}")
-    if not _is_int(num_frames):
+    if not is_int(num_frames):
         raise ValueError(f"num_frames must be an integer, got {num_frames!r}")
     if video_len < 1:
         raise ValueError(f"video has no frames (video_len={video_len})")
@@ -111,7 +112,7 @@ class EndlessSampler:
     """
 
     def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0) -> None:
-        if not _is_int(n) or n < 1:
+        if not is_int(n) or n < 1:
             raise ValueError(f"EndlessSampler: the split must have at least one item, got n={n!r}")
         self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
 

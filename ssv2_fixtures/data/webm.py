@@ -16,6 +16,7 @@ its tracks. A file with none of these (a WebM written in live mode or to a pipe)
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
@@ -131,8 +132,29 @@ class Extent:
     exact: bool     # False: a lower bound (the last cue)
 
 
+LAYOUT_CACHE_SIZE = 8192
+"""Layouts each process keeps (a few hundred bytes each): the decoders' workers ask for an item's layout
+on every decode, and re-reading it (an open, 64 KiB, the EBML walk, maybe a seek to the Cues) would be
+the suite's own cost charged to the config under test. Keyed on (path, size, mtime_ns), so a file
+rewritten or cut short is read again."""
+
+
 def read_layout(path: str | os.PathLike[str]) -> Layout | None:
-    """The file's declared layout; None when it is not Matroska/WebM or its header is unreadable."""
+    """The file's declared layout; None when it is not Matroska/WebM or its header is unreadable.
+    Cached per process (:data:`LAYOUT_CACHE_SIZE`), one ``stat`` per call."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _cached_layout(os.fspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=LAYOUT_CACHE_SIZE)
+def _cached_layout(path: str, size: int, mtime_ns: int) -> Layout | None:
+    return _read_layout(path)
+
+
+def _read_layout(path: str) -> Layout | None:
     try:
         with open(path, "rb") as f:
             file_bytes = os.fstat(f.fileno()).st_size

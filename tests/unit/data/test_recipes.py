@@ -2,6 +2,7 @@
 the synthetic set (2 items each: decoding at native size is the expensive part)."""
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -133,3 +134,38 @@ def test_random_resized_crop_size(h: int, w: int) -> None:
     rng = random.Random(0)
     for _ in range(5):
         assert _random_resized_crop(clip, 56, rng).shape == (3, 2, 56, 56)
+
+
+def _copy_root(src: Path, dst: Path, *, labels: str | None) -> Path:
+    """``src``'s annotation files and a link to its videos; labels.json replaced (or removed: None)."""
+    dst.mkdir()
+    for f in src.glob("something-something-v2-*.json"):
+        (dst / f.name).write_bytes(f.read_bytes())
+    (dst / "20bn-something-something-v2").symlink_to(src / "20bn-something-something-v2")
+    (dst / "something-something-v2-labels.json").unlink()
+    if labels is not None:
+        (dst / "something-something-v2-labels.json").write_text(labels)
+    return dst
+
+
+def test_a_broken_labels_file_is_named_not_a_silent_flip_without_swap(synth_root: Path, tmp_path: Path) -> None:
+    from ssv2_fixtures.data.annotations import AnnotationError
+
+    good = tsm_uint8(synth_root, "validation", False, limit=2)
+    assert good.flip_map  # the synthetic set has left/right templates: the swap is on
+    root = _copy_root(synth_root, tmp_path / "root", labels="{ not json")
+    # the index as loaded before labels.json broke (loading it now refuses the file already): the recipe
+    # reads the class names from the root, and must name the broken file rather than drop the swap
+    index = dataclasses.replace(load_index(synth_root, "validation"), root=root)
+    with pytest.raises(AnnotationError, match="something-something-v2-labels.json"):
+        tsm_uint8(index, "validation", False, limit=2)
+
+
+def test_a_list_file_root_without_annotations_flips_without_the_swap(synth_root: Path, tmp_path: Path) -> None:
+    index = load_index(synth_root, "validation")
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{index.path(i)} {index.label(i)}\n" for i in range(2)))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    ds = tsm_uint8(bare, "validation", False, list_file=str(lst))
+    assert ds.flip_map == {} and len(ds) == 2

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch  # before decord (decord#251/#263)
 
+from ssv2_fixtures.data import webm
 from ssv2_fixtures.data.clips import ClipDecodeError, SSv2Clips
 from ssv2_fixtures.data.webm import (
-    NO_DURATION_REMEDY, check_complete, lacks_duration, read_layout, remedy_for, video_extent, webm_duration,
+    NO_DURATION_REMEDY, Extent, check_complete, lacks_duration, read_layout, remedy_for, video_extent, webm_duration,
 )
 
 FPS, VIDEO_S, AUDIO_S, SIZE = 12, 3.0, 5.0, 64
@@ -23,8 +24,11 @@ VIDEO_FRAMES = int(FPS * VIDEO_S)
 _TAGS_ID = b"\x12\x54\xc3\x67"
 
 
-def make_webm(path: Path, *, video_s: float = VIDEO_S, audio_s: float | None = AUDIO_S, live: bool = False) -> Path:
-    """A VP8 (+ opus) WebM: ``video_s`` of video at FPS, ``audio_s`` of mono 48 kHz audio (None: no audio)."""
+def make_webm(path: Path, *, video_s: float = VIDEO_S, audio_s: float | None = AUDIO_S, live: bool = False,
+              keyframe_every: int = 0) -> Path:
+    """A VP8 (+ opus) WebM: ``video_s`` of video at FPS, ``audio_s`` of mono 48 kHz audio (None: no audio);
+    ``keyframe_every``: force a keyframe (and so a Cue point) every that many frames (0: the encoder's
+    choice, which for these 36 frames is the first frame only)."""
     with av.open(str(path), "w", format="webm", options={"live": "1"} if live else {}) as c:
         v = c.add_stream("libvpx", rate=FPS)
         v.width = v.height = SIZE
@@ -37,6 +41,8 @@ def make_webm(path: Path, *, video_s: float = VIDEO_S, audio_s: float | None = A
             img[i % SIZE, :, 1] = 255  # every frame differs
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
             f.pts, f.time_base = i, fractions.Fraction(1, FPS)
+            if keyframe_every and i % keyframe_every == 0:
+                f.pict_type = av.video.frame.PictureType.I
             for p in v.encode(f):
                 c.mux(p)
         for p in v.encode():
@@ -141,11 +147,33 @@ def test_extent_falls_back_to_duration_only_for_a_single_track(files: dict[str, 
     two.write_bytes(void_tags(files["audio_longer"].read_bytes()))
     layout2 = read_layout(two)
     assert layout2 is not None and layout2.duration_s == pytest.approx(AUDIO_S, abs=0.05)
-    ext2 = video_extent(layout2)
-    # Two tracks and no tag: the file's Duration (the audio's) is never taken for the video's.
-    assert ext2 is None or ext2.seconds <= VIDEO_S + 1e-3
+    # Two tracks and no tag: the file's Duration (the audio's) is never taken for the video's, and its
+    # only Cue is the keyframe at 0 s, which bounds nothing: no extent, nothing checked
+    assert layout2.video is not None and layout2.video.last_cue_s == 0.0
+    assert video_extent(layout2) is None
     for decoder in ("decord", "pyav"):
         assert _decode(one, decoder).shape[0] == 4 and _decode(two, decoder).shape[0] == 4
+    # with a keyframe every second, the last Cue (2 s) is the video's lower bound
+    cued = tmp_path / "cued.webm"
+    cued.write_bytes(void_tags(make_webm(tmp_path / "cued_src.webm", keyframe_every=FPS).read_bytes()))
+    layout3 = read_layout(cued)
+    assert layout3 is not None
+    assert video_extent(layout3) == Extent(2.0, "the video track's last Cue point", False)
+
+
+def test_a_layout_is_read_once_per_file_version(files: dict[str, Path], tmp_path: Path) -> None:
+    f = tmp_path / "v.webm"
+    f.write_bytes(files["video_only"].read_bytes())
+    first = read_layout(f)
+    hits = webm._cached_layout.cache_info().hits
+    assert read_layout(f) is first and webm._cached_layout.cache_info().hits == hits + 1
+    # cut short (as a copy interrupted mid-write): a new size, so read again, and the cut is seen
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    cut = read_layout(f)
+    assert first is not None and cut is not None and cut.file_bytes == len(data) // 2 != first.file_bytes
+    assert cut.segment_end is not None and cut.segment_end > cut.file_bytes
+    assert webm._cached_layout.cache_info().maxsize == webm.LAYOUT_CACHE_SIZE  # bounded
 
 
 def test_not_a_webm(tmp_path: Path) -> None:
