@@ -11,16 +11,18 @@ evenly between batch sizes; 20 % of each share is kept for the confirmation):
 1. **Workers first** (they dominate): short probes at the space's prefetch default (2), first sharing
    strategy, no persistent workers, no pinning, over a geometric subset of the worker counts (1, 2, 4,
    … and the largest), then bisecting the gaps next to the fastest until its neighbours are measured.
-2. **Prune**: keep the fastest worker count and the cheapest one whose interval overlaps it (at most 2).
+2. **Prune**: keep the fastest worker count and the cheapest one that ties with it (at most 2). Ties
+   are the suite's one rule, :func:`ssv2_fixtures.run.stats.ties`: the intervals overlap, or the slower
+   rate is within ``TIE_MARGIN`` of the faster's lower bound.
 3. **The other knobs around them**, one at a time (prefetch, sharing strategy, persistent workers,
    pin memory where CUDA is present): each value is probed, and the dimension keeps the fastest — or,
-   on overlapping intervals, the cheapest — before the next dimension is tried; the values it kept
+   on a tie, the cheapest — before the next dimension is tried; the values it kept
    out as ties are named as ties of the pick when the kept one's line leads to it.
 4. **Successive halving** of up to 4 finalists (the leader, then what ties with it, cheapest first,
    then the fastest of the rest): each round measures every finalist twice as
    long as the last, keeps the better half plus any that still tie with the leader, and stops as soon
    as the leader's interval is clear of every other finalist's (or after 3 rounds, or out of budget).
-5. **Pick**: the leader, unless cheaper finalists' intervals overlap it: then the cheapest of them
+5. **Pick**: the leader, unless cheaper finalists tie with it: then the cheapest of them
    (fewer workers, then less prefetch, then less predicted shared memory), and the others are named
    as ties. In **target mode** the pick is the cheapest config whose interval's lower bound reaches
    the target; when none does the result names the best rate found and what limited it.
@@ -48,6 +50,7 @@ from typing import Any, Callable, Iterable, Sequence, TypedDict
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
 from ..run.shm import shm_in_flight
 from ..run.stats import RateInterval
+from ..run.stats import ties as tie_rule
 
 PREDICTED_UNFIT = "predicted_unfit"
 CONFIRM_SHARE = 0.2          # of each batch size's budget, kept for the sustained confirmation
@@ -188,8 +191,9 @@ class Estimate:
         return RateInterval(self.rate, self.lo, self.hi, 0, 0)
 
     def ties(self, other: Estimate) -> bool:
-        """The tie rule between two configs' latest measurements."""
-        return self.interval().overlaps(other.interval())
+        """The suite's one tie rule (:func:`~ssv2_fixtures.run.stats.ties`: the intervals overlap, or the
+        slower is within the margin of the faster's lower bound) on two configs' latest measurements."""
+        return tie_rule(self.rate, (self.lo, self.hi), other.rate, (other.lo, other.hi))
 
     def record(self) -> BestRecord:
         return {"config": self.config.to_dict(), "videos_per_s": self.rate, "interval": [self.lo, self.hi]}
@@ -546,7 +550,7 @@ def _finish(s: _Search, target: float | None) -> tuple[list[Estimate], list[Esti
             top = sorted(fs, key=lambda e: -e.rate)[:math.ceil(len(fs) / 2)]
             return top + [e for e in fs if e not in top and e.ties(lead)]
 
-        def clear(fs: list[Estimate]) -> bool:
+        def clear(fs: list[Estimate]) -> bool:  # longer probes separated the intervals: the tie rule decides
             lead = max(fs, key=lambda e: e.rate)
             return all(e.hi < lead.lo for e in fs if e is not lead)
         finals = s.halving(_finalists(s, pool), keep, clear)

@@ -89,11 +89,11 @@ class FakeConfirm:
 
 def knee(best_w: int, *, pf_gain: float = 0.0, fs_gain: float = 0.0, pw_gain: float = 0.0,
          ) -> Callable[[LoaderConfig], float]:
-    """Rises 20 videos/s per worker up to ``best_w``, then loses 5 per extra worker; prefetch 4 adds
-    ``pf_gain``, file_system ``fs_gain``, persistent workers ``pw_gain``."""
+    """Rises 20 videos/s per worker up to ``best_w``, then loses 15 per extra worker (more than the tie
+    rule's margin); prefetch 4 adds ``pf_gain``, file_system ``fs_gain``, persistent workers ``pw_gain``."""
     def rate(c: LoaderConfig) -> float:
         w = c.num_workers
-        base = 20.0 * min(w, best_w) - 5.0 * max(0, w - best_w)
+        base = max(1.0, 20.0 * min(w, best_w) - 15.0 * max(0, w - best_w))
         return (base + (pf_gain if c.effective_prefetch == 4 else 0.0) + (fs_gain if c.sharing_strategy == "file_system" else 0.0)
                 + (pw_gain if c.persistent_workers else 0.0))
     return rate
@@ -109,7 +109,7 @@ def always_ok(c: LoaderConfig, seconds: float) -> bool:
 
 def test_finds_the_best_worker_count_and_knob():
     clock = FakeClock()
-    m = FakeMeasure(clock, knee(5, pf_gain=15.0, fs_gain=-10.0, pw_gain=-10.0), half_width=0.5)
+    m = FakeMeasure(clock, knee(5, pf_gain=30.0, fs_gain=-30.0, pw_gain=-30.0), half_width=0.5)
     r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
     assert r.best is not None and r.confirmed
     assert (r.best.config.num_workers, r.best.config.effective_prefetch) == (5, 4)
@@ -169,8 +169,10 @@ def test_ties_go_to_the_cheaper_config_and_are_named():
 
 def test_longer_probes_separate_what_short_ones_could_not():
     clock = FakeClock()
-    rates = {1: 20.0, 2: 40.0, 3: 60.0, 4: 80.0, 5: 84.0, 6: 60.0, 7: 50.0, 8: 40.0}
-    m = FakeMeasure(clock, lambda c: rates[c.num_workers], half_width=6.0)  # overlap at 4 s, not at 16 s
+    # 80 and 100 ± 11 % overlap at the 7 s probes; at 14 s (± 8 %) they are clear, and 80 is below 90 %
+    # of the faster's lower bound (the tie rule's margin)
+    rates = {1: 20.0, 2: 40.0, 3: 60.0, 4: 80.0, 5: 100.0, 6: 60.0, 7: 50.0, 8: 40.0}
+    m = FakeMeasure(clock, lambda c: rates[c.num_workers], half_width=15.0)
     r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
     assert r.best is not None and r.best.config.num_workers == 5
     assert any(t.stage == "halving" for t in r.tried)
@@ -178,7 +180,7 @@ def test_longer_probes_separate_what_short_ones_could_not():
 
 def test_clear_leader_is_not_a_tie():
     clock = FakeClock()
-    m = FakeMeasure(clock, knee(4, fs_gain=5.0, pw_gain=-5.0), half_width=0.1)
+    m = FakeMeasure(clock, knee(4, fs_gain=30.0, pw_gain=-30.0), half_width=0.1)
     r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
     assert r.best is not None and r.ties == []
     assert (r.best.config.num_workers, r.best.config.sharing_strategy, r.best.config.persistent_workers) == (
@@ -260,7 +262,7 @@ def test_failed_configs_are_rejected_with_their_kind():
 
 def test_falls_back_when_the_confirmation_fails():
     clock = FakeClock()
-    m = FakeMeasure(clock, knee(5, pf_gain=10.0), half_width=0.2)
+    m = FakeMeasure(clock, knee(5, pf_gain=30.0), half_width=0.2)
     seen: list[LoaderConfig] = []
 
     def confirm(c: LoaderConfig, seconds: float) -> ConfirmResult:
