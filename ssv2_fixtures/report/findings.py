@@ -4,13 +4,13 @@ Findings describe; they never change whether a run passed (that is its recorded 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..run.record import ResultsFile
+from ..run.stats import spans_overlap
 from .fmt import num, one_line, pct, rate, size, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
-
-PLATEAU_GAIN = 0.05   # a worker step gaining less than this is "no longer growing"
 
 
 def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
@@ -28,22 +28,45 @@ def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
     return out
 
 
-def scaling(runs: Sequence[Run]) -> dict[int, tuple[int | None, tuple[int, float, int, float]]]:
-    """batch size → (plateau worker count or None if still growing, the step that shows it:
-    (w0, v0, w1, v1)). Needs two worker counts for a batch size."""
-    out: dict[int, tuple[int | None, tuple[int, float, int, float]]] = {}
+@dataclass(frozen=True)
+class Scaling:
+    """What one batch size's worker steps show, by the tie rule (interval overlap, run.stats).
+
+    ``verdict``: ``"grows"`` (every step's interval lies clear above the one before), ``"stops"``
+    (a step lies clear below: more workers are slower) or ``"tie"`` (a step's intervals overlap: the
+    measurements cannot tell whether more workers help). A rate without a recorded interval counts as
+    its point, as in the recommendation's tie rule. ``lo``/``hi``: the step that shows it."""
+
+    verdict: str
+    lo: Run
+    hi: Run
+
+    @property
+    def plateau(self) -> int | None:
+        """The worker count past which more do not help (``None`` while it still grows)."""
+        return None if self.verdict == "grows" else self.lo.workers
+
+
+def _span(r: Run) -> tuple[float, float]:
+    return r.interval if r.interval is not None else (r.vps or 0.0, r.vps or 0.0)
+
+
+def scaling(runs: Sequence[Run]) -> dict[int, Scaling]:
+    """batch size → :class:`Scaling` of its fastest run per worker count (needs two worker counts)."""
+    out: dict[int, Scaling] = {}
     for bs, rs in best_runs_by_workers(runs).items():
-        pts = [(r.workers or 0, r.vps or 0.0) for r in rs]
-        if len(pts) < 2:
+        if len(rs) < 2:
             continue
-        steps = list(zip(pts, pts[1:]))
-        for (w0, v0), (w1, v1) in steps:
-            if v0 > 0 and v1 / v0 - 1 < PLATEAU_GAIN:
-                out[bs] = (w0, (w0, v0, w1, v1))
+        steps = list(zip(rs, rs[1:]))
+        for a, b in steps:
+            if spans_overlap(_span(a), _span(b)):
+                out[bs] = Scaling("tie", a, b)
+                break
+            if (b.vps or 0.0) < (a.vps or 0.0):
+                out[bs] = Scaling("stops", a, b)
                 break
         else:
-            (w0, v0), (w1, v1) = steps[-1]
-            out[bs] = (None, (w0, v0, w1, v1))
+            out[bs] = Scaling("grows", *steps[-1])
     return out
 
 
@@ -61,16 +84,22 @@ def _numbers(v: Mapping[str, Any]) -> str:
 
 def _scaling(runs: Sequence[Run], cores: Any) -> list[str]:
     out = []
-    for bs, (plateau, (w0, v0, w1, v1)) in scaling(runs).items():
-        if plateau is not None:
-            out.append(f"Batch size {bs}: throughput stops growing beyond {plateau} workers on this machine "
-                       f"({cores} cores): {w0} → {w1} workers gives {v0:.1f} → {v1:.1f} videos/s "
-                       f"({pct(v1 / v0 - 1)}, below the {PLATEAU_GAIN * 100:.0f} % gain that would pay for "
-                       "the extra workers' memory).")
+    for bs, sc in scaling(runs).items():
+        a, b = sc.lo, sc.hi
+        v0, v1 = a.vps or 0.0, b.vps or 0.0
+        step = (f"{a.workers} → {b.workers} workers gives {rate(v0, a.interval)} → {rate(v1, b.interval)} videos/s"
+                + (f" ({pct(v1 / v0 - 1)})" if v0 > 0 else ""))
+        points = ("" if a.interval is not None and b.interval is not None else
+                  "; a rate marked ±? has no recorded spread and counts as its point")
+        if sc.verdict == "tie":
+            out.append(f"Batch size {bs}: cannot tell whether more than {a.workers} workers help on this machine "
+                       f"({cores} cores): {step}, and the two 95 % intervals overlap{points}.")
+        elif sc.verdict == "stops":
+            out.append(f"Batch size {bs}: throughput stops growing beyond {a.workers} workers on this machine "
+                       f"({cores} cores): {step}, clear of each other's spread{points}.")
         else:
-            out.append(f"Batch size {bs}: throughput still grows at the most workers tried: {w0} → {w1} workers "
-                       f"gives {v0:.1f} → {v1:.1f} videos/s ({pct(v1 / v0 - 1)}); more workers may help "
-                       f"(this machine has {cores} cores).")
+            out.append(f"Batch size {bs}: throughput still grows at the most workers tried: {step}, clear of each "
+                       f"other's spread{points}; more workers may help (this machine has {cores} cores).")
     return out
 
 
@@ -84,7 +113,7 @@ def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
                 "size, fewer frames) would" if (b.efficiency or 0) >= 0.9 else
                 f"the loader pipeline (collation, transfer between processes, idle workers) costs the other "
                 f"{(1 - (b.efficiency or 0)) * 100:.0f} %")
-        out.append(f"The fastest passing configuration, {b.label} ({b.test}), reaches {b.vps:.1f} videos/s = "
+        out.append(f"The fastest passing configuration, {b.label} ({b.test}), reaches {rate(b.vps, b.interval)} videos/s = "
                    f"{(b.efficiency or 0) * 100:.0f} % of the decode limit ({lim:.1f} videos/s measured "
                    f"decoding alone): {tail}.")
     ram = mach.get("ram_bytes")
@@ -215,8 +244,9 @@ def rank_verdicts(runs: Sequence[Run]) -> list[tuple[str, Run, Run]]:
 def _rank_findings(runs: Sequence[Run]) -> list[str]:
     out = []
     for label, good, bad in rank_verdicts(runs):
-        was = (f"with {good.ranks} rank{'s' if good.ranks != 1 else ''} ({num(good.vps)} videos/s)"
-               if good.kind == "distributed" else f"as a single loader ({good.test}, {num(good.vps)} videos/s)")
+        was = (f"with {good.ranks} rank{'s' if good.ranks != 1 else ''} ({rate(good.vps, good.interval)} videos/s)"
+               if good.kind == "distributed" else
+               f"as a single loader ({good.test}, {rate(good.vps, good.interval)} videos/s)")
         out.append(f"{label} is stable {was} but not with {bad.ranks} ranks on one node: {bad.result} "
                    f"{bad.failure_point()} ({one_line(bad.outcome.get('message'), 160)}). The ranks share the "
                    f"node's /dev/shm, RAM, cores and open files: size a DDP job's loader for all {bad.ranks} ranks.")

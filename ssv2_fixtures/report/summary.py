@@ -235,7 +235,7 @@ def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | No
     for k, rs in by_kind.items():
         out.append(f"{k} ({len(rs)} run(s): {', '.join(r.label for r in rs[:4])}{', …' if len(rs) > 4 else ''}):"
                    f" {one_line(rs[0].remedy(), 300)}")
-    if any(p is None for p, _ in scaling(runs).values()):
+    if any(sc.verdict == "grows" for sc in scaling(runs).values()):  # a tie gives no advice
         out.append("Throughput still grows with workers: try larger worker counts (`--workers`, up to "
                    "`--max-workers`).")
     if not data.get("limits"):

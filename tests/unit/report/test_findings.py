@@ -1,19 +1,22 @@
 """ssv2_fixtures.report.findings: each finding derived from the records, quoting its numbers."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 from report_helpers import fixture, run_dir, section
 
-from ssv2_fixtures.report import findings, summarize
+from ssv2_fixtures.report import findings, render_summary, runs_of, scaling, summarize
 
 
 def test_healthy_findings_quote_numbers(healthy_summary: tuple[Path, str]) -> None:
     _, text = healthy_summary
     f = "\n".join(section(text, "Findings"))
-    assert "Batch size 8: throughput still grows" in f and "40.0 → 72.0 videos/s (+80.0 %)" in f
-    assert "42.0 → 76.0 videos/s (+81.0 %)" in f and "16 cores" in f
-    assert "76.0 videos/s = 79 % of the decode limit (96.0 videos/s" in f
+    # healthy.json predates intervals: each rate is shown ±? and counts as its point (the tie rule)
+    assert "Batch size 8: throughput still grows" in f and "40.0 ±? → 72.0 ±? videos/s (+80.0 %)" in f
+    assert "42.0 ±? → 76.0 ±? videos/s (+81.0 %)" in f and "16 cores" in f and "no recorded spread" in f
+    assert "76.0 ±? videos/s = 79 % of the decode limit (96.0 videos/s" in f
     assert "No memory growth beyond the limit in 2 run(s) with a leak check" in f
     assert "bs16-w4-pf2 (sustained): RSS 3058 → 3059 MB (first vs last fifth)" in f
     assert "![throughput](throughput.png)" in text and "![sustained](sustained.png)" in text
@@ -36,10 +39,45 @@ def test_failures_findings_quote_numbers(failures_summary: tuple[Path, str]) -> 
     assert "Worker counts were capped at --max-workers (default 2 × cores; this machine has 8): phase9: W=24" in f
 
 
+def _scaled(points: list[tuple[int, float, list[float] | None]]) -> dict[str, Any]:
+    """A results file of passed quick runs at batch size 8: (workers, videos/s, interval)."""
+    data = fixture("healthy")
+    proto = next(r for r in data["results"] if r["label"] == "bs8-w2-pf2")
+    data["results"] = []
+    for w, v, iv in points:
+        r = copy.deepcopy(proto)
+        r["config"]["num_workers"], r["label"], r["id"] = w, f"bs8-w{w}-pf2", f"w{w}"
+        r["metrics"]["videos_per_s"] = v
+        r["metrics"].pop("videos_per_s_interval", None)
+        if iv is not None:
+            r["metrics"]["videos_per_s_interval"] = iv
+        data["results"].append(r)
+    return data
+
+
+def test_growth_and_plateau_are_decided_by_interval_overlap() -> None:
+    clear_up = _scaled([(2, 40.0, [38.0, 42.0]), (4, 50.0, [48.0, 52.0])])
+    assert scaling(runs_of(clear_up))[8].verdict == "grows"
+    text = render_summary(clear_up)
+    assert "Throughput still grows with workers" in "\n".join(section(text, "Next steps"))
+    assert "40.0 ± 2.0 → 50.0 ± 2.0 videos/s" in "\n".join(section(text, "Findings"))
+    # +25 % on the point rates, but inside each other's spread: no verdict and no advice
+    tie = _scaled([(2, 40.0, [30.0, 50.0]), (4, 50.0, [39.0, 61.0])])
+    sc = scaling(runs_of(tie))[8]
+    assert sc.verdict == "tie" and sc.plateau == 2
+    text = render_summary(tie)
+    assert "cannot tell whether more than 2 workers help" in "\n".join(section(text, "Findings"))
+    assert "Throughput still grows" not in "\n".join(section(text, "Next steps"))
+    down = _scaled([(2, 40.0, [38.0, 42.0]), (4, 30.0, [28.0, 32.0])])
+    assert scaling(runs_of(down))[8].verdict == "stops"
+    assert "stops growing beyond 2 workers" in "\n".join(findings(down))
+
+
 def test_limits_plateau_and_shm_finding(tmp_path: Path) -> None:
     f = "\n".join(section(summarize(run_dir(tmp_path, "limits")).read_text(), "Findings"))
-    assert "Batch size 8: throughput stops growing beyond 4 workers on this machine (8 cores)" in f
-    assert "55.3 → 56.9 videos/s (+2.9 %" in f
+    # 55.3 → 56.9 with no recorded spread: points, so the step counts (and says it was points)
+    assert "Batch size 8: throughput still grows at the most workers tried: 4 → 8 workers" in f
+    assert "55.3 ±? → 56.9 ±? videos/s (+2.9 %)" in f and "no recorded spread" in f
     assert ("bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MB of /dev/shm for the batches in flight (64 videos × "
             "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; free space fell to 9 MB of 512 MB "
             "— the budget predicted this.") in f
