@@ -39,7 +39,7 @@ KNOWN_SCHEMAS = (1,)
 class Metrics(TypedDict, total=False):
     batches: int                 # batches received by the main process
     videos: int
-    videos_per_s: float          # steady state: batches after the first, videos / summed waits
+    videos_per_s: float          # steady state: batches after the first, videos / summed waits (whole rounds)
     frames_per_s: float
     loop_videos_per_s: float     # independent: videos / wall time of the batch loop (after the first)
     loop_s: float
@@ -336,13 +336,15 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
             steady = list(bev[-window:])  # the child's window, exactly (NOTE [measured window])
         steady_w = [float(e["wait_s"]) for e in steady]
         steady_v = [int(e["videos"]) for e in steady]
+        iv = rate_interval(steady_v, steady_w, round_size=workers) if steady else None
         if steady_w and sum(steady_w) > 0:
-            m["videos_per_s"] = sum(steady_v) / sum(steady_w)
+            # the interval's own point (stats: over whole worker rounds) where there is one, so the rate
+            # and its spread are one computation; too few batches for it: videos over summed waits
+            m["videos_per_s"] = iv.rate if iv is not None else sum(steady_v) / sum(steady_w)
             m["frames_per_s"] = m["videos_per_s"] * num_frames
             span = max(float(e["t"]) for e in bev) - min(firsts.values())
             if span > 0:
                 m["loop_videos_per_s"] = sum(steady_v) / span
-        iv = rate_interval(steady_v, steady_w, round_size=workers) if steady else None
         if iv is not None and math.isfinite(iv.hi):
             m["videos_per_s_interval"] = iv.as_list()
             m["interval_batches"], m["interval_method"] = iv.batches, iv.method

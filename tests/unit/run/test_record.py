@@ -155,3 +155,13 @@ def test_the_windows_verdict_is_in_the_metrics(tmp_path: Path) -> None:
     assert m["window_stopped"] == "time" and m["interval_batches"] == 8
     assert m["videos_per_s"] == pytest.approx(4 / 0.5)
     assert rec["stacks"] == ""  # no stacks.txt: nothing dumped
+
+
+def test_the_rate_is_the_intervals_own_point() -> None:
+    # 2 workers: a round is one long wait and one short one; 13 steady batches hold 6 whole rounds and one
+    # extra oldest batch, which the point (stats: over whole rounds) leaves out with the interval
+    waits = [3.0] + [0.9] + [1.0, 0.0] * 6
+    m = batch_metrics(_batches(waits), workers=2)
+    iv = rate_interval([4] * 13, waits[1:], round_size=2)
+    assert iv is not None and m["videos_per_s"] == iv.rate == pytest.approx(48 / 6.0)
+    assert m["videos_per_s_interval"] == iv.as_list()
