@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..run.record import ResultsFile
-from ..run.stats import spans_overlap
+from ..run.stats import TIE_MARGIN, ties
 from .fmt import num, one_line, pct, rate, size, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
 
@@ -30,12 +30,13 @@ def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
 
 @dataclass(frozen=True)
 class Scaling:
-    """What one batch size's worker steps show, by the tie rule (interval overlap, run.stats).
+    """What one batch size's worker steps show, by the recommendation's tie rule (:func:`run.stats.ties`:
+    the 95 % intervals overlap, or the slower is within TIE_MARGIN of the faster's lower bound).
 
-    ``verdict``: ``"grows"`` (every step's interval lies clear above the one before), ``"stops"``
-    (a step lies clear below: more workers are slower) or ``"tie"`` (a step's intervals overlap: the
-    measurements cannot tell whether more workers help). A rate without a recorded interval counts as
-    its point, as in the recommendation's tie rule. ``lo``/``hi``: the step that shows it."""
+    ``verdict``: ``"grows"`` (every step is faster than the one before and no tie), ``"stops"`` (a
+    step is clearly slower: more workers cost throughput) or ``"tie"`` (a step ties: the measurements
+    cannot tell whether more workers help). A rate without a recorded interval counts as its point.
+    ``lo``/``hi``: the step that shows it."""
 
     verdict: str
     lo: Run
@@ -59,7 +60,7 @@ def scaling(runs: Sequence[Run]) -> dict[int, Scaling]:
             continue
         steps = list(zip(rs, rs[1:]))
         for a, b in steps:
-            if spans_overlap(_span(a), _span(b)):
+            if ties(a.vps or 0.0, _span(a), b.vps or 0.0, _span(b)):
                 out[bs] = Scaling("tie", a, b)
                 break
             if (b.vps or 0.0) < (a.vps or 0.0):
@@ -93,13 +94,14 @@ def _scaling(runs: Sequence[Run], cores: Any) -> list[str]:
                   "; a rate marked ±? has no recorded spread and counts as its point")
         if sc.verdict == "tie":
             out.append(f"Batch size {bs}: cannot tell whether more than {a.workers} workers help on this machine "
-                       f"({cores} cores): {step}, and the two 95 % intervals overlap{points}.")
+                       f"({cores} cores): {step}, a tie (the 95 % intervals overlap, or the difference is under "
+                       f"{TIE_MARGIN:.0%} of the faster's lower bound){points}.")
         elif sc.verdict == "stops":
             out.append(f"Batch size {bs}: throughput stops growing beyond {a.workers} workers on this machine "
-                       f"({cores} cores): {step}, clear of each other's spread{points}.")
+                       f"({cores} cores): {step}, beyond the tie rule{points}.")
         else:
-            out.append(f"Batch size {bs}: throughput still grows at the most workers tried: {step}, clear of each "
-                       f"other's spread{points}; more workers may help (this machine has {cores} cores).")
+            out.append(f"Batch size {bs}: throughput still grows at the most workers tried: {step}, beyond the "
+                       f"tie rule{points}; more workers may help (this machine has {cores} cores).")
     return out
 
 

@@ -2,7 +2,8 @@
 
 The report reads records and never decides: a run passed when its record says ``status ==
 "passed"`` (the stress layer decides that once, after its verdicts). Fields that older files lack
-are read as absent (an interval, a split size), never recomputed from other fields.
+are read as absent (an interval, a split size, a config: shown as ``?``), never recomputed from other
+fields.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union, cast
 
-from ..data.loader import LoaderConfig
+from ..data.loader import LoaderConfig, effective_prefetch
 from ..run.record import ResultsError, ResultsFile, RunRecord, read_results
+from ..run.shm import shm_slots_for
 from .fmt import verdict_ok
 
 Source = Union[str, "os.PathLike[str]", ResultsFile]
@@ -78,6 +80,18 @@ def interval_of(x: Any) -> tuple[float, float] | None:
 _LABEL = re.compile(r"bs(\d+)-w(\d+)(?:-pf(\d+))?(-fs)?")
 
 
+def parse_label(label: str) -> dict[str, Any] | None:
+    """The one reader of :attr:`LoaderConfig.label` text (``bs8-w4-pf2``, ``-fs``): batch size, workers,
+    prefetch as written (``None`` when the label has none) and sharing strategy; ``None`` if it is no label.
+    For entries that name a config by label only (a tune entry); a run record carries its config."""
+    m = _LABEL.search(str(label or ""))
+    if not m:
+        return None
+    return {"batch_size": int(m.group(1)), "num_workers": int(m.group(2)),
+            "prefetch_factor": int(m.group(3)) if m.group(3) else None,
+            "sharing_strategy": "file_system" if m.group(4) else "file_descriptor"}
+
+
 @dataclass(frozen=True)
 class Run:
     """Read-only view of one :class:`RunRecord` with the derived facts every section needs."""
@@ -100,14 +114,8 @@ class Run:
     @property
     def config(self) -> dict[str, Any]:
         c = self.rec.get("config")
-        if isinstance(c, dict):
-            return dict(c)
-        m = _LABEL.search(self.label)  # a record without its config: the label still says bs/w/pf
-        if not m:
-            return {}
-        return {"batch_size": int(m.group(1)), "num_workers": int(m.group(2)),
-                "prefetch_factor": int(m.group(3)) if m.group(3) else None,
-                "sharing_strategy": "file_system" if m.group(4) else "file_descriptor"}
+        # the record builder always writes it; a record without one (a hand-edited file) shows "?"
+        return dict(c) if isinstance(c, dict) else {}
 
     @property
     def batch_size(self) -> int | None:
@@ -120,8 +128,7 @@ class Run:
     @property
     def prefetch(self) -> int:
         """Effective prefetch (torch's default 2 with workers, 0 without)."""
-        w = self.workers or 0
-        return 0 if w == 0 else int(self.config.get("prefetch_factor") or 2)
+        return effective_prefetch(self.workers or 0, self.config.get("prefetch_factor"))
 
     @property
     def strategy(self) -> str:
@@ -149,10 +156,10 @@ class Run:
 
     @property
     def in_flight(self) -> int | None:
-        """Items in flight at once: batch × (workers × prefetch + 1)."""
+        """Items in flight at once: batch × the shm formula's batches (run.shm; 1 without workers)."""
         if self.batch_size is None:
             return None
-        return self.batch_size * ((self.workers or 0) * self.prefetch + 1)
+        return self.batch_size * max(1, shm_slots_for(self.workers or 0, self.config.get("prefetch_factor")))
 
     @property
     def efficiency(self) -> float | None:

@@ -40,6 +40,13 @@ def _spread_note(runs: Sequence[Run]) -> list[str]:
                            "or too few batches)." if missing else "")]
 
 
+def _config_cells(r: Run) -> list[Any]:
+    """batch size, workers, prefetch; ``?`` for a record without its config (not guessed from the label)."""
+    if r.batch_size is None and r.workers is None:
+        return ["?", "?", "?"]
+    return [r.batch_size, r.workers_cell, r.prefetch]
+
+
 def _success_table(runs: Sequence[Run]) -> list[str]:
     eff = _has_eff(runs)
     head = ["test", "config", "batch size", "workers", "prefetch", "videos/s"] + (["efficiency"] if eff else []) \
@@ -54,7 +61,7 @@ def _success_table(runs: Sequence[Run]) -> list[str]:
         failed = [str(v.get("name")) for v in r.failed_verdicts]
         if failed:  # recorded as passed with a failing check: shown, not re-judged
             status += f", check failed: {', '.join(failed)}"
-        rows.append([r.test, r.label, r.batch_size, r.workers_cell, r.prefetch, rate(r.vps, r.interval)]
+        rows.append([r.test, r.label, *_config_cells(r), rate(r.vps, r.interval)]
                     + ([_eff_cell(r)] if eff else [])
                     + [num(m.get("wait_ms_p50")), num(m.get("wait_ms_p95")), m.get("batches", "?"), status])
     return md_table(head, rows) + [""] + _spread_note(runs)
@@ -68,7 +75,7 @@ def _failure_table(runs: Sequence[Run]) -> list[str]:
         else:  # loaded every batch, failed a check
             cause = "; ".join(one_line(x.get("detail")) for x in r.failed_verdicts) or "failed (no outcome recorded)"
         point = r.failure_point() if r.outcome else f"all {r.metrics.get('batches', '?')} batches loaded"
-        rows.append([r.test, r.label, r.batch_size, r.workers_cell, r.prefetch, point, r.result, cause,
+        rows.append([r.test, r.label, *_config_cells(r), point, r.result, cause,
                      one_line(r.remedy(), 400)])
     return md_table(["test", "config", "batch size", "workers", "prefetch", "failure point", "kind", "cause",
                      "remedy"], rows)

@@ -15,12 +15,12 @@ The section renders those entries as recorded; the recommendation shows a confir
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..data.loader import effective_prefetch
 from .fmt import md_table, num, rate
-from .model import extra, interval_of, label_of
+from .model import extra, interval_of, label_of, parse_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -61,10 +61,22 @@ def _best(e: Mapping[str, Any]) -> TunedBest:
 
 
 def confirmed_best(results: Mapping[str, Any]) -> TunedBest | None:
-    """The fastest confirmed best over the tune entries (``None`` without one)."""
+    """The confirmed best over the tune entries (one per batch size) by the tie rule
+    (:func:`ssv2_fixtures.report.recommend.pick`): of the confirmed bests whose intervals overlap the
+    fastest's, the cheapest. ``None`` without one."""
+    from .recommend import Candidate, pick  # recommend imports this module
+
     bests = [_best(e) for e in _entries(results) if e.get("confirmed") and isinstance(e.get("best"), Mapping)]
-    bests = [b for b in bests if b.label != "?"]
-    return max(bests, key=lambda b: b.rate or 0.0) if bests else None
+    bests = [b for b in bests if b.label != "?" and b.rate is not None]
+    if not bests:
+        return None
+    cands: dict[Candidate, TunedBest] = {}
+    for b in bests:
+        sh = shape_of(b.entry["best"].get("config")) or (0, 0)
+        shm = b.entry["best"].get("shm_peak_bytes")
+        cands[Candidate(b.label, float(b.rate or 0.0), b.interval, sh[0], sh[1],
+                        float(shm) if isinstance(shm, (int, float)) else None)] = b
+    return cands[pick(list(cands)).best]
 
 
 def tune_section(results: Mapping[str, Any], plot: str | None = None) -> list[str]:
@@ -123,17 +135,15 @@ def _time_lines(entries: list[Mapping[str, Any]]) -> list[str]:
 
 def shape_of(c: Any) -> tuple[int, int] | None:
     """(workers, prefetch) of a tried entry's config: LoaderConfig fields or a label such as bs8-w4-pf2."""
-    if isinstance(c, Mapping):
-        w = c.get("num_workers")
-        if not isinstance(w, int) or isinstance(w, bool):
+    if not isinstance(c, Mapping):
+        c = parse_label(str(c or ""))
+        if c is None:
             return None
-        pf = c.get("prefetch_factor")
-        return w, (0 if not w else pf if isinstance(pf, int) and not isinstance(pf, bool) else 2)
-    m = re.search(r"-w(\d+)(?:-pf(\d+))?", str(c or ""))
-    if not m:
+    w = c.get("num_workers")
+    if not isinstance(w, int) or isinstance(w, bool):
         return None
-    w = int(m.group(1))
-    return w, (int(m.group(2)) if m.group(2) else 0 if not w else 2)
+    pf = c.get("prefetch_factor")
+    return w, effective_prefetch(w, pf if isinstance(pf, int) and not isinstance(pf, bool) else None)
 
 
 @dataclass(frozen=True)

@@ -108,3 +108,21 @@ def test_summarize_writes_the_search_plot_into_the_tune_section(tmp_path) -> Non
     (tmp_path / "plain").mkdir()
     plain = run_dir(tmp_path / "plain", "healthy")
     assert "tune.png" not in summarize(plain).read_text() and not (plain / "tune.png").exists()
+
+
+def test_confirmed_best_across_batch_sizes_is_the_tie_rules_pick() -> None:
+    from ssv2_fixtures.report.tune import confirmed_best
+
+    def entry(bs: int, w: int, vps: float, iv: list[float]) -> dict[str, Any]:
+        return {"batch_size": bs, "confirmed": True,
+                "best": {"config": {"batch_size": bs, "num_workers": w, "prefetch_factor": 2},
+                         "videos_per_s": vps, "interval": iv}}
+
+    # bs16 is faster by its point rate, but the two tie: the cheaper (fewer workers) is the answer
+    data = {"tune": [entry(8, 2, 70.0, [66.0, 74.0]), entry(16, 4, 72.0, [68.0, 76.0])]}
+    best = confirmed_best(data)
+    assert best is not None and best.label == "bs8-w2-pf2"
+    # clear of each other (and of the margin): the faster one
+    data = {"tune": [entry(8, 2, 40.0, [39.0, 41.0]), entry(16, 4, 72.0, [70.0, 74.0])]}
+    best = confirmed_best(data)
+    assert best is not None and best.label == "bs16-w4-pf2"
