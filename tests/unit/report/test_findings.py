@@ -40,7 +40,7 @@ def test_failures_findings_quote_numbers(failures_summary: tuple[Path, str]) -> 
     assert "Worker counts were capped at --max-workers (default 2 × cores; this machine has 8): phase9: W=24" in f
 
 
-def _scaled(points: list[tuple[int, float, list[float] | None]]) -> dict[str, Any]:
+def _scaled(points: list[tuple[int, float, list[float] | None]]) -> Any:
     """A results file of passed quick runs at batch size 8: (workers, videos/s, interval)."""
     data = fixture("healthy")
     proto = next(r for r in data["results"] if r["label"] == "bs8-w2-pf2")
