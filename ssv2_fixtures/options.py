@@ -334,7 +334,17 @@ def option_fields() -> dict[str, str]:
 
 
 class SettingsError(ValueError):
-    pass
+    """A bad option value; ``option`` is its dest (``None``: several options together), ``entry`` the value
+    that is wrong and ``where`` where it came from (the command line or the ini file)."""
+
+    def __init__(self, message: str, *, option: str | None = None, entry: str | None = None,
+                 where: str | None = None) -> None:
+        super().__init__(message)
+        self.option, self.entry, self.where = option, entry, where
+
+
+# The user's pipeline options: a bad one is the session's data_error too (its report says so).
+FACTORY_OPTIONS = ("dataset_factory", "dataset_arg", "dataset_path")
 
 
 def _parse(o: Option, raw: Any, where: str) -> Any:
@@ -342,7 +352,8 @@ def _parse(o: Option, raw: Any, where: str) -> Any:
         try:
             return o.parse(raw if not isinstance(raw, bool) else str(raw), where)
         except ValueError as exc:
-            raise SettingsError(f"invalid {where}: {raw!r}: {exc}") from None
+            raise SettingsError(f"invalid {where}: {raw!r}: {exc}", option=o.dest, entry=str(raw),
+                                where=where) from None
     out = []
     for item in ([raw] if isinstance(raw, str) else list(raw)):
         text = str(item).strip()
@@ -351,7 +362,8 @@ def _parse(o: Option, raw: Any, where: str) -> Any:
         try:
             out.append(o.parse(text, where))
         except ValueError as exc:  # name the one entry that is wrong, not the whole list
-            raise SettingsError(f"invalid {where}: {text!r}: {exc}") from None
+            raise SettingsError(f"invalid {where}: {text!r}: {exc}", option=o.dest, entry=text,
+                                where=where) from None
     return out
 
 

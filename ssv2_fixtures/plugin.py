@@ -5,11 +5,13 @@ its own lives here; see :mod:`options`, :mod:`stress.session`, :mod:`stress.camp
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from .options import SettingsError, add_options, resolve
+from .options import FACTORY_OPTIONS, Settings, SettingsError, add_options, resolve
 from .stress.session import StressSession
 
 if TYPE_CHECKING:
@@ -52,7 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve(config.getoption, config.getini, str(config.inipath) if config.inipath else None,
                            invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        note = _report_option_error(config, exc) if exc.option in FACTORY_OPTIONS else None
+        raise pytest.UsageError(str(exc) + (f"\n({note})" if note else "")) from None
     from .stress.probe import machine_facts
 
     session = StressSession(settings)
@@ -61,6 +64,28 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.sandbox is not None:
         session.machine["emulated"] = settings.sandbox.to_dict()
     config.pluginmanager.register(_Hooks(session), _NAME)
+
+
+def _report_option_error(config: pytest.Config, exc: SettingsError) -> str | None:
+    """A bad ``--dataset-*`` option is the user's pipeline failing to load: like every other data_error it
+    gets a results.json and summary.md (under ``--reports``), beside the usage error. Returns what went
+    wrong writing them (the usage error then says so), else ``None``."""
+    raw = config.getoption("reports") or config.getini("reports") or None
+    try:
+        settings = Settings(reports=Path(os.path.expanduser(str(raw))) if raw else Settings().reports)
+        session = StressSession(settings)
+        flag = "--" + str(exc.option).replace("_", "-")
+        session.fail_data({"kind": "data_error", "message": str(exc),
+                           "file": str(config.inipath) if exc.where and "ini key" in exc.where and config.inipath
+                           else None,
+                           "entry": f"{exc.where or flag}: {exc.entry!r}",
+                           "fix": f"correct {flag} (see `pytest --help`, group ssv2-stress); nothing ran"})
+        from .report import summarize
+
+        summarize(session.run_dir)
+        return None
+    except Exception as err:  # the usage error is the message; this only says the report is missing
+        return f"the report could not be written: {type(err).__name__}: {err}"
 
 
 def session_of(config: pytest.Config) -> StressSession:

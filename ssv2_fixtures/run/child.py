@@ -270,9 +270,11 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
         refuse_unfit(parse_fault(str(fault_text)), d.get("factory"))  # before the user's module is imported
     built: Built
     if d.get("factory"):
-        from ..data.factory import load_pipeline  # only for a user's pipeline: its module imports theirs
+        from ..data.factory import check_collatable, load_pipeline  # only for a user's pipeline
 
         p = load_pipeline(d, train=bool(d.get("train")))
+        if cfg.num_workers == 0:  # no worker forks after this: items fetched here share no open file
+            check_collatable(p.dataset, p.collate_fn)  # the session's probe (W=0) names an uncollatable item
         built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn)
     else:
         from ..data.clips import SSv2Clips

@@ -184,22 +184,46 @@ def test_a_bad_factory_is_a_data_error_in_results_json(tmp_path: Path, factory: 
         s.run(LoaderConfig(batch_size=2, num_workers=0), 2, kind="quick")
 
 
-def test_pytest_shows_the_named_error_and_the_report_has_it(pytester: pytest.Pytester) -> None:
+# Every way a user's pipeline can be wrong (issue 13), through a whole pytest session: the named error in
+# pytest's output (one message, no traceback), results.json's data_error and summary.md's section. Smallest
+# settings: one quick phase of 4 batches, which never runs (the session's probe refuses the pipeline first).
+BAD_FACTORIES = [
+    # id, options, words of the message, the file the record points at (None: no file)
+    ("module-missing", ["--dataset-factory", "userpipe_missing.data:build"], "cannot import module", None),
+    ("attribute-missing", ["--dataset-factory", "userpipe.data:buidl"], "has no attribute 'buidl'", "data.py"),
+    ("not-callable", ["--dataset-factory", "userpipe.bad:not_callable"], "is a int, not a callable", "bad.py"),
+    ("factory-raises", ["--dataset-factory", "userpipe.bad:raises"], "RuntimeError: annotations for train not found",
+     "bad.py"),
+    ("not-a-dataset", ["--dataset-factory", "userpipe.bad:returns_list"], "returned a list", "bad.py"),
+    ("empty-dataset", ["--dataset-factory", "userpipe.bad:returns_empty"], "returned an empty dataset", "bad.py"),
+    ("arg-without-equals", ["--dataset-factory", "userpipe.data:build", "--dataset-arg", "frames"],
+     "invalid --dataset-arg (from the command line): 'frames': expected KEY=VALUE", None),
+    ("uncollatable", ["--dataset-factory", "userpipe.bad:uncollatable"],
+     "item[0][1]: list of tensors of different shapes", "bad.py"),
+]
+
+
+@pytest.mark.parametrize("options,words,file", [c[1:] for c in BAD_FACTORIES], ids=[c[0] for c in BAD_FACTORIES])
+def test_every_bad_factory_is_named_by_pytest_and_in_the_report(pytester: pytest.Pytester, options: list[str],
+                                                                words: str, file: str | None) -> None:
     import os
 
     quick_tests = Path(__file__).resolve().parents[2] / "stress" / "test_quick.py"
     pytester.makepyfile(test_quick=quick_tests.read_text())
     cache = os.environ.get("SSV2_STRESS_CACHE")
     r = pytester.runpytest_subprocess(
-        "-m", "quick", "-k", "phase1", "--dataset-factory", "userpipe.bad:raises", "--dataset-path", str(USERPIPE),
-        "--quick-batches", "4", *(["--ssv2-cache", cache] if cache else []), "-p", "no:cacheprovider")
-    out = r.stdout.str()
-    assert r.ret != 0 and "data_error: FactoryError: dataset factory userpipe.bad:raises" in out
-    assert "RuntimeError: annotations for train not found" in out and "bad.py:" in out
+        "-m", "quick", "-k", "phase1", *options, "--dataset-path", str(USERPIPE), "--quick-batches", "4",
+        *(["--ssv2-cache", cache] if cache else []), "-p", "no:cacheprovider")
+    out = r.stdout.str() + r.stderr.str()
+    assert r.ret != 0 and words in out, out[-3000:]
     assert "Traceback" not in out  # one message, not a traceback soup
     run_dir = max((pytester.path / "reports").glob("2*"))
-    assert json.loads((run_dir / "results.json").read_text())["data_error"]["file"].endswith("bad.py")
-    assert "Data could not load" in (run_dir / "summary.md").read_text()
+    err = json.loads((run_dir / "results.json").read_text())["data_error"]
+    assert err["kind"] == "data_error" and words in err["message"] and err["fix"]
+    if file is not None:
+        assert err["file"] and err["file"].endswith(file), err
+    summary = (run_dir / "summary.md").read_text()
+    assert "Data could not load" in summary and words.split(":")[-1].strip()[:30] in summary
 
 
 def test_preflight_sizes_shm_from_the_probed_pipeline(pytester: pytest.Pytester) -> None:
