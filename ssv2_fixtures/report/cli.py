@@ -12,12 +12,13 @@ exits 2 with one line naming the file and what is wrong; an unwritable output ex
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ..run.record import ResultsError
-from .compare import WatchReportMissing, compare, watch_report
+from .compare import compare
 from .summary import summarize
 
 
@@ -45,7 +46,8 @@ def _run(args: argparse.Namespace) -> None:
         if not log.is_file():
             raise ResultsError(f"{log}: no such watch log")
         out_dir = Path(args.out) if args.out else log.parent
-        print(watch_report().render(log, out_dir))
+        # lazily (plain reports never load the watch), and directly: it ships in this package
+        print(importlib.import_module("ssv2_fixtures.watch.report").render(log, out_dir))
     else:
         text = compare(args.run_a, args.run_b)
         if args.out:
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _run(args)
-    except (ValueError, WatchReportMissing) as exc:  # ResultsError, a watch log's LogError: bad input
+    except ValueError as exc:  # ResultsError, a watch log's LogError: bad input
         print(f"ssv2-stress report: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an unwritable run folder or --out: one line, not a traceback

@@ -47,19 +47,8 @@ def test_cli_watch_hands_the_log_to_the_watch_report(tmp_path: Path, monkeypatch
     assert "missing.jsonl: no such watch log" in capsys.readouterr().err
 
 
-def test_cli_watch_without_the_module_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "ssv2_fixtures.watch.report", None)
-    log = tmp_path / "train.jsonl"
-    log.write_text("{}\n")
-    assert main(["watch", str(log)]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "needs ssv2_fixtures.watch.report" in err
-
-
 def test_cli_bad_watch_log_exits_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The real watch reader (when installed) refuses a file that is no watch log: one line, exit 2."""
-    pytest.importorskip("ssv2_fixtures.watch.report")
+    """The real watch reader refuses a file that is no watch log: one line, exit 2."""
     log = tmp_path / "not-a-log.jsonl"
     log.write_text("{}\n")
     for args in (["watch", str(log)], ["compare", str(log), str(DATA / "healthy.json")],
