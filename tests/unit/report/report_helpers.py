@@ -9,9 +9,10 @@ Stored results in ``tests/unit/fixtures`` (hand-made, realistic numbers):
 - ``validate.json``: a sustained pass and a validated config recorded as failed for a missed target;
 - ``data_error.json``: a session whose split could not load (top-level ``data_error``, no runs).
 
-These files predate recorded intervals: :func:`with_intervals` adds ``videos_per_s_interval`` by the
-suite's own rule (:func:`ssv2_fixtures.run.stats.rate_interval`) from each record's stored batch waits,
-as the record builder now does, so no interval is typed in by hand.
+These files predate recorded intervals: :func:`with_intervals` adds ``videos_per_s_interval`` from each
+record's stored batch waits through the record builder's own metrics core
+(:func:`ssv2_fixtures.run.record.batch_metrics`), so no interval is typed in by hand and the fixtures
+cannot drift from the writer.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ssv2_fixtures.run.stats import rate_interval
+from ssv2_fixtures.run.record import batch_metrics
 
 DATA = Path(__file__).parents[1] / "fixtures"
 
@@ -31,16 +32,20 @@ def fixture(name: str) -> Any:  # a ResultsFile; Any so tests can edit it freely
 
 
 def with_intervals(data: Any) -> Any:
-    """A copy whose passed records carry the batch-means interval of their stored waits (first batch,
-    start-up, left out as the record builder does)."""
+    """A copy whose passed records carry the interval the record builder gives their stored waits."""
     data = copy.deepcopy(data)
     for r in data["results"]:
         waits, bs = r.get("batch_waits_s") or [], (r.get("config") or {}).get("batch_size")
         workers = int((r.get("config") or {}).get("num_workers") or 0)
-        iv = (rate_interval([bs] * (len(waits) - 1), waits[1:], round_size=workers)
-              if bs and len(waits) > 1 else None)
-        if iv is not None and r.get("metrics", {}).get("videos_per_s") is not None:
-            r["metrics"]["videos_per_s_interval"] = iv.as_list()
+        if not bs or r.get("metrics", {}).get("videos_per_s") is None:
+            continue
+        t, events = 0.0, []
+        for w in waits:  # the batch events the child would have written: one rank, back to back
+            t += float(w)
+            events.append({"t": t, "wait_s": float(w), "videos": int(bs), "rank": None})
+        iv = batch_metrics(events, workers=workers).get("videos_per_s_interval")
+        if iv is not None:
+            r["metrics"]["videos_per_s_interval"] = list(iv)
     return data
 
 
