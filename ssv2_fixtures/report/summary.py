@@ -121,6 +121,32 @@ def _dataset_rows(ds: Mapping[str, Any]) -> list[list[Any]]:
             ["clip", f"{ds.get('num_frames', '?')} frames at {ds.get('size', '?')}×{ds.get('size', '?')} px"]]
 
 
+def _probe_section(probe: Mapping[str, Any]) -> list[str]:
+    """results.json's ``probe`` (stress.probe.PipelineProbe): what the isolated probe measured of the
+    session's pipeline, as recorded."""
+    per_item, bs = probe.get("bytes_per_item"), probe.get("batch_size")
+    per_batch = float(per_item) * int(bs) if isinstance(per_item, (int, float)) and isinstance(bs, int) else None
+    shape = probe.get("batch_shape")
+    kwargs = probe.get("factory_kwargs") or {}
+    call = (f"`{probe.get('factory')}`" + (f" ({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
+            if probe.get("factory") else "the built-in dataset")
+    clips = probe.get("clips_per_item")
+    rows = [["pipeline", call],
+            ["run", f"{probe.get('label', '?')}: one loading process, no workers, {probe.get('batches', '?')} batches"],
+            ["bytes per batch", f"{size(per_batch)} (batch size {bs if bs is not None else '?'})"],
+            ["bytes per video", size(per_item)],
+            ["largest tensor", f"{'×'.join(str(x) for x in shape) if shape else '?'} {probe.get('batch_dtype') or '?'}"],
+            ["clips per video", num(clips) if isinstance(clips, (int, float)) else "?"],
+            ["RSS of the loading process", size(probe.get("rss_bytes"))],
+            ["item rate L (one process)", f"{num(probe.get('items_per_s'))} videos/s"]]
+    return (["Before the configurations ran, one isolated process built the pipeline and loaded a few real "
+             "batches; their bytes were summed from every tensor in them (not computed from a clip size).", ""]
+            + md_table(["measured", "value"], rows)
+            + ["", "The /dev/shm predictions (pre-flight, each config's budget and BudgetWarning), the `-m limits` "
+               "search bounds and the recommendation's environment advice used these measured bytes per batch; "
+               "its item rate L is this pipeline's own single-process rate, the base of the decode limit."])
+
+
 def fmt_target(name: str, x: Any) -> str:
     if x is None:
         return "not measured"
@@ -308,6 +334,8 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
     L += ["## Recommended configuration", ""] + _recommendation_section(data, runs, rec)
     L += ["## Machine", ""] + md_table(["fact", "value"], _machine_rows(mach)) + [""]
     L += ["## Dataset", ""] + md_table(["fact", "value"], _dataset_rows(ds)) + [""]
+    if isinstance(probe := extra(data, "probe"), Mapping):
+        L += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
     L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]

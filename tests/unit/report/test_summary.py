@@ -6,7 +6,7 @@ from pathlib import Path
 from report_helpers import fixture, run_dir, section, table, with_intervals
 
 from ssv2_fixtures.report import render_summary, runs_of, summarize, terminal_lines
-from ssv2_fixtures.report.fmt import half_width
+from ssv2_fixtures.report.fmt import half_width, size
 from ssv2_fixtures.run.outcome import KIND_NAMES
 from ssv2_fixtures.stress.traincfg import load as load_train_config
 
@@ -185,3 +185,21 @@ def test_data_error_session_says_what_and_how_to_fix(tmp_path: Path) -> None:
     text = render_summary(data)
     assert "| entry | the file as a whole |" in text
     assert f"1. Fix the data ({err['file']}, the file as a whole)" in text
+
+
+def test_pipeline_probe_section_quotes_what_was_measured(tmp_path: Path) -> None:
+    data = fixture("probe")
+    p = data["probe"]
+    text = summarize(run_dir(tmp_path, "probe")).read_text()
+    lines = section(text, "Pipeline probe")
+    rows = dict((r[0], r[1]) for r in table(lines))
+    assert rows["pipeline"].startswith("`mypkg.data:build`") and "num_sample=2" in rows["pipeline"]
+    assert rows["bytes per batch"] == f"{size(p['bytes_per_item'] * p['batch_size'])} (batch size {p['batch_size']})"
+    assert rows["bytes per video"] == size(p["bytes_per_item"])
+    assert rows["largest tensor"] == "×".join(map(str, p["batch_shape"])) + " " + p["batch_dtype"]
+    assert rows["RSS of the loading process"] == size(p["rss_bytes"])
+    assert rows["item rate L (one process)"] == f"{p['items_per_s']:.1f} videos/s"
+    assert f"{p['batches']} batches" in rows["run"]
+    assert any("used these measured bytes" in ln for ln in lines)
+    # a session without a probe has no such section
+    assert "## Pipeline probe" not in render_summary(fixture("healthy"))
