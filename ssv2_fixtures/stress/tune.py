@@ -272,6 +272,15 @@ def cost_key(config: LoaderConfig, shm: Callable[[LoaderConfig], float] = defaul
             config.sharing_strategy != "file_descriptor", config.persistent_workers, config.pin_memory)
 
 
+def tie_pick(cands: Sequence[Estimate], key: Callable[[LoaderConfig], Any] = cost_key,
+             ) -> tuple[Estimate, list[Estimate]]:
+    """The fastest, unless cheaper ones (``key``, :func:`cost_key`) tie with it: then the cheapest of
+    them; with the tie group (the fastest and what ties with it)."""
+    lead = max(cands, key=lambda e: e.rate)
+    group = [e for e in cands if e is lead or e.ties(lead)]
+    return min(group, key=lambda e: key(e.config)), group
+
+
 # --- the search -----------------------------------------------------------------------------------
 
 class _OutOfTime(Exception):
@@ -342,11 +351,9 @@ class _Search:
             self.on_probe(t)
 
     def best_of(self, cands: Sequence[Estimate]) -> Estimate:
-        """Fastest, unless a cheaper one ties with it: then the cheapest tie. Every other member of the
-        tie group is remembered as a tie of the pick (named in the record if the pick's line wins)."""
-        lead = max(cands, key=lambda e: e.rate)
-        group = [e for e in cands if e is lead or e.ties(lead)]
-        pick = min(group, key=lambda e: self.key(e.config))
+        """:func:`tie_pick`; every other member of the tie group is remembered as a tie of the pick
+        (named in the record if the pick's line wins)."""
+        pick, group = tie_pick(cands, self.key)
         for e in cands:  # the latest decision about a config is the one that counts
             if e in group and e.config != pick.config:
                 self.tie_of[e.config] = pick.config
