@@ -117,6 +117,8 @@ class RunRecord(TypedDict, total=False):
     distributed: dict[str, Any]      # -m distributed: launch (nproc_per_node, nnodes, node_rank, world_size),
                                      # failed_ranks (torchrun's summary), coverage (per-epoch checks)
     stacks: str
+    event_stream: dict[str, Any]     # only when the runner saw one: unparsable event lines and on_event hook
+                                     # errors (bad_event_lines, first_bad_event_line, on_event_errors, ...)
     stdout_tail: str
     stderr_tail: str
     exit: dict[str, Any]
@@ -231,6 +233,8 @@ def read_results(path: str | os.PathLike[str]) -> ResultsFile:
 # --- the one record builder ------------------------------------------------------------------------
 
 TAIL_CHARS = 6000
+EVENT_STREAM_FACTS = ("bad_event_lines", "first_bad_event_line", "on_event_errors", "first_on_event_error")
+"""The runner's facts about the event stream itself (runner.EventReader), copied into the record."""
 STACKS_CHARS = 20000
 
 
@@ -438,6 +442,9 @@ def base_record(run: RunFacts, *, passed: bool, outcome: OutcomeRecord | None, m
         "exit": {"code": code, "signal": sig, "mem_mode": run.mem_mode},
         "started_at": run.started_at, "wall_s": run.wall_s, "run_dir": str(run.work), "pids": sorted(mon.seen),
     }
+    stream = {k: run.facts[k] for k in EVENT_STREAM_FACTS if k in run.facts}
+    if stream:
+        rec["event_stream"] = stream
     err = run.of("error")
     if err:
         rec["exit"]["error_type"] = err[0].get("type")

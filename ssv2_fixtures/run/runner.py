@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -167,6 +168,9 @@ def run_config(
         tmp_alias.unlink(missing_ok=True)
     facts = _facts(monitor, tmpdir, prepared, config, ds, events, extra_facts, how.ranks)
     facts.update(reader.facts())
+    if reader.hook_errors:  # the caller's own hook failed: say so where a test or a campaign will see it
+        warnings.warn(f"run_config({name or label}): on_event raised {reader.hook_errors} time(s); the run "
+                      f"went on. First:\n{reader.first_hook_error}", RuntimeWarning, stacklevel=2)
     if prepared:
         prepared.cleanup()
     run = RunFacts(config=config, dataset=ds, batches=batches, fault=str(drill) if drill else None,

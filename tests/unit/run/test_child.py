@@ -305,3 +305,19 @@ def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(pipe_dir: Path, 
                and e["bytes"] == 4 * 3 * 4 * 4 for e in b), b
     (fin,) = [e for e in seen if e["ev"] == "finished"]
     assert fin["split_size"] == 5 and fin["distinct_videos"] == 5
+
+
+@pytest.mark.timeout(300)
+def test_a_failing_hook_is_reported_not_swallowed(synth_root: Path, tmp_path: Path) -> None:
+    from ssv2_fixtures.run.runner import dataset_spec, run_config
+
+    def hook(ev: dict[str, Any], _m: Any) -> None:
+        assert ev["ev"] != "batch", "the caller's own check"
+
+    ds = dataset_spec(synth_root, "train", size=32, num_frames=2)
+    with pytest.warns(RuntimeWarning, match=r"on_event raised 3 time\(s\)"):
+        r = run_config(ds, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp_path, on_event=hook)
+    assert r.passed, r.describe()  # the run itself went on and finished
+    stream = r.record["event_stream"]
+    assert stream["on_event_errors"] == 3 and "AssertionError: the caller's own check" in stream["first_on_event_error"]
+    assert "bad_event_lines" not in stream  # the child's lines all parsed
