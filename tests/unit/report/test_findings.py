@@ -56,7 +56,7 @@ def _scaled(points: list[tuple[int, float, list[float] | None]]) -> Any:
     return data
 
 
-def _ties_by_margin_only(slow: float, fast: float, fast_lo: float) -> bool:
+def _ties_by_margin_only(slow: float, fast_lo: float) -> bool:
     return slow >= (1 - TIE_MARGIN) * fast_lo
 
 
@@ -65,11 +65,11 @@ def test_growth_and_plateau_are_decided_by_the_tie_rule() -> None:
     assert scaling(runs_of(clear_up))[8].verdict == "grows"
     text = render_summary(clear_up)
     assert "Throughput still grows with workers" in "\n".join(section(text, "Next steps"))
-    assert not _ties_by_margin_only(40.0, 50.0, 48.0)
+    assert not _ties_by_margin_only(40.0, 48.0)
     assert "40.0 ± 2.0 → 50.0 ± 2.0 videos/s" in "\n".join(section(text, "Findings"))
     # +50 % on the point rates, but inside each other's spread: no verdict and no advice
     tie = _scaled([(2, 40.0, [20.0, 60.0]), (4, 60.0, [50.0, 70.0])])
-    assert not _ties_by_margin_only(40.0, 60.0, 50.0)   # the overlap decides this one
+    assert not _ties_by_margin_only(40.0, 50.0)   # the overlap decides this one
     sc = scaling(runs_of(tie))[8]
     assert sc.verdict == "tie" and sc.plateau == 2
     text = render_summary(tie)
