@@ -26,18 +26,9 @@ _DATASET_FACTS: tuple[tuple[str, str], ...] = (
     ("num_frames", "dataset: frames per clip"), ("size", "dataset: frame size"))
 
 
-class WatchReportMissing(RuntimeError):
-    """``ssv2_fixtures.watch.report`` is not installed in this tree (a watch log cannot be read)."""
-
-
 def watch_report() -> Any:
-    """The watch module, imported lazily (the report must not import it for plain runs)."""
-    try:
-        return importlib.import_module("ssv2_fixtures.watch.report")
-    except ImportError as exc:
-        raise WatchReportMissing(
-            f"reading a watch log needs ssv2_fixtures.watch.report, which is not available here ({exc}); "
-            "upgrade ssv2-stress to a version with in-training watch") from None
+    """The watch report module, imported lazily (plain runs never load it)."""
+    return importlib.import_module("ssv2_fixtures.watch.report")
 
 
 def is_watch_log(src: Source) -> bool:
@@ -133,7 +124,7 @@ def _side_by_side(ka: Mapping[tuple[str, str], Run], kb: Mapping[tuple[str, str]
 def _slower_side(ratios: Sequence[float], ma: Mapping[str, Any], mb: Mapping[str, Any],
                  dsa: Mapping[str, Any], dsb: Mapping[str, Any]) -> list[str]:
     med = statistics.median(ratios)
-    if 0.9 <= med <= 1.1:
+    if 0.9 <= med <= 1.1:  # README "Numbers": two runs of one config on one machine agree within 10 %
         return []
     slow, fast, ms, mf = ("B", "A", mb, ma) if med < 1 else ("A", "B", ma, mb)
     causes = []
@@ -150,8 +141,7 @@ def _slower_side(ratios: Sequence[float], ma: Mapping[str, Any], mb: Mapping[str
 def compare(run_a: Source, run_b: Source) -> str:
     """Markdown: the two runs' configs side by side (matched by test kind + label) with their rates ±
     spread and the B/A ratio, configs whose outcome differs, and the machine differences that explain
-    them. A ``.jsonl`` watch log on either side goes to ``ssv2_fixtures.watch.report.compare_with_run``
-    (raises :class:`WatchReportMissing` when that module is absent)."""
+    them. A ``.jsonl`` watch log on either side goes to ``ssv2_fixtures.watch.report.compare_with_run``."""
     if is_watch_log(run_a) or is_watch_log(run_b):
         if is_watch_log(run_a) and is_watch_log(run_b):
             raise ValueError("compare: two watch logs; give a watch log and a run folder")

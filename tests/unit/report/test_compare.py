@@ -9,7 +9,6 @@ import pytest
 from report_helpers import DATA, fixture, section, table, with_intervals
 
 from ssv2_fixtures.report import compare
-from ssv2_fixtures.report.compare import WatchReportMissing
 
 
 def test_compare_two_machines() -> None:
@@ -78,8 +77,3 @@ def test_watch_log_on_either_side_is_handed_over(fake_watch: list[tuple[Path, Pa
         compare(log, tmp_path / "other.jsonl")
 
 
-def test_watch_log_without_the_watch_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "ssv2_fixtures.watch.report", None)  # import fails as if absent
-    with pytest.raises(WatchReportMissing, match="needs ssv2_fixtures.watch.report"):
-        compare(tmp_path / "watch.jsonl", DATA / "healthy.json")

@@ -3,6 +3,7 @@ names only configs that ran and passed."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -161,7 +162,7 @@ def test_validate_recorded_as_failed_is_not_recommended() -> None:
 # ------------------------------------------------------------------------------------------- environment
 
 
-def _user_pipeline(data: dict, bytes_per_item: float, factory: str = "mypkg.data:build") -> dict:
+def _user_pipeline(data: Any, bytes_per_item: float, factory: str = "mypkg.data:build") -> Any:
     for r in data["results"]:
         r["dataset"] = {**(r.get("dataset") or {}), "factory": "mypkg.data:build", "factory_kwargs": {}}
     data["probe"] = {"bytes_per_item": bytes_per_item, "factory": factory, "factory_kwargs": {},
