@@ -157,6 +157,16 @@ def fmt_target(name: str, x: Any) -> str:
     return str(x)
 
 
+def _reported_procs(r: Run) -> str:
+    """Loader processes the ranks reported themselves (each rank + the workers it started); the sampled
+    peak (``rank_procs_peak``, which a short run can undercount) only where no rank reported."""
+    rows = r.rec.get("ranks") or []
+    if rows and all("workers_started" in x for x in rows):
+        return str(sum(1 + int(x["workers_started"]) for x in rows))
+    peak = r.metrics.get("rank_procs_peak")
+    return f"{peak} (sampled)" if peak is not None else "?"
+
+
 def _distributed_section(runs: Sequence[Run]) -> list[str]:
     """``-m distributed`` runs: node totals per run, then one row per rank."""
     out = ["Each rank is a training process with its own DataLoader workers, started by torchrun; the ranks of "
@@ -174,11 +184,11 @@ def _distributed_section(runs: Sequence[Run]) -> list[str]:
         nodes = f" × {d['nnodes']} nodes (node {d.get('node_rank', '?')})" if (d.get("nnodes") or 1) > 1 else ""
         rows.append([r.label, f"{r.ranks}{nodes}", f"{finished} of {r.ranks}", r.result, rate(r.vps, r.interval),
                      f"{num(lo)}–{num(hi)}" if lo is not None else "—",
-                     f"{m.get('rank_procs_peak', '?')} / {m.get('procs_expected', '?')}",
+                     f"{_reported_procs(r)} / {m.get('procs_expected', '?')}",
                      size(m.get("rss_peak_bytes")), size(m.get("pss_peak_bytes")), size(m.get("shm_peak_bytes")),
                      m.get("fds_peak", "?"), epochs])
     out += md_table(["config", "ranks", "finished", "result", "videos/s (node)", "videos/s per rank",
-                     "processes peak / expected", "RSS peak", "PSS peak", "shm peak", "fds peak", "epochs"], rows)
+                     "processes reported / expected", "RSS peak", "PSS peak", "shm peak", "fds peak", "epochs"], rows)
     out += ["", "Per rank:", ""]
     rows = []
     for r in runs:

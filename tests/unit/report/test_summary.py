@@ -1,6 +1,8 @@
 """ssv2_fixtures.report.summary: summary.md tables, recommendation section, validate, data_error."""
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 from report_helpers import fixture, run_dir, section, table, with_intervals
@@ -203,3 +205,17 @@ def test_pipeline_probe_section_quotes_what_was_measured(tmp_path: Path) -> None
     assert any("used these measured bytes" in ln for ln in lines)
     # a session without a probe has no such section
     assert "## Pipeline probe" not in render_summary(fixture("healthy"))
+
+
+def test_distributed_processes_are_the_ranks_reports_not_the_sampled_peak() -> None:
+    from ssv2_fixtures.report.model import runs_of
+    from ssv2_fixtures.report.summary import _reported_procs
+
+    rec: dict[str, Any] = {"kind": "distributed", "label": "bs4-w2-pf2", "status": "passed", "config": {"num_workers": 2},
+           "metrics": {"rank_procs_peak": 4, "procs_expected": 6},
+           "ranks": [{"rank": 0, "workers_started": 2}, {"rank": 1, "workers_started": 2}]}
+    (run,) = runs_of([rec])  # type: ignore[list-item]
+    assert _reported_procs(run) == "6"          # 2 × (1 + 2), though the sampler saw only 4
+    del rec["ranks"][1]["workers_started"]
+    (run,) = runs_of([rec])  # type: ignore[list-item]
+    assert _reported_procs(run) == "4 (sampled)"
