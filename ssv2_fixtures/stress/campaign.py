@@ -319,7 +319,7 @@ class Stress:
         self.probe()  # a user's pipeline: bytes per item, RSS and rate measured before any config runs
         limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
         budget = self.budget(config)
-        fits, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
+        fit, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
         cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
         extra: dict[str, Any] = {"measure": measure} if measure else {}
         result = run_config(
@@ -335,7 +335,7 @@ class Stress:
             limit = self.decode_limit(config, probe=False)
         facts = StressFacts(self.test_id, kind, phase, {
             **budget.to_dict(), "base_rss_measured": self.session.base_rss is not None,
-            "shm_available_bytes": shm_avail, "fits": fits}, requested_workers, self._gpu(), limit)
+            "shm_available_bytes": shm_avail, "fits": fit}, requested_workers, self._gpu(), limit)
         stamp(result.record, facts, self._verdicts(result, checks))
         return result
 
@@ -378,7 +378,7 @@ class Stress:
         n = launch.nproc_per_node
         per_rank = self.budget(config)
         need = per_rank.shm_bytes * n
-        fits, shm_avail = self._fits(f"{config.label} × {n} ranks", need, config.num_workers)
+        fit, shm_avail = self._fits(f"{config.label} × {n} ranks", need, config.num_workers)
         ds = self._dataset(True)
         if limit is not None:
             ds["limit"] = limit
@@ -394,7 +394,7 @@ class Stress:
         )
         facts = StressFacts(self.test_id, "distributed", phase, {
             **per_rank.to_dict(), "shm_bytes": need, "rank_shm_bytes": per_rank.shm_bytes,
-            "rss_bytes": per_rank.rss_bytes * n, "ranks": n, "shm_available_bytes": shm_avail, "fits": fits},
+            "rss_bytes": per_rank.rss_bytes * n, "ranks": n, "shm_available_bytes": shm_avail, "fits": fit},
             requested_workers, self._gpu())
         stamp(result.record, facts, self._verdicts(result, checks))
         return result

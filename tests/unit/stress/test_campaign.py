@@ -105,3 +105,10 @@ def test_unknown_cuda_asks_the_run_and_takes_its_ready_events_answer() -> None:
 def test_known_cuda_is_passed_through() -> None:
     st = _stress({"cuda": True})
     assert st._cuda(None) == (True, None) and st._gpu() is None
+
+
+def test_the_one_fits_rule() -> None:
+    from ssv2_fixtures.stress.campaign import fits
+
+    assert fits(10, 2, 10) and not fits(11, 2, 10)
+    assert fits(10**12, 0, 0)  # W=0 passes no batch through /dev/shm
