@@ -119,6 +119,20 @@ def machine_facts(tmpdir: str | None = None, *, sharing_strategy: str | None = N
     }
 
 
+def cuda_in_child(timeout_s: float = 120.0) -> bool | None:
+    """Whether torch sees a GPU, asked of a fresh interpreter (the pytest process keeps torch out, and
+    CUDA initialised here would be inherited by nothing useful); ``None`` when it cannot say."""
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", "import torch; print(int(torch.cuda.is_available()))"],
+                             capture_output=True, text=True, timeout=timeout_s, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.endswith("1") if out[-1:] in ("0", "1") else None
+
+
 def cuda_known() -> bool | None:
     """Whether torch sees a GPU, when torch is already imported here; ``None`` (unknown) otherwise: the
     plugin never imports torch, and a device node or ``CUDA_VISIBLE_DEVICES`` says nothing about a CPU-only

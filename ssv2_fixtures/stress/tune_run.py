@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
 from .tune import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
-from .verdicts import fewest_batches, series_verdicts
+from .verdicts import fewest_batches
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -106,8 +106,10 @@ class RunConfirm:
                                  f"of the {max(seconds, 0.0):.0f} s left")
         # the leak/degradation verdicts are judged where every record's pass/fail is decided (stamp);
         # series_verdicts counts --step-time into the loop's time per batch
+        from .campaign import series
+
         result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True,
-                                 checks=[lambda r: series_verdicts(r.record)])
+                                 checks=[series])
         secs = float(result.record.get("wall_s", 0.0))
         batches = int(result.metrics.get("batches", 0))
         bad = [v for v in result.record.get("verdicts") or [] if not v.get("ok", True)]
@@ -131,7 +133,12 @@ def spaces_for(stress: Stress) -> list[Space]:
     workers = (tuple(sorted({min(max(w, 1), s.max_workers) for w in s.workers})) if given("workers")
                else tuple(range(1, max(1, s.max_workers) + 1)))
     prefetch = tuple(s.prefetch) if given("prefetch") else (1, 2, 4, 8)
-    pin = (False, True) if stress.session.machine.get("cuda") else (False,)
+    machine = stress.session.machine
+    if machine.get("cuda") is None:  # no run has said yet: ask a fresh interpreter, not this one
+        from .probe import cuda_in_child
+
+        machine["cuda"] = cuda_in_child()
+    pin = (False, True) if machine.get("cuda") else (False,)
     base = LoaderConfig(shuffle=True, drop_last=True)
     return [Space(batch_size=bs, workers=workers, prefetch=prefetch, strategies=SHARING_STRATEGIES,
                   persistent=(False, True), pin_memory=pin, base=base) for bs in s.batch_sizes]
@@ -153,12 +160,12 @@ def run_tune(stress: Stress, *, budget_s: float, target: float | None = None,
     """Tune every batch size of the session within ``budget_s`` seconds, with isolated runs.
     ``predict_fits``: instead of the shared-memory prediction against what is available (a test that
     must see real failures lets everything through)."""
-    from .campaign import available_shm
+    from .campaign import available_shm, fits as shm_fits
 
     shm_avail = available_shm(stress.settings, stress.session.machine)
 
     def predicted(c: LoaderConfig) -> bool:
-        return not c.num_workers or stress.budget(c).shm_bytes <= shm_avail
+        return shm_fits(stress.budget(c).shm_bytes, c.num_workers, shm_avail)
     fits = predict_fits or predicted
 
     measure = RunMeasure(stress)

@@ -284,3 +284,24 @@ def test_probe_line_and_toml_name_the_config():
     assert all(t.config.label in line for t, line in zip(r.tried, lines))
     assert any("videos/s" in line for line in lines)
     assert r.best is not None and f"num_workers = {r.best.config.num_workers}" in tuned_toml(r)
+
+
+def test_unknown_cuda_is_asked_of_a_child_before_the_space_is_built(monkeypatch):
+    from ssv2_fixtures.stress import probe, tune_run
+
+    settings = SimpleNamespace(sources={}, workers=(4,), max_workers=2, prefetch=(2,), batch_sizes=(8,))
+    stress = SimpleNamespace(settings=settings, session=SimpleNamespace(machine={"cuda": None}))
+    monkeypatch.setattr(probe, "cuda_in_child", lambda: True)  # a machine whose torch sees a GPU
+    (space,) = tune_run.spaces_for(stress)  # type: ignore[arg-type]
+    assert space.pin_memory == (False, True) and stress.session.machine["cuda"] is True
+    stress.session.machine["cuda"] = False
+    (space,) = tune_run.spaces_for(stress)  # type: ignore[arg-type]
+    assert space.pin_memory == (False,)
+
+
+def test_cuda_in_child_answers_from_a_real_interpreter():
+    from ssv2_fixtures.stress.probe import cuda_in_child
+
+    import torch
+
+    assert cuda_in_child() is torch.cuda.is_available()
