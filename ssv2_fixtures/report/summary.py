@@ -108,7 +108,7 @@ def _machine_rows(mach: Mapping[str, Any]) -> list[list[Any]]:
             ["python / torch / decord", f"{mach.get('python', '?')} / {mach.get('torch', '?')} / "
                                         f"{mach.get('decord', '?')}"],
             ["platform", mach.get("platform", "?")],
-            ["CUDA", "yes" if mach.get("cuda") else "no"],
+            ["CUDA", "unknown (no run reported)" if mach.get("cuda") is None else "yes" if mach["cuda"] else "no"],
             ["default sharing strategy", mach.get("sharing_strategy", "?")]]
 
 
@@ -240,10 +240,18 @@ def _validate_section(v: Mapping[str, Any]) -> list[str]:
         return [f"{head}: the run itself failed (see *Failed configurations*), so no target was checked."]
     out = [f"{head}, {met} of {len(rows)} targets met.", ""]
     out += md_table(["target", "wanted", "achieved", "met"],
-                    [[r.get("target"), fmt_target(str(r.get("target")), r.get("wanted")),
-                      fmt_target(str(r.get("target")), r.get("achieved")), "yes" if r.get("ok") else "**no**"]
-                     for r in rows])
+                    [[r.get("target"), fmt_target(str(r.get("target")), r.get("wanted")), _achieved(r),
+                      "yes" if r.get("ok") else "**no**"] for r in rows])
     return out
+
+
+def _achieved(row: Mapping[str, Any]) -> str:
+    """What a target was judged on: a rate with its interval says the lower bound decided."""
+    text = fmt_target(str(row.get("target")), row.get("achieved"))
+    iv = row.get("interval")
+    if row.get("judged_on") == "interval_lo" and iv:
+        return f"{rate(row.get('achieved'), interval_of(iv))} (judged on the lower bound {float(iv[0]):.1f})"
+    return text
 
 
 def _data_error_section(err: Mapping[str, Any]) -> list[str]:

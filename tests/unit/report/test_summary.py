@@ -219,3 +219,20 @@ def test_distributed_processes_are_the_ranks_reports_not_the_sampled_peak() -> N
     del rec["ranks"][1]["workers_started"]
     (run,) = runs_of([rec])  # type: ignore[list-item]
     assert _reported_procs(run) == "4 (sampled)"
+
+
+def test_validate_row_judged_on_the_lower_bound_says_so() -> None:
+    from ssv2_fixtures.report.summary import _achieved
+
+    row = {"target": "min_videos_per_s", "wanted": 60.0, "achieved": 64.0, "interval": [58.0, 70.0],
+           "judged_on": "interval_lo", "ok": False}
+    assert _achieved(row) == "64.0 ± 6.0 (judged on the lower bound 58.0)"
+    assert "lower bound" not in _achieved({"target": "min_videos_per_s", "achieved": 64.0, "judged_on": "rate"})
+
+
+def test_unknown_cuda_is_not_shown_as_no() -> None:
+    from ssv2_fixtures.report.summary import render_summary
+
+    data = fixture("healthy")
+    data["machine"]["cuda"] = None
+    assert "| CUDA | unknown (no run reported) |" in render_summary(data)
