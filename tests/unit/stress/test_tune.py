@@ -223,13 +223,6 @@ def test_a_knob_tie_whose_winner_later_lost_clearly_is_not_named():
     assert dropped and not set(dropped) & {t.config for t in r.ties}
 
 
-def test_cost_key_orders_workers_then_prefetch_then_shm():
-    a = LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=8)
-    b = LoaderConfig(batch_size=8, num_workers=3, prefetch_factor=1)
-    c = LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=2)
-    assert sorted([a, b, c], key=cost_key) == [c, a, b]
-
-
 def test_skips_configs_predicted_not_to_fit():
     clock = FakeClock()
     m = FakeMeasure(clock, knee(8))
