@@ -57,7 +57,7 @@ def spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 TIE_MARGIN = 0.10
 """A slower rate that reaches (1 − this) of the faster one's interval lower bound ties with it even when
 the intervals do not overlap: two quick runs of one phase on one quiet machine are held to agree within
-10 % (README "Numbers"), so a smaller lead over what the faster is known to reach (its lower bound — the
+10 % (README "How far to trust a number"), so a smaller lead over what the faster is known to reach (its lower bound — the
 fastest of several near-equal configs is also the luckiest) is not evidence that survives the next run."""
 
 
