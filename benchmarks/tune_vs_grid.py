@@ -31,11 +31,11 @@ from typing import Any
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.stress.tune import Estimate, Probe, Space, cost_key, tie_pick
+from ssv2_fixtures.stress.tune_model import tuned_label
 from ssv2_fixtures.stress.tune_run import api_stress, probe_of, run_tune
 
 
-def name(c: LoaderConfig) -> str:
-    return c.label + ("-pw" if c.persistent_workers else "")
+name = tuned_label
 
 
 def entry(p: Probe) -> dict[str, Any]:

@@ -128,8 +128,6 @@ def step_path_us(data: list[Any], batch_size: int | None, reps: int = 7) -> list
         for i, _b in enumerate(it, start=1):
             if i == end:
                 t1 = pc()
-        for _b in it:
-            pass
         out.append((t1 - t0 - bare) / len(data) * 1e6)
     return out
 

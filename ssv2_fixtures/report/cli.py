@@ -12,13 +12,12 @@ exits 2 with one line naming the file and what is wrong; an unwritable output ex
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ..run.record import ResultsError
-from .compare import compare
+from .compare import compare, watch_report
 from .summary import summarize
 
 
@@ -46,8 +45,7 @@ def _run(args: argparse.Namespace) -> None:
         if not log.is_file():
             raise ResultsError(f"{log}: no such watch log")
         out_dir = Path(args.out) if args.out else log.parent
-        # lazily (plain reports never load the watch), and directly: it ships in this package
-        print(importlib.import_module("ssv2_fixtures.watch.report").render(log, out_dir))
+        print(watch_report().render(log, out_dir))
     else:
         text = compare(args.run_a, args.run_b)
         if args.out:

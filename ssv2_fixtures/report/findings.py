@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..run.record import ResultsFile
-from ..run.stats import TIE_MARGIN, ties
+from ..run.stats import TIE_MARGIN
 from .fmt import num, one_line, pct, rate, size, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
+from .recommend import candidate
 
 
 def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
@@ -48,10 +49,6 @@ class Scaling:
         return None if self.verdict == "grows" else self.lo.workers
 
 
-def _span(r: Run) -> tuple[float, float]:
-    return r.interval if r.interval is not None else (r.vps or 0.0, r.vps or 0.0)
-
-
 def scaling(runs: Sequence[Run]) -> dict[int, Scaling]:
     """batch size → :class:`Scaling` of its fastest run per worker count (needs two worker counts)."""
     out: dict[int, Scaling] = {}
@@ -60,7 +57,7 @@ def scaling(runs: Sequence[Run]) -> dict[int, Scaling]:
             continue
         steps = list(zip(rs, rs[1:]))
         for a, b in steps:
-            if ties(a.vps or 0.0, _span(a), b.vps or 0.0, _span(b)):
+            if candidate(a).ties_with(candidate(b)):
                 out[bs] = Scaling("tie", a, b)
                 break
             if (b.vps or 0.0) < (a.vps or 0.0):

@@ -297,15 +297,14 @@ def train_toml(rec: Recommendation) -> list[str]:
     return lines + ["```"]
 
 
-def probe_in_flight(rec: Recommendation, probe: Mapping[str, Any] | None) -> int | None:
-    """/dev/shm bytes the recommended config holds at once by the pipeline probe's measured batch bytes
-    (``run.shm``'s formula), when the probe measured this run's pipeline; else ``None``."""
+def probe_batch_bytes(rec: Recommendation, batch_size: int, probe: Mapping[str, Any] | None) -> int | None:
+    """Bytes of one batch of ``batch_size`` by the pipeline probe's measurement, when the probe measured
+    this run's pipeline; else ``None``."""
     from ..stress.probe import probe_applies
 
     if not probe or not probe_applies(probe, rec.basis.rec.get("dataset") or {}):
         return None
-    lc = LoaderConfig.from_dict(loader_fields(rec.config))
-    return shm_in_flight(lc, int(float(probe["bytes_per_item"]) * lc.batch_size))
+    return int(float(probe["bytes_per_item"]) * batch_size)
 
 
 def environment(rec: Recommendation, machine: Mapping[str, Any],
@@ -316,7 +315,8 @@ def environment(rec: Recommendation, machine: Mapping[str, Any],
     m, lc = rec.basis.metrics, LoaderConfig.from_dict(loader_fields(rec.config))
     out: list[str] = []
     shm = int(m.get("shm_peak_bytes") or 0)
-    predicted = probe_in_flight(rec, probe) if lc.num_workers else None
+    per_batch = probe_batch_bytes(rec, lc.batch_size, probe) if lc.num_workers else None
+    predicted = shm_in_flight(lc, per_batch) if per_batch else None
     have = machine.get("shm_total_bytes")
     if lc.num_workers == 0 or (shm == 0 and not predicted):
         out.append("- **/dev/shm**: not used (no batches shared between processes); no change needed.")
@@ -328,7 +328,7 @@ def environment(rec: Recommendation, machine: Mapping[str, Any],
         basis = f"peak {size(shm)}"
         if predicted:
             basis += (f", {size(predicted)} in flight by the pipeline probe's batches "
-                      f"({size(predicted // shm_slots(lc))} per batch × {shm_slots(lc)} slots)")
+                      f"({size(per_batch)} per batch × {shm_slots(lc)} slots)")
         out.append(f"- **/dev/shm**: {basis} → `docker run --shm-size={gib}g` (Kubernetes: an "
                    f"`emptyDir` with `medium: Memory`, `sizeLimit: {gib}Gi` on /dev/shm){enough}.")
     fds = int(m.get("fds_peak") or 0)

@@ -138,7 +138,9 @@ def _probe_section(probe: Mapping[str, Any]) -> list[str]:
             ["largest tensor", f"{'×'.join(str(x) for x in shape) if shape else '?'} {probe.get('batch_dtype') or '?'}"],
             ["clips per video", num(clips) if isinstance(clips, (int, float)) else "?"],
             ["RSS of the loading process", size(probe.get("rss_bytes"))],
-            ["item rate L (one process)", f"{num(probe.get('items_per_s'))} videos/s"]]
+            ["item rate L (one process)", f"{num(probe.get('items_per_s'))} videos/s (no interval: "
+                                          f"{max(0, int(probe.get('batches') or 0) - 1)} timed batches, "
+                                          f"too few for one)"]]
     return (["Before the configurations ran, one isolated process built the pipeline and loaded a few real "
              "batches; their bytes were summed from every tensor in them (not computed from a clip size).", ""]
             + md_table(["measured", "value"], rows)

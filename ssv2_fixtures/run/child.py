@@ -103,6 +103,7 @@ class DatasetSpec(TypedDict, total=False):
     factory: str | None        # MODULE:CALLABLE of a user's pipeline, read by data.factory.load_pipeline
     factory_kwargs: dict[str, Any]
     factory_path: list[str]
+    check_collate: bool        # the session's pipeline probe (W=0): fetch two items and check they collate
 
 
 class MeasureSpec(TypedDict):
@@ -263,18 +264,14 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
 
     cfg = LoaderConfig.from_dict(spec["config"])
     d: dict[str, Any] = dict(spec["dataset"])
-    fault_text = spec.get("fault")
-    if fault_text:
-        from .faults import parse_fault, refuse_unfit
-
-        refuse_unfit(parse_fault(str(fault_text)), d.get("factory"))  # before the user's module is imported
+    fault_text = spec.get("fault")  # refused with a user's pipeline before the child started (runner)
     built: Built
     if d.get("factory"):
         from ..data.factory import check_collatable, load_pipeline  # only for a user's pipeline
 
         p = load_pipeline(d, train=bool(d.get("train")))
-        if cfg.num_workers == 0:  # no worker forks after this: items fetched here share no open file
-            check_collatable(p.dataset, p.collate_fn)  # the session's probe (W=0) names an uncollatable item
+        if d.get("check_collate") and cfg.num_workers == 0:  # no worker forks after this: no shared open file
+            check_collatable(p.dataset, p.collate_fn)  # names an uncollatable item by its path
         built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn)
     else:
         from ..data.clips import SSv2Clips

@@ -26,7 +26,6 @@ NOTE [DistributedSampler's rule]
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import AbstractSet, Any
 
 import psutil
 
@@ -75,7 +75,7 @@ class Sample:
     full: bool = True            # PSS/USS read at this sample; False: the last reading held (NOTE [sampling cost])
 
 
-def shm_torch_files(shm_dir: str | os.PathLike[str], pids: set[int] | None = None) -> list[Path]:
+def shm_torch_files(shm_dir: str | os.PathLike[str], pids: AbstractSet[int] | None = None) -> list[Path]:
     """``torch_<pid>_*`` files in ``shm_dir``, only those of ``pids`` when given (never anyone else's)."""
     out: list[Path] = []
     try:
@@ -161,7 +161,6 @@ class TreeMonitor:
         self.seen: dict[int, float] = {}     # pid → create_time: the tree as observed, for cleanup
         self.names: dict[int, str] = {}
         self.parents: dict[int, int] = {}    # pid → parent pid when first seen (per-rank subtrees)
-        self._pids: set[int] = set()         # the keys of ``seen``, kept as a set for the shm scan
         self._full_t = -float("inf")         # when PSS/USS were last read
         self._pss = self._uss = 0            # that reading, held by the samples in between
         self.shm_total = self.shm_baseline = 0
@@ -218,7 +217,6 @@ class TreeMonitor:
                         self.seen[p.pid] = p.create_time()
                         self.names[p.pid] = p.name()
                         self.parents[p.pid] = p.ppid()
-                        self._pids.add(p.pid)
                     r = p.memory_info().rss
                     fds += p.num_fds()
                     threads += p.num_threads()
@@ -246,7 +244,7 @@ class TreeMonitor:
         except OSError:  # the child is gone (a zombie's /proc/<pid>/root cannot be read): no reading
             used, free = self.shm_baseline, None
         shm_used = max(0, used - self.shm_baseline)
-        shm_files = len(shm_torch_files(self.shm_dir, self._pids))
+        shm_files = len(shm_torch_files(self.shm_dir, self.seen.keys()))
         view = self._tmp_view(procs)
         tmp_files, tmp_bytes, tmp_mp = tmp_usage(view) if view else (0, 0, 0)
         s = Sample(time.time(), rss, pss, uss, shm_used, shm_files, fds, threads, len(per),

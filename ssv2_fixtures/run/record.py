@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypedDict
 
 from .outcome import Evidence, OutcomeRecord, classify
-from .stats import MIN_BATCHES, group_length, percentile, rate_interval
+from .stats import no_interval_reason, percentile, rate_interval
 from .watchdog import run_passed, split_exit
 
 if TYPE_CHECKING:
@@ -304,19 +304,6 @@ def _window(measured: Mapping[str, Any] | None) -> int | None:
     return int(measured["batches"]) if measured and measured.get("batches") else None
 
 
-def interval_note(n: int, seconds: Sequence[float], workers: int, interval_hi: float | None) -> str | None:
-    """Why ``n`` batches' rate has no interval (:func:`~.stats.rate_interval` gave none, or an infinite
-    ``hi``); None when it has one."""
-    need = max(MIN_BATCHES, 2 * group_length(workers))
-    if n < need:
-        return f"too few batches ({n} < {need})"
-    if sum(seconds) <= 0:
-        return "the batches took no time"
-    if interval_hi is None or not math.isfinite(interval_hi):
-        return "a group took no time"
-    return None
-
-
 def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any] | None = None,
                   finished: Mapping[str, Any] | None = None, ready: Mapping[str, Any] | None = None,
                   num_frames: int = 16, workers: int = 0, window: int | None = None) -> Metrics:
@@ -353,7 +340,7 @@ def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any
             m["videos_per_s_interval"] = iv.as_list()
             m["interval_batches"], m["interval_method"] = iv.batches, iv.method
         elif steady:
-            note = interval_note(len(steady), steady_w, workers, iv.hi if iv else None)
+            note = no_interval_reason(steady_w, workers, iv.hi if iv else None)
             if note:
                 m["interval_note"] = note
         pct = [w * 1000.0 for w in (steady_w or waits)]

@@ -346,11 +346,10 @@ class EventReader:
 
 
 def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits: Limits, progress: Progress,
-          how: LaunchStrategy, on_event: OnEvent | None, stacks_path: Path, reader: EventReader | None = None,
+          how: LaunchStrategy, on_event: OnEvent | None, stacks_path: Path, reader: EventReader,
           ) -> tuple[list[dict[str, Any]], Decision]:
     """Read events until the child main exits or :func:`~.watchdog.decide` stops the run (then the
     tree's stacks are dumped first). The read end is non-blocking."""
-    reader = reader if reader is not None else EventReader()
     events = reader.events
     rebased = False
 

@@ -84,7 +84,7 @@ def sum_intervals(rates: Sequence[float], spans: Sequence[tuple[float, float]]) 
 
 @dataclass(frozen=True)
 class RateInterval:
-    rate: float        # all items / all seconds
+    rate: float        # items / seconds over the newest whole worker rounds
     lo: float
     hi: float
     groups: int        # batch-mean groups the spread came from
@@ -99,10 +99,6 @@ class RateInterval:
     def relative_half_width(self) -> float:
         return self.half_width / self.rate if self.rate > 0 else math.inf
 
-    def overlaps(self, other: RateInterval) -> bool:
-        """A tie: neither interval lies clear of the other."""
-        return spans_overlap((self.lo, self.hi), (other.lo, other.hi))
-
     def as_list(self) -> list[float]:
         return [self.lo, self.hi]
 
@@ -111,6 +107,29 @@ def group_length(round_size: int = 1) -> int:
     """Batches per batch-means group: whole worker rounds, at least 3 batches."""
     r = max(1, int(round_size))
     return r * -(-3 // r)
+
+
+def _needed(round_size: int) -> int:
+    """Batches an interval needs: two groups of :func:`group_length`, at least :data:`MIN_BATCHES`."""
+    return max(MIN_BATCHES, 2 * group_length(round_size))
+
+
+def _whole_rounds_s(seconds: Sequence[float], round_size: int) -> float:
+    n = len(seconds)
+    return float(sum(seconds[n - (n - n % max(1, int(round_size))):]))
+
+
+def no_interval_reason(seconds: Sequence[float], round_size: int, hi: float | None) -> str | None:
+    """Why :func:`rate_interval` over these batches gave no finite interval (``hi``: its upper bound,
+    None when it gave none); None when it did."""
+    n, need = len(seconds), _needed(round_size)
+    if n < need:
+        return f"too few batches ({n} < {need})"
+    if _whole_rounds_s(seconds, round_size) <= 0:
+        return "the batches took no time"
+    if hi is None or not math.isfinite(hi):
+        return "a group took no time"
+    return None
 
 
 def rate_interval(items: Sequence[float], seconds: Sequence[float], *,
@@ -123,8 +142,8 @@ def rate_interval(items: Sequence[float], seconds: Sequence[float], *,
         raise ValueError(f"{n} item counts but {len(seconds)} times")
     length = group_length(round_size)
     whole = n - n % max(1, int(round_size))  # the rate over whole rounds, newest first (module docstring)
-    total_s = float(sum(seconds[n - whole:]))
-    if n < max(MIN_BATCHES, 2 * length) or total_s <= 0:
+    total_s = _whole_rounds_s(seconds, round_size)
+    if n < _needed(round_size) or total_s <= 0:
         return None
     rate = float(sum(items[n - whole:])) / total_s
     k = min(10, n // length)

@@ -158,6 +158,7 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
     bs = max(1, min([PROBE_BATCH_SIZE, *s.batch_sizes]))
     ds = dataset.copy()
     ds["train"] = True  # the long runs' (and the budget's) mode
+    ds["check_collate"] = True  # an uncollatable item is named here, once, not in every config's run
     r = run_config(ds, LoaderConfig(batch_size=bs, num_workers=0), PROBE_BATCHES, run_dir=session.runs_dir,
                    name="pipeline-probe", watchdog=watchdog_for(s))
     err = probe_data_error(r.record)

@@ -41,8 +41,8 @@ def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
     a user's pipeline: the probe's measured bytes); else the message names the largest that does not."""
     s = session.settings
     avail = available_shm(s, session.machine)
-    need = {c.label: session_budget(session, dataset, c).shm_bytes for c in configs(session)
-            if not fits(session_budget(session, dataset, c).shm_bytes, c.num_workers, avail)}
+    needs = {c.label: (session_budget(session, dataset, c).shm_bytes, c.num_workers) for c in configs(session)}
+    need = {label: b for label, (b, w) in needs.items() if not fits(b, w, avail)}
     if not need:
         return None
     label, peak = max(need.items(), key=lambda kv: kv[1])

@@ -220,6 +220,12 @@ class TuneResult:
         }
 
 
+def tuned_label(config: LoaderConfig) -> str:
+    """A config's label as tune names it: ``LoaderConfig.label`` plus ``-pw`` for persistent workers
+    (one of the knobs tune varies that the label leaves out)."""
+    return config.label + ("-pw" if config.persistent_workers else "")
+
+
 def default_shm(config: LoaderConfig) -> float:
     """Batches in shared memory at once (× batch size): what ``less shm`` compares without a budget model."""
     return float(shm_in_flight(config, config.batch_size))

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
+from .tune_model import tuned_label
 from .tune import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
-from .verdicts import fewest_batches
+from .verdicts import failed, fewest_batches
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -112,7 +113,7 @@ class RunConfirm:
                                  checks=[series])
         secs = float(result.record.get("wall_s", 0.0))
         batches = int(result.metrics.get("batches", 0))
-        bad = [v for v in result.record.get("verdicts") or [] if not v.get("ok", True)]
+        bad = failed(result.record)
         if result.record.get("outcome"):  # the run itself failed (a failure kind), not a verdict
             out = ConfirmResult(False, result.kind or "failed", result.describe(), batches=batches, seconds=secs)
         else:
@@ -149,7 +150,7 @@ def probe_line(bs: int, t: Trial) -> str:
     p = t.probe
     what = (f"{p.videos_per_s:.1f}" + (f" ± {(p.interval[1] - p.interval[0]) / 2:.1f}" if p.interval else "")
             + " videos/s" if p.passed and p.videos_per_s is not None else (p.kind or "failed"))
-    return f"  tune bs{bs} [{t.stage}] {t.config.label}{'-pw' if t.config.persistent_workers else ''}" \
+    return f"  tune bs{bs} [{t.stage}] {tuned_label(t.config)}" \
            f"{'-pin' if t.config.pin_memory else ''}: {what} ({p.batches} batches, {p.seconds:.1f} s)"
 
 
@@ -201,7 +202,7 @@ def tuned_toml(r: TuneResult) -> str:
 def outcome_line(r: TuneResult) -> str:
     """The terminal line after a batch size's probes: its pick (or none), confirmation and time spent."""
     b = r.best
-    pick = (f"{b.config.label}{'-pw' if b.config.persistent_workers else ''} {b.rate:.1f} [{b.lo:.1f}, {b.hi:.1f}] "
+    pick = (f"{tuned_label(b.config)} {b.rate:.1f} [{b.lo:.1f}, {b.hi:.1f}] "
             f"videos/s, {'confirmed' if r.confirmed else 'NOT confirmed'}" if b else "no pick")
     return f"  tune bs{r.batch_size}: {pick}; {len(r.tried)} probes, spent {r.spent_s:.0f} of {r.budget_s:.0f} s"
 

@@ -113,9 +113,14 @@ def series_verdicts(rec: Any) -> list[dict[str, Any]]:
     return [leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)), degradation(waits, vids, rounds)]
 
 
+def failed(rec: Any) -> list[dict[str, Any]]:
+    """The verdicts of a record that failed."""
+    return [v for v in rec.get("verdicts") or [] if not v.get("ok", True)]
+
+
 def failed_text(rec: Any) -> str:
     """The failed verdicts of a record as one line, ``name: detail; …`` (empty when none failed)."""
-    return "; ".join(f"{v['name']}: {v['detail']}" for v in rec.get("verdicts") or [] if not v.get("ok", True))
+    return "; ".join(f"{v['name']}: {v['detail']}" for v in failed(rec))
 
 
 def decide(status: str, verdicts: Sequence[dict[str, Any]]) -> str:

@@ -353,7 +353,7 @@ class Watch(Generic[T]):
         s = self._sampler
         if s is None:
             return None
-        res = s.sample(lost=not final and self._iterating)
+        res = s.sample()
         b = self._last[0]
         if b is not None:
             try:

@@ -141,9 +141,9 @@ class Sampler:
                 pass
         return out
 
-    def sample(self, lost: bool = True) -> dict[str, Any]:
+    def sample(self) -> dict[str, Any]:
         """The resource fields of a ``sample`` line (NOTE [watch log]); the caller adds the step fields.
-        ``lost=False``: a reading taken as the iteration ends, when workers are gone by design."""
+        A worker found dead counts as lost only while ``iter_live()`` (not as the iteration ends)."""
         t0 = time.monotonic()
         pss_due = self._n % PSS_EVERY == 1 and t0 >= self._pss_next  # the first reading has one
 
@@ -184,7 +184,7 @@ class Sampler:
         self.workers_peak = max(self.workers_peak, live)
         dead = [pid for pid in pids if pid not in alive]
         # read after the statuses: still live now means the workers died before any shutdown began
-        if dead and lost and self.iter_live():
+        if dead and self.iter_live():
             self.workers_lost.update(dead)
         if pss_due:
             t1 = time.monotonic()

@@ -200,7 +200,8 @@ def test_pipeline_probe_section_quotes_what_was_measured(tmp_path: Path) -> None
     assert rows["bytes per video"] == size(p["bytes_per_item"])
     assert rows["largest tensor"] == "×".join(map(str, p["batch_shape"])) + " " + p["batch_dtype"]
     assert rows["RSS of the loading process"] == size(p["rss_bytes"])
-    assert rows["item rate L (one process)"] == f"{p['items_per_s']:.1f} videos/s"
+    assert rows["item rate L (one process)"] == (f"{p['items_per_s']:.1f} videos/s (no interval: {p['batches'] - 1} "
+                                                 "timed batches, too few for one)")
     assert f"{p['batches']} batches" in rows["run"]
     assert any("used these measured bytes" in ln for ln in lines)
     # a session without a probe has no such section

@@ -171,13 +171,3 @@ def test_corrupt_video_with_a_users_pipeline_is_refused_naming_both_options() ->
     with pytest.raises(ValueError, match="cannot run with --dataset-factory"):
         run_config(dataset_spec("/nonexistent", factory="mypkg.data:build"), LoaderConfig(batch_size=2), 6,
                    fault="corrupt_video@1")
-
-
-def test_the_child_refuses_it_before_importing_the_pipeline() -> None:
-    from ssv2_fixtures.data.loader import LoaderConfig
-    from ssv2_fixtures.run.child import build_dataset
-
-    spec: Any = {"config": LoaderConfig(batch_size=2).to_dict(), "fault": "corrupt_video@0",
-                 "dataset": {"root": "/nonexistent", "split": "train", "factory": "no_such_pkg_x:build"}}
-    with pytest.raises(ValueError, match="cannot run with --dataset-factory no_such_pkg_x:build"):
-        build_dataset(spec, rank=0)

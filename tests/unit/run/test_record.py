@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.child import MeasureSpec, Window
-from ssv2_fixtures.run.record import RunFacts, batch_metrics, interval_note, json_safe, single_record, write_atomic
+from ssv2_fixtures.run.record import RunFacts, batch_metrics, json_safe, single_record, write_atomic
+from ssv2_fixtures.run.stats import no_interval_reason
 from ssv2_fixtures.run.monitor import Peaks
 from ssv2_fixtures.run.stats import MIN_BATCHES, percentile, rate_interval
 
@@ -128,7 +129,9 @@ def test_no_interval_says_why() -> None:
     assert "videos_per_s_interval" not in idle and idle["interval_note"] == "a group took no time"
     ok = batch_metrics(_batches([1.0] + [0.5] * 12))
     assert "interval_note" not in ok and "videos_per_s_interval" in ok
-    assert interval_note(12, [0.0] * 12, 1, None) == "the batches took no time"
+    assert no_interval_reason([0.0] * 12, 1, None) == "the batches took no time"
+    # whole rounds only, as the rate: the one batch with time is the oldest, left out of a 4-worker round
+    assert no_interval_reason([1.0] + [0.0] * 12, 4, None) == "the batches took no time"
 
 
 class _Monitor:

@@ -69,7 +69,6 @@ def test_measured_bytes_replace_the_uint8_arithmetic() -> None:
 def test_the_probe_measures_a_float32_nested_pipelines_bytes_exactly(synth64_root, tmp_path):
     # The prediction's input is measured from the batches' tensors, so it is exact, not sampled; how the
     # prediction compares with the sampled /dev/shm peak of a real run is benchmarks/shm_prediction.py's.
-    from ssv2_fixtures.run.shm import shm_in_flight
     from ssv2_fixtures.stress.probe import pipeline_probe
 
     frames, size = 8, 112
@@ -82,7 +81,7 @@ def test_the_probe_measures_a_float32_nested_pipelines_bytes_exactly(synth64_roo
     assert p["bytes_per_item"] == per_item
     config = LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2)
     predicted = predict(config, bytes_per_item=p["bytes_per_item"]).shm_bytes
-    assert predicted == shm_in_flight(config, 4 * per_item)
+    assert predicted == (2 * 2 + 1) * 4 * per_item  # W × prefetch + 1 batches of 4 items in flight
     # the arithmetic for the built-in uint8 clips would have been off by the dtype and the views (8×)
     assert predict(config, frames=frames, size=size).shm_bytes < 0.2 * predicted
 

@@ -9,14 +9,14 @@ from ssv2_fixtures.stress.distributed import DistributedResult, node_totals
 CFG = LoaderConfig(batch_size=4, num_workers=2)
 
 
-def _rec(videos=(40, 40), total=80, peak: int | None = 6, expected=6, workers: Any = (2, 2)) -> dict[str, Any]:
+def _rec(videos=(40, 40), total=80, peak: int | None = 6, workers: Any = (2, 2)) -> dict[str, Any]:
     """Rank rows as ``rank_rows`` writes them: ``workers_started`` from each rank's ``workers`` events
     (absent when the rank sent none)."""
     rows: list[dict[str, Any]] = [{"videos": v} for v in videos]
     for row, w in zip(rows, workers):
         if w is not None:
             row["workers_started"] = w
-    metrics: dict[str, Any] = {"videos": total, "procs_expected": expected}
+    metrics: dict[str, Any] = {"videos": total}
     if peak is not None:
         metrics["rank_procs_peak"] = peak
     return {"metrics": metrics, "ranks": rows}

@@ -220,7 +220,8 @@ def test_scripted_rss_growth_is_found_by_the_leak_rule(tmp_path: Path) -> None:
         if "rss_growth" in kinds(w):
             found_at = step
             break
-    assert found_at is not None and found_at <= 200
+    # the floor is passed after 5 readings of this growth; the trend needs a few more, not the whole run
+    assert found_at is not None and found_at <= 10 * POLL_EVERY, found_at
     f = next(f for f in w.findings if f["kind"] == "rss_growth")
     assert "worker tree" in f["detail"] and "numpy" in f["remedy"]
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import mmap
-import time
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,19 @@ def test_next_walk_keeps_slow_walks_within_the_duty() -> None:
 def test_sampler_walks_tmpdir_by_the_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               walk_s: float, walks: int) -> None:
     calls: list[str] = []
+    clock = [1000.0]  # the sampler's monotonic clock, advanced only by the walk (no real time)
 
     def walk(path: Any) -> tuple[int, int, int]:
         calls.append(str(path))
-        if walk_s:
-            time.sleep(walk_s)   # a TMPDIR that takes this long to walk
+        clock[0] += walk_s   # a TMPDIR that takes this long to walk
         return len(calls), 0, 0
 
     monkeypatch.setattr(smp, "tmp_usage", walk)
-    if walk_s == 0.0:  # "cheap" by a wide margin: a loaded machine may deschedule the walk for ms
-        monkeypatch.setattr(smp, "TMP_WALK_FREE_S", 1.0)
+    monkeypatch.setattr(smp, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [])
     got = [s.sample()["tmp_files"] for _ in range(2 * smp.TMP_EVERY)]
     # the first walk is the base; a cheap TMPDIR is walked again at readings 5 and 10, a slow one
-    # not for walk_s / TMP_DUTY seconds (15 s here), its last count standing in meanwhile
+    # not for walk_s / TMP_DUTY seconds, its last count standing in meanwhile
     assert len(calls) == walks and calls[0] == str(tmp_path)
     assert got[-1] == walks - 1
 
@@ -51,6 +50,9 @@ def test_rss_every_reading_pss_on_its_schedule(tmp_path: Path) -> None:
     later = [s.sample() for _ in range(smp.PSS_EVERY - 1)]
     assert later[-1]["main_rss"] >= first["main_rss"] + len(ballast) // 2   # statm sees it now
     assert all(r["main_pss"] == first["main_pss"] for r in later)          # PSS not read again yet
+    s._pss_next = 0.0  # its duty wait is over (it depends on how long the first read took)
+    again = s.sample()                                                      # the next scheduled read
+    assert again["main_pss"] >= first["main_pss"] + len(ballast) // 2      # PSS read again: it moved
     ballast.close()
 
 
@@ -60,12 +62,10 @@ def test_a_dead_worker_counts_only_while_its_iterator_is_live(tmp_path: Path) ->
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()   # exited and reaped: its pid is no live process
-    live = [True]
+    live = [False]
     s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [gone.pid],
                     iter_live=lambda: live[0])
-    assert s.sample(lost=False)["worker_restarts"] == 0      # a reading as the iteration ends
-    live[0] = False
-    assert s.sample()["worker_restarts"] == 0                # the iterator is shutting its workers down
+    assert s.sample()["worker_restarts"] == 0                # the iteration ended / is shutting down
     live[0] = True
     assert s.sample()["worker_restarts"] == 1                # died while the iterator ran
 
