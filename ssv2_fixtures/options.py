@@ -172,8 +172,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("batches", "batches per sustained/validate run", _int(2), 100, "N"),
     Option("quick-batches", "most batches per quick-ladder phase, warm-up included: each phase measures a "
            "window after 3 warm-up batches until its rate's 95 percent interval is within ±5 percent (at least 12 "
-           "batches and 5 batch-means groups), "
-           "or it reaches this many batches, or --quick-seconds", _int(2), 200, "N"),
+           "batches, 5 batch-means groups and 6 s of window), "
+           "or it reaches this many batches, or --quick-seconds", _int(2), 1000, "N"),
     Option("quick-seconds", "most seconds of measured window per quick-ladder phase (see --quick-batches)",
            _positive, 10.0, "S"),
     Option("frames", "frames per clip", _int(1), 16, "N"),
@@ -261,7 +261,7 @@ class Settings:
     workers: list[int] = field(default_factory=lambda: [4, 8, 24])
     prefetch: list[int] = field(default_factory=lambda: [4])
     batches: int = 100
-    quick_batches: int = 200
+    quick_batches: int = 1000
     quick_seconds: float = 10.0
     frames: int = 16
     size: int = 224

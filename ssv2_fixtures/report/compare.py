@@ -11,9 +11,11 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..run.stats import spans_overlap
-from .fmt import md_table, num, one_line, rate, size
+from ..run.record import ResultsError, ResultsFile
+from ..run.stats import spans_overlap, ties
+from .fmt import md_table, num, one_line, pct, rate, size
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
+from .recommend import recommend
 
 _MACHINE_FACTS: tuple[tuple[str, str], ...] = (
     ("cores", "CPU cores"), ("ram_bytes", "RAM"), ("shm_total_bytes", "/dev/shm size"),
@@ -190,3 +192,115 @@ def compare(run_a: Source, run_b: Source) -> str:
     L += ["## What explains the differences", ""] + ([f"- {w}" for w in why] if why else
                                                     ["- Nothing to explain: same outcomes, throughput within 10 %."])
     return "\n".join(L) + "\n"
+
+
+# Run to run: the same machine's previous session, for summary.md. Only kinds that measure one loader's
+# steady rate are compared (tune probes and limits are searches, distributed rates are per node).
+RUN_TO_RUN_KINDS = ("quick", "sustained", "validate")
+RUN_TO_RUN_TARGET = 0.10  # README "How far to trust a number": consecutive quick runs agree within 10 %
+
+
+def _compared(data: ResultsFile) -> dict[tuple[str, str], Run]:
+    return _keyed(sorted((r for r in runs_of(data) if r.kind in RUN_TO_RUN_KINDS), key=lambda r: r.sort_key))
+
+
+def _same_setting(a: ResultsFile, b: ResultsFile) -> bool:
+    """Same host (by name; a missing name matches nothing) and the same dataset facts."""
+    ha, hb = (a.get("machine") or {}).get("hostname"), (b.get("machine") or {}).get("hostname")
+    if ha is None or ha != hb:
+        return False
+    da, db = a.get("dataset") or {}, b.get("dataset") or {}
+    return not any(_differs(key, da.get(key), db.get(key)) for key, _ in _DATASET_FACTS)
+
+
+def previous_run(folder: Path) -> Path | None:
+    """The newest sibling run folder older than ``folder`` (run ids are UTC time + host, so name order is
+    time order on one host) from the same host on the same dataset that ran a config ``folder`` ran
+    (kind + label); ``None`` if there is none. Folders whose results do not load are passed over."""
+    folder = Path(folder).resolve()  # ``reports/latest`` is a symlink: compare by the real run id
+    try:
+        cur, _ = load(folder)
+    except (ResultsError, OSError):
+        return None
+    want = set(_compared(cur))
+    try:
+        siblings = sorted((p for p in folder.parent.iterdir()
+                           # not ``latest`` (a symlink to a run) nor ``.latest.<pid>`` (its temporary)
+                           if p.name < folder.name and not p.name.startswith(".") and not p.is_symlink()
+                           and p.is_dir()), key=lambda p: p.name, reverse=True)
+    except OSError:
+        return None
+    for p in siblings:
+        try:
+            prev, _ = load(p)
+        except (ResultsError, OSError):
+            continue  # an unreadable or foreign folder is not a previous run
+        if _same_setting(prev, cur) and want & set(_compared(prev)):
+            return p
+    return None
+
+
+def _verdict(a: Run, b: Run) -> str:
+    assert a.vps is not None and b.vps is not None
+    # stats.ties takes a span: a record without an interval counts as its point (as the tie rule does)
+    if ties(a.vps, a.interval or (a.vps, a.vps), b.vps, b.interval or (b.vps, b.vps)):
+        return "tie"
+    return "faster" if b.vps > a.vps else "slower"
+
+
+def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]:
+    """Markdown lines: configs that passed in both sessions (kind + label) with both rates ± spread, the
+    change and a tie/faster/slower verdict, whether the recommendation held, and whether the README's
+    target (same recommendation; every config with W ≤ cores within 10 %) was met."""
+    ka, kb = _compared(prev), _compared(cur)
+    both = [k for k in kb if k in ka and ka[k].ok and kb[k].ok and ka[k].vps and kb[k].vps is not None]
+    cores = (cur.get("machine") or {}).get("cores")
+    out = [f"This session against the previous one on the same machine and dataset, **{prev_name}**: configs "
+           "that passed in both, matched by test kind and config. *faster*/*slower*: this session against that "
+           "one; *tie*: the two rates tie by the tie rule (intervals overlap, or within 10 % of the faster's lower "
+           "bound), so the change is not evidence.", ""]
+    rows, moved = [], []
+    for k in both:
+        a, b = ka[k], kb[k]
+        assert a.vps and b.vps is not None
+        change = b.vps / a.vps - 1
+        rows.append([b.test, k[1], b.workers if b.workers is not None else "?",
+                     rate(a.vps, a.interval), rate(b.vps, b.interval), pct(change), _verdict(a, b)])
+        # W > cores is oversubscribed: its rate depends on scheduling, and the target leaves it out
+        if cores is not None and b.workers is not None and b.workers <= cores and abs(change) > RUN_TO_RUN_TARGET:
+            moved.append(f"{k[1]} ({k[0]}, {pct(change)})")
+    if not rows:
+        out += ["No configuration passed in both sessions, so there is nothing to compare.", ""]
+    else:
+        out += md_table(["test", "config", "workers", "previous videos/s", "this videos/s", "change", "verdict"],
+                        rows) + [""]
+
+    ra, rb = recommend(prev), recommend(cur)
+    la, lb = (ra.label if ra else None), (rb.label if rb else None)
+    if la is None and lb is None:
+        out.append("- Recommendation: neither session has one.")
+    elif la == lb:
+        out.append(f"- Recommendation: the same, **{lb}**.")
+    else:
+        out.append(f"- Recommendation: **changed**, {la or 'none'} before, {lb or 'none'} now.")
+    if rows and cores is None:
+        out.append("- Configs with W ≤ cores that moved by more than 10 %: unknown (the record has no core count).")
+    elif rows:
+        out.append(f"- Configs with W ≤ {cores} (cores) that moved by more than 10 %: "
+                   + (f"{len(moved)}: {', '.join(moved)}." if moved else "none."))
+        if la == lb and not moved:
+            out.append("- Target met: the two sessions agree on the recommendation and, for every config with "
+                       "W ≤ cores, within 10 % (README *How far to trust a number*).")
+        else:
+            from ..run.host import is_busy
+
+            busy = [f"{k[1]} ({side})" for k in both for side, r in (("previous", ka[k]), ("this", kb[k]))
+                    if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)]
+            cause = (f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
+                     "see Findings): rerun on an idle machine before trusting the differences." if busy else
+                     "No compared run recorded a busy host (records without a host entry predate it), so "
+                     "the machine's own speed moved between the sessions: rerun to see whether it holds.")
+            out.append("- **Target not met**: two consecutive sessions on an idle machine should agree on the "
+                       "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
+                       "trust a number*). " + cause)
+    return out + [""]

@@ -279,10 +279,29 @@ def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
     return out
 
 
+def host_findings(runs: Sequence[Run]) -> list[str]:
+    """Runs measured while the host was busy (:func:`ssv2_fixtures.run.host.is_busy`): their rates are
+    this machine's minus what others took, and will not reproduce on an idle one."""
+    from ..run.host import is_busy
+
+    busy = [r for r in runs if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)]
+    if not busy:
+        return []
+    worst = max(busy, key=lambda r: r.rec["host"]["foreign_cores"])
+    steal = max(r.rec["host"]["steal_frac"] for r in busy)
+    cores = worst.rec["host"]["cores"]
+    names = ", ".join(r.label for r in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
+    return [f"The host was not idle during {len(busy)} of {len(runs)} run(s) ({names}): other processes used up "
+            f"to {worst.rec['host']['foreign_cores']:.2f} of {cores} cores ({worst.label})"
+            + (f" and the hypervisor stole up to {steal * 100:.1f} % of CPU time" if steal > 0 else "")
+            + ". Their rates are lower than this machine can do and will not reproduce: rerun on an idle "
+              "machine (pytest-xdist's -n, a build or another run on the same cores all count)."]
+
+
 def findings(data: ResultsFile) -> list[str]:
     """Plain-language findings, each derived from the records and quoting the numbers behind it."""
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
     mach = data.get("machine") or {}
     cores = mach.get("cores", "?")
-    return (_scaling(runs, cores) + _ceilings(runs, mach) + _verdicts(runs) + _outcomes(runs, mach)
+    return (host_findings(runs) + _scaling(runs, cores) + _ceilings(runs, mach) + _verdicts(runs) + _outcomes(runs, mach)
             + _leftovers(runs) + split_findings(runs) + _rank_findings(runs) + _settings(data, runs, cores))

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 
 from ..run.outcome import KIND_NAMES
 from ..run.outcome import kind as failure_kind
-from ..run.record import ResultsFile, write_atomic_bytes
+from ..run.record import ResultsError, ResultsFile, write_atomic_bytes
+from .compare import previous_run, run_to_run
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, rate, size, verdict_ok
 from .model import Run, extra, interval_of, label_of, load, runs_of
@@ -334,8 +335,10 @@ def _recommendation_section(data: ResultsFile, runs: Sequence[Run], rec: Recomme
     return out
 
 
-def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
-    """The text of ``summary.md`` (``plots``: PNG file names next to it, referenced as images)."""
+def render_summary(data: ResultsFile, plots: Sequence[str] = (),
+                   previous: tuple[str, ResultsFile] | None = None) -> str:
+    """The text of ``summary.md`` (``plots``: PNG file names next to it, referenced as images;
+    ``previous``: the name and results of the same machine's previous session, for *Run to run*)."""
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
     ok, bad = [r for r in runs if r.ok], [r for r in runs if not r.ok]
     mach, ds = data.get("machine") or {}, data.get("dataset") or {}
@@ -359,6 +362,8 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
     L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
+    if previous is not None:
+        L += [f"## Run to run (vs {previous[0]})", ""] + run_to_run(previous[1], data, previous[0])
     if dist := [r for r in runs if r.kind == "distributed"]:
         L += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
     if tune := tune_section(data, TUNE_PLOT if TUNE_PLOT in plots else None):
@@ -378,6 +383,20 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = ()) -> str:
     return "\n".join(L)
 
 
+def _previous(folder: Path, data: ResultsFile) -> tuple[str, ResultsFile] | None:
+    """The previous session on this machine and dataset, or ``None``; never an error: the comparison is an
+    extra, and a damaged or odd neighbour folder must not cost the session its report."""
+    try:
+        prev = previous_run(folder)
+        if prev is None:
+            return None
+        old, _ = load(prev)
+        run_to_run(old, data, prev.name)  # a record the comparison cannot read: no section, not a crash
+        return prev.name, old
+    except (ResultsError, OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
 def summarize(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``summary.md`` and the plots into the run folder; returns the summary's path."""
     data, folder = load(run_dir)
@@ -392,5 +411,5 @@ def summarize(run_dir: str | os.PathLike[str]) -> Path:
         save_png(tfig, folder / TUNE_PLOT)
         plots.append(TUNE_PLOT)
     out = folder / "summary.md"
-    write_atomic_bytes(out, render_summary(data, plots).encode())
+    write_atomic_bytes(out, render_summary(data, plots, _previous(folder, data)).encode())
     return out

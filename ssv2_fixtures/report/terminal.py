@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .findings import host_findings
 from .fmt import rate
 from .model import Source, load, runs_of
 
 
 def terminal_lines(results_file: Source) -> list[str]:
     """A fixed-width table: config, test, videos/s (``97.0 +- 3.1``: the 95 % half-width; ``+-?`` where
-    the record has no interval), result. ASCII only: pytest's terminal may be a CI log with a C locale."""
+    the record has no interval), result; then, when the host was busy, the finding that says so (the
+    rates above it do not reproduce). ASCII only: pytest's terminal may be a CI log with a C locale."""
     data, _ = load(results_file)
     runs = runs_of(data)
     rows = [(r.label, r.kind, rate(r.vps, r.interval, ascii=True), "passed" if r.ok else
@@ -20,4 +22,4 @@ def terminal_lines(results_file: Source) -> list[str]:
     def line(cells: Sequence[str]) -> str:
         return "  ".join(str(c).rjust(w) if i == 2 else str(c).ljust(w)
                          for i, (c, w) in enumerate(zip(cells, width))).rstrip()
-    return [line(head)] + [line(r) for r in rows]
+    return [line(head)] + [line(r) for r in rows] + [f"note: {f}" for f in host_findings(runs)]

@@ -45,11 +45,13 @@ NOTE [child events]
     event of type ``SplitTooSmallError`` (:func:`ssv2_fixtures.data.loader.refuse_unbatchable`).
 
 NOTE [measured window]
-    ``spec["measure"]`` = {warmup_batches, min_batches, max_batches, max_s, target_rel}. The first
+    ``spec["measure"]`` = {warmup_batches, min_batches, max_batches, max_s, target_rel[, min_s]}. The first
     ``warmup_batches`` batches, rounded up to whole worker rounds, are received and not measured
     (worker start-up, empty queues). After them, each batch's (videos, wait_s) joins the window, and the
-    loop stops at the first of: ``converged`` (at least ``min_batches`` measured and the window's rate
-    interval, :func:`ssv2_fixtures.run.stats.rate_interval`, has relative half-width <= ``target_rel``),
+    loop stops at the first of: ``converged`` (at least ``min_batches`` measured, at least ``min_s``
+    seconds of window, and the window's rate interval, :func:`ssv2_fixtures.run.stats.rate_interval`,
+    has relative half-width <= ``target_rel``; the interval only sees noise inside the window, so a
+    window of under a second converges on a burst: ``min_s`` makes it average over the host's drift),
     ``time`` (``max_s`` seconds since the window opened), ``batches`` (``max_batches`` received in all,
     warm-up included: the bound a fault drill's batch is checked against). ``converged`` and ``time``
     are only taken at the end of a worker round: W workers' batches arrive as one long wait and W − 1
@@ -114,6 +116,7 @@ class MeasureSpec(TypedDict):
     max_batches: int
     max_s: float
     target_rel: float
+    min_s: float               # no ``converged`` stop before this many seconds of window (0 if left out)
 
 
 class ChildSpec(TypedDict, total=False):
@@ -304,8 +307,8 @@ class Progress:
 
 def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
     """``spec["measure"]`` checked and typed; a bad value names its key."""
-    keys = ("warmup_batches", "min_batches", "max_batches", "max_s", "target_rel")
-    missing = [k for k in keys if k not in m]
+    keys = ("warmup_batches", "min_batches", "max_batches", "max_s", "target_rel", "min_s")
+    missing = [k for k in keys[:-1] if k not in m]  # min_s may be left out: 0
     unknown = sorted(set(m) - set(keys))
     if missing or unknown:
         raise ValueError(f"spec measure: missing {missing}, unknown {unknown}; keys are {list(keys)}")
@@ -320,8 +323,12 @@ def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
         v = m[k]
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
             raise ValueError(f"spec measure.{k}: must be a number > 0, got {v!r}")
+    min_s = m.get("min_s", 0.0)
+    if not isinstance(min_s, (int, float)) or isinstance(min_s, bool) or min_s < 0:
+        raise ValueError(f"spec measure.min_s: must be a number >= 0, got {min_s!r}")
     return MeasureSpec(warmup_batches=m["warmup_batches"], min_batches=m["min_batches"],
-                       max_batches=m["max_batches"], max_s=float(m["max_s"]), target_rel=float(m["target_rel"]))
+                       max_batches=m["max_batches"], max_s=float(m["max_s"]), target_rel=float(m["target_rel"]),
+                       min_s=float(min_s))
 
 
 MIN_GROUPS = 5
@@ -361,7 +368,7 @@ class Window:
             return "batches"
         if len(self.videos) % max(1, self.round_size):
             return None  # inside a worker round
-        if len(self.videos) >= self.spec["min_batches"]:
+        if len(self.videos) >= self.spec["min_batches"] and now - self.opened >= self.spec.get("min_s", 0):
             iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
             # at least MIN_GROUPS groups: with 2–3 the t quantile is large but sd over so few groups is
             # itself noisy, and stopping at the first lucky check under target would favour it

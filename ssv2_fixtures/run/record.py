@@ -26,6 +26,7 @@ from .stats import no_interval_reason, percentile, rate_interval
 from .watchdog import run_passed, split_exit
 
 if TYPE_CHECKING:
+    from .host import HostLoad
     from ..data.loader import LoaderConfig
     from .monitor import Peaks, TreeMonitor
     # Types of results.json sections the stress layer fills (type-checking only: run/ does not import stress/).
@@ -130,6 +131,7 @@ class RunRecord(TypedDict, total=False):
     kind: str                    # which stress test produced it: quick / sustained / limits / validate
     requested_workers: int       # the worker count asked for, before capping to the machine's cores
     gpu: str                     # why the pinned host-to-device check was skipped (no CUDA)
+    host: HostLoad               # passed runs: CPU used outside the run and stolen while it ran (run.host)
 
 
 class ResultsFile(TypedDict, total=False):
@@ -262,6 +264,7 @@ class RunFacts:
     name: str
     t_exit: float                         # when the child main was seen gone (or the watchdog stopped)
     step_s: float = 0.0                   # the simulated training step held after each batch (--step-time)
+    host: HostLoad | None = None          # how busy the host was around the run (run.host)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("ev") == kind]
@@ -437,6 +440,8 @@ def base_record(run: RunFacts, *, passed: bool, outcome: OutcomeRecord | None, m
         rec["exit"]["error_type"] = err[0].get("type")
     if run.stuck is not None:
         rec["exit"]["ended_by_runner"] = run.stuck
+    if passed and run.host is not None:  # a killed tree's CPU never reaches os.times (run.host docstring)
+        rec["host"] = run.host
     return json_safe(rec)
 
 

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from . import host
 from .child import ChildSpec, DatasetSpec
 from ..data.loader import LoaderConfig
 from .faults import FaultSpec, parse_fault, refuse_unfit
@@ -142,6 +143,7 @@ def run_config(
     argv = [*(prepared.prefix if prepared else []), *how.entry(work, work / "spec.json")]
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t_spawn = time.time()
+    cpu_before = host.mark()
     try:
         proc = _spawn(argv, chan, work, tmpdir, tmp_alias)
     except BaseException:  # nothing was started: undo what was set up for it, then report
@@ -160,6 +162,7 @@ def run_config(
                              work / "stacks.txt", reader)
     t_exit = time.time()
     end_tree(proc, monitor, graceful=not decision.stop, groups=how.groups)
+    load = host.host_load(cpu_before, host.mark())  # the child is reaped: its CPU is in os.times
     chan.close()
     monitor.stop()
     wall = time.time() - t_spawn
@@ -177,7 +180,8 @@ def run_config(
                    sandbox=sandbox.to_dict() if sandbox else None, mem_mode=prepared.mem_mode if prepared else None,
                    limits=limits, events=events, fired=decision.fired, stuck=decision.stuck,
                    returncode=proc.returncode, monitor=monitor, work=work, leaked=leaked, facts=facts,
-                   started_at=started_at, wall_s=wall, name=name or label, t_exit=t_exit, step_s=step_s)
+                   started_at=started_at, wall_s=wall, name=name or label, t_exit=t_exit, step_s=step_s,
+                   host=load)
     return RunResult(how.fold(run))
 
 

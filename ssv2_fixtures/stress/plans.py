@@ -160,14 +160,20 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
 QUICK_WARMUP = 3        # batches not measured: worker start-up, empty prefetch queues
 QUICK_MIN_BATCHES = 12  # the interval needs a few batch means before "within ±5 %" means anything
 QUICK_TARGET_REL = 0.05
+# The interval only sees the noise inside its window: BS=1-4 phases converged in under 1.5 s and then
+# moved 10-18 % between runs with the host's drift. Six seconds of window average it out (README
+# "How far to trust a number"); quick stays ~85 s warm on 2 cores.
+QUICK_MIN_S = 6.0
 
 
 def quick_measure(settings: Settings) -> dict[str, Any]:
     """The measured window of a quick phase (``run_config(..., measure=...)``, NOTE [measured window] in
     :mod:`ssv2_fixtures.run.child`): 3 warm-up batches, then batches until the rate's 95 % interval is
-    within ±5 %, at least 12 batches and 5 groups (child.MIN_GROUPS), at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
+    within ±5 %, at least 12 batches, 5 groups (child.MIN_GROUPS) and 6 s (or ``--quick-seconds`` if
+    less), at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
     A small ``--quick-batches`` (a smoke run) shrinks warm-up and minimum with it."""
     cap = settings.quick_batches  # most batches a phase loads, warm-up included
     warmup = min(QUICK_WARMUP, cap - 1)
     return {"warmup_batches": warmup, "min_batches": max(1, min(QUICK_MIN_BATCHES, cap - warmup)),
-            "max_batches": cap, "max_s": float(settings.quick_seconds), "target_rel": QUICK_TARGET_REL}
+            "max_batches": cap, "max_s": float(settings.quick_seconds), "target_rel": QUICK_TARGET_REL,
+            "min_s": min(QUICK_MIN_S, float(settings.quick_seconds))}

@@ -33,7 +33,7 @@ def test_every_option_has_a_typed_field_with_the_tables_default() -> None:
 
 def test_defaults_when_nothing_is_given() -> None:
     s = _resolve()
-    assert s.quick_batches == 200 and s.batch_sizes == [16, 32, 64] and s.reports == Path("reports")
+    assert s.quick_batches == 1000 and s.batch_sizes == [16, 32, 64] and s.reports == Path("reports")
     assert s.sources["quick_batches"] == "default"
     assert s.max_workers == 2 * s.cores and s.max_workers_option is None
     assert s.dataset_factory is None and s.dataset_kwargs == {} and s.dataset_path == []

@@ -1,14 +1,18 @@
 """ssv2_fixtures.report.compare: two runs side by side, and a watch log handed to its own module."""
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from report_helpers import DATA, fixture, section, table, with_intervals
 
 from ssv2_fixtures.report import compare
+from ssv2_fixtures.report.compare import previous_run, run_to_run
+from ssv2_fixtures.report.model import parse_label
 
 
 def test_compare_two_machines() -> None:
@@ -77,3 +81,94 @@ def test_watch_log_on_either_side_is_handed_over(fake_watch: list[tuple[Path, Pa
         compare(log, tmp_path / "other.jsonl")
 
 
+
+
+# --------------------------------------------------------------------------------------------- run to run
+
+
+def rec(label: str, vps: float, half: float | None = 2.0, kind: str = "quick",
+        status: str = "passed") -> dict[str, Any]:
+    """A minimal run record: its config from the label, its rate ± ``half`` (``None``: no interval)."""
+    m: dict[str, Any] = {"videos_per_s": vps, "batches": 20}
+    if half is not None:
+        m["videos_per_s_interval"] = [vps - half, vps + half]
+    return {"kind": kind, "label": label, "status": status, "metrics": m,
+            "config": parse_label(label)}
+
+
+def session(*runs: dict[str, Any], host: str = "vm", cores: int = 2, videos: int = 64) -> Any:  # a ResultsFile
+    return {"schema": 1, "run_id": "?", "machine": {"hostname": host, "cores": cores},
+            "dataset": {"synthetic": True, "videos": videos, "codec": "vp9", "num_frames": 16, "size": 224},
+            "results": list(runs)}
+
+
+def test_run_to_run_tie_meets_the_target() -> None:
+    prev = session(rec("bs8-w2-pf2", 100.0, 5.0), rec("bs8-w1-pf2", 60.0))
+    cur = session(rec("bs8-w2-pf2", 103.0, 5.0), rec("bs8-w1-pf2", 61.0))
+    md = run_to_run(prev, cur, "20261202T000000Z-vm")
+    assert "**20261202T000000Z-vm**" in md[0]
+    rows = {r[1]: r for r in table(md)}
+    assert rows["bs8-w2-pf2"] == ["quick", "bs8-w2-pf2", "2", "100.0 ± 5.0", "103.0 ± 5.0", "+3.0 %", "tie"]
+    assert "- Recommendation: the same, **bs8-w2-pf2**." in md
+    assert "- Configs with W ≤ 2 (cores) that moved by more than 10 %: none." in md
+    assert any(ln.startswith("- Target met") for ln in md) and not any("not met" in ln for ln in md)
+
+
+def test_run_to_run_names_configs_with_w_le_cores_that_moved() -> None:
+    prev = session(rec("bs8-w2-pf2", 100.0, 1.0), rec("bs8-w1-pf2", 50.0, 1.0), rec("bs8-w4-pf2", 100.0, 1.0))
+    cur = session(rec("bs8-w2-pf2", 80.0, 1.0), rec("bs8-w1-pf2", 53.0, 1.0), rec("bs8-w4-pf2", 130.0, 1.0))
+    md = run_to_run(prev, cur, "prev")
+    rows = {r[1]: r for r in table(md)}
+    assert rows["bs8-w2-pf2"][5:] == ["-20.0 %", "slower"]
+    assert rows["bs8-w4-pf2"][5:] == ["+30.0 %", "faster"]
+    assert rows["bs8-w1-pf2"][5:] == ["+6.0 %", "tie"]  # clear intervals, but within 10 % of the lower bound
+    # W=4 > 2 cores moved too, but the target holds only W ≤ cores
+    assert "- Configs with W ≤ 2 (cores) that moved by more than 10 %: 1: bs8-w2-pf2 (quick, -20.0 %)." in md
+    text = "\n".join(md)
+    assert "**Target not met**" in text and "No compared run recorded a busy host" in text
+    # with the host load recorded (run.host), the busy runs are named as the cause
+    prev["results"][0]["host"] = {"foreign_cores": 0.8, "steal_frac": 0.0, "seconds": 10.0, "cores": 2}
+    text = "\n".join(run_to_run(prev, cur, "prev"))
+    assert "The host was busy during bs8-w2-pf2 (previous)" in text and "rerun on an idle machine" in text
+
+
+def test_run_to_run_says_when_the_recommendation_changed() -> None:
+    prev = session(rec("bs8-w1-pf2", 100.0, 1.0), rec("bs8-w2-pf2", 50.0, 1.0))
+    cur = session(rec("bs8-w1-pf2", 50.0, 1.0), rec("bs8-w2-pf2", 100.0, 1.0))
+    text = "\n".join(run_to_run(prev, cur, "prev"))
+    assert "- Recommendation: **changed**, bs8-w1-pf2 before, bs8-w2-pf2 now." in text
+    assert "**Target not met**" in text
+    # nothing passed before: no recommendation then, one now
+    failed = session(rec("bs8-w1-pf2", 0.0, None, status="failed"))
+    assert "**changed**, none before, bs8-w2-pf2 now" in "\n".join(run_to_run(failed, cur, "prev"))
+
+
+def test_run_to_run_without_a_common_passed_config() -> None:
+    prev = session(rec("bs8-w1-pf2", 100.0), rec("bs8-w2-pf2", 90.0, status="failed"))
+    cur = session(rec("bs8-w2-pf2", 100.0), rec("bs8-w1-pf2", 100.0, kind="sustained"))  # kind counts
+    md = run_to_run(prev, cur, "prev")
+    assert "No configuration passed in both sessions, so there is nothing to compare." in md
+    assert table(md) == [] and not any("Target" in ln for ln in md)
+
+
+def _folder(root: Path, name: str, data: dict[str, Any] | str) -> Path:
+    d = root / name
+    d.mkdir()
+    (d / "results.json").write_text(data if isinstance(data, str) else json.dumps(data))
+    return d
+
+
+def test_previous_run_is_the_newest_older_one_of_this_machine_and_dataset(tmp_path: Path) -> None:
+    runs = (rec("bs8-w2-pf2", 100.0),)
+    want = _folder(tmp_path, "20261202T000100Z-vm", session(*runs))
+    _folder(tmp_path, "20261202T000200Z-other", session(*runs, host="other"))       # another machine
+    _folder(tmp_path, "20261202T000210Z-vm", session(*runs, videos=168913))         # another dataset
+    _folder(tmp_path, "20261202T000220Z-vm", session(rec("bs8-w4-pf2", 100.0)))     # no config in common
+    _folder(tmp_path, "20261202T000230Z-vm", '{"schema": 1, "results": [')          # truncated
+    (tmp_path / "20261202T000240Z-vm").mkdir()                                      # no results.json yet
+    cur = _folder(tmp_path, "20261202T000300Z-vm", session(*runs))
+    newer = _folder(tmp_path, "20261202T000400Z-vm", session(*runs))
+    (tmp_path / "latest").symlink_to(newer.name)  # as the session points it
+    assert previous_run(cur) == want.resolve()
+    assert previous_run(tmp_path / "latest") == cur.resolve()  # by the run it points at, not "latest"
+    assert previous_run(want) is None

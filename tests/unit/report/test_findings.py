@@ -102,3 +102,20 @@ def test_small_split_is_named() -> None:
     for r in data["results"]:
         r["metrics"]["split_size"] = 168913
     assert not [x for x in findings(data) if "split holds" in x]
+
+
+def test_a_busy_host_is_named_with_its_numbers_and_an_idle_one_is_not() -> None:
+    data = fixture("healthy")
+    for r in data["results"]:
+        r["host"] = {"foreign_cores": 0.02, "steal_frac": 0.001, "seconds": 10.0, "cores": 2}
+    assert not [x for x in findings(data) if "host was not idle" in x]
+    first, second = data["results"][0], data["results"][1]
+    first["host"]["foreign_cores"] = 0.9
+    second["host"]["steal_frac"] = 0.12
+    f = [x for x in findings(data) if "host was not idle" in x]
+    assert len(f) == 1 and f"during 2 of {len(data['results'])} run(s)" in f[0]
+    assert "up to 0.90 of 2 cores" in f[0] and "stole up to 12.0 %" in f[0]
+    assert first["label"] in f[0] and second["label"] in f[0] and "rerun on an idle machine" in f[0]
+    # a record without a host entry (a failed run, an older file) is never called busy
+    del first["host"], second["host"]
+    assert not [x for x in findings(data) if "host was not idle" in x]

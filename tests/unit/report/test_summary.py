@@ -237,3 +237,44 @@ def test_unknown_cuda_is_not_shown_as_no() -> None:
     data = fixture("healthy")
     data["machine"]["cuda"] = None
     assert "| CUDA | unknown (no run reported) |" in render_summary(data)
+
+
+def _scaled(data: Any, f: float) -> Any:
+    """``data`` with every recorded rate (and interval) × ``f``: the same session measured again."""
+    for r in data["results"]:
+        m = r.get("metrics") or {}
+        if m.get("videos_per_s") is not None:
+            m["videos_per_s"] *= f
+        if m.get("videos_per_s_interval"):
+            m["videos_per_s_interval"] = [x * f for x in m["videos_per_s_interval"]]
+    return data
+
+
+def test_run_to_run_section_follows_the_tables(tmp_path: Path) -> None:
+    host = fixture("healthy")["machine"]["hostname"]
+    run_dir(tmp_path, f"20261201T000000Z-{host}", _scaled(with_intervals(fixture("healthy")), 1.02))
+    cur = run_dir(tmp_path, f"20261202T000000Z-{host}", with_intervals(fixture("healthy")))
+    text = summarize(cur).read_text()
+    lines = text.splitlines()
+    after_failed = lines.index("## Failed configurations") + len(section(text, "Failed configurations")) + 1
+    assert lines[after_failed] == f"## Run to run (vs 20261201T000000Z-{host})"
+    body = section(text, f"Run to run (vs 20261201T000000Z-{host})")
+    assert len(table(body)) == 6 and all(r[-1] == "tie" for r in table(body))
+    assert "- Recommendation: the same, **bs8-w4-pf2**." in body
+    # the older session has no previous one: no section
+    assert "## Run to run" not in summarize(tmp_path / f"20261201T000000Z-{host}").read_text()
+
+
+def test_a_previous_run_the_comparison_cannot_read_costs_only_its_section(tmp_path: Path) -> None:
+    host = fixture("healthy")["machine"]["hostname"]
+    bad = fixture("healthy")
+    bad["results"][0]["metrics"] = "not an object"  # loads, matches, then fails inside the comparison
+    run_dir(tmp_path, f"20261201T000000Z-{host}", bad)
+    text = summarize(run_dir(tmp_path, f"20261202T000000Z-{host}", fixture("healthy"))).read_text()
+    assert "## Run to run" not in text and "## Successful configurations" in text
+
+
+def test_render_summary_without_previous_has_no_section() -> None:
+    data = fixture("healthy")
+    assert "## Run to run" not in render_summary(data)
+    assert "## Run to run (vs x)" in render_summary(data, previous=("x", fixture("healthy")))

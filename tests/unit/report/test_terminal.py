@@ -20,3 +20,11 @@ def test_terminal_shows_spread_in_ascii() -> None:
     row = next(ln.split() for ln in lines if ln.split()[:2] == ["bs4-w2-pf2", "quick"])
     assert row[2] == "26.8" and row[3] == "+-" and float(row[4]) > 0 and row[5] == "passed"
     assert all(ln.isascii() for ln in lines)
+
+
+def test_terminal_says_when_the_host_was_busy() -> None:
+    data = fixture("failures")
+    assert not [ln for ln in terminal_lines(data) if ln.startswith("note:")]
+    data["results"][0]["host"] = {"foreign_cores": 1.1, "steal_frac": 0.0, "seconds": 9.0, "cores": 2}
+    notes = [ln for ln in terminal_lines(data) if ln.startswith("note:")]
+    assert len(notes) == 1 and "host was not idle" in notes[0] and notes[0].isascii()

@@ -204,6 +204,7 @@ def test_a_failed_run_reports_its_evidence(run: Callable[..., RunResult], small:
     assert "killed by signal: Segmentation fault" in r.outcome["message"]
     assert r.record["fault"] == "segfault@2" and r.record["status"] == "failed"
     assert r.metrics["rss_peak_bytes"] > 0 and len(r.record["pids"]) >= 1
+    assert "host" not in r.record  # a killed tree's CPU never reaches os.times: no host load claimed
     assert "segfault at batch" in r.describe() and "remedy:" in r.describe()
 
 
@@ -338,6 +339,9 @@ def test_healthy_run_metrics_agree(run: Callable[..., RunResult], root: Path, lo
     assert m["leaked_shm_files"] == m["leaked_tmp_files"] == m["leaked_mp_dirs"] == 0
     assert r.record["exit"] == {"code": 0, "signal": None, "mem_mode": None}
     assert r.record["wall_s"] > m["loop_s"] > 0
+    # how busy the host was around it (run.host): recorded for a run that ended by itself
+    host = r.record["host"]
+    assert host["cores"] == psutil.cpu_count() and host["foreign_cores"] >= 0 and host["seconds"] > 0
 
 
 # --- a session in which everything crashes --------------------------------------------------------------

@@ -51,3 +51,23 @@ def test_the_point_rate_leaves_out_a_partial_oldest_round():
     waits = [0.4, 0.0] + [0.4, 0.0, 0.0, 0.0] * 3
     iv = rate_interval([8] * len(waits), waits, round_size=4)
     assert iv is not None and abs(iv.rate - 80.0) < 1e-9
+
+
+def test_a_steady_stream_converges_only_after_the_minimum_window():
+    # a perfectly steady single-process stream: its interval is within target from the first groups,
+    # but the window stays open until min_s has passed (the host's drift needs time to average out)
+    w = Window(_spec(warmup_batches=0, max_s=100.0, min_s=2.0), opened=0.0, round_size=1)
+    now, stopped = 0.0, None
+    while stopped is None:
+        now += 0.05
+        stopped = w.add(4, 0.05, now)
+    assert stopped == "converged" and 2.0 <= now < 2.0 + 0.05 + 1e-9
+
+
+def test_without_a_minimum_window_the_same_stream_stops_at_min_batches():
+    w = Window(_spec(warmup_batches=0, max_s=100.0), opened=0.0, round_size=1)
+    now, stopped = 0.0, None
+    while stopped is None:
+        now += 0.05
+        stopped = w.add(4, 0.05, now)
+    assert stopped == "converged" and now < 2.0  # as soon as min_batches and MIN_GROUPS allow

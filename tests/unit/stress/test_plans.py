@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ssv2_fixtures.options import OPTIONS, resolve
-from ssv2_fixtures.stress.plans import (LADDER, QUICK_MIN_BATCHES, epoch_limit, ladder, limits_workers, matrix,
-                                        quick_measure)
+from ssv2_fixtures.stress.plans import (LADDER, QUICK_MIN_BATCHES, QUICK_MIN_S, epoch_limit, ladder,
+                                        limits_workers, matrix, quick_measure)
 
 
 def _settings(**cli: Any):
@@ -66,12 +66,13 @@ def test_epoch_limit_crosses_an_epoch_and_shows_the_tail_rule() -> None:
 
 def test_quick_window_defaults_and_caps() -> None:
     m = quick_measure(_settings())
-    assert m == {"warmup_batches": 3, "min_batches": QUICK_MIN_BATCHES, "max_batches": 200, "max_s": 10.0,
-                 "target_rel": 0.05}
+    assert m == {"warmup_batches": 3, "min_batches": QUICK_MIN_BATCHES, "max_batches": 1000, "max_s": 10.0,
+                 "target_rel": 0.05, "min_s": QUICK_MIN_S}
     small = quick_measure(_settings(quick_batches="3", quick_seconds="1.5"))
     # a smoke run: still something measured after warm-up, and never a minimum above the cap
     assert small["max_batches"] == 3 and small["warmup_batches"] < 3
     assert small["warmup_batches"] + small["min_batches"] <= 3 and small["max_s"] == 1.5
+    assert small["min_s"] == 1.5  # never a minimum window above the cap
 
 
 def test_only_the_first_rung_is_the_decode_rate_run_and_it_is_single_process() -> None:

@@ -1,0 +1,71 @@
+"""How busy the host was while a run measured: CPU used outside the run, and CPU the hypervisor stole.
+
+A rate measured while other processes share the cores (a second pytest-xdist worker, a build, a
+neighbour VM) is not this machine's rate, and will not reproduce on the next run. The suite cannot
+remove that noise, but it can say when it was there: two marks, before the child is spawned and after
+it is reaped, give the system-wide CPU seconds in use (``psutil.cpu_times``: user + nice + system +
+irq + softirq) and this process's own and reaped children's CPU seconds (``os.times``). What is in
+use and not ours is *foreign*; ``steal`` is time the hypervisor gave our vCPUs to someone else.
+
+The child's CPU reaches ``os.times`` only once it is waited for, and its DataLoader workers only if
+it joined them: true for a run that finished by itself, not for one the runner killed (its workers'
+CPU would count as foreign). So :func:`host_load` is recorded for finished runs only (the caller's
+choice, :func:`ssv2_fixtures.run.record.base_record`). Both counters tick at USER_HZ (10 ms per core),
+so on a 10 s run the figure is good to about 0.01 cores.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TypedDict
+
+import psutil
+
+BUSY_FOREIGN_CORES = 0.25  # a quarter of a core used by others: enough to move a 2-core rate by > 10 %
+BUSY_STEAL_FRAC = 0.05     # 5 % of the vCPUs' time taken by the hypervisor
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    t: float        # time.monotonic()
+    busy_s: float   # system-wide CPU seconds in use, all cores
+    steal_s: float  # system-wide CPU seconds stolen by the hypervisor
+    own_s: float    # this process and its reaped children, user + system
+
+
+class HostLoad(TypedDict):
+    foreign_cores: float  # mean cores in use by processes outside the run (and outside this process)
+    steal_frac: float     # share of all cores' time the hypervisor stole
+    seconds: float        # between the two marks
+    cores: int
+
+
+def mark() -> CpuMark:
+    """The counters now."""
+    ct = psutil.cpu_times()
+    busy = ct.user + ct.nice + ct.system + getattr(ct, "irq", 0.0) + getattr(ct, "softirq", 0.0)
+    own = os.times()
+    return CpuMark(t=time.monotonic(), busy_s=busy, steal_s=float(getattr(ct, "steal", 0.0)),
+                   own_s=own.user + own.system + own.children_user + own.children_system)
+
+
+def host_load(a: CpuMark, b: CpuMark, cores: int | None = None) -> HostLoad | None:
+    """The load between two marks; ``None`` when no time passed. Tick rounding can make our own CPU
+    exceed the system's by a few ticks: clamped at 0."""
+    dt = b.t - a.t
+    if dt <= 0:
+        return None
+    n = cores or psutil.cpu_count() or 1
+    foreign = max(0.0, (b.busy_s - a.busy_s) - (b.own_s - a.own_s)) / dt
+    steal = max(0.0, b.steal_s - a.steal_s) / (dt * n)
+    return {"foreign_cores": round(foreign, 3), "steal_frac": round(min(1.0, steal), 4),
+            "seconds": round(dt, 3), "cores": n}
+
+
+def is_busy(load: HostLoad) -> bool:
+    """The one rule for "the host was not idle": foreign CPU or steal past the thresholds above."""
+    return load["foreign_cores"] >= BUSY_FOREIGN_CORES or load["steal_frac"] >= BUSY_STEAL_FRAC
+
+
+__all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]
