@@ -284,15 +284,20 @@ def host_findings(runs: Sequence[Run]) -> list[str]:
     this machine's minus what others took, and will not reproduce on an idle one."""
     from ..run.host import is_busy
 
-    busy = [r for r in runs if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)]
+    loads = {id(r): h for r in runs if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)}
+    busy = [r for r in runs if id(r) in loads]
     if not busy:
         return []
-    worst = max(busy, key=lambda r: r.rec["host"]["foreign_cores"])
-    steal = max(r.rec["host"]["steal_frac"] for r in busy)
-    cores = worst.rec["host"]["cores"]
+
+    def field(r: Run, k: str) -> float:
+        v = loads[id(r)].get(k)
+        return float(v) if isinstance(v, (int, float)) else 0.0
+    worst = max(busy, key=lambda r: field(r, "foreign_cores"))
+    steal = max(field(r, "steal_frac") for r in busy)
+    cores = loads[id(worst)].get("cores", "?")
     names = ", ".join(r.label for r in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
     return [f"The host was not idle during {len(busy)} of {len(runs)} run(s) ({names}): other processes used up "
-            f"to {worst.rec['host']['foreign_cores']:.2f} of {cores} cores ({worst.label})"
+            f"to {field(worst, 'foreign_cores'):.2f} of {cores} cores ({worst.label})"
             + (f" and the hypervisor stole up to {steal * 100:.1f} % of CPU time" if steal > 0 else "")
             + ". Their rates are lower than this machine can do and will not reproduce: rerun on an idle "
               "machine (pytest-xdist's -n, a build or another run on the same cores all count)."]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, Mapping, TypedDict
 
 import psutil
 
@@ -63,9 +63,13 @@ def host_load(a: CpuMark, b: CpuMark, cores: int | None = None) -> HostLoad | No
             "seconds": round(dt, 3), "cores": n}
 
 
-def is_busy(load: HostLoad) -> bool:
-    """The one rule for "the host was not idle": foreign CPU or steal past the thresholds above."""
-    return load["foreign_cores"] >= BUSY_FOREIGN_CORES or load["steal_frac"] >= BUSY_STEAL_FRAC
+def is_busy(load: Mapping[str, Any]) -> bool:
+    """The one rule for "the host was not idle": foreign CPU or steal past the thresholds above (a
+    hand-edited record's missing or non-numeric field counts as 0)."""
+    def num(k: str) -> float:
+        v = load.get(k)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+    return num("foreign_cores") >= BUSY_FOREIGN_CORES or num("steal_frac") >= BUSY_STEAL_FRAC
 
 
 __all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]

@@ -119,3 +119,11 @@ def test_a_busy_host_is_named_with_its_numbers_and_an_idle_one_is_not() -> None:
     # a record without a host entry (a failed run, an older file) is never called busy
     del first["host"], second["host"]
     assert not [x for x in findings(data) if "host was not idle" in x]
+
+
+def test_a_hand_edited_host_entry_never_stops_the_findings() -> None:
+    data = fixture("healthy")
+    data["results"][0]["host"] = {"steal_frac": 0.2}          # only one field
+    data["results"][1]["host"] = {"foreign_cores": "lots"}    # not a number: counts as 0
+    f = [x for x in findings(data) if "host was not idle" in x]
+    assert len(f) == 1 and "during 1 of" in f[0] and "stole up to 20.0 %" in f[0] and "of ? cores" in f[0]
