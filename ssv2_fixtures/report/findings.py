@@ -282,7 +282,7 @@ def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
 def host_findings(runs: Sequence[Run]) -> list[str]:
     """Runs measured while the host was busy (:func:`ssv2_fixtures.run.host.is_busy`): their rates are
     this machine's minus what others took, and will not reproduce on an idle one."""
-    from ..run.host import is_busy
+    from ..run.host import is_busy, load_field
 
     loads = {id(r): h for r in runs if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)}
     busy = [r for r in runs if id(r) in loads]
@@ -290,8 +290,7 @@ def host_findings(runs: Sequence[Run]) -> list[str]:
         return []
 
     def field(r: Run, k: str) -> float:
-        v = loads[id(r)].get(k)
-        return float(v) if isinstance(v, (int, float)) else 0.0
+        return load_field(loads[id(r)], k)
     worst = max(busy, key=lambda r: field(r, "foreign_cores"))
     steal = max(field(r, "steal_frac") for r in busy)
     cores = loads[id(worst)].get("cores", "?")

@@ -63,13 +63,16 @@ def host_load(a: CpuMark, b: CpuMark, cores: int | None = None) -> HostLoad | No
             "seconds": round(dt, 3), "cores": n}
 
 
+def load_field(load: Mapping[str, Any], key: str) -> float:
+    """A recorded figure; a hand-edited record's missing or non-numeric field counts as 0."""
+    v = load.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
 def is_busy(load: Mapping[str, Any]) -> bool:
-    """The one rule for "the host was not idle": foreign CPU or steal past the thresholds above (a
-    hand-edited record's missing or non-numeric field counts as 0)."""
-    def num(k: str) -> float:
-        v = load.get(k)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
-    return num("foreign_cores") >= BUSY_FOREIGN_CORES or num("steal_frac") >= BUSY_STEAL_FRAC
+    """The one rule for "the host was not idle": foreign CPU or steal past the thresholds above."""
+    return (load_field(load, "foreign_cores") >= BUSY_FOREIGN_CORES
+            or load_field(load, "steal_frac") >= BUSY_STEAL_FRAC)
 
 
-__all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]
+__all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "load_field", "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]
