@@ -282,7 +282,7 @@ def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
 def host_findings(runs: Sequence[Run]) -> list[str]:
     """Runs measured while the host was busy (:func:`ssv2_fixtures.run.host.is_busy`): their rates are
     this machine's minus what others took, and will not reproduce on an idle one."""
-    from ..run.host import is_busy, load_field
+    from ..run.host import BUSY_STEAL_FRAC, is_busy, load_field
 
     loads = {id(r): h for r in runs if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)}
     busy = [r for r in runs if id(r) in loads]
@@ -297,9 +297,10 @@ def host_findings(runs: Sequence[Run]) -> list[str]:
     names = ", ".join(r.label for r in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
     return [f"The host was not idle during {len(busy)} of {len(runs)} run(s) ({names}): other processes used up "
             f"to {field(worst, 'foreign_cores'):.2f} of {cores} cores ({worst.label})"
-            + (f" and the hypervisor stole up to {steal * 100:.1f} % of CPU time" if steal > 0 else "")
-            + ". Their rates are lower than this machine can do and will not reproduce: rerun on an idle "
-              "machine (pytest-xdist's -n, a build or another run on the same cores all count)."]
+            + (f" and the hypervisor stole up to {steal * 100:.1f} % of CPU time" if steal >= BUSY_STEAL_FRAC else "")
+            + ". Their rates were measured beside other work (usually lower, not always: the other work may "
+              "have used only the cores this run did not) and will not reproduce: rerun on an idle machine "
+              "(pytest-xdist's -n, a build or another run on the same cores all count)."]
 
 
 def findings(data: ResultsFile) -> list[str]:
