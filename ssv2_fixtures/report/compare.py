@@ -9,13 +9,13 @@ import importlib
 import os
 import statistics
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 from ..run.record import ResultsError, ResultsFile
-from ..run.stats import spans_overlap, ties
+from ..run.stats import TIE_MARGIN, spans_overlap
 from .fmt import md_table, num, one_line, pct, rate, size
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
-from .recommend import recommend
+from .recommend import candidate, recommend
 
 _MACHINE_FACTS: tuple[tuple[str, str], ...] = (
     ("cores", "CPU cores"), ("ram_bytes", "RAM"), ("shm_total_bytes", "/dev/shm size"),
@@ -197,32 +197,47 @@ def compare(run_a: Source, run_b: Source) -> str:
 # Run to run: the same machine's previous session, for summary.md. Only kinds that measure one loader's
 # steady rate are compared (tune probes and limits are searches, distributed rates are per node).
 RUN_TO_RUN_KINDS = ("quick", "sustained", "validate")
-RUN_TO_RUN_TARGET = 0.10  # README "How far to trust a number": consecutive quick runs agree within 10 %
+RUN_TO_RUN_TARGET = TIE_MARGIN  # the one 10 % run-to-run target (stats.TIE_MARGIN's docstring)
+# Settings that change what a config's rate means: sessions that differ in one are not compared.
+RATE_SETTINGS = ("decoder", "frames", "size", "quick_batches", "quick_seconds", "batches", "step_time",
+                 "sharing_strategy", "dataset_factory", "ssv2_split", "ssv2_list_file", "emulate",
+                 "emulate_cpus", "emulate_mem", "emulate_nofile", "emulate_shm", "emulate_tmp")
+_DATASET_KEYS = ("root", "split", "decoder", "factory") + tuple(k for k, _ in _DATASET_FACTS)
 
 
 def _compared(data: ResultsFile) -> dict[tuple[str, str], Run]:
     return _keyed(sorted((r for r in runs_of(data) if r.kind in RUN_TO_RUN_KINDS), key=lambda r: r.sort_key))
 
 
+def _passed(data: ResultsFile) -> set[tuple[str, str]]:
+    return {k for k, r in _compared(data).items() if r.ok and r.vps is not None}
+
+
 def _same_setting(a: ResultsFile, b: ResultsFile) -> bool:
-    """Same host (by name; a missing name matches nothing) and the same dataset facts."""
-    ha, hb = (a.get("machine") or {}).get("hostname"), (b.get("machine") or {}).get("hostname")
-    if ha is None or ha != hb:
+    """Same host (by name; a missing name matches nothing) and cores, the same dataset (root, split,
+    decoder, factory, size facts) and the same rate-changing settings (:data:`RATE_SETTINGS`)."""
+    ma, mb = a.get("machine") or {}, b.get("machine") or {}
+    if ma.get("hostname") is None or ma.get("hostname") != mb.get("hostname") or ma.get("cores") != mb.get("cores"):
         return False
     da, db = a.get("dataset") or {}, b.get("dataset") or {}
-    return not any(_differs(key, da.get(key), db.get(key)) for key, _ in _DATASET_FACTS)
+    sa, sb = a.get("settings") or {}, b.get("settings") or {}
+    return (not any(_differs(k, da.get(k), db.get(k)) for k in _DATASET_KEYS)
+            and all(sa.get(k) == sb.get(k) for k in RATE_SETTINGS))
 
 
 def previous_run(folder: Path) -> Path | None:
     """The newest sibling run folder older than ``folder`` (run ids are UTC time + host, so name order is
-    time order on one host) from the same host on the same dataset that ran a config ``folder`` ran
+    time order on one host) in the same setting (:func:`_same_setting`) with a config that passed in both
     (kind + label); ``None`` if there is none. Folders whose results do not load are passed over."""
     folder = Path(folder).resolve()  # ``reports/latest`` is a symlink: compare by the real run id
     try:
         cur, _ = load(folder)
     except (ResultsError, OSError):
         return None
-    want = set(_compared(cur))
+    try:
+        want = _passed(cur)
+    except Exception:  # a record this session cannot read back: nothing to match on
+        return None
     try:
         siblings = sorted((p for p in folder.parent.iterdir()
                            # not ``latest`` (a symlink to a run) nor ``.latest.<pid>`` (its temporary)
@@ -235,31 +250,47 @@ def previous_run(folder: Path) -> Path | None:
             prev, _ = load(p)
         except (ResultsError, OSError):
             continue  # an unreadable or foreign folder is not a previous run
-        if _same_setting(prev, cur) and want & set(_compared(prev)):
-            return p
+        try:
+            if _same_setting(prev, cur) and want & _passed(prev):
+                return p
+        except Exception:  # a hand-edited neighbour whose records do not read: not a previous run
+            continue
     return None
 
 
 def _verdict(a: Run, b: Run) -> str:
-    assert a.vps is not None and b.vps is not None
-    # stats.ties takes a span: a record without an interval counts as its point (as the tie rule does)
-    if ties(a.vps, a.interval or (a.vps, a.vps), b.vps, b.interval or (b.vps, b.vps)):
+    if candidate(a).ties_with(candidate(b)):  # the recommendation's tie rule, points for missing intervals
         return "tie"
-    return "faster" if b.vps > a.vps else "slower"
+    return "faster" if (b.vps or 0.0) > (a.vps or 0.0) else "slower"
+
+
+def _common_only(data: ResultsFile, keys: set[tuple[str, str]]) -> ResultsFile:
+    """``data`` with only the compared runs whose kind + label both sessions ran (the recommendation is
+    then compared over the same configs, not over whatever else either session ran)."""
+    kept = [r.rec for k, r in _compared(data).items() if k in keys]
+    out = dict(data)
+    out["results"] = kept
+    out.pop("tune", None)
+    return cast(ResultsFile, out)
 
 
 def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]:
     """Markdown lines: configs that passed in both sessions (kind + label) with both rates ± spread, the
-    change and a tie/faster/slower verdict, whether the recommendation held, and whether the README's
-    target (same recommendation; every config with W ≤ cores within 10 %) was met."""
+    change and a tie/faster/slower verdict; configs that passed in one only; whether the recommendation
+    over the common configs held; and whether the README's target (same recommendation; every config
+    with W ≤ cores within 10 %, at least one such config compared, no pass/fail flip) was met."""
+    from ..run.host import is_busy
+
     ka, kb = _compared(prev), _compared(cur)
-    both = [k for k in kb if k in ka and ka[k].ok and kb[k].ok and ka[k].vps and kb[k].vps is not None]
+    common = set(ka) & set(kb)
+    both = [k for k in kb if k in common and k in _passed(prev) and k in _passed(cur)]
+    flips = [k for k in kb if k in common and ka[k].ok != kb[k].ok]
     cores = (cur.get("machine") or {}).get("cores")
-    out = [f"This session against the previous one on the same machine and dataset, **{prev_name}**: configs "
-           "that passed in both, matched by test kind and config. *faster*/*slower*: this session against that "
-           "one; *tie*: the two rates tie by the tie rule (intervals overlap, or within 10 % of the faster's lower "
-           "bound), so the change is not evidence.", ""]
-    rows, moved = [], []
+    out = [f"This session against the previous one on the same machine, dataset and settings, **{prev_name}**: "
+           "configs that passed in both, matched by test kind and config. *faster*/*slower*: this session "
+           "against that one; *tie*: the two rates tie by the tie rule (intervals overlap, or within 10 % of "
+           "the faster's lower bound), so the change is not evidence.", ""]
+    rows, moved, judged = [], [], 0
     for k in both:
         a, b = ka[k], kb[k]
         assert a.vps and b.vps is not None
@@ -267,40 +298,50 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
         rows.append([b.test, k[1], b.workers if b.workers is not None else "?",
                      rate(a.vps, a.interval), rate(b.vps, b.interval), pct(change), _verdict(a, b)])
         # W > cores is oversubscribed: its rate depends on scheduling, and the target leaves it out
-        if cores is not None and b.workers is not None and b.workers <= cores and abs(change) > RUN_TO_RUN_TARGET:
-            moved.append(f"{k[1]} ({k[0]}, {pct(change)})")
+        if cores is not None and b.workers is not None and b.workers <= cores:
+            judged += 1
+            if abs(change) > RUN_TO_RUN_TARGET:
+                moved.append(f"{k[1]} ({k[0]}, {pct(change)})")
     if not rows:
         out += ["No configuration passed in both sessions, so there is nothing to compare.", ""]
     else:
         out += md_table(["test", "config", "workers", "previous videos/s", "this videos/s", "change", "verdict"],
                         rows) + [""]
+    if flips:
+        out.append("- Passed in one session only: " + ", ".join(
+            f"{k[1]} ({k[0]}: {'passed' if ka[k].ok else ka[k].result} before, "
+            f"{'passed' if kb[k].ok else kb[k].result} now)" for k in flips) + ".")
 
-    ra, rb = recommend(prev), recommend(cur)
+    ra, rb = recommend(_common_only(prev, common)), recommend(_common_only(cur, common))
     la, lb = (ra.label if ra else None), (rb.label if rb else None)
     if la is None and lb is None:
-        out.append("- Recommendation: neither session has one.")
+        out.append("- Recommendation over the common configs: neither session has one.")
     elif la == lb:
-        out.append(f"- Recommendation: the same, **{lb}**.")
+        out.append(f"- Recommendation over the common configs: the same, **{lb}**.")
     else:
-        out.append(f"- Recommendation: **changed**, {la or 'none'} before, {lb or 'none'} now.")
-    if rows and cores is None:
+        out.append(f"- Recommendation over the common configs: **changed**, {la or 'none'} before, "
+                   f"{lb or 'none'} now.")
+    if not rows:
+        return out + [""]
+    if cores is None:
         out.append("- Configs with W ≤ cores that moved by more than 10 %: unknown (the record has no core count).")
-    elif rows:
-        out.append(f"- Configs with W ≤ {cores} (cores) that moved by more than 10 %: "
-                   + (f"{len(moved)}: {', '.join(moved)}." if moved else "none."))
-        if la == lb and not moved:
-            out.append("- Target met: the two sessions agree on the recommendation and, for every config with "
-                       "W ≤ cores, within 10 % (README *How far to trust a number*).")
-        else:
-            from ..run.host import is_busy
-
-            busy = [f"{k[1]} ({side})" for k in both for side, r in (("previous", ka[k]), ("this", kb[k]))
-                    if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)]
-            cause = (f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
-                     "see Findings): rerun on an idle machine before trusting the differences." if busy else
-                     "No compared run recorded a busy host (records without a host entry predate it), so "
-                     "the machine's own speed moved between the sessions: rerun to see whether it holds.")
-            out.append("- **Target not met**: two consecutive sessions on an idle machine should agree on the "
-                       "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
-                       "trust a number*). " + cause)
+        return out + [""]
+    out.append(f"- Configs with W ≤ {cores} (cores) that moved by more than 10 %: "
+               + (f"{len(moved)}: {', '.join(moved)}." if moved else "none" + (
+                   "." if judged else f" — but none of the {len(rows)} compared config(s) has W ≤ {cores}.")))
+    if la == lb and la is not None and not moved and not flips and judged:
+        out.append("- Target met: the two sessions agree on the recommendation and, for every config with "
+                   "W ≤ cores, within 10 % (README *How far to trust a number*).")
+    elif not judged:
+        out.append("- Target not judged: no config with W ≤ cores passed in both sessions.")
+    else:
+        busy = [f"{k[1]} ({side})" for k in both for side, r in (("previous", ka[k]), ("this", kb[k]))
+                if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)]
+        cause = (f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
+                 "see Findings): rerun on an idle machine before trusting the differences." if busy else
+                 "No compared run recorded a busy host (records without a host entry predate it), so "
+                 "the machine's own speed moved between the sessions: rerun to see whether it holds.")
+        out.append("- **Target not met**: two consecutive sessions on an idle machine should agree on the "
+                   "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
+                   "trust a number*). " + cause)
     return out + [""]

@@ -280,27 +280,31 @@ def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
 
 
 def host_findings(runs: Sequence[Run]) -> list[str]:
-    """Runs measured while the host was busy (:func:`ssv2_fixtures.run.host.is_busy`): their rates are
-    this machine's minus what others took, and will not reproduce on an idle one."""
-    from ..run.host import BUSY_STEAL_FRAC, is_busy, load_field
+    """Runs measured while the host was busy (:func:`ssv2_fixtures.run.host.busy_reasons`): their rates
+    were measured beside other work and will not reproduce on an idle machine."""
+    from ..run.host import busy_reasons, load_field
 
-    loads = {id(r): h for r in runs if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)}
-    busy = [r for r in runs if id(r) in loads]
+    loads = {id(r): h for r in runs if isinstance(h := r.rec.get("host"), Mapping)}
+    busy = [r for r in runs if id(r) in loads and busy_reasons(loads[id(r)])]
     if not busy:
         return []
-
-    def field(r: Run, k: str) -> float:
-        return load_field(loads[id(r)], k)
-    worst = max(busy, key=lambda r: field(r, "foreign_cores"))
-    steal = max(field(r, "steal_frac") for r in busy)
-    cores = loads[id(worst)].get("cores", "?")
+    parts = []
+    foreign = [r for r in busy if "foreign" in busy_reasons(loads[id(r)])]
+    if foreign:
+        worst = max(foreign, key=lambda r: load_field(loads[id(r)], "foreign_cores"))
+        parts.append(f"other processes used up to {load_field(loads[id(worst)], 'foreign_cores'):.2f} of "
+                     f"{loads[id(worst)].get('cores', '?')} cores ({worst.label})")
+    stolen = [r for r in busy if "steal" in busy_reasons(loads[id(r)])]
+    if stolen:
+        worst = max(stolen, key=lambda r: load_field(loads[id(r)], "steal_frac"))
+        parts.append(f"the hypervisor stole up to {load_field(loads[id(worst)], 'steal_frac') * 100:.1f} % of "
+                     f"CPU time ({worst.label})")
     names = ", ".join(r.label for r in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
-    return [f"The host was not idle during {len(busy)} of {len(runs)} run(s) ({names}): other processes used up "
-            f"to {field(worst, 'foreign_cores'):.2f} of {cores} cores ({worst.label})"
-            + (f" and the hypervisor stole up to {steal * 100:.1f} % of CPU time" if steal >= BUSY_STEAL_FRAC else "")
+    return [f"The host was not idle during {len(busy)} of the {len(loads)} run(s) that recorded it ({names}): "
+            + " and ".join(parts)
             + ". Their rates were measured beside other work (usually lower, not always: the other work may "
               "have used only the cores this run did not) and will not reproduce: rerun on an idle machine "
-              "(pytest-xdist's -n, a build or another run on the same cores all count)."]
+              "(another pytest session, a build or a training job on the same cores all count)."]
 
 
 def findings(data: ResultsFile) -> list[str]:

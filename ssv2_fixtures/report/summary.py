@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from ..run.outcome import KIND_NAMES
 from ..run.outcome import kind as failure_kind
-from ..run.record import ResultsError, ResultsFile, write_atomic_bytes
+from ..run.record import ResultsFile, write_atomic_bytes
 from .compare import previous_run, run_to_run
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, rate, size, verdict_ok
@@ -336,9 +336,9 @@ def _recommendation_section(data: ResultsFile, runs: Sequence[Run], rec: Recomme
 
 
 def render_summary(data: ResultsFile, plots: Sequence[str] = (),
-                   previous: tuple[str, ResultsFile] | None = None) -> str:
+                   previous: tuple[str, list[str]] | None = None) -> str:
     """The text of ``summary.md`` (``plots``: PNG file names next to it, referenced as images;
-    ``previous``: the name and results of the same machine's previous session, for *Run to run*)."""
+    ``previous``: the previous session's name and its *Run to run* lines, :func:`run_to_run_lines`)."""
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
     ok, bad = [r for r in runs if r.ok], [r for r in runs if not r.ok]
     mach, ds = data.get("machine") or {}, data.get("dataset") or {}
@@ -363,7 +363,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (),
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
     if previous is not None:
-        L += [f"## Run to run (vs {previous[0]})", ""] + run_to_run(previous[1], data, previous[0])
+        L += [f"## Run to run (vs {previous[0]})", ""] + previous[1]
     if dist := [r for r in runs if r.kind == "distributed"]:
         L += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
     if tune := tune_section(data, TUNE_PLOT if TUNE_PLOT in plots else None):
@@ -383,18 +383,18 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (),
     return "\n".join(L)
 
 
-def _previous(folder: Path, data: ResultsFile) -> tuple[str, ResultsFile] | None:
-    """The previous session on this machine and dataset, or ``None``; never an error: the comparison is an
-    extra, and a damaged or odd neighbour folder must not cost the session its report."""
-    try:
-        prev = previous_run(folder)
-        if prev is None:
-            return None
-        old, _ = load(prev)
-        run_to_run(old, data, prev.name)  # a record the comparison cannot read: no section, not a crash
-        return prev.name, old
-    except (ResultsError, OSError, ValueError, TypeError, KeyError, AttributeError):
+def run_to_run_lines(folder: Path, data: ResultsFile) -> tuple[str, list[str]] | None:
+    """The *Run to run* section against the same machine's previous comparable session
+    (:func:`~.compare.previous_run`), or ``None`` when there is none. The comparison is an extra: a
+    neighbour it cannot read costs a line saying so, never the session's report."""
+    prev = previous_run(folder)
+    if prev is None:
         return None
+    try:
+        old, _ = load(prev)
+        return prev.name, run_to_run(old, data, prev.name)
+    except Exception as exc:  # a damaged or odd record: say so where the section would be
+        return prev.name, [f"Could not compare with {prev.name}: {type(exc).__name__}: {one_line(str(exc), 200)}", ""]
 
 
 def summarize(run_dir: str | os.PathLike[str]) -> Path:
@@ -411,5 +411,5 @@ def summarize(run_dir: str | os.PathLike[str]) -> Path:
         save_png(tfig, folder / TUNE_PLOT)
         plots.append(TUNE_PLOT)
     out = folder / "summary.md"
-    write_atomic_bytes(out, render_summary(data, plots, _previous(folder, data)).encode())
+    write_atomic_bytes(out, render_summary(data, plots, run_to_run_lines(folder, data)).encode())
     return out

@@ -326,6 +326,9 @@ def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
     min_s = m.get("min_s", 0.0)
     if not isinstance(min_s, (int, float)) or isinstance(min_s, bool) or min_s < 0:
         raise ValueError(f"spec measure.min_s: must be a number >= 0, got {min_s!r}")
+    if min_s > m["max_s"]:
+        raise ValueError(f"spec measure.min_s ({min_s}) must not exceed max_s ({m['max_s']}): the window "
+                         "could never converge")
     return MeasureSpec(warmup_batches=m["warmup_batches"], min_batches=m["min_batches"],
                        max_batches=m["max_batches"], max_s=float(m["max_s"]), target_rel=float(m["target_rel"]),
                        min_s=float(min_s))
@@ -368,7 +371,7 @@ class Window:
             return "batches"
         if len(self.videos) % max(1, self.round_size):
             return None  # inside a worker round
-        if len(self.videos) >= self.spec["min_batches"] and now - self.opened >= self.spec.get("min_s", 0):
+        if len(self.videos) >= self.spec["min_batches"] and now - self.opened >= self.spec["min_s"]:
             iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
             # at least MIN_GROUPS groups: with 2–3 the t quantile is large but sd over so few groups is
             # itself noisy, and stopping at the first lucky check under target would favour it

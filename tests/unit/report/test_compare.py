@@ -109,7 +109,7 @@ def test_run_to_run_tie_meets_the_target() -> None:
     assert "**20261202T000000Z-vm**" in md[0]
     rows = {r[1]: r for r in table(md)}
     assert rows["bs8-w2-pf2"] == ["quick", "bs8-w2-pf2", "2", "100.0 ± 5.0", "103.0 ± 5.0", "+3.0 %", "tie"]
-    assert "- Recommendation: the same, **bs8-w2-pf2**." in md
+    assert "- Recommendation over the common configs: the same, **bs8-w2-pf2**." in md
     assert "- Configs with W ≤ 2 (cores) that moved by more than 10 %: none." in md
     assert any(ln.startswith("- Target met") for ln in md) and not any("not met" in ln for ln in md)
 
@@ -136,11 +136,14 @@ def test_run_to_run_says_when_the_recommendation_changed() -> None:
     prev = session(rec("bs8-w1-pf2", 100.0, 1.0), rec("bs8-w2-pf2", 50.0, 1.0))
     cur = session(rec("bs8-w1-pf2", 50.0, 1.0), rec("bs8-w2-pf2", 100.0, 1.0))
     text = "\n".join(run_to_run(prev, cur, "prev"))
-    assert "- Recommendation: **changed**, bs8-w1-pf2 before, bs8-w2-pf2 now." in text
+    assert "- Recommendation over the common configs: **changed**, bs8-w1-pf2 before, bs8-w2-pf2 now." in text
     assert "**Target not met**" in text
     # nothing passed before: no recommendation then, one now
     failed = session(rec("bs8-w1-pf2", 0.0, None, status="failed"))
-    assert "**changed**, none before, bs8-w2-pf2 now" in "\n".join(run_to_run(failed, cur, "prev"))
+    text = "\n".join(run_to_run(failed, cur, "prev"))
+    # over the configs both ran (bs8-w1-pf2 only): none before, it now; and the flip defeats the target
+    assert "**changed**, none before, bs8-w1-pf2 now" in text
+    assert "- Passed in one session only: bs8-w1-pf2 (quick: failed before, passed now)." in text
 
 
 def test_run_to_run_without_a_common_passed_config() -> None:
@@ -172,3 +175,31 @@ def test_previous_run_is_the_newest_older_one_of_this_machine_and_dataset(tmp_pa
     assert previous_run(cur) == want.resolve()
     assert previous_run(tmp_path / "latest") == cur.resolve()  # by the run it points at, not "latest"
     assert previous_run(want) is None
+
+
+def test_run_to_run_judges_no_target_without_a_config_within_the_cores() -> None:
+    prev = session(rec("bs8-w4-pf2", 100.0, 1.0))
+    cur = session(rec("bs8-w4-pf2", 101.0, 1.0))
+    md = run_to_run(prev, cur, "prev")
+    assert "- Target not judged: no config with W ≤ cores passed in both sessions." in md
+    assert not any(ln.startswith("- Target met") for ln in md)
+
+
+def test_a_pass_fail_flip_defeats_the_target_even_when_the_rates_agree() -> None:
+    prev = session(rec("bs8-w2-pf2", 100.0, 1.0), rec("bs16-w2-pf2", 100.0, 1.0))
+    cur = session(rec("bs8-w2-pf2", 101.0, 1.0), rec("bs16-w2-pf2", 0.0, None, status="failed"))
+    text = "\n".join(run_to_run(prev, cur, "prev"))
+    assert "- Passed in one session only: bs16-w2-pf2 (quick: passed before, failed now)." in text
+    assert "**Target not met**" in text and "Target met" not in text.replace("Target not met", "")
+
+
+def test_previous_run_needs_the_same_settings_and_a_config_passed_in_both(tmp_path: Path) -> None:
+    runs = (rec("bs8-w2-pf2", 100.0),)
+    want = _folder(tmp_path, "20261202T000100Z-vm", session(*runs))
+    other_decoder = session(*runs)
+    other_decoder["settings"] = {"decoder": "pyav"}
+    _folder(tmp_path, "20261202T000200Z-vm", other_decoder)                         # another decoder
+    _folder(tmp_path, "20261202T000210Z-vm", session(*runs, cores=1))              # taskset -c 0
+    _folder(tmp_path, "20261202T000220Z-vm", session(rec("bs8-w2-pf2", 0.0, None, status="failed")))
+    cur = _folder(tmp_path, "20261202T000300Z-vm", session(*runs))
+    assert previous_run(cur) == want.resolve()

@@ -260,21 +260,35 @@ def test_run_to_run_section_follows_the_tables(tmp_path: Path) -> None:
     assert lines[after_failed] == f"## Run to run (vs 20261201T000000Z-{host})"
     body = section(text, f"Run to run (vs 20261201T000000Z-{host})")
     assert len(table(body)) == 6 and all(r[-1] == "tie" for r in table(body))
-    assert "- Recommendation: the same, **bs8-w4-pf2**." in body
+    assert "- Recommendation over the common configs: the same, **bs8-w4-pf2**." in body
     # the older session has no previous one: no section
     assert "## Run to run" not in summarize(tmp_path / f"20261201T000000Z-{host}").read_text()
 
 
-def test_a_previous_run_the_comparison_cannot_read_costs_only_its_section(tmp_path: Path) -> None:
+def test_a_damaged_previous_run_is_passed_over(tmp_path: Path) -> None:
     host = fixture("healthy")["machine"]["hostname"]
     bad = fixture("healthy")
-    bad["results"][0]["metrics"] = "not an object"  # loads, matches, then fails inside the comparison
+    bad["results"][0]["metrics"] = "not an object"  # loads as JSON, but its records do not read
     run_dir(tmp_path, f"20261201T000000Z-{host}", bad)
     text = summarize(run_dir(tmp_path, f"20261202T000000Z-{host}", fixture("healthy"))).read_text()
     assert "## Run to run" not in text and "## Successful configurations" in text
 
 
+def test_a_comparison_that_fails_costs_only_its_section_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    import ssv2_fixtures.report.summary as summary
+
+    def broken(*a: Any) -> list[str]:
+        raise RuntimeError("boom")
+    monkeypatch.setattr(summary, "run_to_run", broken)
+    host = fixture("healthy")["machine"]["hostname"]
+    run_dir(tmp_path, f"20261201T000000Z-{host}", fixture("healthy"))
+    text = summarize(run_dir(tmp_path, f"20261202T000000Z-{host}", fixture("healthy"))).read_text()
+    body = section(text, f"Run to run (vs 20261201T000000Z-{host})")
+    assert f"Could not compare with 20261201T000000Z-{host}: RuntimeError: boom" in body
+    assert "## Successful configurations" in text and "## Findings" in text
+
+
 def test_render_summary_without_previous_has_no_section() -> None:
     data = fixture("healthy")
     assert "## Run to run" not in render_summary(data)
-    assert "## Run to run (vs x)" in render_summary(data, previous=("x", fixture("healthy")))
+    assert "## Run to run (vs x)\n\nline" in render_summary(data, previous=("x", ["line", ""]))

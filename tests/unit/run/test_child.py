@@ -108,6 +108,7 @@ def test_the_window_never_stops_early_or_late(warm: int, least: int, extra: int,
     ({"target_rel": "0.05"}, "target_rel"),
     ({"oops": 1}, "unknown ['oops']"),
     ({"min_s": -1}, "min_s: must be a number >= 0"),
+    ({"min_s": 31.0}, "must not exceed max_s (30.0)"),
 ])
 def test_a_bad_measure_spec_names_its_key(change: dict[str, Any], needle: str) -> None:
     m: dict[str, Any] = dict(warmup_batches=2, min_batches=6, max_batches=100, max_s=30.0, target_rel=0.05)

@@ -32,6 +32,10 @@ def test_the_load_is_never_negative_and_no_time_is_none(dt: float, busy: float, 
 
 
 def test_the_busy_rule_has_one_threshold_each() -> None:
+    from ssv2_fixtures.run.host import busy_reasons
+
+    assert busy_reasons({"foreign_cores": 1.0, "steal_frac": 0.5}) == {"foreign", "steal"}
+    assert busy_reasons({"steal_frac": 0.5}) == {"steal"} and busy_reasons({}) == set()
     base = {"seconds": 10.0, "cores": 2}
     assert not is_busy({"foreign_cores": BUSY_FOREIGN_CORES - 0.01, "steal_frac": BUSY_STEAL_FRAC - 0.001, **base})
     assert is_busy({"foreign_cores": BUSY_FOREIGN_CORES, "steal_frac": 0.0, **base})
@@ -65,3 +69,19 @@ def test_a_reaped_child_counts_as_ours() -> None:
     subprocess.run([sys.executable, "-c", _BURN.format(after="")], check=True, capture_output=True)
     b = mark()
     assert b.own_s - a.own_s >= 0.45  # the child's CPU reached os.times once it was waited for
+
+
+def test_only_the_cpus_this_process_may_use_are_counted(monkeypatch) -> None:
+    # under taskset/cpuset, work on the other CPUs is not competing with the runs: not foreign
+    from collections import namedtuple
+
+    import ssv2_fixtures.run.host as host
+
+    T = namedtuple("T", "user nice system idle iowait irq softirq steal")
+    per = [T(10, 0, 5, 0, 0, 1, 1, 2), T(500, 0, 200, 0, 0, 0, 0, 90)]
+    monkeypatch.setattr(host.psutil, "cpu_times", lambda percpu=False: per)
+    monkeypatch.setattr(host.os, "sched_getaffinity", lambda pid: {0})
+    m = host.mark()
+    assert m.busy_s == 17 and m.steal_s == 2 and host.usable_cpus() == [0]
+    load = host_load(_m(0, 0), _m(1, 0.5))
+    assert load is not None and load["cores"] == 1

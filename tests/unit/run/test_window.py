@@ -6,7 +6,7 @@ from ssv2_fixtures.run.stats import rate_interval
 
 
 def _spec(**kw: float) -> MeasureSpec:
-    base = {"warmup_batches": 3, "min_batches": 12, "max_batches": 1000, "max_s": 5.0, "target_rel": 0.05}
+    base = {"warmup_batches": 3, "min_batches": 12, "max_batches": 1000, "max_s": 5.0, "target_rel": 0.05, "min_s": 0.0}
     base.update(kw)
     return MeasureSpec(**base)  # type: ignore[typeddict-item]
 
@@ -71,3 +71,19 @@ def test_without_a_minimum_window_the_same_stream_stops_at_min_batches():
         now += 0.05
         stopped = w.add(4, 0.05, now)
     assert stopped == "converged" and now < 2.0  # as soon as min_batches and MIN_GROUPS allow
+
+
+def test_the_minimum_window_never_holds_back_the_time_or_batches_stop():
+    # min_s only delays "converged": the time cap and the batch cap still end the window
+    w = Window(_spec(warmup_batches=0, max_s=1.0, min_s=1.0, target_rel=1e-9), opened=0.0, round_size=1)
+    now, stopped = 0.0, None
+    while stopped is None:
+        now += 0.05
+        stopped = w.add(4, 0.05 + 0.002 * len(w.videos), now)  # a drifting stream: never within 1e-9
+    assert stopped == "time"
+    w = Window(_spec(warmup_batches=0, max_batches=20, min_s=5.0), opened=0.0, round_size=1)
+    now, stopped = 0.0, None
+    while stopped is None:
+        now += 0.05
+        stopped = w.add(4, 0.05, now)
+    assert stopped == "batches" and w.received == 20
