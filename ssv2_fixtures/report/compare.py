@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence, cast
 
-from ..run.record import ResultsError, ResultsFile
+from ..run.record import ResultsFile
 from ..run.stats import TIE_MARGIN, spans_overlap
 from .fmt import md_table, num, one_line, pct, rate, size
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
@@ -209,8 +209,8 @@ def _compared(data: ResultsFile) -> dict[tuple[str, str], Run]:
     return _keyed(sorted((r for r in runs_of(data) if r.kind in RUN_TO_RUN_KINDS), key=lambda r: r.sort_key))
 
 
-def _passed(data: ResultsFile) -> set[tuple[str, str]]:
-    return {k for k, r in _compared(data).items() if r.ok and r.vps is not None}
+def _passed(keyed: Mapping[tuple[str, str], Run]) -> set[tuple[str, str]]:
+    return {k for k, r in keyed.items() if r.ok and r.vps is not None}
 
 
 def _same_setting(a: ResultsFile, b: ResultsFile) -> bool:
@@ -225,17 +225,16 @@ def _same_setting(a: ResultsFile, b: ResultsFile) -> bool:
             and all(sa.get(k) == sb.get(k) for k in RATE_SETTINGS))
 
 
-def previous_run(folder: Path) -> Path | None:
+def previous_run(folder: Path, cur: ResultsFile | None = None) -> tuple[Path, ResultsFile] | None:
     """The newest sibling run folder older than ``folder`` (run ids are UTC time + host, so name order is
     time order on one host) in the same setting (:func:`_same_setting`) with a config that passed in both
-    (kind + label); ``None`` if there is none. Folders whose results do not load are passed over."""
+    (kind + label), with its results; ``None`` if there is none. ``cur``: ``folder``'s results when the
+    caller has them already. Folders whose results do not load are passed over."""
     folder = Path(folder).resolve()  # ``reports/latest`` is a symlink: compare by the real run id
     try:
-        cur, _ = load(folder)
-    except (ResultsError, OSError):
-        return None
-    try:
-        want = _passed(cur)
+        if cur is None:
+            cur, _ = load(folder)
+        want = _passed(_compared(cur))
     except Exception:  # a record this session cannot read back: nothing to match on
         return None
     try:
@@ -248,12 +247,9 @@ def previous_run(folder: Path) -> Path | None:
     for p in siblings:
         try:
             prev, _ = load(p)
-        except (ResultsError, OSError):
-            continue  # an unreadable or foreign folder is not a previous run
-        try:
-            if _same_setting(prev, cur) and want & _passed(prev):
-                return p
-        except Exception:  # a hand-edited neighbour whose records do not read: not a previous run
+            if _same_setting(prev, cur) and want & _passed(_compared(prev)):
+                return p, prev
+        except Exception:  # unreadable, foreign or hand-edited beyond reading: not a previous run
             continue
     return None
 
@@ -264,12 +260,13 @@ def _verdict(a: Run, b: Run) -> str:
     return "faster" if (b.vps or 0.0) > (a.vps or 0.0) else "slower"
 
 
-def _common_only(data: ResultsFile, keys: set[tuple[str, str]]) -> ResultsFile:
-    """``data`` with only the compared runs whose kind + label both sessions ran (the recommendation is
-    then compared over the same configs, not over whatever else either session ran)."""
-    kept = [r.rec for k, r in _compared(data).items() if k in keys]
+def _common_only(data: ResultsFile, keyed: Mapping[tuple[str, str], Run],
+                 keys: set[tuple[str, str]]) -> ResultsFile:
+    """``data`` with only the compared runs (``keyed``: :func:`_compared` of it) whose kind + label both
+    sessions ran (the recommendation is then compared over the same configs, not over whatever else
+    either session ran)."""
     out = dict(data)
-    out["results"] = kept
+    out["results"] = [r.rec for k, r in keyed.items() if k in keys]
     out.pop("tune", None)
     return cast(ResultsFile, out)
 
@@ -282,8 +279,8 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     from ..run.host import is_busy
 
     ka, kb = _compared(prev), _compared(cur)
-    common = set(ka) & set(kb)
-    both = [k for k in kb if k in common and k in _passed(prev) and k in _passed(cur)]
+    common, passed_both = set(ka) & set(kb), _passed(ka) & _passed(kb)
+    both = [k for k in kb if k in passed_both]
     flips = [k for k in kb if k in common and ka[k].ok != kb[k].ok]
     cores = (cur.get("machine") or {}).get("cores")
     out = [f"This session against the previous one on the same machine, dataset and settings, **{prev_name}**: "
@@ -312,7 +309,7 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
             f"{k[1]} ({k[0]}: {'passed' if ka[k].ok else ka[k].result} before, "
             f"{'passed' if kb[k].ok else kb[k].result} now)" for k in flips) + ".")
 
-    ra, rb = recommend(_common_only(prev, common)), recommend(_common_only(cur, common))
+    ra, rb = recommend(_common_only(prev, ka, common)), recommend(_common_only(cur, kb, common))
     la, lb = (ra.label if ra else None), (rb.label if rb else None)
     if la is None and lb is None:
         out.append("- Recommendation over the common configs: neither session has one.")

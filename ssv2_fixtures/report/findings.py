@@ -284,22 +284,19 @@ def host_findings(runs: Sequence[Run]) -> list[str]:
     were measured beside other work and will not reproduce on an idle machine."""
     from ..run.host import busy_reasons, load_field
 
-    loads = {id(r): h for r in runs if isinstance(h := r.rec.get("host"), Mapping)}
-    busy = [r for r in runs if id(r) in loads and busy_reasons(loads[id(r)])]
+    loads = [(r, h) for r in runs if isinstance(h := r.rec.get("host"), Mapping)]
+    busy = [(r, h, why) for r, h in loads if (why := busy_reasons(h))]
     if not busy:
         return []
     parts = []
-    foreign = [r for r in busy if "foreign" in busy_reasons(loads[id(r)])]
-    if foreign:
-        worst = max(foreign, key=lambda r: load_field(loads[id(r)], "foreign_cores"))
-        parts.append(f"other processes used up to {load_field(loads[id(worst)], 'foreign_cores'):.2f} of "
-                     f"{loads[id(worst)].get('cores', '?')} cores ({worst.label})")
-    stolen = [r for r in busy if "steal" in busy_reasons(loads[id(r)])]
-    if stolen:
-        worst = max(stolen, key=lambda r: load_field(loads[id(r)], "steal_frac"))
-        parts.append(f"the hypervisor stole up to {load_field(loads[id(worst)], 'steal_frac') * 100:.1f} % of "
-                     f"CPU time ({worst.label})")
-    names = ", ".join(r.label for r in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
+    if foreign := [(r, h) for r, h, why in busy if "foreign" in why]:
+        r, h = max(foreign, key=lambda rh: load_field(rh[1], "foreign_cores"))
+        parts.append(f"other processes used up to {load_field(h, 'foreign_cores'):.2f} of "
+                     f"{h.get('cores', '?')} cores ({r.label})")
+    if stolen := [(r, h) for r, h, why in busy if "steal" in why]:
+        r, h = max(stolen, key=lambda rh: load_field(rh[1], "steal_frac"))
+        parts.append(f"the hypervisor stole up to {load_field(h, 'steal_frac') * 100:.1f} % of CPU time ({r.label})")
+    names = ", ".join(r.label for r, _, _ in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
     return [f"The host was not idle during {len(busy)} of the {len(loads)} run(s) that recorded it ({names}): "
             + " and ".join(parts)
             + ". Their rates were measured beside other work (usually lower, not always: the other work may "
@@ -312,5 +309,5 @@ def findings(data: ResultsFile) -> list[str]:
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
     mach = data.get("machine") or {}
     cores = mach.get("cores", "?")
-    return (host_findings(runs) + _scaling(runs, cores) + _ceilings(runs, mach) + _verdicts(runs) + _outcomes(runs, mach)
-            + _leftovers(runs) + split_findings(runs) + _rank_findings(runs) + _settings(data, runs, cores))
+    return (host_findings(runs) + _scaling(runs, cores) + _ceilings(runs, mach) + _verdicts(runs)
+            + _outcomes(runs, mach) + _leftovers(runs) + split_findings(runs) + _rank_findings(runs) + _settings(data, runs, cores))

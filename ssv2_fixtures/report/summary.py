@@ -387,14 +387,14 @@ def run_to_run_lines(folder: Path, data: ResultsFile) -> tuple[str, list[str]] |
     """The *Run to run* section against the same machine's previous comparable session
     (:func:`~.compare.previous_run`), or ``None`` when there is none. The comparison is an extra: a
     neighbour it cannot read costs a line saying so, never the session's report."""
-    prev = previous_run(folder)
-    if prev is None:
+    found = previous_run(folder, data)
+    if found is None:
         return None
+    name = found[0].name
     try:
-        old, _ = load(prev)
-        return prev.name, run_to_run(old, data, prev.name)
+        return name, run_to_run(found[1], data, name)
     except Exception as exc:  # a damaged or odd record: say so where the section would be
-        return prev.name, [f"Could not compare with {prev.name}: {type(exc).__name__}: {one_line(str(exc), 200)}", ""]
+        return name, [f"Could not compare with {name}: {type(exc).__name__}: {one_line(str(exc), 200)}", ""]
 
 
 def summarize(run_dir: str | os.PathLike[str]) -> Path:

@@ -32,14 +32,14 @@ BUSY_STEAL_FRAC = 0.05     # 5 % of the vCPUs' time taken by the hypervisor
 @dataclass(frozen=True)
 class CpuMark:
     t: float        # time.monotonic()
-    busy_s: float   # system-wide CPU seconds in use, all cores
-    steal_s: float  # system-wide CPU seconds stolen by the hypervisor
+    busy_s: float   # CPU seconds in use on the usable CPUs (:func:`usable_cpus`)
+    steal_s: float  # CPU seconds the hypervisor stole from them
     own_s: float    # this process and its reaped children, user + system
 
 
 class HostLoad(TypedDict):
     foreign_cores: float  # mean cores in use by processes outside the run (and outside this process)
-    steal_frac: float     # share of all cores' time the hypervisor stole
+    steal_frac: float     # share of the usable cores' time the hypervisor stole
     seconds: float        # between the two marks
     cores: int
 
@@ -94,4 +94,5 @@ def is_busy(load: Mapping[str, Any]) -> bool:
     return bool(busy_reasons(load))
 
 
-__all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "busy_reasons", "load_field", "usable_cpus", "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]
+__all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "busy_reasons", "load_field", "usable_cpus",
+           "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]

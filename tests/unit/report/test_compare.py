@@ -161,6 +161,11 @@ def _folder(root: Path, name: str, data: dict[str, Any] | str) -> Path:
     return d
 
 
+def _prev(folder: Path) -> Path | None:
+    found = previous_run(folder)
+    return found[0] if found else None
+
+
 def test_previous_run_is_the_newest_older_one_of_this_machine_and_dataset(tmp_path: Path) -> None:
     runs = (rec("bs8-w2-pf2", 100.0),)
     want = _folder(tmp_path, "20261202T000100Z-vm", session(*runs))
@@ -172,9 +177,12 @@ def test_previous_run_is_the_newest_older_one_of_this_machine_and_dataset(tmp_pa
     cur = _folder(tmp_path, "20261202T000300Z-vm", session(*runs))
     newer = _folder(tmp_path, "20261202T000400Z-vm", session(*runs))
     (tmp_path / "latest").symlink_to(newer.name)  # as the session points it
-    assert previous_run(cur) == want.resolve()
-    assert previous_run(tmp_path / "latest") == cur.resolve()  # by the run it points at, not "latest"
+    assert _prev(cur) == want.resolve()
+    assert _prev(tmp_path / "latest") == cur.resolve()  # by the run it points at, not "latest"
     assert previous_run(want) is None
+    # with the results it read, and the caller's own results taken as given (no second read)
+    found = previous_run(cur, session(*runs))
+    assert found is not None and found[0] == want.resolve() and found[1]["results"][0]["label"] == "bs8-w2-pf2"
 
 
 def test_run_to_run_judges_no_target_without_a_config_within_the_cores() -> None:
@@ -202,4 +210,4 @@ def test_previous_run_needs_the_same_settings_and_a_config_passed_in_both(tmp_pa
     _folder(tmp_path, "20261202T000210Z-vm", session(*runs, cores=1))              # taskset -c 0
     _folder(tmp_path, "20261202T000220Z-vm", session(rec("bs8-w2-pf2", 0.0, None, status="failed")))
     cur = _folder(tmp_path, "20261202T000300Z-vm", session(*runs))
-    assert previous_run(cur) == want.resolve()
+    assert _prev(cur) == want.resolve()

@@ -111,7 +111,8 @@ def test_a_window_without_warm_up_is_the_childs_own_batches_first_one_included()
     # warmup_batches=0 (``--quick-batches 1``): the child's window holds every batch, the start-up one too;
     # the record's window must be those same batches, so its rate is the window's
     waits = [3.0] + [0.5] * 11
-    spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9, min_s=0.0)
+    spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9,
+                       min_s=0.0)
     w = Window(spec, opened=0.0)
     stopped = [w.add(4, x, now=float(k)) for k, x in enumerate(waits)]
     assert stopped[-1] == "batches" and len(w.videos) == len(waits)
