@@ -126,7 +126,7 @@ def _side_by_side(ka: Mapping[tuple[str, str], Run], kb: Mapping[tuple[str, str]
 def _slower_side(ratios: Sequence[float], ma: Mapping[str, Any], mb: Mapping[str, Any],
                  dsa: Mapping[str, Any], dsb: Mapping[str, Any]) -> list[str]:
     med = statistics.median(ratios)
-    if 0.9 <= med <= 1.1:  # README "How far to trust a number": the 10 % run-to-run target
+    if 1 - TIE_MARGIN <= med <= 1 + TIE_MARGIN:  # README "How far to trust a number": the 10 % run-to-run target
         return []
     slow, fast, ms, mf = ("B", "A", mb, ma) if med < 1 else ("A", "B", ma, mb)
     causes = []
