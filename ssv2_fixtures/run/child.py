@@ -353,8 +353,10 @@ class Window:
     @property
     def warmup(self) -> int:
         """Warm-up batches: ``warmup_batches`` rounded up to whole rounds (NOTE [measured window])."""
-        w, r = int(self.spec["warmup_batches"]), max(1, self.round_size)
-        return min(r * -(-w // r), int(self.spec["max_batches"]) - 1)
+        from .stats import whole_rounds
+
+        return min(whole_rounds(int(self.spec["warmup_batches"]), self.round_size),
+                   int(self.spec["max_batches"]) - 1)
 
     def add(self, videos: int, wait_s: float, now: float) -> str | None:
         """One received batch; the reason to stop now (``converged``/``time``/``batches``) or None."""

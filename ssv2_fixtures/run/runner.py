@@ -129,7 +129,7 @@ def run_config(
     ds: DatasetSpec = dataset_spec(dataset) if isinstance(dataset, (str, os.PathLike)) else dataset
     drill = _check_fault(fault, batches, ds.get("factory"))
     how = strategy_for(launch)
-    limits = (watchdog or Watchdog()).resolve(config, batches, how.ranks)
+    limits = (watchdog or Watchdog()).resolve(config, batches, how.ranks, measure)
     label = config.label
     base = Path(run_dir) if run_dir else Path(os.environ.get("TMPDIR", "/tmp")) / "ssv2-stress-runs"
     work = _fresh_dir(base, name or label)

@@ -103,10 +103,15 @@ class RateInterval:
         return [self.lo, self.hi]
 
 
+def whole_rounds(batches: int, round_size: int = 1) -> int:
+    """``batches`` rounded up to whole worker rounds (``round_size``: the worker count; 1 for W = 0)."""
+    r = max(1, int(round_size))
+    return r * -(-int(batches) // r)
+
+
 def group_length(round_size: int = 1) -> int:
     """Batches per batch-means group: whole worker rounds, at least 3 batches."""
-    r = max(1, int(round_size))
-    return r * -(-3 // r)
+    return whole_rounds(3, round_size)
 
 
 def _needed(round_size: int) -> int:

@@ -32,14 +32,26 @@ class Watchdog:
     total_s: float | None = None
     exit_s: float | None = None
 
-    def resolve(self, config: Any, batches: int, ranks: int = 1) -> Limits:
-        """``ranks``: processes loading at once on this node (``-m distributed``), sharing its cores."""
+    def resolve(self, config: Any, batches: int, ranks: int = 1,
+                measure: Mapping[str, Any] | None = None) -> Limits:
+        """``ranks``: processes loading at once on this node (``-m distributed``), sharing its cores.
+        ``measure``: the run's time window (NOTE [measured window] in child.py), which ends the run at its
+        ``max_s`` long before ``batches`` (quick's cap of 1000) would at the per-batch allowance."""
+        from .stats import whole_rounds
+
         # Generous by design: a slow machine must not read as a hang. ~0.25 s per video is ~10× slower
         # than decode here; start-up covers the torch import and worker start (every rank imports torch
         # at once, and torchrun's agent before them).
         startup = self.startup_s or 90.0 + 2.0 * config.num_workers + 0.5 * config.batch_size + 20.0 * (ranks - 1)
         stall = self.stall_s or 30.0 + 0.25 * config.batch_size * ranks
-        total = self.total_s or startup + batches * (2.0 + 0.25 * config.batch_size) * ranks + 60.0
+        per_batch = (2.0 + 0.25 * config.batch_size) * ranks
+        loading = batches * per_batch
+        if measure:
+            # warm-up (whole rounds), then at most max_s of window, then the round in flight at the cap
+            r = max(1, config.num_workers)
+            outside = min(batches, whole_rounds(int(measure["warmup_batches"]), r) + r)
+            loading = min(loading, outside * per_batch + float(measure["max_s"]))
+        total = self.total_s or startup + loading + 60.0
         # torch joins each worker for up to 5 s (MP_STATUS_CHECK_INTERVAL) before terminating it
         exit_ = self.exit_s or 15.0 + 5.0 * config.num_workers
         return {"startup_s": startup, "stall_s": stall, "total_s": total, "exit_s": exit_}

@@ -130,7 +130,8 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
     p = params.params if params else {}
     wd = watchdog_for(settings)
     if "ladder_phase" in p:
-        return wd.resolve(p["ladder_phase"].config, settings.quick_batches)["total_s"] + _SETUP_MARGIN_S
+        return (wd.resolve(p["ladder_phase"].config, settings.quick_batches, measure=quick_measure(settings))
+                ["total_s"] + _SETUP_MARGIN_S)
     if "sustained_config" in p:
         return wd.resolve(p["sustained_config"][0], settings.batches)["total_s"] + _SETUP_MARGIN_S
     if "distributed_config" in p:

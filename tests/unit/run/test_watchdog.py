@@ -34,6 +34,21 @@ def test_limits_are_derived_from_the_config_and_given_ones_win() -> None:
         {"startup_s": 1, "stall_s": 2, "total_s": 3, "exit_s": 4}
 
 
+def test_a_time_window_bounds_the_total_by_its_seconds_not_its_batch_cap() -> None:
+    cfg = LoaderConfig(batch_size=16, num_workers=4)
+    measure = {"warmup_batches": 3, "min_batches": 12, "max_batches": 1000, "max_s": 10.0, "target_rel": 0.05}
+    capped = Watchdog().resolve(cfg, 1000)
+    windowed = Watchdog().resolve(cfg, 1000, measure=measure)
+    per_batch = 2.0 + 0.25 * 16
+    # warm-up rounded to one 4-batch round, the 10 s window, then the round in flight when it closes
+    assert windowed["total_s"] == windowed["startup_s"] + (4 + 4) * per_batch + 10.0 + 60.0
+    assert capped["total_s"] == capped["startup_s"] + 1000 * per_batch + 60.0
+    assert windowed["stall_s"] == capped["stall_s"] and windowed["startup_s"] == capped["startup_s"]
+    # a cap below the window's own batches still bounds it
+    few = Watchdog().resolve(cfg, 5, measure=measure)
+    assert few["total_s"] == few["startup_s"] + 5 * per_batch + 60.0
+
+
 def test_single_process_startup_then_stall() -> None:
     p = _progress((1.0, {"ev": "started"}))
     assert watch_single(p, 9.0, LIMITS) is None

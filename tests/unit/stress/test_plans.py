@@ -88,11 +88,13 @@ def test_item_timeout_uses_the_runs_watchdog() -> None:
     from types import SimpleNamespace
 
     from ssv2_fixtures.options import Settings
-    from ssv2_fixtures.stress.plans import _SETUP_MARGIN_S, item_timeout, ladder as _ladder, watchdog_for
+    from ssv2_fixtures.stress.plans import _SETUP_MARGIN_S, item_timeout, ladder as _ladder, quick_measure, watchdog_for
 
     s = Settings(stall_timeout=7)
     assert watchdog_for(s).stall_s == 7.0 and watchdog_for(Settings()).stall_s is None
     phase = _ladder(s.max_workers)[2]
     item = SimpleNamespace(callspec=SimpleNamespace(params={"ladder_phase": phase}))
-    want = watchdog_for(s).resolve(phase.config, s.quick_batches)["total_s"] + _SETUP_MARGIN_S
+    # sized from the phase's time window (as the runner does), not from the 1000-batch cap
+    want = watchdog_for(s).resolve(phase.config, s.quick_batches, measure=quick_measure(s))["total_s"] + _SETUP_MARGIN_S
     assert item_timeout(item, s) == want
+    assert want < watchdog_for(s).resolve(phase.config, s.quick_batches)["total_s"] + _SETUP_MARGIN_S
