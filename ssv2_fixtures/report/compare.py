@@ -337,7 +337,8 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
         cause = (f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
                  "see Findings): rerun on an idle machine before trusting the differences." if busy else
                  "No compared run recorded a busy host (records without a host entry predate it), so "
-                 "the machine's own speed moved between the sessions: rerun to see whether it holds.")
+                 "the machine's own speed moved between the sessions: rerun to see whether it holds; "
+                 "`python benchmarks/host_drift.py` measures how often this machine can hold it at all.")
         out.append("- **Target not met**: two consecutive sessions on an idle machine should agree on the "
                    "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
                    "trust a number*). " + cause)
