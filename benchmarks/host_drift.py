@@ -8,17 +8,16 @@ every 1 s window — nothing changes from window to window but the machine. Then
 quick sessions had run on it, ``--session-gap`` seconds apart, each with one phase per W <= cores config
 of the ladder, ``--phase-gap`` seconds apart, and prints, for a few window designs, how often *every* such
 phase of a session lands within 10 % of the same phase one session later (the README's run-to-run target),
-and the median change of the worst phase. The first design is the quick ladder's own (one window of
-``stress.plans.QUICK_MIN_S``); the others show what more window time, or the same time split in two passes,
+and the median change of the worst phase. The first design is the quick ladder's own at its shortest (one
+window of ``stress.plans.QUICK_MIN_S``); the others show what more window time, or the same time split in two passes,
 would buy. Also printed: the autocorrelation of the 1 s rates at a few lags (how slowly the drift moves).
 
-Not a test: a machine property, printed in one run. On a steady machine the first design is near 1.00;
-on the 2-core VM of the README it was 0.16 (README "How far to trust a number").
+Not a test: a machine property, printed in one run. Where the speed holds every design gives 1.00;
+on the 2-core VM of the README it was 0.12 (README "How far to trust a number").
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -26,9 +25,10 @@ from typing import Sequence
 
 import torch  # before decord
 
-
 from ssv2_fixtures.data.clips import SSv2Clips
-from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
+from ssv2_fixtures.data.synth import SynthSpec, default_cache_dir, ensure_synthetic
+from ssv2_fixtures.options import resolve
+from ssv2_fixtures.run.stats import percentile
 from ssv2_fixtures.stress.plans import QUICK_MIN_S, ladder
 
 TARGET = 0.10
@@ -69,7 +69,7 @@ def replay(rates: Sequence[float], parts: Sequence[tuple[int, int]], phases: int
         worst.append(max(changes))
     if not hits:
         return None
-    return sum(hits) / len(hits), statistics.median(worst)
+    return sum(hits) / len(hits), percentile(worst, 50)
 
 
 def autocorr(rates: Sequence[float], lag: int) -> float | None:
@@ -87,22 +87,23 @@ def main() -> int:
     ap.add_argument("--session-gap", type=int, default=90, help="seconds from one quick session's start to "
                     "the next's (default 90: a warm quick session here)")
     ap.add_argument("--phase-gap", type=int, default=10, help="seconds from one phase's start to the next's")
-    ap.add_argument("--videos", type=int, default=64, help="distinct clips in the built-in set")
-    ap.add_argument("--cache", default=os.environ.get("SSV2_STRESS_CACHE",
-                                                      os.path.expanduser("~/.cache/ssv2-stress")))
+    defaults = resolve(lambda name: None, lambda name: None, None)  # the session's defaults: cap, set size
+    ap.add_argument("--videos", type=int, default=defaults.synthetic_videos,
+                    help=f"distinct clips in the built-in set (default {defaults.synthetic_videos}, as quick)")
+    ap.add_argument("--cache", default=str(default_cache_dir()), help="the built-in set's cache "
+                    "($SSV2_STRESS_CACHE, else ~/.cache/ssv2-stress)")
     a = ap.parse_args()
     torch.set_num_threads(1)  # as the suite's child
     root = ensure_synthetic(SynthSpec(videos=a.videos, full_size=True), cache_dir=a.cache)
     ds = SSv2Clips(root, split="train")
-    cores = len(os.sched_getaffinity(0))
-    phases = sum(1 for p in ladder(2 * cores) if p.config.num_workers <= cores)
+    cores = defaults.cores
+    phases = sum(1 for p in ladder(defaults.max_workers) if p.config.num_workers <= cores)
     rates = trace(ds, a.seconds)
     if len(rates) < 2:
         print("trace too short", file=sys.stderr)
         return 2
-    q = sorted(rates)
-    print(f"\n{len(rates)} windows of 1 s: median {statistics.median(rates):.1f} videos/s, "
-          f"5th-95th percentile {q[len(q) // 20]:.1f}-{q[-1 - len(q) // 20]:.1f}")
+    print(f"\n{len(rates)} windows of 1 s: median {percentile(rates, 50):.1f} videos/s, "
+          f"5th-95th percentile {percentile(rates, 5):.1f}-{percentile(rates, 95):.1f}")
     lags = [k for k in (1, 3, 6, 10, 30, 60, 90, 180) if k < len(rates)]
     print("autocorrelation at lag (s): " + ", ".join(f"{k}: {autocorr(rates, k):.2f}" for k in lags))
     w, half = int(round(QUICK_MIN_S)), max(1, int(round(QUICK_MIN_S / 2)))
