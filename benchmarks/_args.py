@@ -1,4 +1,5 @@
 """Options every loader benchmark shares (imported by the scripts beside it: ``python benchmarks/X.py``)."""
+
 from __future__ import annotations
 
 import argparse

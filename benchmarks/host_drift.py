@@ -15,6 +15,7 @@ would buy. Also printed: the autocorrelation of the 1 s rates at a few lags (how
 Not a test: a machine property, printed in one run. Where the speed holds every design gives 1.00;
 on the 2-core VM of the README it was 0.12 (README "How far to trust a number").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,13 +49,15 @@ def trace(ds: SSv2Clips, seconds: float) -> list[float]:
     return out
 
 
-def replay(rates: Sequence[float], parts: Sequence[tuple[int, int]], phases: int, session_gap: int,
-           phase_gap: int) -> tuple[float, float] | None:
+def replay(
+    rates: Sequence[float], parts: Sequence[tuple[int, int]], phases: int, session_gap: int, phase_gap: int
+) -> tuple[float, float] | None:
     """(share of session pairs whose every phase is within TARGET, median worst-phase change) when each
     phase's rate is the mean of its windows ``parts`` ((offset s, length s) from the phase's start); None
     when the trace is too short for one pair."""
+
     def window(t: int, length: int) -> float:
-        return statistics.fmean(rates[t:t + length])
+        return statistics.fmean(rates[t : t + length])
 
     offsets = [i * phase_gap for i in range(phases)]
     span = session_gap + offsets[-1] + max(a + n for a, n in parts)
@@ -84,14 +87,25 @@ def autocorr(rates: Sequence[float], lag: int) -> float | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=600.0, help="length of the trace (default 600)")
-    ap.add_argument("--session-gap", type=int, default=90, help="seconds from one quick session's start to "
-                    "the next's (default 90: a warm quick session here)")
+    ap.add_argument(
+        "--session-gap",
+        type=int,
+        default=90,
+        help="seconds from one quick session's start to the next's (default 90: a warm quick session here)",
+    )
     ap.add_argument("--phase-gap", type=int, default=10, help="seconds from one phase's start to the next's")
     defaults = resolve(lambda name: None, lambda name: None, None)  # the session's defaults: cap, set size
-    ap.add_argument("--videos", type=int, default=defaults.synthetic_videos,
-                    help=f"distinct clips in the built-in set (default {defaults.synthetic_videos}, as quick)")
-    ap.add_argument("--cache", default=str(default_cache_dir()), help="the built-in set's cache "
-                    "($SSV2_STRESS_CACHE, else ~/.cache/ssv2-stress)")
+    ap.add_argument(
+        "--videos",
+        type=int,
+        default=defaults.synthetic_videos,
+        help=f"distinct clips in the built-in set (default {defaults.synthetic_videos}, as quick)",
+    )
+    ap.add_argument(
+        "--cache",
+        default=str(default_cache_dir()),
+        help="the built-in set's cache ($SSV2_STRESS_CACHE, else ~/.cache/ssv2-stress)",
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)  # as the suite's child
     root = ensure_synthetic(SynthSpec(videos=a.videos, full_size=True), cache_dir=a.cache)
@@ -102,18 +116,24 @@ def main() -> int:
     if len(rates) < 2:
         print("trace too short", file=sys.stderr)
         return 2
-    print(f"\n{len(rates)} windows of 1 s: median {percentile(rates, 50):.1f} videos/s, "
-          f"5th-95th percentile {percentile(rates, 5):.1f}-{percentile(rates, 95):.1f}")
+    print(
+        f"\n{len(rates)} windows of 1 s: median {percentile(rates, 50):.1f} videos/s, "
+        f"5th-95th percentile {percentile(rates, 5):.1f}-{percentile(rates, 95):.1f}"
+    )
     lags = [k for k in (1, 3, 6, 10, 30, 60, 90, 180) if k < len(rates)]
     print("autocorrelation at lag (s): " + ", ".join(f"{k}: {autocorr(rates, k):.2f}" for k in lags))
     w, half = int(round(QUICK_MIN_S)), max(1, int(round(QUICK_MIN_S / 2)))
-    designs = [(f"one {w} s window (the quick ladder's)", [(0, w)]),
-               (f"one {2 * w} s window", [(0, 2 * w)]),
-               ("one 30 s window", [(0, 30)]),
-               (f"two {half} s windows 45 s apart", [(0, half), (45, half)]),
-               (f"two {w} s windows 45 s apart", [(0, w), (45, w)])]
-    print(f"\n{phases} phases (W <= {cores} cores) per session, {a.phase_gap} s apart; sessions "
-          f"{a.session_gap} s apart; target: every phase within {TARGET:.0%} of the previous session's")
+    designs = [
+        (f"one {w} s window (the quick ladder's)", [(0, w)]),
+        (f"one {2 * w} s window", [(0, 2 * w)]),
+        ("one 30 s window", [(0, 30)]),
+        (f"two {half} s windows 45 s apart", [(0, half), (45, half)]),
+        (f"two {w} s windows 45 s apart", [(0, w), (45, w)]),
+    ]
+    print(
+        f"\n{phases} phases (W <= {cores} cores) per session, {a.phase_gap} s apart; sessions "
+        f"{a.session_gap} s apart; target: every phase within {TARGET:.0%} of the previous session's"
+    )
     for name, parts in designs:
         r = replay(rates, parts, phases, a.session_gap, a.phase_gap)
         if r is None:

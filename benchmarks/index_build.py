@@ -9,6 +9,7 @@ check_files=True.
 
     python benchmarks/index_build.py [--n 168913] [--repeat 3] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (root / "something-something-v2-train.json").exists():
             t0 = time.perf_counter()
             make_root(root, args.n)
-            print(f"setup: wrote {args.n:,} entries + video files in "
-                  f"{time.perf_counter() - t0:.2f} s ({root})")
+            print(f"setup: wrote {args.n:,} entries + video files in {time.perf_counter() - t0:.2f} s ({root})")
         size_mb = (root / "something-something-v2-train.json").stat().st_size / 2**20
         print(f"train JSON: {size_mb:.1f} MiB")
 
@@ -98,26 +98,25 @@ def main(argv: list[str] | None = None) -> int:
 
         # The same split as a VideoMAE-style list file.
         lst = root / "train_list.txt"
-        lst.write_text("".join(f"{VIDEO_DIR_NAME}/{idx.video_id(i)}.webm {idx.label(i)}\n"
-                               for i in range(len(idx))))
+        lst.write_text("".join(f"{VIDEO_DIR_NAME}/{idx.video_id(i)}.webm {idx.label(i)}\n" for i in range(len(idx))))
         t_list, lidx = best_of(args.repeat, lambda: load_index(root, "train", list_file=lst))
         assert len(lidx) == args.n
         print(f"load_index(list_file=..., check_files=True): {t_list:.3f} s")
 
-        arrays = {"ids": idx.ids, "labels": idx.labels, "paths": idx.paths,
-                  "offsets": idx.offsets}
+        arrays = {"ids": idx.ids, "labels": idx.labels, "paths": idx.paths, "offsets": idx.offsets}
         for name, a in arrays.items():
             print(f"  {name:8s} {str(a.dtype):8s} {a.nbytes / 2**20:7.2f} MiB")
         print(f"  total             {idx.nbytes / 2**20:7.2f} MiB in 4 objects")
 
         # The same content as a list of dicts, the layout #13246 warns about.
         tracemalloc.start()
-        as_dicts = [{"id": idx.video_id(i), "label": idx.label(i), "path": idx.path(i)}
-                    for i in range(len(idx))]
+        as_dicts = [{"id": idx.video_id(i), "label": idx.label(i), "path": idx.path(i)} for i in range(len(idx))]
         cur, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"  (as a list of {len(as_dicts):,} dicts: {cur / 2**20:.1f} MiB in "
-              f"~{4 * len(as_dicts):,} refcounted objects, each COW-copied per forked worker)")
+        print(
+            f"  (as a list of {len(as_dicts):,} dicts: {cur / 2**20:.1f} MiB in "
+            f"~{4 * len(as_dicts):,} refcounted objects, each COW-copied per forked worker)"
+        )
         del as_dicts
 
         ok = t_check < TARGET_S

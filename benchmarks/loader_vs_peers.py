@@ -6,6 +6,7 @@ Prints a table (median videos/s over --reps repetitions, with min–max spread) 
 project tracks: ours / L (the decode limit: single-process decode rate × min(workers, cores)),
 ours / common recipe, runner / in-process, and each decoder backend / decord.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,15 @@ def main() -> int:
     root = ensure_synthetic(SynthSpec(videos=args.videos, full_size=True))
     cores = len(os.sched_getaffinity(0))
     w = args.workers
-    cfg = LoaderConfig(batch_size=args.batch_size, num_workers=w, prefetch_factor=4, persistent_workers=True,
-                       shuffle=True, drop_last=True, sharing_strategy="file_descriptor")
+    cfg = LoaderConfig(
+        batch_size=args.batch_size,
+        num_workers=w,
+        prefetch_factor=4,
+        persistent_workers=True,
+        shuffle=True,
+        drop_last=True,
+        sharing_strategy="file_descriptor",
+    )
     cfg_fs = LoaderConfig(**{**cfg.to_dict(), "sharing_strategy": "file_system"})
     ds = SSv2Clips(root, "train", FRAMES, SIZE)
     torch.set_num_threads(1)
@@ -97,16 +105,23 @@ def main() -> int:
         med = statistics.median(rows[name])
         print(f"  {name:<34} {med:7.1f} videos/s   (min {min(rows[name]):.1f}, max {max(rows[name]):.1f})", flush=True)
 
-    print(f"{len(ds)} train entries over {args.videos} encoded clips, {FRAMES}×{SIZE}², batch {args.batch_size}, W={w}, {cores} cores, "
-          f"{args.reps} reps × {args.batches} batches")
+    print(
+        f"{len(ds)} train entries over {args.videos} encoded clips, {FRAMES}×{SIZE}², batch {args.batch_size}, W={w}, {cores} cores, "
+        f"{args.reps} reps × {args.batches} batches"
+    )
     measure("decode, 1 process (decord)", lambda: decode_rate(ds, 48))
     limit = statistics.median(rows["decode, 1 process (decord)"]) * min(w, cores)
     measure("ours in-process (file_descriptor)", lambda: rate(make_loader(ds, cfg), args.batches))
     measure("ours in-process (file_system)", lambda: rate(make_loader(ds, cfg_fs), args.batches))
     runs = tempfile.mkdtemp(prefix="ssv2-bench-")
-    measure("ours through the runner", lambda: float(run_config(
-        dataset_spec(root, "train", num_frames=FRAMES, size=SIZE), cfg, args.batches + 1,
-        run_dir=runs).metrics.get("videos_per_s", 0)))
+    measure(
+        "ours through the runner",
+        lambda: float(
+            run_config(
+                dataset_spec(root, "train", num_frames=FRAMES, size=SIZE), cfg, args.batches + 1, run_dir=runs
+            ).metrics.get("videos_per_s", 0)
+        ),
+    )
     shutil.rmtree(runs, ignore_errors=True)
     recipe = LoaderConfig(batch_size=args.batch_size, num_workers=w, shuffle=True, drop_last=True)
     measure("common recipe (float32 in workers)", lambda: rate(make_loader(CommonRecipe(ds), recipe), args.batches))
@@ -121,7 +136,9 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in rows.items()}
     ours = med["ours in-process (file_descriptor)"]
     print("\nratios")
-    print(f"  decode limit L = {med['decode, 1 process (decord)']:.1f} × min(W={w}, cores={cores}) = {limit:.1f} videos/s")
+    print(
+        f"  decode limit L = {med['decode, 1 process (decord)']:.1f} × min(W={w}, cores={cores}) = {limit:.1f} videos/s"
+    )
     print(f"  ours / L                      {ours / limit:.2f}   (goal >= 0.95 steady)")
     print(f"  ours / common recipe          {ours / med['common recipe (float32 in workers)']:.2f}   (goal >= 1.5)")
     print(f"  runner / in-process           {med['ours through the runner'] / ours:.2f}   (goal >= 0.97)")

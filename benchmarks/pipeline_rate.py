@@ -15,6 +15,7 @@ the suite's from its record, plain's from its per-batch times), then each side's
 over rounds, and the ratio suite / plain of the medians with the min–max of the per-round ratios (1.00: the
 suite reports what a training loop over the same pipeline gets).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def plain(spec: dict, cfg: LoaderConfig, batches: int) -> tuple[float, list[floa
     """Videos/s over the loop's wall time after the first batch, and its interval from per-batch times."""
     pipe = load_pipeline(spec, train=True)
     # endless, as the suite's child: one epoch of a small split is shorter than the run
-    loader = make_loader(pipe.dataset, cfg, endless=True, collate_fn=pipe.collate_fn,
-                         worker_init_fn=pipe.worker_init_fn)
+    loader = make_loader(
+        pipe.dataset, cfg, endless=True, collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn
+    )
     it = iter(loader)
     next(it)  # worker start-up and the first decode: not timed, as the suite's steady state
     t0 = time.perf_counter()
@@ -79,13 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     paths = [str(Path(p).resolve()) for p in (a.path or [HERE.parent / "tests" / "userpipe"])]
     kwargs = dict(dataset_arg(t, "--arg") for t in (a.arg or ["size=64", "frames=8"]))
     root = ensure_synthetic(SynthSpec(videos=a.videos), cache_dir=a.cache)
-    spec = dict(dataset_spec(root, "train"), factory=a.factory, factory_kwargs=kwargs, factory_path=paths,
-                train=True)
+    spec = dict(dataset_spec(root, "train"), factory=a.factory, factory_kwargs=kwargs, factory_path=paths, train=True)
     cfg = LoaderConfig(batch_size=a.batch_size, num_workers=a.workers, prefetch_factor=a.prefetch, shuffle=True)
     torch.set_num_threads(1)  # as the suite's child: workers decode, the main thread only receives
     sys.path[:0] = paths
-    print(f"{a.factory}({kwargs}) on {root} (train), {cfg.label}, {a.batches} batches per run, "
-          f"{a.rounds} rounds, alternating; cores: {len(os.sched_getaffinity(0))}")
+    print(
+        f"{a.factory}({kwargs}) on {root} (train), {cfg.label}, {a.batches} batches per run, "
+        f"{a.rounds} rounds, alternating; cores: {len(os.sched_getaffinity(0))}"
+    )
     suite_s, suite_loop, plain_s = [], [], []
     suite_iv: list[list[float] | None] = []
     plain_iv: list[list[float] | None] = []
@@ -109,15 +112,21 @@ def main(argv: list[str] | None = None) -> int:
                     rate, iv = plain(spec, cfg, a.batches)
                     plain_s.append(rate)
                     plain_iv.append(iv)
-            print(f"round {i}: suite {suite_s[-1]:.2f}{_iv(suite_iv[-1])} videos/s (loop wall "
-                  f"{suite_loop[-1]:.2f}), plain {plain_s[-1]:.2f}{_iv(plain_iv[-1])} videos/s")
+            print(
+                f"round {i}: suite {suite_s[-1]:.2f}{_iv(suite_iv[-1])} videos/s (loop wall "
+                f"{suite_loop[-1]:.2f}), plain {plain_s[-1]:.2f}{_iv(plain_iv[-1])} videos/s"
+            )
     s, sl, p = (statistics.median(x) for x in (suite_s, suite_loop, plain_s))
     ratios = [x / y for x, y in zip(suite_s, plain_s)]
     loop_ratios = [x / y for x, y in zip(suite_loop, plain_s)]
-    print(f"over {a.rounds} rounds: suite {_spread(suite_s)}, loop wall {_spread(suite_loop)}, "
-          f"plain {_spread(plain_s)} videos/s")
-    print(f"ratio suite/plain of the medians {s / p:.3f} (per round {min(ratios):.3f}–{max(ratios):.3f}); "
-          f"loop wall / plain {sl / p:.3f} (per round {min(loop_ratios):.3f}–{max(loop_ratios):.3f})")
+    print(
+        f"over {a.rounds} rounds: suite {_spread(suite_s)}, loop wall {_spread(suite_loop)}, "
+        f"plain {_spread(plain_s)} videos/s"
+    )
+    print(
+        f"ratio suite/plain of the medians {s / p:.3f} (per round {min(ratios):.3f}–{max(ratios):.3f}); "
+        f"loop wall / plain {sl / p:.3f} (per round {min(loop_ratios):.3f}–{max(loop_ratios):.3f})"
+    )
     return 0
 
 

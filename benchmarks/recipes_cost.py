@@ -9,6 +9,7 @@ of each loop (worker start-up) is not timed. Per recipe: the rate over all timed
 batch-means interval (``run.stats.rate_interval``), the measured bytes per batch (``data.batch.describe``:
 the sum of every tensor's nbytes) and the largest tensor's shape and dtype.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,13 @@ RECIPES = ("ssv2clips", "tsm_uint8", "videomae_finetune")
 def one_loop(pipe: Pipeline, cfg: LoaderConfig, batches: int) -> tuple[list[int], list[float], Any]:
     # endless (as the suite's child and pipeline_rate.py): a small split's epoch ends inside the loop, and
     # a new epoch's worker start-up would land in a timed next()
-    loader = make_loader(pipe.dataset, cfg, endless=True, collate_fn=pipe.collate_fn or default_collate,
-                         worker_init_fn=pipe.worker_init_fn)
+    loader = make_loader(
+        pipe.dataset,
+        cfg,
+        endless=True,
+        collate_fn=pipe.collate_fn or default_collate,
+        worker_init_fn=pipe.worker_init_fn,
+    )
     it = iter(loader)
     first = next(it)  # worker start-up and the first decode: not timed
     facts = describe(first, videos=cfg.batch_size)
@@ -58,16 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     root = ensure_synthetic(SynthSpec(videos=args.videos), cache_dir=args.cache, processes=os.cpu_count() or 1)
-    cfg = LoaderConfig(batch_size=args.batch_size, num_workers=args.workers, prefetch_factor=args.prefetch,
-                       shuffle=True)
-    pipes = {name: load_pipeline({"factory": f"ssv2_fixtures.data.recipes:{name}", "root": str(root),
-                                  "split": "train"}, train=True) for name in RECIPES}
+    cfg = LoaderConfig(
+        batch_size=args.batch_size, num_workers=args.workers, prefetch_factor=args.prefetch, shuffle=True
+    )
+    pipes = {
+        name: load_pipeline(
+            {"factory": f"ssv2_fixtures.data.recipes:{name}", "root": str(root), "split": "train"}, train=True
+        )
+        for name in RECIPES
+    }
     items: dict[str, list[int]] = {n: [] for n in RECIPES}
     secs: dict[str, list[float]] = {n: [] for n in RECIPES}
     facts: dict[str, Any] = {}
-    print(f"synthetic set {root} ({args.videos} clips), BS={cfg.batch_size} W={cfg.num_workers} "
-          f"PF={cfg.effective_prefetch}, {args.rounds} rounds × {args.batches} timed batches, "
-          f"{os.cpu_count()} cores, torch {torch.__version__}", flush=True)
+    print(
+        f"synthetic set {root} ({args.videos} clips), BS={cfg.batch_size} W={cfg.num_workers} "
+        f"PF={cfg.effective_prefetch}, {args.rounds} rounds × {args.batches} timed batches, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}",
+        flush=True,
+    )
     for r in range(args.rounds):
         for name in RECIPES:
             i, s, f = one_loop(pipes[name], cfg, args.batches)
@@ -84,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         rate = sum(items[name]) / sum(secs[name])
         band = f"{ri.lo:.1f}–{ri.hi:.1f}" if ri else "n/a"
         f = facts[name]
-        print(f"| {name} | {rate:.1f} ({band}) | {rate / base:.2f} | {f['bytes'] / 1e6:.1f} | {f['clips']} | "
-              f"{'×'.join(map(str, f['shape']))} {f['dtype'].replace('torch.', '')} |")
+        print(
+            f"| {name} | {rate:.1f} ({band}) | {rate / base:.2f} | {f['bytes'] / 1e6:.1f} | {f['clips']} | "
+            f"{'×'.join(map(str, f['shape']))} {f['dtype'].replace('torch.', '')} |"
+        )
     return 0
 
 

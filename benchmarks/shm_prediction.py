@@ -12,6 +12,7 @@ Prints, per config and round, predicted and measured MB and their ratio, then ea
 over rounds. The peak is sampled (every 0.1 s), so it can only miss bytes, never invent them; the budget's
 claim is "within 10 %" (issue 13), which a row outside 0.90–1.10 contradicts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,11 @@ from ssv2_fixtures.stress.probe import pipeline_probe
 
 HERE = Path(__file__).resolve().parent
 PRIVATE_SHM = Sandbox(shm_bytes=2**30)
-BUILTIN = (LoaderConfig(batch_size=4, num_workers=1, prefetch_factor=2),
-           LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2),
-           LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=4, sharing_strategy="file_system"))
+BUILTIN = (
+    LoaderConfig(batch_size=4, num_workers=1, prefetch_factor=2),
+    LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2),
+    LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=4, sharing_strategy="file_system"),
+)
 USER = LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2)
 FRAMES, SIZE = 8, 112
 
@@ -53,33 +56,57 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     root = ensure_synthetic(SynthSpec(videos=a.videos), cache_dir=a.cache)
     builtin = dict(dataset_spec(root, "train", num_frames=FRAMES, size=SIZE))
-    user: dict[str, Any] = dict(dataset_spec(root, "train"), factory="userpipe.data:build",
-                                factory_kwargs={"frames": FRAMES, "size": SIZE},
-                                factory_path=[str(HERE.parent / "tests" / "userpipe")])
+    user: dict[str, Any] = dict(
+        dataset_spec(root, "train"),
+        factory="userpipe.data:build",
+        factory_kwargs={"frames": FRAMES, "size": SIZE},
+        factory_path=[str(HERE.parent / "tests" / "userpipe")],
+    )
     ratios: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        probe = run_config(user, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp,  # type: ignore[arg-type]
-                           name="probe")
+        probe = run_config(
+            user,
+            LoaderConfig(batch_size=2, num_workers=0),
+            3,
+            run_dir=tmp,  # type: ignore[arg-type]
+            name="probe",
+        )
         p = pipeline_probe(probe.record) if probe.passed else None
         if p is None:
             print(f"the pipeline probe failed: {probe.describe()}")
             return 1
         cases: list[tuple[str, dict[str, Any], LoaderConfig, int]] = [
-            (f"ssv2clips {c.label}", builtin, c, predict(c, frames=FRAMES, size=SIZE).shm_bytes) for c in BUILTIN]
-        cases.append((f"userpipe float32 ×2 views {USER.label}", user, USER,
-                      predict(USER, bytes_per_item=p["bytes_per_item"]).shm_bytes))
+            (f"ssv2clips {c.label}", builtin, c, predict(c, frames=FRAMES, size=SIZE).shm_bytes) for c in BUILTIN
+        ]
+        cases.append(
+            (
+                f"userpipe float32 ×2 views {USER.label}",
+                user,
+                USER,
+                predict(USER, bytes_per_item=p["bytes_per_item"]).shm_bytes,
+            )
+        )
         print(f"{a.batches} batches per run, {a.step} s step, private /dev/shm 1 GiB, {FRAMES}×{SIZE}² clips")
         for i in range(a.rounds):
             for name, ds, cfg, predicted in cases:
-                r = run_config(ds, cfg, a.batches, sandbox=PRIVATE_SHM, step_s=a.step,  # type: ignore[arg-type]
-                               run_dir=tmp, name=f"r{i}")
+                r = run_config(
+                    ds,
+                    cfg,
+                    a.batches,
+                    sandbox=PRIVATE_SHM,
+                    step_s=a.step,  # type: ignore[arg-type]
+                    run_dir=tmp,
+                    name=f"r{i}",
+                )
                 if not r.passed:
                     print(f"round {i} {name}: {r.describe()}")
                     return 1
                 measured = float(r.metrics["shm_peak_bytes"])
                 ratios.setdefault(name, []).append(measured / predicted)
-                print(f"round {i} {name}: predicted {predicted / 2**20:.1f} MB, measured peak "
-                      f"{measured / 2**20:.1f} MB, measured/predicted {measured / predicted:.3f}")
+                print(
+                    f"round {i} {name}: predicted {predicted / 2**20:.1f} MB, measured peak "
+                    f"{measured / 2**20:.1f} MB, measured/predicted {measured / predicted:.3f}"
+                )
     for name, rs in ratios.items():
         print(f"{name}: measured/predicted {min(rs):.3f}–{max(rs):.3f} over {len(rs)} rounds")
     return 0

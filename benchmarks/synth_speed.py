@@ -5,6 +5,7 @@ Usage: python benchmarks/synth_speed.py [--videos N] [--codec vp9|vp8] [--proces
 Prints the wall seconds and seconds per encoded clip.  Target: 64 VP9 clips
 in under 10 s on 2 cores.  Not a test: run it by hand after touching synth.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,12 @@ def main() -> int:
         frames = sum(c["frames"] for c in m["clips"])
         size = sum(os.path.getsize(root / c["file"]) for c in m["clips"])
     n = len(m["clips"])
-    print(f"{n} {a.codec} clips ({frames} frames, {size / 1e6:.1f} MB, "
-          f"{m['num_videos']} videos) on {os.cpu_count()} cores, "
-          f"processes={a.processes or os.cpu_count()}: "
-          f"{wall:.2f} s wall, {wall / n:.3f} s/clip")
+    print(
+        f"{n} {a.codec} clips ({frames} frames, {size / 1e6:.1f} MB, "
+        f"{m['num_videos']} videos) on {os.cpu_count()} cores, "
+        f"processes={a.processes or os.cpu_count()}: "
+        f"{wall:.2f} s wall, {wall / n:.3f} s/clip"
+    )
     return 0
 
 

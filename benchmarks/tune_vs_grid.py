@@ -18,6 +18,7 @@ Prints every rate with its spread (interval per run; min–max over the reps) on
 object on stdout: the ratio and its range, both medians and ranges, each run's interval, the failed
 runs by kind, the tune's and the grid's wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,7 @@ def entry(p: Probe) -> dict[str, Any]:
     """A run as the JSON keeps it: its rate and interval, or its failure kind."""
     if not p.passed:
         return {"kind": p.kind or "failed", "batches": p.batches}
-    return {"videos_per_s": p.videos_per_s, "interval": list(p.interval) if p.interval else None,
-            "batches": p.batches}
+    return {"videos_per_s": p.videos_per_s, "interval": list(p.interval) if p.interval else None, "batches": p.batches}
 
 
 def text(p: Probe) -> str:
@@ -74,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
 
     reports = Path(tempfile.mkdtemp(prefix="tune-vs-grid-"))
     stress = api_stress(reports, say, batch_sizes=str(a.batch_size))
-    space = Space(batch_size=a.batch_size, workers=ints(a.workers), prefetch=ints(a.prefetch),
-                  base=LoaderConfig(shuffle=True, drop_last=True))
+    space = Space(
+        batch_size=a.batch_size,
+        workers=ints(a.workers),
+        prefetch=ints(a.prefetch),
+        base=LoaderConfig(shuffle=True, drop_last=True),
+    )
     stress.decode_limit(space.config(1), probe=True)  # once, outside both timings
 
     t0 = time.monotonic()
@@ -93,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     grid = {c: run(c) for c in space.all_configs()}
     grid_s = time.monotonic() - t0
-    passed = [Estimate(c, p.videos_per_s, *(p.interval or (p.videos_per_s, p.videos_per_s)))
-              for c, p in grid.items() if p.passed and p.videos_per_s is not None]
+    passed = [
+        Estimate(c, p.videos_per_s, *(p.interval or (p.videos_per_s, p.videos_per_s)))
+        for c, p in grid.items()
+        if p.passed and p.videos_per_s is not None
+    ]
     if not passed:
         print(json.dumps({"error": "no grid run passed", "grid": {name(c): entry(p) for c, p in grid.items()}}))
         return 1
@@ -111,26 +118,44 @@ def main(argv: list[str] | None = None) -> int:
         ours.append(run(tuned.best.config))
         theirs.append(run(best.config))
     rate = lambda ps: [p.videos_per_s for p in ps if p.passed and p.videos_per_s]  # noqa: E731
-    pairs = [o.videos_per_s / t.videos_per_s for o, t in zip(ours, theirs)
-             if o.passed and t.passed and o.videos_per_s and t.videos_per_s]
+    pairs = [
+        o.videos_per_s / t.videos_per_s
+        for o, t in zip(ours, theirs)
+        if o.passed and t.passed and o.videos_per_s and t.videos_per_s
+    ]
     o_s, t_s, r_s = spread(rate(ours)), spread(rate(theirs)), spread(pairs)
     out = {
-        "batch_size": a.batch_size, "space_size": len(grid), "tune_budget_s": a.budget,
-        "tuned": name(tuned.best.config), "tuned_confirmed": tuned.confirmed,
-        "grid_best": name(best.config), "grid_best_ties": sorted(name(e.config) for e in group if e is not best),
-        "tuned_videos_per_s": o_s, "grid_best_videos_per_s": t_s,
-        "tuned_reps": [entry(p) for p in ours], "grid_best_reps": [entry(p) for p in theirs],
+        "batch_size": a.batch_size,
+        "space_size": len(grid),
+        "tune_budget_s": a.budget,
+        "tuned": name(tuned.best.config),
+        "tuned_confirmed": tuned.confirmed,
+        "grid_best": name(best.config),
+        "grid_best_ties": sorted(name(e.config) for e in group if e is not best),
+        "tuned_videos_per_s": o_s,
+        "grid_best_videos_per_s": t_s,
+        "tuned_reps": [entry(p) for p in ours],
+        "grid_best_reps": [entry(p) for p in theirs],
         "ratio": r_s,
-        "tune_s": tune_s, "grid_s": grid_s, "time_ratio": tune_s / grid_s,
-        "tune_probes": len(tuned.tried), "grid_runs": len(grid),
-        "grid": {name(c): entry(p) for c, p in grid.items()}, "grid_failed_by_kind": failed,
+        "tune_s": tune_s,
+        "grid_s": grid_s,
+        "time_ratio": tune_s / grid_s,
+        "tune_probes": len(tuned.tried),
+        "grid_runs": len(grid),
+        "grid": {name(c): entry(p) for c, p in grid.items()},
+        "grid_failed_by_kind": failed,
     }
-    fmt = lambda d: ("—" if d["median"] is None  # noqa: E731
-                     else f"{d['median']:.2f} (min–max {d['min']:.2f}–{d['max']:.2f})")
+    fmt = lambda d: (
+        "—"
+        if d["median"] is None  # noqa: E731
+        else f"{d['median']:.2f} (min–max {d['min']:.2f}–{d['max']:.2f})"
+    )
     say(f"tuned {name(tuned.best.config)}: {fmt(o_s)} videos/s over {len(rate(ours))} of {a.reps} reps")
     say(f"grid best {name(best.config)} (tie rule; {len(group) - 1} tie(s)): {fmt(t_s)} videos/s")
-    say(f"ratio tuned / grid best: {fmt(r_s)}; tune {tune_s:.0f} s vs grid {grid_s:.0f} s"
-        + (f"; failed grid runs: {failed}" if failed else ""))
+    say(
+        f"ratio tuned / grid best: {fmt(r_s)}; tune {tune_s:.0f} s vs grid {grid_s:.0f} s"
+        + (f"; failed grid runs: {failed}" if failed else "")
+    )
     body = json.dumps(out, indent=1)
     print(body)
     if a.out:

@@ -23,6 +23,7 @@ Target (issue #15): ≤ 1 %.
 ``--step-us`` adds a busy-wait "training step" per batch (a real step is milliseconds; 0 measures the
 watch against the loader alone, the worst case).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -159,6 +160,7 @@ def interleaved(loader: DataLoader, step_us: float, pairs: int, chunk: int) -> l
     """watched / plain time of ``chunk`` batches, chunk after chunk of one long plain iteration and one
     long watched iteration (sampling off: the step path in the real loop), so that a burst of other
     load on a shared machine hits both sides of a pair alike. Per pair, the ratio."""
+
     def chunks(src: Any) -> Generator[float, None, None]:
         pc = time.perf_counter
         while True:
@@ -233,9 +235,12 @@ def _shape_c(data: list[Any], s: list[float], e: list[float]) -> Iterator[Any]:
 
 def shapes(n: int = 200_000, reps: int = 9) -> None:
     data = [object()] * n
-    kinds: dict[str, Callable[..., Any]] = {"generator, bound __next__ (wave 1)": _shape_next,
-                                            "generator, for (now)": _shape_for,
-                                            "__next__ class": _ShapeClass, "C zip/map pipeline": _shape_c}
+    kinds: dict[str, Callable[..., Any]] = {
+        "generator, bound __next__ (wave 1)": _shape_next,
+        "generator, for (now)": _shape_for,
+        "__next__ class": _ShapeClass,
+        "C zip/map pipeline": _shape_c,
+    }
     got: dict[str, list[float]] = {k: [] for k in kinds}
     bare: list[float] = []
     for _ in range(reps):
@@ -252,8 +257,10 @@ def shapes(n: int = 200_000, reps: int = 9) -> None:
             got[k].append(time.perf_counter() - t0)
     b = min(bare)
     for k, v in got.items():
-        print(f"  shape {k:38s} +{(min(v) - b) / n * 1e9:6.0f} ns/batch (best of {reps}; "
-              f"median +{(statistics.median(v) - b) / n * 1e9:.0f})")
+        print(
+            f"  shape {k:38s} +{(min(v) - b) / n * 1e9:6.0f} ns/batch (best of {reps}; "
+            f"median +{(statistics.median(v) - b) / n * 1e9:.0f})"
+        )
 
 
 def main() -> None:
@@ -269,8 +276,7 @@ def main() -> None:
     a = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     ds = TensorDataset(torch.zeros(a.batches * a.batch_size, 4), torch.arange(a.batches * a.batch_size))
-    loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers,
-                        persistent_workers=a.workers > 0)
+    loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers, persistent_workers=a.workers > 0)
     skip = a.batches // 10
     with tempfile.TemporaryDirectory() as d:
         log = Path(d) / "watch.jsonl"
@@ -280,11 +286,15 @@ def main() -> None:
         for r in range(a.rounds):
             # alternate which goes first, so neither always runs right after the other
             if r % 2:
-                (w_up, w_s), (p_up, p_s) = (watched_loop(loader, a.step_us, skip, log),
-                                            plain_loop(loader, a.step_us, skip))
+                (w_up, w_s), (p_up, p_s) = (
+                    watched_loop(loader, a.step_us, skip, log),
+                    plain_loop(loader, a.step_us, skip),
+                )
             else:
-                (p_up, p_s), (w_up, w_s) = (plain_loop(loader, a.step_us, skip),
-                                            watched_loop(loader, a.step_us, skip, log))
+                (p_up, p_s), (w_up, w_s) = (
+                    plain_loop(loader, a.step_us, skip),
+                    watched_loop(loader, a.step_us, skip, log),
+                )
             ratios.append(w_s / p_s)
             plain_s.append(p_s)
             watched_s.append(w_s)
@@ -298,38 +308,58 @@ def main() -> None:
     med = statistics.median(ratios)
     n = a.batches - skip
     per_batch_us = statistics.median(plain_s) / n * 1e6
-    print(f"cheap loader: {a.batches} batches of {a.batch_size} × 4 floats, num_workers={a.workers}, "
-          f"step {a.step_us:.0f} µs; plain loop {per_batch_us:.1f} µs/batch; rounds of "
-          f"{statistics.median(plain_s):.2f} s timed from batch {skip}")
-    print(f"rounds: {a.rounds}; watched/plain per round min {min(ratios):.4f} median {med:.4f} "
-          f"max {max(ratios):.4f} (quartiles {statistics.quantiles(ratios, n=4)[0]:.4f}–"
-          f"{statistics.quantiles(ratios, n=4)[2]:.4f})")
-    print(f"fastest watched / fastest plain (the rounds least disturbed by other load): wall "
-          f"{min(watched_s) / min(plain_s):.4f}, CPU {min(CPU_S['watched'][1:]) / min(CPU_S['plain'][1:]):.4f}")
-    print(f"once per run: start-up {statistics.median(startup) * 1000:+.1f} ms, end-of-iteration summary "
-          f"{statistics.median(END_S) * 1000:.1f} ms")
-    print(f"step path alone: +{min(fixed):.2f} µs/batch with batch_size (best of {len(fixed)}; median "
-          f"{statistics.median(fixed):.2f}) = {min(fixed) / per_batch_us * 100:.2f} % of this loader's batch; "
-          f"counting each batch (no batch_size) +{min(counted):.2f} (median {statistics.median(counted):.2f})")
-    print(f"training thread CPU time, watched/plain per round: min {min(cpu):.4f} median "
-          f"{statistics.median(cpu):.4f} max {max(cpu):.4f}")
+    print(
+        f"cheap loader: {a.batches} batches of {a.batch_size} × 4 floats, num_workers={a.workers}, "
+        f"step {a.step_us:.0f} µs; plain loop {per_batch_us:.1f} µs/batch; rounds of "
+        f"{statistics.median(plain_s):.2f} s timed from batch {skip}"
+    )
+    print(
+        f"rounds: {a.rounds}; watched/plain per round min {min(ratios):.4f} median {med:.4f} "
+        f"max {max(ratios):.4f} (quartiles {statistics.quantiles(ratios, n=4)[0]:.4f}–"
+        f"{statistics.quantiles(ratios, n=4)[2]:.4f})"
+    )
+    print(
+        f"fastest watched / fastest plain (the rounds least disturbed by other load): wall "
+        f"{min(watched_s) / min(plain_s):.4f}, CPU {min(CPU_S['watched'][1:]) / min(CPU_S['plain'][1:]):.4f}"
+    )
+    print(
+        f"once per run: start-up {statistics.median(startup) * 1000:+.1f} ms, end-of-iteration summary "
+        f"{statistics.median(END_S) * 1000:.1f} ms"
+    )
+    print(
+        f"step path alone: +{min(fixed):.2f} µs/batch with batch_size (best of {len(fixed)}; median "
+        f"{statistics.median(fixed):.2f}) = {min(fixed) / per_batch_us * 100:.2f} % of this loader's batch; "
+        f"counting each batch (no batch_size) +{min(counted):.2f} (median {statistics.median(counted):.2f})"
+    )
+    print(
+        f"training thread CPU time, watched/plain per round: min {min(cpu):.4f} median "
+        f"{statistics.median(cpu):.4f} max {max(cpu):.4f}"
+    )
     # the mean, not the median: every 5th reading (PSS, TMPDIR) is the dear one
     share = statistics.mean(reads) / 10
-    print(f"one sampling reading: {statistics.mean(reads):.2f} ms wall on average (median "
-          f"{statistics.median(reads):.2f}, max {max(reads):.1f}), of which {statistics.mean(reads_user):.2f} ms "
-          f"user CPU (holds the GIL): at most {share:.3f} % of a loop at interval_s=1.0 (all of its wall time)")
+    print(
+        f"one sampling reading: {statistics.mean(reads):.2f} ms wall on average (median "
+        f"{statistics.median(reads):.2f}, max {max(reads):.1f}), of which {statistics.mean(reads_user):.2f} ms "
+        f"user CPU (holds the GIL): at most {share:.3f} % of a loop at interval_s=1.0 (all of its wall time)"
+    )
     pm = statistics.median(pairs)
     q1, _, q3 = statistics.quantiles(pairs, n=4)
     # the median's standard error, from the interquartile range (σ ≈ IQR / 1.35; SE ≈ 1.25 σ / √n)
     se = 1.25 * (q3 - q1) / 1.35 / len(pairs) ** 0.5
-    print(f"step path in the loop, {len(pairs)} interleaved pairs of {a.chunk} batches: watched/plain median "
-          f"{pm:.4f} ± {se:.4f} (quartiles {q1:.4f}–{q3:.4f})")
-    print(f"overhead (step path + sampling): {(pm - 1) * 100:+.2f} ± {se * 100:.2f} % "
-          f"+ {share:.3f} % = {(pm - 1) * 100 + share:+.2f} %")
+    print(
+        f"step path in the loop, {len(pairs)} interleaved pairs of {a.chunk} batches: watched/plain median "
+        f"{pm:.4f} ± {se:.4f} (quartiles {q1:.4f}–{q3:.4f})"
+    )
+    print(
+        f"overhead (step path + sampling): {(pm - 1) * 100:+.2f} ± {se * 100:.2f} % "
+        f"+ {share:.3f} % = {(pm - 1) * 100 + share:+.2f} %"
+    )
     print(f"overhead (median, CPU): {(statistics.median(cpu) - 1) * 100:+.2f} % of the training thread's time")
-    print(f"overhead (median, wall): {(med - 1) * 100:+.2f} % of loop time "
-          f"({(statistics.median(watched_s) - statistics.median(plain_s)) / n * 1e6:+.2f} µs/batch); "
-          f"target <= 1 %")
+    print(
+        f"overhead (median, wall): {(med - 1) * 100:+.2f} % of loop time "
+        f"({(statistics.median(watched_s) - statistics.median(plain_s)) / n * 1e6:+.2f} µs/batch); "
+        f"target <= 1 %"
+    )
     if a.shapes:
         shapes()
 

@@ -9,6 +9,7 @@ Public API (imported lazily, so that loading the pytest plugin does not import t
     from ssv2_fixtures import run_distributed, Launch                            # ranks under torchrun
     from ssv2_fixtures import watch                                              # inside real training
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,14 +28,29 @@ if TYPE_CHECKING:  # type checkers see the names; at run time they load on first
     from .watch import watch
 
 _EXPORTS = {
-    "SSv2Clips": "data.clips", "ClipDecodeError": "data.clips", "normalize": "data.clips",
-    "LoaderConfig": "data.loader", "make_loader": "data.loader", "Pipeline": "data.factory",
-    "SSv2Index": "data.annotations", "load_index": "data.annotations", "discover": "data.annotations",
-    "AnnotationError": "data.annotations", "MissingVideosError": "data.annotations",
-    "SynthSpec": "data.synth", "build_synthetic": "data.synth", "ensure_synthetic": "data.synth",
-    "run_config": "run.runner", "RunResult": "run.runner", "Watchdog": "run.runner", "dataset_spec": "run.runner",
-    "run_distributed": "run.runner", "Launch": "run.launch",
-    "Sandbox": "run.sandbox", "FaultSpec": "run.faults", "watch": "watch",
+    "SSv2Clips": "data.clips",
+    "ClipDecodeError": "data.clips",
+    "normalize": "data.clips",
+    "LoaderConfig": "data.loader",
+    "make_loader": "data.loader",
+    "Pipeline": "data.factory",
+    "SSv2Index": "data.annotations",
+    "load_index": "data.annotations",
+    "discover": "data.annotations",
+    "AnnotationError": "data.annotations",
+    "MissingVideosError": "data.annotations",
+    "SynthSpec": "data.synth",
+    "build_synthetic": "data.synth",
+    "ensure_synthetic": "data.synth",
+    "run_config": "run.runner",
+    "RunResult": "run.runner",
+    "Watchdog": "run.runner",
+    "dataset_spec": "run.runner",
+    "run_distributed": "run.runner",
+    "Launch": "run.launch",
+    "Sandbox": "run.sandbox",
+    "FaultSpec": "run.faults",
+    "watch": "watch",
 }
 
 __all__ = sorted(_EXPORTS)

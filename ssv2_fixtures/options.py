@@ -7,6 +7,7 @@ and the table agree), plus what is derived from them (fault, sandbox, launch, th
 Repeatable options (``--dataset-arg``, ``--dataset-path``) take a list on the command line and one
 entry per line in the ini file.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,6 +47,7 @@ def _int(minimum: int) -> Callable[[str, str], int]:
         if v < minimum:
             raise ValueError(f"must be >= {minimum}, got {v}")
         return v
+
     return parse
 
 
@@ -71,6 +73,7 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
         if text not in choices:
             raise ValueError(f"choose one of {', '.join(choices)}; got {text!r}")
         return text
+
     return parse
 
 
@@ -127,8 +130,9 @@ def dataset_arg(text: str, where: str) -> tuple[str, Any]:
 
 def dataset_arg_check(key: str) -> str:
     if not key.isidentifier():
-        raise ValueError(f"expected KEY=VALUE with KEY a Python identifier (a keyword argument of the factory), "
-                         f"got key {key!r}")
+        raise ValueError(
+            f"expected KEY=VALUE with KEY a Python identifier (a keyword argument of the factory), got key {key!r}"
+        )
     return key
 
 
@@ -138,13 +142,13 @@ def _abs_dir(text: str, where: str) -> Path:
 
 @dataclass(frozen=True)
 class Option:
-    name: str                      # command-line name without dashes; ini name has "_" for "-"
+    name: str  # command-line name without dashes; ini name has "_" for "-"
     help: str
     parse: Callable[[str, str], Any]
     default: Any = None
     metavar: str | None = None
     flag: bool = False
-    repeat: bool = False           # given several times (CLI) / one entry per line (ini); parse gets each
+    repeat: bool = False  # given several times (CLI) / one entry per line (ini); parse gets each
 
     @property
     def dest(self) -> str:
@@ -154,77 +158,222 @@ class Option:
 _DECODERS = ("decord", "pyav", "torchcodec")
 
 OPTIONS: tuple[Option, ...] = (
-    Option("ssv2-root", "SSv2 root (either annotation naming); default: the built-in synthetic set",
-           _existing_dir, None, "DIR"),
-    Option("ssv2-split", "split to load (train, validation, test)", _choice(("train", "validation", "test")),
-           "train", "SPLIT"),
-    Option("ssv2-list-file", "read the split from a list file (`<path> <label>` per line) instead of JSON",
-           _existing_file, None, "FILE"),
-    Option("ssv2-skip-missing", "skip (and count) annotated videos whose file is missing, instead of failing",
-           _flag, False, flag=True),
-    Option("ssv2-cache", "cache folder for the synthetic set (default $SSV2_STRESS_CACHE or ~/.cache/ssv2-stress)",
-           _path, None, "DIR"),
+    Option(
+        "ssv2-root",
+        "SSv2 root (either annotation naming); default: the built-in synthetic set",
+        _existing_dir,
+        None,
+        "DIR",
+    ),
+    Option(
+        "ssv2-split",
+        "split to load (train, validation, test)",
+        _choice(("train", "validation", "test")),
+        "train",
+        "SPLIT",
+    ),
+    Option(
+        "ssv2-list-file",
+        "read the split from a list file (`<path> <label>` per line) instead of JSON",
+        _existing_file,
+        None,
+        "FILE",
+    ),
+    Option(
+        "ssv2-skip-missing",
+        "skip (and count) annotated videos whose file is missing, instead of failing",
+        _flag,
+        False,
+        flag=True,
+    ),
+    Option(
+        "ssv2-cache",
+        "cache folder for the synthetic set (default $SSV2_STRESS_CACHE or ~/.cache/ssv2-stress)",
+        _path,
+        None,
+        "DIR",
+    ),
     Option("synthetic-videos", "clips in the synthetic set", _int(3), 64, "N"),
-    Option("batch-sizes", "batch sizes of the sustained matrix", lambda t, w: _ints(t, w, minimum=1),
-           [16, 32, 64], "LIST"),
+    Option(
+        "batch-sizes", "batch sizes of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), [16, 32, 64], "LIST"
+    ),
     Option("workers", "worker counts of the sustained/limits matrix", _ints, [4, 8, 24], "LIST"),
     Option("prefetch", "prefetch factors of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), [4], "LIST"),
     Option("batches", "batches per sustained/validate run", _int(2), 100, "N"),
-    Option("quick-batches", "most batches per quick-ladder phase, warm-up included: each phase measures a "
-           "window after 3 warm-up batches until its rate's 95 percent interval is within ±5 percent (at least 12 "
-           "batches, 5 batch-means groups and 6 s of window), "
-           "or it reaches this many batches, or --quick-seconds", _int(2), 1000, "N"),
-    Option("quick-seconds", "most seconds of measured window per quick-ladder phase (see --quick-batches)",
-           _positive, 10.0, "S"),
+    Option(
+        "quick-batches",
+        "most batches per quick-ladder phase, warm-up included: each phase measures a "
+        "window after 3 warm-up batches until its rate's 95 percent interval is within ±5 percent (at least 12 "
+        "batches, 5 batch-means groups and 6 s of window), "
+        "or it reaches this many batches, or --quick-seconds",
+        _int(2),
+        1000,
+        "N",
+    ),
+    Option(
+        "quick-seconds",
+        "most seconds of measured window per quick-ladder phase (see --quick-batches)",
+        _positive,
+        10.0,
+        "S",
+    ),
     Option("frames", "frames per clip", _int(1), 16, "N"),
     Option("size", "frame size in pixels (size × size)", _int(8), 224, "PX"),
-    Option("sharing-strategy", "torch.multiprocessing sharing strategy", _choice(SHARING_STRATEGIES),
-           "file_descriptor", "NAME"),
+    Option(
+        "sharing-strategy",
+        "torch.multiprocessing sharing strategy",
+        _choice(SHARING_STRATEGIES),
+        "file_descriptor",
+        "NAME",
+    ),
     Option("decoder", "video decoder backend", _choice(_DECODERS), "decord", "NAME"),
-    Option("loader-tmpdir", "where the runs write: each run's working folder (its TMPDIR inside) goes in "
-           "DIR/ssv2-stress-<run-id>/<run> (default: <reports>/<run-id>/runs/<run>)", _path, None, "DIR"),
+    Option(
+        "loader-tmpdir",
+        "where the runs write: each run's working folder (its TMPDIR inside) goes in "
+        "DIR/ssv2-stress-<run-id>/<run> (default: <reports>/<run-id>/runs/<run>)",
+        _path,
+        None,
+        "DIR",
+    ),
     Option("max-workers", "cap on worker counts (default 2 × cores); capped phases are reported", _int(0), None, "N"),
     Option("max-batch-size", "largest batch size -m limits tries", _int(1), 128, "N"),
     Option("limit-batches", "batches each -m limits probe must survive", _int(1), 10, "N"),
-    Option("step-time", "simulated training step per batch, in seconds (the batch is held meanwhile): a trainer "
-           "slower than the loader lets prefetch queues fill, which is when shared memory peaks",
-           _float, 0.0, "S"),
-    Option("stall-timeout", "watchdog: seconds without a batch before a run is a hang (default derived)",
-           _int(1), None, "S"),
-    Option("reports", "report folder (a run-id subfolder per session; `latest` points at the newest)",
-           _path, Path("reports"), "DIR"),
-    Option("train-config", "training-config TOML for -m validate ([loader] and [target] tables)",
-           _existing_file, None, "FILE"),
-    Option("dataset-factory", "your own pipeline: MODULE:CALLABLE that builds the Dataset every run loads "
-           "(imported in each loading process; see --dataset-path)", factory_name, None, "MODULE:CALLABLE"),
-    Option("dataset-arg", "keyword argument for --dataset-factory, KEY=VALUE (VALUE read as TOML: 8, 0.5, true, "
-           "[1, 2]; a bare word is a string); repeatable", dataset_arg, None, "KEY=VALUE", repeat=True),
-    Option("dataset-path", "folder put first on sys.path where the factory is imported (the invocation folder is "
-           "on it by default); repeatable", _abs_dir, None, "DIR", repeat=True),
-    Option("inject-fault", "fault drill KIND[@BATCH][/RANK][:TEST] (e.g. bus_error@3:phase3; exception@2/1 fires in "
-           "rank 1 of -m distributed only); kinds: " + ", ".join(sorted(FAULTS)), _str, None, "SPEC"),
-    Option("nproc-per-node", "-m distributed: ranks on this node, each with its own DataLoader workers "
-           "(torchrun --nproc-per-node)", _int(1), 2, "N"),
-    Option("nnodes", "-m distributed: nodes in the job; every node runs the same pytest command with its own "
-           "--node-rank (torchrun --nnodes)", _int(1), 1, "N"),
-    Option("node-rank", "-m distributed: this node's rank, 0 … nnodes-1; node 0 hosts the rendezvous "
-           "(torchrun --node-rank)", _int(0), 0, "N"),
-    Option("rdzv-endpoint", "-m distributed with --nnodes > 1: HOST:PORT of the node with --node-rank 0 "
-           "(torchrun --rdzv-endpoint)", lambda t, w: parse_endpoint(t, where=w), None, "HOST:PORT"),
-    Option("emulate", f"emulate a machine profile: {', '.join(sorted(PROFILES))}", _choice(tuple(sorted(PROFILES))),
-           None, "PROFILE"),
-    Option("emulate-shm", "run each child with a private /dev/shm of this size (e.g. 64M)",
-           lambda t, w: parse_size(t, where=w), None, "SIZE"),
-    Option("emulate-tmp", "give each child a private TMPDIR tmpfs of this size (a quota)",
-           lambda t, w: parse_size(t, where=w), None, "SIZE"),
+    Option(
+        "step-time",
+        "simulated training step per batch, in seconds (the batch is held meanwhile): a trainer "
+        "slower than the loader lets prefetch queues fill, which is when shared memory peaks",
+        _float,
+        0.0,
+        "S",
+    ),
+    Option(
+        "stall-timeout",
+        "watchdog: seconds without a batch before a run is a hang (default derived)",
+        _int(1),
+        None,
+        "S",
+    ),
+    Option(
+        "reports",
+        "report folder (a run-id subfolder per session; `latest` points at the newest)",
+        _path,
+        Path("reports"),
+        "DIR",
+    ),
+    Option(
+        "train-config",
+        "training-config TOML for -m validate ([loader] and [target] tables)",
+        _existing_file,
+        None,
+        "FILE",
+    ),
+    Option(
+        "dataset-factory",
+        "your own pipeline: MODULE:CALLABLE that builds the Dataset every run loads "
+        "(imported in each loading process; see --dataset-path)",
+        factory_name,
+        None,
+        "MODULE:CALLABLE",
+    ),
+    Option(
+        "dataset-arg",
+        "keyword argument for --dataset-factory, KEY=VALUE (VALUE read as TOML: 8, 0.5, true, "
+        "[1, 2]; a bare word is a string); repeatable",
+        dataset_arg,
+        None,
+        "KEY=VALUE",
+        repeat=True,
+    ),
+    Option(
+        "dataset-path",
+        "folder put first on sys.path where the factory is imported (the invocation folder is "
+        "on it by default); repeatable",
+        _abs_dir,
+        None,
+        "DIR",
+        repeat=True,
+    ),
+    Option(
+        "inject-fault",
+        "fault drill KIND[@BATCH][/RANK][:TEST] (e.g. bus_error@3:phase3; exception@2/1 fires in "
+        "rank 1 of -m distributed only); kinds: " + ", ".join(sorted(FAULTS)),
+        _str,
+        None,
+        "SPEC",
+    ),
+    Option(
+        "nproc-per-node",
+        "-m distributed: ranks on this node, each with its own DataLoader workers (torchrun --nproc-per-node)",
+        _int(1),
+        2,
+        "N",
+    ),
+    Option(
+        "nnodes",
+        "-m distributed: nodes in the job; every node runs the same pytest command with its own "
+        "--node-rank (torchrun --nnodes)",
+        _int(1),
+        1,
+        "N",
+    ),
+    Option(
+        "node-rank",
+        "-m distributed: this node's rank, 0 … nnodes-1; node 0 hosts the rendezvous (torchrun --node-rank)",
+        _int(0),
+        0,
+        "N",
+    ),
+    Option(
+        "rdzv-endpoint",
+        "-m distributed with --nnodes > 1: HOST:PORT of the node with --node-rank 0 (torchrun --rdzv-endpoint)",
+        lambda t, w: parse_endpoint(t, where=w),
+        None,
+        "HOST:PORT",
+    ),
+    Option(
+        "emulate",
+        f"emulate a machine profile: {', '.join(sorted(PROFILES))}",
+        _choice(tuple(sorted(PROFILES))),
+        None,
+        "PROFILE",
+    ),
+    Option(
+        "emulate-shm",
+        "run each child with a private /dev/shm of this size (e.g. 64M)",
+        lambda t, w: parse_size(t, where=w),
+        None,
+        "SIZE",
+    ),
+    Option(
+        "emulate-tmp",
+        "give each child a private TMPDIR tmpfs of this size (a quota)",
+        lambda t, w: parse_size(t, where=w),
+        None,
+        "SIZE",
+    ),
     Option("emulate-nofile", "RLIMIT_NOFILE for each child", _int(16), None, "N"),
-    Option("emulate-mem", "memory cap on each child tree (cgroup where writable, else RLIMIT_AS)",
-           lambda t, w: parse_size(t, where=w), None, "SIZE"),
+    Option(
+        "emulate-mem",
+        "memory cap on each child tree (cgroup where writable, else RLIMIT_AS)",
+        lambda t, w: parse_size(t, where=w),
+        None,
+        "SIZE",
+    ),
     Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), None, "N"),
-    Option("tune-budget", "-m tune: seconds for the whole search per session, confirmation included",
-           _positive, 600.0, "SECONDS"),
-    Option("target-videos-per-s", "-m tune: the cheapest config whose interval's lower bound reaches X videos/s, "
-           "instead of the fastest", _positive, None, "X"),
+    Option(
+        "tune-budget",
+        "-m tune: seconds for the whole search per session, confirmation included",
+        _positive,
+        600.0,
+        "SECONDS",
+    ),
+    Option(
+        "target-videos-per-s",
+        "-m tune: the cheapest config whose interval's lower bound reaches X videos/s, instead of the fastest",
+        _positive,
+        None,
+        "X",
+    ),
 )
 
 
@@ -233,12 +382,15 @@ def add_options(parser: Any) -> None:
     group = parser.getgroup("ssv2-stress", "ssv2-stress: DataLoader stress tests for SSv2 video")
     for o in OPTIONS:
         default = o.default if not isinstance(o.default, list) else ",".join(map(str, o.default))
-        help_ = f"{o.help} (default: {default}; ini: {o.dest})" if default not in (None, False) else f"{o.help} (ini: {o.dest})"
+        help_ = (
+            f"{o.help} (default: {default}; ini: {o.dest})"
+            if default not in (None, False)
+            else f"{o.help} (ini: {o.dest})"
+        )
         if o.flag:
             group.addoption(f"--{o.name}", action="store_true", default=None, dest=o.dest, help=help_)
         elif o.repeat:
-            group.addoption(f"--{o.name}", action="append", default=None, dest=o.dest, metavar=o.metavar,
-                            help=help_)
+            group.addoption(f"--{o.name}", action="append", default=None, dest=o.dest, metavar=o.metavar, help=help_)
         else:
             group.addoption(f"--{o.name}", action="store", default=None, dest=o.dest, metavar=o.metavar, help=help_)
         if o.repeat:
@@ -268,7 +420,7 @@ class Settings:
     sharing_strategy: str = "file_descriptor"
     decoder: str = "decord"
     loader_tmpdir: Path | None = None
-    max_workers_option: int | None = None   # --max-workers as given; ``max_workers`` is the cap in force
+    max_workers_option: int | None = None  # --max-workers as given; ``max_workers`` is the cap in force
     max_batch_size: int = 128
     limit_batches: int = 10
     step_time: float = 0.0
@@ -292,14 +444,14 @@ class Settings:
     tune_budget: float = 600.0
     target_videos_per_s: float | None = None
     # derived
-    sources: dict[str, str] = field(default_factory=dict)   # option dest → where its value came from
+    sources: dict[str, str] = field(default_factory=dict)  # option dest → where its value came from
     fault: FaultSpec | None = None
     fault_target: str | None = None
     sandbox: Sandbox | None = None
     cores: int = 1
     max_workers: int = 2
-    launch: Launch = field(default_factory=Launch)   # -m distributed: ranks, nodes, rendezvous
-    invocation_dir: Path | None = None               # where pytest was started
+    launch: Launch = field(default_factory=Launch)  # -m distributed: ranks, nodes, rendezvous
+    invocation_dir: Path | None = None  # where pytest was started
 
     @property
     def dataset_kwargs(self) -> dict[str, Any]:
@@ -337,8 +489,9 @@ class SettingsError(ValueError):
     """A bad option value; ``option`` is its dest (``None``: several options together), ``entry`` the value
     that is wrong and ``where`` where it came from (the command line or the ini file)."""
 
-    def __init__(self, message: str, *, option: str | None = None, entry: str | None = None,
-                 where: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, option: str | None = None, entry: str | None = None, where: str | None = None
+    ) -> None:
         super().__init__(message)
         self.option, self.entry, self.where = option, entry, where
 
@@ -352,23 +505,28 @@ def _parse(o: Option, raw: Any, where: str) -> Any:
         try:
             return o.parse(raw if not isinstance(raw, bool) else str(raw), where)
         except ValueError as exc:
-            raise SettingsError(f"invalid {where}: {raw!r}: {exc}", option=o.dest, entry=str(raw),
-                                where=where) from None
+            raise SettingsError(
+                f"invalid {where}: {raw!r}: {exc}", option=o.dest, entry=str(raw), where=where
+            ) from None
     out = []
-    for item in ([raw] if isinstance(raw, str) else list(raw)):
+    for item in [raw] if isinstance(raw, str) else list(raw):
         text = str(item).strip()
         if not text:
             continue
         try:
             out.append(o.parse(text, where))
         except ValueError as exc:  # name the one entry that is wrong, not the whole list
-            raise SettingsError(f"invalid {where}: {text!r}: {exc}", option=o.dest, entry=text,
-                                where=where) from None
+            raise SettingsError(f"invalid {where}: {text!r}: {exc}", option=o.dest, entry=text, where=where) from None
     return out
 
 
-def resolve(getoption: Callable[[str], Any], getini: Callable[[str], Any], inifile: str | None, *,
-            invocation_dir: str | os.PathLike[str] | None = None) -> Settings:
+def resolve(
+    getoption: Callable[[str], Any],
+    getini: Callable[[str], Any],
+    inifile: str | None,
+    *,
+    invocation_dir: str | os.PathLike[str] | None = None,
+) -> Settings:
     """``getoption``/``getini`` as pytest's ``config.getoption``/``config.getini``; ``invocation_dir``: where
     pytest was started (``config.invocation_params.dir``; default the current folder), last on the
     factory's import path."""
@@ -400,19 +558,35 @@ def resolve(getoption: Callable[[str], Any], getini: Callable[[str], Any], inifi
     sandbox = None
     if values["emulate"]:
         sandbox = profile(values["emulate"], where=sources["emulate"])
-    overrides = dict(shm_bytes=values["emulate_shm"], tmp_bytes=values["emulate_tmp"],
-                     nofile=values["emulate_nofile"], mem_bytes=values["emulate_mem"], cpus=values["emulate_cpus"])
+    overrides = dict(
+        shm_bytes=values["emulate_shm"],
+        tmp_bytes=values["emulate_tmp"],
+        nofile=values["emulate_nofile"],
+        mem_bytes=values["emulate_mem"],
+        cpus=values["emulate_cpus"],
+    )
     if any(v is not None for v in overrides.values()):
         sandbox = (sandbox or Sandbox()).merged(**overrides)
     try:
-        launch = Launch(nproc_per_node=values["nproc_per_node"], nnodes=values["nnodes"],
-                        node_rank=values["node_rank"], rdzv_endpoint=values["rdzv_endpoint"])
+        launch = Launch(
+            nproc_per_node=values["nproc_per_node"],
+            nnodes=values["nnodes"],
+            node_rank=values["node_rank"],
+            rdzv_endpoint=values["rdzv_endpoint"],
+        )
     except ValueError as exc:
         names = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
         given = ", ".join(f"{sources[n]}: {values[n]!r}" for n in names if sources[n] != "default")
         raise SettingsError(f"invalid -m distributed launch ({given or 'defaults'}): {exc}") from None
     opts = {_FIELD.get(k, k): v for k, v in values.items()}
-    return Settings(**opts, sources=sources, fault=fault, fault_target=target, sandbox=sandbox, cores=cores,
-                    max_workers=max_workers, launch=launch,
-                    invocation_dir=Path(invocation_dir or os.getcwd()).resolve())
-
+    return Settings(
+        **opts,
+        sources=sources,
+        fault=fault,
+        fault_target=target,
+        sandbox=sandbox,
+        cores=cores,
+        max_workers=max_workers,
+        launch=launch,
+        invocation_dir=Path(invocation_dir or os.getcwd()).resolve(),
+    )

@@ -3,6 +3,7 @@ settings, the session object, fixtures, parametrization and the end-of-session r
 its own lives here; see :mod:`options`, :mod:`stress.session`, :mod:`stress.campaign`,
 :mod:`stress.plans`, :mod:`report`.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, desc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {desc}")
     try:
-        settings = resolve(config.getoption, config.getini, str(config.inipath) if config.inipath else None,
-                           invocation_dir=config.invocation_params.dir)
+        settings = resolve(
+            config.getoption,
+            config.getini,
+            str(config.inipath) if config.inipath else None,
+            invocation_dir=config.invocation_params.dir,
+        )
     except SettingsError as exc:
         note = _report_option_error(config, exc) if exc.option in FACTORY_OPTIONS else None
         raise pytest.UsageError(str(exc) + (f"\n({note})" if note else "")) from None
@@ -75,11 +80,15 @@ def _report_option_error(config: pytest.Config, exc: SettingsError) -> str | Non
         settings = Settings(reports=Path(os.path.expanduser(str(raw))) if raw else Settings().reports)
         session = StressSession(settings)
         flag = "--" + str(exc.option).replace("_", "-")
-        session.fail_data({"kind": "data_error", "message": str(exc),
-                           "file": str(config.inipath) if exc.where and "ini key" in exc.where and config.inipath
-                           else None,
-                           "entry": f"{exc.where or flag}: {exc.entry!r}",
-                           "fix": f"correct {flag} (see `pytest --help`, group ssv2-stress); nothing ran"})
+        session.fail_data(
+            {
+                "kind": "data_error",
+                "message": str(exc),
+                "file": str(config.inipath) if exc.where and "ini key" in exc.where and config.inipath else None,
+                "entry": f"{exc.where or flag}: {exc.entry!r}",
+                "fix": f"correct {flag} (see `pytest --help`, group ssv2-stress); nothing ran",
+            }
+        )
         from .report import summarize
 
         summarize(session.run_dir)

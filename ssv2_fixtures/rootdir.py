@@ -16,6 +16,7 @@ or config file, installs that result and redoes what ``Config.parse`` derived fr
 and checked by :func:`missing_internals` (a unit test fails when a pytest release drops one; the
 plugin then refuses with a usage error naming the ``=`` form instead of running with a wrong rootdir).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,16 @@ from typing import Any, Iterable, Sequence
 import pytest
 
 # Private members of pytest's Config this module reads or sets (pytest 8.x/9.x).
-PRIVATE = ("_rootpath", "_inipath", "_inicfg", "_ignored_config_files", "_inicache",
-           "_checkversion", "_configure_python_path", "_validate_plugins")
+PRIVATE = (
+    "_rootpath",
+    "_inipath",
+    "_inicfg",
+    "_ignored_config_files",
+    "_inicache",
+    "_checkversion",
+    "_configure_python_path",
+    "_validate_plugins",
+)
 
 
 def value_option_names() -> tuple[str, ...]:
@@ -88,7 +97,7 @@ def repair_setup(config: pytest.Config, args: list[str], parser: pytest.Parser) 
     given = [str(a) for a in config.invocation_params.args]
     env = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
     seen = [str(a) for a in args]
-    if env and seen[len(seen) - len(env) - len(given):] != env + given:
+    if env and seen[len(seen) - len(env) - len(given) :] != env + given:
         env = []  # Config.parse ran without PYTEST_ADDOPTS (addopts=False)
     names = value_option_names()
     command = join_values(env + given, names)

@@ -28,6 +28,7 @@ this one (the numpy index, :func:`load_index`); the public names of all three im
 This module imports only the stdlib and numpy: the pytest plugin and child
 processes import it, and they must not pay for (or depend on) torch/decord.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,8 +94,7 @@ class SSv2Index:
             raise TypeError(f"ids must be a fixed-width unicode array, got {self.ids.dtype}")
         if len(self.labels) != n or len(self.offsets) != n + 1:
             raise ValueError(
-                f"inconsistent index: {n} ids, {len(self.labels)} labels, "
-                f"{len(self.offsets)} offsets (want n+1)"
+                f"inconsistent index: {n} ids, {len(self.labels)} labels, {len(self.offsets)} offsets (want n+1)"
             )
         if int(self.offsets[-1]) != len(self.paths):
             raise ValueError("offsets[-1] must equal the length of the path blob")
@@ -117,7 +117,7 @@ class SSv2Index:
     def relpath(self, i: int) -> str:
         """Path of entry ``i`` relative to ``base``."""
         i = self._check(i)
-        return self.paths[self.offsets[i]:self.offsets[i + 1]].tobytes().decode("utf-8")
+        return self.paths[self.offsets[i] : self.offsets[i + 1]].tobytes().decode("utf-8")
 
     def path(self, i: int) -> str:
         """Absolute path of entry ``i``'s video."""
@@ -137,11 +137,17 @@ class SSv2Index:
         end = int(self.offsets[n])
         # Copies, so a small subset does not pin the full arrays in memory.
         return SSv2Index(
-            root=self.root, split=self.split, source=self.source,
-            ids=self.ids[:n].copy(), labels=self.labels[:n].copy(),
-            paths=self.paths[:end].copy(), offsets=self.offsets[: n + 1].copy(),
-            base=self.base, num_classes=self.num_classes,
-            skipped_missing=self.skipped_missing, skipped_ids=self.skipped_ids,
+            root=self.root,
+            split=self.split,
+            source=self.source,
+            ids=self.ids[:n].copy(),
+            labels=self.labels[:n].copy(),
+            paths=self.paths[:end].copy(),
+            offsets=self.offsets[: n + 1].copy(),
+            base=self.base,
+            num_classes=self.num_classes,
+            skipped_missing=self.skipped_missing,
+            skipped_ids=self.skipped_ids,
         )
 
     @property
@@ -150,14 +156,14 @@ class SSv2Index:
         return sum(a.nbytes for a in (self.ids, self.labels, self.paths, self.offsets))
 
     def __repr__(self) -> str:
-        return (f"SSv2Index(split={self.split!r}, n={len(self)}, "
-                f"num_classes={self.num_classes}, source={str(self.source)!r}, "
-                f"skipped_missing={self.skipped_missing})")
+        return (
+            f"SSv2Index(split={self.split!r}, n={len(self)}, "
+            f"num_classes={self.num_classes}, source={str(self.source)!r}, "
+            f"skipped_missing={self.skipped_missing})"
+        )
 
 
-def _pack(
-    ids: list[str], rels: list[str], labels: list[int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _pack(ids: list[str], rels: list[str], labels: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ids_a = np.array(ids, dtype=str) if ids else np.empty(0, dtype="<U1")
     labels_a = np.array(labels, dtype=np.int64) if labels else np.empty(0, dtype=np.int64)
     joined = "".join(rels)
@@ -165,8 +171,7 @@ def _pack(
     if len(blob) == len(joined):  # ASCII (always, for real SSv2): char length == byte length
         lengths = np.fromiter(map(len, rels), dtype=np.int64, count=len(rels))
     else:
-        lengths = np.fromiter((len(r.encode("utf-8")) for r in rels), dtype=np.int64,
-                              count=len(rels))
+        lengths = np.fromiter((len(r.encode("utf-8")) for r in rels), dtype=np.int64, count=len(rels))
     offsets = np.zeros(len(rels) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     paths = np.frombuffer(blob, dtype=np.uint8).copy()  # copy: own, writable-then-frozen
@@ -207,7 +212,6 @@ def _find_missing(base: Path, rels: list[str]) -> tuple[list[int], bool]:
     return missing, dirs_ok
 
 
-
 @dataclass
 class _Entries:
     """One split's entries as read from its file, before the existence check and packing."""
@@ -244,7 +248,8 @@ def load_index(
     if split not in SPLITS:
         raise AnnotationError(
             Path(list_file) if list_file is not None else root,
-            f"unknown split {split!r}", field="split",
+            f"unknown split {split!r}",
+            field="split",
             fix=f"use one of {', '.join(SPLITS)}",
         )
     if list_file is not None:
@@ -261,25 +266,45 @@ def load_index(
             _drop(e, gone)
     ids_a, labels_a, paths, offsets = _pack(e.ids, e.rels, e.labels)
     return SSv2Index(
-        root=root, split=split, source=e.source, ids=ids_a, labels=labels_a, paths=paths,
-        offsets=offsets, base=e.base, num_classes=e.num_classes, skipped_missing=n_skipped,
+        root=root,
+        split=split,
+        source=e.source,
+        ids=ids_a,
+        labels=labels_a,
+        paths=paths,
+        offsets=offsets,
+        base=e.base,
+        num_classes=e.num_classes,
+        skipped_missing=n_skipped,
         skipped_ids=skipped_ids,
     )
 
 
-def _read_list_entries(root: Path, list_file: os.PathLike[str] | str,
-                       list_prefix: os.PathLike[str] | str | None) -> _Entries:
+def _read_list_entries(
+    root: Path, list_file: os.PathLike[str] | str, list_prefix: os.PathLike[str] | str | None
+) -> _Entries:
     source = Path(os.path.expanduser(os.fspath(list_file)))
     if not source.is_absolute() and not source.exists() and (root / source).exists():
         source = root / source
     source = source.absolute()
     if not source.is_file():
-        raise AnnotationError(source, "list file does not exist", field="list_file",
-                              fix="pass the path of an existing '<path> <label>' list file")
+        raise AnnotationError(
+            source,
+            "list file does not exist",
+            field="list_file",
+            fix="pass the path of an existing '<path> <label>' list file",
+        )
     base = as_root(list_prefix) if list_prefix is not None else root
     rels, ids, labels = parse_list_file(source)
-    return _Entries(source=source, base=base, kind="line", rels=rels, ids=ids, labels=labels,
-                    num_classes=_list_num_classes(root, source, labels))
+    return _Entries(
+        source=source,
+        base=base,
+        kind="line",
+        rels=rels,
+        ids=ids,
+        labels=labels,
+        num_classes=_list_num_classes(root, source, labels),
+    )
 
 
 def _read_split_entries(root: Path, split: str) -> _Entries:
@@ -287,22 +312,30 @@ def _read_split_entries(root: Path, split: str) -> _Entries:
     source = layout.split_files.get(split) or layout.expected(split)
     if split not in layout.split_files:
         raise AnnotationError(
-            source, f"annotation file for split {split!r} does not exist",
+            source,
+            f"annotation file for split {split!r} does not exist",
             field="split",
-            fix=f"extract it from the SSv2 labels archive into {source.parent}, "
-            "or pass list_file=",
+            fix=f"extract it from the SSv2 labels archive into {source.parent}, or pass list_file=",
         )
     if split != "test" and layout.labels_file is None:
         raise AnnotationError(
-            layout.expected("labels"), "labels file does not exist", field="labels",
+            layout.expected("labels"),
+            "labels file does not exist",
+            field="labels",
             fix=f"the {split} split needs labels.json to map templates to classes; "
             "extract it from the SSv2 labels archive",
         )
     label_map = read_labels(layout.labels_file) if layout.labels_file else None
     ids, labels = parse_split_json(source, split, label_map, layout.labels_file)
-    return _Entries(source=source, base=layout.video_dir, kind="entry",
-                    rels=[f"{i}{VIDEO_EXT}" for i in ids], ids=ids, labels=labels,
-                    num_classes=len(label_map) if label_map else 0)
+    return _Entries(
+        source=source,
+        base=layout.video_dir,
+        kind="entry",
+        rels=[f"{i}{VIDEO_EXT}" for i in ids],
+        ids=ids,
+        labels=labels,
+        num_classes=len(label_map) if label_map else 0,
+    )
 
 
 def _check_videos(e: _Entries, *, raise_on_any: bool) -> list[int]:
@@ -314,9 +347,14 @@ def _check_videos(e: _Entries, *, raise_on_any: bool) -> list[int]:
         first = gone[0]
         entry = line_of(e.source, first) if e.kind == "line" else first
         raise MissingVideosError(
-            e.source, video_dir=e.base, count=len(gone), total=len(e.rels),
-            first_ids=[e.ids[j] for j in gone[:_SHOW_MISSING]], first_entry=entry,
-            entry_kind=e.kind, dir_exists=dirs_ok,
+            e.source,
+            video_dir=e.base,
+            count=len(gone),
+            total=len(e.rels),
+            first_ids=[e.ids[j] for j in gone[:_SHOW_MISSING]],
+            first_entry=entry,
+            entry_kind=e.kind,
+            dir_exists=dirs_ok,
         )
     return gone
 
@@ -343,8 +381,11 @@ def _list_num_classes(root: Path, source: Path, labels: list[int]) -> int:
         for j, c in enumerate(labels):
             if c >= n:
                 raise AnnotationError(
-                    source, f"label {c} is >= the {n} classes in {layout.labels_file}",
-                    entry=line_of(source, j), entry_kind="line", field="label",
+                    source,
+                    f"label {c} is >= the {n} classes in {layout.labels_file}",
+                    entry=line_of(source, j),
+                    entry_kind="line",
+                    field="label",
                     fix="the list file and labels.json disagree; regenerate the list",
                 )
         return n
@@ -355,9 +396,12 @@ def class_names(root: os.PathLike[str] | str) -> list[str]:
     """Class templates (brackets removed, as in labels.json) in index order."""
     layout = discover(root)
     if layout.labels_file is None:
-        raise AnnotationError(layout.expected("labels"), "labels file does not exist",
-                              field="labels",
-                              fix="extract labels.json from the SSv2 labels archive")
+        raise AnnotationError(
+            layout.expected("labels"),
+            "labels file does not exist",
+            field="labels",
+            fix="extract labels.json from the SSv2 labels archive",
+        )
     mapping = read_labels(layout.labels_file)
     names = [""] * len(mapping)
     for name, idx in mapping.items():

@@ -5,17 +5,18 @@ several clips per video), numbers and strings. The suite counts *videos* as the 
 batch (the DataLoader's batch size, given by the caller), *clips* as the leading size of the largest
 tensor, and *bytes* as the sum of every tensor's ``nbytes`` — what crosses shared memory.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator, TypedDict
 
 
 class BatchFacts(TypedDict):
-    videos: int           # dataset items in the batch
-    clips: int            # leading size of the largest tensor
-    bytes: int            # sum of nbytes over every tensor in the batch
-    shape: list[int]      # the largest tensor's shape
-    dtype: str            # and its dtype ("torch.uint8", "torch.float32", …)
+    videos: int  # dataset items in the batch
+    clips: int  # leading size of the largest tensor
+    bytes: int  # sum of nbytes over every tensor in the batch
+    shape: list[int]  # the largest tensor's shape
+    dtype: str  # and its dtype ("torch.uint8", "torch.float32", …)
     tensors: int
 
 
@@ -47,6 +48,11 @@ def describe(batch: Any, videos: int) -> BatchFacts:
         if n > largest_n:
             largest, largest_n = t, n
     shape = [int(s) for s in largest.shape] if largest is not None else []
-    return BatchFacts(videos=int(videos), clips=shape[0] if shape else int(videos), bytes=total,
-                      shape=shape, dtype=str(largest.dtype) if largest is not None else "",
-                      tensors=count)
+    return BatchFacts(
+        videos=int(videos),
+        clips=shape[0] if shape else int(videos),
+        bytes=total,
+        shape=shape,
+        dtype=str(largest.dtype) if largest is not None else "",
+        tensors=count,
+    )

@@ -13,6 +13,7 @@ Each item is ``(clip, label)``: ``clip`` a ``torch.uint8`` tensor ``(num_frames,
   on the consumer side (ideally on the device).
 - Sampled indices are sorted and fetched with one ``get_batch`` call.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,9 +53,7 @@ class ClipDecodeError(RuntimeError):
             text = str(path)
             found = list(_MESSAGE.finditer(text))
             m = found[-1] if found else None  # the last one: ours, after any chained cause
-            self.path, self.video_id, self.reason = (
-                (m["path"], m["id"], m["reason"]) if m else ("", "", text)
-            )
+            self.path, self.video_id, self.reason = (m["path"], m["id"], m["reason"]) if m else ("", "", text)
             super().__init__(text)
             return
         self.path, self.video_id, self.reason = path, video_id, reason
@@ -167,7 +166,8 @@ class SSv2Clips(Dataset):
             except ClipDecodeError as err:
                 self._record_skip(err)
         raise ClipDecodeError(
-            self.index.path(i), self.index.video_id(i),
+            self.index.path(i),
+            self.index.video_id(i),
             f"this and the next {tries - 1} videos all failed to decode",
         )
 
@@ -227,6 +227,7 @@ def normalize(
 
 # --- decoder backends: each takes (path, size, indices_for(video_len)) and returns uint8 (T, S, S, 3) ---
 
+
 def _decode_decord(path: str, size: int, pick) -> torch.Tensor:
     import decord  # imported here so that importing this module never loads decord before torch
 
@@ -240,8 +241,7 @@ def _decode_decord(path: str, size: int, pick) -> torch.Tensor:
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             said = re.sub(r"^\[[\d:]+\]\s*\S+:\d+:\s*", "", lines[-1])  # drop decord's "[time] file.cc:N: "
             raise ValueError(
-                f"decord {NO_DURATION_MARK} (written in live mode or to a pipe; decord: "
-                f"{said}): {NO_DURATION_REMEDY}"
+                f"decord {NO_DURATION_MARK} (written in live mode or to a pipe; decord: {said}): {NO_DURATION_REMEDY}"
             ) from exc
         raise
     try:
@@ -272,9 +272,7 @@ def _decode_pyav(path: str, size: int, pick) -> torch.Tensor:
     if last is not None:
         check_complete(path, len(frames), float(last) + (1.0 / fps if fps > 0 else 0.0), fps)
     idx = pick(len(frames))
-    out = np.stack(
-        [frames[j].reformat(width=size, height=size, format="rgb24").to_ndarray() for j in idx]
-    )
+    out = np.stack([frames[j].reformat(width=size, height=size, format="rgb24").to_ndarray() for j in idx])
     return torch.from_numpy(out)
 
 

@@ -4,6 +4,7 @@ Exceptions are pickled as ``cls(*args)``; ours take keyword-only fields, so they
 ``__dict__`` instead.  Needed because DataLoader workers and pytest-xdist ship exceptions across
 processes.  Only the standard library is imported here.
 """
+
 from __future__ import annotations
 
 from typing import Any, TypeVar

@@ -20,6 +20,7 @@ and line to look at, and a fix — never a bare traceback.
 
 This module imports torch lazily (the plugin imports it to parse options).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -34,28 +35,27 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import describe_exc, reduce_exception
 
-__all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "load_pipeline",
-           "check_collatable", "SUITE_ARGS"]
+__all__ = ["Pipeline", "FactoryError", "WHATS", "parse_factory", "load_pipeline", "check_collatable", "SUITE_ARGS"]
 
 SUITE_ARGS = ("root", "split", "train")
 """What the suite passes to a factory whose signature asks for it (or takes ``**kwargs``)."""
 
 WHATS = (
-    "bad_factory",           # --dataset-factory is not MODULE:CALLABLE
-    "module_not_found",      # MODULE is not on sys.path
+    "bad_factory",  # --dataset-factory is not MODULE:CALLABLE
+    "module_not_found",  # MODULE is not on sys.path
     "module_import_failed",  # MODULE was found but raised while importing (syntax error, missing dependency)
-    "attribute_missing",     # MODULE has no CALLABLE
+    "attribute_missing",  # MODULE has no CALLABLE
     "not_callable",
-    "bad_call",              # the keyword arguments do not fit the signature
-    "factory_raised",        # the factory itself raised
+    "bad_call",  # the keyword arguments do not fit the signature
+    "factory_raised",  # the factory itself raised
     "not_a_dataset",
     "iterable_dataset",
-    "not_map_style",         # a Dataset without __len__
+    "not_map_style",  # a Dataset without __len__
     "empty_dataset",
-    "bad_pipeline",          # Pipeline(collate_fn=/worker_init_fn=) that is not callable
-    "item_raised",           # dataset[i] raised while checking the items
-    "uncollatable",          # the default collate cannot stack the items
-    "collate_raised",        # the user's collate_fn raised
+    "bad_pipeline",  # Pipeline(collate_fn=/worker_init_fn=) that is not callable
+    "item_raised",  # dataset[i] raised while checking the items
+    "uncollatable",  # the default collate cannot stack the items
+    "collate_raised",  # the user's collate_fn raised
 )
 
 
@@ -87,8 +87,17 @@ class FactoryError(ValueError):
     fix: str
     sys_path: list[str] | None
 
-    def __init__(self, what: str, problem: str, *, factory: str = "", file: str | None = None,
-                 line: int | None = None, fix: str = "", sys_path: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        problem: str,
+        *,
+        factory: str = "",
+        file: str | None = None,
+        line: int | None = None,
+        fix: str = "",
+        sys_path: Sequence[str] | None = None,
+    ) -> None:
         if what not in WHATS:
             raise ValueError(f"FactoryError: unknown kind {what!r}; one of {WHATS}")
         self.what, self.problem, self.factory = what, problem, factory
@@ -124,9 +133,10 @@ def parse_factory(text: str) -> tuple[str, str]:
     parts = mod.split(".") + attr.split(".")
     if not sep or ":" in attr or not all(p.isidentifier() for p in parts):
         raise FactoryError(
-            "bad_factory", f"expected MODULE:CALLABLE, got {text!r}",
-            fix="write it as a dotted module, a colon and the callable's name, "
-                "e.g. --dataset-factory mypkg.data:build")
+            "bad_factory",
+            f"expected MODULE:CALLABLE, got {text!r}",
+            fix="write it as a dotted module, a colon and the callable's name, e.g. --dataset-factory mypkg.data:build",
+        )
     return mod, attr
 
 
@@ -160,8 +170,7 @@ def _user_frame(exc: BaseException, prefer: str | None) -> tuple[str | None, int
     if prefer:
         pick = next((f for f in reversed(frames) if os.path.realpath(f.filename).startswith(prefer)), None)
     if pick is None:
-        pick = next((f for f in reversed(frames)
-                     if not os.path.realpath(f.filename).startswith(_LIB_DIRS)), frames[-1])
+        pick = next((f for f in reversed(frames) if not os.path.realpath(f.filename).startswith(_LIB_DIRS)), frames[-1])
     return pick.filename, pick.lineno, pick.name
 
 
@@ -196,31 +205,44 @@ def _import(mod_name: str, factory: str, dirs: list[str]) -> Any:
             absent = [d for d in dirs if not os.path.isdir(d)]
             note = f" (--dataset-path {', '.join(absent)} does not exist)" if absent else ""
             raise FactoryError(
-                "module_not_found", f"cannot import module {mod_name!r}: no module named {missing!r}{note}",
-                factory=factory, sys_path=sys.path,
-                fix=(f"add the directory that contains {missing.split('.')[0]!r} with --dataset-path DIR "
-                     "(TOML: [dataset] path = [\"DIR\"]), or run pytest from your project's directory"),
+                "module_not_found",
+                f"cannot import module {mod_name!r}: no module named {missing!r}{note}",
+                factory=factory,
+                sys_path=sys.path,
+                fix=(
+                    f"add the directory that contains {missing.split('.')[0]!r} with --dataset-path DIR "
+                    '(TOML: [dataset] path = ["DIR"]), or run pytest from your project\'s directory'
+                ),
             ) from exc
         file, line, _ = _user_frame(exc, None)
         raise FactoryError(
             "module_import_failed",
             f"importing module {mod_name!r} failed: it imports {missing!r}, which is not installed here",
-            factory=factory, file=file, line=line,
+            factory=factory,
+            file=file,
+            line=line,
             fix=f"install {missing.split('.')[0]!r} in this environment (pip install ...), or add its directory "
-                "with --dataset-path",
+            "with --dataset-path",
         ) from exc
     except SyntaxError as exc:
         raise FactoryError(
-            "module_import_failed", f"importing module {mod_name!r} failed: {describe_exc(exc)}",
-            factory=factory, file=exc.filename, line=exc.lineno,
-            fix=f"fix the syntax error at {exc.filename}:{exc.lineno}") from exc
+            "module_import_failed",
+            f"importing module {mod_name!r} failed: {describe_exc(exc)}",
+            factory=factory,
+            file=exc.filename,
+            line=exc.lineno,
+            fix=f"fix the syntax error at {exc.filename}:{exc.lineno}",
+        ) from exc
     except Exception as exc:
         file, line, func = _user_frame(exc, None)
         raise FactoryError(
-            "module_import_failed", f"importing module {mod_name!r} raised {describe_exc(exc)}"
-            + (f" in {func}" if func else ""),
-            factory=factory, file=file, line=line,
-            fix=f"fix the error raised at import time at {file}:{line} (it is in your module, not the suite)") from exc
+            "module_import_failed",
+            f"importing module {mod_name!r} raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
+            factory=factory,
+            file=file,
+            line=line,
+            fix=f"fix the error raised at import time at {file}:{line} (it is in your module, not the suite)",
+        ) from exc
 
 
 def _resolve(module: Any, mod_name: str, attr: str, factory: str) -> Any:
@@ -233,16 +255,22 @@ def _resolve(module: Any, mod_name: str, attr: str, factory: str) -> Any:
             hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             file = getattr(module, "__file__", None)
             raise FactoryError(
-                "attribute_missing", f"{owner} has no attribute {part!r}",
-                factory=factory, file=file,
+                "attribute_missing",
+                f"{owner} has no attribute {part!r}",
+                factory=factory,
+                file=file,
                 fix=f"{hint}name a callable defined in {file or mod_name} "
-                    f"(callables there: {', '.join(names[:12]) or 'none'})")
+                f"(callables there: {', '.join(names[:12]) or 'none'})",
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise FactoryError(
-            "not_callable", f"{mod_name}:{attr} is a {type(obj).__name__}, not a callable",
-            factory=factory, file=getattr(module, "__file__", None),
-            fix="name a function or class that returns the dataset (or a Pipeline), e.g. def build(root, split, train)")
+            "not_callable",
+            f"{mod_name}:{attr} is a {type(obj).__name__}, not a callable",
+            factory=factory,
+            file=getattr(module, "__file__", None),
+            fix="name a function or class that returns the dataset (or a Pipeline), e.g. def build(root, split, train)",
+        )
     return obj
 
 
@@ -254,8 +282,11 @@ def _call_kwargs(fn: Any, user: Mapping[str, Any], suite: Mapping[str, Any], fac
         return dict(user)
     params = sig.parameters
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = [n for n, p in params.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    named = [
+        n
+        for n, p in params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
     kwargs = {k: v for k, v in suite.items() if var_kw or k in named}
     kwargs.update(user)
     file, line = _where(fn)
@@ -264,12 +295,15 @@ def _call_kwargs(fn: Any, user: Mapping[str, Any], suite: Mapping[str, Any], fac
     except TypeError as exc:
         unknown = [k for k in user if k not in named and not var_kw]
         if unknown:
-            fix = (f"drop --dataset-arg {', '.join(unknown)} or add the parameter; "
-                   f"{factory} takes: {', '.join(named) or 'no keyword arguments'}")
+            fix = (
+                f"drop --dataset-arg {', '.join(unknown)} or add the parameter; "
+                f"{factory} takes: {', '.join(named) or 'no keyword arguments'}"
+            )
         else:
             fix = "give the missing argument with --dataset-arg NAME=VALUE (TOML: [dataset.kwargs]) or a default"
-        raise FactoryError("bad_call", f"the arguments do not fit {sig}: {exc}", factory=factory,
-                           file=file, line=line, fix=fix) from exc
+        raise FactoryError(
+            "bad_call", f"the arguments do not fit {sig}: {exc}", factory=factory, file=file, line=line, fix=fix
+        ) from exc
     return kwargs
 
 
@@ -297,19 +331,28 @@ def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
     except Exception as exc:
         ufile, uline, func = _user_frame(exc, _project_dir(module))
         raise FactoryError(
-            "factory_raised", f"{factory}(**{_short(kwargs)}) raised {describe_exc(exc)}"
-            + (f" in {func}" if func else ""),
-            factory=factory, file=ufile or file, line=uline or line,
-            fix=(f"fix the error at {ufile or file}:{uline or line} (your factory raised it, before any DataLoader "
-                 "existed)"),
+            "factory_raised",
+            f"{factory}(**{_short(kwargs)}) raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
+            factory=factory,
+            file=ufile or file,
+            line=uline or line,
+            fix=(
+                f"fix the error at {ufile or file}:{uline or line} (your factory raised it, before any DataLoader "
+                "existed)"
+            ),
         ) from exc
     pipe = result if isinstance(result, Pipeline) else Pipeline(result)
     for name in ("collate_fn", "worker_init_fn"):
         f = getattr(pipe, name)
         if f is not None and not callable(f):
-            raise FactoryError("bad_pipeline", f"Pipeline({name}=...) is a {type(f).__name__}, not a callable",
-                               factory=factory, file=file, line=line,
-                               fix=f"pass a function as {name}, or None for torch's default")
+            raise FactoryError(
+                "bad_pipeline",
+                f"Pipeline({name}=...) is a {type(f).__name__}, not a callable",
+                factory=factory,
+                file=file,
+                line=line,
+                fix=f"pass a function as {name}, or None for torch's default",
+            )
     _check_dataset(pipe.dataset, factory, file, line, suite)
     return pipe
 
@@ -325,31 +368,51 @@ def _check_dataset(ds: Any, factory: str, file: str | None, line: int | None, su
     kind = _type_name(ds)
     if isinstance(ds, IterableDataset):
         raise FactoryError(
-            "iterable_dataset", f"returned an IterableDataset ({kind})",
-            factory=factory, file=file, line=line,
-            fix=("return a map-style Dataset (__len__ and __getitem__): the suite's endless sampler, its "
-                 "batch sizing (-m limits) and its fault drills all index items by number"))
+            "iterable_dataset",
+            f"returned an IterableDataset ({kind})",
+            factory=factory,
+            file=file,
+            line=line,
+            fix=(
+                "return a map-style Dataset (__len__ and __getitem__): the suite's endless sampler, its "
+                "batch sizing (-m limits) and its fault drills all index items by number"
+            ),
+        )
     if not isinstance(ds, Dataset):
         seq = hasattr(ds, "__getitem__") and hasattr(ds, "__len__")
         raise FactoryError(
-            "not_a_dataset", f"returned a {kind}, not a torch.utils.data.Dataset or ssv2_fixtures.Pipeline",
-            factory=factory, file=file, line=line,
-            fix=("wrap it in a subclass of torch.utils.data.Dataset that defines __len__ and __getitem__" if seq
-                 else "return your Dataset, or Pipeline(dataset, collate_fn=..., worker_init_fn=...)"))
+            "not_a_dataset",
+            f"returned a {kind}, not a torch.utils.data.Dataset or ssv2_fixtures.Pipeline",
+            factory=factory,
+            file=file,
+            line=line,
+            fix=(
+                "wrap it in a subclass of torch.utils.data.Dataset that defines __len__ and __getitem__"
+                if seq
+                else "return your Dataset, or Pipeline(dataset, collate_fn=..., worker_init_fn=...)"
+            ),
+        )
     try:
         n = len(ds)  # type: ignore[arg-type]  # Dataset declares no __len__; a map-style one has it
     except TypeError as exc:
         raise FactoryError(
-            "not_map_style", f"the {kind} it returned has no __len__",
-            factory=factory, file=file, line=line,
-            fix="define __len__: the suite's sampler and batch counts need the number of items") from exc
+            "not_map_style",
+            f"the {kind} it returned has no __len__",
+            factory=factory,
+            file=file,
+            line=line,
+            fix="define __len__: the suite's sampler and batch counts need the number of items",
+        ) from exc
     if n == 0:
         raise FactoryError(
-            "empty_dataset", f"returned an empty dataset ({kind}, len 0) for root={suite.get('root')!r} "
-                             f"split={suite.get('split')!r}",
-            factory=factory, file=file, line=line,
+            "empty_dataset",
+            f"returned an empty dataset ({kind}, len 0) for root={suite.get('root')!r} split={suite.get('split')!r}",
+            factory=factory,
+            file=file,
+            line=line,
             fix="check that the root and split it was given hold videos (--ssv2-root, --dataset-arg) "
-                "and that its filters keep some")
+            "and that its filters keep some",
+        )
 
 
 # --------------------------------------------------------------------------- collate check
@@ -376,8 +439,9 @@ def _diagnose(values: list[Any], path: str) -> str | None:
             if not isinstance(v, torch.Tensor):
                 return f"{path}: a tensor in item 0 but a {_type_name(v)} in item {k}"
             if v.shape != elem.shape:
-                return (f"{path}: list of tensors of different shapes ({_shape(elem)} in item 0, "
-                        f"{_shape(v)} in item {k})")
+                return (
+                    f"{path}: list of tensors of different shapes ({_shape(elem)} in item 0, {_shape(v)} in item {k})"
+                )
         return None
     if isinstance(elem, np.ndarray) or isinstance(elem, np.generic):
         if isinstance(elem, np.ndarray) and elem.dtype.kind in "SaUO":
@@ -386,8 +450,10 @@ def _diagnose(values: list[Any], path: str) -> str | None:
             if type(v) is not type(elem):
                 return f"{path}: a {_type_name(elem)} in item 0 but a {_type_name(v)} in item {k}"
             if isinstance(elem, np.ndarray) and v.shape != elem.shape:
-                return (f"{path}: list of numpy arrays of different shapes ({_shape(elem)} in item 0, "
-                        f"{_shape(v)} in item {k})")
+                return (
+                    f"{path}: list of numpy arrays of different shapes ({_shape(elem)} in item 0, "
+                    f"{_shape(v)} in item {k})"
+                )
         return None
     if isinstance(elem, (bool, int, float, str, bytes)):
         for k, v in enumerate(values):
@@ -412,15 +478,19 @@ def _diagnose(values: list[Any], path: str) -> str | None:
             if not isinstance(v, Sequence) or isinstance(v, (str, bytes)):
                 return f"{path}: a {_type_name(elem)} in item 0 but a {_type_name(v)} in item {k}"
             if len(v) != len(elem):
-                return (f"{path}: {_type_name(elem)}s of different lengths ({len(elem)} in item 0, "
-                        f"{len(v)} in item {k}; the default collate batches position by position)")
+                return (
+                    f"{path}: {_type_name(elem)}s of different lengths ({len(elem)} in item 0, "
+                    f"{len(v)} in item {k}; the default collate batches position by position)"
+                )
         for i in range(len(elem)):
             found = _diagnose([v[i] for v in values], f"{path}[{i}]")
             if found:
                 return found
         return None
-    return (f"{path}: a {_type_name(elem)}, which the default collate cannot batch "
-            "(it takes tensors, numpy arrays, numbers, strings, dicts and lists of those)")
+    return (
+        f"{path}: a {_type_name(elem)}, which the default collate cannot batch "
+        "(it takes tensors, numpy arrays, numbers, strings, dicts and lists of those)"
+    )
 
 
 def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None = None, n: int = 2) -> None:
@@ -436,8 +506,11 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
         except Exception as exc:
             file, line, func = _user_frame(exc, None)
             raise FactoryError(
-                "item_raised", f"dataset[{i}] raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
-                file=file, line=line, fix=f"fix the error at {file}:{line} (the dataset's __getitem__ raised it)",
+                "item_raised",
+                f"dataset[{i}] raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
+                file=file,
+                line=line,
+                fix=f"fix the error at {file}:{line} (the dataset's __getitem__ raised it)",
             ) from exc
     if not items:
         return
@@ -447,9 +520,12 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
         except Exception as exc:
             file, line, func = _user_frame(exc, None)
             raise FactoryError(
-                "collate_raised", f"collate_fn on {count} items raised {describe_exc(exc)}"
-                + (f" in {func}" if func else ""),
-                file=file, line=line, fix=f"fix the collate function at {file}:{line}") from exc
+                "collate_raised",
+                f"collate_fn on {count} items raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
+                file=file,
+                line=line,
+                fix=f"fix the collate function at {file}:{line}",
+            ) from exc
         return
     try:
         default_collate(items)
@@ -457,8 +533,12 @@ def check_collatable(dataset: Any, collate_fn: Callable[[list[Any]], Any] | None
         where = _diagnose(items, "item") or f"item: {describe_exc(exc)}"
         ds_file, ds_line = _where(type(dataset).__getitem__) if hasattr(type(dataset), "__getitem__") else (None, None)
         raise FactoryError(
-            "uncollatable", f"the default collate cannot batch {count} items of {_type_name(dataset)}: {where}",
-            file=ds_file, line=ds_line,
-            fix=("make __getitem__ return the same structure and tensor shapes for every item, or return "
-                 "Pipeline(dataset, collate_fn=your_collate) with a collate that handles them"),
+            "uncollatable",
+            f"the default collate cannot batch {count} items of {_type_name(dataset)}: {where}",
+            file=ds_file,
+            line=ds_line,
+            fix=(
+                "make __getitem__ return the same structure and tensor shapes for every item, or return "
+                "Pipeline(dataset, collate_fn=your_collate) with a collate that handles them"
+            ),
         ) from exc

@@ -9,6 +9,7 @@ Videos live in ``<root>/20bn-something-something-v2/<id>.webm``.  :func:`discove
 naming a root uses; :class:`AnnotationError` names file, entry and field, then a fix.  The
 public names are re-exported by :mod:`ssv2_fixtures.data.annotations`.  Stdlib only.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,14 @@ from typing import Any
 from .errors import reduce_exception
 
 __all__ = [
-    "SPLITS", "VIDEO_DIR_NAME", "VIDEO_EXT", "AnnotationError", "MissingVideosError", "Layout",
-    "as_root", "discover",
+    "SPLITS",
+    "VIDEO_DIR_NAME",
+    "VIDEO_EXT",
+    "AnnotationError",
+    "MissingVideosError",
+    "Layout",
+    "as_root",
+    "discover",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -116,13 +123,10 @@ class MissingVideosError(AnnotationError):
         shown = ", ".join(repr(i) for i in self.first_ids)
         more = f" and {count - len(self.first_ids)} more" if count > len(self.first_ids) else ""
         if dir_exists:
-            problem = (
-                f"{count} of {total} videos are missing from {self.video_dir} "
-                f"(first: {shown}{more})"
-            )
+            problem = f"{count} of {total} videos are missing from {self.video_dir} (first: {shown}{more})"
             fix = (
                 "download/extract the missing videos into that directory, or pass "
-                "missing=\"skip\" (pytest: --ssv2-skip-missing) to drop them from the index"
+                'missing="skip" (pytest: --ssv2-skip-missing) to drop them from the index'
             )
         else:
             problem = (
@@ -134,8 +138,7 @@ class MissingVideosError(AnnotationError):
                 f"{self.video_dir} holds the <id>{VIDEO_EXT} files, or point the root "
                 f"(--ssv2-root) / list prefix at the directory that does"
             )
-        super().__init__(file, problem, entry=first_entry, field="id", fix=fix,
-                         entry_kind=entry_kind)
+        super().__init__(file, problem, entry=first_entry, field="id", fix=fix, entry_kind=entry_kind)
 
 
 # --------------------------------------------------------------------------- layout
@@ -204,4 +207,3 @@ def discover(root: os.PathLike[str] | str) -> Layout:
         split_files={s: present[s] for s in SPLITS if s in present},
         video_dir=root / VIDEO_DIR_NAME,
     )
-

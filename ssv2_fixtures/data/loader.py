@@ -3,6 +3,7 @@
 The same two names are what a user puts in ``train.py``, so the settings the suite validates are the
 settings their training code runs with.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,11 @@ class LoaderConfig:
                     "prefetch_factor",
                     "only applies with num_workers > 0 (torch refuses it with 0 workers); leave it None",
                 )
-            if (not isinstance(self.prefetch_factor, int) or isinstance(self.prefetch_factor, bool)
-                    or self.prefetch_factor < 1):
+            if (
+                not isinstance(self.prefetch_factor, int)
+                or isinstance(self.prefetch_factor, bool)
+                or self.prefetch_factor < 1
+            ):
                 raise bad("prefetch_factor", f"must be an integer >= 1, got {self.prefetch_factor!r}")
         for name in ("persistent_workers", "pin_memory", "shuffle", "drop_last"):
             v = getattr(self, name)
@@ -67,8 +71,9 @@ class LoaderConfig:
             raise bad("persistent_workers", "needs num_workers > 0 (torch refuses it with 0 workers)")
         if self.sharing_strategy not in SHARING_STRATEGIES:
             raise bad("sharing_strategy", f"must be one of {SHARING_STRATEGIES}, got {self.sharing_strategy!r}")
-        if (not isinstance(self.timeout, (int, float)) or isinstance(self.timeout, bool)
-                or not self.timeout >= 0):  # `not >=` also refuses NaN
+        if (
+            not isinstance(self.timeout, (int, float)) or isinstance(self.timeout, bool) or not self.timeout >= 0
+        ):  # `not >=` also refuses NaN
             raise bad("timeout", f"must be a number of seconds >= 0, got {self.timeout!r}")
         if self.timeout > 0 and self.num_workers == 0:
             raise bad("timeout", "only applies with num_workers > 0 (torch refuses it with 0 workers)")
@@ -117,15 +122,23 @@ def distributed_samples(split_size: int, world_size: int, *, drop_last: bool) ->
     return -(-split_size // world_size)
 
 
-def refuse_unbatchable(split_size: int, config: LoaderConfig, *, world_size: int | None = None,
-                       endless: bool = False, where: str = "this run") -> None:
+def refuse_unbatchable(
+    split_size: int,
+    config: LoaderConfig,
+    *,
+    world_size: int | None = None,
+    endless: bool = False,
+    where: str = "this run",
+) -> None:
     """Raise :class:`SplitTooSmallError` with the reason when ``config`` can never form a batch of a
     split of ``split_size`` items: an endless sampler only needs one item; an epoch-based loader needs
     one batch per epoch (per rank, under ``DistributedSampler`` with ``world_size`` ranks). Without this
     an empty epoch restarts its workers forever and the run ends as a false ``hang``."""
     if split_size < 1:
-        raise SplitTooSmallError(f"{where}: the split has no videos: nothing can be loaded; check the split "
-                                 "name, the list file and the annotations")
+        raise SplitTooSmallError(
+            f"{where}: the split has no videos: nothing can be loaded; check the split "
+            "name, the list file and the annotations"
+        )
     if endless:
         return
     bs = config.batch_size
@@ -134,25 +147,34 @@ def refuse_unbatchable(split_size: int, config: LoaderConfig, *, world_size: int
             raise SplitTooSmallError(
                 f"{where}: the split has {split_size} videos, fewer than batch_size={bs}, and drop_last=True "
                 f"drops that one short batch: no batch can form; use batch_size <= {split_size}, "
-                "drop_last=False, or a larger split")
+                "drop_last=False, or a larger split"
+            )
         return
     per_rank = distributed_samples(split_size, world_size, drop_last=config.drop_last)
     if per_rank == 0:
         raise SplitTooSmallError(
             f"{where}: the split has {split_size} videos for {world_size} ranks, and DistributedSampler "
             f"(drop_last=True) gives every rank 0 of them: no batch can form; use a split of at least "
-            f"{world_size} videos or drop_last=False")
+            f"{world_size} videos or drop_last=False"
+        )
     if config.drop_last and per_rank < bs:
         raise SplitTooSmallError(
             f"{where}: the split has {split_size} videos: DistributedSampler gives each of the {world_size} "
             f"ranks {per_rank} per epoch, fewer than batch_size={bs}, and drop_last=True drops that short "
             f"batch: no batch can form; use batch_size <= {per_rank}, drop_last=False, or a split of at "
-            f"least {world_size * bs} videos")
+            f"least {world_size * bs} videos"
+        )
 
 
-def make_loader(dataset: Any, config: LoaderConfig, *, endless: bool = False,
-                collate_fn: Callable[[Any], Any] | None = None,
-                worker_init_fn: Callable[[int], None] | None = None, **overrides: Any) -> Any:
+def make_loader(
+    dataset: Any,
+    config: LoaderConfig,
+    *,
+    endless: bool = False,
+    collate_fn: Callable[[Any], Any] | None = None,
+    worker_init_fn: Callable[[int], None] | None = None,
+    **overrides: Any,
+) -> Any:
     """A ``torch.utils.data.DataLoader`` over ``dataset`` with ``config`` applied.
 
     Applies the sharing strategy (process-global in torch: the last loader made wins), seeds the
@@ -181,8 +203,11 @@ def make_loader(dataset: Any, config: LoaderConfig, *, endless: bool = False,
     if endless:
         from .sampling import EndlessSampler
 
-        kwargs.update(sampler=EndlessSampler(len(dataset), shuffle=config.shuffle, seed=config.seed),
-                      shuffle=False, drop_last=True)
+        kwargs.update(
+            sampler=EndlessSampler(len(dataset), shuffle=config.shuffle, seed=config.seed),
+            shuffle=False,
+            drop_last=True,
+        )
     if collate_fn is not None:
         kwargs["collate_fn"] = collate_fn
     if config.num_workers > 0:

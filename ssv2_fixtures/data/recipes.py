@@ -21,6 +21,7 @@ only (no torchvision or timm). Use them to see what a recipe costs on a machine:
   side (mmaction2's data preprocessor). Eval mode: centre frames, short side 256, centre crop 224.
 - :func:`ssv2clips` — the suite's own :class:`~ssv2_fixtures.SSv2Clips` (the default without a factory).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,15 @@ from .errors import describe_exc
 from .factory import Pipeline
 from .sampling import segment_indices
 
-__all__ = ["videomae_finetune", "tsm_uint8", "ssv2clips", "multiple_samples_collate", "flip_label_map",
-           "RandAugment", "RECIPES"]
+__all__ = [
+    "videomae_finetune",
+    "tsm_uint8",
+    "ssv2clips",
+    "multiple_samples_collate",
+    "flip_label_map",
+    "RandAugment",
+    "RECIPES",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -150,9 +158,13 @@ class RandAugment:
         return frames
 
 
-def _random_resized_crop(clip: torch.Tensor, size: int, rng: random.Random,
-                         scale: tuple[float, float] = (0.08, 1.0),
-                         ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+def _random_resized_crop(
+    clip: torch.Tensor,
+    size: int,
+    rng: random.Random,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
     """PySlowFast/VideoMAE ``random_resized_crop`` on ``(C, T, H, W)``: one box for all frames, bilinear."""
     _, _, h, w = clip.shape
     area = h * w
@@ -172,7 +184,7 @@ def _random_resized_crop(clip: torch.Tensor, size: int, rng: random.Random,
         else:
             cw, ch = w, h
         y, x = (h - ch) // 2, (w - cw) // 2
-    crop = clip[:, :, y:y + ch, x:x + cw]
+    crop = clip[:, :, y : y + ch, x : x + cw]
     return torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False)
 
 
@@ -187,7 +199,7 @@ def _random_erase(clip: torch.Tensor, rng: random.Random, prob: float = 0.25) ->
         eh, ew = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
         if ew < w and eh < h:
             y, x = rng.randint(0, h - eh), rng.randint(0, w - ew)
-            clip[:, :, y:y + eh, x:x + ew] = torch.randn(c, t, eh, ew)
+            clip[:, :, y : y + eh, x : x + ew] = torch.randn(c, t, eh, ew)
             break
     return clip
 
@@ -196,8 +208,10 @@ def _to_normalised(frames: Sequence[Image.Image]) -> torch.Tensor:
     """Per-frame ``ToTensor`` (float32 /255, CHW), stacked and normalised, as ``(C, T, H, W)``."""
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
-    clip = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255.0)
-                        for im in frames], dim=1)
+    clip = torch.stack(
+        [torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255.0) for im in frames],
+        dim=1,
+    )
     return (clip - mean) / std
 
 
@@ -217,8 +231,19 @@ def multiple_samples_collate(batch: list[Any]) -> tuple[Any, ...]:
 class VideoMAEFinetune(Dataset):
     """See :func:`videomae_finetune`."""
 
-    def __init__(self, index: SSv2Index, *, train: bool, num_frames: int, num_sample: int, size: int,
-                 short_side: int, rand_n: int, rand_m: float, reprob: float) -> None:
+    def __init__(
+        self,
+        index: SSv2Index,
+        *,
+        train: bool,
+        num_frames: int,
+        num_sample: int,
+        size: int,
+        short_side: int,
+        rand_n: int,
+        rand_m: float,
+        reprob: float,
+    ) -> None:
         self.index, self.train = index, bool(train)
         self.num_frames, self.num_sample, self.size, self.short_side = num_frames, num_sample, size, short_side
         self.augment = RandAugment(n=rand_n, m=rand_m)
@@ -229,8 +254,7 @@ class VideoMAEFinetune(Dataset):
 
     def __getitem__(self, i: int) -> Any:
         rng = _item_rng()
-        frames = _decode_native(
-            self.index, i, lambda n: segment_indices(n, self.num_frames, train=self.train, rng=rng))
+        frames = _decode_native(self.index, i, lambda n: segment_indices(n, self.num_frames, train=self.train, rng=rng))
         label = self.index.label(i)
         if not self.train:
             return self._eval(frames), label, self.index.video_id(i)
@@ -250,15 +274,29 @@ class VideoMAEFinetune(Dataset):
         s = self.short_side / min(h, w)
         nw, nh = max(self.size, round(w * s)), max(self.size, round(h * s))
         x, y = (nw - self.size) // 2, (nh - self.size) // 2
-        pil = [Image.fromarray(f).resize((nw, nh), Image.Resampling.BILINEAR)
-               .crop((x, y, x + self.size, y + self.size)) for f in frames]
+        pil = [
+            Image.fromarray(f).resize((nw, nh), Image.Resampling.BILINEAR).crop((x, y, x + self.size, y + self.size))
+            for f in frames
+        ]
         return _to_normalised(pil).contiguous()
 
 
-def videomae_finetune(root: Any, split: str = "train", train: bool = True, num_frames: int = 16,
-                      num_sample: int = 2, size: int = 224, *, short_side: int = 224, rand_n: int = 4,
-                      rand_m: float = 7.0, reprob: float = 0.25, list_file: str | None = None,
-                      missing: str = "error", limit: int | None = None) -> Pipeline:
+def videomae_finetune(
+    root: Any,
+    split: str = "train",
+    train: bool = True,
+    num_frames: int = 16,
+    num_sample: int = 2,
+    size: int = 224,
+    *,
+    short_side: int = 224,
+    rand_n: int = 4,
+    rand_m: float = 7.0,
+    reprob: float = 0.25,
+    list_file: str | None = None,
+    missing: str = "error",
+    limit: int | None = None,
+) -> Pipeline:
     """VideoMAE's SSv2 fine-tuning pipeline (cost and memory shape; see the module docstring).
 
     Train: each item is ``([num_sample × float32 (3, T, size, size)], [label]*num_sample,
@@ -268,10 +306,17 @@ def videomae_finetune(root: Any, split: str = "train", train: bool = True, num_f
     """
     if int(num_sample) < 1:
         raise ValueError(f"videomae_finetune: num_sample must be >= 1, got {num_sample!r}")
-    ds = VideoMAEFinetune(_index(root, split, list_file, missing, limit), train=train,
-                          num_frames=int(num_frames), num_sample=int(num_sample), size=int(size),
-                          short_side=int(short_side), rand_n=int(rand_n), rand_m=float(rand_m),
-                          reprob=float(reprob))
+    ds = VideoMAEFinetune(
+        _index(root, split, list_file, missing, limit),
+        train=train,
+        num_frames=int(num_frames),
+        num_sample=int(num_sample),
+        size=int(size),
+        short_side=int(short_side),
+        rand_n=int(rand_n),
+        rand_m=float(rand_m),
+        reprob=float(reprob),
+    )
     return Pipeline(ds, collate_fn=multiple_samples_collate if train else None)
 
 
@@ -292,15 +337,38 @@ def flip_label_map(names: Sequence[str]) -> dict[int, int]:
     return out
 
 
-_FIXED_CROPS = ((0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
-                (1, 1), (3, 1), (1, 3), (3, 3))  # mmaction2 MultiScaleCrop, num_fixed_crops=13, in quarters
+_FIXED_CROPS = (
+    (0, 0),
+    (4, 0),
+    (0, 4),
+    (4, 4),
+    (2, 2),
+    (0, 2),
+    (4, 2),
+    (2, 4),
+    (2, 0),
+    (1, 1),
+    (3, 1),
+    (1, 3),
+    (3, 3),
+)  # mmaction2 MultiScaleCrop, num_fixed_crops=13, in quarters
 
 
 class TSMUint8(Dataset):
     """See :func:`tsm_uint8`."""
 
-    def __init__(self, index: SSv2Index, *, train: bool, num_segments: int, short_side: int, size: int,
-                 scales: Sequence[float], flip: bool, flip_map: dict[int, int]) -> None:
+    def __init__(
+        self,
+        index: SSv2Index,
+        *,
+        train: bool,
+        num_segments: int,
+        short_side: int,
+        size: int,
+        scales: Sequence[float],
+        flip: bool,
+        flip_map: dict[int, int],
+    ) -> None:
         self.index, self.train = index, bool(train)
         self.num_segments, self.short_side, self.size = num_segments, short_side, size
         self.scales, self.flip, self.flip_map = tuple(scales), bool(flip), dict(flip_map)
@@ -323,7 +391,8 @@ class TSMUint8(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         rng = _item_rng()
         frames = _decode_native(
-            self.index, i, lambda n: segment_indices(n, self.num_segments, train=self.train, rng=rng))
+            self.index, i, lambda n: segment_indices(n, self.num_segments, train=self.train, rng=rng)
+        )
         h, w = frames.shape[1:3]
         s = self.short_side / min(h, w)
         rw, rh = max(self.size, round(w * s)), max(self.size, round(h * s))
@@ -344,9 +413,20 @@ class TSMUint8(Dataset):
         return torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).contiguous(), label
 
 
-def tsm_uint8(root: Any, split: str = "train", train: bool = True, num_segments: int = 8, short_side: int = 256,
-              size: int = 224, *, scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66), flip: bool = True,
-              list_file: str | None = None, missing: str = "error", limit: int | None = None) -> TSMUint8:
+def tsm_uint8(
+    root: Any,
+    split: str = "train",
+    train: bool = True,
+    num_segments: int = 8,
+    short_side: int = 256,
+    size: int = 224,
+    *,
+    scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+    flip: bool = True,
+    list_file: str | None = None,
+    missing: str = "error",
+    limit: int | None = None,
+) -> TSMUint8:
     """mmaction2's TSM sthv2 pipeline (cost and memory shape; see the module docstring).
 
     Each item is ``(uint8 (num_segments, 3, size, size), label)``. The flip swaps labels only where
@@ -355,20 +435,31 @@ def tsm_uint8(root: Any, split: str = "train", train: bool = True, num_segments:
     index = _index(root, split, list_file, missing, limit)
     # no labels.json (a list-file root): flip without the swap; a broken one is an error naming the file
     fmap = flip_label_map(class_names(index.root)) if flip and _labels_file(index.root) else {}
-    return TSMUint8(index, train=train, num_segments=int(num_segments), short_side=int(short_side),
-                    size=int(size), scales=scales, flip=flip, flip_map=fmap)
+    return TSMUint8(
+        index,
+        train=train,
+        num_segments=int(num_segments),
+        short_side=int(short_side),
+        size=int(size),
+        scales=scales,
+        flip=flip,
+        flip_map=fmap,
+    )
 
 
 # --------------------------------------------------------------------------- ssv2clips
 
 
-def ssv2clips(root: Any, split: str = "train", train: bool = False, num_frames: int = 16, size: int = 224,
-              **kwargs: Any) -> SSv2Clips:
+def ssv2clips(
+    root: Any, split: str = "train", train: bool = False, num_frames: int = 16, size: int = 224, **kwargs: Any
+) -> SSv2Clips:
     """The suite's own :class:`~ssv2_fixtures.SSv2Clips`: uint8 ``(T, size, size, 3)`` resized at decode."""
     return SSv2Clips(root, split, num_frames=num_frames, size=size, train=train, **kwargs)
 
 
 RECIPES: dict[str, Callable[..., Any]] = {
-    "videomae_finetune": videomae_finetune, "tsm_uint8": tsm_uint8, "ssv2clips": ssv2clips,
+    "videomae_finetune": videomae_finetune,
+    "tsm_uint8": tsm_uint8,
+    "ssv2clips": ssv2clips,
 }
 """name → factory; ``--dataset-factory ssv2_fixtures.data.recipes:NAME``."""

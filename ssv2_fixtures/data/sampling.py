@@ -11,6 +11,7 @@ Two frame modes, both returning sorted int64 indices of length ``num_frames`` in
 Videos shorter than ``num_frames`` repeat indices rather than fail: SSv2 has clips of ~20 frames and a
 loader that crashes on them ends a 4-hour run.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -95,6 +96,7 @@ def _check(video_len: int, num_frames: int) -> None:
 
 
 # --- dataset indices -----------------------------------------------------------------------------------
+
 
 class EndlessSampler:
     """Dataset indices forever: seeded shuffled permutations of ``range(n)`` chained one after another

@@ -31,6 +31,7 @@ Only numpy, PyAV and the standard library are imported here: the module is
 loaded by the pytest plugin process and by encoder child processes, neither
 of which should pay for (or fork with) torch/decord.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,17 +108,12 @@ class SynthSpec:
             )
         if self.videos > MAX_ID:
             raise ValueError(
-                f"videos={self.videos}: more clips than SSv2 has videos ({MAX_ID}); "
-                f"pass videos <= {MAX_ID}"
+                f"videos={self.videos}: more clips than SSv2 has videos ({MAX_ID}); pass videos <= {MAX_ID}"
             )
         if self.codec not in CODECS:
-            raise ValueError(
-                f"codec={self.codec!r}: unknown codec; pass one of {', '.join(sorted(CODECS))}"
-            )
+            raise ValueError(f"codec={self.codec!r}: unknown codec; pass one of {', '.join(sorted(CODECS))}")
         if self.naming not in NAMINGS:
-            raise ValueError(
-                f"naming={self.naming!r}: unknown naming; pass one of {', '.join(NAMINGS)}"
-            )
+            raise ValueError(f"naming={self.naming!r}: unknown naming; pass one of {', '.join(NAMINGS)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r}: need a non-negative integer")
 
@@ -144,8 +140,7 @@ def _split_sizes(n: int) -> dict[str, int]:
 
 def _annotation_paths(naming: str) -> dict[str, str]:
     if naming == "20bn":
-        return {k: f"something-something-v2-{k}.json"
-                for k in ("labels", "train", "validation", "test")}
+        return {k: f"something-something-v2-{k}.json" for k in ("labels", "train", "validation", "test")}
     paths = {k: f"labels/{k}.json" for k in ("labels", "train", "validation", "test")}
     paths["test_answers"] = "labels/test-answers.csv"
     return paths
@@ -177,28 +172,24 @@ def _build_into(tmp: Path, spec: SynthSpec, processes: int | None) -> None:
 
     t_end = sizes["train"]
     v_end = t_end + sizes["validation"]
-    split_ids = {"train": all_ids[:t_end], "validation": all_ids[t_end:v_end],
-                 "test": all_ids[v_end:]}
+    split_ids = {"train": all_ids[:t_end], "validation": all_ids[t_end:v_end], "test": all_ids[v_end:]}
     paths = _write_annotations(tmp, spec.naming, split_ids, rng)
     # Written last: a set with a manifest is a complete set.
     _write_json(tmp / MANIFEST, _manifest(spec, paths, split_ids, clips))
 
 
-def _plan_ids(tmp: Path, spec: SynthSpec,
-              rng: np.random.Generator) -> tuple[dict[str, int], list[str], list[str]]:
+def _plan_ids(tmp: Path, spec: SynthSpec, rng: np.random.Generator) -> tuple[dict[str, int], list[str], list[str]]:
     """Split sizes, every video id (in split order) and the clip files to encode."""
     if spec.full_size:
         # Ids are exactly 1..220847 (like real SSv2), shuffled across splits.
         all_ids = [str(i) for i in (rng.permutation(MAX_ID) + 1).tolist()]
         (tmp / POOL_DIR).mkdir()
-        return (dict(FULL_SIZE_SPLITS), all_ids,
-                [f"{POOL_DIR}/clip_{i:04d}.webm" for i in range(spec.videos)])
+        return (dict(FULL_SIZE_SPLITS), all_ids, [f"{POOL_DIR}/clip_{i:04d}.webm" for i in range(spec.videos)])
     all_ids = [str(i) for i in (rng.choice(MAX_ID, size=spec.videos, replace=False) + 1).tolist()]
     return _split_sizes(spec.videos), all_ids, [f"{VIDEO_DIR}/{vid}.webm" for vid in all_ids]
 
 
-def _link_round_robin(tmp: Path, video_dir: Path, clips: list[dict[str, Any]],
-                      clip_files: list[str]) -> None:
+def _link_round_robin(tmp: Path, video_dir: Path, clips: list[dict[str, Any]], clip_files: list[str]) -> None:
     """Video id k becomes a hard link to clips[(k - 1) % N]; see frames_by_id().
 
     Hard links, not copies: 220,847 directory entries for ~N clips of disk.  Filesystems cap
@@ -222,8 +213,9 @@ def _link_round_robin(tmp: Path, video_dir: Path, clips: list[dict[str, Any]],
             link(sources[i], f"{vd}/{k}.webm")
 
 
-def _write_annotations(tmp: Path, naming: str, split_ids: dict[str, list[str]],
-                       rng: np.random.Generator) -> dict[str, str]:
+def _write_annotations(
+    tmp: Path, naming: str, split_ids: dict[str, list[str]], rng: np.random.Generator
+) -> dict[str, str]:
     """labels.json and the three split files (plus test-answers.csv for "labels"); their paths."""
     ann = {s: annotate(split_ids[s], rng) for s in ("train", "validation", "test")}
     paths = _annotation_paths(naming)
@@ -237,8 +229,9 @@ def _write_annotations(tmp: Path, naming: str, split_ids: dict[str, list[str]],
     return paths
 
 
-def _manifest(spec: SynthSpec, paths: dict[str, str], split_ids: dict[str, list[str]],
-              clips: list[dict[str, Any]]) -> dict[str, Any]:
+def _manifest(
+    spec: SynthSpec, paths: dict[str, str], split_ids: dict[str, list[str]], clips: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "generator_version": GENERATOR_VERSION,
         "key": spec.key(),
@@ -297,8 +290,7 @@ def _build_beside(target: Path, spec: SynthSpec, processes: int | None) -> Path:
     return tmp
 
 
-def build_synthetic(out: str | os.PathLike[str], spec: SynthSpec,
-                    processes: int | None = None) -> Path:
+def build_synthetic(out: str | os.PathLike[str], spec: SynthSpec, processes: int | None = None) -> Path:
     """Build the set described by ``spec`` at ``out`` (which must not exist); returns ``out``.
 
     Built in a temporary sibling of ``out`` and renamed into place, so ``out``
@@ -308,8 +300,7 @@ def build_synthetic(out: str | os.PathLike[str], spec: SynthSpec,
     target = Path(out).absolute()
     if target.exists():
         raise FileExistsError(
-            f"{target} already exists; remove it or choose another output directory "
-            "(build_synthetic never overwrites)"
+            f"{target} already exists; remove it or choose another output directory (build_synthetic never overwrites)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _build_beside(target, spec, processes)
@@ -353,7 +344,7 @@ def _remove_orphans(target: Path) -> None:
     host = socket.gethostname()
     for p in target.parent.glob(f".{target.name}{_TMP_TAG}{host}-*"):
         try:
-            pid = int(p.name[len(f".{target.name}{_TMP_TAG}{host}-"):].split("-", 1)[0])
+            pid = int(p.name[len(f".{target.name}{_TMP_TAG}{host}-") :].split("-", 1)[0])
         except ValueError:
             continue
         if pid == os.getpid():
@@ -366,8 +357,9 @@ def _remove_orphans(target: Path) -> None:
             pass  # alive, owned by someone else
 
 
-def ensure_synthetic(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None = None,
-                     processes: int | None = None) -> Path:
+def ensure_synthetic(
+    spec: SynthSpec, cache_dir: str | os.PathLike[str] | None = None, processes: int | None = None
+) -> Path:
     """Return ``<cache_dir>/ssv2-synth-<spec.key()>``, building it first if needed.
 
     Safe to call from several processes at once: each either returns the
@@ -377,8 +369,7 @@ def ensure_synthetic(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None =
     return _ensure(spec, cache_dir, processes, use_lock=True)
 
 
-def _ensure(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None,
-            processes: int | None, use_lock: bool) -> Path:
+def _ensure(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None, processes: int | None, use_lock: bool) -> Path:
     # use_lock=False is the path taken where flock is unavailable; tests use it to
     # exercise the rename race directly.
     check_processes(processes)
@@ -387,8 +378,7 @@ def _ensure(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None,
     if _is_complete(target):
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    lock = (_build_lock(target.with_name(target.name + ".lock")) if use_lock
-            else contextlib.nullcontext())
+    lock = _build_lock(target.with_name(target.name + ".lock")) if use_lock else contextlib.nullcontext()
     with lock:
         if _is_complete(target):  # someone else finished while we waited
             return target
@@ -429,29 +419,35 @@ def main(argv: list[str] | None = None) -> int:
         description="Build a synthetic Something-Something-v2 fixture set (official layout).",
     )
     p.add_argument("out", help="output directory (must not exist)")
-    p.add_argument("--videos", type=int, default=SynthSpec.videos,
-                   help="number of distinct encoded clips (>= 3; default %(default)s)")
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=SynthSpec.videos,
+        help="number of distinct encoded clips (>= 3; default %(default)s)",
+    )
     p.add_argument("--codec", default=SynthSpec.codec, help="vp9 | vp8 (default %(default)s)")
     p.add_argument("--seed", type=int, default=SynthSpec.seed)
-    p.add_argument("--full-size", action="store_true",
-                   help="real split sizes (220,847 videos) as hard links to the clip pool")
-    p.add_argument("--naming", default=SynthSpec.naming,
-                   help="20bn (something-something-v2-*.json) | labels (labels/*.json)")
-    p.add_argument("--processes", type=int, default=None,
-                   help="encoder processes (default: os.cpu_count())")
+    p.add_argument(
+        "--full-size", action="store_true", help="real split sizes (220,847 videos) as hard links to the clip pool"
+    )
+    p.add_argument(
+        "--naming", default=SynthSpec.naming, help="20bn (something-something-v2-*.json) | labels (labels/*.json)"
+    )
+    p.add_argument("--processes", type=int, default=None, help="encoder processes (default: os.cpu_count())")
     a = p.parse_args(argv)
     try:
         check_processes(a.processes)
-        spec = SynthSpec(videos=a.videos, codec=a.codec, seed=a.seed,
-                         full_size=a.full_size, naming=a.naming)
+        spec = SynthSpec(videos=a.videos, codec=a.codec, seed=a.seed, full_size=a.full_size, naming=a.naming)
         t0 = time.perf_counter()
         root = build_synthetic(a.out, spec, processes=a.processes)
     except (ValueError, FileExistsError) as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 2
     m = read_manifest(root)
-    print(f"built {root} ({len(m['clips'])} clips, {m['num_videos']} videos, "
-          f"splits {m['splits']}) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"built {root} ({len(m['clips'])} clips, {m['num_videos']} videos, "
+        f"splits {m['splits']}) in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 

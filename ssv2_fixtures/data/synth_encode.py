@@ -5,6 +5,7 @@ Noise would encode ~100x slower and decode unlike real footage.  Each clip is se
 :mod:`ssv2_fixtures.data.synth` lays the clips out as an SSv2 set.  Imports only numpy, PyAV and
 the stdlib: spawned encoder children import this module and nothing heavier.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -17,8 +18,18 @@ from typing import Any, Iterator
 import av
 import numpy as np
 
-__all__ = ["HEIGHT", "FPS", "WIDTHS", "MIN_FRAMES", "MAX_FRAMES", "CODECS", "ClipJob",
-           "encode_clip", "encode_all", "check_processes"]
+__all__ = [
+    "HEIGHT",
+    "FPS",
+    "WIDTHS",
+    "MIN_FRAMES",
+    "MAX_FRAMES",
+    "CODECS",
+    "ClipJob",
+    "encode_clip",
+    "encode_all",
+    "check_processes",
+]
 
 HEIGHT = 240
 FPS = 12
@@ -53,7 +64,7 @@ def _frames(rng: np.random.Generator, width: int, n: int) -> Iterator[np.ndarray
     c0, c1 = rng.integers(0, 256, size=(2, 3))
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)
+    ramp = np.cos(angle) * xx / w + np.sin(angle) * yy / h
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     bg = (c0 * (1 - ramp[..., None]) + c1 * ramp[..., None]).astype(np.uint8)
 
@@ -64,13 +75,14 @@ def _frames(rng: np.random.Generator, width: int, n: int) -> Iterator[np.ndarray
             (
                 bool(rng.integers(0, 2)),  # disc?
                 size,
-                rng.uniform(0, w - size), rng.uniform(0, h - size),  # start
-                rng.uniform(-6, 6), rng.uniform(-4, 4),  # px per frame
+                rng.uniform(0, w - size),
+                rng.uniform(0, h - size),  # start
+                rng.uniform(-6, 6),
+                rng.uniform(-4, 4),  # px per frame
                 rng.integers(0, 256, size=3).astype(np.uint8),
             )
         )
-    discs = {s: ((np.mgrid[0:s, 0:s] - (s - 1) / 2) ** 2).sum(0) <= (s / 2) ** 2
-             for disc, s, *_ in shapes if disc}
+    discs = {s: ((np.mgrid[0:s, 0:s] - (s - 1) / 2) ** 2).sum(0) <= (s / 2) ** 2 for disc, s, *_ in shapes if disc}
 
     def bounce(p: float, span: float) -> int:
         # Triangle wave keeps the shape inside the frame without branching logic.
@@ -83,9 +95,9 @@ def _frames(rng: np.random.Generator, width: int, n: int) -> Iterator[np.ndarray
         for disc, s, x0, y0, vx, vy, col in shapes:
             x, y = bounce(x0 + vx * t, w - s), bounce(y0 + vy * t, h - s)
             if disc:
-                f[y:y + s, x:x + s][discs[s]] = col
+                f[y : y + s, x : x + s][discs[s]] = col
             else:
-                f[y:y + s, x:x + s] = col
+                f[y : y + s, x : x + s] = col
         yield f
 
 
@@ -141,4 +153,3 @@ def encode_all(jobs: list[ClipJob], processes: int | None) -> list[dict[str, Any
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=procs, mp_context=ctx) as pool:
         return list(pool.map(encode_clip, jobs))
-

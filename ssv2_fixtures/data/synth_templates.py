@@ -1,5 +1,6 @@
 """What the synthetic annotations say: the 174 class templates (26 real ones, the rest generated),
 their objects, labels.json in the real numbering, and one split's entries in the real schema."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -41,18 +42,41 @@ _REAL_TEMPLATES: tuple[str, ...] = (
 )
 
 _GEN_VERBS = (
-    "Lifting", "Rolling", "Spinning", "Shaking", "Sliding", "Poking", "Tilting",
-    "Stacking", "Rotating", "Tapping", "Flicking", "Nudging", "Balancing",
+    "Lifting",
+    "Rolling",
+    "Spinning",
+    "Shaking",
+    "Sliding",
+    "Poking",
+    "Tilting",
+    "Stacking",
+    "Rotating",
+    "Tapping",
+    "Flicking",
+    "Nudging",
+    "Balancing",
 )
 _GEN_SUFFIXES = (
-    "slowly", "quickly", "towards the camera", "away from the camera",
-    "behind [something]", "onto [something]", "with [something]",
-    "across [something]", "in front of [something]", "until it stops",
-    "a few times", "without touching it",
+    "slowly",
+    "quickly",
+    "towards the camera",
+    "away from the camera",
+    "behind [something]",
+    "onto [something]",
+    "with [something]",
+    "across [something]",
+    "in front of [something]",
+    "until it stops",
+    "a few times",
+    "without touching it",
 )
 _GEN_SUBJECT_SUFFIXES = (
-    "sliding down [something]", "rolling off [something]", "tipping over",
-    "bouncing on a surface", "spinning in place", "being pulled by [something]",
+    "sliding down [something]",
+    "rolling off [something]",
+    "tipping over",
+    "bouncing on a surface",
+    "spinning in place",
+    "being pulled by [something]",
 )
 
 
@@ -75,10 +99,30 @@ def _make_templates() -> tuple[str, ...]:
 TEMPLATES: tuple[str, ...] = _make_templates()
 
 _OBJECTS = (
-    "a cup", "a pen", "a book", "a phone", "a remote control", "a bottle",
-    "a spoon", "a coin", "a tissue", "a box", "a ball", "a key", "a shoe",
-    "a pillow", "a mug", "a lighter", "a paper", "a toy car", "a banana",
-    "a glass", "scissors", "a charger", "a wallet", "a towel",
+    "a cup",
+    "a pen",
+    "a book",
+    "a phone",
+    "a remote control",
+    "a bottle",
+    "a spoon",
+    "a coin",
+    "a tissue",
+    "a box",
+    "a ball",
+    "a key",
+    "a shoe",
+    "a pillow",
+    "a mug",
+    "a lighter",
+    "a paper",
+    "a toy car",
+    "a banana",
+    "a glass",
+    "scissors",
+    "a charger",
+    "a wallet",
+    "a towel",
 )
 
 
@@ -105,7 +149,6 @@ def labels_index() -> dict[str, str]:
     return {name: str(i) for i, name in enumerate(sorted(plain(t) for t in TEMPLATES))}
 
 
-
 def annotate(ids: Sequence[str], rng: np.random.Generator) -> list[dict[str, Any]]:
     classes = rng.integers(0, NUM_CLASSES, size=len(ids))
     objs = rng.integers(0, len(_OBJECTS), size=(len(ids), 2))
@@ -113,7 +156,5 @@ def annotate(ids: Sequence[str], rng: np.random.Generator) -> list[dict[str, Any
     for vid, c, (o1, o2) in zip(ids, classes.tolist(), objs.tolist()):
         template = TEMPLATES[c]
         ph = [_OBJECTS[o1], _OBJECTS[o2]][: _slot_count(template)]
-        out.append({"id": vid, "label": _fill(template, ph), "template": template,
-                    "placeholders": ph})
+        out.append({"id": vid, "label": _fill(template, ph), "template": template, "placeholders": ph})
     return out
-

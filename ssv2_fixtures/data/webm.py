@@ -14,6 +14,7 @@ file has one track. In order of preference the video extent is:
 Independently, a Segment whose declared size runs past the end of the file is incomplete, whatever
 its tracks. A file with none of these (a WebM written in live mode or to a pipe) is not checked.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 _EBML, _SEGMENT, _SEEKHEAD, _INFO, _TRACKS, _TAGS, _CUES, _CLUSTER = (
-    0x1A45DFA3, 0x18538067, 0x114D9B74, 0x1549A966, 0x1654AE6B, 0x1254C367, 0x1C53BB6B, 0x1F43B675,
+    0x1A45DFA3,
+    0x18538067,
+    0x114D9B74,
+    0x1549A966,
+    0x1654AE6B,
+    0x1254C367,
+    0x1C53BB6B,
+    0x1F43B675,
 )
 _SEEK, _SEEK_ID, _SEEK_POS = 0x4DBB, 0x53AB, 0x53AC
 _TIMECODE_SCALE, _DURATION = 0x2AD7B1, 0x4489
@@ -33,9 +41,9 @@ _TAG, _TARGETS, _TAG_TRACK_UID, _SIMPLE_TAG, _TAG_NAME, _TAG_STRING = 0x7373, 0x
 _CUE_POINT, _CUE_TIME, _CUE_TRACK_POSITIONS, _CUE_TRACK = 0xBB, 0xB3, 0xB7, 0xF7
 _VIDEO = 1
 
-HEADER_BYTES = 64 * 1024     # Info, Tracks and (FFmpeg's) Tags lie well inside this
-_MAX_INDEX_BYTES = 4 << 20   # Cues/Tags read at a SeekHead position: never more than this
-TRUNCATION_SLACK_FRAMES = 2       # the frames may end this many frames before the video's extent ...
+HEADER_BYTES = 64 * 1024  # Info, Tracks and (FFmpeg's) Tags lie well inside this
+_MAX_INDEX_BYTES = 4 << 20  # Cues/Tags read at a SeekHead position: never more than this
+TRUNCATION_SLACK_FRAMES = 2  # the frames may end this many frames before the video's extent ...
 TRUNCATION_SLACK_FRACTION = 0.05  # ... or this fraction of it, whichever is more, before it is refused
 
 NO_DURATION_REMEDY = (
@@ -62,7 +70,7 @@ def _vint(buf: bytes, pos: int, *, element_id: bool) -> tuple[int, int, bool]:
     if pos + length > len(buf):
         raise _Bad("EBML vint runs past the buffer")
     value = first if element_id else first & ((1 << (8 - length)) - 1)
-    for b in buf[pos + 1:pos + length]:
+    for b in buf[pos + 1 : pos + length]:
         value = (value << 8) | b
     unknown = not element_id and value == (1 << (7 * length)) - 1
     return value, pos + length, unknown
@@ -105,7 +113,7 @@ def _hms_seconds(text: str) -> float | None:
 class Track:
     number: int
     uid: int
-    type: int                      # 1 video, 2 audio, 17 subtitle ...
+    type: int  # 1 video, 2 audio, 17 subtitle ...
     default_duration_s: float | None = None
     duration_s: float | None = None  # its DURATION tag
     last_cue_s: float | None = None  # start of its last Cue point
@@ -116,8 +124,8 @@ class Layout:
     """What the file's EBML header says (all times in seconds)."""
 
     file_bytes: int
-    segment_end: int | None           # declared end of the Segment, in bytes (None: unknown size)
-    duration_s: float | None          # Segment Info Duration: the longest track's
+    segment_end: int | None  # declared end of the Segment, in bytes (None: unknown size)
+    duration_s: float | None  # Segment Info Duration: the longest track's
     tracks: tuple[Track, ...] = field(default_factory=tuple)
 
     @property
@@ -128,8 +136,8 @@ class Layout:
 @dataclass(frozen=True)
 class Extent:
     seconds: float
-    source: str     # how it was found, for the error message
-    exact: bool     # False: a lower bound (the last cue)
+    source: str  # how it was found, for the error message
+    exact: bool  # False: a lower bound (the last cue)
 
 
 LAYOUT_CACHE_SIZE = 8192
@@ -175,10 +183,10 @@ def _parse(f: BinaryIO, buf: bytes, file_bytes: int) -> Layout | None:
     seg_size, seg_start, seg_unknown = _vint(buf, pos, element_id=False)
     segment_end = None if seg_unknown else seg_start + seg_size
     scale, duration = 1_000_000, None
-    tracks: dict[int, dict] = {}        # uid -> fields
-    tags: dict[int, float] = {}         # track uid -> DURATION tag
-    cues: dict[int, float] = {}         # track number -> last cue time (ticks)
-    seek: dict[int, int] = {}           # element id -> absolute position
+    tracks: dict[int, dict] = {}  # uid -> fields
+    tags: dict[int, float] = {}  # track uid -> DURATION tag
+    cues: dict[int, float] = {}  # track number -> last cue time (ticks)
+    seek: dict[int, int] = {}  # element id -> absolute position
     seen: set[int] = set()
     for eid, start, end in _children(buf, seg_start, len(buf)):
         if eid == _CLUSTER:
@@ -221,11 +229,16 @@ def _parse(f: BinaryIO, buf: bytes, file_bytes: int) -> Layout | None:
     out = []
     for uid, t in tracks.items():
         cue = cues.get(t.get("number", -1))
-        out.append(Track(
-            number=t.get("number", 0), uid=uid, type=t.get("type", 0),
-            default_duration_s=(t["default_ns"] / 1e9) if t.get("default_ns") else None,
-            duration_s=tags.get(uid), last_cue_s=None if cue is None else cue * tick,
-        ))
+        out.append(
+            Track(
+                number=t.get("number", 0),
+                uid=uid,
+                type=t.get("type", 0),
+                default_duration_s=(t["default_ns"] / 1e9) if t.get("default_ns") else None,
+                duration_s=tags.get(uid),
+                last_cue_s=None if cue is None else cue * tick,
+            )
+        )
     dur = duration * tick if duration is not None and duration > 0 else None
     return Layout(file_bytes=file_bytes, segment_end=segment_end, duration_s=dur, tracks=tuple(out))
 
@@ -356,5 +369,15 @@ def remedy_for(text: str) -> str | None:
     return NO_DURATION_REMEDY if NO_DURATION_MARK in text else None
 
 
-__all__ = ["Layout", "Track", "Extent", "read_layout", "video_extent", "check_complete", "webm_duration",
-           "lacks_duration", "remedy_for", "NO_DURATION_REMEDY"]
+__all__ = [
+    "Layout",
+    "Track",
+    "Extent",
+    "read_layout",
+    "video_extent",
+    "check_complete",
+    "webm_duration",
+    "lacks_duration",
+    "remedy_for",
+    "NO_DURATION_REMEDY",
+]

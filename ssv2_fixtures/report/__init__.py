@@ -15,6 +15,7 @@ Every rate is shown with its spread, ``97.0 ± 3.1 videos/s`` (half-width of the
 batch-means interval, :mod:`ssv2_fixtures.run.stats`), or ``97.0 ±?`` when the record has none.
 matplotlib is imported inside the plot functions only, so the plugin can import this package.
 """
+
 from __future__ import annotations
 
 from .cli import main
@@ -28,6 +29,24 @@ from .summary import render_summary, summarize
 from .terminal import terminal_lines
 from .tune import tune_section
 
-__all__ = ["summarize", "render_summary", "findings", "recommend", "Recommendation", "scaling",
-           "plot_throughput", "plot_sustained", "terminal_lines", "compare", "md_table", "load", "Run",
-           "runs_of", "main", "pick", "Pick", "Candidate", "tune_section"]
+__all__ = [
+    "summarize",
+    "render_summary",
+    "findings",
+    "recommend",
+    "Recommendation",
+    "scaling",
+    "plot_throughput",
+    "plot_sustained",
+    "terminal_lines",
+    "compare",
+    "md_table",
+    "load",
+    "Run",
+    "runs_of",
+    "main",
+    "pick",
+    "Pick",
+    "Candidate",
+    "tune_section",
+]

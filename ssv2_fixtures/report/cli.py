@@ -9,6 +9,7 @@
 Bad input (any ``ValueError``: :class:`ResultsError`, a watch log's ``LogError``, two watch logs)
 exits 2 with one line naming the file and what is wrong; an unwritable output exits 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,9 @@ from .summary import summarize
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ssv2_fixtures.report",
-                                     description="Reports from ssv2-stress results.json files and watch logs.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ssv2_fixtures.report", description="Reports from ssv2-stress results.json files and watch logs."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("summarize", help="write summary.md and plots into a run folder")
     s.add_argument("run_dir", help="reports/<run-id> (or its results.json)")

@@ -3,6 +3,7 @@
 Either side may also be an in-training watch log (a ``.jsonl`` file): that comparison is
 :func:`ssv2_fixtures.watch.report.compare_with_run`'s, imported only then.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,14 +19,29 @@ from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
 from .recommend import candidate, recommend
 
 _MACHINE_FACTS: tuple[tuple[str, str], ...] = (
-    ("cores", "CPU cores"), ("ram_bytes", "RAM"), ("shm_total_bytes", "/dev/shm size"),
-    ("shm_free_bytes", "/dev/shm free"), ("nofile", "open files limit (ulimit -n)"),
-    ("nofile_hard", "open files hard limit"), ("tmpdir", "TMPDIR"), ("tmp_free_bytes", "TMPDIR free space"),
-    ("python", "python"), ("torch", "torch"), ("decord", "decord"), ("av", "PyAV"),
-    ("platform", "platform"), ("cuda", "CUDA"), ("sharing_strategy", "default sharing strategy"))
+    ("cores", "CPU cores"),
+    ("ram_bytes", "RAM"),
+    ("shm_total_bytes", "/dev/shm size"),
+    ("shm_free_bytes", "/dev/shm free"),
+    ("nofile", "open files limit (ulimit -n)"),
+    ("nofile_hard", "open files hard limit"),
+    ("tmpdir", "TMPDIR"),
+    ("tmp_free_bytes", "TMPDIR free space"),
+    ("python", "python"),
+    ("torch", "torch"),
+    ("decord", "decord"),
+    ("av", "PyAV"),
+    ("platform", "platform"),
+    ("cuda", "CUDA"),
+    ("sharing_strategy", "default sharing strategy"),
+)
 _DATASET_FACTS: tuple[tuple[str, str], ...] = (
-    ("synthetic", "dataset: synthetic"), ("videos", "dataset: videos"), ("codec", "dataset: codec"),
-    ("num_frames", "dataset: frames per clip"), ("size", "dataset: frame size"))
+    ("synthetic", "dataset: synthetic"),
+    ("videos", "dataset: videos"),
+    ("codec", "dataset: codec"),
+    ("num_frames", "dataset: frames per clip"),
+    ("size", "dataset: frame size"),
+)
 
 
 def watch_report() -> Any:
@@ -51,8 +67,9 @@ def _fact(key: str, x: Any) -> str:
 def _keyed(runs: Sequence[Run]) -> dict[tuple[str, str], Run]:
     out: dict[tuple[str, str], Run] = {}
     for r in runs:
-        label = (f"{r.label} × {r.ranks} rank{'s' if r.ranks != 1 else ''}" if r.kind == "distributed"
-                 else r.label)  # 1 and N ranks are different runs
+        label = (
+            f"{r.label} × {r.ranks} rank{'s' if r.ranks != 1 else ''}" if r.kind == "distributed" else r.label
+        )  # 1 and N ranks are different runs
         key, n = (r.kind, label), 2
         while key in out:  # the same config twice in one run: keep both, in order
             key, n = (r.kind, f"{label} #{n}"), n + 1
@@ -79,8 +96,10 @@ def _explain_flip(fail: Run, good: Run, mf: Mapping[str, Any], mg: Mapping[str, 
         sf, sg = _effective_shm(fail, mf), _effective_shm(good, mg)
         need = fail.evidence.get("shm_need_bytes") or good.metrics.get("shm_peak_bytes")
         if sf and sg and sf < sg:
-            return (f"{head}: {nf}'s /dev/shm is {size(sf)} vs {size(sg)} on {ng}, and the run needs ~"
-                    f"{size(need)} in flight; give {nf} a larger /dev/shm (--shm-size).")
+            return (
+                f"{head}: {nf}'s /dev/shm is {size(sf)} vs {size(sg)} on {ng}, and the run needs ~"
+                f"{size(need)} in flight; give {nf} a larger /dev/shm (--shm-size)."
+            )
     if k == "fd_exhausted":
         a, b = fail.sandbox.get("nofile") or mf.get("nofile"), good.sandbox.get("nofile") or mg.get("nofile")
         if a and b and a < b:
@@ -104,27 +123,49 @@ def _within_spread(a: Run, b: Run) -> str:
     return "yes" if spans_overlap(a.interval, b.interval) else "no"
 
 
-def _side_by_side(ka: Mapping[tuple[str, str], Run], kb: Mapping[tuple[str, str], Run],
-                  both: Sequence[tuple[str, str]]) -> tuple[list[str], list[float]]:
+def _side_by_side(
+    ka: Mapping[tuple[str, str], Run], kb: Mapping[tuple[str, str], Run], both: Sequence[tuple[str, str]]
+) -> tuple[list[str], list[float]]:
     rows, ratios = [], []
     for k in both:
         a, b = ka[k], kb[k]
         ratio = b.vps / a.vps if a.ok and b.ok and a.vps and b.vps is not None else None
         if ratio is not None:
             ratios.append(ratio)
-        rows.append([k[0], k[1], rate(a.vps, a.interval), rate(b.vps, b.interval), num(ratio, 2),
-                     _within_spread(a, b) if ratio is not None else "—", a.result, b.result])
-    lines = (md_table(["test", "config", "A videos/s", "B videos/s", "B/A", "within spread", "A result",
-                       "B result"], rows) if rows else ["No configuration ran on both."]) + [""]
+        rows.append(
+            [
+                k[0],
+                k[1],
+                rate(a.vps, a.interval),
+                rate(b.vps, b.interval),
+                num(ratio, 2),
+                _within_spread(a, b) if ratio is not None else "—",
+                a.result,
+                b.result,
+            ]
+        )
+    lines = (
+        md_table(["test", "config", "A videos/s", "B videos/s", "B/A", "within spread", "A result", "B result"], rows)
+        if rows
+        else ["No configuration ran on both."]
+    ) + [""]
     if ratios:
-        lines += [f"Median B/A over the {len(ratios)} configuration(s) that passed on both: "
-                  f"{statistics.median(ratios):.2f}. *within spread*: the two 95 % intervals overlap, so the "
-                  "difference is not measured to be real.", ""]
+        lines += [
+            f"Median B/A over the {len(ratios)} configuration(s) that passed on both: "
+            f"{statistics.median(ratios):.2f}. *within spread*: the two 95 % intervals overlap, so the "
+            "difference is not measured to be real.",
+            "",
+        ]
     return lines, ratios
 
 
-def _slower_side(ratios: Sequence[float], ma: Mapping[str, Any], mb: Mapping[str, Any],
-                 dsa: Mapping[str, Any], dsb: Mapping[str, Any]) -> list[str]:
+def _slower_side(
+    ratios: Sequence[float],
+    ma: Mapping[str, Any],
+    mb: Mapping[str, Any],
+    dsa: Mapping[str, Any],
+    dsb: Mapping[str, Any],
+) -> list[str]:
     med = statistics.median(ratios)
     if 1 - TIE_MARGIN <= med <= 1 + TIE_MARGIN:  # README "How far to trust a number": the 10 % run-to-run target
         return []
@@ -132,12 +173,20 @@ def _slower_side(ratios: Sequence[float], ma: Mapping[str, Any], mb: Mapping[str
     causes = []
     if ms.get("cores") and mf.get("cores") and ms["cores"] < mf["cores"]:
         causes.append(f"{slow} has {ms['cores']} cores vs {mf['cores']} on {fast} (decoding is CPU-bound)")
-    causes += [f"{n} differs ({ma.get(n, '?')} on A, {mb.get(n, '?')} on B)"
-               for n in ("torch", "decord", "python") if ma.get(n) != mb.get(n)]
-    causes += [f"the dataset differs ({label.split(': ')[1]})" for key, label in _DATASET_FACTS
-               if _differs(key, dsa.get(key), dsb.get(key))]
-    return [f"{slow} is slower (median B/A {med:.2f})" +
-            (": " + "; ".join(causes) + "." if causes else "; no recorded machine difference explains it.")]
+    causes += [
+        f"{n} differs ({ma.get(n, '?')} on A, {mb.get(n, '?')} on B)"
+        for n in ("torch", "decord", "python")
+        if ma.get(n) != mb.get(n)
+    ]
+    causes += [
+        f"the dataset differs ({label.split(': ')[1]})"
+        for key, label in _DATASET_FACTS
+        if _differs(key, dsa.get(key), dsb.get(key))
+    ]
+    return [
+        f"{slow} is slower (median B/A {med:.2f})"
+        + (": " + "; ".join(causes) + "." if causes else "; no recorded machine difference explains it.")
+    ]
 
 
 def compare(run_a: Source, run_b: Source) -> str:
@@ -158,14 +207,23 @@ def compare(run_a: Source, run_b: Source) -> str:
     kb = _keyed(sorted(runs_of(db), key=lambda r: r.sort_key))
     both = [k for k in ka if k in kb]
     only_a, only_b = [k for k in ka if k not in kb], [k for k in kb if k not in ka]
-    L = [f"# Comparison: A = {da.get('run_id', '?')} ({ma.get('hostname', '?')}) vs "
-         f"B = {db.get('run_id', '?')} ({mb.get('hostname', '?')})", ""]
+    L = [
+        f"# Comparison: A = {da.get('run_id', '?')} ({ma.get('hostname', '?')}) vs "
+        f"B = {db.get('run_id', '?')} ({mb.get('hostname', '?')})",
+        "",
+    ]
 
-    diffs = [[label, _fact(key, ma.get(key)), _fact(key, mb.get(key))]
-             for key, label in _MACHINE_FACTS if _differs(key, ma.get(key), mb.get(key))]
+    diffs = [
+        [label, _fact(key, ma.get(key)), _fact(key, mb.get(key))]
+        for key, label in _MACHINE_FACTS
+        if _differs(key, ma.get(key), mb.get(key))
+    ]
     dsa, dsb = da.get("dataset") or {}, db.get("dataset") or {}
-    diffs += [[label, _fact(key, dsa.get(key)), _fact(key, dsb.get(key))]
-              for key, label in _DATASET_FACTS if _differs(key, dsa.get(key), dsb.get(key))]
+    diffs += [
+        [label, _fact(key, dsa.get(key)), _fact(key, dsb.get(key))]
+        for key, label in _DATASET_FACTS
+        if _differs(key, dsa.get(key), dsb.get(key))
+    ]
     L += ["## Machine differences", ""]
     L += (md_table(["fact", "A", "B"], diffs) if diffs else ["None in the recorded facts."]) + [""]
 
@@ -175,8 +233,10 @@ def compare(run_a: Source, run_b: Source) -> str:
     flips = [k for k in both if ka[k].ok != kb[k].ok]
     if flips:
         L += ["## Passed on one, failed on the other", ""]
-        L += md_table(["test", "config", "A outcome", "B outcome"],
-                      [[k[0], k[1], _outcome_text(ka[k]), _outcome_text(kb[k])] for k in flips]) + [""]
+        L += md_table(
+            ["test", "config", "A outcome", "B outcome"],
+            [[k[0], k[1], _outcome_text(ka[k]), _outcome_text(kb[k])] for k in flips],
+        ) + [""]
     if only_a or only_b:
         L += ["## Ran on one only", ""]
         if only_a:
@@ -185,12 +245,15 @@ def compare(run_a: Source, run_b: Source) -> str:
             L.append("- only on B: " + ", ".join(f"{lab} ({kind}, {kb[(kind, lab)].result})" for kind, lab in only_b))
         L.append("")
 
-    why = [_explain_flip(kb[k], ka[k], mb, ma, "B", "A") if ka[k].ok else
-           _explain_flip(ka[k], kb[k], ma, mb, "A", "B") for k in flips]
+    why = [
+        _explain_flip(kb[k], ka[k], mb, ma, "B", "A") if ka[k].ok else _explain_flip(ka[k], kb[k], ma, mb, "A", "B")
+        for k in flips
+    ]
     if ratios:
         why += _slower_side(ratios, ma, mb, dsa, dsb)
-    L += ["## What explains the differences", ""] + ([f"- {w}" for w in why] if why else
-                                                    ["- Nothing to explain: same outcomes, throughput within 10 %."])
+    L += ["## What explains the differences", ""] + (
+        [f"- {w}" for w in why] if why else ["- Nothing to explain: same outcomes, throughput within 10 %."]
+    )
     return "\n".join(L) + "\n"
 
 
@@ -199,9 +262,25 @@ def compare(run_a: Source, run_b: Source) -> str:
 RUN_TO_RUN_KINDS = ("quick", "sustained", "validate")
 RUN_TO_RUN_TARGET = TIE_MARGIN  # the one 10 % run-to-run target (stats.TIE_MARGIN's docstring)
 # Settings that change what a config's rate means: sessions that differ in one are not compared.
-RATE_SETTINGS = ("decoder", "frames", "size", "quick_batches", "quick_seconds", "batches", "step_time",
-                 "sharing_strategy", "dataset_factory", "ssv2_split", "ssv2_list_file", "emulate",
-                 "emulate_cpus", "emulate_mem", "emulate_nofile", "emulate_shm", "emulate_tmp")
+RATE_SETTINGS = (
+    "decoder",
+    "frames",
+    "size",
+    "quick_batches",
+    "quick_seconds",
+    "batches",
+    "step_time",
+    "sharing_strategy",
+    "dataset_factory",
+    "ssv2_split",
+    "ssv2_list_file",
+    "emulate",
+    "emulate_cpus",
+    "emulate_mem",
+    "emulate_nofile",
+    "emulate_shm",
+    "emulate_tmp",
+)
 _DATASET_KEYS = ("root", "split", "decoder", "factory") + tuple(k for k, _ in _DATASET_FACTS)
 
 
@@ -221,8 +300,9 @@ def _same_setting(a: ResultsFile, b: ResultsFile) -> bool:
         return False
     da, db = a.get("dataset") or {}, b.get("dataset") or {}
     sa, sb = a.get("settings") or {}, b.get("settings") or {}
-    return (not any(_differs(k, da.get(k), db.get(k)) for k in _DATASET_KEYS)
-            and all(sa.get(k) == sb.get(k) for k in RATE_SETTINGS))
+    return not any(_differs(k, da.get(k), db.get(k)) for k in _DATASET_KEYS) and all(
+        sa.get(k) == sb.get(k) for k in RATE_SETTINGS
+    )
 
 
 def previous_run(folder: Path, cur: ResultsFile | None = None) -> tuple[Path, ResultsFile] | None:
@@ -238,10 +318,16 @@ def previous_run(folder: Path, cur: ResultsFile | None = None) -> tuple[Path, Re
     except Exception:  # a record this session cannot read back: nothing to match on
         return None
     try:
-        siblings = sorted((p for p in folder.parent.iterdir()
-                           # not ``latest`` (a symlink to a run) nor ``.latest.<pid>`` (its temporary)
-                           if p.name < folder.name and not p.name.startswith(".") and not p.is_symlink()
-                           and p.is_dir()), key=lambda p: p.name, reverse=True)
+        siblings = sorted(
+            (
+                p
+                for p in folder.parent.iterdir()
+                # not ``latest`` (a symlink to a run) nor ``.latest.<pid>`` (its temporary)
+                if p.name < folder.name and not p.name.startswith(".") and not p.is_symlink() and p.is_dir()
+            ),
+            key=lambda p: p.name,
+            reverse=True,
+        )
     except OSError:
         return None
     for p in siblings:
@@ -260,8 +346,7 @@ def _verdict(a: Run, b: Run) -> str:
     return "faster" if (b.vps or 0.0) > (a.vps or 0.0) else "slower"
 
 
-def _common_only(data: ResultsFile, keyed: Mapping[tuple[str, str], Run],
-                 keys: set[tuple[str, str]]) -> ResultsFile:
+def _common_only(data: ResultsFile, keyed: Mapping[tuple[str, str], Run], keys: set[tuple[str, str]]) -> ResultsFile:
     """``data`` with only the compared runs (``keyed``: :func:`_compared` of it) whose kind + label both
     sessions ran (the recommendation is then compared over the same configs, not over whatever else
     either session ran)."""
@@ -283,17 +368,29 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     both = [k for k in kb if k in passed_both]
     flips = [k for k in kb if k in common and ka[k].ok != kb[k].ok]
     cores = (cur.get("machine") or {}).get("cores")
-    out = [f"This session against the previous one on the same machine, dataset and settings, **{prev_name}**: "
-           "configs that passed in both, matched by test kind and config. *faster*/*slower*: this session "
-           "against that one; *tie*: the two rates tie by the tie rule (intervals overlap, or within 10 % of "
-           "the faster's lower bound), so the change is not evidence.", ""]
+    out = [
+        f"This session against the previous one on the same machine, dataset and settings, **{prev_name}**: "
+        "configs that passed in both, matched by test kind and config. *faster*/*slower*: this session "
+        "against that one; *tie*: the two rates tie by the tie rule (intervals overlap, or within 10 % of "
+        "the faster's lower bound), so the change is not evidence.",
+        "",
+    ]
     rows, moved, judged = [], [], 0
     for k in both:
         a, b = ka[k], kb[k]
         assert a.vps and b.vps is not None
         change = b.vps / a.vps - 1
-        rows.append([b.test, k[1], b.workers if b.workers is not None else "?",
-                     rate(a.vps, a.interval), rate(b.vps, b.interval), pct(change), _verdict(a, b)])
+        rows.append(
+            [
+                b.test,
+                k[1],
+                b.workers if b.workers is not None else "?",
+                rate(a.vps, a.interval),
+                rate(b.vps, b.interval),
+                pct(change),
+                _verdict(a, b),
+            ]
+        )
         # W > cores is oversubscribed: its rate depends on scheduling, and the target leaves it out
         if cores is not None and b.workers is not None and b.workers <= cores:
             judged += 1
@@ -302,12 +399,19 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     if not rows:
         out += ["No configuration passed in both sessions, so there is nothing to compare.", ""]
     else:
-        out += md_table(["test", "config", "workers", "previous videos/s", "this videos/s", "change", "verdict"],
-                        rows) + [""]
+        out += md_table(
+            ["test", "config", "workers", "previous videos/s", "this videos/s", "change", "verdict"], rows
+        ) + [""]
     if flips:
-        out.append("- Passed in one session only: " + ", ".join(
-            f"{k[1]} ({k[0]}: {'passed' if ka[k].ok else ka[k].result} before, "
-            f"{'passed' if kb[k].ok else kb[k].result} now)" for k in flips) + ".")
+        out.append(
+            "- Passed in one session only: "
+            + ", ".join(
+                f"{k[1]} ({k[0]}: {'passed' if ka[k].ok else ka[k].result} before, "
+                f"{'passed' if kb[k].ok else kb[k].result} now)"
+                for k in flips
+            )
+            + "."
+        )
 
     ra, rb = recommend(_common_only(prev, ka, common)), recommend(_common_only(cur, kb, common))
     la, lb = (ra.label if ra else None), (rb.label if rb else None)
@@ -316,30 +420,45 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     elif la == lb:
         out.append(f"- Recommendation over the common configs: the same, **{lb}**.")
     else:
-        out.append(f"- Recommendation over the common configs: **changed**, {la or 'none'} before, "
-                   f"{lb or 'none'} now.")
+        out.append(f"- Recommendation over the common configs: **changed**, {la or 'none'} before, {lb or 'none'} now.")
     if not rows:
         return out + [""]
     if cores is None:
         out.append("- Configs with W ≤ cores that moved by more than 10 %: unknown (the record has no core count).")
         return out + [""]
-    out.append(f"- Configs with W ≤ {cores} (cores) that moved by more than 10 %: "
-               + (f"{len(moved)}: {', '.join(moved)}." if moved else "none" + (
-                   "." if judged else f" — but none of the {len(rows)} compared config(s) has W ≤ {cores}.")))
+    out.append(
+        f"- Configs with W ≤ {cores} (cores) that moved by more than 10 %: "
+        + (
+            f"{len(moved)}: {', '.join(moved)}."
+            if moved
+            else "none" + ("." if judged else f" — but none of the {len(rows)} compared config(s) has W ≤ {cores}.")
+        )
+    )
     if la == lb and la is not None and not moved and not flips and judged:
-        out.append("- Target met: the two sessions agree on the recommendation and, for every config with "
-                   "W ≤ cores, within 10 % (README *How far to trust a number*).")
+        out.append(
+            "- Target met: the two sessions agree on the recommendation and, for every config with "
+            "W ≤ cores, within 10 % (README *How far to trust a number*)."
+        )
     elif not judged:
         out.append("- Target not judged: no config with W ≤ cores passed in both sessions.")
     else:
-        busy = [f"{k[1]} ({side})" for k in both for side, r in (("previous", ka[k]), ("this", kb[k]))
-                if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)]
-        cause = (f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
-                 "see Findings): rerun on an idle machine before trusting the differences." if busy else
-                 "No compared run recorded a busy host (records without a host entry predate it), so "
-                 "the machine's own speed moved between the sessions: rerun to see whether it holds; "
-                 "`python benchmarks/host_drift.py` measures how often this machine can hold it at all.")
-        out.append("- **Target not met**: two consecutive sessions on an idle machine should agree on the "
-                   "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
-                   "trust a number*). " + cause)
+        busy = [
+            f"{k[1]} ({side})"
+            for k in both
+            for side, r in (("previous", ka[k]), ("this", kb[k]))
+            if isinstance(h := r.rec.get("host"), Mapping) and is_busy(h)
+        ]
+        cause = (
+            f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
+            "see Findings): rerun on an idle machine before trusting the differences."
+            if busy
+            else "No compared run recorded a busy host (records without a host entry predate it), so "
+            "the machine's own speed moved between the sessions: rerun to see whether it holds; "
+            "`python benchmarks/host_drift.py` measures how often this machine can hold it at all."
+        )
+        out.append(
+            "- **Target not met**: two consecutive sessions on an idle machine should agree on the "
+            "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
+            "trust a number*). " + cause
+        )
     return out + [""]

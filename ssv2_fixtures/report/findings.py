@@ -2,6 +2,7 @@
 
 Findings describe; they never change whether a run passed (that is its recorded ``status``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,13 @@ def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
     """batch size → the fastest passing single-loader run per worker count, workers ascending."""
     best: dict[tuple[int, int], Run] = {}
     for r in runs:
-        if r.ok and r.kind != "distributed" and r.vps is not None and r.batch_size is not None \
-                and r.workers is not None:
+        if (
+            r.ok
+            and r.kind != "distributed"
+            and r.vps is not None
+            and r.batch_size is not None
+            and r.workers is not None
+        ):
             key = (r.batch_size, r.workers)
             if key not in best or (r.vps or 0.0) > (best[key].vps or 0.0):
                 best[key] = r
@@ -85,20 +91,30 @@ def _scaling(runs: Sequence[Run], cores: Any) -> list[str]:
     for bs, sc in scaling(runs).items():
         a, b = sc.lo, sc.hi
         v0, v1 = a.vps or 0.0, b.vps or 0.0
-        step = (f"{a.workers} → {b.workers} workers gives {rate(v0, a.interval)} → {rate(v1, b.interval)} videos/s"
-                + (f" ({pct(v1 / v0 - 1)})" if v0 > 0 else ""))
-        points = ("" if a.interval is not None and b.interval is not None else
-                  "; a rate marked ±? has no recorded spread and counts as its point")
+        step = f"{a.workers} → {b.workers} workers gives {rate(v0, a.interval)} → {rate(v1, b.interval)} videos/s" + (
+            f" ({pct(v1 / v0 - 1)})" if v0 > 0 else ""
+        )
+        points = (
+            ""
+            if a.interval is not None and b.interval is not None
+            else "; a rate marked ±? has no recorded spread and counts as its point"
+        )
         if sc.verdict == "tie":
-            out.append(f"Batch size {bs}: cannot tell whether more than {a.workers} workers help on this machine "
-                       f"({cores} cores): {step}, a tie (the 95 % intervals overlap, or the difference is under "
-                       f"{TIE_MARGIN:.0%} of the faster's lower bound){points}.")
+            out.append(
+                f"Batch size {bs}: cannot tell whether more than {a.workers} workers help on this machine "
+                f"({cores} cores): {step}, a tie (the 95 % intervals overlap, or the difference is under "
+                f"{TIE_MARGIN:.0%} of the faster's lower bound){points}."
+            )
         elif sc.verdict == "stops":
-            out.append(f"Batch size {bs}: throughput stops growing beyond {a.workers} workers on this machine "
-                       f"({cores} cores): {step}, beyond the tie rule{points}.")
+            out.append(
+                f"Batch size {bs}: throughput stops growing beyond {a.workers} workers on this machine "
+                f"({cores} cores): {step}, beyond the tie rule{points}."
+            )
         else:
-            out.append(f"Batch size {bs}: throughput still grows at the most workers tried: {step}, beyond the "
-                       f"tie rule{points}; more workers may help (this machine has {cores} cores).")
+            out.append(
+                f"Batch size {bs}: throughput still grows at the most workers tried: {step}, beyond the "
+                f"tie rule{points}; more workers may help (this machine has {cores} cores)."
+            )
     return out
 
 
@@ -108,20 +124,27 @@ def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
     if eff:
         b = max(eff, key=lambda r: r.vps or 0.0)
         lim = b.metrics["decode_limit_videos_per_s"]
-        tail = ("loading is decode-bound: more workers or prefetch will not help, a cheaper decode (smaller "
-                "size, fewer frames) would" if (b.efficiency or 0) >= 0.9 else
-                f"the loader pipeline (collation, transfer between processes, idle workers) costs the other "
-                f"{(1 - (b.efficiency or 0)) * 100:.0f} %")
-        out.append(f"The fastest passing configuration, {b.label} ({b.test}), reaches {rate(b.vps, b.interval)} videos/s = "
-                   f"{(b.efficiency or 0) * 100:.0f} % of the decode limit ({lim:.1f} videos/s measured "
-                   f"decoding alone): {tail}.")
+        tail = (
+            "loading is decode-bound: more workers or prefetch will not help, a cheaper decode (smaller "
+            "size, fewer frames) would"
+            if (b.efficiency or 0) >= 0.9
+            else f"the loader pipeline (collation, transfer between processes, idle workers) costs the other "
+            f"{(1 - (b.efficiency or 0)) * 100:.0f} %"
+        )
+        out.append(
+            f"The fastest passing configuration, {b.label} ({b.test}), reaches {rate(b.vps, b.interval)} videos/s = "
+            f"{(b.efficiency or 0) * 100:.0f} % of the decode limit ({lim:.1f} videos/s measured "
+            f"decoding alone): {tail}."
+        )
     ram = mach.get("ram_bytes")
     rss = [r for r in runs if r.ok and r.metrics.get("rss_peak_bytes")]
     if rss and ram:
         b = max(rss, key=lambda r: r.metrics["rss_peak_bytes"])
         peak = b.metrics["rss_peak_bytes"]
-        out.append(f"Largest memory (RSS) peak of a passing run: {b.label} ({b.test}) with {size(peak)} for "
-                   f"{b.workers} workers, {peak / ram * 100:.0f} % of this machine's {size(ram)} RAM.")
+        out.append(
+            f"Largest memory (RSS) peak of a passing run: {b.label} ({b.test}) with {size(peak)} for "
+            f"{b.workers} workers, {peak / ram * 100:.0f} % of this machine's {size(ram)} RAM."
+        )
     return out
 
 
@@ -129,12 +152,16 @@ def _verdicts(runs: Sequence[Run]) -> list[str]:
     out = []
     leak_ok = [(r, v) for r in runs for v in r.verdicts if v.get("name") == "leak" and verdict_ok(v)]
     if leak_ok:
-        out.append(f"No memory growth beyond the limit in {len(leak_ok)} run(s) with a leak check: "
-                   + "; ".join(f"{r.label} ({r.kind}): {v.get('detail', 'ok')}" for r, v in leak_ok) + ".")
+        out.append(
+            f"No memory growth beyond the limit in {len(leak_ok)} run(s) with a leak check: "
+            + "; ".join(f"{r.label} ({r.kind}): {v.get('detail', 'ok')}" for r, v in leak_ok)
+            + "."
+        )
     for r in runs:
         for v in r.failed_verdicts:
             what = {"leak": "memory grew", "degradation": "throughput degraded over time"}.get(
-                str(v.get("name")), f"check {v.get('name')} failed")
+                str(v.get("name")), f"check {v.get('name')} failed"
+            )
             out.append(f"{r.label} ({r.test}): {what} — {v.get('detail', '')}{_numbers(v)}.")
     return out
 
@@ -148,10 +175,12 @@ def _shm_finding(r: Run, mach: Mapping[str, Any]) -> str:
     emulated = " (emulated)" if r.sandbox.get("shm_bytes") else ""
     predicted = " — the budget predicted this" if budget.get("fits") is False else ""
     ranks = f" × {r.ranks} ranks" if r.ranks > 1 else ""
-    return (f"{r.label} ({r.test}, {r.outcome.get('kind')}): needed ~{size(need)} of /dev/shm for the batches in "
-            f"flight ({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches{ranks})"
-            + (f", {size(avail)} available at the start" if avail else "")
-            + f"; free space fell to {size(ev.get('shm_free_bytes'))} of {size(total)}{emulated}{predicted}.")
+    return (
+        f"{r.label} ({r.test}, {r.outcome.get('kind')}): needed ~{size(need)} of /dev/shm for the batches in "
+        f"flight ({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches{ranks})"
+        + (f", {size(avail)} available at the start" if avail else "")
+        + f"; free space fell to {size(ev.get('shm_free_bytes'))} of {size(total)}{emulated}{predicted}."
+    )
 
 
 def _outcomes(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
@@ -164,29 +193,45 @@ def _outcomes(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
         elif k == "fd_exhausted":
             fds = ev.get("fds_peak") or m.get("fds_peak")
             nofile = ev.get("nofile") or r.sandbox.get("nofile") or mach.get("nofile")
-            out.append(f"{r.label} ({r.test}): ran out of file descriptors at {fds} open (limit ulimit -n = "
-                       f"{nofile}); with the {r.strategy} strategy every shared tensor in flight holds an fd.")
+            out.append(
+                f"{r.label} ({r.test}): ran out of file descriptors at {fds} open (limit ulimit -n = "
+                f"{nofile}); with the {r.strategy} strategy every shared tensor in flight holds an fd."
+            )
         elif k in MEMORY_KINDS:
             peak = ev.get("rss_peak_bytes") or m.get("rss_peak_bytes")
-            cap, what = ((ev["mem_limit_bytes"], "the memory limit") if ev.get("mem_limit_bytes") else
-                         (r.sandbox["mem_bytes"], "the emulated memory limit") if r.sandbox.get("mem_bytes") else
-                         (mach.get("ram_bytes"), "the machine's RAM"))
-            out.append(f"{r.label} ({r.test}, {k}): memory (RSS) peak {size(peak)} against {size(cap)} "
-                       f"({what}) with {r.workers} workers × batch {r.batch_size}.")
+            cap, what = (
+                (ev["mem_limit_bytes"], "the memory limit")
+                if ev.get("mem_limit_bytes")
+                else (r.sandbox["mem_bytes"], "the emulated memory limit")
+                if r.sandbox.get("mem_bytes")
+                else (mach.get("ram_bytes"), "the machine's RAM")
+            )
+            out.append(
+                f"{r.label} ({r.test}, {k}): memory (RSS) peak {size(peak)} against {size(cap)} "
+                f"({what}) with {r.workers} workers × batch {r.batch_size}."
+            )
         elif k == "hang":
             wd = ev.get("watchdog") or {}
-            out.append(f"{r.label} ({r.test}): hung {r.failure_point()} — no progress for "
-                       f"{num(wd.get('elapsed_s'))} s ({wd.get('phase', '?')} limit {num(wd.get('limit_s'))} s).")
+            out.append(
+                f"{r.label} ({r.test}): hung {r.failure_point()} — no progress for "
+                f"{num(wd.get('elapsed_s'))} s ({wd.get('phase', '?')} limit {num(wd.get('limit_s'))} s)."
+            )
         elif k == "tmp_full":
-            out.append(f"{r.label} ({r.test}): TMPDIR {ev.get('tmpdir', mach.get('tmpdir', '?'))} filled up "
-                       f"({size(ev.get('tmp_free_bytes'))} free) {r.failure_point()}.")
+            out.append(
+                f"{r.label} ({r.test}): TMPDIR {ev.get('tmpdir', mach.get('tmpdir', '?'))} filled up "
+                f"({size(ev.get('tmp_free_bytes'))} free) {r.failure_point()}."
+            )
         elif k in ("data_error", "decode_error"):
-            out.append(f"{r.label} ({r.test}, {k}): the data is at fault, not the loader settings — "
-                       f"{one_line(r.outcome.get('message'), 200)}")
+            out.append(
+                f"{r.label} ({r.test}, {k}): the data is at fault, not the loader settings — "
+                f"{one_line(r.outcome.get('message'), 200)}"
+            )
     crashes = [r for r in runs if r.outcome.get("kind") in ("segfault", "main_crashed", "worker_exception", "unknown")]
     if crashes:
-        out.append(f"{len(crashes)} run(s) crashed for reasons the settings do not explain (read their "
-                   "messages and stderr tails): " + ", ".join(f"{r.label} ({r.result})" for r in crashes) + ".")
+        out.append(
+            f"{len(crashes)} run(s) crashed for reasons the settings do not explain (read their "
+            "messages and stderr tails): " + ", ".join(f"{r.label} ({r.result})" for r in crashes) + "."
+        )
     return out
 
 
@@ -195,16 +240,23 @@ def _leftovers(runs: Sequence[Run]) -> list[str]:
     for r in runs:
         m = r.metrics
         if m.get("leaked_shm_files"):
-            out.append(f"{r.label} ({r.test}) left {m['leaked_shm_files']} shared-memory file(s) "
-                       f"({size(m.get('leaked_shm_bytes'))}) in /dev/shm when it ended (the runner removed "
-                       "them; in a real job they stay until reboot: clean /dev/shm/torch_* after crashes).")
+            out.append(
+                f"{r.label} ({r.test}) left {m['leaked_shm_files']} shared-memory file(s) "
+                f"({size(m.get('leaked_shm_bytes'))}) in /dev/shm when it ended (the runner removed "
+                "them; in a real job they stay until reboot: clean /dev/shm/torch_* after crashes)."
+            )
         if m.get("leaked_tmp_files"):
-            out.append(f"{r.label} ({r.test}) left {m['leaked_tmp_files']} temporary file(s) "
-                       f"({size(m.get('leaked_tmp_bytes'))}) in its TMPDIR.")
+            out.append(
+                f"{r.label} ({r.test}) left {m['leaked_tmp_files']} temporary file(s) "
+                f"({size(m.get('leaked_tmp_bytes'))}) in its TMPDIR."
+            )
     skipped = [(r, int(r.metrics.get("skipped_videos") or 0)) for r in runs if r.metrics.get("skipped_videos")]
     if skipped:
-        out.append(f"{sum(n for _, n in skipped)} undecodable video(s) were skipped: "
-                   + ", ".join(f"{r.label} {n}" for r, n in skipped) + ".")
+        out.append(
+            f"{sum(n for _, n in skipped)} undecodable video(s) were skipped: "
+            + ", ".join(f"{r.label} {n}" for r, n in skipped)
+            + "."
+        )
     return out
 
 
@@ -219,11 +271,14 @@ def split_findings(runs: Sequence[Run]) -> list[str]:
     out = []
     for n, rs in sorted(small.items()):
         seen = sorted({int(d) for r in rs if isinstance(d := r.metrics.get("distinct_videos"), int)})
-        distinct = (f"; distinct videos seen per run: {', '.join(map(str, seen))}" if seen else "")
-        out.append(f"The split holds {n} videos, fewer than the items in flight in {len(rs)} run(s) ("
-                   + ", ".join(f"{r.label} {r.kind}: {r.in_flight}" for r in rs[:6])
-                   + (", …" if len(rs) > 6 else "") + f"){distinct}: repeats make the page cache warmer than "
-                   "in training, so these rates are optimistic; measure on a larger split.")
+        distinct = f"; distinct videos seen per run: {', '.join(map(str, seen))}" if seen else ""
+        out.append(
+            f"The split holds {n} videos, fewer than the items in flight in {len(rs)} run(s) ("
+            + ", ".join(f"{r.label} {r.kind}: {r.in_flight}" for r in rs[:6])
+            + (", …" if len(rs) > 6 else "")
+            + f"){distinct}: repeats make the page cache warmer than "
+            "in training, so these rates are optimistic; measure on a larger split."
+        )
     return out
 
 
@@ -243,12 +298,16 @@ def rank_verdicts(runs: Sequence[Run]) -> list[tuple[str, Run, Run]]:
 def _rank_findings(runs: Sequence[Run]) -> list[str]:
     out = []
     for label, good, bad in rank_verdicts(runs):
-        was = (f"with {good.ranks} rank{'s' if good.ranks != 1 else ''} ({rate(good.vps, good.interval)} videos/s)"
-               if good.kind == "distributed" else
-               f"as a single loader ({good.test}, {rate(good.vps, good.interval)} videos/s)")
-        out.append(f"{label} is stable {was} but not with {bad.ranks} ranks on one node: {bad.result} "
-                   f"{bad.failure_point()} ({one_line(bad.outcome.get('message'), 160)}). The ranks share the "
-                   f"node's /dev/shm, RAM, cores and open files: size a DDP job's loader for all {bad.ranks} ranks.")
+        was = (
+            f"with {good.ranks} rank{'s' if good.ranks != 1 else ''} ({rate(good.vps, good.interval)} videos/s)"
+            if good.kind == "distributed"
+            else f"as a single loader ({good.test}, {rate(good.vps, good.interval)} videos/s)"
+        )
+        out.append(
+            f"{label} is stable {was} but not with {bad.ranks} ranks on one node: {bad.result} "
+            f"{bad.failure_point()} ({one_line(bad.outcome.get('message'), 160)}). The ranks share the "
+            f"node's /dev/shm, RAM, cores and open files: size a DDP job's loader for all {bad.ranks} ranks."
+        )
     by_label: dict[str, list[Run]] = {}
     for r in runs:
         if r.kind == "distributed" and r.ok and r.vps:
@@ -257,8 +316,10 @@ def _rank_findings(runs: Sequence[Run]) -> list[str]:
         rs = sorted(rs, key=lambda x: x.ranks)
         if len(rs) >= 2 and rs[0].ranks < rs[-1].ranks:
             a, b = rs[0], rs[-1]
-            out.append(f"{label}: {a.ranks} → {b.ranks} ranks on one node gives {rate(a.vps, a.interval)} → "
-                       f"{rate(b.vps, b.interval)} videos/s for the node ({pct((b.vps or 0) / (a.vps or 1) - 1)}).")
+            out.append(
+                f"{label}: {a.ranks} → {b.ranks} ranks on one node gives {rate(a.vps, a.interval)} → "
+                f"{rate(b.vps, b.interval)} videos/s for the node ({pct((b.vps or 0) / (a.vps or 1) - 1)})."
+            )
     return out
 
 
@@ -266,16 +327,24 @@ def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
     out = []
     capped = [str(c) for c in extra(data, "capped") or []]  # quick-ladder notes (StressSession.capped)
     if capped:
-        out.append(f"Worker counts were capped at --max-workers (default 2 × cores; this machine has {cores}): "
-                   + "; ".join(capped) + ".")
+        out.append(
+            f"Worker counts were capped at --max-workers (default 2 × cores; this machine has {cores}): "
+            + "; ".join(capped)
+            + "."
+        )
     keys = ("shm_bytes", "tmp_bytes", "nofile", "mem_bytes", "cpus")
     sandboxed = [r for r in runs if r.sandbox and any(r.sandbox.get(k) is not None for k in keys)]
     if sandboxed:
         sb = sandboxed[0].sandbox
-        limits = ", ".join(f"{k.replace('_bytes', '')} {size(v) if k.endswith('bytes') else v}"
-                           for k, v in sb.items() if k in keys and v is not None)
-        out.append(f"{len(sandboxed)} run(s) ran under emulated limits (e.g. {sb.get('profile') or 'custom'}: "
-                   f"{limits}): they describe that target machine, not this host.")
+        limits = ", ".join(
+            f"{k.replace('_bytes', '')} {size(v) if k.endswith('bytes') else v}"
+            for k, v in sb.items()
+            if k in keys and v is not None
+        )
+        out.append(
+            f"{len(sandboxed)} run(s) ran under emulated limits (e.g. {sb.get('profile') or 'custom'}: "
+            f"{limits}): they describe that target machine, not this host."
+        )
     return out
 
 
@@ -291,17 +360,21 @@ def host_findings(runs: Sequence[Run]) -> list[str]:
     parts = []
     if foreign := [(r, h) for r, h, why in busy if "foreign" in why]:
         r, h = max(foreign, key=lambda rh: load_field(rh[1], "foreign_cores"))
-        parts.append(f"other processes used up to {load_field(h, 'foreign_cores'):.2f} of "
-                     f"{h.get('cores', '?')} cores ({r.label})")
+        parts.append(
+            f"other processes used up to {load_field(h, 'foreign_cores'):.2f} of "
+            f"{h.get('cores', '?')} cores ({r.label})"
+        )
     if stolen := [(r, h) for r, h, why in busy if "steal" in why]:
         r, h = max(stolen, key=lambda rh: load_field(rh[1], "steal_frac"))
         parts.append(f"the hypervisor stole up to {load_field(h, 'steal_frac') * 100:.1f} % of CPU time ({r.label})")
     names = ", ".join(r.label for r, _, _ in busy[:6]) + (f" and {len(busy) - 6} more" if len(busy) > 6 else "")
-    return [f"The host was not idle during {len(busy)} of the {len(loads)} run(s) that recorded it ({names}): "
-            + " and ".join(parts)
-            + ". Their rates were measured beside other work (usually lower, not always: the other work may "
-              "have used only the cores this run did not) and will not reproduce: rerun on an idle machine "
-              "(another pytest session, a build or a training job on the same cores all count)."]
+    return [
+        f"The host was not idle during {len(busy)} of the {len(loads)} run(s) that recorded it ({names}): "
+        + " and ".join(parts)
+        + ". Their rates were measured beside other work (usually lower, not always: the other work may "
+        "have used only the cores this run did not) and will not reproduce: rerun on an idle machine "
+        "(another pytest session, a build or a training job on the same cores all count)."
+    ]
 
 
 def findings(data: ResultsFile) -> list[str]:
@@ -309,5 +382,14 @@ def findings(data: ResultsFile) -> list[str]:
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
     mach = data.get("machine") or {}
     cores = mach.get("cores", "?")
-    return (host_findings(runs) + _scaling(runs, cores) + _ceilings(runs, mach) + _verdicts(runs)
-            + _outcomes(runs, mach) + _leftovers(runs) + split_findings(runs) + _rank_findings(runs) + _settings(data, runs, cores))
+    return (
+        host_findings(runs)
+        + _scaling(runs, cores)
+        + _ceilings(runs, mach)
+        + _verdicts(runs)
+        + _outcomes(runs, mach)
+        + _leftovers(runs)
+        + split_findings(runs)
+        + _rank_findings(runs)
+        + _settings(data, runs, cores)
+    )

@@ -1,5 +1,6 @@
 """Formatting shared by every report section: sizes (the one formatter, from run/units.py), numbers, rates with their
 spread, and the one markdown table. Pure functions; no record knowledge."""
+
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 from ..run.units import GB as GB, MB as MB  # re-exported for the report rooms
 from ..run.units import fmt_bytes as size  # noqa: F401  the one size formatter (outcome remedies use it too)
+
 
 def num(x: float | None, digits: int = 1) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
@@ -47,8 +49,7 @@ def cell(x: Any) -> str:
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """The one markdown table formatter used by every section."""
-    out = ["| " + " | ".join(cell(h) for h in headers) + " |",
-           "|" + "|".join("---" for _ in headers) + "|"]
+    out = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return out
 

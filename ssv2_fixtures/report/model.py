@@ -5,6 +5,7 @@ The report reads records and never decides: a run passed when its record says ``
 are read as absent (an interval, a split size, a config: shown as ``?``), never recomputed from other
 fields.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ from .fmt import verdict_ok
 Source = Union[str, "os.PathLike[str]", ResultsFile]
 
 KIND_ORDER = ("quick", "tune", "limits", "sustained", "validate", "distributed")
-SUSTAINED_KINDS = ("sustained", "validate")   # long runs: the only ones a recommendation trusts as is
+SUSTAINED_KINDS = ("sustained", "validate")  # long runs: the only ones a recommendation trusts as is
 SHM_KINDS = ("shm_exhausted", "bus_error")
 MEMORY_KINDS = ("oom_killed", "memory_error", "worker_killed")
 
@@ -71,8 +72,11 @@ def label_of(c: Mapping[str, Any]) -> str:
 
 def interval_of(x: Any) -> tuple[float, float] | None:
     """A recorded ``[lo, hi]`` as floats; anything else (absent, malformed) is no interval."""
-    if isinstance(x, (list, tuple)) and len(x) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
+    if (
+        isinstance(x, (list, tuple))
+        and len(x) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x)
+    ):
         return float(x[0]), float(x[1])
     return None
 
@@ -87,9 +91,12 @@ def parse_label(label: str) -> dict[str, Any] | None:
     m = _LABEL.search(str(label or ""))
     if not m:
         return None
-    return {"batch_size": int(m.group(1)), "num_workers": int(m.group(2)),
-            "prefetch_factor": int(m.group(3)) if m.group(3) else None,
-            "sharing_strategy": "file_system" if m.group(4) else "file_descriptor"}
+    return {
+        "batch_size": int(m.group(1)),
+        "num_workers": int(m.group(2)),
+        "prefetch_factor": int(m.group(3)) if m.group(3) else None,
+        "sharing_strategy": "file_system" if m.group(4) else "file_descriptor",
+    }
 
 
 @dataclass(frozen=True)
@@ -217,11 +224,15 @@ class Run:
             return str(self.outcome.get("remedy") or "")
         names = {str(v.get("name")) for v in self.failed_verdicts}
         if "leak" in names:
-            return ("memory grows batch after batch: look for state the dataset keeps per item (caches, lists "
-                    "of decoded frames), or use persistent_workers=False; rerun pytest -m sustained")
+            return (
+                "memory grows batch after batch: look for state the dataset keeps per item (caches, lists "
+                "of decoded frames), or use persistent_workers=False; rerun pytest -m sustained"
+            )
         if "degradation" in names:
-            return ("throughput falls over time: check for thermal throttling, a filling /dev/shm or TMPDIR, "
-                    "or growing memory; rerun pytest -m sustained")
+            return (
+                "throughput falls over time: check for thermal throttling, a filling /dev/shm or TMPDIR, "
+                "or growing memory; rerun pytest -m sustained"
+            )
         if any(n.startswith("target:") for n in names):
             return "the config misses your target: change it (or the target) and rerun pytest -m validate"
         return "see the check's detail; rerun the test"

@@ -4,6 +4,7 @@ matplotlib is imported inside these functions only, so the plugin can import the
 (for :func:`ssv2_fixtures.report.terminal_lines`) without paying for it. Rates are drawn with error
 bars from their recorded 95 % interval; a point without an interval has no bar.
 """
+
 from __future__ import annotations
 
 import io
@@ -44,8 +45,9 @@ def _error_bars(ax: Axes, rs: Sequence[Run], color: str, bs: int) -> None:
     ys = [r.vps or 0.0 for r in with_iv]
     lo = [(r.vps or 0.0) - r.interval[0] for r in with_iv if r.interval]
     hi = [r.interval[1] - (r.vps or 0.0) for r in with_iv if r.interval]
-    ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor=color, capsize=4, elinewidth=1,
-                label=f"_bs{bs} 95 % interval")
+    ax.errorbar(
+        xs, ys, yerr=[lo, hi], fmt="none", ecolor=color, capsize=4, elinewidth=1, label=f"_bs{bs} 95 % interval"
+    )
 
 
 def _failed_marks(ax: Axes, runs: Sequence[Run], colors: Mapping[int, str]) -> bool:
@@ -79,7 +81,13 @@ def plot_throughput(data: ResultsFile | Sequence[RunRecord]) -> Figure:
     colors = {bs: f"C{i % 10}" for i, bs in enumerate(sizes)}
     spread = False
     for bs, rs in best_runs_by_workers(runs).items():
-        ax.plot([r.workers or 0 for r in rs], [r.vps or 0.0 for r in rs], marker="o", color=colors[bs], label=f"batch size {bs}")
+        ax.plot(
+            [r.workers or 0 for r in rs],
+            [r.vps or 0.0 for r in rs],
+            marker="o",
+            color=colors[bs],
+            label=f"batch size {bs}",
+        )
         _error_bars(ax, rs, colors[bs], bs)
         spread = spread or any(r.interval is not None for r in rs)
     failed = _failed_marks(ax, runs, colors)
@@ -101,8 +109,17 @@ def plot_throughput(data: ResultsFile | Sequence[RunRecord]) -> Figure:
     if failed:  # a neutral proxy: the x marks themselves take their batch size's colour
         from matplotlib.lines import Line2D
 
-        handles.append(Line2D([], [], marker="x", color="black", linestyle="none", markersize=8,
-                              label="failed run: at its rate, or 0 if none (kind annotated)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="x",
+                color="black",
+                linestyle="none",
+                markersize=8,
+                label="failed run: at its rate, or 0 if none (kind annotated)",
+            )
+        )
     if handles:
         ax.legend(handles=handles, loc="best", fontsize=8)
     return fig
@@ -137,8 +154,10 @@ def plot_sustained(data: ResultsFile | Sequence[RunRecord]) -> Figure | None:
         series = r.rec.get("series") or {}
         _wait_panel(row[0], r)
         t = series.get("t") or []
-        for a, key, what, color in ((row[1], "rss", "RSS (all processes)", "C2"),
-                                    (row[2], "shm_used", "/dev/shm used", "C4")):
+        for a, key, what, color in (
+            (row[1], "rss", "RSS (all processes)", "C2"),
+            (row[2], "shm_used", "/dev/shm used", "C4"),
+        ):
             ys = series.get(key) or []
             if t and ys:
                 n = min(len(t), len(ys))

@@ -16,6 +16,7 @@ The tie rule (:func:`pick`) is pure, over recorded rates and intervals:
 :func:`recommend` applies it to the runs that passed a sustained (or validate) run; with none, to
 the passed short runs (stated as unverified). A config that was never run is never named.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ class Candidate:
 @dataclass(frozen=True)
 class Pick:
     best: Candidate
-    ties: tuple[Candidate, ...]   # every candidate in the tie, cheapest first (best included)
+    ties: tuple[Candidate, ...]  # every candidate in the tie, cheapest first (best included)
     fastest: Candidate
 
     @property
@@ -93,19 +94,21 @@ def tie_text(p: Pick) -> str:
     """``tie: a, b — within each other's spread; the cheaper is recommended`` (empty when no tie)."""
     if not p.tied:
         return ""
-    return (f"tie: {', '.join(c.label for c in p.ties)} — within each other's spread or "
-            f"{TIE_MARGIN:.0%} of the fastest's lower bound; the cheaper is recommended")
+    return (
+        f"tie: {', '.join(c.label for c in p.ties)} — within each other's spread or "
+        f"{TIE_MARGIN:.0%} of the fastest's lower bound; the cheaper is recommended"
+    )
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    config: dict[str, Any]      # LoaderConfig fields to use (exactly the basis run's)
-    basis: Run                  # the measured, passed run it is
-    verified: bool              # True: passed a sustained run as is; False: only short runs
-    reason: str                 # one sentence, with numbers
+    config: dict[str, Any]  # LoaderConfig fields to use (exactly the basis run's)
+    basis: Run  # the measured, passed run it is
+    verified: bool  # True: passed a sustained run as is; False: only short runs
+    reason: str  # one sentence, with numbers
     expected_vps: float | None  # the basis run's measured videos/s
     ties: tuple[str, ...] = ()  # labels that tied with it (itself included), cheapest first
-    tuned: bool = False         # chosen by a confirmed ``-m tune`` result
+    tuned: bool = False  # chosen by a confirmed ``-m tune`` result
 
     @property
     def label(self) -> str:
@@ -144,12 +147,27 @@ def _tuned(data: ResultsFile | Sequence[RunRecord], runs: Sequence[Run]) -> Reco
 
     def same(r: Run) -> bool:  # the exact config (persistent_workers is not in the label)
         return all(r.config.get(k) == v for k, v in want.items() if k in r.config)
-    basis = max(passed, key=lambda r: (same(r), r.kind in SUSTAINED_KINDS,
-                                       str(r.rec.get("phase") or "").startswith("confirm"), r.vps or 0.0))
+
+    basis = max(
+        passed,
+        key=lambda r: (
+            same(r),
+            r.kind in SUSTAINED_KINDS,
+            str(r.rec.get("phase") or "").startswith("confirm"),
+            r.vps or 0.0,
+        ),
+    )
     ties = tuple(entry_label(t) for t in best.entry.get("ties") or [])
-    return Recommendation(basis.config, basis, basis.kind in SUSTAINED_KINDS,
-                          f"tuned by pytest -m tune for batch size {best.entry.get('batch_size', '?')}: "
-                          f"{rate(best.rate, best.interval)} videos/s, confirmed", basis.vps, ties, True)
+    return Recommendation(
+        basis.config,
+        basis,
+        basis.kind in SUSTAINED_KINDS,
+        f"tuned by pytest -m tune for batch size {best.entry.get('batch_size', '?')}: "
+        f"{rate(best.rate, best.interval)} videos/s, confirmed",
+        basis.vps,
+        ties,
+        True,
+    )
 
 
 def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
@@ -164,9 +182,10 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
     if sus:
         best, p = _best_run(sus)
         n = len({r.label for r in sus})
-        why = (f"highest videos/s ({rate(p.fastest.rate, p.fastest.interval)}, {p.fastest.label}) among the "
-               f"{n} configuration(s) that passed a sustained run"
-               + (f"; {tie_text(p)}" if p.tied else ""))
+        why = (
+            f"highest videos/s ({rate(p.fastest.rate, p.fastest.interval)}, {p.fastest.label}) among the "
+            f"{n} configuration(s) that passed a sustained run" + (f"; {tie_text(p)}" if p.tied else "")
+        )
         return Recommendation(best.config, best, True, why, best.vps, tuple(c.label for c in p.ties))
     failed_sus = [r for r in runs if r.kind in SUSTAINED_KINDS and not r.ok]
     # A short pass of a config that failed a long run (e.g. leaked) is no basis for a recommendation.
@@ -175,11 +194,21 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
     if not short:
         return None
     best, p = _best_run(short)
-    failed_note = (f" ({len(failed_sus)} sustained run(s) failed and are excluded: "
-                   + ", ".join(f"{r.label} {r.result}" for r in failed_sus) + ")") if failed_sus else ""
-    why = (f"the fastest short run, {p.fastest.label}, reached {rate(p.fastest.rate, p.fastest.interval)} "
-           f"videos/s{failed_note}" + (f"; {tie_text(p)}" if p.tied else "")
-           + ". Only short runs: verify with pytest -m sustained")
+    failed_note = (
+        (
+            f" ({len(failed_sus)} sustained run(s) failed and are excluded: "
+            + ", ".join(f"{r.label} {r.result}" for r in failed_sus)
+            + ")"
+        )
+        if failed_sus
+        else ""
+    )
+    why = (
+        f"the fastest short run, {p.fastest.label}, reached {rate(p.fastest.rate, p.fastest.interval)} "
+        f"videos/s{failed_note}"
+        + (f"; {tie_text(p)}" if p.tied else "")
+        + ". Only short runs: verify with pytest -m sustained"
+    )
     return Recommendation(best.config, best, False, why, best.vps, tuple(c.label for c in p.ties))
 
 
@@ -190,8 +219,11 @@ def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
     args = [f"batch_size={lc.batch_size}", f"num_workers={lc.num_workers}"]
     if lc.num_workers:
         args.append(f"prefetch_factor={lc.effective_prefetch}")
-    args += [f"{k}={getattr(lc, k)!r}" for k in defaults
-             if k not in ("batch_size", "num_workers", "prefetch_factor") and getattr(lc, k) != defaults[k]]
+    args += [
+        f"{k}={getattr(lc, k)!r}"
+        for k in defaults
+        if k not in ("batch_size", "num_workers", "prefetch_factor") and getattr(lc, k) != defaults[k]
+    ]
     ds = {**(data.get("dataset") or {}), **(rec.basis.rec.get("dataset") or {})}
     ds_args = [repr(str(ds.get("root", "/path/to/ssv2")))]
     ds_args += [f"{k}={ds[k]!r}" for k in ("split", "num_frames", "size") if k in ds]
@@ -205,18 +237,20 @@ def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
     torch_args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
     if ds.get("factory"):
         return _factory_snippet(ds, lc, args, torch_args)
-    return ["```python",
-            "from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader",
-            "",
-            f"dataset = SSv2Clips({', '.join(ds_args)})",
-            f"config = LoaderConfig({', '.join(args)})",
-            "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the workers",
-            "",
-            "# or with plain torch:",
-            "import torch",
-            f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
-            f"loader = torch.utils.data.DataLoader(dataset, {', '.join(torch_args)})",
-            "```"]
+    return [
+        "```python",
+        "from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader",
+        "",
+        f"dataset = SSv2Clips({', '.join(ds_args)})",
+        f"config = LoaderConfig({', '.join(args)})",
+        "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the workers",
+        "",
+        "# or with plain torch:",
+        "import torch",
+        f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+        f"loader = torch.utils.data.DataLoader(dataset, {', '.join(torch_args)})",
+        "```",
+    ]
 
 
 def _toml_value(x: Any) -> str:
@@ -242,22 +276,23 @@ def _factory_snippet(ds: Mapping[str, Any], lc: LoaderConfig, args: list[str], t
     lines = ["```python"]
     if path:
         lines += ["import sys", f"sys.path[:0] = {path!r}  # --dataset-path (and the folder pytest ran in)", ""]
-    lines += [f"from {mod} import {attr}",
-              "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader",
-              "",
-              "# the suite calls it with root/split/train only where the signature names them (or **kwargs)",
-              f"built = {attr}({', '.join(call)})",
-              "pipe = built if isinstance(built, Pipeline) else Pipeline(built)",
-              f"config = LoaderConfig({', '.join(args)})",
-              "loader = make_loader(pipe.dataset, config, collate_fn=pipe.collate_fn, "
-              "worker_init_fn=pipe.worker_init_fn)",
-              "",
-              "# or with plain torch:",
-              "import torch",
-              f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
-              f"loader = torch.utils.data.DataLoader(pipe.dataset, {', '.join(torch_args)}, "
-              "collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
-              "```"]
+    lines += [
+        f"from {mod} import {attr}",
+        "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader",
+        "",
+        "# the suite calls it with root/split/train only where the signature names them (or **kwargs)",
+        f"built = {attr}({', '.join(call)})",
+        "pipe = built if isinstance(built, Pipeline) else Pipeline(built)",
+        f"config = LoaderConfig({', '.join(args)})",
+        "loader = make_loader(pipe.dataset, config, collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
+        "",
+        "# or with plain torch:",
+        "import torch",
+        f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+        f"loader = torch.utils.data.DataLoader(pipe.dataset, {', '.join(torch_args)}, "
+        "collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
+        "```",
+    ]
     return lines
 
 
@@ -280,11 +315,13 @@ def train_toml(rec: Recommendation) -> list[str]:
     defaults = {f.name: f.default for f in fields(LoaderConfig)}
 
     keys = ["batch_size", "num_workers"] + (["prefetch_factor"] if lc.num_workers else []) + ["sharing_strategy"]
-    keys += [k for k in ("pin_memory", "persistent_workers", "shuffle", "drop_last", "timeout", "seed")
-             if getattr(lc, k) != defaults[k]]
+    keys += [
+        k
+        for k in ("pin_memory", "persistent_workers", "shuffle", "drop_last", "timeout", "seed")
+        if getattr(lc, k) != defaults[k]
+    ]
     lines = ["```toml", *dataset_table(rec.basis.rec.get("dataset") or {}), "[loader]"]
-    lines += [f"{k} = {_toml_value(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}"
-              for k in keys]
+    lines += [f"{k} = {_toml_value(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}" for k in keys]
     lines += ["", "[target]"]
     # validate judges the target on a run's interval lower bound: 90 % of this run's lower bound (else
     # of its rate) is what the same config should meet again
@@ -292,8 +329,10 @@ def train_toml(rec: Recommendation) -> list[str]:
     vps = iv[0] if iv else (rec.expected_vps or rec.basis.vps)
     if vps:
         of = f"the lower bound {vps:.1f} of {rate(rec.basis.vps, iv)}" if iv else f"{vps:.1f}"
-        lines.append(f"min_videos_per_s = {math.floor(vps * 0.9)}  # replace with what your training step "
-                     f"needs (this is 90 % of {of})")
+        lines.append(
+            f"min_videos_per_s = {math.floor(vps * 0.9)}  # replace with what your training step "
+            f"needs (this is 90 % of {of})"
+        )
     return lines + ["```"]
 
 
@@ -307,8 +346,7 @@ def probe_batch_bytes(rec: Recommendation, batch_size: int, probe: Mapping[str, 
     return int(float(probe["bytes_per_item"]) * batch_size)
 
 
-def environment(rec: Recommendation, machine: Mapping[str, Any],
-                probe: Mapping[str, Any] | None = None) -> list[str]:
+def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[str, Any] | None = None) -> list[str]:
     """Environment changes the recommended config needs, sized from the larger of its run's measured
     peak and, for a user's pipeline, the in-flight bytes its probe's real batches predict (the peak of
     a short run can miss the moment every slot is full)."""
@@ -323,31 +361,44 @@ def environment(rec: Recommendation, machine: Mapping[str, Any],
     else:
         need = max(shm, predicted or 0)
         gib = max(1, math.ceil(need * 2 / GB))  # twice the need: other processes and fragmentation
-        enough = (f"; this machine has {size(have)}: " + ("enough" if have >= gib * GB else "**too small**")
-                  if have else "")
+        enough = (
+            f"; this machine has {size(have)}: " + ("enough" if have >= gib * GB else "**too small**") if have else ""
+        )
         basis = f"peak {size(shm)}"
         if predicted:
-            basis += (f", {size(predicted)} in flight by the pipeline probe's batches "
-                      f"({size(per_batch)} per batch × {shm_slots(lc)} slots)")
-        out.append(f"- **/dev/shm**: {basis} → `docker run --shm-size={gib}g` (Kubernetes: an "
-                   f"`emptyDir` with `medium: Memory`, `sizeLimit: {gib}Gi` on /dev/shm){enough}.")
+            basis += (
+                f", {size(predicted)} in flight by the pipeline probe's batches "
+                f"({size(per_batch)} per batch × {shm_slots(lc)} slots)"
+            )
+        out.append(
+            f"- **/dev/shm**: {basis} → `docker run --shm-size={gib}g` (Kubernetes: an "
+            f"`emptyDir` with `medium: Memory`, `sizeLimit: {gib}Gi` on /dev/shm){enough}."
+        )
     fds = int(m.get("fds_peak") or 0)
     nofile = machine.get("nofile")
     if lc.sharing_strategy == "file_descriptor" and lc.num_workers:
         need = max(1024, 2 ** math.ceil(math.log2(max(fds * 2, 1))))
-        state = (f"the current limit {nofile} is enough" if nofile and nofile >= need
-                 else f"the current limit is {nofile if nofile else '?'}")
-        out.append(f"- **open files**: fd peak {fds} with the file_descriptor strategy (one fd per shared "
-                   f"tensor in flight) → `ulimit -n {need}`; {state}.")
+        state = (
+            f"the current limit {nofile} is enough"
+            if nofile and nofile >= need
+            else f"the current limit is {nofile if nofile else '?'}"
+        )
+        out.append(
+            f"- **open files**: fd peak {fds} with the file_descriptor strategy (one fd per shared "
+            f"tensor in flight) → `ulimit -n {need}`; {state}."
+        )
     else:
-        out.append(f"- **open files**: fd peak {fds}; the {lc.sharing_strategy} strategy passes no fds "
-                   "per tensor, no change needed.")
+        out.append(
+            f"- **open files**: fd peak {fds}; the {lc.sharing_strategy} strategy passes no fds "
+            "per tensor, no change needed."
+        )
     tmp = int(m.get("tmp_peak_bytes") or 0)
     if tmp:
-        out.append(f"- **TMPDIR**: peak {size(tmp)} of temporary files → point TMPDIR at a disk with at least "
-                   f"{size(tmp * 2)} free (this run: {machine.get('tmpdir', '?')}, "
-                   f"{size(machine.get('tmp_free_bytes'))} free).")
+        out.append(
+            f"- **TMPDIR**: peak {size(tmp)} of temporary files → point TMPDIR at a disk with at least "
+            f"{size(tmp * 2)} free (this run: {machine.get('tmpdir', '?')}, "
+            f"{size(machine.get('tmp_free_bytes'))} free)."
+        )
     else:
         out.append("- **TMPDIR**: the loader wrote no temporary files (peak 0 B); no change needed.")
     return out
-

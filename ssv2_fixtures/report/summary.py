@@ -5,6 +5,7 @@ Rates are shown as ``97.0 ± 3.1`` (the recorded 95 % batch-means interval's hal
 record has none, see :func:`ssv2_fixtures.report.fmt.rate`). Pass/fail is each record's ``status``;
 the validate section is shown as the stress layer recorded it.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,11 @@ from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
 from .tune import TUNE_PLOT, confirmed_best, plot_tune, tune_section
 
-SPREAD_NOTE = ("*videos/s* is the recorded rate ± the half-width of its 95 % batch-means interval "
-               "(the run's per-batch times cut into consecutive groups); configs whose intervals overlap "
-               "cannot be told apart.")
+SPREAD_NOTE = (
+    "*videos/s* is the recorded rate ± the half-width of its 95 % batch-means interval "
+    "(the run's per-batch times cut into consecutive groups); configs whose intervals overlap "
+    "cannot be told apart."
+)
 
 
 def _has_eff(runs: Sequence[Run]) -> bool:
@@ -37,8 +40,14 @@ def _eff_cell(r: Run) -> str:
 
 def _spread_note(runs: Sequence[Run]) -> list[str]:
     missing = any(r.vps is not None and r.interval is None for r in runs)
-    return [SPREAD_NOTE + (" *±?*: the record carries no interval (written before spreads were recorded, "
-                           "or too few batches)." if missing else "")]
+    return [
+        SPREAD_NOTE
+        + (
+            " *±?*: the record carries no interval (written before spreads were recorded, or too few batches)."
+            if missing
+            else ""
+        )
+    ]
 
 
 def _config_cells(r: Run) -> list[Any]:
@@ -50,8 +59,11 @@ def _config_cells(r: Run) -> list[Any]:
 
 def _success_table(runs: Sequence[Run]) -> list[str]:
     eff = _has_eff(runs)
-    head = ["test", "config", "batch size", "workers", "prefetch", "videos/s"] + (["efficiency"] if eff else []) \
+    head = (
+        ["test", "config", "batch size", "workers", "prefetch", "videos/s"]
+        + (["efficiency"] if eff else [])
         + ["wait p50 ms", "wait p95 ms", "batches", "status"]
+    )
     rows = []
     for r in runs:
         m = r.metrics
@@ -62,9 +74,11 @@ def _success_table(runs: Sequence[Run]) -> list[str]:
         failed = [str(v.get("name")) for v in r.failed_verdicts]
         if failed:  # recorded as passed with a failing check: shown, not re-judged
             status += f", check failed: {', '.join(failed)}"
-        rows.append([r.test, r.label, *_config_cells(r), rate(r.vps, r.interval)]
-                    + ([_eff_cell(r)] if eff else [])
-                    + [num(m.get("wait_ms_p50")), num(m.get("wait_ms_p95")), m.get("batches", "?"), status])
+        rows.append(
+            [r.test, r.label, *_config_cells(r), rate(r.vps, r.interval)]
+            + ([_eff_cell(r)] if eff else [])
+            + [num(m.get("wait_ms_p50")), num(m.get("wait_ms_p95")), m.get("batches", "?"), status]
+        )
     return md_table(head, rows) + [""] + _spread_note(runs)
 
 
@@ -76,22 +90,22 @@ def _failure_table(runs: Sequence[Run]) -> list[str]:
         else:  # loaded every batch, failed a check
             cause = "; ".join(one_line(x.get("detail")) for x in r.failed_verdicts) or "failed (no outcome recorded)"
         point = r.failure_point() if r.outcome else f"all {r.metrics.get('batches', '?')} batches loaded"
-        rows.append([r.test, r.label, *_config_cells(r), point, r.result, cause,
-                     one_line(r.remedy(), 400)])
-    return md_table(["test", "config", "batch size", "workers", "prefetch", "failure point", "kind", "cause",
-                     "remedy"], rows)
+        rows.append([r.test, r.label, *_config_cells(r), point, r.result, cause, one_line(r.remedy(), 400)])
+    return md_table(
+        ["test", "config", "batch size", "workers", "prefetch", "failure point", "kind", "cause", "remedy"], rows
+    )
 
 
 def _kind_legend(runs: Sequence[Run]) -> list[str]:
-    seen = sorted({r.result for r in runs if not r.ok},
-                  key=lambda k: KIND_NAMES.index(k) if k in KIND_NAMES else len(KIND_NAMES))
+    seen = sorted(
+        {r.result for r in runs if not r.ok}, key=lambda k: KIND_NAMES.index(k) if k in KIND_NAMES else len(KIND_NAMES)
+    )
     out = []
     for k in seen:
         if k in KIND_NAMES and k != "unknown":
             out.append(f"- **{k}**: {failure_kind(k).summary}")
         elif k == "unknown":
-            out.append("- **unknown**: the failure matched no known kind; the message and stderr tail are all "
-                       "there is")
+            out.append("- **unknown**: the failure matched no known kind; the message and stderr tail are all there is")
         elif k.startswith("verdict:"):
             out.append(f"- **{k}**: every batch loaded, but a check ({k.split(':', 1)[-1]}) failed")
         else:
@@ -100,26 +114,32 @@ def _kind_legend(runs: Sequence[Run]) -> list[str]:
 
 
 def _machine_rows(mach: Mapping[str, Any]) -> list[list[Any]]:
-    return [["host", mach.get("hostname", "?")],
-            ["CPU cores", mach.get("cores", "?")],
-            ["RAM", size(mach.get("ram_bytes"))],
-            ["/dev/shm", f"{size(mach.get('shm_total_bytes'))} ({size(mach.get('shm_free_bytes'))} free)"],
-            ["TMPDIR", f"{mach.get('tmpdir', '?')} ({size(mach.get('tmp_free_bytes'))} free)"],
-            ["open files limit (ulimit -n)", mach.get("nofile", "?")],
-            ["python / torch / decord", f"{mach.get('python', '?')} / {mach.get('torch', '?')} / "
-                                        f"{mach.get('decord', '?')}"],
-            ["platform", mach.get("platform", "?")],
-            ["CUDA", "unknown (no run reported)" if mach.get("cuda") is None else "yes" if mach["cuda"] else "no"],
-            ["default sharing strategy", mach.get("sharing_strategy", "?")]]
+    return [
+        ["host", mach.get("hostname", "?")],
+        ["CPU cores", mach.get("cores", "?")],
+        ["RAM", size(mach.get("ram_bytes"))],
+        ["/dev/shm", f"{size(mach.get('shm_total_bytes'))} ({size(mach.get('shm_free_bytes'))} free)"],
+        ["TMPDIR", f"{mach.get('tmpdir', '?')} ({size(mach.get('tmp_free_bytes'))} free)"],
+        ["open files limit (ulimit -n)", mach.get("nofile", "?")],
+        [
+            "python / torch / decord",
+            f"{mach.get('python', '?')} / {mach.get('torch', '?')} / {mach.get('decord', '?')}",
+        ],
+        ["platform", mach.get("platform", "?")],
+        ["CUDA", "unknown (no run reported)" if mach.get("cuda") is None else "yes" if mach["cuda"] else "no"],
+        ["default sharing strategy", mach.get("sharing_strategy", "?")],
+    ]
 
 
 def _dataset_rows(ds: Mapping[str, Any]) -> list[list[Any]]:
-    return [["root", ds.get("root", "?")],
-            ["kind", "synthetic (generated test videos)" if ds.get("synthetic") else "real SSv2"],
-            ["split", ds.get("split", "?")],
-            ["videos", ds.get("videos", "?")],
-            ["codec", ds.get("codec", "?")],
-            ["clip", f"{ds.get('num_frames', '?')} frames at {ds.get('size', '?')}×{ds.get('size', '?')} px"]]
+    return [
+        ["root", ds.get("root", "?")],
+        ["kind", "synthetic (generated test videos)" if ds.get("synthetic") else "real SSv2"],
+        ["split", ds.get("split", "?")],
+        ["videos", ds.get("videos", "?")],
+        ["codec", ds.get("codec", "?")],
+        ["clip", f"{ds.get('num_frames', '?')} frames at {ds.get('size', '?')}×{ds.get('size', '?')} px"],
+    ]
 
 
 def _probe_section(probe: Mapping[str, Any]) -> list[str]:
@@ -129,25 +149,41 @@ def _probe_section(probe: Mapping[str, Any]) -> list[str]:
     per_batch = float(per_item) * int(bs) if isinstance(per_item, (int, float)) and isinstance(bs, int) else None
     shape = probe.get("batch_shape")
     kwargs = probe.get("factory_kwargs") or {}
-    call = (f"`{probe.get('factory')}`" + (f" ({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
-            if probe.get("factory") else "the built-in dataset")
+    call = (
+        f"`{probe.get('factory')}`" + (f" ({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
+        if probe.get("factory")
+        else "the built-in dataset"
+    )
     clips = probe.get("clips_per_item")
-    rows = [["pipeline", call],
-            ["run", f"{probe.get('label', '?')}: one loading process, no workers, {probe.get('batches', '?')} batches"],
-            ["bytes per batch", f"{size(per_batch)} (batch size {bs if bs is not None else '?'})"],
-            ["bytes per video", size(per_item)],
-            ["largest tensor", f"{'×'.join(str(x) for x in shape) if shape else '?'} {probe.get('batch_dtype') or '?'}"],
-            ["clips per video", num(clips) if isinstance(clips, (int, float)) else "?"],
-            ["RSS of the loading process", size(probe.get("rss_bytes"))],
-            ["item rate L (one process)", f"{num(probe.get('items_per_s'))} videos/s (no interval: "
-                                          f"{max(0, int(probe.get('batches') or 0) - 1)} timed batches, "
-                                          f"too few for one)"]]
-    return (["Before the configurations ran, one isolated process built the pipeline and loaded a few real "
-             "batches; their bytes were summed from every tensor in them (not computed from a clip size).", ""]
-            + md_table(["measured", "value"], rows)
-            + ["", "The /dev/shm predictions (pre-flight, each config's budget and BudgetWarning), the `-m limits` "
-               "search bounds and the recommendation's environment advice used these measured bytes per batch; "
-               "its item rate L is this pipeline's own single-process rate, the base of the decode limit."])
+    rows = [
+        ["pipeline", call],
+        ["run", f"{probe.get('label', '?')}: one loading process, no workers, {probe.get('batches', '?')} batches"],
+        ["bytes per batch", f"{size(per_batch)} (batch size {bs if bs is not None else '?'})"],
+        ["bytes per video", size(per_item)],
+        ["largest tensor", f"{'×'.join(str(x) for x in shape) if shape else '?'} {probe.get('batch_dtype') or '?'}"],
+        ["clips per video", num(clips) if isinstance(clips, (int, float)) else "?"],
+        ["RSS of the loading process", size(probe.get("rss_bytes"))],
+        [
+            "item rate L (one process)",
+            f"{num(probe.get('items_per_s'))} videos/s (no interval: "
+            f"{max(0, int(probe.get('batches') or 0) - 1)} timed batches, "
+            f"too few for one)",
+        ],
+    ]
+    return (
+        [
+            "Before the configurations ran, one isolated process built the pipeline and loaded a few real "
+            "batches; their bytes were summed from every tensor in them (not computed from a clip size).",
+            "",
+        ]
+        + md_table(["measured", "value"], rows)
+        + [
+            "",
+            "The /dev/shm predictions (pre-flight, each config's budget and BudgetWarning), the `-m limits` "
+            "search bounds and the recommendation's environment advice used these measured bytes per batch; "
+            "its item rate L is this pipeline's own single-process rate, the base of the decode limit.",
+        ]
+    )
 
 
 def fmt_target(name: str, x: Any) -> str:
@@ -172,38 +208,95 @@ def _reported_procs(r: Run) -> str:
 
 def _distributed_section(runs: Sequence[Run]) -> list[str]:
     """``-m distributed`` runs: node totals per run, then one row per rank."""
-    out = ["Each rank is a training process with its own DataLoader workers, started by torchrun; the ranks of "
-           "a node share its cores, RAM, /dev/shm and open files. *videos/s (node)* is the sum of the ranks' "
-           "steady rates; processes count each rank and its workers (ranks × (1 + workers)).", "",
-           "Node totals:", ""]
+    out = [
+        "Each rank is a training process with its own DataLoader workers, started by torchrun; the ranks of "
+        "a node share its cores, RAM, /dev/shm and open files. *videos/s (node)* is the sum of the ranks' "
+        "steady rates; processes count each rank and its workers (ranks × (1 + workers)).",
+        "",
+        "Node totals:",
+        "",
+    ]
     rows = []
     for r in runs:
         m, d = r.metrics, r.rec.get("distributed") or {}
         lo, hi = m.get("rank_videos_per_s_min"), m.get("rank_videos_per_s_max")
         cov = next((v for v in r.verdicts if v.get("name") == "epoch_coverage"), None)
-        epochs = ("—" if cov is None else f"{cov.get('complete_epochs', '?')} complete of {cov.get('epochs', '?')}, "
-                  + ("rule holds" if verdict_ok(cov) else "**rule broken**"))
+        epochs = (
+            "—"
+            if cov is None
+            else f"{cov.get('complete_epochs', '?')} complete of {cov.get('epochs', '?')}, "
+            + ("rule holds" if verdict_ok(cov) else "**rule broken**")
+        )
         finished = sum(1 for x in r.rec.get("ranks") or [] if x.get("state") == "finished")
         nodes = f" × {d['nnodes']} nodes (node {d.get('node_rank', '?')})" if (d.get("nnodes") or 1) > 1 else ""
-        rows.append([r.label, f"{r.ranks}{nodes}", f"{finished} of {r.ranks}", r.result, rate(r.vps, r.interval),
-                     f"{num(lo)}–{num(hi)}" if lo is not None else "—",
-                     f"{_reported_procs(r)} / {m.get('procs_expected', '?')}",
-                     size(m.get("rss_peak_bytes")), size(m.get("pss_peak_bytes")), size(m.get("shm_peak_bytes")),
-                     m.get("fds_peak", "?"), epochs])
-    out += md_table(["config", "ranks", "finished", "result", "videos/s (node)", "videos/s per rank",
-                     "processes reported / expected", "RSS peak", "PSS peak", "shm peak", "fds peak", "epochs"], rows)
+        rows.append(
+            [
+                r.label,
+                f"{r.ranks}{nodes}",
+                f"{finished} of {r.ranks}",
+                r.result,
+                rate(r.vps, r.interval),
+                f"{num(lo)}–{num(hi)}" if lo is not None else "—",
+                f"{_reported_procs(r)} / {m.get('procs_expected', '?')}",
+                size(m.get("rss_peak_bytes")),
+                size(m.get("pss_peak_bytes")),
+                size(m.get("shm_peak_bytes")),
+                m.get("fds_peak", "?"),
+                epochs,
+            ]
+        )
+    out += md_table(
+        [
+            "config",
+            "ranks",
+            "finished",
+            "result",
+            "videos/s (node)",
+            "videos/s per rank",
+            "processes reported / expected",
+            "RSS peak",
+            "PSS peak",
+            "shm peak",
+            "fds peak",
+            "epochs",
+        ],
+        rows,
+    )
     out += ["", "Per rank:", ""]
     rows = []
     for r in runs:
         for x in r.rec.get("ranks") or []:
             what = x.get("outcome") or ("—" if x.get("state") == "finished" else one_line(x.get("note"), 120) or "—")
             v = x.get("videos_per_s")
-            rows.append([r.label, f"{r.ranks}", x.get("rank", "?"), x.get("state", "?"), x.get("batches", "?"),
-                         x.get("videos", "?"),
-                         rate(v, interval_of(x.get("videos_per_s_interval"))) if v is not None else "—",
-                         num(x.get("wait_ms_p50")), size(x.get("rss_peak_bytes")), what])
-    out += md_table(["config", "ranks", "rank", "state", "batches", "videos", "videos/s", "wait p50 ms",
-                     "RSS peak (rank + its workers)", "outcome"], rows)
+            rows.append(
+                [
+                    r.label,
+                    f"{r.ranks}",
+                    x.get("rank", "?"),
+                    x.get("state", "?"),
+                    x.get("batches", "?"),
+                    x.get("videos", "?"),
+                    rate(v, interval_of(x.get("videos_per_s_interval"))) if v is not None else "—",
+                    num(x.get("wait_ms_p50")),
+                    size(x.get("rss_peak_bytes")),
+                    what,
+                ]
+            )
+    out += md_table(
+        [
+            "config",
+            "ranks",
+            "rank",
+            "state",
+            "batches",
+            "videos",
+            "videos/s",
+            "wait p50 ms",
+            "RSS peak (rank + its workers)",
+            "outcome",
+        ],
+        rows,
+    )
     return out
 
 
@@ -213,22 +306,46 @@ def _rank_caveat(rec: Recommendation, runs: Sequence[Run]) -> list[str]:
     if not bad:
         return []
     b = max(bad, key=lambda r: r.ranks)
-    return [f"With {b.ranks} ranks per node (DDP) this configuration failed: {b.result} {b.failure_point()}; "
-            "see *Distributed runs* and size it for all ranks.", ""]
+    return [
+        f"With {b.ranks} ranks per node (DDP) this configuration failed: {b.result} {b.failure_point()}; "
+        "see *Distributed runs* and size it for all ranks.",
+        "",
+    ]
 
 
 def _limits_section(limits: Sequence[Mapping[str, Any]]) -> list[str]:
-    rows = [[lm.get("num_workers"), lm.get("prefetch_factor") or "—",
-             lm.get("boundary_batch_size") if lm.get("boundary_batch_size") is not None else "none passed",
-             lm.get("first_failing_batch_size") or "—", lm.get("kind_beyond") or "—",
-             size(lm["shm_need_beyond_bytes"]) if lm.get("shm_need_beyond_bytes") else "—",
-             lm.get("max_batch_size_tried", "?"), len(lm.get("probes") or [])] for lm in limits]
-    out = md_table(["workers", "prefetch", "largest passing batch size", "first failing batch size",
-                    "failure beyond", "shm needed beyond", "largest tried", "probes"], rows)
+    rows = [
+        [
+            lm.get("num_workers"),
+            lm.get("prefetch_factor") or "—",
+            lm.get("boundary_batch_size") if lm.get("boundary_batch_size") is not None else "none passed",
+            lm.get("first_failing_batch_size") or "—",
+            lm.get("kind_beyond") or "—",
+            size(lm["shm_need_beyond_bytes"]) if lm.get("shm_need_beyond_bytes") else "—",
+            lm.get("max_batch_size_tried", "?"),
+            len(lm.get("probes") or []),
+        ]
+        for lm in limits
+    ]
+    out = md_table(
+        [
+            "workers",
+            "prefetch",
+            "largest passing batch size",
+            "first failing batch size",
+            "failure beyond",
+            "shm needed beyond",
+            "largest tried",
+            "probes",
+        ],
+        rows,
+    )
     for lm in limits:
         if lm.get("boundary_batch_size") is None:
-            out.append(f"\nWith {lm.get('num_workers')} workers even the smallest batch size tried failed "
-                       f"({lm.get('kind_beyond') or '?'}).")
+            out.append(
+                f"\nWith {lm.get('num_workers')} workers even the smallest batch size tried failed "
+                f"({lm.get('kind_beyond') or '?'})."
+            )
     return out
 
 
@@ -242,9 +359,18 @@ def _validate_section(v: Mapping[str, Any]) -> list[str]:
     if not rows:
         return [f"{head}: the run itself failed (see *Failed configurations*), so no target was checked."]
     out = [f"{head}, {met} of {len(rows)} targets met.", ""]
-    out += md_table(["target", "wanted", "achieved", "met"],
-                    [[r.get("target"), fmt_target(str(r.get("target")), r.get("wanted")), _achieved(r),
-                      "yes" if r.get("ok") else "**no**"] for r in rows])
+    out += md_table(
+        ["target", "wanted", "achieved", "met"],
+        [
+            [
+                r.get("target"),
+                fmt_target(str(r.get("target")), r.get("wanted")),
+                _achieved(r),
+                "yes" if r.get("ok") else "**no**",
+            ]
+            for r in rows
+        ],
+    )
     return out
 
 
@@ -259,12 +385,20 @@ def _achieved(row: Mapping[str, Any]) -> str:
 
 def _data_error_section(err: Mapping[str, Any]) -> list[str]:
     """A session whose data could not load: what, where, and the fix, as recorded."""
-    return ["The dataset could not be loaded, so no configuration ran. Fix the data, then rerun.", "",
-            *md_table(["fact", "value"], [["kind", err.get("kind", "data_error")],
-                                          ["file", err.get("file") or "?"],
-                                          ["entry", err.get("entry") or "the file as a whole"],
-                                          ["message", one_line(err.get("message"), 400) or "?"],
-                                          ["fix", one_line(err.get("fix"), 400) or "?"]])]
+    return [
+        "The dataset could not be loaded, so no configuration ran. Fix the data, then rerun.",
+        "",
+        *md_table(
+            ["fact", "value"],
+            [
+                ["kind", err.get("kind", "data_error")],
+                ["file", err.get("file") or "?"],
+                ["entry", err.get("entry") or "the file as a whole"],
+                ["message", one_line(err.get("message"), 400) or "?"],
+                ["fix", one_line(err.get("fix"), 400) or "?"],
+            ],
+        ),
+    ]
 
 
 def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | None) -> list[str]:
@@ -272,36 +406,49 @@ def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | No
     err = extra(data, "data_error")
     if err:
         where = f"{err.get('file') or '?'}, " + (f"entry {err['entry']}" if err.get("entry") else "the file as a whole")
-        out.append(f"Fix the data ({where}): "
-                   f"{one_line(err.get('fix'), 300) or 'see the message'}; then rerun `pytest -m quick`.")
+        out.append(
+            f"Fix the data ({where}): "
+            f"{one_line(err.get('fix'), 300) or 'see the message'}; then rerun `pytest -m quick`."
+        )
     elif rec is None and any(r.ok and r.kind == "distributed" for r in runs):
-        out.append("Get a single-loader recommendation to compare the multi-rank runs with: `pytest -m quick`, "
-                   "then `pytest -m sustained`.")
+        out.append(
+            "Get a single-loader recommendation to compare the multi-rank runs with: `pytest -m quick`, "
+            "then `pytest -m sustained`."
+        )
     elif rec is None:
         out.append("Nothing passed: fix the first failure below (its remedy), then rerun `pytest -m quick`.")
     elif not rec.verified:
-        out.append(f"Confirm the recommendation ({rec.label}) over a long run: `pytest -m sustained`; a short "
-                   "run cannot show slow memory or shm growth.")
+        out.append(
+            f"Confirm the recommendation ({rec.label}) over a long run: `pytest -m sustained`; a short "
+            "run cannot show slow memory or shm growth."
+        )
     by_kind: dict[str, list[Run]] = {}
     for r in runs:
         if not r.ok:
             by_kind.setdefault(r.result, []).append(r)
     for k, rs in by_kind.items():
-        out.append(f"{k} ({len(rs)} run(s): {', '.join(r.label for r in rs[:4])}{', …' if len(rs) > 4 else ''}):"
-                   f" {one_line(rs[0].remedy(), 300)}")
+        out.append(
+            f"{k} ({len(rs)} run(s): {', '.join(r.label for r in rs[:4])}{', …' if len(rs) > 4 else ''}):"
+            f" {one_line(rs[0].remedy(), 300)}"
+        )
     if any(sc.verdict == "grows" for sc in scaling(runs).values()):  # a tie gives no advice
-        out.append("Throughput still grows with workers: try larger worker counts (`--workers`, up to "
-                   "`--max-workers`).")
+        out.append(
+            "Throughput still grows with workers: try larger worker counts (`--workers`, up to `--max-workers`)."
+        )
     if not data.get("limits"):
         out.append("Find the largest batch size per worker count: `pytest -m limits`.")
     v = data.get("validate")
     if not v:
-        out.append("Check the recommended config against your own throughput/wait/memory targets: "
-                   "`pytest -m validate --train-config train.toml` (the file is in *Recommended configuration*).")
+        out.append(
+            "Check the recommended config against your own throughput/wait/memory targets: "
+            "`pytest -m validate --train-config train.toml` (the file is in *Recommended configuration*)."
+        )
     elif not v.get("passed"):
         missed = [str(r.get("target")) for r in v.get("rows") or [] if not r.get("ok")]
-        out.append(f"Targets missed ({', '.join(missed)}): relax them or change the config, then rerun "
-                   f"`pytest -m validate --train-config {v.get('config_file', 'train.toml')}`.")
+        out.append(
+            f"Targets missed ({', '.join(missed)}): relax them or change the config, then rerun "
+            f"`pytest -m validate --train-config {v.get('config_file', 'train.toml')}`."
+        )
     out.append("Compare with another machine's run: `python -m ssv2_fixtures.report compare THIS_RUN OTHER_RUN`.")
     return [f"{i}. {s}" for i, s in enumerate(out, 1)]
 
@@ -310,33 +457,51 @@ def _recommendation_section(data: ResultsFile, runs: Sequence[Run], rec: Recomme
     out: list[str] = []
     tuned = confirmed_best(data)
     if tuned is not None:  # the tuner's answer comes first, as it recorded it
-        out += [f"Tuned (`pytest -m tune`, batch size {tuned.entry.get('batch_size', '?')}): **{tuned.label}** — "
-                f"{rate(tuned.rate, tuned.interval)} videos/s, confirmed by a second measurement"
-                + ("." if rec is not None and rec.tuned else
-                   "; it has no passed run record here, so the measured runs below decide."), ""]
+        out += [
+            f"Tuned (`pytest -m tune`, batch size {tuned.entry.get('batch_size', '?')}): **{tuned.label}** — "
+            f"{rate(tuned.rate, tuned.interval)} videos/s, confirmed by a second measurement"
+            + (
+                "."
+                if rec is not None and rec.tuned
+                else "; it has no passed run record here, so the measured runs below decide."
+            ),
+            "",
+        ]
     if extra(data, "data_error"):
         return out + ["No configuration ran: the data could not be loaded (see *Data could not load*).", ""]
     if rec is None and any(r.ok and r.kind == "distributed" for r in runs):
-        return out + ["No single-loader configuration passed (or none ran), so there is nothing to recommend "
-                      "from them; the passing multi-rank runs are in *Distributed runs* (their rates are per "
-                      "node).", ""]
+        return out + [
+            "No single-loader configuration passed (or none ran), so there is nothing to recommend "
+            "from them; the passing multi-rank runs are in *Distributed runs* (their rates are per "
+            "node).",
+            "",
+        ]
     if rec is None:
-        return out + ["No configuration passed, so there is nothing to recommend yet; see *Failed "
-                      "configurations* and *Next steps*.", ""]
+        return out + [
+            "No configuration passed, so there is nothing to recommend yet; see *Failed "
+            "configurations* and *Next steps*.",
+            "",
+        ]
     mach = data.get("machine") or {}
     out += [f"**{rec.label}** (measured: {rec.measured}) — {rec.reason}.", ""]
     out += _rank_caveat(rec, runs)
     try:
         out += snippet(rec, data) + ["", "Environment it needs:", ""] + environment(rec, mach, data.get("probe")) + [""]
-        out += ["To check it against your own targets, save this as `train.toml` and run "
-                "`pytest -m validate --train-config train.toml`:", ""] + train_toml(rec) + [""]
+        out += (
+            [
+                "To check it against your own targets, save this as `train.toml` and run "
+                "`pytest -m validate --train-config train.toml`:",
+                "",
+            ]
+            + train_toml(rec)
+            + [""]
+        )
     except ValueError as exc:  # a hand-edited record: say so rather than stop the whole report
         out += [f"(its recorded config is not a valid LoaderConfig: {exc})", ""]
     return out
 
 
-def render_summary(data: ResultsFile, plots: Sequence[str] = (),
-                   previous: tuple[str, list[str]] | None = None) -> str:
+def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple[str, list[str]] | None = None) -> str:
     """The text of ``summary.md`` (``plots``: PNG file names next to it, referenced as images;
     ``previous``: the previous session's name and its *Run to run* lines, :func:`run_to_run_lines`)."""
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
@@ -344,14 +509,18 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (),
     mach, ds = data.get("machine") or {}, data.get("dataset") or {}
     rec = recommend(data)
     L: list[str] = [
-        f"# DataLoader stress report — {data.get('run_id', '?')}", "",
+        f"# DataLoader stress report — {data.get('run_id', '?')}",
+        "",
         f"{len(runs)} run(s) on **{mach.get('hostname', '?')}**: {len(ok)} passed, {len(bad)} failed "
-        f"(session {data.get('created', '?')} → {data.get('updated', '?')}).", "",
+        f"(session {data.get('created', '?')} → {data.get('updated', '?')}).",
+        "",
         "Each configuration (batch size × workers × prefetch × sharing strategy) loaded decoded SSv2 clips "
         "through a PyTorch DataLoader in its own process. *videos/s* is the steady-state rate the training "
         "loop received (after the first batch), with its 95 % spread; *batch wait* is how long the loop waited "
         "for each batch; *quick* runs are short, *sustained* and *validate* runs are long enough to show memory "
-        "growth.", ""]
+        "growth.",
+        "",
+    ]
     if err := extra(data, "data_error"):
         L += ["## Data could not load", ""] + _data_error_section(err) + [""]
     L += ["## Recommended configuration", ""] + _recommendation_section(data, runs, rec)
@@ -378,8 +547,11 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (),
         L += ["## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots] + [""]
     L += ["## Next steps", ""] + _next_steps(data, runs, rec) + [""]
     if data.get("settings"):
-        L += ["## Settings used", ""] + md_table(["option", "value"], sorted(
-            [k, v] for k, v in (data.get("settings") or {}).items())) + [""]
+        L += (
+            ["## Settings used", ""]
+            + md_table(["option", "value"], sorted([k, v] for k, v in (data.get("settings") or {}).items()))
+            + [""]
+        )
     return "\n".join(L)
 
 

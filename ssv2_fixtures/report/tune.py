@@ -13,6 +13,7 @@ The section renders those entries as recorded; the recommendation shows a confir
 (:func:`confirmed_best`). Missing fields read as ``?``. The writer is
 :meth:`ssv2_fixtures.stress.tune.TuneResult.record`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,12 @@ def _best(e: Mapping[str, Any]) -> TunedBest:
     raw = e.get("best")
     b: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     v = b.get("videos_per_s")
-    return TunedBest(e, config_label(b.get("config")), float(v) if isinstance(v, (int, float)) else None,
-                     interval_of(b.get("interval")))
+    return TunedBest(
+        e,
+        config_label(b.get("config")),
+        float(v) if isinstance(v, (int, float)) else None,
+        interval_of(b.get("interval")),
+    )
 
 
 def confirmed_best(results: Mapping[str, Any]) -> TunedBest | None:
@@ -74,8 +79,16 @@ def confirmed_best(results: Mapping[str, Any]) -> TunedBest | None:
     for b in bests:
         sh = shape_of(b.entry["best"].get("config")) or (0, 0)
         shm = b.entry["best"].get("shm_peak_bytes")
-        cands[Candidate(b.label, float(b.rate or 0.0), b.interval, sh[0], sh[1],
-                        float(shm) if isinstance(shm, (int, float)) else None)] = b
+        cands[
+            Candidate(
+                b.label,
+                float(b.rate or 0.0),
+                b.interval,
+                sh[0],
+                sh[1],
+                float(shm) if isinstance(shm, (int, float)) else None,
+            )
+        ] = b
     return cands[pick(list(cands)).best]
 
 
@@ -92,18 +105,51 @@ def tune_section(results: Mapping[str, Any], plot: str | None = None) -> list[st
         tried = [t for t in e.get("tried") or [] if isinstance(t, Mapping)]
         passed = sum(1 for t in tried if t.get("videos_per_s") is not None)
         target = e.get("target_videos_per_s")
-        rows.append([e.get("batch_size", "?"), b.label, rate(b.rate, b.interval),
-                     "yes" if e.get("confirmed") else "**no**", ties, f"{len(tried)} ({passed} passed)",
-                     f"{num(e.get('spent_s'))} of {num(e.get('budget_s'))}",
-                     num(target) if target is not None else "—"])
-    return (["Per batch size, the best configuration the search found (*videos/s* with its 95 % spread) and "
-             "whether a second measurement confirmed it.", ""]
-            + md_table(["batch size", "best", "videos/s", "confirmed", "tied with", "configs tried",
-                        "time spent of budget (s)", "target videos/s"], rows)
-            + _time_lines(entries)
-            + (["", "The search: each probe's rate with its 95 % interval by worker count, one line per prefetch "
+        rows.append(
+            [
+                e.get("batch_size", "?"),
+                b.label,
+                rate(b.rate, b.interval),
+                "yes" if e.get("confirmed") else "**no**",
+                ties,
+                f"{len(tried)} ({passed} passed)",
+                f"{num(e.get('spent_s'))} of {num(e.get('budget_s'))}",
+                num(target) if target is not None else "—",
+            ]
+        )
+    return (
+        [
+            "Per batch size, the best configuration the search found (*videos/s* with its 95 % spread) and "
+            "whether a second measurement confirmed it.",
+            "",
+        ]
+        + md_table(
+            [
+                "batch size",
+                "best",
+                "videos/s",
+                "confirmed",
+                "tied with",
+                "configs tried",
+                "time spent of budget (s)",
+                "target videos/s",
+            ],
+            rows,
+        )
+        + _time_lines(entries)
+        + (
+            [
+                "",
+                "The search: each probe's rate with its 95 % interval by worker count, one line per prefetch "
                 "factor (a config's latest measurement); rejected configs marked with their failure kind; the "
-                "pick starred.", "", f"![tune search]({plot})"] if plot else []))
+                "pick starred.",
+                "",
+                f"![tune search]({plot})",
+            ]
+            if plot
+            else []
+        )
+    )
 
 
 def time_by_stage(entry: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
@@ -126,10 +172,17 @@ def _time_lines(entries: list[Mapping[str, Any]]) -> list[str]:
             continue
         runs = sum(s for _, s in st.values())
         spent = e.get("spent_s")
-        rest = (f"; {num(float(spent) - runs)} s between runs (start-up, the decode-rate probe)"
-                if isinstance(spent, (int, float)) and spent >= runs else "")
-        out.append(f"- How batch size {e.get('batch_size', '?')}'s time went: " + ", ".join(
-            f"{stage} {num(sec)} s ({n} run{'s' if n != 1 else ''})" for stage, (n, sec) in st.items()) + rest + ".")
+        rest = (
+            f"; {num(float(spent) - runs)} s between runs (start-up, the decode-rate probe)"
+            if isinstance(spent, (int, float)) and spent >= runs
+            else ""
+        )
+        out.append(
+            f"- How batch size {e.get('batch_size', '?')}'s time went: "
+            + ", ".join(f"{stage} {num(sec)} s ({n} run{'s' if n != 1 else ''})" for stage, (n, sec) in st.items())
+            + rest
+            + "."
+        )
     return [""] + out if out else []
 
 
@@ -192,7 +245,11 @@ def plot_tune(results: Mapping[str, Any]) -> Figure | None:
         for i, pf in enumerate(pfs):
             best: dict[int, _Point] = {}
             for p in pts:
-                if p.prefetch == pf and p.rate is not None and (p.workers not in best or p.rate > (best[p.workers].rate or 0)):
+                if (
+                    p.prefetch == pf
+                    and p.rate is not None
+                    and (p.workers not in best or p.rate > (best[p.workers].rate or 0))
+                ):
                     best[p.workers] = p
             if not best:
                 continue
@@ -201,27 +258,59 @@ def plot_tune(results: Mapping[str, Any]) -> Figure | None:
             ax.plot([p.workers for p in line], ys, marker="o", color=f"C{i % 10}", label=f"prefetch {pf}")
             iv = [p for p in line if p.interval is not None]
             if iv:
-                ax.errorbar([p.workers for p in iv], [p.rate or 0.0 for p in iv],
-                            yerr=[[(p.rate or 0.0) - p.interval[0] for p in iv if p.interval],
-                                  [p.interval[1] - (p.rate or 0.0) for p in iv if p.interval]],
-                            fmt="none", ecolor=f"C{i % 10}", capsize=4, elinewidth=1)
+                ax.errorbar(
+                    [p.workers for p in iv],
+                    [p.rate or 0.0 for p in iv],
+                    yerr=[
+                        [(p.rate or 0.0) - p.interval[0] for p in iv if p.interval],
+                        [p.interval[1] - (p.rate or 0.0) for p in iv if p.interval],
+                    ],
+                    fmt="none",
+                    ecolor=f"C{i % 10}",
+                    capsize=4,
+                    elinewidth=1,
+                )
         rejected = [p for p in pts if p.rate is None]
         for unfit in (False, True):
             rs = [p for p in rejected if (p.kind == "predicted_unfit") == unfit]
             if rs:
-                sc = ax.scatter([p.workers for p in rs], [0.0] * len(rs), marker="o" if unfit else "x", s=60,
-                                facecolors="none" if unfit else None, edgecolors="gray" if unfit else None,
-                                c=None if unfit else "black", linewidths=1.5, zorder=3, clip_on=False,
-                                label="predicted not to fit (not run)" if unfit else "rejected (kind annotated)")
+                sc = ax.scatter(
+                    [p.workers for p in rs],
+                    [0.0] * len(rs),
+                    marker="o" if unfit else "x",
+                    s=60,
+                    facecolors="none" if unfit else None,
+                    edgecolors="gray" if unfit else None,
+                    c=None if unfit else "black",
+                    linewidths=1.5,
+                    zorder=3,
+                    clip_on=False,
+                    label="predicted not to fit (not run)" if unfit else "rejected (kind annotated)",
+                )
                 sc.set_gid("predicted_unfit" if unfit else "rejected")
         for (w, kind), n in _count((p.workers, f"pf{p.prefetch}: {p.kind}") for p in rejected).items():
-            ax.annotate(kind + (f" ×{n}" if n > 1 else ""), (w, 0.0), xytext=(6, 6), textcoords="offset points",
-                        fontsize=7, color="dimgray", rotation=30)
+            ax.annotate(
+                kind + (f" ×{n}" if n > 1 else ""),
+                (w, 0.0),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize=7,
+                color="dimgray",
+                rotation=30,
+            )
         b = _best(e)
         sh = shape_of((e.get("best") or {}).get("config") if isinstance(e.get("best"), Mapping) else None)
         if sh is not None and b.rate is not None:
-            star = ax.scatter([sh[0]], [b.rate], marker="*", s=220, color="gold", edgecolors="black", zorder=4,
-                              label=f"pick {b.label} ({'confirmed' if e.get('confirmed') else 'NOT confirmed'})")
+            star = ax.scatter(
+                [sh[0]],
+                [b.rate],
+                marker="*",
+                s=220,
+                color="gold",
+                edgecolors="black",
+                zorder=4,
+                label=f"pick {b.label} ({'confirmed' if e.get('confirmed') else 'NOT confirmed'})",
+            )
             star.set_gid("pick")
         ws = sorted({p.workers for p in pts})
         if ws:
@@ -230,8 +319,11 @@ def plot_tune(results: Mapping[str, Any]) -> Figure | None:
             ax.set_xlim(min(ws) - 0.1 * span, max(ws) + 0.3 * span)  # room for the rejected kinds' notes
         top = max(ax.get_ylim()[1], 1.0)
         ax.set_ylim(-0.03 * top, top * 1.1)
-        ax.set_title(f"Tune search, batch size {e.get('batch_size', '?')}: {len(pts)} configs, "
-                     f"{num(e.get('spent_s'))} of {num(e.get('budget_s'))} s", fontsize=10)
+        ax.set_title(
+            f"Tune search, batch size {e.get('batch_size', '?')}: {len(pts)} configs, "
+            f"{num(e.get('spent_s'))} of {num(e.get('budget_s'))} s",
+            fontsize=10,
+        )
         ax.set_xlabel("num_workers")
         ax.set_ylabel("videos/s (bars: 95 % interval)")
         ax.grid(True, alpha=0.3)

@@ -75,6 +75,7 @@ NOTE [rank events]
     each node's local rank 0 once every rank has gathered (``all_gather_object``) the dataset indices it
     received, per epoch.
 """
+
 from __future__ import annotations
 
 import faulthandler
@@ -102,10 +103,10 @@ class DatasetSpec(TypedDict, total=False):
     decoder: str
     limit: int | None
     on_error: str
-    factory: str | None        # MODULE:CALLABLE of a user's pipeline, read by data.factory.load_pipeline
+    factory: str | None  # MODULE:CALLABLE of a user's pipeline, read by data.factory.load_pipeline
     factory_kwargs: dict[str, Any]
     factory_path: list[str]
-    check_collate: bool        # the session's pipeline probe (W=0): fetch two items and check they collate
+    check_collate: bool  # the session's pipeline probe (W=0): fetch two items and check they collate
 
 
 class MeasureSpec(TypedDict):
@@ -116,7 +117,7 @@ class MeasureSpec(TypedDict):
     max_batches: int
     max_s: float
     target_rel: float
-    min_s: float               # no ``converged`` stop before this many seconds of window (0 if left out)
+    min_s: float  # no ``converged`` stop before this many seconds of window (0 if left out)
 
 
 class ChildSpec(TypedDict, total=False):
@@ -124,17 +125,17 @@ class ChildSpec(TypedDict, total=False):
     config: dict[str, Any]
     batches: int
     measure: MeasureSpec | None
-    fault: str | None          # "KIND@BATCH[/RANK]"
-    events_fd: int             # single process: the write end of a pipe
-    events_path: str           # ranks (rank_child): a FIFO, see NOTE [rank events]
-    indices_path: str          # ranks: where local rank 0 writes the gathered dataset indices
+    fault: str | None  # "KIND@BATCH[/RANK]"
+    events_fd: int  # single process: the write end of a pipe
+    events_path: str  # ranks (rank_child): a FIFO, see NOTE [rank events]
+    indices_path: str  # ranks: where local rank 0 writes the gathered dataset indices
     stacks_path: str
     skip_log: str | None
     nofile: int | None
     address_space_bytes: int | None
     cpus: list[int] | None
     cuda: bool
-    step_s: float              # simulated training step per batch (the batch is held meanwhile)
+    step_s: float  # simulated training step per batch (the batch is held meanwhile)
 
 
 ATOMIC_LINE = 4000
@@ -218,8 +219,13 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
         if errno is None and isinstance(e, OSError) and e.errno:
             errno = e.errno
         e = e.__cause__ or e.__context__
-    f = dict(type=type(exc).__name__, message=str(exc), errno=errno, chain=chain,
-             traceback="".join(traceback.format_exception(exc)))
+    f = dict(
+        type=type(exc).__name__,
+        message=str(exc),
+        errno=errno,
+        chain=chain,
+        traceback="".join(traceback.format_exception(exc)),
+    )
     extra = getattr(exc, "event_fields", None)
     if callable(extra):  # FactoryError: what/file/line/fix for the outcome and the report
         f.update(extra())
@@ -242,7 +248,7 @@ class Built:
     """What a run loads: the config, the dataset (fault drill wrapped in), and a user pipeline's
     collate and worker set-up (None for the suite's own dataset)."""
 
-    config: Any                      # LoaderConfig (not imported at module level: this stays stdlib-only)
+    config: Any  # LoaderConfig (not imported at module level: this stays stdlib-only)
     dataset: Any
     collate_fn: Callable[[Any], Any] | None = None
     worker_init_fn: Callable[[int], None] | None = None
@@ -297,12 +303,12 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
 class Progress:
     """Where the batch loop is: read by the error path (the failure point) and by the shutdown."""
 
-    batch: int = 0          # batches received in the run
+    batch: int = 0  # batches received in the run
     videos: int = 0
     epoch: int = 0
-    in_epoch: int = 0       # batches received in this epoch
+    in_epoch: int = 0  # batches received in this epoch
     it: Any = None
-    measured: dict[str, Any] | None = None   # the measured window's result (spec["measure"] only)
+    measured: dict[str, Any] | None = None  # the measured window's result (spec["measure"] only)
 
 
 def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
@@ -314,11 +320,14 @@ def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
         raise ValueError(f"spec measure: missing {missing}, unknown {unknown}; keys are {list(keys)}")
     for k in ("warmup_batches", "min_batches", "max_batches"):
         if not isinstance(m[k], int) or isinstance(m[k], bool) or m[k] < (0 if k == "warmup_batches" else 1):
-            raise ValueError(f"spec measure.{k}: must be an integer >= {0 if k == 'warmup_batches' else 1}, "
-                             f"got {m[k]!r}")
+            raise ValueError(
+                f"spec measure.{k}: must be an integer >= {0 if k == 'warmup_batches' else 1}, got {m[k]!r}"
+            )
     if m["max_batches"] <= m["warmup_batches"]:
-        raise ValueError(f"spec measure.max_batches ({m['max_batches']}) must exceed warmup_batches "
-                         f"({m['warmup_batches']}): nothing would be measured")
+        raise ValueError(
+            f"spec measure.max_batches ({m['max_batches']}) must exceed warmup_batches "
+            f"({m['warmup_batches']}): nothing would be measured"
+        )
     for k in ("max_s", "target_rel"):
         v = m[k]
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
@@ -327,11 +336,17 @@ def check_measure(m: Mapping[str, Any]) -> MeasureSpec:
     if not isinstance(min_s, (int, float)) or isinstance(min_s, bool) or min_s < 0:
         raise ValueError(f"spec measure.min_s: must be a number >= 0, got {min_s!r}")
     if min_s > m["max_s"]:
-        raise ValueError(f"spec measure.min_s ({min_s}) must not exceed max_s ({m['max_s']}): the window "
-                         "could never converge")
-    return MeasureSpec(warmup_batches=m["warmup_batches"], min_batches=m["min_batches"],
-                       max_batches=m["max_batches"], max_s=float(m["max_s"]), target_rel=float(m["target_rel"]),
-                       min_s=float(min_s))
+        raise ValueError(
+            f"spec measure.min_s ({min_s}) must not exceed max_s ({m['max_s']}): the window could never converge"
+        )
+    return MeasureSpec(
+        warmup_batches=m["warmup_batches"],
+        min_batches=m["min_batches"],
+        max_batches=m["max_batches"],
+        max_s=float(m["max_s"]),
+        target_rel=float(m["target_rel"]),
+        min_s=float(min_s),
+    )
 
 
 MIN_GROUPS = 5
@@ -343,8 +358,8 @@ class Window:
     """The measured window of NOTE [measured window]: pure bookkeeping, ``now`` is given by the caller."""
 
     spec: MeasureSpec
-    opened: float                       # when the window opens if there is no warm-up
-    round_size: int = 1                 # the loader's workers: batches that arrive together (run/stats.py)
+    opened: float  # when the window opens if there is no warm-up
+    round_size: int = 1  # the loader's workers: batches that arrive together (run/stats.py)
     received: int = 0
     videos: list[int] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
@@ -355,8 +370,7 @@ class Window:
         """Warm-up batches: ``warmup_batches`` rounded up to whole rounds (NOTE [measured window])."""
         from .stats import whole_rounds
 
-        return min(whole_rounds(int(self.spec["warmup_batches"]), self.round_size),
-                   int(self.spec["max_batches"]) - 1)
+        return min(whole_rounds(int(self.spec["warmup_batches"]), self.round_size), int(self.spec["max_batches"]) - 1)
 
     def add(self, videos: int, wait_s: float, now: float) -> str | None:
         """One received batch; the reason to stop now (``converged``/``time``/``batches``) or None."""
@@ -388,10 +402,15 @@ class Window:
 
         total_s = sum(self.waits)
         iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
-        return {"batches": len(self.videos), "videos": sum(self.videos),
-                "seconds": max(0.0, self.last - self.opened),
-                "rate": iv.rate if iv else (sum(self.videos) / total_s if total_s > 0 else None),
-                "lo": iv.lo if iv else None, "hi": iv.hi if iv else None, "stopped": stopped}
+        return {
+            "batches": len(self.videos),
+            "videos": sum(self.videos),
+            "seconds": max(0.0, self.last - self.opened),
+            "rate": iv.rate if iv else (sum(self.videos) / total_s if total_s > 0 else None),
+            "lo": iv.lo if iv else None,
+            "hi": iv.hi if iv else None,
+            "stopped": stopped,
+        }
 
 
 def videos_in_batch(loader: Any, j: int) -> int | None:
@@ -422,10 +441,16 @@ def _workers(loader: Any) -> int:
     return int(getattr(loader, "num_workers", 0) or 0)
 
 
-def batch_loop(events: Emitter, loader: Any, spec: ChildSpec, cuda: bool, progress: Progress,
-               on_epoch: Callable[[int], None] | None = None,
-               on_batch: Callable[[int, Any], None] | None = None,
-               videos_of: Callable[[Any], int] | None = None) -> float:
+def batch_loop(
+    events: Emitter,
+    loader: Any,
+    spec: ChildSpec,
+    cuda: bool,
+    progress: Progress,
+    on_epoch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, Any], None] | None = None,
+    videos_of: Callable[[Any], int] | None = None,
+) -> float:
     """Receive ``spec["batches"]`` batches (or a measured window, ``spec["measure"]``), restarting a
     finite loader at each epoch end; one ``batch`` event each. ``on_epoch(n)`` runs before each epoch's
     iterator is made, ``on_batch(epoch, item)`` after each batch arrives (the distributed child records
@@ -479,8 +504,17 @@ def batch_loop(events: Emitter, loader: Any, spec: ChildSpec, cuda: bool, progre
         progress.videos += videos
         if on_batch:
             on_batch(progress.epoch, item)
-        events.emit("batch", i=progress.batch, wait_s=wait, epoch=progress.epoch, videos=videos,
-                    clips=facts["clips"], bytes=facts["bytes"], shape=facts["shape"], dtype=facts["dtype"])
+        events.emit(
+            "batch",
+            i=progress.batch,
+            wait_s=wait,
+            epoch=progress.epoch,
+            videos=videos,
+            clips=facts["clips"],
+            bytes=facts["bytes"],
+            shape=facts["shape"],
+            dtype=facts["dtype"],
+        )
         if cuda:
             largest = max(tensors(item), key=_nbytes, default=None)
             if largest is not None and hasattr(largest, "pin_memory"):
@@ -524,16 +558,22 @@ def run(spec: ChildSpec) -> int:
 
         split_size = len(built.dataset)
         refuse_unbatchable(split_size, built.config, endless=True, where=f"{built.config.label}")
-        loader = make_loader(built.dataset, built.config, endless=True, collate_fn=built.collate_fn,
-                             worker_init_fn=built.worker_init_fn)
+        loader = make_loader(
+            built.dataset, built.config, endless=True, collate_fn=built.collate_fn, worker_init_fn=built.worker_init_fn
+        )
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
-        events.emit("ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0,
-                    cuda=cuda)
+        events.emit("ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0, cuda=cuda)
         loop_s = batch_loop(events, loader, spec, cuda, progress)
         # Chained permutations draw every item once before any repeats: exactly min(split, drawn).
         drawn = progress.batch * built.config.batch_size
-        events.emit("finished", loop_s=loop_s, batches=progress.batch, videos=progress.videos,
-                    split_size=split_size, distinct_videos=distinct_drawn(split_size, drawn))
+        events.emit(
+            "finished",
+            loop_s=loop_s,
+            batches=progress.batch,
+            videos=progress.videos,
+            split_size=split_size,
+            distinct_videos=distinct_drawn(split_size, drawn),
+        )
         del loader
         return 0
     except BaseException as exc:  # report everything, including KeyboardInterrupt/SystemExit
@@ -571,8 +611,7 @@ def _h2d(events: Emitter, i: int, tensor: Any) -> None:
     src = tensor if tensor.is_pinned() else tensor.pin_memory()
     dev = src.to("cuda", non_blocking=True)
     torch.cuda.synchronize()
-    events.emit("h2d", i=i, copy_s=time.perf_counter() - t,
-                vram_peak_bytes=int(torch.cuda.max_memory_allocated()))
+    events.emit("h2d", i=i, copy_s=time.perf_counter() - t, vram_peak_bytes=int(torch.cuda.max_memory_allocated()))
     del dev
 
 

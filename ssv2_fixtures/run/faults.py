@@ -42,6 +42,7 @@ those batches are consumed: ``segfault@2`` with ``W=2`` reads ``batch=0``. A dri
 corrupt_video, fd_exhausted, tmp_fill) is re-raised in order, so it reads ``batch=B``. ``hang`` in a worker
 holds the GIL, so that worker's feeder thread cannot send the batch it finished before the hang either.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -71,7 +72,7 @@ FAULTS: dict[str, str] = {
 class FaultSpec:
     kind: str
     batch: int = 0
-    rank: int | None = None   # global rank whose loader fires it (None: every rank; a plain run is rank 0)
+    rank: int | None = None  # global rank whose loader fires it (None: every rank; a plain run is rank 0)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULTS:
@@ -117,7 +118,8 @@ def refuse_unfit(fault: FaultSpec | None, factory: str | None) -> None:
             f"--inject-fault {fault} cannot run with --dataset-factory {factory}: the corrupt_video drill "
             "decodes a truncated copy of an item's video through the suite's own dataset (SSv2Clips), and a "
             "user's pipeline reads its files its own way. Fix: drop --dataset-factory for this drill, or "
-            "choose another drill (e.g. --inject-fault exception)")
+            "choose another drill (e.g. --inject-fault exception)"
+        )
 
 
 class FaultyDataset:
@@ -227,7 +229,8 @@ def _fill_tmp() -> None:
         raise RuntimeError(
             f"tmp_fill refuses to fill TMPDIR {tmp}: {free >> 20} MB free is more than the "
             f"{TMP_FILL_MAX_BYTES >> 20} MB safety cap; run it under an emulated TMPDIR "
-            "(Sandbox(tmp_bytes=...), e.g. --emulate hpc-quota)")
+            "(Sandbox(tmp_bytes=...), e.g. --emulate hpc-quota)"
+        )
     fd, path = tempfile.mkstemp(prefix="ssv2-fault-tmp-", dir=tmp)
     chunk = b"\0" * (1 << 20)
     try:

@@ -16,6 +16,7 @@ CPU would count as foreign). So :func:`host_load` is recorded for finished runs 
 choice, :func:`ssv2_fixtures.run.record.base_record`). Both counters tick at USER_HZ (10 ms per core),
 so on a 10 s run the figure is good to about 0.01 cores.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,21 +27,21 @@ from typing import Any, Mapping, TypedDict
 import psutil
 
 BUSY_FOREIGN_CORES = 0.25  # a quarter of a core used by others, over the whole run: on 2 cores ~ 10 % of them
-BUSY_STEAL_FRAC = 0.05     # 5 % of the vCPUs' time taken by the hypervisor
+BUSY_STEAL_FRAC = 0.05  # 5 % of the vCPUs' time taken by the hypervisor
 
 
 @dataclass(frozen=True)
 class CpuMark:
-    t: float        # time.monotonic()
-    busy_s: float   # CPU seconds in use on the usable CPUs (:func:`usable_cpus`)
+    t: float  # time.monotonic()
+    busy_s: float  # CPU seconds in use on the usable CPUs (:func:`usable_cpus`)
     steal_s: float  # CPU seconds the hypervisor stole from them
-    own_s: float    # this process and its reaped children, user + system
+    own_s: float  # this process and its reaped children, user + system
 
 
 class HostLoad(TypedDict):
     foreign_cores: float  # mean cores in use by processes outside the run (and outside this process)
-    steal_frac: float     # share of the usable cores' time the hypervisor stole
-    seconds: float        # between the two marks
+    steal_frac: float  # share of the usable cores' time the hypervisor stole
+    seconds: float  # between the two marks
     cores: int
 
 
@@ -55,8 +56,12 @@ def mark() -> CpuMark:
     cts = [per[i] for i in usable_cpus() if i < len(per)] or per
     busy = sum(c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0) for c in cts)
     own = os.times()
-    return CpuMark(t=time.monotonic(), busy_s=busy, steal_s=sum(float(getattr(c, "steal", 0.0)) for c in cts),
-                   own_s=own.user + own.system + own.children_user + own.children_system)
+    return CpuMark(
+        t=time.monotonic(),
+        busy_s=busy,
+        steal_s=sum(float(getattr(c, "steal", 0.0)) for c in cts),
+        own_s=own.user + own.system + own.children_user + own.children_system,
+    )
 
 
 def host_load(a: CpuMark, b: CpuMark, cores: int | None = None) -> HostLoad | None:
@@ -68,8 +73,12 @@ def host_load(a: CpuMark, b: CpuMark, cores: int | None = None) -> HostLoad | No
     n = cores or len(usable_cpus()) or 1
     foreign = max(0.0, (b.busy_s - a.busy_s) - (b.own_s - a.own_s)) / dt
     steal = max(0.0, b.steal_s - a.steal_s) / (dt * n)
-    return {"foreign_cores": round(foreign, 3), "steal_frac": round(min(1.0, steal), 4),
-            "seconds": round(dt, 3), "cores": n}
+    return {
+        "foreign_cores": round(foreign, 3),
+        "steal_frac": round(min(1.0, steal), 4),
+        "seconds": round(dt, 3),
+        "cores": n,
+    }
 
 
 def load_field(load: Mapping[str, Any], key: str) -> float:
@@ -94,5 +103,15 @@ def is_busy(load: Mapping[str, Any]) -> bool:
     return bool(busy_reasons(load))
 
 
-__all__ = ["CpuMark", "HostLoad", "mark", "host_load", "is_busy", "busy_reasons", "load_field", "usable_cpus",
-           "BUSY_FOREIGN_CORES", "BUSY_STEAL_FRAC"]
+__all__ = [
+    "CpuMark",
+    "HostLoad",
+    "mark",
+    "host_load",
+    "is_busy",
+    "busy_reasons",
+    "load_field",
+    "usable_cpus",
+    "BUSY_FOREIGN_CORES",
+    "BUSY_STEAL_FRAC",
+]

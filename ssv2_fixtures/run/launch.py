@@ -24,6 +24,7 @@ NOTE [DistributedSampler's rule]
     The padded list is known up to the permutation, so the expected number of distinct indices and of
     repeats for any prefix each rank received is exact, whatever the seed: :func:`epoch_check`.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,11 +69,14 @@ class Launch:
         if self.nproc_per_node < 1 or self.nnodes < 1:
             raise ValueError("Launch: nproc_per_node and nnodes must be >= 1")
         if not 0 <= self.node_rank < self.nnodes:
-            raise ValueError(f"Launch.node_rank: must be in [0, {self.nnodes - 1}] for {self.nnodes} node(s), "
-                             f"got {self.node_rank}")
+            raise ValueError(
+                f"Launch.node_rank: must be in [0, {self.nnodes - 1}] for {self.nnodes} node(s), got {self.node_rank}"
+            )
         if self.nnodes > 1 and not self.rdzv_endpoint:
-            raise ValueError(f"Launch: {self.nnodes} nodes need a rendezvous endpoint (--rdzv-endpoint HOST:PORT "
-                             "of the node with --node-rank 0)")
+            raise ValueError(
+                f"Launch: {self.nnodes} nodes need a rendezvous endpoint (--rdzv-endpoint HOST:PORT "
+                "of the node with --node-rank 0)"
+            )
         if self.rdzv_endpoint:
             object.__setattr__(self, "rdzv_endpoint", parse_endpoint(self.rdzv_endpoint, where="Launch"))
 
@@ -87,13 +91,29 @@ class Launch:
         folder (``<log_dir>/<id>/attempt_0/<local_rank>/stderr.log``), so a failing rank's stderr is
         its own, and torchrun's own stderr holds the agent's log and its failure summary.
         """
-        cmd = [sys.executable, *LAUNCHER, "--nproc-per-node", str(self.nproc_per_node),
-               "--max-restarts", "0", "--log-dir", log_dir, "--redirects", "3"]
+        cmd = [
+            sys.executable,
+            *LAUNCHER,
+            "--nproc-per-node",
+            str(self.nproc_per_node),
+            "--max-restarts",
+            "0",
+            "--log-dir",
+            log_dir,
+            "--redirects",
+            "3",
+        ]
         if self.nnodes == 1 and not self.rdzv_endpoint:
             cmd.append("--standalone")
         else:
-            cmd += ["--nnodes", str(self.nnodes), "--node-rank", str(self.node_rank),
-                    "--rdzv-endpoint", str(self.rdzv_endpoint)]
+            cmd += [
+                "--nnodes",
+                str(self.nnodes),
+                "--node-rank",
+                str(self.node_rank),
+                "--rdzv-endpoint",
+                str(self.rdzv_endpoint),
+            ]
         return cmd
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +123,7 @@ class Launch:
 
 
 # --- DistributedSampler's rule --------------------------------------------------------------------
+
 
 def _sizes(n: int, world: int, drop_last: bool) -> tuple[int, int]:
     """(num_samples per rank, total_size): DistributedSampler's per-rank count is
@@ -118,14 +139,15 @@ def expected_counts(n: int, world: int, received: Mapping[int, int], drop_last: 
     count = 0
     for r, m in received.items():
         for i in range(min(m, num)):
-            p = r + world * i                   # position in the padded (or cut) permuted list
+            p = r + world * i  # position in the padded (or cut) permuted list
             originals.add(p if p < n else (p - n) % n)
             count += 1
     return len(originals), count - len(originals)
 
 
-def epoch_check(n: int, world: int, batch_size: int, drop_last: bool, seen: Mapping[int, Sequence[int]],
-                epoch: int = 0) -> dict[str, Any]:
+def epoch_check(
+    n: int, world: int, batch_size: int, drop_last: bool, seen: Mapping[int, Sequence[int]], epoch: int = 0
+) -> dict[str, Any]:
     """Check one epoch's received indices (rank → indices in order) against NOTE [DistributedSampler's rule].
 
     ``complete``: every rank received its whole share (num_samples, less the DataLoader's drop_last
@@ -152,16 +174,34 @@ def epoch_check(n: int, world: int, batch_size: int, drop_last: bool, seen: Mapp
         problems.append(f"a complete epoch covers {union} of {n} indices")
     pad = total - n if not drop_last else 0
     dropped = n - total if drop_last else 0
-    rule = (f"n={n}, {world} ranks, drop_last={drop_last}: {num} per rank, "
-            + (f"padded with {pad} repeat(s) of the first indices" if pad else
-               f"{dropped} index(es) dropped from the tail" if dropped else "no padding, nothing dropped")
-            + (f", loader drops each rank's last {num % batch_size}" if drop_last and num % batch_size else ""))
-    detail = (f"epoch {epoch}: " + ("complete" if complete else "partial") + f", {len(flat)} received by "
-              f"{len(counts)} rank(s), {union} distinct, {repeats} repeated ({rule})")
-    return {"epoch": epoch, "ok": not problems, "complete": complete, "received": len(flat),
-            "per_rank": counts, "distinct": union, "repeats": repeats, "expected_distinct": want_union,
-            "expected_repeats": want_repeats, "covers_dataset": complete and union == n,
-            "detail": detail + ("; " + "; ".join(problems) if problems else "")}
+    rule = (
+        f"n={n}, {world} ranks, drop_last={drop_last}: {num} per rank, "
+        + (
+            f"padded with {pad} repeat(s) of the first indices"
+            if pad
+            else f"{dropped} index(es) dropped from the tail"
+            if dropped
+            else "no padding, nothing dropped"
+        )
+        + (f", loader drops each rank's last {num % batch_size}" if drop_last and num % batch_size else "")
+    )
+    detail = (
+        f"epoch {epoch}: " + ("complete" if complete else "partial") + f", {len(flat)} received by "
+        f"{len(counts)} rank(s), {union} distinct, {repeats} repeated ({rule})"
+    )
+    return {
+        "epoch": epoch,
+        "ok": not problems,
+        "complete": complete,
+        "received": len(flat),
+        "per_rank": counts,
+        "distinct": union,
+        "repeats": repeats,
+        "expected_distinct": want_union,
+        "expected_repeats": want_repeats,
+        "covers_dataset": complete and union == n,
+        "detail": detail + ("; " + "; ".join(problems) if problems else ""),
+    }
 
 
 def coverage(indices: Mapping[str, Any], n: int, batch_size: int, drop_last: bool) -> list[dict[str, Any]]:
@@ -184,7 +224,8 @@ def coverage(indices: Mapping[str, Any], n: int, batch_size: int, drop_last: boo
 
 _FAILURE = re.compile(
     r"host\s*:\s*(?P<host>\S+)\s*\n\s*rank\s*:\s*(?P<rank>\d+)\s*\(local_rank:\s*(?P<local>\d+)\)\s*\n"
-    r"\s*exitcode\s*:\s*(?P<code>-?\d+)\s*\(pid:\s*(?P<pid>\d+)\)")
+    r"\s*exitcode\s*:\s*(?P<code>-?\d+)\s*\(pid:\s*(?P<pid>\d+)\)"
+)
 
 
 def torchrun_failures(text: str) -> list[dict[str, Any]]:
@@ -195,13 +236,21 @@ def torchrun_failures(text: str) -> list[dict[str, Any]]:
     out = []
     root_at = text.rfind("Root Cause (first observed failure)")
     for m in _FAILURE.finditer(text):
-        out.append({"rank": int(m["rank"]), "local_rank": int(m["local"]), "host": m["host"],
-                    "exitcode": int(m["code"]), "pid": int(m["pid"]),
-                    "root_cause": root_at >= 0 and m.start() > root_at})
+        out.append(
+            {
+                "rank": int(m["rank"]),
+                "local_rank": int(m["local"]),
+                "host": m["host"],
+                "exitcode": int(m["code"]),
+                "pid": int(m["pid"]),
+                "root_cause": root_at >= 0 and m.start() > root_at,
+            }
+        )
     return sorted(out, key=lambda f: not f["root_cause"])
 
 
 # --- per-rank rows --------------------------------------------------------------------------------
+
 
 def subtree(parents: Mapping[int, int], root: int) -> set[int]:
     """``root`` and every pid whose recorded parent chain leads to it."""
@@ -227,12 +276,24 @@ def subtree_peaks(samples: Sequence[Any], pids: set[int]) -> tuple[int, int] | N
     return rss, procs
 
 
-_ROW_METRICS = ("first_batch_s", "startup_s", "videos_per_s", "loop_videos_per_s", "wait_ms_p50", "wait_ms_p95",
-                "wait_ms_p99", "videos_per_s_interval", "interval_batches", "interval_method", "bytes_per_batch")
+_ROW_METRICS = (
+    "first_batch_s",
+    "startup_s",
+    "videos_per_s",
+    "loop_videos_per_s",
+    "wait_ms_p50",
+    "wait_ms_p95",
+    "wait_ms_p99",
+    "videos_per_s_interval",
+    "interval_batches",
+    "interval_method",
+    "bytes_per_batch",
+)
 
 
-def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], parents: Mapping[int, int],
-              workers: int = 0) -> list[dict[str, Any]]:
+def rank_rows(
+    events: Iterable[Mapping[str, Any]], samples: Sequence[Any], parents: Mapping[int, int], workers: int = 0
+) -> list[dict[str, Any]]:
     """One row per rank that reported (``started``): its batches, videos, rates and memory.
 
     ``samples``: the monitor's samples (``per_process`` = (pid, name, rss)); a rank's RSS is that of its
@@ -247,8 +308,9 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
         row = by_rank.setdefault(int(r), {"rank": int(r)})
         kind = e.get("ev")
         if kind == "started":
-            row.update(pid=e.get("pid"), local_rank=e.get("local_rank"), node_rank=e.get("node_rank"),
-                       t_started=e.get("t"))
+            row.update(
+                pid=e.get("pid"), local_rank=e.get("local_rank"), node_rank=e.get("node_rank"), t_started=e.get("t")
+            )
         elif kind == "ready":
             row.update(epoch_batches=e.get("epoch_batches"), epoch_samples=e.get("epoch_samples"))
         elif kind == "batch":
@@ -267,8 +329,9 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
         row.setdefault("finished", False)
         row.update(batches=len(bev), videos=sum(int(e["videos"]) for e in bev), waits_s=waits)
         if bev:  # the metrics core of one loading process, per rank
-            core = batch_metrics(bev, started={"t": row["t_started"]} if row.get("t_started") is not None else None,
-                                 workers=workers)
+            core = batch_metrics(
+                bev, started={"t": row["t_started"]} if row.get("t_started") is not None else None, workers=workers
+            )
             row.update({k: v for k, v in core.items() if k in _ROW_METRICS})
         pid = row.get("pid")
         peaks = subtree_peaks(samples, subtree(parents, int(pid))) if pid is not None else None
@@ -279,8 +342,8 @@ def rank_rows(events: Iterable[Mapping[str, Any]], samples: Sequence[Any], paren
     return rows
 
 
-
 # --- launch strategies ----------------------------------------------------------------------------
+
 
 @dataclass
 class Channel:
@@ -293,8 +356,8 @@ class Channel:
     read_fd: int
     spec: dict[str, Any]
     pass_fds: tuple[int, ...] = ()
-    child_only: list[int] = field(default_factory=list)   # closed once the child has them
-    held: list[int] = field(default_factory=list)         # closed at the end
+    child_only: list[int] = field(default_factory=list)  # closed once the child has them
+    held: list[int] = field(default_factory=list)  # closed at the end
     fifo: Path | None = None
 
     def spawned(self) -> None:
@@ -376,8 +439,9 @@ class Torchrun:
         os.mkfifo(fifo, 0o600)
         r_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         w_fd = os.open(fifo, os.O_WRONLY)  # held by the runner, never passed on: no EOF between writers
-        return Channel(r_fd, {"events_path": str(fifo), "indices_path": str(work / "indices.json")},
-                       held=[w_fd], fifo=fifo)
+        return Channel(
+            r_fd, {"events_path": str(fifo), "indices_path": str(work / "indices.json")}, held=[w_fd], fifo=fifo
+        )
 
     def entry(self, work: Path, spec_path: Path) -> list[str]:
         return [*self.launch.argv(str(work / "ranks")), "-m", "ssv2_fixtures.run.rank_child", str(spec_path)]
@@ -399,6 +463,20 @@ def strategy_for(launch: Launch | LaunchStrategy | None) -> LaunchStrategy:
         return Torchrun(launch)
     return launch
 
-__all__ = ["Launch", "parse_endpoint", "expected_counts", "epoch_check", "coverage",
-           "torchrun_failures", "rank_rows", "subtree", "subtree_peaks",
-           "LaunchStrategy", "Channel", "SingleProcess", "Torchrun", "strategy_for"]
+
+__all__ = [
+    "Launch",
+    "parse_endpoint",
+    "expected_counts",
+    "epoch_check",
+    "coverage",
+    "torchrun_failures",
+    "rank_rows",
+    "subtree",
+    "subtree_peaks",
+    "LaunchStrategy",
+    "Channel",
+    "SingleProcess",
+    "Torchrun",
+    "strategy_for",
+]

@@ -21,6 +21,7 @@ NOTE [sampling cost]
     the larger RSS (the tree's peaks are kept apart, exactly, in :class:`Peaks`; a decimated sample keeps
     its per-process RSS, which per-rank peaks are summed from). The newest sample is always last.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ class Peaks:
     rss_bytes: int = 0
     pss_bytes: int = 0
     uss_bytes: int = 0
-    shm_used_bytes: int = 0      # statvfs used minus the baseline at start
+    shm_used_bytes: int = 0  # statvfs used minus the baseline at start
     shm_files: int = 0
     fds: int = 0
     threads: int = 0
@@ -70,9 +71,9 @@ class Sample:
     tmp_files: int
     tmp_bytes: int
     per_process: list[tuple[int, str, int]] = field(default_factory=list)  # (pid, name, rss)
-    tmp_mp_dirs: int = 0         # multiprocessing's pymp-* folders in TMPDIR (not in tmp_files/bytes)
-    tmp_seen: bool = True        # False: TMPDIR could not be read (an emulated one whose tree is gone)
-    full: bool = True            # PSS/USS read at this sample; False: the last reading held (NOTE [sampling cost])
+    tmp_mp_dirs: int = 0  # multiprocessing's pymp-* folders in TMPDIR (not in tmp_files/bytes)
+    tmp_seen: bool = True  # False: TMPDIR could not be read (an emulated one whose tree is gone)
+    full: bool = True  # PSS/USS read at this sample; False: the last reading held (NOTE [sampling cost])
 
 
 def shm_torch_files(shm_dir: str | os.PathLike[str], pids: AbstractSet[int] | None = None) -> list[Path]:
@@ -151,18 +152,24 @@ def decimate(samples: list[Sample]) -> list[Sample]:
 class TreeMonitor:
     """Samples a process tree every ``interval`` seconds in a daemon thread until :meth:`stop`."""
 
-    def __init__(self, pid: int, tmpdir: str | os.PathLike[str], interval: float = 0.25,
-                 shm_dir: str | None = None, private_tmp: bool = False) -> None:
+    def __init__(
+        self,
+        pid: int,
+        tmpdir: str | os.PathLike[str],
+        interval: float = 0.25,
+        shm_dir: str | None = None,
+        private_tmp: bool = False,
+    ) -> None:
         self.pid, self.tmpdir, self.interval = pid, str(tmpdir), interval
         self.private_tmp = private_tmp
         self.shm_dir = shm_dir or f"/proc/{pid}/root/dev/shm"
         self.samples: list[Sample] = []
         self.peaks = Peaks()
-        self.seen: dict[int, float] = {}     # pid → create_time: the tree as observed, for cleanup
+        self.seen: dict[int, float] = {}  # pid → create_time: the tree as observed, for cleanup
         self.names: dict[int, str] = {}
-        self.parents: dict[int, int] = {}    # pid → parent pid when first seen (per-rank subtrees)
-        self._full_t = -float("inf")         # when PSS/USS were last read
-        self._pss = self._uss = 0            # that reading, held by the samples in between
+        self.parents: dict[int, int] = {}  # pid → parent pid when first seen (per-rank subtrees)
+        self._full_t = -float("inf")  # when PSS/USS were last read
+        self._pss = self._uss = 0  # that reading, held by the samples in between
         self.shm_total = self.shm_baseline = 0
         self.shm_free_min: int | None = None
         self._stop = threading.Event()
@@ -247,8 +254,23 @@ class TreeMonitor:
         shm_files = len(shm_torch_files(self.shm_dir, self.seen.keys()))
         view = self._tmp_view(procs)
         tmp_files, tmp_bytes, tmp_mp = tmp_usage(view) if view else (0, 0, 0)
-        s = Sample(time.time(), rss, pss, uss, shm_used, shm_files, fds, threads, len(per),
-                   tmp_files, tmp_bytes, per, tmp_mp, view is not None, full)
+        s = Sample(
+            time.time(),
+            rss,
+            pss,
+            uss,
+            shm_used,
+            shm_files,
+            fds,
+            threads,
+            len(per),
+            tmp_files,
+            tmp_bytes,
+            per,
+            tmp_mp,
+            view is not None,
+            full,
+        )
         self._keep(s)
         pk = self.peaks
         pk.rss_bytes, pk.pss_bytes = max(pk.rss_bytes, rss), max(pk.pss_bytes, pss)

@@ -21,6 +21,7 @@ prefetch_factor`` batches ahead, and torch's SIGCHLD handler raises in the main 
 worker dies, before the batches already prefetched are consumed (a worker killed while loading batch 2
 with ``W=2`` reads ``batch=0``; an exception raised there is re-raised in order and reads ``batch=2``).
 """
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,8 @@ class OutcomeRecord(TypedDict):
 class Evidence:
     """Everything known about a finished child; built by the runner."""
 
-    exit_code: int | None = None          # child main's exit status (None if killed by a signal)
-    exit_signal: int | None = None        # signal that ended the child main
+    exit_code: int | None = None  # child main's exit status (None if killed by a signal)
+    exit_signal: int | None = None  # signal that ended the child main
     error: Mapping[str, Any] | None = None  # the child's ``error`` event (type, message, traceback, errno)
     stderr_tail: str = ""
     watchdog: Mapping[str, Any] | None = None  # {"phase", "limit_s", "elapsed_s"} when it fired
@@ -85,8 +86,10 @@ def _data_remedy(ev: Evidence) -> str:
     if fix:
         return str(fix)
     if _raised(ev, "SplitTooSmallError"):
-        return ("the config can never form a full batch from this split (the message names the split size and "
-                "batch size): lower batch_size or the rank count, set drop_last=False, or use a larger split")
+        return (
+            "the config can never form a full batch from this split (the message names the split size and "
+            "batch size): lower batch_size or the rank count, set drop_last=False, or use a larger split"
+        )
     return "fix the file and entry named in the message, or skip missing videos (--ssv2-skip-missing)"
 
 
@@ -98,8 +101,12 @@ def _errno(ev: Evidence) -> int | None:
     return int(m.group(1)) if m else None
 
 
-_SIGNAL_WORDS = {"Bus error": signal.SIGBUS, "Segmentation fault": signal.SIGSEGV, "Killed": signal.SIGKILL,
-                 "Aborted": signal.SIGABRT}
+_SIGNAL_WORDS = {
+    "Bus error": signal.SIGBUS,
+    "Segmentation fault": signal.SIGSEGV,
+    "Killed": signal.SIGKILL,
+    "Aborted": signal.SIGABRT,
+}
 
 
 def worker_signal(ev: Evidence) -> int | None:
@@ -111,9 +118,12 @@ def worker_signal(ev: Evidence) -> int | None:
 
 
 def _signalled(ev: Evidence, sig: int) -> bool:
-    return ev.exit_signal == sig or worker_signal(ev) == sig or (
-        sig == signal.SIGBUS and "Fatal Python error: Bus error" in ev.stderr_tail
-    ) or (sig == signal.SIGSEGV and "Fatal Python error: Segmentation fault" in ev.stderr_tail)
+    return (
+        ev.exit_signal == sig
+        or worker_signal(ev) == sig
+        or (sig == signal.SIGBUS and "Fatal Python error: Bus error" in ev.stderr_tail)
+        or (sig == signal.SIGSEGV and "Fatal Python error: Segmentation fault" in ev.stderr_tail)
+    )
 
 
 def _in_loading_code(ev: Evidence) -> bool:
@@ -128,105 +138,160 @@ def _shm_remedy(ev: Evidence) -> str:
     size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
     ranks = int(f.get("ranks") or 1)
     each = f", in each of the {ranks} ranks on this node: they share one /dev/shm" if ranks > 1 else ""
-    return (f"{head}: run the container with --shm-size={size}, "
-            f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each}); "
-            "both sharing strategies allocate in /dev/shm")
+    return (
+        f"{head}: run the container with --shm-size={size}, "
+        f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each}); "
+        "both sharing strategies allocate in /dev/shm"
+    )
 
 
 KINDS: tuple[FailureKind, ...] = (
     FailureKind(
-        "hang", "the watchdog found no progress in time and ended the process group",
+        "hang",
+        "the watchdog found no progress in time and ended the process group",
         # not when a worker's queue feeder could not put a batch in /dev/shm: that batch is dropped (a custom
         # collate's tensors are shared at pickling, in the feeder thread) and the loader waits forever for it
-        lambda ev: (ev.watchdog is not None or _has(ev, "DataLoader timed out after"))
-        and not ("in _feed" in ev.stderr_tail and "unable to allocate shared memory" in ev.stderr_tail),
-        lambda ev: ("TMPDIR's path is too long for multiprocessing's AF_UNIX sockets (max 107 bytes): use a "
-                    "shorter TMPDIR; " if "AF_UNIX path too long" in ev.text else "") + (
-                    "no batch arrived within the limit: set DataLoader(timeout=...) so a stuck worker raises "
-                    "instead of hanging; see the stack dump for where it stopped (an fd limit with the "
-                    "file_descriptor strategy, a decoder spinning on a bad video (decord#373), or a deadlock)"),
+        lambda ev: (
+            (ev.watchdog is not None or _has(ev, "DataLoader timed out after"))
+            and not ("in _feed" in ev.stderr_tail and "unable to allocate shared memory" in ev.stderr_tail)
+        ),
+        lambda ev: (
+            (
+                "TMPDIR's path is too long for multiprocessing's AF_UNIX sockets (max 107 bytes): use a "
+                "shorter TMPDIR; "
+                if "AF_UNIX path too long" in ev.text
+                else ""
+            )
+            + (
+                "no batch arrived within the limit: set DataLoader(timeout=...) so a stuck worker raises "
+                "instead of hanging; see the stack dump for where it stopped (an fd limit with the "
+                "file_descriptor strategy, a decoder spinning on a bad video (decord#373), or a deadlock)"
+            )
+        ),
     ),
     FailureKind(
-        "data_error", "the annotations or video files are wrong (bad entry, missing video)",
-        lambda ev: _has(ev, "AnnotationError", "MissingVideosError") or _raised(ev, "FactoryError", "SplitTooSmallError"),
+        "data_error",
+        "the annotations or video files are wrong (bad entry, missing video)",
+        lambda ev: (
+            _has(ev, "AnnotationError", "MissingVideosError") or _raised(ev, "FactoryError", "SplitTooSmallError")
+        ),
         lambda ev: _data_remedy(ev),
     ),
     FailureKind(
-        "shm_exhausted", "shared memory (/dev/shm) ran out while a batch was being shared",
-        lambda ev: _has(ev, "unable to allocate shared memory", "unable to write to file </torch_")
-        or (_errno(ev) == 28 and _has(ev, "/dev/shm", "</torch_"))
-        # "unable to mmap N bytes from file </torch_…>" is shm only with ENOSPC; with ENOMEM (12) it is
-        # the address space (RLIMIT_AS) running out: memory_error
-        or bool(re.search(r"unable to mmap \d+ bytes from file </torch_[^>]*>: No space left on device", ev.text)),
+        "shm_exhausted",
+        "shared memory (/dev/shm) ran out while a batch was being shared",
+        lambda ev: (
+            _has(ev, "unable to allocate shared memory", "unable to write to file </torch_")
+            or (_errno(ev) == 28 and _has(ev, "/dev/shm", "</torch_"))
+            # "unable to mmap N bytes from file </torch_…>" is shm only with ENOSPC; with ENOMEM (12) it is
+            # the address space (RLIMIT_AS) running out: memory_error
+            or bool(re.search(r"unable to mmap \d+ bytes from file </torch_[^>]*>: No space left on device", ev.text))
+        ),
         _shm_remedy,
     ),
     FailureKind(
-        "tmp_full", "the temporary directory (TMPDIR) ran out of space or quota",
+        "tmp_full",
+        "the temporary directory (TMPDIR) ran out of space or quota",
         lambda ev: _errno(ev) in (28, 122) or _has(ev, "No space left on device", "Disk quota exceeded"),
-        lambda ev: (f"TMPDIR ({ev.facts.get('tmpdir', '?')}) is full or over quota "
-                    f"({fmt_bytes(ev.facts.get('tmp_free_bytes'))} free): point TMPDIR (--loader-tmpdir) at a "
-                    "disk with room, or clean up temp files the pipeline leaves behind"),
+        lambda ev: (
+            f"TMPDIR ({ev.facts.get('tmpdir', '?')}) is full or over quota "
+            f"({fmt_bytes(ev.facts.get('tmp_free_bytes'))} free): point TMPDIR (--loader-tmpdir) at a "
+            "disk with room, or clean up temp files the pipeline leaves behind"
+        ),
     ),
     FailureKind(
-        "fd_exhausted", "the process ran out of open file descriptors",
-        lambda ev: _errno(ev) == 24 or _has(ev, "Too many open files", "received 0 items of ancdata")
-        or ("EOFError" in ev.text and "recvfds" in ev.text),
-        lambda ev: (f"raise the limit (ulimit -n 65536; now {ev.facts.get('nofile', '?')}) or use "
-                    "torch.multiprocessing.set_sharing_strategy('file_system'), which passes no fds"),
+        "fd_exhausted",
+        "the process ran out of open file descriptors",
+        lambda ev: (
+            _errno(ev) == 24
+            or _has(ev, "Too many open files", "received 0 items of ancdata")
+            or ("EOFError" in ev.text and "recvfds" in ev.text)
+        ),
+        lambda ev: (
+            f"raise the limit (ulimit -n 65536; now {ev.facts.get('nofile', '?')}) or use "
+            "torch.multiprocessing.set_sharing_strategy('file_system'), which passes no fds"
+        ),
     ),
     FailureKind(
-        "bus_error", "a process was killed by SIGBUS (a write to shared/mapped memory with no backing)",
+        "bus_error",
+        "a process was killed by SIGBUS (a write to shared/mapped memory with no backing)",
         lambda ev: _signalled(ev, signal.SIGBUS),
-        lambda ev: ("a mapped file lost its backing: usually /dev/shm filled up under a memory mapping; give "
-                    f"/dev/shm more room (now {fmt_bytes(ev.facts.get('shm_total_bytes'))}, e.g. --shm-size=8g) "
-                    "and lower num_workers×prefetch_factor×batch_size"),
+        lambda ev: (
+            "a mapped file lost its backing: usually /dev/shm filled up under a memory mapping; give "
+            f"/dev/shm more room (now {fmt_bytes(ev.facts.get('shm_total_bytes'))}, e.g. --shm-size=8g) "
+            "and lower num_workers×prefetch_factor×batch_size"
+        ),
     ),
     FailureKind(
-        "segfault", "a process was killed by SIGSEGV (a crash in native code: decoder, torch)",
+        "segfault",
+        "a process was killed by SIGSEGV (a crash in native code: decoder, torch)",
         lambda ev: _signalled(ev, signal.SIGSEGV),
-        lambda ev: ("a native library crashed: check the stderr tail for the frame; make sure torch is "
-                    "imported before decord and no VideoReader is opened before the fork (decord#294)"),
+        lambda ev: (
+            "a native library crashed: check the stderr tail for the frame; make sure torch is "
+            "imported before decord and no VideoReader is opened before the fork (decord#294)"
+        ),
     ),
     FailureKind(
-        "oom_killed", "the kernel's OOM killer ended a process (memory cap reached)",
+        "oom_killed",
+        "the kernel's OOM killer ended a process (memory cap reached)",
         lambda ev: (_signalled(ev, signal.SIGKILL)) and bool(ev.facts.get("cgroup_oom_kills")),
-        lambda ev: (f"the process tree hit its memory cap ({fmt_bytes(ev.facts.get('mem_limit_bytes'))}, RSS peak "
-                    f"{fmt_bytes(ev.facts.get('rss_peak_bytes'))}): use fewer workers or a smaller batch/prefetch, "
-                    "or give the job more memory"),
+        lambda ev: (
+            f"the process tree hit its memory cap ({fmt_bytes(ev.facts.get('mem_limit_bytes'))}, RSS peak "
+            f"{fmt_bytes(ev.facts.get('rss_peak_bytes'))}): use fewer workers or a smaller batch/prefetch, "
+            "or give the job more memory"
+        ),
     ),
     FailureKind(
-        "memory_error", "an allocation failed (MemoryError / can't allocate memory: address-space or RAM limit)",
-        lambda ev: _has(ev, "MemoryError", "can't allocate memory", "std::bad_alloc")
-        # strerror(ENOMEM) ("Cannot allocate memory"), glibc's "cannot allocate memory for thread-local
-        # data" (a worker ending with exit code 127), and FFmpeg's AVERROR(ENOMEM) as decord reports it
-        or bool(re.search(r"[Cc]annot allocate memory|\(-12 vs\. 0\)", ev.text)),
-        lambda ev: ("an allocation was refused (ulimit -v / RLIMIT_AS or RAM): raise the limit or lower "
-                    "num_workers×prefetch_factor×batch_size"),
+        "memory_error",
+        "an allocation failed (MemoryError / can't allocate memory: address-space or RAM limit)",
+        lambda ev: (
+            _has(ev, "MemoryError", "can't allocate memory", "std::bad_alloc")
+            # strerror(ENOMEM) ("Cannot allocate memory"), glibc's "cannot allocate memory for thread-local
+            # data" (a worker ending with exit code 127), and FFmpeg's AVERROR(ENOMEM) as decord reports it
+            or bool(re.search(r"[Cc]annot allocate memory|\(-12 vs\. 0\)", ev.text))
+        ),
+        lambda ev: (
+            "an allocation was refused (ulimit -v / RLIMIT_AS or RAM): raise the limit or lower "
+            "num_workers×prefetch_factor×batch_size"
+        ),
     ),
     FailureKind(
-        "decode_error", "a video could not be decoded (corrupt, truncated, empty, not a video)",
+        "decode_error",
+        "a video could not be decoded (corrupt, truncated, empty, not a video)",
         lambda ev: _has(ev, "ClipDecodeError"),
-        lambda ev: (remedy_for(ev.text) or "re-download or re-encode the video named in the message, or run "
-                    "with on_error='skip' (SSv2Clips) to substitute and count bad videos"),
+        lambda ev: (
+            remedy_for(ev.text)
+            or "re-download or re-encode the video named in the message, or run "
+            "with on_error='skip' (SSv2Clips) to substitute and count bad videos"
+        ),
     ),
     FailureKind(
-        "worker_killed", "a DataLoader worker was killed by SIGKILL (often the OOM killer, outside a cgroup)",
+        "worker_killed",
+        "a DataLoader worker was killed by SIGKILL (often the OOM killer, outside a cgroup)",
         # Only the signal named by torch counts: "exited unexpectedly with exit code N" is an exit, not a
         # kill, and a bare "exited unexpectedly" says nothing about the cause (both stay ``unknown``).
         lambda ev: worker_signal(ev) == signal.SIGKILL,
-        lambda ev: ("check `dmesg` for the OOM killer; lower num_workers or batch_size, or give the job more "
-                    f"memory (RSS peak {fmt_bytes(ev.facts.get('rss_peak_bytes'))})"),
+        lambda ev: (
+            "check `dmesg` for the OOM killer; lower num_workers or batch_size, or give the job more "
+            f"memory (RSS peak {fmt_bytes(ev.facts.get('rss_peak_bytes'))})"
+        ),
     ),
     FailureKind(
-        "worker_exception", "the dataset or collate code raised a Python exception",
+        "worker_exception",
+        "the dataset or collate code raised a Python exception",
         lambda ev: ev.error is not None and _in_loading_code(ev),
-        lambda ev: "fix the exception shown in the traceback (it is raised by the dataset code, not by the loader settings)",
+        lambda ev: (
+            "fix the exception shown in the traceback (it is raised by the dataset code, not by the loader settings)"
+        ),
     ),
     FailureKind(
-        "main_crashed", "the main (training) process was killed by a signal",
+        "main_crashed",
+        "the main (training) process was killed by a signal",
         lambda ev: ev.exit_signal is not None,
-        lambda ev: (f"the main process died of {signame(ev.exit_signal)}: look for an external kill or the "
-                    "OOM killer (dmesg); RSS peak " + fmt_bytes(ev.facts.get("rss_peak_bytes"))),
+        lambda ev: (
+            f"the main process died of {signame(ev.exit_signal)}: look for an external kill or the "
+            "OOM killer (dmesg); RSS peak " + fmt_bytes(ev.facts.get("rss_peak_bytes"))
+        ),
     ),
 )
 
@@ -298,7 +363,13 @@ def classify(ev: Evidence) -> OutcomeRecord:
             evidence[key] = (ev.error or {})[key]
     for k in KINDS:
         if k.matches(ev):
-            return OutcomeRecord(kind=k.name, batch=batch, message=_first_line(ev), evidence=evidence,
-                                 remedy=k.remedy(ev))
-    return OutcomeRecord(kind="unknown", batch=batch, message=_first_line(ev), evidence=evidence,
-                         remedy="not recognised: read the traceback and stderr tail in the result and report it")
+            return OutcomeRecord(
+                kind=k.name, batch=batch, message=_first_line(ev), evidence=evidence, remedy=k.remedy(ev)
+            )
+    return OutcomeRecord(
+        kind="unknown",
+        batch=batch,
+        message=_first_line(ev),
+        evidence=evidence,
+        remedy="not recognised: read the traceback and stderr tail in the result and report it",
+    )

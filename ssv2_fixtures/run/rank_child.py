@@ -25,6 +25,7 @@ interval. A torch whose iterator does not expose its workers sends no ``workers`
 A rank that fails reports an ``error`` event (with its rank) and exits 1; torchrun's agent then ends
 the other ranks (SIGTERM to each rank's process group) and exits non-zero, naming the failed rank.
 """
+
 from __future__ import annotations
 
 import os
@@ -125,8 +126,9 @@ def run(spec: ChildSpec) -> int:
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
     local_rank, node_rank = _env_int("LOCAL_RANK", 0), _env_int("GROUP_RANK", 0)
     events = EventWriter(os.open(spec["events_path"], os.O_WRONLY), rank=rank)
-    events.emit("started", pid=os.getpid(), pgid=os.getpgid(0), local_rank=local_rank, world_size=world,
-                node_rank=node_rank)
+    events.emit(
+        "started", pid=os.getpid(), pgid=os.getpgid(0), local_rank=local_rank, world_size=world, node_rank=node_rank
+    )
     stacks = arm_stack_dump(spec)  # noqa: F841  (kept open for the signal handler)
     progress = Progress()
     loader: Any = None
@@ -147,19 +149,33 @@ def run(spec: ChildSpec) -> int:
         dist.init_process_group("gloo")
         ds = _Indexed(built.dataset)
         sampler: DistributedSampler[Any] = DistributedSampler(
-            ds, num_replicas=world, rank=rank, shuffle=cfg.shuffle, seed=cfg.seed,
-            drop_last=cfg.drop_last)
+            ds, num_replicas=world, rank=rank, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=cfg.drop_last
+        )
         gen = torch.Generator()
         gen.manual_seed(cfg.seed + rank)  # each rank's workers draw their own clips (as DDP recipes seed)
-        loader = make_loader(ds, cfg, sampler=sampler, shuffle=False, generator=gen,
-                             collate_fn=_IndexedCollate(built.collate_fn), worker_init_fn=built.worker_init_fn)
+        loader = make_loader(
+            ds,
+            cfg,
+            sampler=sampler,
+            shuffle=False,
+            generator=gen,
+            collate_fn=_IndexedCollate(built.collate_fn),
+            worker_init_fn=built.worker_init_fn,
+        )
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
-        events.emit("ready", dataset_len=len(ds), import_s=import_s, build_s=time.perf_counter() - t0,
-                    cuda=cuda, epoch_batches=len(loader), epoch_samples=sampler.num_samples)
+        events.emit(
+            "ready",
+            dataset_len=len(ds),
+            import_s=import_s,
+            build_s=time.perf_counter() - t0,
+            cuda=cuda,
+            epoch_batches=len(loader),
+            epoch_samples=sampler.num_samples,
+        )
 
-        seen: list[list[int]] = []   # per epoch: dataset indices received, in order
+        seen: list[list[int]] = []  # per epoch: dataset indices received, in order
         report = WorkerReport(events)
 
         def on_epoch(n: int) -> None:
@@ -170,11 +186,18 @@ def run(spec: ChildSpec) -> int:
             seen[epoch].extend(item[1])
             report.check(progress.it)  # the workers that loaded this batch: alive now
 
-        loop_s = batch_loop(events, loader, spec, cuda, progress, on_epoch, on_batch,
-                            videos_of=lambda item: len(item[1]))
-        events.emit("finished", loop_s=loop_s, batches=progress.batch, videos=progress.videos,
-                    epochs=progress.epoch + 1, split_size=len(ds),
-                    distinct_videos=len({i for epoch in seen for i in epoch}))
+        loop_s = batch_loop(
+            events, loader, spec, cuda, progress, on_epoch, on_batch, videos_of=lambda item: len(item[1])
+        )
+        events.emit(
+            "finished",
+            loop_s=loop_s,
+            batches=progress.batch,
+            videos=progress.videos,
+            epochs=progress.epoch + 1,
+            split_size=len(ds),
+            distinct_videos=len({i for epoch in seen for i in epoch}),
+        )
         del loader
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, {"rank": rank, "node_rank": node_rank, "epochs": seen})

@@ -2,6 +2,7 @@
 rank, node totals, the failing rank (:func:`~.watchdog.failing_rank`) and the epoch coverage checks
 (DistributedSampler's rule, :func:`~.launch.coverage`). See NOTE [a torchrun child] in runner.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,25 +33,47 @@ def _rows(run: RunFacts, launch: Launch, failures: Sequence[dict[str, Any]]) -> 
     by_rank = {row["rank"]: row for row in rows}
     for f in failures:
         if f["rank"] not in by_rank and f["host"] and len(by_rank) < launch.nproc_per_node:
-            by_rank[f["rank"]] = {"rank": f["rank"], "local_rank": f["local_rank"], "node_rank": launch.node_rank,
-                                  "pid": f["pid"], "finished": False, "batches": 0, "videos": 0, "waits_s": []}
+            by_rank[f["rank"]] = {
+                "rank": f["rank"],
+                "local_rank": f["local_rank"],
+                "node_rank": launch.node_rank,
+                "pid": f["pid"],
+                "finished": False,
+                "batches": 0,
+                "videos": 0,
+                "waits_s": [],
+            }
     return [by_rank[r] for r in sorted(by_rank)]
 
 
-def _outcome(run: RunFacts, launch: Launch, culprit: Culprit, rows: Sequence[Row],
-             failures: Sequence[dict[str, Any]], agent_err: str) -> OutcomeRecord:
+def _outcome(
+    run: RunFacts,
+    launch: Launch,
+    culprit: Culprit,
+    rows: Sequence[Row],
+    failures: Sequence[dict[str, Any]],
+    agent_err: str,
+) -> OutcomeRecord:
     err = run.of("error")
-    ev = Evidence(exit_code=culprit.exit_code, exit_signal=culprit.exit_signal, batches_done=culprit.batches_done,
-                  watchdog=run.fired if culprit.source == "watchdog" else None,
-                  error=err[0] if culprit.source == "error" else None,
-                  config=run.config.to_dict(), facts=run.facts)
+    ev = Evidence(
+        exit_code=culprit.exit_code,
+        exit_signal=culprit.exit_signal,
+        batches_done=culprit.batches_done,
+        watchdog=run.fired if culprit.source == "watchdog" else None,
+        error=err[0] if culprit.source == "error" else None,
+        config=run.config.to_dict(),
+        facts=run.facts,
+    )
     row = next((r for r in rows if r["rank"] == culprit.rank), None)
     log = rank_log(run.work, row.get("local_rank") if row else None)
     ev.stderr_tail = (read_tail(log, TAIL_CHARS) if log else "") + "\n" + agent_err[-2000:]
     outcome = classify(ev)
     if culprit.rank is not None:
-        outcome["evidence"].update(rank=culprit.rank, local_rank=row.get("local_rank") if row else None,
-                                   node_rank=row.get("node_rank") if row else launch.node_rank)
+        outcome["evidence"].update(
+            rank=culprit.rank,
+            local_rank=row.get("local_rank") if row else None,
+            node_rank=row.get("node_rank") if row else launch.node_rank,
+        )
         outcome["message"] = f"rank {culprit.rank}: {outcome['message']}"
     if failures:
         outcome["evidence"]["failed_ranks"] = list(failures)
@@ -59,8 +82,13 @@ def _outcome(run: RunFacts, launch: Launch, culprit: Culprit, rows: Sequence[Row
     return outcome
 
 
-def _finish_rows(run: RunFacts, rows: Sequence[Row], failures: Sequence[dict[str, Any]],
-                 culprit: Culprit | None, outcome: OutcomeRecord | None) -> None:
+def _finish_rows(
+    run: RunFacts,
+    rows: Sequence[Row],
+    failures: Sequence[dict[str, Any]],
+    culprit: Culprit | None,
+    outcome: OutcomeRecord | None,
+) -> None:
     """Each row's exit (torchrun's summary), state, outcome and note; the stderr of a rank that did
     not finish."""
     fail_of = {f["rank"]: f for f in failures}
@@ -72,8 +100,13 @@ def _finish_rows(run: RunFacts, rows: Sequence[Row], failures: Sequence[dict[str
         if f is not None:
             code, sig = split_exit(int(f["exitcode"]))
             row["exit"] = {"code": code, "signal": signame(sig) if sig is not None else None}
-        state, kind, note = rank_state(r, bool(row.get("finished")), [e for e in err if e.get("rank") == r],
-                                       failed_rank, outcome["kind"] if outcome else None)
+        state, kind, note = rank_state(
+            r,
+            bool(row.get("finished")),
+            [e for e in err if e.get("rank") == r],
+            failed_rank,
+            outcome["kind"] if outcome else None,
+        )
         row["state"], row["outcome"] = state, kind
         if note is not None:
             row["note"] = note
@@ -89,13 +122,25 @@ def node_metrics(run: RunFacts, launch: Launch, rows: Sequence[Row]) -> Metrics:
     and loop time are the slowest rank's. The node's interval is :func:`~.stats.sum_intervals` of the ranks'
     (each rank's from its own batches; absent unless every rank has one)."""
     m: dict[str, Any] = dict(core_metrics(run))
-    for k in ("videos_per_s", "frames_per_s", "videos_per_s_interval", "interval_batches", "interval_method",
-              "startup_s", "first_batch_s", "loop_s"):
+    for k in (
+        "videos_per_s",
+        "frames_per_s",
+        "videos_per_s_interval",
+        "interval_batches",
+        "interval_method",
+        "startup_s",
+        "first_batch_s",
+        "loop_s",
+    ):
         m.pop(k, None)  # the merged stream's values: replaced by node totals below
     m["batches"] = min((int(r.get("batches", 0)) for r in rows), default=0)
     m["videos"] = sum(int(r.get("videos", 0)) for r in rows)
-    m.update(batches_total=sum(int(r.get("batches", 0)) for r in rows), ranks=launch.nproc_per_node,
-             world_size=launch.world_size, procs_expected=launch.nproc_per_node * (1 + run.config.num_workers))
+    m.update(
+        batches_total=sum(int(r.get("batches", 0)) for r in rows),
+        ranks=launch.nproc_per_node,
+        world_size=launch.world_size,
+        procs_expected=launch.nproc_per_node * (1 + run.config.num_workers),
+    )
     rates = [float(r["videos_per_s"]) for r in rows if r.get("videos_per_s")]
     if rates:
         m["videos_per_s"] = sum(rates)
@@ -128,8 +173,13 @@ def coverage_verdicts(run: RunFacts, rows: Sequence[Row], dist: dict[str, Any]) 
     adds ``coverage`` and ``dataset_len`` to ``dist``."""
     local = len(rows) if rows else 0
     done = [r for r in rows if r.get("finished")]
-    out: list[dict[str, Any]] = [{"name": "ranks_finished", "ok": len(done) == local,
-                                  "detail": f"{len(done)} of {local} local rank(s) finished {run.batches} batches each"}]
+    out: list[dict[str, Any]] = [
+        {
+            "name": "ranks_finished",
+            "ok": len(done) == local,
+            "detail": f"{len(done)} of {local} local rank(s) finished {run.batches} batches each",
+        }
+    ]
     ready = run.of("ready")
     n = int(ready[0]["dataset_len"]) if ready else 0
     try:
@@ -137,15 +187,27 @@ def coverage_verdicts(run: RunFacts, rows: Sequence[Row], dist: dict[str, Any]) 
     except (OSError, ValueError):
         indices = None
     if indices is None or not n:
-        out.append({"name": "epoch_coverage", "ok": False,
-                    "detail": "no gathered indices were written (local rank 0 writes indices.json)"})
+        out.append(
+            {
+                "name": "epoch_coverage",
+                "ok": False,
+                "detail": "no gathered indices were written (local rank 0 writes indices.json)",
+            }
+        )
         return out
     checks = coverage(indices, n, run.config.batch_size, run.config.drop_last)
     dist["coverage"], dist["dataset_len"] = checks, n
     complete = [c for c in checks if c["complete"]]
     bad = [c for c in checks if not c["ok"]]
-    out.append({"name": "epoch_coverage", "ok": not bad and bool(checks), "complete_epochs": len(complete),
-                "epochs": len(checks), "detail": "; ".join(c["detail"] for c in (bad or checks))[:1500]})
+    out.append(
+        {
+            "name": "epoch_coverage",
+            "ok": not bad and bool(checks),
+            "complete_epochs": len(complete),
+            "epochs": len(checks),
+            "detail": "; ".join(c["detail"] for c in (bad or checks))[:1500],
+        }
+    )
     return out
 
 
@@ -156,19 +218,32 @@ def rank_record(run: RunFacts, launch: Launch) -> RunRecord:
     rows = _rows(run, launch, failures)
     err = run.of("error")
     all_finished = len(rows) == launch.nproc_per_node and all(r.get("finished") for r in rows)
-    passed = run_passed(fired=run.fired, returncode=run.returncode, finished=all_finished, errors=len(err),
-                        batches=[int(r.get("batches", 0)) for r in rows], wanted=run.batches)
+    passed = run_passed(
+        fired=run.fired,
+        returncode=run.returncode,
+        finished=all_finished,
+        errors=len(err),
+        batches=[int(r.get("batches", 0)) for r in rows],
+        wanted=run.batches,
+    )
     culprit: Culprit | None = None
     outcome: OutcomeRecord | None = None
     if not passed:
-        culprit = failing_rank(run.fired, err, failures, {r["rank"]: int(r.get("batches", 0)) for r in rows},
-                               run.returncode)
+        culprit = failing_rank(
+            run.fired, err, failures, {r["rank"]: int(r.get("batches", 0)) for r in rows}, run.returncode
+        )
         outcome = _outcome(run, launch, culprit, rows, failures, agent_err)
     _finish_rows(run, rows, failures, culprit, outcome)
     dist: dict[str, Any] = {**launch.to_dict(), "failed_ranks": failures}
     verdicts = coverage_verdicts(run, rows, dist) if passed else []
-    rec = base_record(run, passed=passed, outcome=outcome, metrics=node_metrics(run, launch, rows),
-                      waits=[float(w) for w in (rows[0].get("waits_s", []) if rows else [])], verdicts=verdicts)
+    rec = base_record(
+        run,
+        passed=passed,
+        outcome=outcome,
+        metrics=node_metrics(run, launch, rows),
+        waits=[float(w) for w in (rows[0].get("waits_s", []) if rows else [])],
+        verdicts=verdicts,
+    )
     rec["ranks"] = json_safe(rows)
     rec["distributed"] = json_safe(dist)
     return rec

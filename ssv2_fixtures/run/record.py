@@ -10,6 +10,7 @@ number or bool, never a string.
 newer one by name. Writes are atomic (temp file + ``os.replace``) so a killed session leaves the last
 complete file, never a torn one.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .host import HostLoad
     from ..data.loader import LoaderConfig
     from .monitor import Peaks, TreeMonitor
+
     # Types of results.json sections the stress layer fills (type-checking only: run/ does not import stress/).
     from ..stress.probe import PipelineProbe
     from ..stress.session import DataErrorRecord
@@ -38,17 +40,17 @@ KNOWN_SCHEMAS = (1,)
 
 
 class Metrics(TypedDict, total=False):
-    batches: int                 # batches received by the main process
+    batches: int  # batches received by the main process
     videos: int
-    videos_per_s: float          # steady state: batches after the first, videos / summed waits (whole rounds)
+    videos_per_s: float  # steady state: batches after the first, videos / summed waits (whole rounds)
     frames_per_s: float
-    loop_videos_per_s: float     # independent: videos / wall time of the batch loop (after the first)
+    loop_videos_per_s: float  # independent: videos / wall time of the batch loop (after the first)
     loop_s: float
     wait_ms_p50: float
     wait_ms_p95: float
     wait_ms_p99: float
     first_batch_s: float
-    startup_s: float             # spawn → first batch received
+    startup_s: float  # spawn → first batch received
     rss_peak_bytes: int
     pss_peak_bytes: int
     uss_peak_bytes: int
@@ -62,7 +64,7 @@ class Metrics(TypedDict, total=False):
     leaked_shm_bytes: int
     leaked_tmp_files: int
     leaked_tmp_bytes: int
-    leaked_mp_dirs: int          # multiprocessing pymp-* folders left in TMPDIR (a process ended by a signal)
+    leaked_mp_dirs: int  # multiprocessing pymp-* folders left in TMPDIR (a process ended by a signal)
     skipped_videos: int
     h2d_ms_p50: float
     vram_peak_bytes: int
@@ -70,8 +72,8 @@ class Metrics(TypedDict, total=False):
     # the rate's spread (stats.rate_interval over the batches after the first): [lo, hi], absent if too few
     videos_per_s_interval: list[float]
     interval_batches: int
-    interval_method: str         # "batch-means-t95"
-    interval_note: str           # why there is no interval: "too few batches (…)" / "a group took no time"
+    interval_method: str  # "batch-means-t95"
+    interval_note: str  # why there is no interval: "too few batches (…)" / "a group took no time"
     # a measured window (the child's ``measured`` event, NOTE [measured window] in child.py): how it ended,
     # "converged" (interval within target), "time" (max_s reached) or "batches" (max_batches reached)
     window_stopped: str
@@ -80,58 +82,58 @@ class Metrics(TypedDict, total=False):
     batch_shape: list[int]
     batch_dtype: str
     clips_per_batch: int
-    split_size: int              # items in the split the child loaded from
-    distinct_videos: int         # distinct items the run's batches held
+    split_size: int  # items in the split the child loaded from
+    distinct_videos: int  # distinct items the run's batches held
     # -m distributed (node totals; the per-rank rows are RunRecord.ranks): batches is the least any local
     # rank received, videos and videos_per_s are summed over the node's ranks
     batches_total: int
-    ranks: int                   # local ranks (torchrun --nproc-per-node)
+    ranks: int  # local ranks (torchrun --nproc-per-node)
     world_size: int
-    procs_expected: int          # ranks × (1 + num_workers)
-    rank_procs_peak: int         # processes in the ranks' subtrees at once (without torchrun's agent)
+    procs_expected: int  # ranks × (1 + num_workers)
+    rank_procs_peak: int  # processes in the ranks' subtrees at once (without torchrun's agent)
     rank_rss_peak_bytes: int
     rank_videos_per_s_min: float
     rank_videos_per_s_max: float
-    teardown_s: float            # first rank error → torchrun gone (the other ranks ended)
+    teardown_s: float  # first rank error → torchrun gone (the other ranks ended)
 
 
 class RunRecord(TypedDict, total=False):
-    id: str                      # the pytest test id (or the config label through the API)
+    id: str  # the pytest test id (or the config label through the API)
     label: str
     config: dict[str, Any]
     dataset: dict[str, Any]
     batches_requested: int
-    status: str                  # "passed" | "failed"
+    status: str  # "passed" | "failed"
     outcome: OutcomeRecord | None
-    verdicts: list[dict[str, Any]]   # leak / degradation / target verdicts added by the stress tests
+    verdicts: list[dict[str, Any]]  # leak / degradation / target verdicts added by the stress tests
     metrics: Metrics
     budget: dict[str, Any]
     sandbox: dict[str, Any] | None
     fault: str | None
     watchdog: dict[str, float]
     batch_waits_s: list[float]
-    step_s: float                    # --step-time held after each batch: the loop's time per batch is wait + step
+    step_s: float  # --step-time held after each batch: the loop's time per batch is wait + step
     series: dict[str, list[Any]]
-    ranks: list[dict[str, Any]]      # -m distributed: one row per local rank (rank, local_rank, node_rank, pid,
-                                     # state finished/failed/ended, outcome kind or None, batches, videos,
-                                     # videos_per_s, waits, rss_peak_bytes of its subtree, exit, note)
-    distributed: dict[str, Any]      # -m distributed: launch (nproc_per_node, nnodes, node_rank, world_size),
-                                     # failed_ranks (torchrun's summary), coverage (per-epoch checks)
+    ranks: list[dict[str, Any]]  # -m distributed: one row per local rank (rank, local_rank, node_rank, pid,
+    # state finished/failed/ended, outcome kind or None, batches, videos,
+    # videos_per_s, waits, rss_peak_bytes of its subtree, exit, note)
+    distributed: dict[str, Any]  # -m distributed: launch (nproc_per_node, nnodes, node_rank, world_size),
+    # failed_ranks (torchrun's summary), coverage (per-epoch checks)
     stacks: str
-    event_stream: dict[str, Any]     # only when the runner saw one: unparsable event lines and on_event hook
-                                     # errors (bad_event_lines, first_bad_event_line, on_event_errors, ...)
+    event_stream: dict[str, Any]  # only when the runner saw one: unparsable event lines and on_event hook
+    # errors (bad_event_lines, first_bad_event_line, on_event_errors, ...)
     stdout_tail: str
     stderr_tail: str
     exit: dict[str, Any]
     started_at: str
     wall_s: float
     run_dir: str
-    pids: list[int]              # every process the monitor saw in the child's tree
+    pids: list[int]  # every process the monitor saw in the child's tree
     phase: str
-    kind: str                    # which stress test produced it: quick / sustained / limits / validate
-    requested_workers: int       # the worker count asked for, before capping to the machine's cores
-    gpu: str                     # why the pinned host-to-device check was skipped (no CUDA)
-    host: HostLoad               # passed runs: CPU used outside the run and stolen while it ran (run.host)
+    kind: str  # which stress test produced it: quick / sustained / limits / validate
+    requested_workers: int  # the worker count asked for, before capping to the machine's cores
+    gpu: str  # why the pinned host-to-device check was skipped (no CUDA)
+    host: HostLoad  # passed runs: CPU used outside the run and stolen while it ran (run.host)
 
 
 class ResultsFile(TypedDict, total=False):
@@ -145,10 +147,10 @@ class ResultsFile(TypedDict, total=False):
     results: list[RunRecord]
     limits: list[dict[str, Any]]
     validate: dict[str, Any] | None
-    capped: list[str]            # quick-ladder notes: worker counts capped to the machine's cores
-    tune: list[dict[str, Any]]   # -m tune: one stress.tune.TuneRecord per batch size
+    capped: list[str]  # quick-ladder notes: worker counts capped to the machine's cores
+    tune: list[dict[str, Any]]  # -m tune: one stress.tune.TuneRecord per batch size
     data_error: DataErrorRecord  # the session's data could not load, so nothing ran
-    probe: PipelineProbe         # one isolated W=0 run of a user's pipeline
+    probe: PipelineProbe  # one isolated W=0 run of a user's pipeline
 
 
 class ResultsError(ValueError):
@@ -246,25 +248,25 @@ class RunFacts:
 
     config: LoaderConfig
     dataset: Mapping[str, Any]
-    batches: int                          # batches requested
+    batches: int  # batches requested
     fault: str | None
     sandbox: dict[str, Any] | None
     mem_mode: str | None
     limits: dict[str, float]
     events: list[dict[str, Any]]
-    fired: dict[str, Any] | None          # the watchdog's finding (a hang)
-    stuck: dict[str, Any] | None          # error reported, then no exit within exit_s
+    fired: dict[str, Any] | None  # the watchdog's finding (a hang)
+    stuck: dict[str, Any] | None  # error reported, then no exit within exit_s
     returncode: int | None
     monitor: TreeMonitor
     work: Path
     leaked: dict[str, int]
-    facts: dict[str, Any]                 # evidence for classify (runner._facts)
+    facts: dict[str, Any]  # evidence for classify (runner._facts)
     started_at: str
     wall_s: float
     name: str
-    t_exit: float                         # when the child main was seen gone (or the watchdog stopped)
-    step_s: float = 0.0                   # the simulated training step held after each batch (--step-time)
-    host: HostLoad | None = None          # how busy the host was around the run (run.host)
+    t_exit: float  # when the child main was seen gone (or the watchdog stopped)
+    step_s: float = 0.0  # the simulated training step held after each batch (--step-time)
+    host: HostLoad | None = None  # how busy the host was around the run (run.host)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("ev") == kind]
@@ -307,9 +309,16 @@ def _window(measured: Mapping[str, Any] | None) -> int | None:
     return int(measured["batches"]) if measured and measured.get("batches") else None
 
 
-def batch_metrics(bev: Sequence[Mapping[str, Any]], *, started: Mapping[str, Any] | None = None,
-                  finished: Mapping[str, Any] | None = None, ready: Mapping[str, Any] | None = None,
-                  num_frames: int = 16, workers: int = 0, window: int | None = None) -> Metrics:
+def batch_metrics(
+    bev: Sequence[Mapping[str, Any]],
+    *,
+    started: Mapping[str, Any] | None = None,
+    finished: Mapping[str, Any] | None = None,
+    ready: Mapping[str, Any] | None = None,
+    num_frames: int = 16,
+    workers: int = 0,
+    window: int | None = None,
+) -> Metrics:
     """The metrics core: what the batch events of one loading process say (a torchrun child's ranks
     extend it, :mod:`.ranks`). Rates count the batches after the first (start-up is apart): videos /
     summed waits, and videos / wall time from the first to the last batch; the interval is
@@ -380,10 +389,17 @@ def _contents(bev: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def peak_metrics(peaks: Peaks, leaked: Mapping[str, int]) -> Metrics:
     """The monitor's peaks over the whole tree and what the tree left behind."""
-    m: Metrics = {"rss_peak_bytes": peaks.rss_bytes, "pss_peak_bytes": peaks.pss_bytes,
-                  "uss_peak_bytes": peaks.uss_bytes, "shm_peak_bytes": peaks.shm_used_bytes,
-                  "shm_files_peak": peaks.shm_files, "fds_peak": peaks.fds, "threads_peak": peaks.threads,
-                  "procs_peak": peaks.procs, "tmp_peak_bytes": peaks.tmp_bytes}
+    m: Metrics = {
+        "rss_peak_bytes": peaks.rss_bytes,
+        "pss_peak_bytes": peaks.pss_bytes,
+        "uss_peak_bytes": peaks.uss_bytes,
+        "shm_peak_bytes": peaks.shm_used_bytes,
+        "shm_files_peak": peaks.shm_files,
+        "fds_peak": peaks.fds,
+        "threads_peak": peaks.threads,
+        "procs_peak": peaks.procs,
+        "tmp_peak_bytes": peaks.tmp_bytes,
+    }
     m.update(leaked)  # type: ignore[typeddict-item]
     return m
 
@@ -395,14 +411,21 @@ def skipped_videos(work: Path) -> int:
 
 def core_metrics(run: RunFacts) -> Metrics:
     """:func:`batch_metrics` of all batch events, the tree's peaks, skips and the GPU copy."""
+
     def first(kind: str) -> dict[str, Any] | None:
         found = run.of(kind)
         return found[0] if found else None
 
     measured = first("measured")
-    m = batch_metrics(run.of("batch"), started=first("started"), finished=first("finished"),
-                      ready=first("ready"), num_frames=int(run.dataset.get("num_frames", 16)),
-                      workers=run.config.num_workers, window=_window(measured))
+    m = batch_metrics(
+        run.of("batch"),
+        started=first("started"),
+        finished=first("finished"),
+        ready=first("ready"),
+        num_frames=int(run.dataset.get("num_frames", 16)),
+        workers=run.config.num_workers,
+        window=_window(measured),
+    )
     if measured and measured.get("stopped"):
         m["window_stopped"] = str(measured["stopped"])
     m.update(peak_metrics(run.monitor.peaks, run.leaked))
@@ -414,23 +437,44 @@ def core_metrics(run: RunFacts) -> Metrics:
     return m
 
 
-def base_record(run: RunFacts, *, passed: bool, outcome: OutcomeRecord | None, metrics: Metrics,
-                waits: list[float], verdicts: list[dict[str, Any]] | None = None,
-                stderr_tail: str | None = None) -> RunRecord:
+def base_record(
+    run: RunFacts,
+    *,
+    passed: bool,
+    outcome: OutcomeRecord | None,
+    metrics: Metrics,
+    waits: list[float],
+    verdicts: list[dict[str, Any]] | None = None,
+    stderr_tail: str | None = None,
+) -> RunRecord:
     """The fields every run's record has; the launch strategy gives what differs."""
     code, sig = split_exit(run.returncode)
     mon = run.monitor
     t0 = mon.samples[0].t if mon.samples else 0.0
     rec: RunRecord = {
-        "id": run.name, "label": run.config.label, "config": run.config.to_dict(), "dataset": dict(run.dataset),
-        "batches_requested": run.batches, "status": "passed" if passed else "failed", "outcome": outcome,
-        "verdicts": verdicts or [], "metrics": metrics, "sandbox": run.sandbox, "fault": run.fault,
-        "watchdog": run.limits, "batch_waits_s": waits, "step_s": run.step_s,
+        "id": run.name,
+        "label": run.config.label,
+        "config": run.config.to_dict(),
+        "dataset": dict(run.dataset),
+        "batches_requested": run.batches,
+        "status": "passed" if passed else "failed",
+        "outcome": outcome,
+        "verdicts": verdicts or [],
+        "metrics": metrics,
+        "sandbox": run.sandbox,
+        "fault": run.fault,
+        "watchdog": run.limits,
+        "batch_waits_s": waits,
+        "step_s": run.step_s,
         "series": {**mon.series(), "batch_t": [float(e["t"]) - t0 for e in run.of("batch")]},
-        "stacks": read_tail(run.work / "stacks.txt", STACKS_CHARS), "stdout_tail": run.tail("stdout.txt"),
+        "stacks": read_tail(run.work / "stacks.txt", STACKS_CHARS),
+        "stdout_tail": run.tail("stdout.txt"),
         "stderr_tail": run.tail("stderr.txt") if stderr_tail is None else stderr_tail,
         "exit": {"code": code, "signal": sig, "mem_mode": run.mem_mode},
-        "started_at": run.started_at, "wall_s": run.wall_s, "run_dir": str(run.work), "pids": sorted(mon.seen),
+        "started_at": run.started_at,
+        "wall_s": run.wall_s,
+        "run_dir": str(run.work),
+        "pids": sorted(mon.seen),
     }
     stream = {k: run.facts[k] for k in EVENT_STREAM_FACTS if k in run.facts}
     if stream:
@@ -452,14 +496,30 @@ def single_record(run: RunFacts) -> RunRecord:
     # a measured window (NOTE [measured window] in child.py) ends when its rate is precise enough or its
     # time is up: then the child's ``measured`` event, not ``run.batches``, says how many batches it wanted
     wanted = len(bev) if run.of("measured") else run.batches
-    passed = run_passed(fired=run.fired, returncode=run.returncode, finished=bool(run.of("finished")),
-                        errors=len(err), batches=[len(bev)], wanted=wanted)
+    passed = run_passed(
+        fired=run.fired,
+        returncode=run.returncode,
+        finished=bool(run.of("finished")),
+        errors=len(err),
+        batches=[len(bev)],
+        wanted=wanted,
+    )
     stderr_tail = run.tail("stderr.txt")
     outcome: OutcomeRecord | None = None
     if not passed:
         code, sig = split_exit(run.returncode)
-        outcome = classify(Evidence(
-            exit_code=code, exit_signal=sig, error=err[0] if err else None, stderr_tail=stderr_tail,
-            watchdog=run.fired, batches_done=len(bev), config=run.config.to_dict(), facts=run.facts))
-    return base_record(run, passed=passed, outcome=outcome, metrics=m, waits=[float(e["wait_s"]) for e in bev],
-                       stderr_tail=stderr_tail)
+        outcome = classify(
+            Evidence(
+                exit_code=code,
+                exit_signal=sig,
+                error=err[0] if err else None,
+                stderr_tail=stderr_tail,
+                watchdog=run.fired,
+                batches_done=len(bev),
+                config=run.config.to_dict(),
+                facts=run.facts,
+            )
+        )
+    return base_record(
+        run, passed=passed, outcome=outcome, metrics=m, waits=[float(e["wait_s"]) for e in bev], stderr_tail=stderr_tail
+    )

@@ -11,6 +11,7 @@ under the run folder, optionally inside a :mod:`sandbox`. One path for every run
 - :mod:`.record`: the one record builder (:mod:`.ranks` extends it for torchrun's ranks);
 - :mod:`.shm`: the one shared-memory formula, for the evidence a failure is classified with.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,14 +77,18 @@ class RunResult:
         m = r["metrics"]
         if self.passed:
             iv = m.get("videos_per_s_interval")
-            spread = (f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else
-                      f" (no interval: {m.get('interval_note') or 'none computed'})")
+            spread = (
+                f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else f" (no interval: {m.get('interval_note') or 'none computed'})"
+            )
             window = f", window stopped on {m['window_stopped']}" if m.get("window_stopped") else ""
-            return (f"{r['label']}: passed, {m.get('videos_per_s', 0):.1f} videos/s{spread} over "
-                    f"{m.get('batches', 0)} batches{window}")
+            return (
+                f"{r['label']}: passed, {m.get('videos_per_s', 0):.1f} videos/s{spread} over "
+                f"{m.get('batches', 0)} batches{window}"
+            )
         o: dict[str, Any] = dict(r["outcome"] or {})
-        return (f"{r['label']}: {o.get('kind')} at batch {o.get('batch')}: {o.get('message')}\n"
-                f"  remedy: {o.get('remedy')}")
+        return (
+            f"{r['label']}: {o.get('kind')} at batch {o.get('batch')}: {o.get('message')}\n  remedy: {o.get('remedy')}"
+        )
 
 
 def dataset_spec(root: str | os.PathLike[str], split: str = "train", **kw: Any) -> DatasetSpec:
@@ -98,9 +103,11 @@ def _check_fault(fault: FaultSpec | str | None, batches: int, factory: str | Non
         fault = parse_fault(fault, where="run_config(fault=...)")
     refuse_unfit(fault, factory)
     if fault is not None and fault.batch >= batches:  # it would never fire, and the run would "pass"
-        raise ValueError(f"fault drill {fault} fires at batch {fault.batch}, but this run loads batches "
-                         f"0..{batches - 1}: choose BATCH < {batches} (--inject-fault KIND@BATCH), or a run "
-                         f"with more batches (--batches for -m sustained and validate)")
+        raise ValueError(
+            f"fault drill {fault} fires at batch {fault.batch}, but this run loads batches "
+            f"0..{batches - 1}: choose BATCH < {batches} (--inject-fault KIND@BATCH), or a run "
+            f"with more batches (--batches for -m sustained and validate)"
+        )
     return fault
 
 
@@ -155,11 +162,16 @@ def run_config(
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     chan.spawned()
-    monitor = TreeMonitor(proc.pid, tmpdir, interval=sample_interval,
-                          private_tmp=bool(prepared and prepared.sandbox.tmp_bytes is not None)).start()
+    monitor = TreeMonitor(
+        proc.pid,
+        tmpdir,
+        interval=sample_interval,
+        private_tmp=bool(prepared and prepared.sandbox.tmp_bytes is not None),
+    ).start()
     reader = EventReader()
-    events, decision = _pump(proc, chan.read_fd, monitor, limits, Progress(t_spawn), how, on_event,
-                             work / "stacks.txt", reader)
+    events, decision = _pump(
+        proc, chan.read_fd, monitor, limits, Progress(t_spawn), how, on_event, work / "stacks.txt", reader
+    )
     t_exit = time.time()
     end_tree(proc, monitor, graceful=not decision.stop, groups=how.groups)
     load = host.host_load(cpu_before, host.mark())  # the child is reaped: its CPU is in os.times
@@ -172,43 +184,92 @@ def run_config(
     facts = _facts(monitor, tmpdir, prepared, config, ds, events, extra_facts, how.ranks)
     facts.update(reader.facts())
     if reader.hook_errors:  # the caller's own hook failed: say so where a test or a campaign will see it
-        warnings.warn(f"run_config({name or label}): on_event raised {reader.hook_errors} time(s); the run "
-                      f"went on. First:\n{reader.first_hook_error}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"run_config({name or label}): on_event raised {reader.hook_errors} time(s); the run "
+            f"went on. First:\n{reader.first_hook_error}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if prepared:
         prepared.cleanup()
-    run = RunFacts(config=config, dataset=ds, batches=batches, fault=str(drill) if drill else None,
-                   sandbox=sandbox.to_dict() if sandbox else None, mem_mode=prepared.mem_mode if prepared else None,
-                   limits=limits, events=events, fired=decision.fired, stuck=decision.stuck,
-                   returncode=proc.returncode, monitor=monitor, work=work, leaked=leaked, facts=facts,
-                   started_at=started_at, wall_s=wall, name=name or label, t_exit=t_exit, step_s=step_s,
-                   host=load)
+    run = RunFacts(
+        config=config,
+        dataset=ds,
+        batches=batches,
+        fault=str(drill) if drill else None,
+        sandbox=sandbox.to_dict() if sandbox else None,
+        mem_mode=prepared.mem_mode if prepared else None,
+        limits=limits,
+        events=events,
+        fired=decision.fired,
+        stuck=decision.stuck,
+        returncode=proc.returncode,
+        monitor=monitor,
+        work=work,
+        leaked=leaked,
+        facts=facts,
+        started_at=started_at,
+        wall_s=wall,
+        name=name or label,
+        t_exit=t_exit,
+        step_s=step_s,
+        host=load,
+    )
     return RunResult(how.fold(run))
 
 
-def _child_spec(ds: DatasetSpec, config: LoaderConfig, batches: int, fault: FaultSpec | None, chan: Channel,
-                work: Path, prepared: Prepared | None, cuda: bool, step_s: float,
-                measure: dict[str, Any] | None) -> ChildSpec:
+def _child_spec(
+    ds: DatasetSpec,
+    config: LoaderConfig,
+    batches: int,
+    fault: FaultSpec | None,
+    chan: Channel,
+    work: Path,
+    prepared: Prepared | None,
+    cuda: bool,
+    step_s: float,
+    measure: dict[str, Any] | None,
+) -> ChildSpec:
     spec: dict[str, Any] = {
-        "dataset": ds, "config": config.to_dict(), "batches": batches,
-        "fault": str(fault) if fault else None, **chan.spec,
-        "stacks_path": str(work / "stacks.txt"), "skip_log": str(work / "skips.tsv"),
+        "dataset": ds,
+        "config": config.to_dict(),
+        "batches": batches,
+        "fault": str(fault) if fault else None,
+        **chan.spec,
+        "stacks_path": str(work / "stacks.txt"),
+        "skip_log": str(work / "skips.tsv"),
         "nofile": prepared.nofile if prepared else None,
         "address_space_bytes": prepared.address_space_bytes if prepared else None,
-        "cpus": prepared.cpus if prepared else None, "cuda": cuda, "step_s": step_s,
+        "cpus": prepared.cpus if prepared else None,
+        "cuda": cuda,
+        "step_s": step_s,
     }
     if measure is not None:
         spec["measure"] = measure
     return spec  # type: ignore[return-value]
 
 
-def _spawn(argv: list[str], chan: Channel, work: Path, tmpdir: Path, tmp_alias: Path | None,
-           ) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str],
+    chan: Channel,
+    work: Path,
+    tmpdir: Path,
+    tmp_alias: Path | None,
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ, TMPDIR=str(tmp_alias or tmpdir), PYTHONUNBUFFERED="1")
     pkg_parent = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(work / "stdout.txt", "wb") as out, open(work / "stderr.txt", "wb") as err:
-        return subprocess.Popen(argv, pass_fds=chan.pass_fds, start_new_session=True, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, cwd=str(tmpdir), env=env)
+        return subprocess.Popen(
+            argv,
+            pass_fds=chan.pass_fds,
+            start_new_session=True,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=str(tmpdir),
+            env=env,
+        )
 
 
 # multiprocessing binds AF_UNIX sockets under TMPDIR (pymp-*/listener-*), and such a path may not
@@ -349,9 +410,17 @@ class EventReader:
         return f
 
 
-def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits: Limits, progress: Progress,
-          how: LaunchStrategy, on_event: OnEvent | None, stacks_path: Path, reader: EventReader,
-          ) -> tuple[list[dict[str, Any]], Decision]:
+def _pump(
+    proc: subprocess.Popen[bytes],
+    r_fd: int,
+    monitor: TreeMonitor,
+    limits: Limits,
+    progress: Progress,
+    how: LaunchStrategy,
+    on_event: OnEvent | None,
+    stacks_path: Path,
+    reader: EventReader,
+) -> tuple[list[dict[str, Any]], Decision]:
     """Read events until the child main exits or :func:`~.watchdog.decide` stops the run (then the
     tree's stacks are dumped first). The read end is non-blocking."""
     events = reader.events
@@ -397,9 +466,16 @@ def _pump(proc: subprocess.Popen[bytes], r_fd: int, monitor: TreeMonitor, limits
             time.sleep(0.05)  # the write end is closed everywhere; only the exit is left to see
 
 
-def _facts(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None, config: LoaderConfig,
-           ds: DatasetSpec, events: list[dict[str, Any]], extra: dict[str, Any] | None,
-           ranks: int = 1) -> dict[str, Any]:
+def _facts(
+    monitor: TreeMonitor,
+    tmpdir: Path,
+    prepared: Prepared | None,
+    config: LoaderConfig,
+    ds: DatasetSpec,
+    events: list[dict[str, Any]],
+    extra: dict[str, Any] | None,
+    ranks: int = 1,
+) -> dict[str, Any]:
     """The evidence a failure is classified with. ``shm_need_bytes``: :func:`~.shm.shm_in_flight` of
     the batch size measured from the batch events (the median of their ``bytes``), else predicted
     (:func:`~.shm.batch_bytes`), times the ``ranks`` loading on this node at once (they share one
@@ -408,9 +484,13 @@ def _facts(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None, config
 
     pk = monitor.peaks
     f: dict[str, Any] = {
-        "rss_peak_bytes": pk.rss_bytes, "shm_peak_bytes": pk.shm_used_bytes, "fds_peak": pk.fds,
-        "shm_total_bytes": monitor.shm_total, "shm_free_bytes": monitor.shm_free_min,
-        "tmpdir": str(tmpdir), "procs_peak": pk.procs,
+        "rss_peak_bytes": pk.rss_bytes,
+        "shm_peak_bytes": pk.shm_used_bytes,
+        "fds_peak": pk.fds,
+        "shm_total_bytes": monitor.shm_total,
+        "shm_free_bytes": monitor.shm_free_min,
+        "tmpdir": str(tmpdir),
+        "procs_peak": pk.procs,
         "nofile": prepared.nofile if prepared and prepared.nofile else resource.getrlimit(resource.RLIMIT_NOFILE)[0],
     }
     try:
@@ -422,8 +502,11 @@ def _facts(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None, config
         if prepared.sandbox.tmp_bytes is not None:
             f["tmp_free_bytes"] = max(0, prepared.sandbox.tmp_bytes - pk.tmp_bytes)
     sizes = [int(e["bytes"]) for e in events if e.get("ev") == "batch" and e.get("bytes") is not None]
-    per_batch = (int(percentile(sizes, 50)) if sizes else
-                 batch_bytes(config.batch_size, int(ds.get("num_frames", 16)), int(ds.get("size", 224))))
+    per_batch = (
+        int(percentile(sizes, 50))
+        if sizes
+        else batch_bytes(config.batch_size, int(ds.get("num_frames", 16)), int(ds.get("size", 224)))
+    )
     f["batch_bytes"] = per_batch
     f.setdefault("shm_need_bytes", ranks * shm_in_flight(config, per_batch))
     if ranks > 1:

@@ -12,6 +12,7 @@
 Where a mechanism is not permitted, :func:`unavailable` names the missing permission; callers skip
 or fail with that reason. Nothing falls back silently.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,8 +26,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
-          "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 2**10,
+    "kb": 2**10,
+    "kib": 2**10,
+    "m": 2**20,
+    "mb": 2**20,
+    "mib": 2**20,
+    "g": 2**30,
+    "gb": 2**30,
+    "gib": 2**30,
+    "t": 2**40,
+    "tb": 2**40,
+    "tib": 2**40,
+}
 
 
 def parse_size(text: str | int, *, where: str = "size") -> int:
@@ -52,7 +67,7 @@ class Sandbox:
     tmp_bytes: int | None = None
     nofile: int | None = None
     mem_bytes: int | None = None
-    mem_mode: str = "auto"          # "auto" | "cgroup" | "rlimit"
+    mem_mode: str = "auto"  # "auto" | "cgroup" | "rlimit"
     cpus: int | None = None
     profile: str | None = None
 
@@ -107,8 +122,10 @@ def _namespace_reason() -> str | None:
         return "emulated /dev/shm and TMPDIR need the `unshare` command (util-linux), not found"
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
     if r.returncode != 0:
-        return (f"emulated /dev/shm and TMPDIR need a private mount namespace (root or user namespaces); "
-                f"`unshare --mount` said: {r.stderr.strip() or r.returncode}")
+        return (
+            f"emulated /dev/shm and TMPDIR need a private mount namespace (root or user namespaces); "
+            f"`unshare --mount` said: {r.stderr.strip() or r.returncode}"
+        )
     return None
 
 
@@ -139,8 +156,10 @@ def unavailable(sb: Sandbox) -> str | None:
     if sb.needs_namespace and (reason := _namespace_reason()):
         return reason
     if sb.mem_bytes is not None and sb.mem_mode == "cgroup" and cgroup_base() is None:
-        return ("a cgroup memory cap needs a writable memory controller (cgroup v1 `memory` or v2 "
-                "`memory.max`) under this process's cgroup; none is writable (not root or not delegated)")
+        return (
+            "a cgroup memory cap needs a writable memory controller (cgroup v1 `memory` or v2 "
+            "`memory.max`) under this process's cgroup; none is writable (not root or not delegated)"
+        )
     return None
 
 

@@ -10,6 +10,7 @@ A batch's bytes are what its tensors hold (clips and labels: ``data.batch.descri
 :func:`batch_bytes` predicts them for the built-in dataset before anything ran. The runner's evidence
 (``shm_need_bytes``) and ``stress.budget.predict`` both use :func:`shm_in_flight`.
 """
+
 from __future__ import annotations
 
 from ..data.loader import LoaderConfig, effective_prefetch

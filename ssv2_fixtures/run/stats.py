@@ -21,6 +21,7 @@ A node's rate (torchrun: ranks loading side by side) is the sum of the ranks' ra
 the ranks' half-widths added in quadrature (√Σh², the ranks' batch streams are separate processes),
 method ``sum-of-ranks`` (:func:`sum_intervals`).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,9 +32,38 @@ MIN_BATCHES = 6
 """Fewer batches than this give no interval (two groups of three is the least that says anything)."""
 
 # Student's t, two-sided 95 %, by degrees of freedom (1…30); past 30 the normal 1.96 is within 2 %.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
@@ -84,10 +114,10 @@ def sum_intervals(rates: Sequence[float], spans: Sequence[tuple[float, float]]) 
 
 @dataclass(frozen=True)
 class RateInterval:
-    rate: float        # items / seconds over the newest whole worker rounds
+    rate: float  # items / seconds over the newest whole worker rounds
     lo: float
     hi: float
-    groups: int        # batch-mean groups the spread came from
+    groups: int  # batch-mean groups the spread came from
     batches: int
     method: str = "batch-means-t95"
 
@@ -121,7 +151,7 @@ def _needed(round_size: int) -> int:
 
 def _whole_rounds_s(seconds: Sequence[float], round_size: int) -> float:
     n = len(seconds)
-    return float(sum(seconds[n - (n - n % max(1, int(round_size))):]))
+    return float(sum(seconds[n - (n - n % max(1, int(round_size))) :]))
 
 
 def no_interval_reason(seconds: Sequence[float], round_size: int, hi: float | None) -> str | None:
@@ -137,8 +167,7 @@ def no_interval_reason(seconds: Sequence[float], round_size: int, hi: float | No
     return None
 
 
-def rate_interval(items: Sequence[float], seconds: Sequence[float], *,
-                  round_size: int = 1) -> RateInterval | None:
+def rate_interval(items: Sequence[float], seconds: Sequence[float], *, round_size: int = 1) -> RateInterval | None:
     """Rate (items per second) of an ordered per-batch stream with its 95 % batch-means interval;
     ``None`` with fewer than two groups of :func:`group_length` batches (:data:`MIN_BATCHES` for one
     worker) or no time. ``round_size``: the DataLoader's worker count (batches that arrive together)."""
@@ -150,7 +179,7 @@ def rate_interval(items: Sequence[float], seconds: Sequence[float], *,
     total_s = _whole_rounds_s(seconds, round_size)
     if n < _needed(round_size) or total_s <= 0:
         return None
-    rate = float(sum(items[n - whole:])) / total_s
+    rate = float(sum(items[n - whole :])) / total_s
     k = min(10, n // length)
     size = n // k
     size -= size % length  # whole rounds per group

@@ -19,6 +19,7 @@ NOTE [ending a child tree]
     A child that reported an error first shuts its DataLoader down itself (child.py, NOTE [shutdown
     after an error]), so after an error the healthy workers normally exit in step 2 on their own.
 """
+
 from __future__ import annotations
 
 import os
@@ -134,8 +135,13 @@ def cleanup(monitor: TreeMonitor, tmpdir: Path, prepared: Prepared | None) -> di
     An emulated TMPDIR vanishes with its mount namespace, so for it the count is the last reading taken
     while a process of the tree was alive (within one sample interval of the end).
     """
-    leaked = {"leaked_shm_files": 0, "leaked_shm_bytes": 0, "leaked_tmp_files": 0, "leaked_tmp_bytes": 0,
-              "leaked_mp_dirs": 0}
+    leaked = {
+        "leaked_shm_files": 0,
+        "leaked_shm_bytes": 0,
+        "leaked_tmp_files": 0,
+        "leaked_tmp_bytes": 0,
+        "leaked_mp_dirs": 0,
+    }
     if not (prepared and prepared.sandbox.shm_bytes is not None):  # a private shm died with its namespace
         for f in shm_torch_files("/dev/shm", set(monitor.seen)):
             try:

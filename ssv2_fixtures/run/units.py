@@ -1,4 +1,5 @@
 """The one size formatter: binary sizes in the project's units ("GB"/"MB"/"KB" for 2**30/2**20/2**10)."""
+
 from __future__ import annotations
 
 KB, MB, GB = 2**10, 2**20, 2**30

@@ -10,6 +10,7 @@ pure functions of what the event stream said and the time (no process is touched
 - :func:`failing_rank` and :func:`rank_state`: which rank a failed torchrun job is charged to, and
   what each rank's row says.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,8 +33,7 @@ class Watchdog:
     total_s: float | None = None
     exit_s: float | None = None
 
-    def resolve(self, config: Any, batches: int, ranks: int = 1,
-                measure: Mapping[str, Any] | None = None) -> Limits:
+    def resolve(self, config: Any, batches: int, ranks: int = 1, measure: Mapping[str, Any] | None = None) -> Limits:
         """``ranks``: processes loading at once on this node (``-m distributed``), sharing its cores.
         ``measure``: the run's time window (NOTE [measured window] in child.py), which ends the run at its
         ``max_s`` long before ``batches`` (quick's cap of 1000) would at the per-batch allowance."""
@@ -63,10 +63,10 @@ class Progress:
 
     t_spawn: float
     last_batch: dict[Any, float] = field(default_factory=dict)  # rank → time of its last batch event
-    finished: dict[Any, float] = field(default_factory=dict)    # rank → time of its finished event
-    known: set[Any] = field(default_factory=set)                # ranks that reported started
-    batches: dict[Any, int] = field(default_factory=dict)       # rank → batch events seen
-    error_at: float | None = None                               # time of the first error event
+    finished: dict[Any, float] = field(default_factory=dict)  # rank → time of its finished event
+    known: set[Any] = field(default_factory=set)  # ranks that reported started
+    batches: dict[Any, int] = field(default_factory=dict)  # rank → batch events seen
+    error_at: float | None = None  # time of the first error event
 
     def observe(self, ev: Mapping[str, Any], now: float) -> None:
         kind, rank = ev.get("ev"), ev.get("rank")
@@ -113,8 +113,13 @@ def watch_ranks(p: Progress, now: float, limits: Limits, ranks: int) -> Finding 
     if len(p.last_batch) < ranks:
         if now - p.t_spawn > limits["startup_s"]:
             waiting = sorted((r for r in p.known if r not in p.last_batch), key=str)
-            f: Finding = {"phase": "startup", "limit_s": limits["startup_s"], "elapsed_s": now - p.t_spawn,
-                          "ranks_without_batch": waiting, "ranks_started": len(p.known)}
+            f: Finding = {
+                "phase": "startup",
+                "limit_s": limits["startup_s"],
+                "elapsed_s": now - p.t_spawn,
+                "ranks_without_batch": waiting,
+                "ranks_started": len(p.known),
+            }
             if waiting:
                 f["rank"] = waiting[0]
             return f
@@ -123,8 +128,13 @@ def watch_ranks(p: Progress, now: float, limits: Limits, ranks: int) -> Finding 
     if running:
         r, t = min(running.items(), key=lambda kv: kv[1])
         if now - t > limits["stall_s"]:
-            return {"phase": "stall", "limit_s": limits["stall_s"], "elapsed_s": now - t, "rank": r,
-                    "ranks_finished": sorted(p.finished, key=str)}
+            return {
+                "phase": "stall",
+                "limit_s": limits["stall_s"],
+                "elapsed_s": now - t,
+                "rank": r,
+                "ranks_finished": sorted(p.finished, key=str),
+            }
         return None
     t = max(p.finished.values())
     if now - t > limits["stall_s"]:  # every rank finished: the gather and the exit are left
@@ -167,6 +177,7 @@ def decide(p: Progress, now: float, limits: Limits, watch: Watch) -> Decision:
 
 # --- a failed torchrun job: whose failure is it ------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Culprit:
     """The rank a failed torchrun job is charged to, and the exit and progress its evidence shows.
@@ -191,16 +202,19 @@ def split_exit(code: int | None) -> tuple[int | None, int | None]:
     return code, None
 
 
-def failing_rank(fired: Mapping[str, Any] | None, errors: Sequence[Mapping[str, Any]],
-                 failures: Sequence[Mapping[str, Any]], batches_by_rank: Mapping[int, int],
-                 returncode: int | None) -> Culprit:
+def failing_rank(
+    fired: Mapping[str, Any] | None,
+    errors: Sequence[Mapping[str, Any]],
+    failures: Sequence[Mapping[str, Any]],
+    batches_by_rank: Mapping[int, int],
+    returncode: int | None,
+) -> Culprit:
     """NOTE [a torchrun child]: the watchdog's rank, else the first error, else torchrun's root cause,
     else the agent. ``failures``: :func:`~.launch.torchrun_failures` (root cause first)."""
     if fired is not None:
         code, sig = split_exit(returncode)
         rank = fired.get("rank")
-        return Culprit("watchdog", None if rank is None else int(rank), code, sig,
-                       int(fired.get("batches_done", 0)))
+        return Culprit("watchdog", None if rank is None else int(rank), code, sig, int(fired.get("batches_done", 0)))
     if errors:
         root = errors[0]
         rank = int(root["rank"])
@@ -215,8 +229,9 @@ def failing_rank(fired: Mapping[str, Any] | None, errors: Sequence[Mapping[str, 
     return Culprit("agent", None, code, sig, min(batches_by_rank.values(), default=0))
 
 
-def rank_state(rank: int, finished: bool, own_errors: Iterable[Mapping[str, Any]], failed_rank: int | None,
-               failed_kind: str | None) -> tuple[str, str | None, str | None]:
+def rank_state(
+    rank: int, finished: bool, own_errors: Iterable[Mapping[str, Any]], failed_rank: int | None, failed_kind: str | None
+) -> tuple[str, str | None, str | None]:
     """(state, outcome kind, note) of one rank's row: ``finished`` (and no error of its own), ``failed``
     (the rank the job is charged to), else ``ended`` (by torchrun or the runner, or by its own later
     error, named in the note)."""
@@ -235,13 +250,38 @@ def rank_state(rank: int, finished: bool, own_errors: Iterable[Mapping[str, Any]
     return "ended", None, note
 
 
-def run_passed(*, fired: Mapping[str, Any] | None, returncode: int | None, finished: bool, errors: int,
-               batches: Sequence[int], wanted: int) -> bool:
+def run_passed(
+    *,
+    fired: Mapping[str, Any] | None,
+    returncode: int | None,
+    finished: bool,
+    errors: int,
+    batches: Sequence[int],
+    wanted: int,
+) -> bool:
     """A run passed: no watchdog finding, exit 0, every loader finished with no error and ``wanted``
     batches each (``batches``: per loader; one entry for a single process)."""
-    return (fired is None and returncode == 0 and finished and errors == 0 and bool(batches)
-            and all(b >= wanted for b in batches))
+    return (
+        fired is None
+        and returncode == 0
+        and finished
+        and errors == 0
+        and bool(batches)
+        and all(b >= wanted for b in batches)
+    )
 
 
-__all__ = ["Watchdog", "Limits", "Progress", "Decision", "decide", "watch_single", "watch_ranks",
-           "Culprit", "failing_rank", "rank_state", "split_exit", "run_passed"]
+__all__ = [
+    "Watchdog",
+    "Limits",
+    "Progress",
+    "Decision",
+    "decide",
+    "watch_single",
+    "watch_ranks",
+    "Culprit",
+    "failing_rank",
+    "rank_state",
+    "split_exit",
+    "run_passed",
+]

@@ -9,6 +9,7 @@ package; ``tests/unit/stress/test_bench.py`` fails when they change, and ``pypro
 version to the range tested. Everything else here is public: the ``benchmark`` fixture, its
 ``disabled`` and ``extra_info`` attributes, and the ``--benchmark-skip`` option.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,8 +25,10 @@ def _record_times(bench: Any, times: Sequence[float]) -> bool:
     """One round per time, on a fixture that has not been used yet. The only use of internals."""
     make = getattr(bench, "_make_stats", None)
     if make is None or not hasattr(bench, "_mode"):
-        warnings.warn("this pytest-benchmark has no BenchmarkFixture._make_stats/_mode; the child's timings "
-                      "are not bridged (ssv2-stress supports the versions pyproject.toml names)")
+        warnings.warn(
+            "this pytest-benchmark has no BenchmarkFixture._make_stats/_mode; the child's timings "
+            "are not bridged (ssv2-stress supports the versions pyproject.toml names)"
+        )
         return False
     bench._mode = MODE
     stats = make(1)
@@ -49,9 +52,14 @@ def bridge(request: Any, result: RunResult, dataset_info: dict[str, Any]) -> boo
         return False
     m = result.metrics
     bench.extra_info.update(
-        config=result.record["config"], label=result.record["label"],
-        videos_per_s=m.get("videos_per_s"), videos_per_s_interval=m.get("videos_per_s_interval"),
-        frames_per_s=m.get("frames_per_s"), first_batch_s=m.get("first_batch_s"),
-        rss_peak_bytes=m.get("rss_peak_bytes"), shm_peak_bytes=m.get("shm_peak_bytes"), dataset=dataset_info,
+        config=result.record["config"],
+        label=result.record["label"],
+        videos_per_s=m.get("videos_per_s"),
+        videos_per_s_interval=m.get("videos_per_s_interval"),
+        frames_per_s=m.get("frames_per_s"),
+        first_batch_s=m.get("first_batch_s"),
+        rss_peak_bytes=m.get("rss_peak_bytes"),
+        shm_peak_bytes=m.get("shm_peak_bytes"),
+        dataset=dataset_info,
     )
     return True

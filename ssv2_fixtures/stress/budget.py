@@ -11,6 +11,7 @@ through shared memory.
 Open files (``file_descriptor`` strategy): each shared tensor in flight is passed as one fd; a batch is
 two tensors (clips, labels). ``file_system`` passes names, not fds.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -31,14 +32,15 @@ class Budget:
     shm_bytes: int
     rss_bytes: int
     fds: int
-    measured_bytes: bool = False   # batch bytes from the session's probe (real batches), not arithmetic
+    measured_bytes: bool = False  # batch bytes from the session's probe (real batches), not arithmetic
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def predicted_batch_bytes(batch_size: int, *, frames: int = 16, size: int = 224,
-                          bytes_per_item: float | None = None) -> int:
+def predicted_batch_bytes(
+    batch_size: int, *, frames: int = 16, size: int = 224, bytes_per_item: float | None = None
+) -> int:
     """One batch's bytes: measured bytes per item × ``batch_size`` when a probe measured them, else the
     built-in dataset's arithmetic."""
     if bytes_per_item:
@@ -46,8 +48,14 @@ def predicted_batch_bytes(batch_size: int, *, frames: int = 16, size: int = 224,
     return batch_bytes(batch_size, frames, size)
 
 
-def predict(config: LoaderConfig, *, frames: int = 16, size: int = 224, base_rss: int | None = None,
-            bytes_per_item: float | None = None) -> Budget:
+def predict(
+    config: LoaderConfig,
+    *,
+    frames: int = 16,
+    size: int = 224,
+    base_rss: int | None = None,
+    bytes_per_item: float | None = None,
+) -> Budget:
     """``base_rss``: RSS of one loading process (interpreter + torch + decord + index), measured once per
     session by an isolated W=0 run; without it, the constants measured on the reference machine.
     ``bytes_per_item``: the probe's measured bytes per dataset item (see module docstring)."""
@@ -64,8 +72,9 @@ def predict(config: LoaderConfig, *, frames: int = 16, size: int = 224, base_rss
     return Budget(batch_bytes=b, shm_bytes=shm, rss_bytes=rss, fds=fds, measured_bytes=bool(bytes_per_item))
 
 
-def largest_fitting_batch(config: LoaderConfig, shm_available: int, *, frames: int = 16, size: int = 224,
-                          bytes_per_item: float | None = None) -> int | None:
+def largest_fitting_batch(
+    config: LoaderConfig, shm_available: int, *, frames: int = 16, size: int = 224, bytes_per_item: float | None = None
+) -> int | None:
     """The largest batch size whose predicted shm fits ``shm_available`` for ``config``'s workers and
     prefetch (``None``: no shm is used, any batch size fits as far as shm goes)."""
     slots = shm_slots(config)

@@ -6,6 +6,7 @@ modules (:mod:`.quick`, :mod:`.limits`, :mod:`.distributed`, :mod:`.validate`) a
 :func:`stamp`, which also decides ``status`` once (a run that loaded every batch fails when a verdict
 failed); the report only reads it.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ def series(result: RunResult) -> Sequence[dict[str, Any]]:
 
 
 NO_GPU = "skipped: CUDA not available (pinned host-to-device copy and VRAM peak need a GPU)"
-GPU_UNKNOWN = ("skipped: CUDA not known yet (the run ended before its loader was built, where the child "
-               "checks torch.cuda.is_available())")
+GPU_UNKNOWN = (
+    "skipped: CUDA not known yet (the run ended before its loader was built, where the child "
+    "checks torch.cuda.is_available())"
+)
 
 
 class BudgetWarning(UserWarning):
@@ -63,8 +66,13 @@ def data_error(exc: BaseException) -> DataErrorRecord:
     field = getattr(exc, "field", None)
     if field is not None:
         entry = f"{entry + ', ' if entry else ''}field {field!r}"
-    return {"kind": "data_error", "message": str(exc), "file": None if file is None else str(file),
-            "entry": None if entry is None else str(entry), "fix": str(getattr(exc, "fix", "") or "")}
+    return {
+        "kind": "data_error",
+        "message": str(exc),
+        "file": None if file is None else str(file),
+        "entry": None if entry is None else str(entry),
+        "fix": str(getattr(exc, "fix", "") or ""),
+    }
 
 
 def factory_spec(settings: Settings) -> dict[str, Any]:
@@ -103,10 +111,22 @@ def _prepare_dataset(settings: Settings) -> tuple[DatasetSpec, dict[str, Any]]:
     if settings.ssv2_root is not None:
         root = Path(settings.ssv2_root)
         index = load_index(root, settings.ssv2_split, list_file=settings.ssv2_list_file, missing=missing)
-        info = {"root": str(root), "synthetic": False, "split": settings.ssv2_split, "videos": len(index),
-                "skipped_missing": index.skipped_missing, "codec": _codec(index.path(0)), **common}
-        spec = dataset_spec(root, settings.ssv2_split, list_file=str(settings.ssv2_list_file)
-                            if settings.ssv2_list_file else None, missing=missing, **common)
+        info = {
+            "root": str(root),
+            "synthetic": False,
+            "split": settings.ssv2_split,
+            "videos": len(index),
+            "skipped_missing": index.skipped_missing,
+            "codec": _codec(index.path(0)),
+            **common,
+        }
+        spec = dataset_spec(
+            root,
+            settings.ssv2_split,
+            list_file=str(settings.ssv2_list_file) if settings.ssv2_list_file else None,
+            missing=missing,
+            **common,
+        )
         return spec, info
     from ..data.synth import SynthSpec, ensure_synthetic, read_manifest
 
@@ -115,9 +135,14 @@ def _prepare_dataset(settings: Settings) -> tuple[DatasetSpec, dict[str, Any]]:
     root = ensure_synthetic(SynthSpec(videos=settings.synthetic_videos, full_size=True), cache_dir=settings.ssv2_cache)
     man = read_manifest(root)
     split = settings.ssv2_split
-    info = {"root": str(root), "synthetic": True, "split": split,
-            "videos": int(man.get("splits", {}).get(split, 0)), "codec": man.get("spec", {}).get("codec", "vp9"),
-            **common}
+    info = {
+        "root": str(root),
+        "synthetic": True,
+        "split": split,
+        "videos": int(man.get("splits", {}).get(split, 0)),
+        "codec": man.get("spec", {}).get("codec", "vp9"),
+        **common,
+    }
     return dataset_spec(root, split, **common), info
 
 
@@ -139,9 +164,13 @@ def probe_data_error(rec: RunRecord) -> DataErrorRecord | None:
         return None
     ev = o.get("evidence") or {}
     line = ev.get("line")
-    return {"kind": "data_error", "message": str(o.get("message") or ""),
-            "file": None if ev.get("file") is None else str(ev["file"]),
-            "entry": None if line is None else f"line {line}", "fix": str(o.get("remedy") or "")}
+    return {
+        "kind": "data_error",
+        "message": str(o.get("message") or ""),
+        "file": None if ev.get("file") is None else str(ev["file"]),
+        "entry": None if line is None else f"line {line}",
+        "fix": str(o.get("remedy") or ""),
+    }
 
 
 def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProbe | None:
@@ -159,8 +188,14 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
     ds = dataset.copy()
     ds["train"] = True  # the long runs' (and the budget's) mode
     ds["check_collate"] = True  # an uncollatable item is named here, once, not in every config's run
-    r = run_config(ds, LoaderConfig(batch_size=bs, num_workers=0), PROBE_BATCHES, run_dir=session.runs_dir,
-                   name="pipeline-probe", watchdog=watchdog_for(s))
+    r = run_config(
+        ds,
+        LoaderConfig(batch_size=bs, num_workers=0),
+        PROBE_BATCHES,
+        run_dir=session.runs_dir,
+        name="pipeline-probe",
+        watchdog=watchdog_for(s),
+    )
     err = probe_data_error(r.record)
     if err is not None:
         session.fail_data(err)
@@ -185,8 +220,13 @@ def applicable_bytes(session: StressSession, dataset: DatasetSpec) -> float | No
 def session_budget(session: StressSession, dataset: DatasetSpec, config: LoaderConfig) -> Budget:
     """``config``'s predicted needs in this session: the probe's measured bytes per item and RSS when it
     measured ``dataset``'s pipeline, else the built-in arithmetic (pre-flight and every run use this)."""
-    return predict(config, frames=int(dataset.get("num_frames", 16)), size=int(dataset.get("size", 224)),
-                   base_rss=session.base_rss, bytes_per_item=applicable_bytes(session, dataset))
+    return predict(
+        config,
+        frames=int(dataset.get("num_frames", 16)),
+        size=int(dataset.get("size", 224)),
+        base_rss=session.base_rss,
+        bytes_per_item=applicable_bytes(session, dataset),
+    )
 
 
 def fits(need: int, workers: int, available: int) -> bool:
@@ -207,11 +247,11 @@ class StressFacts:
     """What the stress layer knows about a run that the runner does not."""
 
     test_id: str
-    kind: str                        # quick / sustained / limits / validate / distributed
+    kind: str  # quick / sustained / limits / validate / distributed
     phase: str | None
     budget: dict[str, Any]
-    requested_workers: int | None    # asked for, before capping (None: not capped)
-    gpu: str | None = None           # why the GPU checks were skipped
+    requested_workers: int | None  # asked for, before capping (None: not capped)
+    gpu: str | None = None  # why the GPU checks were skipped
     decode_limit: float | None = None
 
 
@@ -241,7 +281,7 @@ class Stress:
     dataset: DatasetSpec
     test_id: str
     progress: Callable[[str], None] | None = None
-    test_name: str = ""   # e.g. test_ladder[phase3-bs4-w2-pf2]: what --inject-fault's :TEST matches
+    test_name: str = ""  # e.g. test_ladder[phase3-bs4-w2-pf2]: what --inject-fault's :TEST matches
 
     @property
     def settings(self) -> Settings:
@@ -263,9 +303,13 @@ class Stress:
 
     def largest_fitting_batch(self, config: LoaderConfig) -> int | None:
         """The largest batch size whose predicted shm fits what this (or the emulated) machine has."""
-        return largest_fitting_batch(config, available_shm(self.settings, self.session.machine),
-                                     frames=int(self.dataset.get("num_frames", 16)),
-                                     size=int(self.dataset.get("size", 224)), bytes_per_item=self.bytes_per_item)
+        return largest_fitting_batch(
+            config,
+            available_shm(self.settings, self.session.machine),
+            frames=int(self.dataset.get("num_frames", 16)),
+            size=int(self.dataset.get("size", 224)),
+            bytes_per_item=self.bytes_per_item,
+        )
 
     def watchdog(self) -> Watchdog:
         return watchdog_for(self.settings)
@@ -274,9 +318,12 @@ class Stress:
         shm_avail = available_shm(self.settings, self.session.machine)
         ok = fits(need, workers, shm_avail)
         if not ok:
-            warnings.warn(BudgetWarning(
-                f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
-                f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"))
+            warnings.warn(
+                BudgetWarning(
+                    f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
+                    f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"
+                )
+            )
         return ok, shm_avail
 
     def _dataset(self, train: bool) -> DatasetSpec:
@@ -301,6 +348,7 @@ class Stress:
                 machine["cuda"] = bool(ev["cuda"])
             if on_event is not None:
                 on_event(ev, mon)
+
         return True, learn
 
     @staticmethod
@@ -308,11 +356,22 @@ class Stress:
         # only a run that loaded every batch is judged further: a crash is its own verdict
         return [v for c in checks for v in c(result)] if result.passed else []
 
-    def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
-            train: bool = False, fault_ok: bool = True, live: bool = False,
-            run_base: str | os.PathLike[str] | None = None, requested_workers: int | None = None,
-            checks: Sequence[Check] = (), measure: dict[str, Any] | None = None,
-            decode_rate: bool = False) -> RunResult:
+    def run(
+        self,
+        config: LoaderConfig,
+        batches: int,
+        *,
+        kind: str,
+        phase: str | None = None,
+        train: bool = False,
+        fault_ok: bool = True,
+        live: bool = False,
+        run_base: str | os.PathLike[str] | None = None,
+        requested_workers: int | None = None,
+        checks: Sequence[Check] = (),
+        measure: dict[str, Any] | None = None,
+        decode_rate: bool = False,
+    ) -> RunResult:
         """Run ``config`` isolated, stamp its record (:func:`stamp`) with ``checks``' verdicts.
         ``decode_rate``: this run is the single-process decode-rate measurement (quick phase 1, BS=1 W=0,
         :attr:`~.plans.Phase.decode_rate`), so the session's decode limit needs no probe run of its own."""
@@ -324,19 +383,38 @@ class Stress:
         cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
         extra: dict[str, Any] = {"measure": measure} if measure else {}
         result = run_config(
-            self._dataset(train), config, batches, fault=self._fault(fault_ok), sandbox=s.sandbox,
-            watchdog=self.watchdog(), run_dir=run_base or self.session.runs_dir,
-            name=f"{kind}-{phase or config.label}", on_event=on_event,
-            cuda=cuda, step_s=float(s.step_time or 0.0),
-            extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail}, **extra,
+            self._dataset(train),
+            config,
+            batches,
+            fault=self._fault(fault_ok),
+            sandbox=s.sandbox,
+            watchdog=self.watchdog(),
+            run_dir=run_base or self.session.runs_dir,
+            name=f"{kind}-{phase or config.label}",
+            on_event=on_event,
+            cuda=cuda,
+            step_s=float(s.step_time or 0.0),
+            extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
+            **extra,
         )
         if decode_rate and result.passed and self.session.decode_rate is None:
             self.session.decode_rate = result.metrics.get("videos_per_s")
             self.session.base_rss = result.metrics.get("rss_peak_bytes")
             limit = self.decode_limit(config, probe=False)
-        facts = StressFacts(self.test_id, kind, phase, {
-            **budget.to_dict(), "base_rss_measured": self.session.base_rss is not None,
-            "shm_available_bytes": shm_avail, "fits": fit}, requested_workers, self._gpu(), limit)
+        facts = StressFacts(
+            self.test_id,
+            kind,
+            phase,
+            {
+                **budget.to_dict(),
+                "base_rss_measured": self.session.base_rss is not None,
+                "shm_available_bytes": shm_avail,
+                "fits": fit,
+            },
+            requested_workers,
+            self._gpu(),
+            limit,
+        )
         stamp(result.record, facts, self._verdicts(result, checks))
         return result
 
@@ -350,8 +428,14 @@ class Stress:
         if self.dataset.get("factory"):
             probe = False  # the pipeline probe measured it (or could not: then there is no L)
         if self.session.decode_rate is None and probe:
-            r = run_config(self._dataset(False), LoaderConfig(batch_size=4, num_workers=0), 17,
-                           run_dir=self.session.runs_dir, name="decode-rate-probe", watchdog=self.watchdog())
+            r = run_config(
+                self._dataset(False),
+                LoaderConfig(batch_size=4, num_workers=0),
+                17,
+                run_dir=self.session.runs_dir,
+                name="decode-rate-probe",
+                watchdog=self.watchdog(),
+            )
             self.session.decode_rate = r.metrics.get("videos_per_s") if r.passed else None
             self.session.base_rss = r.metrics.get("rss_peak_bytes") if r.passed else None
         if not self.session.decode_rate:
@@ -365,9 +449,18 @@ class Stress:
             return s.fault
         return None
 
-    def run_distributed(self, config: LoaderConfig, batches: int, *, nproc_per_node: int | None = None,
-                        limit: int | None = None, fault_ok: bool = True, live: bool = False,
-                        requested_workers: int | None = None, checks: Sequence[Check] = ()) -> RunResult:
+    def run_distributed(
+        self,
+        config: LoaderConfig,
+        batches: int,
+        *,
+        nproc_per_node: int | None = None,
+        limit: int | None = None,
+        fault_ok: bool = True,
+        live: bool = False,
+        requested_workers: int | None = None,
+        checks: Sequence[Check] = (),
+    ) -> RunResult:
         """``config`` in every rank of a torchrun job (``--nproc-per-node`` ranks, or ``nproc_per_node``;
         multi-node from the session's launch settings), ``limit`` items of the dataset, train sampling.
 
@@ -386,17 +479,39 @@ class Stress:
         phase = f"{n} rank{'s' if n != 1 else ''}" + (f" × {launch.nnodes} nodes" if launch.nnodes > 1 else "")
         cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
         result = run_distributed(
-            ds, config, batches, nproc_per_node=n, nnodes=launch.nnodes, node_rank=launch.node_rank,
-            rdzv_endpoint=launch.rdzv_endpoint, fault=self._fault(fault_ok), sandbox=s.sandbox,
-            watchdog=self.watchdog(), run_dir=self.session.runs_dir,
-            name=f"distributed-{config.label}-n{n}", on_event=on_event,
-            cuda=cuda, step_s=float(s.step_time or 0.0),
+            ds,
+            config,
+            batches,
+            nproc_per_node=n,
+            nnodes=launch.nnodes,
+            node_rank=launch.node_rank,
+            rdzv_endpoint=launch.rdzv_endpoint,
+            fault=self._fault(fault_ok),
+            sandbox=s.sandbox,
+            watchdog=self.watchdog(),
+            run_dir=self.session.runs_dir,
+            name=f"distributed-{config.label}-n{n}",
+            on_event=on_event,
+            cuda=cuda,
+            step_s=float(s.step_time or 0.0),
             extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
         )
-        facts = StressFacts(self.test_id, "distributed", phase, {
-            **per_rank.to_dict(), "shm_bytes": need, "rank_shm_bytes": per_rank.shm_bytes,
-            "rss_bytes": per_rank.rss_bytes * n, "ranks": n, "shm_available_bytes": shm_avail, "fits": fit},
-            requested_workers, self._gpu())
+        facts = StressFacts(
+            self.test_id,
+            "distributed",
+            phase,
+            {
+                **per_rank.to_dict(),
+                "shm_bytes": need,
+                "rank_shm_bytes": per_rank.shm_bytes,
+                "rss_bytes": per_rank.rss_bytes * n,
+                "ranks": n,
+                "shm_available_bytes": shm_avail,
+                "fits": fit,
+            },
+            requested_workers,
+            self._gpu(),
+        )
         stamp(result.record, facts, self._verdicts(result, checks))
         return result
 
@@ -429,6 +544,8 @@ class Stress:
             assert self.progress is not None
             who = f" rank {state['rank']}" if state["rank"] is not None else ""
             node = " (node)" if state["rank"] is not None else ""
-            self.progress(f"  {config.label}{who}: batch {i + 1}/{batches}  {rate:.1f} videos/s  RSS{node} {rss}  "
-                          f"shm{node} {shm}")
+            self.progress(
+                f"  {config.label}{who}: batch {i + 1}/{batches}  {rate:.1f} videos/s  RSS{node} {rss}  shm{node} {shm}"
+            )
+
         return on_event

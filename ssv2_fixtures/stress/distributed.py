@@ -5,6 +5,7 @@ baseline that says whether a failure is a multi-rank effect.
 the job through :class:`~ssv2_fixtures.stress.campaign.Stress`, with the check as one of its verdicts,
 and the baseline when the N-rank run failed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,21 +39,28 @@ def node_totals(rec: Any, config: LoaderConfig, nproc_per_node: int) -> dict[str
     told = [int(x) for x in started if x is not None]
     peak = m.get("rank_procs_peak")
     extra = n if config.sharing_strategy == "file_system" else 0
-    sums = {"videos": sum(r["videos"] for r in rows) == m.get("videos"),
-            "ranks reported": len(rows) == n,
-            "processes": all(x == w for x in told),
-            "processes at peak": peak is None or peak <= expected + extra}
+    sums = {
+        "videos": sum(r["videos"] for r in rows) == m.get("videos"),
+        "ranks reported": len(rows) == n,
+        "processes": all(x == w for x in told),
+        "processes at peak": peak is None or peak <= expected + extra,
+    }
     ok = all(sums.values())
     if not told:
         procs = "loader processes not observed (no rank reported its workers)"
     else:
-        procs = (f"{sum(1 + x for x in told)} loader processes reported by {len(told)} of {len(rows)} rank(s) "
-                 f"({' + '.join(f'(1 + {x})' for x in told)})")
-    return {"name": "node_totals", "ok": ok,
-            "detail": f"{len(rows)} of {n} ranks reported, {m.get('videos')} videos "
-                      f"(= {' + '.join(str(r['videos']) for r in rows)}), {procs} for {n} × (1 + {w}) = "
-                      f"{expected}; {'not sampled' if peak is None else f'the samples caught {peak} at once'}"
-                      + ("" if ok else f"; wrong: {[k for k, good in sums.items() if not good]}")}
+        procs = (
+            f"{sum(1 + x for x in told)} loader processes reported by {len(told)} of {len(rows)} rank(s) "
+            f"({' + '.join(f'(1 + {x})' for x in told)})"
+        )
+    return {
+        "name": "node_totals",
+        "ok": ok,
+        "detail": f"{len(rows)} of {n} ranks reported, {m.get('videos')} videos "
+        f"(= {' + '.join(str(r['videos']) for r in rows)}), {procs} for {n} × (1 + {w}) = "
+        f"{expected}; {'not sampled' if peak is None else f'the samples caught {peak} at once'}"
+        + ("" if ok else f"; wrong: {[k for k, good in sums.items() if not good]}"),
+    }
 
 
 def _rate(m: Any) -> str:
@@ -80,19 +88,24 @@ class DistributedResult:
             why = r.describe()
         b = self.baseline
         if b is not None:
-            why += ("\n  the same config passes with 1 rank "
-                    f"({_rate(b.metrics)} videos/s): it fails because of the "
-                    f"{n} ranks sharing this node" if b.passed else
-                    f"\n  it fails with 1 rank too ({b.kind}): not a multi-rank effect")
+            why += (
+                "\n  the same config passes with 1 rank "
+                f"({_rate(b.metrics)} videos/s): it fails because of the "
+                f"{n} ranks sharing this node"
+                if b.passed
+                else f"\n  it fails with 1 rank too ({b.kind}): not a multi-rank effect"
+            )
         return why
 
     @property
     def summary(self) -> str:
         m, rows = self.result.metrics, self.result.record.get("ranks", [])
-        return (f"{self.result.record['label']} × {self.nproc_per_node} ranks: {_rate(m)} "
-                f"videos/s on this node (per rank {', '.join(_rate(r) for r in rows)}), "
-                f"RSS peak {m.get('rss_peak_bytes', 0) / 2**30:.2f} GB, "
-                f"shm peak {m.get('shm_peak_bytes', 0) / 2**20:.0f} MB")
+        return (
+            f"{self.result.record['label']} × {self.nproc_per_node} ranks: {_rate(m)} "
+            f"videos/s on this node (per rank {', '.join(_rate(r) for r in rows)}), "
+            f"RSS peak {m.get('rss_peak_bytes', 0) / 2**30:.2f} GB, "
+            f"shm peak {m.get('shm_peak_bytes', 0) / 2**20:.0f} MB"
+        )
 
 
 def run(stress: Stress, config: LoaderConfig, requested_workers: int) -> DistributedResult:
@@ -100,14 +113,23 @@ def run(stress: Stress, config: LoaderConfig, requested_workers: int) -> Distrib
     launch = s.launch
     n = launch.nproc_per_node
     result = stress.run_distributed(
-        config, s.batches, limit=epoch_limit(s.batches, config.batch_size, launch.world_size), live=True,
-        requested_workers=requested_workers, checks=[lambda r: [node_totals(r.record, config, n)]])
+        config,
+        s.batches,
+        limit=epoch_limit(s.batches, config.batch_size, launch.world_size),
+        live=True,
+        requested_workers=requested_workers,
+        checks=[lambda r: [node_totals(r.record, config, n)]],
+    )
     stress.record(result)
     baseline = None
     # not after an injected drill (its cause is known) nor on several nodes (the runs pair up test by test)
     if not result.passed and n > 1 and launch.nnodes == 1 and result.record.get("fault") is None:
-        baseline = stress.run_distributed(config, s.batches, nproc_per_node=1,
-                                          limit=epoch_limit(s.batches, config.batch_size, 1),
-                                          requested_workers=requested_workers)
+        baseline = stress.run_distributed(
+            config,
+            s.batches,
+            nproc_per_node=1,
+            limit=epoch_limit(s.batches, config.batch_size, 1),
+            requested_workers=requested_workers,
+        )
         stress.record(baseline)
     return DistributedResult(result, baseline, n)

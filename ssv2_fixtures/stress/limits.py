@@ -5,6 +5,7 @@ every probe is an isolated run. The search (:func:`boundary`) is pure: it asks a
 passed`` callable, so it is tested without processes; :func:`search` runs it with real probes and
 builds the session's ``limits`` entry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ def search_bound(max_batch_size: int, fitting: int | None) -> int:
 @dataclass
 class LimitsResult:
     workers: int
-    entry: dict[str, Any]                               # the session's ``limits`` row (results.json)
+    entry: dict[str, Any]  # the session's ``limits`` row (results.json)
     probes: dict[int, RunResult] = field(default_factory=dict)
 
     @property
@@ -66,8 +67,10 @@ class LimitsResult:
         e = self.entry
         if e["first_failing_batch_size"] is None:
             return f"W={self.workers}: no failure up to batch size {e['max_batch_size_tried']} (the largest tried)"
-        return (f"W={self.workers}: boundary batch size {e['boundary_batch_size'] or 'none'}; "
-                f"{e['first_failing_batch_size']} fails as {e['kind_beyond']}")
+        return (
+            f"W={self.workers}: boundary batch size {e['boundary_batch_size'] or 'none'}; "
+            f"{e['first_failing_batch_size']} fails as {e['kind_beyond']}"
+        )
 
 
 def search(stress: Stress, workers: int) -> LimitsResult:
@@ -92,8 +95,11 @@ def search(stress: Stress, workers: int) -> LimitsResult:
     good, bad = boundary(probe, bound)
     beyond = out.probes[bad] if bad is not None else None
     out.entry = {
-        "num_workers": workers, "prefetch_factor": pf, "boundary_batch_size": good or None,
-        "first_failing_batch_size": bad, "kind_beyond": beyond.kind if beyond else None,
+        "num_workers": workers,
+        "prefetch_factor": pf,
+        "boundary_batch_size": good or None,
+        "first_failing_batch_size": bad,
+        "kind_beyond": beyond.kind if beyond else None,
         "max_batch_size_tried": max(out.probes),
         "probes": [r.record["label"] for r in out.probes.values()],
         "emulated": s.sandbox.to_dict() if s.sandbox else None,
@@ -101,7 +107,8 @@ def search(stress: Stress, workers: int) -> LimitsResult:
         # what a batch at the boundary really held (measured from its tensors in the child)
         "bytes_per_batch_at_boundary": out.probes[good].metrics.get("bytes_per_batch") if good else None,
         # the search's bound and the prediction it came from (measured bytes per item for a user's pipeline)
-        "predicted_fitting_batch_size": fitting, "search_bound": bound,
+        "predicted_fitting_batch_size": fitting,
+        "search_bound": bound,
         "bytes_per_item": stress.bytes_per_item,
     }
     stress.session.limits.append(out.entry)

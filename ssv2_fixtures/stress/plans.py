@@ -5,6 +5,7 @@ worker counts, the dataset size that makes every ``-m distributed`` run cross ep
 timeouts sized from the runs' own watchdogs. Pure functions of the settings: no processes, no pytest
 (``parametrize`` takes pytest's ``metafunc`` but only calls its ``parametrize``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ class Phase:
     number: int
     config: LoaderConfig
     requested_workers: int
-    duplicate_of: int | None = None   # capped onto an earlier phase's config: skipped, and said so
-    decode_rate: bool = False         # BS=1, W=0: its rate is the session's single-process decode rate
+    duplicate_of: int | None = None  # capped onto an earlier phase's config: skipped, and said so
+    decode_rate: bool = False  # BS=1, W=0: its rate is the session's single-process decode rate
 
     @property
     def id(self) -> str:
@@ -39,8 +40,15 @@ class Phase:
 # Modelled on the seed campaign's 9 phases: single-process first, then workers, then batch size,
 # then the many-worker settings where the seed saw crashes after ~20-30 batches.
 LADDER: tuple[tuple[int, int, int | None], ...] = (
-    (1, 0, None), (2, 0, None), (4, 2, 2), (8, 2, 2), (8, 4, 2),
-    (16, 4, 2), (16, 8, 4), (16, 16, 4), (16, 24, 4),
+    (1, 0, None),
+    (2, 0, None),
+    (4, 2, 2),
+    (8, 2, 2),
+    (8, 4, 2),
+    (16, 4, 2),
+    (16, 8, 4),
+    (16, 16, 4),
+    (16, 24, 4),
 )
 
 
@@ -50,16 +58,28 @@ def ladder(max_workers: int, *, sharing_strategy: str = "file_descriptor", seed:
     seen: dict[LoaderConfig, int] = {}
     for n, (bs, w, pf) in enumerate(LADDER, start=1):
         capped = min(w, max_workers)
-        cfg = LoaderConfig(batch_size=bs, num_workers=capped, prefetch_factor=pf if capped else None,
-                           sharing_strategy=sharing_strategy, seed=seed)
+        cfg = LoaderConfig(
+            batch_size=bs,
+            num_workers=capped,
+            prefetch_factor=pf if capped else None,
+            sharing_strategy=sharing_strategy,
+            seed=seed,
+        )
         phases.append(Phase(n, cfg, w, seen.get(cfg), decode_rate=n == 1 and w == 0))
         seen.setdefault(cfg, n)
     return phases
 
 
-def matrix(batch_sizes: list[int], workers: list[int], prefetch: list[int], *, max_workers: int,
-           sharing_strategy: str = "file_descriptor", shuffle: bool = True, seed: int = 0,
-           ) -> list[tuple[LoaderConfig, int]]:
+def matrix(
+    batch_sizes: list[int],
+    workers: list[int],
+    prefetch: list[int],
+    *,
+    max_workers: int,
+    sharing_strategy: str = "file_descriptor",
+    shuffle: bool = True,
+    seed: int = 0,
+) -> list[tuple[LoaderConfig, int]]:
     """``batch_sizes × workers × prefetch``, workers capped; returns (config, requested workers),
     first occurrence only (capping can map several requests onto one config)."""
     out: list[tuple[LoaderConfig, int]] = []
@@ -68,8 +88,15 @@ def matrix(batch_sizes: list[int], workers: list[int], prefetch: list[int], *, m
         for w in workers:
             for pf in prefetch:
                 capped = min(w, max_workers)
-                cfg = LoaderConfig(batch_size=bs, num_workers=capped, prefetch_factor=pf if capped else None,
-                                   shuffle=shuffle, drop_last=True, sharing_strategy=sharing_strategy, seed=seed)
+                cfg = LoaderConfig(
+                    batch_size=bs,
+                    num_workers=capped,
+                    prefetch_factor=pf if capped else None,
+                    shuffle=shuffle,
+                    drop_last=True,
+                    sharing_strategy=sharing_strategy,
+                    seed=seed,
+                )
                 if cfg not in seen:
                     seen.add(cfg)
                     out.append((cfg, w))
@@ -89,15 +116,17 @@ def parametrize(metafunc: Any, settings: Settings) -> None:
         phases = ladder(s.max_workers, sharing_strategy=s.sharing_strategy)
         metafunc.parametrize("ladder_phase", phases, ids=[p.id for p in phases])
     if "sustained_config" in names:
-        cfgs = matrix(s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers,
-                      sharing_strategy=s.sharing_strategy)
+        cfgs = matrix(
+            s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers, sharing_strategy=s.sharing_strategy
+        )
         metafunc.parametrize("sustained_config", cfgs, ids=[c.label for c, _ in cfgs])
     if "limits_workers" in names:
         ws = limits_workers(s)
         metafunc.parametrize("limits_workers", ws, ids=[f"w{w}" for w in ws])
     if "distributed_config" in names:
-        cfgs = matrix(s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers,
-                      sharing_strategy=s.sharing_strategy)
+        cfgs = matrix(
+            s.batch_sizes, s.workers, s.prefetch, max_workers=s.max_workers, sharing_strategy=s.sharing_strategy
+        )
         n = s.launch.nproc_per_node
         metafunc.parametrize("distributed_config", cfgs, ids=[f"{c.label}-n{n}" for c, _ in cfgs])
 
@@ -130,20 +159,28 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
     p = params.params if params else {}
     wd = watchdog_for(settings)
     if "ladder_phase" in p:
-        return (wd.resolve(p["ladder_phase"].config, settings.quick_batches, measure=quick_measure(settings))
-                ["total_s"] + _SETUP_MARGIN_S)
+        return (
+            wd.resolve(p["ladder_phase"].config, settings.quick_batches, measure=quick_measure(settings))["total_s"]
+            + _SETUP_MARGIN_S
+        )
     if "sustained_config" in p:
         return wd.resolve(p["sustained_config"][0], settings.batches)["total_s"] + _SETUP_MARGIN_S
     if "distributed_config" in p:
         # the N-rank run, and a 1-rank baseline of the same config when it fails
         cfg, n = p["distributed_config"][0], settings.launch.nproc_per_node
-        return (wd.resolve(cfg, settings.batches, n)["total_s"] + wd.resolve(cfg, settings.batches)["total_s"]
-                + _SETUP_MARGIN_S)
+        return (
+            wd.resolve(cfg, settings.batches, n)["total_s"]
+            + wd.resolve(cfg, settings.batches)["total_s"]
+            + _SETUP_MARGIN_S
+        )
     if "limits_workers" in p:
         # grow (log2 max) + bisect (log2 max) probes, each bounded by its own watchdog
         n = 2 * max(1, int(settings.max_batch_size).bit_length())
-        worst = LoaderConfig(batch_size=settings.max_batch_size, num_workers=p["limits_workers"],
-                             prefetch_factor=settings.prefetch[0] if p["limits_workers"] else None)
+        worst = LoaderConfig(
+            batch_size=settings.max_batch_size,
+            num_workers=p["limits_workers"],
+            prefetch_factor=settings.prefetch[0] if p["limits_workers"] else None,
+        )
         return n * wd.resolve(worst, settings.limit_batches)["total_s"] + _SETUP_MARGIN_S
     if item.get_closest_marker("tune") and not item.get_closest_marker("quick"):
         # the bound the search keeps (tune.bound_s) plus the setup margin, which also holds one
@@ -158,7 +195,7 @@ def item_timeout(item: Any, settings: Settings) -> float | None:
     return None
 
 
-QUICK_WARMUP = 3        # batches not measured: worker start-up, empty prefetch queues
+QUICK_WARMUP = 3  # batches not measured: worker start-up, empty prefetch queues
 QUICK_MIN_BATCHES = 12  # the interval needs a few batch means before "within ±5 %" means anything
 QUICK_TARGET_REL = 0.05
 # The interval only sees the noise inside its window: BS=1-4 phases converged in under 1.5 s and then
@@ -175,6 +212,11 @@ def quick_measure(settings: Settings) -> dict[str, Any]:
     A small ``--quick-batches`` (a smoke run) shrinks warm-up and minimum with it."""
     cap = settings.quick_batches  # most batches a phase loads, warm-up included
     warmup = min(QUICK_WARMUP, cap - 1)
-    return {"warmup_batches": warmup, "min_batches": max(1, min(QUICK_MIN_BATCHES, cap - warmup)),
-            "max_batches": cap, "max_s": float(settings.quick_seconds), "target_rel": QUICK_TARGET_REL,
-            "min_s": min(QUICK_MIN_S, float(settings.quick_seconds))}
+    return {
+        "warmup_batches": warmup,
+        "min_batches": max(1, min(QUICK_MIN_BATCHES, cap - warmup)),
+        "max_batches": cap,
+        "max_s": float(settings.quick_seconds),
+        "target_rel": QUICK_TARGET_REL,
+        "min_s": min(QUICK_MIN_S, float(settings.quick_seconds)),
+    }

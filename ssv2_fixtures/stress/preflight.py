@@ -4,6 +4,7 @@ Each check returns ``None`` when it holds, or the message that says what to chan
 ``tests/stress/test_preflight.py`` only call and assert. The needs come from :mod:`.budget` for the
 largest config this session will run.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,11 @@ def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
         return None
     label, peak = max(need.items(), key=lambda kv: kv[1])
     where = "emulated /dev/shm" if s.sandbox and s.sandbox.shm_bytes else "/dev/shm free"
-    return (f"{label} needs ~{peak / 2**20:.0f} MB of shared memory in flight; {where} is {avail / 2**20:.0f} MB. "
-            f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or lower "
-            "batch_size × num_workers × prefetch_factor")
+    return (
+        f"{label} needs ~{peak / 2**20:.0f} MB of shared memory in flight; {where} is {avail / 2**20:.0f} MB. "
+        f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or lower "
+        "batch_size × num_workers × prefetch_factor"
+    )
 
 
 def tmpdir(session: StressSession) -> str | None:
@@ -62,13 +65,16 @@ def tmpdir(session: StressSession) -> str | None:
             f.write(b"x" * 65536)
             f.flush()
     except OSError as exc:
-        return (f"TMPDIR {tmp} (the runs' folder) is not writable ({exc.strerror}): set --loader-tmpdir "
-                "to a writable disk")
+        return (
+            f"TMPDIR {tmp} (the runs' folder) is not writable ({exc.strerror}): set --loader-tmpdir to a writable disk"
+        )
     free = shutil.disk_usage(tmp).free
     if free >= 1 * 2**30:
         return None
-    return (f"TMPDIR {tmp} (the runs' folder) has only {free / 2**20:.0f} MB free (< 1 GB): temp files of "
-            "multiprocessing and decoders fill it; point --loader-tmpdir at a larger disk")
+    return (
+        f"TMPDIR {tmp} (the runs' folder) has only {free / 2**20:.0f} MB free (< 1 GB): temp files of "
+        "multiprocessing and decoders fill it; point --loader-tmpdir at a larger disk"
+    )
 
 
 def nofile(session: StressSession) -> str | None:
@@ -81,8 +87,10 @@ def nofile(session: StressSession) -> str | None:
     need = max(predict(c, frames=s.frames, size=s.size).fds for c in cfgs)
     if soft >= need:
         return None
-    return (f"ulimit -n is {soft}; the file_descriptor strategy needs ~{need} here. Run `ulimit -n 65536` "
-            "before training, or set torch.multiprocessing.set_sharing_strategy('file_system')")
+    return (
+        f"ulimit -n is {soft}; the file_descriptor strategy needs ~{need} here. Run `ulimit -n 65536` "
+        "before training, or set torch.multiprocessing.set_sharing_strategy('file_system')"
+    )
 
 
 def decoder(spec: DatasetSpec, info: Mapping[str, Any]) -> str | None:
@@ -95,8 +103,10 @@ def decoder(spec: DatasetSpec, info: Mapping[str, Any]) -> str | None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        return (f"{spec.get('decoder', 'decord')} cannot decode {info.get('codec')} videos of "
-                f"{info.get('root')}:\n{r.stderr[-2000:]}")
+        return (
+            f"{spec.get('decoder', 'decord')} cannot decode {info.get('codec')} videos of "
+            f"{info.get('root')}:\n{r.stderr[-2000:]}"
+        )
     frames, size = int(spec.get("num_frames", 16)), int(spec.get("size", 224))
     want = f"({frames}, {size}, {size}, 3) torch.uint8"
     return None if want in r.stdout else f"the decoder returned {r.stdout.strip()!r}, expected {want}"
@@ -104,8 +114,10 @@ def decoder(spec: DatasetSpec, info: Mapping[str, Any]) -> str | None:
 
 def torch_before_decord() -> str | None:
     """decord#251/#263: decord loaded before torch can crash at import; SSv2Clips imports torch first."""
-    code = ("import sys; import ssv2_fixtures.data.clips as c; c._decode_decord; import decord; "
-            "mods = list(sys.modules); print(mods.index('torch') < mods.index('decord'))")
+    code = (
+        "import sys; import ssv2_fixtures.data.clips as c; c._decode_decord; import decord; "
+        "mods = list(sys.modules); print(mods.index('torch') < mods.index('decord'))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         return r.stderr[-2000:]

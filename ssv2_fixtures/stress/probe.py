@@ -1,6 +1,7 @@
 """Machine facts that decide whether a loader config can run: cores, RAM, /dev/shm, TMPDIR, fds, versions;
 and the pipeline probe's facts (:func:`pipeline_probe`): what one loading process of *this* dataset
 costs, measured from real batches before a session's configs run."""
+
 from __future__ import annotations
 
 import os
@@ -25,16 +26,16 @@ pipeline) and a single-process rate, short enough for a slow float32 pipeline.""
 class PipelineProbe(TypedDict):
     """results.json's top-level ``probe``: one isolated W=0 run of the session's pipeline."""
 
-    bytes_per_item: float       # bytes_per_batch / videos per batch, from the batches' tensors
+    bytes_per_item: float  # bytes_per_batch / videos per batch, from the batches' tensors
     batch_shape: list[int] | None
     batch_dtype: str | None
     clips_per_item: float | None
-    rss_bytes: int | None       # RSS peak of the one loading process
-    items_per_s: float | None   # single-process rate: the decode limit's base (L) for this pipeline
+    rss_bytes: int | None  # RSS peak of the one loading process
+    items_per_s: float | None  # single-process rate: the decode limit's base (L) for this pipeline
     batch_size: int
     batches: int
     label: str
-    factory: str | None         # the pipeline it measured: the bytes hold for this factory and these kwargs
+    factory: str | None  # the pipeline it measured: the bytes hold for this factory and these kwargs
     factory_kwargs: dict[str, Any]
 
 
@@ -47,20 +48,29 @@ def pipeline_probe(rec: Mapping[str, Any]) -> PipelineProbe | None:
         return None
     per_batch_videos = videos / batches
     clips = m.get("clips_per_batch")
-    return {"bytes_per_item": per_batch / per_batch_videos,
-            "batch_shape": list(m["batch_shape"]) if m.get("batch_shape") else None,
-            "batch_dtype": m.get("batch_dtype"),
-            "clips_per_item": clips / per_batch_videos if clips else None,
-            "rss_bytes": m.get("rss_peak_bytes"), "items_per_s": m.get("videos_per_s"),
-            "batch_size": int((rec.get("config") or {}).get("batch_size") or round(per_batch_videos)),
-            "batches": int(batches), "label": str(rec.get("label", "")),
-            "factory": ds.get("factory"), "factory_kwargs": dict(ds.get("factory_kwargs") or {})}
+    return {
+        "bytes_per_item": per_batch / per_batch_videos,
+        "batch_shape": list(m["batch_shape"]) if m.get("batch_shape") else None,
+        "batch_dtype": m.get("batch_dtype"),
+        "clips_per_item": clips / per_batch_videos if clips else None,
+        "rss_bytes": m.get("rss_peak_bytes"),
+        "items_per_s": m.get("videos_per_s"),
+        "batch_size": int((rec.get("config") or {}).get("batch_size") or round(per_batch_videos)),
+        "batches": int(batches),
+        "label": str(rec.get("label", "")),
+        "factory": ds.get("factory"),
+        "factory_kwargs": dict(ds.get("factory_kwargs") or {}),
+    }
 
 
 def probe_applies(probe: Mapping[str, Any] | None, dataset: Mapping[str, Any]) -> bool:
     """Whether ``probe`` measured ``dataset``'s pipeline (validate's TOML may name another one)."""
-    return bool(probe and dataset.get("factory") and probe.get("factory") == dataset.get("factory")
-                and dict(probe.get("factory_kwargs") or {}) == dict(dataset.get("factory_kwargs") or {}))
+    return bool(
+        probe
+        and dataset.get("factory")
+        and probe.get("factory") == dataset.get("factory")
+        and dict(probe.get("factory_kwargs") or {}) == dict(dataset.get("factory_kwargs") or {})
+    )
 
 
 def _version(dist: str) -> str | None:
@@ -126,8 +136,13 @@ def cuda_in_child(timeout_s: float = 120.0) -> bool | None:
     import sys
 
     try:
-        out = subprocess.run([sys.executable, "-c", "import torch; print(int(torch.cuda.is_available()))"],
-                             capture_output=True, text=True, timeout=timeout_s, check=True).stdout.strip()
+        out = subprocess.run(
+            [sys.executable, "-c", "import torch; print(int(torch.cuda.is_available()))"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return out.endswith("1") if out[-1:] in ("0", "1") else None

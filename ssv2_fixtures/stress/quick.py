@@ -3,6 +3,7 @@
 Each returns a :class:`Step`: the run (if one ran) and why the test skips or fails, so the test only
 selects, calls and asserts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,17 +31,25 @@ def ladder_phase(stress: Stress, phase: Phase) -> Step:
     session, s = stress.session, stress.settings
     cap = s.max_workers
     if phase.duplicate_of is not None:
-        note = (f"phase{phase.number}: W={phase.requested_workers} capped to {cap} (--max-workers, default "
-                f"2 × cores) is the same config as phase{phase.duplicate_of}; raise --max-workers to run it")
+        note = (
+            f"phase{phase.number}: W={phase.requested_workers} capped to {cap} (--max-workers, default "
+            f"2 × cores) is the same config as phase{phase.duplicate_of}; raise --max-workers to run it"
+        )
         session.capped.append(note)
         return Step(None, skip=note)
     if session.ladder_failure is not None:
         n, kind = session.ladder_failure
         return Step(None, skip=f"phase {n} failed: {kind}")
     measure = quick_measure(s)
-    result = stress.run(phase.config, measure["max_batches"], kind="quick", phase=phase.name,
-                        requested_workers=phase.requested_workers, measure=measure,
-                        decode_rate=phase.decode_rate)
+    result = stress.run(
+        phase.config,
+        measure["max_batches"],
+        kind="quick",
+        phase=phase.name,
+        requested_workers=phase.requested_workers,
+        measure=measure,
+        decode_rate=phase.decode_rate,
+    )
     if phase.requested_workers != phase.config.num_workers:
         session.capped.append(f"phase{phase.number}: W={phase.requested_workers} capped to {cap}")
     stress.record(result)
@@ -54,8 +63,15 @@ def sustained(stress: Stress, config: LoaderConfig, requested_workers: int) -> S
     """``--batches`` batches of ``config``; fails on a failure outcome, memory growth or throughput decay."""
     from .campaign import series
 
-    result = stress.run(config, stress.settings.batches, kind="sustained", train=True, live=True,
-                        requested_workers=requested_workers, checks=[series])
+    result = stress.run(
+        config,
+        stress.settings.batches,
+        kind="sustained",
+        train=True,
+        live=True,
+        requested_workers=requested_workers,
+        checks=[series],
+    )
     stress.record(result)
     if result.kind is not None:
         return Step(result, failure=result.describe())

@@ -4,6 +4,7 @@ Registered as a plugin object by :mod:`ssv2_fixtures.plugin`; everything the fix
 lives here, not in module globals. ``results.json`` is rewritten atomically after every config, so a
 killed session keeps what finished.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,10 @@ from .probe import PipelineProbe
 class DataErrorRecord(TypedDict):
     """results.json's top-level ``data_error``: the session's data could not load, so nothing ran."""
 
-    kind: str            # always "data_error"
-    message: str         # the whole sentence, as pytest shows it
-    file: str | None     # the annotation file, video or factory module at fault
-    entry: str | None    # e.g. "entry 12" / "line 3" / "field 'template'"; None: the file as a whole
+    kind: str  # always "data_error"
+    message: str  # the whole sentence, as pytest shows it
+    file: str | None  # the annotation file, video or factory module at fault
+    entry: str | None  # e.g. "entry 12" / "line 3" / "field 'template'"; None: the file as a whole
     fix: str
 
 
@@ -41,14 +42,14 @@ class StressSession:
     results: list[RunRecord] = field(default_factory=list)
     limits: list[dict[str, Any]] = field(default_factory=list)
     validate: dict[str, Any] | None = None
-    ladder_failure: tuple[int, str] | None = None   # (phase number, outcome kind)
+    ladder_failure: tuple[int, str] | None = None  # (phase number, outcome kind)
     capped: list[str] = field(default_factory=list)
-    tune: list[dict[str, Any]] = field(default_factory=list)   # -m tune: one TuneRecord per batch size
-    data_error: DataErrorRecord | None = None   # the dataset could not load (written, then the tests fail)
+    tune: list[dict[str, Any]] = field(default_factory=list)  # -m tune: one TuneRecord per batch size
+    data_error: DataErrorRecord | None = None  # the dataset could not load (written, then the tests fail)
     _created: str = ""
-    report_error: str | None = None    # summary.md failed to build: shown in the terminal summary
-    base_rss: int | None = None        # RSS of one loading process, measured with the decode rate
-    decode_rate: float | None = None   # single-process videos/s of this dataset and sampling (the limit's base)
+    report_error: str | None = None  # summary.md failed to build: shown in the terminal summary
+    base_rss: int | None = None  # RSS of one loading process, measured with the decode rate
+    decode_rate: float | None = None  # single-process videos/s of this dataset and sampling (the limit's base)
     probe: PipelineProbe | None = None  # a user's pipeline, probed once (results.json "probe")
 
     def __post_init__(self) -> None:
@@ -78,9 +79,16 @@ class StressSession:
 
     def file(self) -> ResultsFile:
         out: ResultsFile = {
-            "schema": SCHEMA, "run_id": self.run_id, "created": self._created, "updated": _now(),
-            "machine": self.machine, "dataset": self.dataset, "settings": self.settings.public(),
-            "results": self.results, "limits": self.limits, "validate": self.validate,
+            "schema": SCHEMA,
+            "run_id": self.run_id,
+            "created": self._created,
+            "updated": _now(),
+            "machine": self.machine,
+            "dataset": self.dataset,
+            "settings": self.settings.public(),
+            "results": self.results,
+            "limits": self.limits,
+            "validate": self.validate,
             "capped": self.capped,
         }
         if self.tune:

@@ -25,6 +25,7 @@ TOML only: a config file is data, never executed. Unknown keys and wrong types a
     max_wait_ms_p95 = 400
     max_first_batch_s = 60
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,17 @@ from ..data.loader import LoaderConfig
 from ..options import dataset_arg_check, factory_name
 
 _LOADER_KEYS: dict[str, tuple[type, ...]] = {
-    "batch_size": (int,), "num_workers": (int,), "prefetch_factor": (int,), "sharing_strategy": (str,),
-    "tmpdir": (str,), "pin_memory": (bool,), "persistent_workers": (bool,), "shuffle": (bool,),
-    "drop_last": (bool,), "timeout": (int, float), "seed": (int,),
+    "batch_size": (int,),
+    "num_workers": (int,),
+    "prefetch_factor": (int,),
+    "sharing_strategy": (str,),
+    "tmpdir": (str,),
+    "pin_memory": (bool,),
+    "persistent_workers": (bool,),
+    "shuffle": (bool,),
+    "drop_last": (bool,),
+    "timeout": (int, float),
+    "seed": (int,),
 }
 # target name → (metric in RunRecord.metrics, unit scale, "min" or "max")
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -68,7 +77,7 @@ class TrainConfig:
     tmpdir: str | None
     batches: int | None
     targets: dict[str, float]
-    dataset: dict[str, Any] = field(default_factory=dict)   # factory, factory_kwargs, factory_path
+    dataset: dict[str, Any] = field(default_factory=dict)  # factory, factory_kwargs, factory_path
 
 
 def load(path: str | Path) -> TrainConfig:
@@ -96,7 +105,9 @@ def load(path: str | Path) -> TrainConfig:
             raise err(f"[loader] {k}", f"unknown key; known: {', '.join(sorted(_LOADER_KEYS))}")
         types = _LOADER_KEYS[k]
         if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-            raise err(f"[loader] {k}", f"expected {' or '.join(t.__name__ for t in types)}, got {type(v).__name__} {v!r}")
+            raise err(
+                f"[loader] {k}", f"expected {' or '.join(t.__name__ for t in types)}, got {type(v).__name__} {v!r}"
+            )
     fields = {k: v for k, v in loader.items() if k != "tmpdir"}
     try:
         cfg = LoaderConfig(**fields)
@@ -136,7 +147,7 @@ def _dataset(p: Path, table: Any, err: Any) -> dict[str, Any]:
             raise err(f"[dataset] {k}", "unknown key; known: factory, kwargs, path")
     factory = table.get("factory")
     if not isinstance(factory, str):
-        raise err("[dataset] factory", f"expected a string \"MODULE:CALLABLE\", got {factory!r}")
+        raise err("[dataset] factory", f'expected a string "MODULE:CALLABLE", got {factory!r}')
     try:
         name = factory_name(factory, "[dataset] factory")
     except ValueError as exc:

@@ -41,6 +41,7 @@ seen so far) and starts it only if it ends before the stage's deadline. Configs 
 (``predict_fits``) are not run — they are recorded with kind ``predicted_unfit`` — unless nothing in
 the space fits; failed configs are rejected and recorded with their failure kind.
 """
+
 from __future__ import annotations
 
 import math
@@ -100,11 +101,15 @@ __all__ = [
     "default_shm",
     "cost_key",
     "tie_pick",
-    "tune", "tune_batch_sizes", "bound_s", "limits",
+    "tune",
+    "tune_batch_sizes",
+    "bound_s",
+    "limits",
 ]
 
 
 # --- the search -----------------------------------------------------------------------------------
+
 
 class _OutOfTime(Exception):
     pass
@@ -187,6 +192,7 @@ class _Search:
     def ties_of(self, best: LoaderConfig) -> list[Estimate]:
         """The configs that lost to ``best`` by the tie rule, directly or through a chain of tie
         decisions (a knob stage's tie whose winner later tied and lost to the pick), cheapest first."""
+
         def reaches(c: LoaderConfig) -> bool:
             seen: set[LoaderConfig] = set()
             while c != best:
@@ -195,6 +201,7 @@ class _Search:
                 seen.add(c)
                 c = self.tie_of[c]
             return True
+
         named = [c for c in self.tie_of if c != best and c in self.est and reaches(c)]
         return [self.est[c] for c in sorted(named, key=self.key)]
 
@@ -233,8 +240,12 @@ class _Search:
     def knobs(self, start: Estimate) -> Estimate:
         cur = start
         sp = self.space
-        dims: list[tuple[str, Sequence[Any]]] = [("prefetch_factor", sp.prefetch), ("sharing_strategy", sp.strategies),
-                                                 ("persistent_workers", sp.persistent), ("pin_memory", sp.pin_memory)]
+        dims: list[tuple[str, Sequence[Any]]] = [
+            ("prefetch_factor", sp.prefetch),
+            ("sharing_strategy", sp.strategies),
+            ("persistent_workers", sp.persistent),
+            ("pin_memory", sp.pin_memory),
+        ]
         for name, values in dims:
             cands = [cur]
             for v in values:
@@ -248,8 +259,12 @@ class _Search:
         return cur
 
     # stage 4
-    def halving(self, finalists: list[Estimate], keep: Callable[[list[Estimate]], list[Estimate]],
-                done: Callable[[list[Estimate]], bool]) -> list[Estimate]:
+    def halving(
+        self,
+        finalists: list[Estimate],
+        keep: Callable[[list[Estimate]], list[Estimate]],
+        done: Callable[[list[Estimate]], bool],
+    ) -> list[Estimate]:
         seconds = self.short_s
         for _ in range(MAX_HALVING_ROUNDS):
             if len(finalists) < 2 or done(finalists):
@@ -305,10 +320,19 @@ def bound_s(budget_s: float) -> float:
     return BOUND_FACTOR * budget_s + BOUND_SLACK_S
 
 
-def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
-         confirm: Confirm | None = None, predict_fits: Callable[[LoaderConfig], bool] | None = None,
-         target: float | None = None, shm: Callable[[LoaderConfig], float] = default_shm,
-         overhead_s: float = 8.0, on_probe: Callable[[Trial], None] | None = None) -> TuneResult:
+def tune(
+    space: Space,
+    measure: Measure,
+    *,
+    budget_s: float,
+    clock: Clock,
+    confirm: Confirm | None = None,
+    predict_fits: Callable[[LoaderConfig], bool] | None = None,
+    target: float | None = None,
+    shm: Callable[[LoaderConfig], float] = default_shm,
+    overhead_s: float = 8.0,
+    on_probe: Callable[[Trial], None] | None = None,
+) -> TuneResult:
     """Tune ``space`` (one batch size) within ``budget_s`` seconds of ``clock``; see the module docstring.
     The stages share one :class:`_Search` (its deadline, its ``tried`` list and its estimates)."""
     if not budget_s > 0:
@@ -322,8 +346,17 @@ def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
     if nothing_fits:  # run them anyway: a failure then says why, a prediction alone would not
         fits = lambda c: True  # noqa: E731
     search_s = budget_s - (CONFIRM_SHARE * budget_s if confirm is not None else 0.0)
-    s = _Search(space, measure, clock, t_start + search_s, fits, shm, overhead_s,
-                _short_s(space, search_s, overhead_s), on_probe)
+    s = _Search(
+        space,
+        measure,
+        clock,
+        t_start + search_s,
+        fits,
+        shm,
+        overhead_s,
+        _short_s(space, search_s, overhead_s),
+        on_probe,
+    )
     _explore(s)
     finals, pool = _finish(s, target)
     order = _candidates(s, pool, finals, target)
@@ -340,17 +373,30 @@ def tune(space: Space, measure: Measure, *, budget_s: float, clock: Clock,
     met = None if target is None else bool(best is not None and best.lo >= target)
     if target is not None and not met:
         best = max(pool, key=lambda e: e.rate) if pool else None
-    res = TuneResult(space.batch_size, best, confirmed, ties, s.tried, budget_s, clock() - t_start, target, met,
-                     confirmations=confirmations)
+    res = TuneResult(
+        space.batch_size,
+        best,
+        confirmed,
+        ties,
+        s.tried,
+        budget_s,
+        clock() - t_start,
+        target,
+        met,
+        confirmations=confirmations,
+    )
     res.limited_by = limits(res, space, ran_out=s.ran_out, nothing_fits=nothing_fits)
     return res
 
 
 def _short_s(space: Space, search_s: float, overhead_s: float) -> float:
     """Stage 1 and 3's probe length: the probes planned for them take about half of the search time."""
-    planned = (len(_grid(space.workers)) + 2
-               + MAX_KEPT_WORKERS * (len(space.prefetch) + len(space.strategies) + len(space.persistent)
-                                     + len(space.pin_memory) - 4))
+    planned = (
+        len(_grid(space.workers))
+        + 2
+        + MAX_KEPT_WORKERS
+        * (len(space.prefetch) + len(space.strategies) + len(space.persistent) + len(space.pin_memory) - 4)
+    )
     return min(20.0, max(2.0, 0.5 * search_s / planned - overhead_s))
 
 
@@ -360,8 +406,9 @@ def _explore(s: _Search) -> None:
         ws = s.workers()
         if ws:
             lead = max(ws, key=lambda e: e.rate)
-            kept = sorted([lead] + [e for e in ws if e is not lead and e.ties(lead)],
-                          key=lambda e: s.key(e.config))[:MAX_KEPT_WORKERS]
+            kept = sorted([lead] + [e for e in ws if e is not lead and e.ties(lead)], key=lambda e: s.key(e.config))[
+                :MAX_KEPT_WORKERS
+            ]
             if lead not in kept:
                 kept = [kept[0], lead]
             for e in kept:
@@ -375,14 +422,16 @@ def _finish(s: _Search, target: float | None) -> tuple[list[Estimate], list[Esti
     reaches the target; returns the finalists' and every config's latest estimates."""
     pool = list(s.est.values())
     if target is None:
+
         def keep(fs: list[Estimate]) -> list[Estimate]:
             lead = max(fs, key=lambda e: e.rate)
-            top = sorted(fs, key=lambda e: -e.rate)[:math.ceil(len(fs) / 2)]
+            top = sorted(fs, key=lambda e: -e.rate)[: math.ceil(len(fs) / 2)]
             return top + [e for e in fs if e not in top and e.ties(lead)]
 
         def clear(fs: list[Estimate]) -> bool:  # longer probes separated the intervals: the tie rule decides
             lead = max(fs, key=lambda e: e.rate)
             return all(e.hi < lead.lo for e in fs if e is not lead)
+
         finals = s.halving(_finalists(s, pool), keep, clear)
     else:
         tgt = target
@@ -393,13 +442,19 @@ def _finish(s: _Search, target: float | None) -> tuple[list[Estimate], list[Esti
 
         def settled(fs: list[Estimate]) -> bool:  # the cheapest that may reach it surely does
             return bool(fs) and min(fs, key=lambda e: s.key(e.config)).lo >= tgt
+
         finals = s.halving(maybe, keep_t, settled)
     # a finalist's latest estimate is the one that counts; eliminated configs keep theirs
     return [s.est[e.config] for e in finals if e.config in s.est], list(s.est.values())
 
 
-def _confirm(s: _Search, confirm: Confirm, order: list[Estimate], end: float,
-             confirmations: list[tuple[LoaderConfig, ConfirmResult]]) -> Estimate | None:
+def _confirm(
+    s: _Search,
+    confirm: Confirm,
+    order: list[Estimate],
+    end: float,
+    confirmations: list[tuple[LoaderConfig, ConfirmResult]],
+) -> Estimate | None:
     """Stage 6: one sustained run per candidate, in ``order``, until one passes (returned) or the time
     left before ``end`` does not hold another (``ran_out``). Each run is given the measuring time left
     after the mean start-up seen so far, so it is planned to end by ``end``; a confirm that cannot fit
@@ -419,10 +474,13 @@ def _confirm(s: _Search, confirm: Confirm, order: list[Estimate], end: float,
             s.ran_out = True
             return None
         confirmations.append((cand.config, res))
-        probe = (Probe(videos_per_s=res.videos_per_s, batches=res.batches, seconds=res.seconds)
-                 if res.ok and res.videos_per_s is not None else
-                 Probe(kind=("confirmed" if res.ok else res.kind or "confirm_failed"), batches=res.batches,
-                       seconds=res.seconds))
+        probe = (
+            Probe(videos_per_s=res.videos_per_s, batches=res.batches, seconds=res.seconds)
+            if res.ok and res.videos_per_s is not None
+            else Probe(
+                kind=("confirmed" if res.ok else res.kind or "confirm_failed"), batches=res.batches, seconds=res.seconds
+            )
+        )
         s._add(Trial(cand.config, "confirm", probe))
         if res.ok:
             return cand
@@ -459,8 +517,10 @@ def limits(r: TuneResult, space: Space, *, ran_out: bool = False, nothing_fits: 
         if w == space.workers[-1]:
             why.append(f"the most workers in the space ({w}; --workers / --max-workers)")
         elif more:
-            why.append(f"rate stopped growing past {w} workers ({max(t.config.num_workers for t in more)} "
-                       "measured no faster: decode-bound on this machine's cores)")
+            why.append(
+                f"rate stopped growing past {w} workers ({max(t.config.num_workers for t in more)} "
+                "measured no faster: decode-bound on this machine's cores)"
+            )
     by_kind: dict[str, list[str]] = {}
     for t in failed:
         by_kind.setdefault(t.probe.kind or "?", []).append(t.config.label)
@@ -474,8 +534,9 @@ def limits(r: TuneResult, space: Space, *, ran_out: bool = False, nothing_fits: 
     return "; ".join(why)
 
 
-def tune_batch_sizes(spaces: Sequence[Space], measure: Measure, *, budget_s: float, clock: Clock,
-                     **kw: Any) -> list[TuneResult]:
+def tune_batch_sizes(
+    spaces: Sequence[Space], measure: Measure, *, budget_s: float, clock: Clock, **kw: Any
+) -> list[TuneResult]:
     """Each space (one per batch size) tuned on its own, with the budget split evenly (what one batch
     size leaves unspent goes to the next; one that overran leaves the next batch sizes none: they are
     reported as not tuned, with why, rather than given a budget they do not have)."""
@@ -488,7 +549,18 @@ def tune_batch_sizes(spaces: Sequence[Space], measure: Measure, *, budget_s: flo
         if share > 0:
             out.append(tune(sp, measure, budget_s=share, clock=clock, **kw))
         else:
-            out.append(TuneResult(sp.batch_size, None, False, [], [], 0.0, 0.0, kw.get("target"),
-                                  None if kw.get("target") is None else False,
-                                  limited_by=f"the budget ({budget_s:.0f} s) ran out before this batch size"))
+            out.append(
+                TuneResult(
+                    sp.batch_size,
+                    None,
+                    False,
+                    [],
+                    [],
+                    0.0,
+                    0.0,
+                    kw.get("target"),
+                    None if kw.get("target") is None else False,
+                    limited_by=f"the budget ({budget_s:.0f} s) ran out before this batch size",
+                )
+            )
     return out

@@ -1,6 +1,7 @@
 """Autotune's vocabulary (:mod:`.tune` is the search): what a probe and a confirmation answer, the
 space searched, the search's estimates and trials, the results.json ``"tune"`` record (exactly the
 issue's keys: :data:`TUNE_KEYS`), and the tie pick in tune's cost order."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -12,16 +13,17 @@ from ..run.stats import RateInterval
 from ..run.stats import ties as tie_rule
 
 PREDICTED_UNFIT = "predicted_unfit"
-CONFIRM_SHARE = 0.2          # of each batch size's budget, kept for the sustained confirmation
-MAX_KEPT_WORKERS = 2         # worker counts carried from stage 1 into stage 3
+CONFIRM_SHARE = 0.2  # of each batch size's budget, kept for the sustained confirmation
+MAX_KEPT_WORKERS = 2  # worker counts carried from stage 1 into stage 3
 MAX_FINALISTS = 4
 MAX_HALVING_ROUNDS = 3
-RAN_OUT = "ran_out"          # a confirm's answer when its shortest sustained run does not fit the time left
-BOUND_FACTOR = 1.25          # a whole tune ends within BOUND_FACTOR × budget + BOUND_SLACK_S (bound_s)
+RAN_OUT = "ran_out"  # a confirm's answer when its shortest sustained run does not fit the time left
+BOUND_FACTOR = 1.25  # a whole tune ends within BOUND_FACTOR × budget + BOUND_SLACK_S (bound_s)
 BOUND_SLACK_S = 30.0
 
 
 # --- what the search is given ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -42,7 +44,7 @@ class Probe:
 @dataclass(frozen=True)
 class ConfirmResult:
     ok: bool
-    kind: str | None = None          # why it failed: an outcome kind, or the verdict (leak, degradation)
+    kind: str | None = None  # why it failed: an outcome kind, or the verdict (leak, degradation)
     detail: str = ""
     videos_per_s: float | None = None
     batches: int = 0
@@ -69,6 +71,7 @@ class Space:
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"tune space: {name} {why}")
+
         if not self.workers or any(w < 1 for w in self.workers):
             raise bad("workers", f"must be worker counts >= 1, got {list(self.workers)} (--workers)")
         if not self.prefetch or any(p < 1 for p in self.prefetch):
@@ -85,13 +88,23 @@ class Space:
     def default_prefetch(self) -> int:
         return min(self.prefetch, key=lambda p: (abs(p - 2), p))  # torch's default, or the nearest
 
-    def config(self, workers: int, prefetch: int | None = None, strategy: str | None = None,
-               persistent: bool | None = None, pin: bool | None = None) -> LoaderConfig:
-        return replace(self.base, batch_size=self.batch_size, num_workers=workers,
-                       prefetch_factor=self.default_prefetch if prefetch is None else prefetch,
-                       sharing_strategy=self.strategies[0] if strategy is None else strategy,
-                       persistent_workers=self.persistent[0] if persistent is None else persistent,
-                       pin_memory=self.pin_memory[0] if pin is None else pin)
+    def config(
+        self,
+        workers: int,
+        prefetch: int | None = None,
+        strategy: str | None = None,
+        persistent: bool | None = None,
+        pin: bool | None = None,
+    ) -> LoaderConfig:
+        return replace(
+            self.base,
+            batch_size=self.batch_size,
+            num_workers=workers,
+            prefetch_factor=self.default_prefetch if prefetch is None else prefetch,
+            sharing_strategy=self.strategies[0] if strategy is None else strategy,
+            persistent_workers=self.persistent[0] if persistent is None else persistent,
+            pin_memory=self.pin_memory[0] if pin is None else pin,
+        )
 
     def all_configs(self) -> Iterable[LoaderConfig]:
         for w in self.workers:
@@ -104,6 +117,7 @@ class Space:
 
 # --- what it returns ------------------------------------------------------------------------------
 
+
 class BestRecord(TypedDict):
     config: dict[str, Any]
     videos_per_s: float
@@ -112,12 +126,12 @@ class BestRecord(TypedDict):
 
 class TriedRecord(TypedDict, total=False):
     config: dict[str, Any]
-    videos_per_s: float          # passed probes
-    interval: list[float]        # passed probes with enough batches for one
-    kind: str                    # failed probes (outcome kind), skipped ones (predicted_unfit), failed confirmations
+    videos_per_s: float  # passed probes
+    interval: list[float]  # passed probes with enough batches for one
+    kind: str  # failed probes (outcome kind), skipped ones (predicted_unfit), failed confirmations
     batches: int
     seconds: float
-    stage: str                   # workers / knobs / halving / confirm
+    stage: str  # workers / knobs / halving / confirm
 
 
 class TuneRecord(TypedDict):
@@ -166,8 +180,12 @@ class Trial:
 
     def record(self) -> TriedRecord:
         p = self.probe
-        r: TriedRecord = {"config": self.config.to_dict(), "batches": p.batches, "seconds": p.seconds,
-                          "stage": self.stage}
+        r: TriedRecord = {
+            "config": self.config.to_dict(),
+            "batches": p.batches,
+            "seconds": p.seconds,
+            "stage": self.stage,
+        }
         if p.passed:
             assert p.videos_per_s is not None
             r["videos_per_s"] = p.videos_per_s
@@ -188,8 +206,8 @@ class TuneResult:
     budget_s: float
     spent_s: float
     target_videos_per_s: float | None = None
-    met_target: bool | None = None       # None without a target
-    limited_by: str = ""                 # what kept the rate where it is (always said in target mode)
+    met_target: bool | None = None  # None without a target
+    limited_by: str = ""  # what kept the rate where it is (always said in target mode)
     confirmations: list[tuple[LoaderConfig, ConfirmResult]] = field(default_factory=list)
 
     @property
@@ -205,17 +223,23 @@ class TuneResult:
             kinds = sorted({t.probe.kind for t in self.tried if t.probe.kind})
             return f"{bs}: no config passed ({', '.join(kinds) or 'nothing was run'}); {self.limited_by}".rstrip("; ")
         if self.met_target is False:
-            return (f"{bs}: no config reached {self.target_videos_per_s:g} videos/s (interval lower bound); best "
-                    f"{self.best.config.label} at {self.best.rate:.1f} [{self.best.lo:.1f}, {self.best.hi:.1f}] "
-                    f"videos/s; limited by: {self.limited_by}")
+            return (
+                f"{bs}: no config reached {self.target_videos_per_s:g} videos/s (interval lower bound); best "
+                f"{self.best.config.label} at {self.best.rate:.1f} [{self.best.lo:.1f}, {self.best.hi:.1f}] "
+                f"videos/s; limited by: {self.limited_by}"
+            )
         why = "; ".join(f"{c.label}: {r.kind or 'failed'} {r.detail}".strip() for c, r in self.confirmations)
         return f"{bs}: no candidate passed the sustained confirmation ({why or 'no time left to confirm'})"
 
     def record(self) -> TuneRecord:
         return {
-            "batch_size": self.batch_size, "best": self.best.record() if self.best else None,
-            "confirmed": self.confirmed, "ties": [t.record() for t in self.ties],
-            "tried": [t.record() for t in self.tried], "budget_s": self.budget_s, "spent_s": self.spent_s,
+            "batch_size": self.batch_size,
+            "best": self.best.record() if self.best else None,
+            "confirmed": self.confirmed,
+            "ties": [t.record() for t in self.ties],
+            "tried": [t.record() for t in self.tried],
+            "budget_s": self.budget_s,
+            "spent_s": self.spent_s,
             "target_videos_per_s": self.target_videos_per_s,
         }
 
@@ -233,12 +257,20 @@ def default_shm(config: LoaderConfig) -> float:
 
 def cost_key(config: LoaderConfig, shm: Callable[[LoaderConfig], float] = default_shm) -> tuple[Any, ...]:
     """Cheaper first: fewer workers, then less prefetch, then less shm, then the plainer settings."""
-    return (config.num_workers, config.effective_prefetch, shm(config),
-            config.sharing_strategy != "file_descriptor", config.persistent_workers, config.pin_memory)
+    return (
+        config.num_workers,
+        config.effective_prefetch,
+        shm(config),
+        config.sharing_strategy != "file_descriptor",
+        config.persistent_workers,
+        config.pin_memory,
+    )
 
 
-def tie_pick(cands: Sequence[Estimate], key: Callable[[LoaderConfig], Any] = cost_key,
-             ) -> tuple[Estimate, list[Estimate]]:
+def tie_pick(
+    cands: Sequence[Estimate],
+    key: Callable[[LoaderConfig], Any] = cost_key,
+) -> tuple[Estimate, list[Estimate]]:
     """The fastest, unless cheaper ones (``key``, :func:`cost_key`) tie with it: then the cheapest of
     them; with the tie group (the fastest and what ties with it)."""
     lead = max(cands, key=lambda e: e.rate)

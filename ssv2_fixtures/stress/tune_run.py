@@ -8,6 +8,7 @@ batches that fits in ``seconds`` of measuring time (the search has taken the sta
 the leak and degradation verdicts; when not even the shortest run whose degradation is judged fits, it
 runs nothing and answers :data:`~.tune.RAN_OUT`.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ..run.runner import RunResult
     from .campaign import Stress
 
-MIN_BATCHES = 16         # the first batch is warm-up; 15 after it give 5 batch-mean groups (t = 2.78, not 12.7 with 2)
+MIN_BATCHES = 16  # the first batch is warm-up; 15 after it give 5 batch-mean groups (t = 2.78, not 12.7 with 2)
 MAX_BATCHES = 4000
 CONFIRM_BATCHES = 100
 
@@ -41,14 +42,15 @@ def probe_of(result: RunResult) -> Probe:
     if rate is None:
         return Probe(kind="no_rate", batches=n, seconds=secs)
     iv = m.get("videos_per_s_interval")
-    return Probe(videos_per_s=float(rate), interval=(float(iv[0]), float(iv[1])) if iv else None,
-                 batches=n, seconds=secs)
+    return Probe(
+        videos_per_s=float(rate), interval=(float(iv[0]), float(iv[1])) if iv else None, batches=n, seconds=secs
+    )
 
 
 @dataclass
 class RunMeasure:
     stress: Stress
-    rates: dict[tuple[int, int], float] = field(default_factory=dict)   # (batch size, workers) → videos/s
+    rates: dict[tuple[int, int], float] = field(default_factory=dict)  # (batch size, workers) → videos/s
     runs: list[RunResult] = field(default_factory=list)
 
     def guess(self, config: LoaderConfig) -> float | None:
@@ -78,8 +80,9 @@ class RunMeasure:
         return max(MIN_BATCHES, min(MAX_BATCHES, 1 + math.ceil(seconds / per)))
 
     def __call__(self, config: LoaderConfig, seconds: float) -> Probe:
-        result = self.stress.run(config, self.batches(config, seconds), kind="tune", phase=f"probe-{config.label}",
-                                 train=True)
+        result = self.stress.run(
+            config, self.batches(config, seconds), kind="tune", phase=f"probe-{config.label}", train=True
+        )
         self.runs.append(result)
         p = probe_of(result)
         if p.passed and p.videos_per_s:
@@ -91,7 +94,7 @@ class RunMeasure:
 class RunConfirm:
     stress: Stress
     measure: RunMeasure
-    record: bool = True     # the confirmation is a real sustained run: keep it in results.json
+    record: bool = True  # the confirmation is a real sustained run: keep it in results.json
 
     def least(self, config: LoaderConfig) -> int:
         """The shortest confirmation: one whose degradation is judged (whole worker rounds per fifth),
@@ -103,23 +106,31 @@ class RunConfirm:
         n = CONFIRM_BATCHES if not per else min(CONFIRM_BATCHES, 1 + int(seconds / per))  # + the warm-up batch
         if n < self.least(config):  # the time left would cut it short of a judged run: start nothing
             assert per is not None
-            return ConfirmResult(False, RAN_OUT, f"{self.least(config)} batches need ~{self.least(config) * per:.0f} s "
-                                 f"of the {max(seconds, 0.0):.0f} s left")
+            return ConfirmResult(
+                False,
+                RAN_OUT,
+                f"{self.least(config)} batches need ~{self.least(config) * per:.0f} s "
+                f"of the {max(seconds, 0.0):.0f} s left",
+            )
         # the leak/degradation verdicts are judged where every record's pass/fail is decided (stamp);
         # series_verdicts counts --step-time into the loop's time per batch
         from .campaign import series
 
-        result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True,
-                                 checks=[series])
+        result = self.stress.run(config, n, kind="tune", phase=f"confirm-{config.label}", train=True, checks=[series])
         secs = float(result.record.get("wall_s", 0.0))
         batches = int(result.metrics.get("batches", 0))
         bad = failed(result.record)
         if result.record.get("outcome"):  # the run itself failed (a failure kind), not a verdict
             out = ConfirmResult(False, result.kind or "failed", result.describe(), batches=batches, seconds=secs)
         else:
-            out = ConfirmResult(not bad, "+".join(str(v["name"]) for v in bad) or None,
-                                "; ".join(str(v.get("detail", "")) for v in bad), result.metrics.get("videos_per_s"),
-                                batches, secs)
+            out = ConfirmResult(
+                not bad,
+                "+".join(str(v["name"]) for v in bad) or None,
+                "; ".join(str(v.get("detail", "")) for v in bad),
+                result.metrics.get("videos_per_s"),
+                batches,
+                secs,
+            )
         if self.record:
             self.stress.record(result)
         return out
@@ -131,8 +142,11 @@ def spaces_for(stress: Stress) -> list[Space]:
     strategies, persistent workers on and off, pin memory on and off where CUDA is present."""
     s = stress.settings
     given = lambda name: s.sources.get(name, "default") != "default"  # noqa: E731
-    workers = (tuple(sorted({min(max(w, 1), s.max_workers) for w in s.workers})) if given("workers")
-               else tuple(range(1, max(1, s.max_workers) + 1)))
+    workers = (
+        tuple(sorted({min(max(w, 1), s.max_workers) for w in s.workers}))
+        if given("workers")
+        else tuple(range(1, max(1, s.max_workers) + 1))
+    )
     prefetch = tuple(s.prefetch) if given("prefetch") else (1, 2, 4, 8)
     machine = stress.session.machine
     if machine.get("cuda") is None:  # no run has said yet: ask a fresh interpreter, not this one
@@ -141,23 +155,44 @@ def spaces_for(stress: Stress) -> list[Space]:
         machine["cuda"] = cuda_in_child()
     pin = (False, True) if machine.get("cuda") else (False,)
     base = LoaderConfig(shuffle=True, drop_last=True)
-    return [Space(batch_size=bs, workers=workers, prefetch=prefetch, strategies=SHARING_STRATEGIES,
-                  persistent=(False, True), pin_memory=pin, base=base) for bs in s.batch_sizes]
+    return [
+        Space(
+            batch_size=bs,
+            workers=workers,
+            prefetch=prefetch,
+            strategies=SHARING_STRATEGIES,
+            persistent=(False, True),
+            pin_memory=pin,
+            base=base,
+        )
+        for bs in s.batch_sizes
+    ]
 
 
 def probe_line(bs: int, t: Trial) -> str:
     """The live terminal line for one probe."""
     p = t.probe
-    what = (f"{p.videos_per_s:.1f}" + (f" ± {(p.interval[1] - p.interval[0]) / 2:.1f}" if p.interval else "")
-            + " videos/s" if p.passed and p.videos_per_s is not None else (p.kind or "failed"))
-    return f"  tune bs{bs} [{t.stage}] {tuned_label(t.config)}" \
-           f"{'-pin' if t.config.pin_memory else ''}: {what} ({p.batches} batches, {p.seconds:.1f} s)"
+    what = (
+        f"{p.videos_per_s:.1f}" + (f" ± {(p.interval[1] - p.interval[0]) / 2:.1f}" if p.interval else "") + " videos/s"
+        if p.passed and p.videos_per_s is not None
+        else (p.kind or "failed")
+    )
+    return (
+        f"  tune bs{bs} [{t.stage}] {tuned_label(t.config)}"
+        f"{'-pin' if t.config.pin_memory else ''}: {what} ({p.batches} batches, {p.seconds:.1f} s)"
+    )
 
 
-def run_tune(stress: Stress, *, budget_s: float, target: float | None = None,
-             clock: Callable[[], float] = time.monotonic, spaces: list[Space] | None = None,
-             record_confirm: bool = True,
-             predict_fits: Callable[[LoaderConfig], bool] | None = None) -> list[TuneResult]:
+def run_tune(
+    stress: Stress,
+    *,
+    budget_s: float,
+    target: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    spaces: list[Space] | None = None,
+    record_confirm: bool = True,
+    predict_fits: Callable[[LoaderConfig], bool] | None = None,
+) -> list[TuneResult]:
     """Tune every batch size of the session within ``budget_s`` seconds, with isolated runs.
     ``predict_fits``: instead of the shared-memory prediction against what is available (a test that
     must see real failures lets everything through)."""
@@ -167,6 +202,7 @@ def run_tune(stress: Stress, *, budget_s: float, target: float | None = None,
 
     def predicted(c: LoaderConfig) -> bool:
         return shm_fits(stress.budget(c).shm_bytes, c.num_workers, shm_avail)
+
     fits = predict_fits or predicted
 
     measure = RunMeasure(stress)
@@ -177,8 +213,13 @@ def run_tune(stress: Stress, *, budget_s: float, target: float | None = None,
         if progress is not None:
             progress(probe_line(t.config.batch_size, t))
 
-    kw: dict[str, Any] = dict(confirm=confirm, predict_fits=fits, target=target, on_probe=on_probe,
-                              shm=lambda c: float(stress.budget(c).shm_bytes))
+    kw: dict[str, Any] = dict(
+        confirm=confirm,
+        predict_fits=fits,
+        target=target,
+        on_probe=on_probe,
+        shm=lambda c: float(stress.budget(c).shm_bytes),
+    )
     return tune_batch_sizes(spaces or spaces_for(stress), measure, budget_s=budget_s, clock=clock, **kw)
 
 
@@ -187,13 +228,17 @@ def tuned_toml(r: TuneResult) -> str:
     if r.best is None:
         return f"# ssv2-stress -m tune: batch size {r.batch_size} has no pick: {r.failure()}\n"
     c = r.best.config
-    out = [f"# ssv2-stress -m tune, batch size {r.batch_size}: {r.best.rate:.1f} videos/s "
-           f"[{r.best.lo:.1f}, {r.best.hi:.1f}], {'confirmed' if r.confirmed else 'NOT confirmed'} by a sustained run",
-           "[loader]"]
+    out = [
+        f"# ssv2-stress -m tune, batch size {r.batch_size}: {r.best.rate:.1f} videos/s "
+        f"[{r.best.lo:.1f}, {r.best.hi:.1f}], {'confirmed' if r.confirmed else 'NOT confirmed'} by a sustained run",
+        "[loader]",
+    ]
     for k in ("batch_size", "num_workers", "prefetch_factor", "persistent_workers", "pin_memory", "sharing_strategy"):
         v = getattr(c, k)
-        out.append(f"{k} = " + (("true" if v else "false") if isinstance(v, bool)
-                                else f'"{v}"' if isinstance(v, str) else str(v)))
+        out.append(
+            f"{k} = "
+            + (("true" if v else "false") if isinstance(v, bool) else f'"{v}"' if isinstance(v, str) else str(v))
+        )
     if r.target_videos_per_s is not None:
         out += ["", "[target]", f"min_videos_per_s = {r.target_videos_per_s:g}"]
     return "\n".join(out) + "\n"
@@ -202,8 +247,12 @@ def tuned_toml(r: TuneResult) -> str:
 def outcome_line(r: TuneResult) -> str:
     """The terminal line after a batch size's probes: its pick (or none), confirmation and time spent."""
     b = r.best
-    pick = (f"{tuned_label(b.config)} {b.rate:.1f} [{b.lo:.1f}, {b.hi:.1f}] "
-            f"videos/s, {'confirmed' if r.confirmed else 'NOT confirmed'}" if b else "no pick")
+    pick = (
+        f"{tuned_label(b.config)} {b.rate:.1f} [{b.lo:.1f}, {b.hi:.1f}] "
+        f"videos/s, {'confirmed' if r.confirmed else 'NOT confirmed'}"
+        if b
+        else "no pick"
+    )
     return f"  tune bs{r.batch_size}: {pick}; {len(r.tried)} probes, spent {r.spent_s:.0f} of {r.budget_s:.0f} s"
 
 

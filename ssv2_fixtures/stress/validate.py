@@ -2,6 +2,7 @@
 against its targets. Each target is a ``target:<name>`` verdict of the run, so the run's ``status``
 already says whether every target was met; the session's ``validate`` section keeps the table rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,25 @@ def target_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One ``target:<name>`` verdict per target row of :func:`traincfg.check`."""
     out = []
     for row in rows:
-        unit = {"min_videos_per_s": " videos/s", "max_rss_gb": " GB", "max_shm_gb": " GB",
-                "max_wait_ms_p95": " ms", "max_first_batch_s": " s"}.get(row["target"], "")
+        unit = {
+            "min_videos_per_s": " videos/s",
+            "max_rss_gb": " GB",
+            "max_shm_gb": " GB",
+            "max_wait_ms_p95": " ms",
+            "max_first_batch_s": " s",
+        }.get(row["target"], "")
         got = "-" if row["achieved"] is None else f"{row['achieved']:.4g}{unit}"
         if row.get("judged_on") == "interval_lo":
             lo, hi = row["interval"]
             got += f" (95 % interval {lo:.4g}–{hi:.4g}; judged on its lower bound, as -m tune is)"
         sense = "at least" if TARGETS[row["target"]][2] == "min" else "at most"
-        out.append({"name": f"target:{row['target']}", "ok": bool(row["ok"]),
-                    "detail": f"{row['target']}: wanted {sense} {row['wanted']:g}{unit}, achieved {got}"})
+        out.append(
+            {
+                "name": f"target:{row['target']}",
+                "ok": bool(row["ok"]),
+                "detail": f"{row['target']}: wanted {sense} {row['wanted']:g}{unit}, achieved {got}",
+            }
+        )
     return out
 
 
@@ -45,8 +56,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     cells = [_achieved(r) for r in rows]
     width = max([11, *map(len, cells)])
     lines = [f"{'target':<22} {'wanted':<11} {'achieved':<{width}} ok"] + [
-        f"{r['target']:<22} {r['wanted']:<11g} {c:<{width}} {'yes' if r['ok'] else 'NO'}"
-        for r, c in zip(rows, cells)]
+        f"{r['target']:<22} {r['wanted']:<11g} {c:<{width}} {'yes' if r['ok'] else 'NO'}" for r, c in zip(rows, cells)
+    ]
     return "\n".join(lines)
 
 
@@ -54,7 +65,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 class ValidateResult:
     result: RunResult | None
     rows: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None          # the TOML could not be used: nothing ran
+    error: str | None = None  # the TOML could not be used: nothing ran
 
     @property
     def table(self) -> str:
@@ -79,8 +90,9 @@ def run(stress: Stress) -> ValidateResult:
 
     s, session = stress.settings, stress.session
     if s.train_config is None:
-        return ValidateResult(None, error="-m validate needs --train-config train.toml (a [loader] and a "
-                                          "[target] table)")
+        return ValidateResult(
+            None, error="-m validate needs --train-config train.toml (a [loader] and a [target] table)"
+        )
     try:
         tc = load(s.train_config)
     except TrainConfigError as exc:
@@ -100,10 +112,17 @@ def run(stress: Stress) -> ValidateResult:
         rows.extend(check(tc.targets, dict(r.metrics)))
         return target_verdicts(rows)
 
-    result = stress.run(tc.loader, batches, kind="validate", train=True, live=True, run_base=base,
-                        checks=[series, targets])
-    session.validate = {"config_file": str(tc.path), "config": tc.loader.to_dict(), "tmpdir": tc.tmpdir,
-                        "batches": batches, "rows": rows, "passed": result.passed,
-                        **({"dataset": tc.dataset} if tc.dataset else {})}
+    result = stress.run(
+        tc.loader, batches, kind="validate", train=True, live=True, run_base=base, checks=[series, targets]
+    )
+    session.validate = {
+        "config_file": str(tc.path),
+        "config": tc.loader.to_dict(),
+        "tmpdir": tc.tmpdir,
+        "batches": batches,
+        "rows": rows,
+        "passed": result.passed,
+        **({"dataset": tc.dataset} if tc.dataset else {}),
+    }
     stress.record(result)
     return ValidateResult(result, rows)

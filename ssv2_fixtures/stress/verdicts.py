@@ -3,6 +3,7 @@
 Both compare the first and last fifth of the run after warm-up, which is robust to the sawtooth of
 workers restarting at each epoch and to one slow batch. Thresholds are stated in the verdict text.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -11,15 +12,15 @@ import numpy as np
 
 from ..run.stats import MIN_BATCHES, group_length
 
-LEAK_MIN_BYTES = 128 * 2**20       # growth below this is noise for a multi-process loader
-LEAK_MIN_FRACTION = 0.15           # ... and so is growth below 15 % of the starting RSS
-DEGRADATION_RATIO = 0.7            # last fifth below 70 % of the first fifth's videos/s
+LEAK_MIN_BYTES = 128 * 2**20  # growth below this is noise for a multi-process loader
+LEAK_MIN_FRACTION = 0.15  # ... and so is growth below 15 % of the starting RSS
+DEGRADATION_RATIO = 0.7  # last fifth below 70 % of the first fifth's videos/s
 WARMUP_FRACTION = 0.1
 
 
 def _fifths(values: Sequence[float] | np.ndarray, least: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
     a = np.asarray(values, dtype=np.float64)
-    a = a[int(len(a) * WARMUP_FRACTION) + 1:]
+    a = a[int(len(a) * WARMUP_FRACTION) + 1 :]
     k = len(a) // 5
     if k < max(1, least):
         return None
@@ -59,11 +60,16 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
     per_100 = slope * (t_all[-1] - t_all[0]) / max(batches, 1) * 100
     bad = growth > LEAK_MIN_BYTES and growth > LEAK_MIN_FRACTION * first
     return {
-        "name": "leak", "ok": not bool(bad), "growth_bytes": float(growth), "slope_bytes_per_s": slope,
+        "name": "leak",
+        "ok": not bool(bad),
+        "growth_bytes": float(growth),
+        "slope_bytes_per_s": slope,
         "slope_bytes_per_100_batches": per_100,
-        "detail": (f"RSS {first / 2**20:.0f} → {last / 2**20:.0f} MB (first vs last fifth), slope "
-                   f"{per_100 / 2**20:+.1f} MB per 100 batches; threshold: growth > "
-                   f"{LEAK_MIN_BYTES / 2**20:.0f} MB and > {LEAK_MIN_FRACTION:.0%}"),
+        "detail": (
+            f"RSS {first / 2**20:.0f} → {last / 2**20:.0f} MB (first vs last fifth), slope "
+            f"{per_100 / 2**20:+.1f} MB per 100 batches; threshold: growth > "
+            f"{LEAK_MIN_BYTES / 2**20:.0f} MB and > {LEAK_MIN_FRACTION:.0%}"
+        ),
     }
 
 
@@ -75,19 +81,33 @@ def degradation(waits: Sequence[float], videos: Sequence[int], round_size: int =
     least = fifth_batches(round_size)
     fw, fv = _fifths(w, least), _fifths(v, least)
     if fw is None or fv is None:
-        return {"name": "degradation", "ok": True,
-                "detail": (f"too few batches to judge throughput decay: each fifth after warm-up needs "
-                           f"{least} batches, {len(w)} loaded (run at least {fewest_batches(round_size)})")}
+        return {
+            "name": "degradation",
+            "ok": True,
+            "detail": (
+                f"too few batches to judge throughput decay: each fifth after warm-up needs "
+                f"{least} batches, {len(w)} loaded (run at least {fewest_batches(round_size)})"
+            ),
+        }
     if fw[0].sum() <= 0 or fw[1].sum() <= 0:
-        return {"name": "degradation", "ok": True, "detail": "too few batches with measured time to judge throughput decay"}
+        return {
+            "name": "degradation",
+            "ok": True,
+            "detail": "too few batches with measured time to judge throughput decay",
+        }
     first = fv[0].sum() / fw[0].sum()
     last = fv[1].sum() / fw[1].sum()
     ratio = last / first if first > 0 else 1.0
     return {
-        "name": "degradation", "ok": bool(ratio >= DEGRADATION_RATIO), "first_videos_per_s": float(first),
-        "last_videos_per_s": last, "ratio": ratio,
-        "detail": (f"videos/s {first:.1f} (first fifth) → {last:.1f} (last fifth), ratio {ratio:.2f}; "
-                   f"threshold {DEGRADATION_RATIO}"),
+        "name": "degradation",
+        "ok": bool(ratio >= DEGRADATION_RATIO),
+        "first_videos_per_s": float(first),
+        "last_videos_per_s": last,
+        "ratio": ratio,
+        "detail": (
+            f"videos/s {first:.1f} (first fifth) → {last:.1f} (last fifth), ratio {ratio:.2f}; "
+            f"threshold {DEGRADATION_RATIO}"
+        ),
     }
 
 

@@ -9,6 +9,7 @@
 See :mod:`.core` (the loop), :mod:`.findings` (kinds, thresholds, remedies), :mod:`.log` (the JSON
 lines) and :mod:`.report` (render a log; compare it with a stress run).
 """
+
 from __future__ import annotations
 
 import sys

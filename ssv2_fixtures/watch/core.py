@@ -11,6 +11,7 @@ from its SIGCHLD handler, in the main thread, wherever it is (often inside the t
 ``next()``): the watch chains that handler for as long as it iterates, records what it raises and
 raises it on. The watch starts no processes.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,18 @@ T = TypeVar("T")
 SAMPLES_KEPT = 1000  # sample lines kept in memory (all of them are in the log); peaks are kept apart
 # the series the trend findings read, each kept incrementally and bounded (findings.Series)
 SERIES_KEYS = ("workers_rss", "main_rss", "fds_max", "tmp_files", "tmp_bytes")
-PEAK_KEYS = ("rss", "pss", "workers_rss", "shm_used", "fds", "fds_max", "threads", "worker_restarts",
-             "tmp_bytes", "tmp_files")
+PEAK_KEYS = (
+    "rss",
+    "pss",
+    "workers_rss",
+    "shm_used",
+    "fds",
+    "fds_max",
+    "threads",
+    "worker_restarts",
+    "tmp_bytes",
+    "tmp_files",
+)
 
 
 def _rank() -> tuple[int, int]:
@@ -78,7 +89,8 @@ def loader_config(loader: Any) -> dict[str, Any]:
     """The DataLoader settings a stress run is keyed by (prefetch_factor as torch applies it)."""
     w = int(getattr(loader, "num_workers", 0) or 0)
     cfg: dict[str, Any] = {
-        "batch_size": getattr(loader, "batch_size", None), "num_workers": w,
+        "batch_size": getattr(loader, "batch_size", None),
+        "num_workers": w,
         "prefetch_factor": effective_prefetch(w, getattr(loader, "prefetch_factor", None)) if w > 0 else None,
         "persistent_workers": bool(getattr(loader, "persistent_workers", False)),
         "pin_memory": bool(getattr(loader, "pin_memory", False)),
@@ -98,26 +110,36 @@ def loader_config(loader: Any) -> dict[str, Any]:
 class Watch(Generic[T]):
     """Iterate it like the loader. See :func:`watch`."""
 
-    def __init__(self, loader: Iterable[T], *, log: str | os.PathLike[str] | None = None,
-                 interval_s: float = 1.0, name: str | None = None, shm_dir: str = "/dev/shm",
-                 tmpdir: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.perf_counter,
-                 background: bool = True) -> None:
+    def __init__(
+        self,
+        loader: Iterable[T],
+        *,
+        log: str | os.PathLike[str] | None = None,
+        interval_s: float = 1.0,
+        name: str | None = None,
+        shm_dir: str = "/dev/shm",
+        tmpdir: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        background: bool = True,
+    ) -> None:
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
             raise ValueError(f"watch(interval_s={interval_s!r}): must be a number of seconds > 0, e.g. 1.0")
         if not os.path.isdir(shm_dir):
-            raise ValueError(f"watch(shm_dir={shm_dir!r}): not a directory; pass the shared-memory mount "
-                             "the workers allocate in (default /dev/shm)")
+            raise ValueError(
+                f"watch(shm_dir={shm_dir!r}): not a directory; pass the shared-memory mount "
+                "the workers allocate in (default /dev/shm)"
+            )
         self.loader, self.log_path, self.interval_s = loader, log, float(interval_s)
         self.name = name or type(loader).__name__
         self.shm_dir = shm_dir
         self.tmpdir = str(tmpdir) if tmpdir is not None else tempfile.gettempdir()
         self.config = loader_config(loader)
         self.rank, self.world_size = _rank()
-        self.starts: list[float] = []     # perf_counter when next() was called, per batch
-        self.ends: list[float] = []       # ... and when it returned the batch
+        self.starts: list[float] = []  # perf_counter when next() was called, per batch
+        self.ends: list[float] = []  # ... and when it returned the batch
         bs = getattr(loader, "batch_size", None)
         self._fixed: int | None = bs if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 else None
-        self.videos: list[int] = []       # per batch, only without a fixed batch size
+        self.videos: list[int] = []  # per batch, only without a fixed batch size
         self._partial: dict[int, int] = {}  # with one: batch index → videos, for short last batches
         # the latest ``sample`` lines (SampleLine), bounded: a long run's whole history is in the log,
         # and what the findings and the summary need is kept incrementally below
@@ -126,7 +148,7 @@ class Watch(Generic[T]):
         self._peaks: dict[str, int] = {}
         self._shm_free_min: int | None = None
         self._series: dict[str, fnd.Series] = {k: fnd.Series() for k in SERIES_KEYS}
-        self._clock = clock         # the step path's clock (tests drive a fake one)
+        self._clock = clock  # the step path's clock (tests drive a fake one)
         self.background = bool(background)
         self._iterating = False
         self._found: dict[str, fnd.Finding] = {}
@@ -190,7 +212,7 @@ class Watch(Generic[T]):
         finally:
             # the start of the next() that ended the loop (StopIteration, a failure) has no batch:
             # drop it, so that a next epoch's batches pair their own starts and ends
-            del self.starts[len(self.ends):]
+            del self.starts[len(self.ends) :]
             self._end()
 
     def _count_last(self, batch: Any) -> None:
@@ -221,16 +243,28 @@ class Watch(Generic[T]):
         if self._writer is None:
             self._writer = LogWriter(self.log_path, self.rank)
         if self._sampler is None:
-            self._sampler = Sampler(shm_dir=self.shm_dir, tmpdir=self.tmpdir, worker_pids=self.worker_pids,
-                                    iter_live=self._iter_live)
+            self._sampler = Sampler(
+                shm_dir=self.shm_dir, tmpdir=self.tmpdir, worker_pids=self.worker_pids, iter_live=self._iter_live
+            )
         else:
             self._sampler.forget()  # a new iterator has new workers: drop the handles of the last one's
-        self._write("start", {
-            "schema": SCHEMA, "name": self.name, "pid": os.getpid(), "config": self.config,
-            "interval_s": self.interval_s, "shm_dir": self.shm_dir, "tmpdir": self.tmpdir,
-            "nofile": self._nofile, "mem_available_bytes": psutil.virtual_memory().available,
-            "cores": len(os.sched_getaffinity(0)), "world_size": self.world_size, "step": len(self.ends),
-        })
+        self._write(
+            "start",
+            {
+                "schema": SCHEMA,
+                "name": self.name,
+                "pid": os.getpid(),
+                "config": self.config,
+                "interval_s": self.interval_s,
+                "shm_dir": self.shm_dir,
+                "tmpdir": self.tmpdir,
+                "nofile": self._nofile,
+                "mem_available_bytes": psutil.virtual_memory().available,
+                "cores": len(os.sched_getaffinity(0)),
+                "world_size": self.world_size,
+                "step": len(self.ends),
+            },
+        )
         self._stop.clear()
         if self.background:
             self._thread = threading.Thread(target=self._loop, name="ssv2-watch", daemon=True)
@@ -254,7 +288,7 @@ class Watch(Generic[T]):
                 self.poll()  # a short loop may end before the thread's next reading
             except Exception:
                 pass
-        self._it = None   # let the DataLoader iterator (and its workers) go
+        self._it = None  # let the DataLoader iterator (and its workers) go
         self._last[0] = None
         self._write("summary", dict(self.summary()))
 
@@ -309,14 +343,22 @@ class Watch(Generic[T]):
             step = len(self.ends)
             err = error_fields(exc)
             err["batch"] = step
-            facts: dict[str, Any] = {"nofile": self._nofile, "tmpdir": self.tmpdir,
-                                     "ranks": int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)}
+            facts: dict[str, Any] = {
+                "nofile": self._nofile,
+                "tmpdir": self.tmpdir,
+                "ranks": int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1),
+            }
             if last is not None:
-                facts.update(shm_free_bytes=last.get("shm_free"), shm_total_bytes=last.get("shm_total"),
-                             tmp_free_bytes=last.get("tmp_free"), rss_peak_bytes=self._peak("rss"))
+                facts.update(
+                    shm_free_bytes=last.get("shm_free"),
+                    shm_total_bytes=last.get("shm_total"),
+                    tmp_free_bytes=last.get("tmp_free"),
+                    rss_peak_bytes=self._peak("rss"),
+                )
             if self._batch_bytes:
                 facts["shm_need_bytes"] = self._batch_bytes * shm_slots_for(
-                    int(self.config.get("num_workers") or 0), self.config.get("prefetch_factor"))
+                    int(self.config.get("num_workers") or 0), self.config.get("prefetch_factor")
+                )
             f = fnd.failure(err, step=step, config=self.config, facts=facts)
             with self._lock:
                 self._failure = f
@@ -385,23 +427,34 @@ class Watch(Generic[T]):
 
     def _loop_totals(self, n: int) -> dict[str, Any]:
         if n == 0:
-            return {"loop_s": 0.0, "wait_s": 0.0, "videos": 0, "steady_s": 0.0, "steady_wait_s": 0.0,
-                    "steady_videos": 0}
+            return {
+                "loop_s": 0.0,
+                "wait_s": 0.0,
+                "videos": 0,
+                "steady_s": 0.0,
+                "steady_wait_s": 0.0,
+                "steady_videos": 0,
+            }
         # incremental: the sum over all steps so far would cost the GIL in proportion to the run
         s, e = self.starts, self.ends
         # (a C-level map over slices: a Python loop here held the GIL ~1.5 ms a second at 20 k steps/s)
-        self._acc_wait += sum(map(operator.sub, e[self._acc_n:n], s[self._acc_n:n]))
+        self._acc_wait += sum(map(operator.sub, e[self._acc_n : n], s[self._acc_n : n]))
         if self._fixed is None:
-            self._acc_videos += sum(self.videos[self._acc_n:n])
+            self._acc_videos += sum(self.videos[self._acc_n : n])
         self._acc_n = n
         wait = self._acc_wait
         videos = self._acc_videos if self._fixed is None else self._videos(0, n)
         first_wait, first_videos = e[0] - s[0], (self.videos[0] if self._fixed is None else self._videos(0, 1))
         # the steady figures (after the first batch), as summary() computes them: a run killed before
         # its summary line is read from its last sample by the same rule
-        return {"loop_s": round(e[n - 1] - s[0], 4), "wait_s": round(wait, 4), "videos": videos,
-                "steady_s": round(e[n - 1] - e[0], 4), "steady_wait_s": round(wait - first_wait, 4),
-                "steady_videos": videos - first_videos}
+        return {
+            "loop_s": round(e[n - 1] - s[0], 4),
+            "wait_s": round(wait, 4),
+            "videos": videos,
+            "steady_s": round(e[n - 1] - e[0], 4),
+            "steady_wait_s": round(wait - first_wait, 4),
+            "steady_videos": videos - first_videos,
+        }
 
     def _trend_series(self, key: str) -> tuple[list[int], list[float]]:
         with self._lock:
@@ -421,14 +474,28 @@ class Watch(Generic[T]):
         step_s = self._step_s()
         if "rss_growth" not in self._found:
             st, v = self._trend_series("workers_rss" if w > 0 else "main_rss")
-            cands.append(fnd.rss_growth(st, v, available_bytes=psutil.virtual_memory().available, step_s=step_s,
-                                        what="worker tree" if w > 0 else "main process"))
+            cands.append(
+                fnd.rss_growth(
+                    st,
+                    v,
+                    available_bytes=psutil.virtual_memory().available,
+                    step_s=step_s,
+                    what="worker tree" if w > 0 else "main process",
+                )
+            )
         if "shm_headroom" not in self._found and self.samples:
             last = self.samples[-1]
-            cands.append(fnd.shm_headroom(last.get("shm_free"), self._batch_bytes, step=int(last["step"]),
-                                          num_workers=w, prefetch_factor=self.config.get("prefetch_factor"),
-                                          batch_size=self.config.get("batch_size"),
-                                          ranks=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+            cands.append(
+                fnd.shm_headroom(
+                    last.get("shm_free"),
+                    self._batch_bytes,
+                    step=int(last["step"]),
+                    num_workers=w,
+                    prefetch_factor=self.config.get("prefetch_factor"),
+                    batch_size=self.config.get("batch_size"),
+                    ranks=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1),
+                )
+            )
         if "fd_growth" not in self._found:
             st, v = self._trend_series("fds_max")
             cands.append(fnd.fd_growth(st, v, nofile=self._nofile, step_s=step_s))
@@ -436,8 +503,17 @@ class Watch(Generic[T]):
             st, files = self._trend_series("tmp_files")
             _, nbytes = self._trend_series("tmp_bytes")
             free = self.samples[-1].get("tmp_free") if self.samples else None
-            cands.append(fnd.tmp_growth(st, files, nbytes, tmpdir=self.tmpdir, free_bytes=free, step_s=step_s,
-                                        strategy=self.config.get("sharing_strategy")))
+            cands.append(
+                fnd.tmp_growth(
+                    st,
+                    files,
+                    nbytes,
+                    tmpdir=self.tmpdir,
+                    free_bytes=free,
+                    step_s=step_s,
+                    strategy=self.config.get("sharing_strategy"),
+                )
+            )
         for f in cands:
             if f is not None:
                 with self._lock:
@@ -459,7 +535,7 @@ class Watch(Generic[T]):
         if n < 3:
             return None
         e = self.ends
-        secs = list(map(operator.sub, e[1:n], e[0:n - 1]))
+        secs = list(map(operator.sub, e[1:n], e[0 : n - 1]))
         iv = rate_interval(self._video_list(1, n), secs, round_size=int(self.config.get("num_workers") or 0))
         if iv is None or not math.isfinite(iv.hi):
             return None
@@ -483,7 +559,10 @@ class Watch(Generic[T]):
         loop = ends[-1] - ends[0] if n > 1 else 0.0
         sm = self._sampler
         return Summary(
-            name=self.name, steps=n, videos=self._videos(0, n), loop_s=round(ends[-1] - starts[0], 4) if n else 0.0,
+            name=self.name,
+            steps=n,
+            videos=self._videos(0, n),
+            loop_s=round(ends[-1] - starts[0], 4) if n else 0.0,
             wait_s=round(sum(waits), 4),
             videos_per_s=round(self._videos(1, n) / loop, 3) if loop > 0 else None,
             videos_per_s_interval=self._rate_interval(n),
@@ -492,22 +571,37 @@ class Watch(Generic[T]):
             wait_ms_p50=round(percentile(waits[1:], 50) * 1000, 3) if n > 1 else None,
             wait_ms_p95=round(percentile(waits[1:], 95) * 1000, 3) if n > 1 else None,
             step_ms_p50=round(percentile(steps_s, 50) * 1000, 3) if steps_s else None,
-            rss_peak_bytes=self._peak("rss"), pss_peak_bytes=self._peak("pss"),
-            workers_rss_peak_bytes=self._peak("workers_rss"), shm_peak_bytes=self._peak("shm_used"),
-            shm_free_min_bytes=self._shm_free_min, fds_peak=self._peak("fds"),
-            fds_max_peak=self._peak("fds_max"), threads_peak=self._peak("threads"),
-            workers_peak=sm.workers_peak if sm else 0, worker_restarts=self._peak("worker_restarts"),
-            tmp_peak_bytes=self._peak("tmp_bytes"), tmp_files_peak=self._peak("tmp_files"),
-            batch_bytes=self._batch_bytes, samples=self._n_samples, config=dict(self.config),
+            rss_peak_bytes=self._peak("rss"),
+            pss_peak_bytes=self._peak("pss"),
+            workers_rss_peak_bytes=self._peak("workers_rss"),
+            shm_peak_bytes=self._peak("shm_used"),
+            shm_free_min_bytes=self._shm_free_min,
+            fds_peak=self._peak("fds"),
+            fds_max_peak=self._peak("fds_max"),
+            threads_peak=self._peak("threads"),
+            workers_peak=sm.workers_peak if sm else 0,
+            worker_restarts=self._peak("worker_restarts"),
+            tmp_peak_bytes=self._peak("tmp_bytes"),
+            tmp_files_peak=self._peak("tmp_files"),
+            batch_bytes=self._batch_bytes,
+            samples=self._n_samples,
+            config=dict(self.config),
             failed=self._failure["kind"] if self._failure else None,
             findings=[dict(f) for f in self.findings],
         )
 
 
-def watch(loader: Iterable[T], log: str | os.PathLike[str] | None = None, *, interval_s: float = 1.0,
-          name: str | None = None, shm_dir: str = "/dev/shm",
-          tmpdir: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.perf_counter,
-          background: bool = True) -> Watch[T]:
+def watch(
+    loader: Iterable[T],
+    log: str | os.PathLike[str] | None = None,
+    *,
+    interval_s: float = 1.0,
+    name: str | None = None,
+    shm_dir: str = "/dev/shm",
+    tmpdir: str | os.PathLike[str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    background: bool = True,
+) -> Watch[T]:
     """Watch a DataLoader (any iterable of batches) inside the real training loop::
 
         w = watch(loader, log="watch.jsonl")
@@ -521,5 +615,13 @@ def watch(loader: Iterable[T], log: str | os.PathLike[str] | None = None, *, int
     ``time.perf_counter``). ``background=False``: no sampling thread; call :meth:`Watch.poll` for
     each reading (tests drive the watch deterministically this way).
     """
-    return Watch(loader, log=log, interval_s=interval_s, name=name, shm_dir=shm_dir, tmpdir=tmpdir,
-                 clock=clock, background=background)
+    return Watch(
+        loader,
+        log=log,
+        interval_s=interval_s,
+        name=name,
+        shm_dir=shm_dir,
+        tmpdir=tmpdir,
+        clock=clock,
+        background=background,
+    )

@@ -20,6 +20,7 @@ NOTE [watch log]
     Several ranks may append to one file: each line is one ``os.write`` on an ``O_APPEND`` descriptor.
     ``{rank}`` in the path gives each rank its own file.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,21 +41,21 @@ class SampleLine(TypedDict, total=False):
     loop_s: float
     wait_s: float
     videos: int
-    steady_s: float               # loop time after the first batch (ends[n-1] - ends[0])
-    steady_wait_s: float          # time in next() after the first batch
-    steady_videos: int            # videos after the first batch
-    wait_fraction: float | None   # over the last DATA_BOUND_WINDOW steps
-    rss: int                      # main + worker tree
+    steady_s: float  # loop time after the first batch (ends[n-1] - ends[0])
+    steady_wait_s: float  # time in next() after the first batch
+    steady_videos: int  # videos after the first batch
+    wait_fraction: float | None  # over the last DATA_BOUND_WINDOW steps
+    rss: int  # main + worker tree
     pss: int
     main_rss: int
     main_pss: int
     workers_rss: int
     workers_pss: int
-    fds: int                      # whole tree
-    fds_max: int                  # the most open in one process (EMFILE is per process)
+    fds: int  # whole tree
+    fds_max: int  # the most open in one process (EMFILE is per process)
     threads: int
     workers: int
-    worker_restarts: int          # workers of the live iterator found dead (not an epoch's shut-down ones)
+    worker_restarts: int  # workers of the live iterator found dead (not an epoch's shut-down ones)
     shm_used: int
     shm_free: int | None
     shm_total: int
@@ -73,9 +74,9 @@ class Summary(TypedDict, total=False):
     videos: int
     loop_s: float
     wait_s: float
-    videos_per_s: float | None    # after the first batch: videos / loop time
+    videos_per_s: float | None  # after the first batch: videos / loop time
     videos_per_s_interval: list[float] | None  # its 95 % interval (run.stats.rate_interval), None: too few
-    wait_fraction: float | None   # after the first batch: time in next() / loop time
+    wait_fraction: float | None  # after the first batch: time in next() / loop time
     first_batch_s: float | None
     wait_ms_p50: float | None
     wait_ms_p95: float | None
@@ -95,7 +96,7 @@ class Summary(TypedDict, total=False):
     batch_bytes: int
     samples: int
     config: dict[str, Any]
-    failed: str | None            # the outcome kind when the loader raised
+    failed: str | None  # the outcome kind when the loader raised
     findings: list[dict[str, Any]]
 
 
@@ -146,11 +147,15 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             if i == len(lines):  # the process died mid-write: the lines before are whole
                 break
-            raise LogError(f"{p}:{i}: not a JSON line ({exc.msg}); a watch log holds one JSON object per line, "
-                           "written by ssv2_fixtures.watch") from None
+            raise LogError(
+                f"{p}:{i}: not a JSON line ({exc.msg}); a watch log holds one JSON object per line, "
+                "written by ssv2_fixtures.watch"
+            ) from None
         if not isinstance(rec, dict) or rec.get("ev") not in EVENTS or "rank" not in rec:
-            raise LogError(f"{p}:{i}: not a watch event (needs 'ev' in {list(EVENTS)} and 'rank'); is this a "
-                           "watch log written by ssv2_fixtures.watch?")
+            raise LogError(
+                f"{p}:{i}: not a watch event (needs 'ev' in {list(EVENTS)} and 'rank'); is this a "
+                "watch log written by ssv2_fixtures.watch?"
+            )
         out.append(rec)
     if not out:
         raise LogError(f"{p}: empty watch log: the watched loop wrote nothing (was it iterated?)")

@@ -3,6 +3,7 @@
 ``python -m ssv2_fixtures.report watch LOG`` and ``report compare`` call :func:`render` and
 :func:`compare_with_run`.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,10 +43,14 @@ def _summary(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
     # the summary's own rule (after the first batch), from the steady figures each sample carries;
     # no interval: a sample line holds totals, not the per-batch times the rule needs
     loop = float(s.get("steady_s") or 0)
-    return {"steps": s.get("step", 0), "videos": s.get("videos", 0),
-            "videos_per_s": (float(s.get("steady_videos") or 0) / loop) if loop > 0 else None,
-            "wait_fraction": (float(s.get("steady_wait_s") or 0) / loop) if loop > 0 else None,
-            "findings": [e for e in events if e["ev"] == "finding"], "partial": True}
+    return {
+        "steps": s.get("step", 0),
+        "videos": s.get("videos", 0),
+        "videos_per_s": (float(s.get("steady_videos") or 0) / loop) if loop > 0 else None,
+        "wait_fraction": (float(s.get("steady_wait_s") or 0) / loop) if loop > 0 else None,
+        "findings": [e for e in events if e["ev"] == "finding"],
+        "partial": True,
+    }
 
 
 def _pct(x: Any) -> str:
@@ -67,9 +72,14 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
         head = f"### rank {rank}" + (f" — {start.get('name')}" if start.get("name") else "")
         lines += [head, ""]
         if cfg:
-            lines.append("config: " + ", ".join(f"{k}={cfg.get(k)}" for k in ("batch_size", "num_workers",
-                                                                           "prefetch_factor", "sharing_strategy")
-                                                if k in cfg))
+            lines.append(
+                "config: "
+                + ", ".join(
+                    f"{k}={cfg.get(k)}"
+                    for k in ("batch_size", "num_workers", "prefetch_factor", "sharing_strategy")
+                    if k in cfg
+                )
+            )
             lines.append("")
         vps = s.get("videos_per_s")
         lines += [
@@ -78,7 +88,8 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
             f"| {s.get('steps')} | {rate(vps, interval_of(s.get('videos_per_s_interval')))} | "
             f"{_pct(s.get('wait_fraction'))} | "
             f"{_fmt_bytes(s.get('rss_peak_bytes'))} | {_fmt_bytes(s.get('shm_peak_bytes'))} | "
-            f"{s.get('fds_peak', '?')} |", "",
+            f"{s.get('fds_peak', '?')} |",
+            "",
         ]
         if s.get("partial"):
             lines += ["(no summary line: the run ended before the watch did; figures from the last sample)", ""]
@@ -87,8 +98,10 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
             lines += ["No findings: the data side kept up and no resource grew.", ""]
         for f in found:
             tag = " (the loader raised)" if f.get("failure") else ""
-            lines += [f"- **{f.get('kind')}** at step {f.get('step')}{tag}: {f.get('detail')}",
-                      f"  - remedy: {f.get('remedy')}"]
+            lines += [
+                f"- **{f.get('kind')}** at step {f.get('step')}{tag}: {f.get('detail')}",
+                f"  - remedy: {f.get('remedy')}",
+            ]
         lines.append("")
     png = out / "watch.png"
     _plot(ranks, png)
@@ -106,8 +119,9 @@ def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
         smp = [e for e in evs if e["ev"] == "sample"]
         x = [e.get("step", 0) for e in smp]
         lab = f"rank {rank}"
-        axes[0].plot(x, [e.get("wait_fraction") if e.get("wait_fraction") is not None else float("nan")
-                         for e in smp], label=lab)
+        axes[0].plot(
+            x, [e.get("wait_fraction") if e.get("wait_fraction") is not None else float("nan") for e in smp], label=lab
+        )
         axes[1].plot(x, [(e.get("rss") or 0) / 2**30 for e in smp], label=lab)
         axes[2].plot(x, [(e.get("shm_used") or 0) / 2**20 for e in smp], label=lab)
         for f in (e for e in evs if e["ev"] == "finding"):
@@ -137,16 +151,25 @@ def _match(path: Path, cfg: dict[str, Any], results: list[dict[str, Any]]) -> di
     ``distributed`` record's rate is the node's, the sum over its ranks), the sustained or validate
     run first, else a short one (quick, tune, limits)."""
     want = _norm(cfg)
-    same = [Run(cast(RunRecord, r)) for r in results if all(_norm(r.get("config") or {}).get(k) == want.get(k)
-                                           for k in MATCH_KEYS if k in want and k in (r.get("config") or {}))]
+    same = [
+        Run(cast(RunRecord, r))
+        for r in results
+        if all(
+            _norm(r.get("config") or {}).get(k) == want.get(k)
+            for k in MATCH_KEYS
+            if k in want and k in (r.get("config") or {})
+        )
+    ]
     hits = [r.rec for r in sustained_ok(same) or short_ok(same)]
     if not hits:
         seen = sorted({", ".join(f"{k}={(r.get('config') or {}).get(k)}" for k in MATCH_KEYS) for r in results})
         raise ResultsError(
             f"{path}: no passed stress run has the watched config ("
-            + ", ".join(f"{k}={want.get(k)}" for k in MATCH_KEYS) + f"); runs there: {seen or 'none'}. "
+            + ", ".join(f"{k}={want.get(k)}" for k in MATCH_KEYS)
+            + f"); runs there: {seen or 'none'}. "
             "Stress-test the training's config first (e.g. pytest -m sustained with the same batch size and "
-            "workers), or pass the run folder that holds it")
+            "workers), or pass the run folder that holds it"
+        )
     return dict(hits[-1])
 
 
@@ -167,16 +190,23 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
         if got is None:
             out.append(f"rank {rank}: too few steps to compare (the watched loop received {s.get('steps')} batches)")
             continue
-        bound = ("data-bound: the loop waited for data " if wf is not None and wf > DATA_BOUND_FRACTION
-                 else "step-bound: the loop waited for data only ")
-        line = (f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
-                f"({rate(got, interval_of(s.get('videos_per_s_interval')))} of {rate(stress, stress_iv)} videos/s, "
-                f"stress run {run.get('label') or run.get('id')}, {run.get('kind', '?')}): "
-                f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})")
+        bound = (
+            "data-bound: the loop waited for data "
+            if wf is not None and wf > DATA_BOUND_FRACTION
+            else "step-bound: the loop waited for data only "
+        )
+        line = (
+            f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
+            f"({rate(got, interval_of(s.get('videos_per_s_interval')))} of {rate(stress, stress_iv)} videos/s, "
+            f"stress run {run.get('label') or run.get('id')}, {run.get('kind', '?')}): "
+            f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})"
+        )
         if got > stress * FASTER_THAN_STRESS:
             # the same loader settings cannot outrun their own stress rate by this much: other data
             # (smaller clips, fewer videos) or another machine was measured on one side
-            line += ("; more than the stress run measured: check that it decoded the training's dataset "
-                     "(same clips and transforms) on this machine")
+            line += (
+                "; more than the stress run measured: check that it decoded the training's dataset "
+                "(same clips and transforms) on this machine"
+            )
         out.append(line)
     return "\n".join(out)

@@ -7,6 +7,7 @@ it (its mount namespace); TMPDIR without multiprocessing's ``pymp-*`` folders, a
 counts it (:func:`ssv2_fixtures.run.monitor.tmp_usage`). shm used and TMPDIR are relative to the
 reading at start: only the run's own growth counts.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,14 @@ def nofile_limit() -> int | None:
 
 
 class Sampler:
-    def __init__(self, *, shm_dir: str, tmpdir: str, worker_pids: Callable[[], list[int] | None],
-                 iter_live: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        *,
+        shm_dir: str,
+        tmpdir: str,
+        worker_pids: Callable[[], list[int] | None],
+        iter_live: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.shm_dir, self.tmpdir = shm_dir, tmpdir
         self.worker_pids = worker_pids
         self.iter_live = iter_live  # the iterator has not begun shutting its workers down
@@ -204,11 +211,22 @@ class Sampler:
         tf, tb, _ = self._tmp
         tmp_free = self._tmp_free
         return {
-            "rss": main_rss + w_rss, "pss": main_pss + w_pss, "main_rss": main_rss, "main_pss": main_pss,
-            "workers_rss": w_rss, "workers_pss": w_pss, "fds": fds, "fds_max": fds_max, "threads": threads,
-            "workers": live, "worker_restarts": len(self.workers_lost),
-            "shm_used": max(0, used - self.shm_base), "shm_free": shm_free, "shm_total": total,
-            "tmp_files": max(0, tf - self.tmp_files_base), "tmp_bytes": max(0, tb - self.tmp_bytes_base),
+            "rss": main_rss + w_rss,
+            "pss": main_pss + w_pss,
+            "main_rss": main_rss,
+            "main_pss": main_pss,
+            "workers_rss": w_rss,
+            "workers_pss": w_pss,
+            "fds": fds,
+            "fds_max": fds_max,
+            "threads": threads,
+            "workers": live,
+            "worker_restarts": len(self.workers_lost),
+            "shm_used": max(0, used - self.shm_base),
+            "shm_free": shm_free,
+            "shm_total": total,
+            "tmp_files": max(0, tf - self.tmp_files_base),
+            "tmp_bytes": max(0, tb - self.tmp_bytes_base),
             "tmp_free": tmp_free,
         }
 

@@ -10,6 +10,7 @@ node totals add up (:func:`~ssv2_fixtures.stress.distributed.node_totals`). When
 ranks on one node (and no drill was injected), the same config runs with 1 rank too, so the report can
 say whether the rank count is the cause (ranks share /dev/shm, memory, cores and fds).
 """
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 (grow, then bisect: :mod:`ssv2_fixtures.stress.limits`). Passes when the boundary is found (or none up
 to the largest size tried, itself a result) and every failing probe is classified (never ``unknown``).
 """
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 
 Each check is its own test with a message that says what to change (:mod:`ssv2_fixtures.stress.preflight`).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,4 +33,3 @@ def test_nofile_enough_for_file_descriptor(ssv2_session):
 def test_decoder_decodes_dataset_codec(ssv2_dataset):
     problem = preflight.decoder(*ssv2_dataset)
     assert problem is None, problem
-

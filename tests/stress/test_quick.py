@@ -1,5 +1,6 @@
 """``-m quick``: the progressive 9-phase ladder, each phase isolated, each a measured time window
 (:func:`ssv2_fixtures.stress.plans.quick_measure`)."""
+
 from __future__ import annotations
 
 import pytest

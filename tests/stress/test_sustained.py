@@ -3,6 +3,7 @@
 A config fails on a failure outcome, on memory growth (leak verdict) or on throughput decay
 (degradation verdict); thresholds are in :mod:`ssv2_fixtures.stress.verdicts`.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 seconds (or, with ``--target-videos-per-s X``, the cheapest that reaches X). The search is
 :mod:`ssv2_fixtures.stress.tune`; results.json gets ``"tune"`` and the run folder ``tuned.toml``.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """``-m validate --train-config train.toml``: the training job's exact loader settings, run sustained,
 against its targets (:mod:`ssv2_fixtures.stress.validate`); prints a target-vs-achieved table
 (pre-flight checks run too: test_preflight)."""
+
 from __future__ import annotations
 
 import pytest

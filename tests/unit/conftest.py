@@ -8,6 +8,7 @@ content-addressed copy; ``ensure_synthetic`` is safe to race) or else under ``tm
 copied, not hard-linked: a test that truncated or rewrote a hard link in place would corrupt the shared
 cache for every later test and run.
 """
+
 from __future__ import annotations
 
 import os

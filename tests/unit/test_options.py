@@ -1,5 +1,6 @@
 """The option table and :class:`Settings`, resolved in-process (no pytest session): precedence, typed
 fields that match the table, repeatable options and their named errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,19 +62,32 @@ def test_settings_are_frozen() -> None:
         s.batches = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("text,key,value", [
-    ("num_frames=16", "num_frames", 16), ("scale=0.5", "scale", 0.5), ("flip=true", "flip", True),
-    ("sizes=[1, 2]", "sizes", [1, 2]), ("mode=fast", "mode", "fast"), ('name="a b"', "name", "a b"),
-    ("root=/data/x", "root", "/data/x"), ("empty=", "empty", ""),
-])
+@pytest.mark.parametrize(
+    "text,key,value",
+    [
+        ("num_frames=16", "num_frames", 16),
+        ("scale=0.5", "scale", 0.5),
+        ("flip=true", "flip", True),
+        ("sizes=[1, 2]", "sizes", [1, 2]),
+        ("mode=fast", "mode", "fast"),
+        ('name="a b"', "name", "a b"),
+        ("root=/data/x", "root", "/data/x"),
+        ("empty=", "empty", ""),
+    ],
+)
 def test_dataset_arg_reads_toml_values_and_bare_words(text: str, key: str, value: Any) -> None:
     assert dataset_arg(text, "here") == (key, value)
 
 
 def test_dataset_options_from_cli_and_ini(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
-    s = _resolve(cli={"dataset_factory": "mypkg.data:build", "dataset_arg": ["n=3", "mode=fast", "n=4"],
-                      "dataset_path": [str(tmp_path / "src")]})
+    s = _resolve(
+        cli={
+            "dataset_factory": "mypkg.data:build",
+            "dataset_arg": ["n=3", "mode=fast", "n=4"],
+            "dataset_path": [str(tmp_path / "src")],
+        }
+    )
     assert s.dataset_factory == "mypkg.data:build"
     assert s.dataset_kwargs == {"n": 4, "mode": "fast"}  # a later KEY wins
     assert s.dataset_path == [(tmp_path / "src").resolve()]
@@ -82,21 +96,28 @@ def test_dataset_options_from_cli_and_ini(tmp_path: Path) -> None:
     assert ini.sources["dataset_arg"] == "ini key dataset_arg (from tox.ini)"
 
 
-@pytest.mark.parametrize("cli,needle", [
-    ({"dataset_arg": ["n=3", "frames"]}, "invalid --dataset-arg (from the command line): 'frames': expected KEY=VALUE"),
-    ({"dataset_arg": ["1x=3"]}, "'1x=3': expected KEY=VALUE"),
-    ({"dataset_factory": "mypkg.data.build"}, "expected MODULE:CALLABLE"),
-    ({"dataset_path": ["/nonexistent/ssv2-dir"]}, "is not a directory"),
-    ({"quick_seconds": "-1"}, "invalid --quick-seconds"),
-])
+@pytest.mark.parametrize(
+    "cli,needle",
+    [
+        (
+            {"dataset_arg": ["n=3", "frames"]},
+            "invalid --dataset-arg (from the command line): 'frames': expected KEY=VALUE",
+        ),
+        ({"dataset_arg": ["1x=3"]}, "'1x=3': expected KEY=VALUE"),
+        ({"dataset_factory": "mypkg.data.build"}, "expected MODULE:CALLABLE"),
+        ({"dataset_path": ["/nonexistent/ssv2-dir"]}, "is not a directory"),
+        ({"quick_seconds": "-1"}, "invalid --quick-seconds"),
+    ],
+)
 def test_dataset_option_errors_are_named(cli: dict[str, Any], needle: str) -> None:
     with pytest.raises(SettingsError) as err:
         _resolve(cli=cli)
     assert needle in str(err.value)
 
 
-@pytest.mark.parametrize("dest,flag", [("tune_budget", "--tune-budget"),
-                                       ("target_videos_per_s", "--target-videos-per-s")])
+@pytest.mark.parametrize(
+    "dest,flag", [("tune_budget", "--tune-budget"), ("target_videos_per_s", "--target-videos-per-s")]
+)
 @pytest.mark.parametrize("text", ["0", "-5", "fast"])
 def test_tune_numbers_must_be_positive_at_startup(dest: str, flag: str, text: str) -> None:
     # a 0 s budget or a 0 videos/s target means nothing: refused before any test starts, in words that

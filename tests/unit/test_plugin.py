@@ -1,5 +1,6 @@
 """The pytest plugin, driven through ``pytester`` in subprocesses (the plugin loads via its pytest11
 entry point there, as it does for users)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,20 @@ pytest_plugins = ["pytester"]
 
 STRESS = Path(__file__).resolve().parents[1] / "stress"
 # Small and fast: the plugin's behaviour does not depend on clip size.
-FAST = ["--size", "64", "--frames", "4", "--quick-batches", "3", "--max-workers", "2",
-        "--synthetic-videos", "12", "-p", "no:cacheprovider"]
+FAST = [
+    "--size",
+    "64",
+    "--frames",
+    "4",
+    "--quick-batches",
+    "3",
+    "--max-workers",
+    "2",
+    "--synthetic-videos",
+    "12",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +84,14 @@ def test_long_markers_run_only_when_selected(pytester):
     r.assert_outcomes(passed=1, deselected=2)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--workers", "two"], "invalid --workers (from the command line): 'two'"),
-    (["--emulate-shm", "lots"], "invalid --emulate-shm (from the command line)"),
-    (["--inject-fault", "meteor@2"], "unknown fault 'meteor'"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--workers", "two"], "invalid --workers (from the command line): 'two'"),
+        (["--emulate-shm", "lots"], "invalid --emulate-shm (from the command line)"),
+        (["--inject-fault", "meteor@2"], "unknown fault 'meteor'"),
+    ],
+)
 def test_bad_option_value_names_its_source(pytester, args, needle):
     r = pytester.runpytest_subprocess(*args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
@@ -106,8 +122,9 @@ def test_cli_wins_over_ini(pytester):
 
 
 def test_injected_fault_in_phase3_fails_it_and_skips_the_rest(pytester, stress_tests):
-    r = pytester.runpytest_subprocess("-m", "quick", "-k", "test_ladder", "-rs",
-                                      "--inject-fault", "exception@1:phase3", *stress_tests)
+    r = pytester.runpytest_subprocess(
+        "-m", "quick", "-k", "test_ladder", "-rs", "--inject-fault", "exception@1:phase3", *stress_tests
+    )
     r.assert_outcomes(passed=2, failed=1, skipped=6)
     out = r.stdout.str()
     assert "phase3 bs4-w2-pf2: worker_exception at batch" in out
@@ -142,8 +159,12 @@ def test_results_json_valid_after_each_config_and_benchmark_json(pytester, stres
 
 def test_results_survive_a_killed_session(pytester, stress_tests):
     args = [sys.executable, "-m", "pytest", "-m", "quick", "-k", "test_ladder", *stress_tests]
-    proc = psutil.Popen(args, cwd=pytester.path, stdout=open(pytester.path / "out.txt", "w"),
-                        stderr=open(pytester.path / "err.txt", "w"))
+    proc = psutil.Popen(
+        args,
+        cwd=pytester.path,
+        stdout=open(pytester.path / "out.txt", "w"),
+        stderr=open(pytester.path / "err.txt", "w"),
+    )
     path = pytester.path / "reports" / "latest" / "results.json"
     deadline = time.time() + 240
     try:
@@ -192,8 +213,9 @@ max_rss_gb = 16
 def test_validate_passes_and_fails_as_targets_say(pytester, stress_tests, rate, passes):
     cfg = pytester.path / "train.toml"
     cfg.write_text(TOML.format(rate=rate))
-    r = pytester.runpytest_subprocess("-m", "validate", "-k", "validate_train_config", "-s",
-                                      "--train-config", str(cfg), *stress_tests)
+    r = pytester.runpytest_subprocess(
+        "-m", "validate", "-k", "validate_train_config", "-s", "--train-config", str(cfg), *stress_tests
+    )
     r.assert_outcomes(passed=1 if passes else 0, failed=0 if passes else 1)
     out = r.stdout.str()
     assert "min_videos_per_s" in out and ("NO" in out) != passes
@@ -209,8 +231,9 @@ def test_validate_passes_and_fails_as_targets_say(pytester, stress_tests, rate, 
 def test_validate_names_a_bad_toml_key(pytester, stress_tests):
     cfg = pytester.path / "train.toml"
     cfg.write_text("[loader]\nbatch_size = 4\nnum_wrokers = 2\n")
-    r = pytester.runpytest_subprocess("-m", "validate", "-k", "validate_train_config",
-                                      "--train-config", str(cfg), *stress_tests)
+    r = pytester.runpytest_subprocess(
+        "-m", "validate", "-k", "validate_train_config", "--train-config", str(cfg), *stress_tests
+    )
     r.assert_outcomes(failed=1)
     assert "[loader] num_wrokers: unknown key" in r.stdout.str()
 

@@ -7,6 +7,7 @@ from a folder outside it. The dataset root and the other option paths lie under 
 folder than the project, as ``/mnt/ssv2`` would: then pytest, unrepaired, takes the dataset root
 itself as the rootdir and writes ``.pytest_cache/`` into it.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,19 +24,24 @@ import pytest
 from ssv2_fixtures.options import OPTIONS
 from ssv2_fixtures.rootdir import join_values, missing_internals, value_option_names
 
-PROBE = '''
+PROBE = """
 def test_probe(pytestconfig):
     print("SEEN", pytestconfig.rootpath, pytestconfig.inipath, pytestconfig.getini("batches"),
           pytestconfig.getoption("ssv2_root"), pytestconfig.getoption("reports"))
-'''
+"""
 
 
 # --------------------------------------------------------------------------- pure
 
+
 def test_join_values() -> None:
     names = ("--ssv2-root", "--reports")
-    assert join_values(["-m", "sustained", "--ssv2-root", "/mnt/ssv2", "-x"], names) == \
-        ["-m", "sustained", "--ssv2-root=/mnt/ssv2", "-x"]
+    assert join_values(["-m", "sustained", "--ssv2-root", "/mnt/ssv2", "-x"], names) == [
+        "-m",
+        "sustained",
+        "--ssv2-root=/mnt/ssv2",
+        "-x",
+    ]
     assert join_values(["--ssv2-root=/d", "--reports", "r", "t/"], names) == ["--ssv2-root=/d", "--reports=r", "t/"]
     assert join_values(["t/", "--", "--ssv2-root", "x"], names) == ["t/", "--", "--ssv2-root", "x"]
     assert join_values(["--ssv2-root"], names) == ["--ssv2-root"]  # left for argparse to refuse
@@ -46,8 +52,14 @@ def test_every_value_option_is_covered() -> None:
     names = set(value_option_names())
     for o in OPTIONS:
         assert (f"--{o.name}" in names) == (not o.flag), o.name
-    assert {"--ssv2-root", "--reports", "--train-config", "--ssv2-list-file", "--loader-tmpdir",
-            "--ssv2-cache"} <= names
+    assert {
+        "--ssv2-root",
+        "--reports",
+        "--train-config",
+        "--ssv2-list-file",
+        "--loader-tmpdir",
+        "--ssv2-cache",
+    } <= names
 
 
 def test_pytest_still_has_the_internals_the_repair_uses(pytestconfig: pytest.Config) -> None:
@@ -56,6 +68,7 @@ def test_pytest_still_has_the_internals_the_repair_uses(pytestconfig: pytest.Con
 
 
 # --------------------------------------------------------------------------- end to end
+
 
 @pytest.fixture
 def far(tmp_path: Path) -> Iterator[Path]:
@@ -78,10 +91,14 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def _run(cwd: Path, *args: str) -> tuple[str, str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k != "PYTEST_ADDOPTS" and not k.startswith("PYTEST_XDIST") and k != "PYTEST_CURRENT_TEST"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-s", *args], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=300)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "PYTEST_ADDOPTS" and not k.startswith("PYTEST_XDIST") and k != "PYTEST_CURRENT_TEST"
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-s", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     root = re.search(r"^rootdir: (.*)$", out, re.M)
@@ -109,10 +126,23 @@ def test_value_options_do_not_move_the_rootdir(tmp_path: Path, far: Path, where:
     (far / "train.toml").write_text("[loader]\n")
     (far / "list.txt").write_text("")
     before = _snapshot(data)
-    cwd, extra = {"project": (project, []), "outside-with-path": (outside, [str(project / "t")]),
-                  "outside": (outside, [])}[where]
-    paths = ["--reports", str(far / "reports"), "--loader-tmpdir", str(far / "tmp"), "--train-config",
-             str(far / "train.toml"), "--ssv2-list-file", str(far / "list.txt"), "--ssv2-cache", str(far / "cache")]
+    cwd, extra = {
+        "project": (project, []),
+        "outside-with-path": (outside, [str(project / "t")]),
+        "outside": (outside, []),
+    }[where]
+    paths = [
+        "--reports",
+        str(far / "reports"),
+        "--loader-tmpdir",
+        str(far / "tmp"),
+        "--train-config",
+        str(far / "train.toml"),
+        "--ssv2-list-file",
+        str(far / "list.txt"),
+        "--ssv2-cache",
+        str(far / "cache"),
+    ]
 
     plain = _run(cwd, *extra)
     spaced = _run(cwd, "--ssv2-root", str(data), *paths, *extra)

@@ -1,5 +1,6 @@
 """Small fakes shared by unit tests (importable as ``unit_helpers``: tests/unit/conftest.py puts this
 folder on sys.path, as pytest's default import mode does for every rootless test folder)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Unit tests for ssv2_fixtures.data.annotations, on real (tiny) files in tmp_path."""
+
 from __future__ import annotations
 
 import json
@@ -33,20 +34,44 @@ LABELS = {
     "Pushing something from left to right": "2",
 }
 TRAIN = [
-    {"id": "78687", "label": "holding a cup next to a pen",
-     "template": "Holding [something] next to [something]", "placeholders": ["cup", "pen"]},
-    {"id": "42326", "label": "paper falling like paper",
-     "template": "[Something] falling like a feather or paper", "placeholders": ["paper"]},
-    {"id": "100904", "label": "pushing a box from left to right",
-     "template": "Pushing [something] from left to right", "placeholders": ["box"]},
-    {"id": "5", "label": "holding a pen next to a cup",
-     "template": "Holding [something] next to [something]", "placeholders": ["pen", "cup"]},
+    {
+        "id": "78687",
+        "label": "holding a cup next to a pen",
+        "template": "Holding [something] next to [something]",
+        "placeholders": ["cup", "pen"],
+    },
+    {
+        "id": "42326",
+        "label": "paper falling like paper",
+        "template": "[Something] falling like a feather or paper",
+        "placeholders": ["paper"],
+    },
+    {
+        "id": "100904",
+        "label": "pushing a box from left to right",
+        "template": "Pushing [something] from left to right",
+        "placeholders": ["box"],
+    },
+    {
+        "id": "5",
+        "label": "holding a pen next to a cup",
+        "template": "Holding [something] next to [something]",
+        "placeholders": ["pen", "cup"],
+    },
 ]
 VALIDATION = [
-    {"id": "74225", "label": "pushing a lid from left to right",
-     "template": "Pushing [something] from left to right", "placeholders": ["lid"]},
-    {"id": "116154", "label": "a leaf falling like a feather or paper",
-     "template": "[Something] falling like a feather or paper", "placeholders": ["a leaf"]},
+    {
+        "id": "74225",
+        "label": "pushing a lid from left to right",
+        "template": "Pushing [something] from left to right",
+        "placeholders": ["lid"],
+    },
+    {
+        "id": "116154",
+        "label": "a leaf falling like a feather or paper",
+        "template": "[Something] falling like a feather or paper",
+        "placeholders": ["a leaf"],
+    },
 ]
 TEST = [{"id": "1420"}, {"id": "17"}]
 
@@ -86,8 +111,7 @@ def make_root(
             if not isinstance(entries, list):
                 continue
             for e in entries:
-                if isinstance(e, dict) and isinstance(e.get("id"), str) \
-                        and e["id"] not in skip_videos:
+                if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"] not in skip_videos:
                     (vdir / f"{e['id']}.webm").touch()
     return root
 
@@ -203,10 +227,8 @@ def test_check_files_false_needs_no_videos(tmp_path: Path) -> None:
 
 def test_list_file_space_and_comma_blank_lines(tmp_path: Path) -> None:
     root = make_root(tmp_path)
-    spaced = write(tmp_path / "train_space.txt",
-                   f"{VIDEO_DIR}/78687.webm 0\n\n  {VIDEO_DIR}/42326.webm\t1  \n\n")
-    comma = write(tmp_path / "train_comma.csv",
-                  f"{VIDEO_DIR}/78687.webm,0\n\n{VIDEO_DIR}/42326.webm, 1\n")
+    spaced = write(tmp_path / "train_space.txt", f"{VIDEO_DIR}/78687.webm 0\n\n  {VIDEO_DIR}/42326.webm\t1  \n\n")
+    comma = write(tmp_path / "train_comma.csv", f"{VIDEO_DIR}/78687.webm,0\n\n{VIDEO_DIR}/42326.webm, 1\n")
     a = load_index(root, "train", list_file=spaced)
     b = load_index(root, "train", list_file=comma)
     for idx in (a, b):
@@ -262,39 +284,92 @@ def _bad_labels(labels: Any):
 
 MALFORMED = {
     # name: (builder, file name, entry, field, extra substring)
-    "invalid json": (_bad_train('[{"id": "1", "template": "x"},\n  {"id": '),
-                     "something-something-v2-train.json", None, None, "line 2 column"),
-    "top level not a list": (_bad_train({"id": "1"}),
-                             "something-something-v2-train.json", None, None, "object"),
-    "labels top level not an object": (_bad_labels(list(LABELS)),
-                                       "something-something-v2-labels.json", None, None, "array"),
-    "entry not an object": (_bad_train([TRAIN[0], ["78687"]]),
-                            "something-something-v2-train.json", 1, None, "expected an object"),
-    "missing id": (_bad_train([TRAIN[0], TRAIN[1], {"template": TRAIN[0]["template"]}]),
-                   "something-something-v2-train.json", 2, "id", "missing"),
-    "non-string id": (_bad_train([TRAIN[0], {**TRAIN[1], "id": 42326}]),
-                      "something-something-v2-train.json", 1, "id", "42326"),
-    "empty id": (_bad_train([{**TRAIN[0], "id": ""}]),
-                 "something-something-v2-train.json", 0, "id", "empty"),
-    "duplicate id": (_bad_train([TRAIN[0], TRAIN[1], TRAIN[0]]),
-                     "something-something-v2-train.json", 2, "id", "duplicate"),
-    "missing template": (_bad_train([TRAIN[0], {"id": "42326", "label": "x"}]),
-                         "something-something-v2-train.json", 1, "template", "missing"),
-    "non-string template": (_bad_train([{"id": "1", "template": 3}]),
-                            "something-something-v2-train.json", 0, "template", "string"),
+    "invalid json": (
+        _bad_train('[{"id": "1", "template": "x"},\n  {"id": '),
+        "something-something-v2-train.json",
+        None,
+        None,
+        "line 2 column",
+    ),
+    "top level not a list": (_bad_train({"id": "1"}), "something-something-v2-train.json", None, None, "object"),
+    "labels top level not an object": (
+        _bad_labels(list(LABELS)),
+        "something-something-v2-labels.json",
+        None,
+        None,
+        "array",
+    ),
+    "entry not an object": (
+        _bad_train([TRAIN[0], ["78687"]]),
+        "something-something-v2-train.json",
+        1,
+        None,
+        "expected an object",
+    ),
+    "missing id": (
+        _bad_train([TRAIN[0], TRAIN[1], {"template": TRAIN[0]["template"]}]),
+        "something-something-v2-train.json",
+        2,
+        "id",
+        "missing",
+    ),
+    "non-string id": (
+        _bad_train([TRAIN[0], {**TRAIN[1], "id": 42326}]),
+        "something-something-v2-train.json",
+        1,
+        "id",
+        "42326",
+    ),
+    "empty id": (_bad_train([{**TRAIN[0], "id": ""}]), "something-something-v2-train.json", 0, "id", "empty"),
+    "duplicate id": (
+        _bad_train([TRAIN[0], TRAIN[1], TRAIN[0]]),
+        "something-something-v2-train.json",
+        2,
+        "id",
+        "duplicate",
+    ),
+    "missing template": (
+        _bad_train([TRAIN[0], {"id": "42326", "label": "x"}]),
+        "something-something-v2-train.json",
+        1,
+        "template",
+        "missing",
+    ),
+    "non-string template": (
+        _bad_train([{"id": "1", "template": 3}]),
+        "something-something-v2-train.json",
+        0,
+        "template",
+        "string",
+    ),
     "template not in labels": (
         _bad_train([TRAIN[0], TRAIN[1], TRAIN[2], {"id": "9", "template": "Pushing x"}]),
-        "something-something-v2-train.json", 3, "template",
-        "'Pushing x' is not in labels.json"),
-    "labels duplicate index": (_bad_labels({**LABELS, "Pushing something from left to right": "0"}),
-                               "something-something-v2-labels.json", None,
-                               "Pushing something from left to right", "already used"),
-    "labels out of range": (_bad_labels({**LABELS, "Pushing something from left to right": "3"}),
-                            "something-something-v2-labels.json", None,
-                            "Pushing something from left to right", "outside 0..2"),
-    "labels not an integer": (_bad_labels({**LABELS, "Holding something next to something": "x"}),
-                              "something-something-v2-labels.json", None,
-                              "Holding something next to something", "not an integer"),
+        "something-something-v2-train.json",
+        3,
+        "template",
+        "'Pushing x' is not in labels.json",
+    ),
+    "labels duplicate index": (
+        _bad_labels({**LABELS, "Pushing something from left to right": "0"}),
+        "something-something-v2-labels.json",
+        None,
+        "Pushing something from left to right",
+        "already used",
+    ),
+    "labels out of range": (
+        _bad_labels({**LABELS, "Pushing something from left to right": "3"}),
+        "something-something-v2-labels.json",
+        None,
+        "Pushing something from left to right",
+        "outside 0..2",
+    ),
+    "labels not an integer": (
+        _bad_labels({**LABELS, "Holding something next to something": "x"}),
+        "something-something-v2-labels.json",
+        None,
+        "Holding something next to something",
+        "not an integer",
+    ),
 }
 
 
@@ -323,7 +398,8 @@ def test_error_message_format(tmp_path: Path) -> None:
     labels_file = root.absolute() / "something-something-v2-labels.json"
     assert str(ei.value).startswith(
         f"{root.absolute() / 'something-something-v2-train.json'}: entry 0: field 'template': "
-        f"'Pushing x' is not in labels.json ({labels_file}). Fix: ")
+        f"'Pushing x' is not in labels.json ({labels_file}). Fix: "
+    )
 
 
 def test_errors_pickle(tmp_path: Path) -> None:
@@ -346,8 +422,7 @@ def test_errors_pickle(tmp_path: Path) -> None:
         ("a.webm -3\n", 1, "label", "negative"),
     ],
 )
-def test_malformed_list_file(tmp_path: Path, text: str, line: int, field: str,
-                             extra: str) -> None:
+def test_malformed_list_file(tmp_path: Path, text: str, line: int, field: str, extra: str) -> None:
     lst = write(tmp_path / "bad_list.txt", text)
     with pytest.raises(AnnotationError) as ei:
         load_index(tmp_path, "train", list_file=lst, check_files=False)
@@ -384,8 +459,12 @@ def test_discover_error_names_files(tmp_path: Path) -> None:
     with pytest.raises(AnnotationError) as ei:
         discover(tmp_path)
     msg = str(ei.value)
-    for rel in ("something-something-v2-labels.json", "something-something-v2-train.json",
-                os.path.join("labels", "labels.json"), os.path.join("labels", "train.json")):
+    for rel in (
+        "something-something-v2-labels.json",
+        "something-something-v2-train.json",
+        os.path.join("labels", "labels.json"),
+        os.path.join("labels", "train.json"),
+    ):
         assert str(tmp_path / rel) in msg
     assert ei.value.file == tmp_path and "Fix: " in msg
     with pytest.raises(AnnotationError, match="does not exist"):
@@ -453,8 +532,7 @@ def test_bad_missing_argument(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- properties
 
-_settings = settings(max_examples=25, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])
+_settings = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_settings
@@ -466,11 +544,9 @@ def test_label_permutation_round_trips(data: st.DataObject) -> None:
     names = [f"Doing something {k} with something" for k in range(n)]
     labels = {names[k]: (perm[k] if as_int else str(perm[k])) for k in range(n)}
     picks = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=20), label="picks")
-    train = [{"id": str(j), "template": f"Doing [something] {k} with [something]"}
-             for j, k in enumerate(picks)]
+    train = [{"id": str(j), "template": f"Doing [something] {k} with [something]"} for j, k in enumerate(picks)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_root(Path(tmp), data.draw(st.sampled_from(["20bn", "labels"])),
-                         labels=labels, train=train)
+        root = make_root(Path(tmp), data.draw(st.sampled_from(["20bn", "labels"])), labels=labels, train=train)
         assert class_names(root) == [names[perm.index(c)] for c in range(n)]
         idx = load_index(root, "train")
         assert idx.labels.tolist() == [perm[k] for k in picks]
@@ -483,9 +559,11 @@ _stem = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-é", min_size=1,
 @_settings
 @given(
     rows=st.lists(
-        st.tuples(st.lists(_stem, min_size=0, max_size=2), _stem,
-                  st.sampled_from([".webm", ".mp4", ""]), st.integers(-1, 500)),
-        max_size=15),
+        st.tuples(
+            st.lists(_stem, min_size=0, max_size=2), _stem, st.sampled_from([".webm", ".mp4", ""]), st.integers(-1, 500)
+        ),
+        max_size=15,
+    ),
     sep=st.sampled_from([" ", "\t", ",", ", ", "   "]),
     blanks=st.lists(st.integers(0, 2), max_size=16),
 )
@@ -499,11 +577,9 @@ def test_list_file_round_trips(rows: list, sep: str, blanks: list[int]) -> None:
         expect.append((rel, stem, lab))
     with tempfile.TemporaryDirectory() as tmp:
         lst = write(Path(tmp) / "list.txt", "\n".join(lines) + "\n")
-        idx = load_index(tmp, "train", list_file=lst, list_prefix="/data/ssv2",
-                         check_files=False)
+        idx = load_index(tmp, "train", list_file=lst, list_prefix="/data/ssv2", check_files=False)
     assert len(idx) == len(expect)
-    assert [idx.path(i) for i in range(len(idx))] == [
-        os.path.join("/data/ssv2", r) for r, _, _ in expect]
+    assert [idx.path(i) for i in range(len(idx))] == [os.path.join("/data/ssv2", r) for r, _, _ in expect]
     assert idx.ids.tolist() == [s for _, s, _ in expect]
     assert idx.labels.tolist() == [lab for _, _, lab in expect]
     assert idx.num_classes == max([lab for _, _, lab in expect], default=-1) + 1

@@ -1,4 +1,5 @@
 """Batch facts from nested structures: bytes are every tensor's, clips the largest tensor's lead."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,11 @@ def test_ssv2clips_shaped_batch():
 def test_repeated_augmentation_flattened_and_nested_dicts():
     # two float32 samples per video, flattened by the collate: 16 clips from 8 videos
     clips = torch.zeros(16, 3, 16, 32, 32, dtype=torch.float32)
-    batch = {"video": clips, "meta": {"label": torch.zeros(16), "ids": ["a"] * 16, "n": 3},
-             "aux": [np.zeros((16, 4), dtype=np.float16)]}
+    batch = {
+        "video": clips,
+        "meta": {"label": torch.zeros(16), "ids": ["a"] * 16, "n": 3},
+        "aux": [np.zeros((16, 4), dtype=np.float16)],
+    }
     f = describe(batch, videos=8)
     assert f["videos"] == 8 and f["clips"] == 16
     assert f["bytes"] == clips.numel() * 4 + 16 * 4 + 16 * 4 * 2

@@ -13,6 +13,7 @@ that returns the wrong frame. Instead, per frame: mean |diff| < 1.0 AND at most 
 more than 8 levels. That leaves room for another FFmpeg build's rounding (+-1..2 per value, e.g. other
 SIMD paths) while a one-frame seek error (>= 0.18 % of values off by > 20 in the stillest clip) fails.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,15 @@ from ssv2_fixtures.data.synth import read_manifest
 
 T = 8
 SIZE = 64
-MEAN_TOL = 1.0          # mean |diff| per frame, in 0..255 levels
-OUTLIER_LEVELS = 8      # a value "differs" when off by more than this ...
+MEAN_TOL = 1.0  # mean |diff| per frame, in 0..255 levels
+OUTLIER_LEVELS = 8  # a value "differs" when off by more than this ...
 OUTLIER_FRACTION = 1e-4  # ... and at most this fraction of a frame's values may differ
 
 BAD_KINDS = ("missing", "zero_bytes", "truncated", "not_a_video", "corrupt")
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def _assert_close(a: np.ndarray, b: np.ndarray, what: str) -> None:
     assert a.shape == b.shape, f"{what}: shapes {a.shape} vs {b.shape}"
@@ -90,6 +92,7 @@ def _break(path: str, kind: str) -> None:
 
 
 # --------------------------------------------------------------------------- dataset basics
+
 
 @pytest.mark.parametrize("split", ["train", "validation", "test"])
 def test_shapes_labels_ids_len(synth_root: Path, split: str) -> None:
@@ -153,6 +156,7 @@ def test_bad_arguments_refused_up_front(synth_root: Path, kwargs: dict, field: s
 
 # --------------------------------------------------------------------------- decode correctness
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_decord_frames_equal_pyav_at_native_size(synth_root: Path, mode: str) -> None:
     """The frames decord seeks to are the frames PyAV decodes sequentially at those indices."""
@@ -192,8 +196,7 @@ def test_dataset_clip_is_the_sampled_frames_resized(synth_root: Path) -> None:
     path = ds.index.path(0)
     ref_frames = _pyav_frames(path)
     idx = ds.indices_for(len(ref_frames))
-    ref = np.stack([ref_frames[j].reformat(width=SIZE, height=SIZE, format="rgb24").to_ndarray()
-                    for j in idx])
+    ref = np.stack([ref_frames[j].reformat(width=SIZE, height=SIZE, format="rgb24").to_ndarray() for j in idx])
     _assert_close(ds[0][0].numpy(), ref, "validation[0]")
 
 
@@ -226,6 +229,7 @@ def test_torchcodec_decoder_matches_decord(synth_root: Path) -> None:
 
 
 # --------------------------------------------------------------------------- bad videos
+
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -358,6 +362,7 @@ def test_skips_in_workers_are_logged(bad_root: Path, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- normalize
+
 
 def test_normalize_shape_dtype_values() -> None:
     clip = torch.zeros(T, 5, 6, 3, dtype=torch.uint8)

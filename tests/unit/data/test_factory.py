@@ -4,6 +4,7 @@ way it can be wrong is one named FactoryError with file, line and fix.
 The factories live in tests/userpipe/userpipe (a user-like project outside the package), loaded
 through ``factory_path`` as ``--dataset-path`` does.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -18,7 +19,11 @@ from torch.utils.data import DataLoader, Dataset
 from ssv2_fixtures import Pipeline
 from ssv2_fixtures.data.batch import describe
 from ssv2_fixtures.data.factory import (
-    WHATS, FactoryError, check_collatable, load_pipeline, parse_factory,
+    WHATS,
+    FactoryError,
+    check_collatable,
+    load_pipeline,
+    parse_factory,
 )
 
 USERPIPE = Path(__file__).resolve().parents[2] / "userpipe"
@@ -26,8 +31,13 @@ BAD = USERPIPE / "userpipe" / "bad.py"
 
 
 def spec(factory: str, root: Any = "/nowhere", **kwargs: Any) -> dict[str, Any]:
-    return {"factory": factory, "factory_kwargs": kwargs, "factory_path": [str(USERPIPE)],
-            "root": str(root), "split": "train"}
+    return {
+        "factory": factory,
+        "factory_kwargs": kwargs,
+        "factory_path": [str(USERPIPE)],
+        "root": str(root),
+        "split": "train",
+    }
 
 
 def error(factory: str, *, train: bool = True, **kw: Any) -> FactoryError:
@@ -79,14 +89,21 @@ def test_the_option_uses_the_same_rule(text: str) -> None:
 def test_module_not_found_names_module_and_sys_path(tmp_path: Path) -> None:
     missing_dir = tmp_path / "src"
     with pytest.raises(FactoryError) as info:
-        load_pipeline({"factory": "no_such_userpkg.data:build", "factory_path": [str(missing_dir)],
-                       "root": "/r", "split": "train"}, train=True)
+        load_pipeline(
+            {
+                "factory": "no_such_userpkg.data:build",
+                "factory_path": [str(missing_dir)],
+                "root": "/r",
+                "split": "train",
+            },
+            train=True,
+        )
     err = info.value
     assert err.what == "module_not_found"
     text = str(err)
     assert "'no_such_userpkg.data'" in text and "sys.path searched" in text
     assert str(missing_dir) in text and "does not exist" in text  # the --dataset-path that is not there
-    assert err.sys_path and err.sys_path[0] == str(missing_dir)   # factory_path goes first
+    assert err.sys_path and err.sys_path[0] == str(missing_dir)  # factory_path goes first
     assert "--dataset-path" in err.fix
 
 
@@ -186,12 +203,15 @@ class Items(Dataset):
         return self.items[i]
 
 
-@pytest.mark.parametrize("items, where", [
-    ([{"a": torch.zeros(2)}, {"b": torch.zeros(2)}], "item: dict key 'a' is in item 0 but not in item 1"),
-    ([{"x": [torch.zeros(1), 3]}, {"x": [torch.zeros(1), None]}], "item['x'][1]: a int in item 0 but a NoneType"),
-    ([(torch.zeros(1), 1), (torch.zeros(1), 1, 2)], "item: tuples of different lengths (2 in item 0, 3 in item 1"),
-    ([object(), object()], "item: a object, which the default collate cannot batch"),
-])
+@pytest.mark.parametrize(
+    "items, where",
+    [
+        ([{"a": torch.zeros(2)}, {"b": torch.zeros(2)}], "item: dict key 'a' is in item 0 but not in item 1"),
+        ([{"x": [torch.zeros(1), 3]}, {"x": [torch.zeros(1), None]}], "item['x'][1]: a int in item 0 but a NoneType"),
+        ([(torch.zeros(1), 1), (torch.zeros(1), 1, 2)], "item: tuples of different lengths (2 in item 0, 3 in item 1"),
+        ([object(), object()], "item: a object, which the default collate cannot batch"),
+    ],
+)
 def test_diagnosis_paths(items: list[Any], where: str) -> None:
     with pytest.raises(FactoryError) as info:
         check_collatable(Items(items))
@@ -199,8 +219,10 @@ def test_diagnosis_paths(items: list[Any], where: str) -> None:
 
 
 def test_collatable_nested_items_pass() -> None:
-    items = [{"v": [torch.zeros(2, 3), torch.ones(4)], "m": (1, "id1", True)},
-             {"v": [torch.zeros(2, 3), torch.ones(4)], "m": (2, "id2", False)}]
+    items = [
+        {"v": [torch.zeros(2, 3), torch.ones(4)], "m": (1, "id1", True)},
+        {"v": [torch.zeros(2, 3), torch.ones(4)], "m": (2, "id2", False)},
+    ]
     check_collatable(Items(items))  # no error: shapes agree position by position
 
 
@@ -244,8 +266,12 @@ def test_error_pickles_and_carries_event_fields() -> None:
     err = error("userpipe.bad:raises")
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is FactoryError and str(back) == str(err)
-    assert back.event_fields() == {"what": "factory_raised", "file": str(BAD),
-                                   "line": line_of(BAD, "raise RuntimeError"), "fix": err.fix}
+    assert back.event_fields() == {
+        "what": "factory_raised",
+        "file": str(BAD),
+        "line": line_of(BAD, "raise RuntimeError"),
+        "fix": err.fix,
+    }
     assert err.what in WHATS
 
 
@@ -256,13 +282,16 @@ def _capture(**seen: Any) -> Any:
     return seen
 
 
-@pytest.mark.parametrize("source, want", [
-    ("def build(root): return root", {"root"}),
-    ("def build(split, train): return (split, train)", {"split", "train"}),
-    ("def build(**kw): return kw", {"root", "split", "train", "size"}),
-    ("def build(size, *, train=False): return size", {"size", "train"}),
-    ("def build(): return 0", set()),
-])
+@pytest.mark.parametrize(
+    "source, want",
+    [
+        ("def build(root): return root", {"root"}),
+        ("def build(split, train): return (split, train)", {"split", "train"}),
+        ("def build(**kw): return kw", {"root", "split", "train", "size"}),
+        ("def build(size, *, train=False): return size", {"size", "train"}),
+        ("def build(): return 0", set()),
+    ],
+)
 def test_signature_filtering(tmp_path: Path, source: str, want: set[str]) -> None:
     name = f"sigpkg_{abs(hash(source))}"
     (tmp_path / f"{name}.py").write_text(
@@ -271,10 +300,19 @@ def test_signature_filtering(tmp_path: Path, source: str, want: set[str]) -> Non
         f"def _wrap(f):\n    import functools, inspect\n"
         f"    @functools.wraps(f)\n    def g(*a, **kw):\n        SEEN.append(set(kw)); f(*a, **kw); return DS()\n"
         f"    return g\n"
-        f"@_wrap\n{source}\n")
+        f"@_wrap\n{source}\n"
+    )
     kwargs = {"size": 112} if "size" in source or "**kw" in source else {}
-    load_pipeline({"factory": f"{name}:build", "factory_kwargs": kwargs, "factory_path": [str(tmp_path)],
-                   "root": "/r", "split": "validation"}, train=True)
+    load_pipeline(
+        {
+            "factory": f"{name}:build",
+            "factory_kwargs": kwargs,
+            "factory_path": [str(tmp_path)],
+            "root": "/r",
+            "split": "validation",
+        },
+        train=True,
+    )
     assert sys.modules[name].SEEN == [want]
 
 
@@ -283,15 +321,30 @@ def test_user_kwargs_win_over_suite_values(tmp_path: Path) -> None:
         "import torch.utils.data as d\nclass DS(d.Dataset):\n"
         "    def __init__(self, split): self.split = split\n"
         "    def __len__(self): return 1\n    def __getitem__(self, i): return i\n"
-        "def build(split): return DS(split)\n")
-    pipe = load_pipeline({"factory": "winpkg_user:build", "factory_kwargs": {"split": "validation"},
-                          "factory_path": [str(tmp_path)], "split": "train"}, train=True)
+        "def build(split): return DS(split)\n"
+    )
+    pipe = load_pipeline(
+        {
+            "factory": "winpkg_user:build",
+            "factory_kwargs": {"split": "validation"},
+            "factory_path": [str(tmp_path)],
+            "split": "train",
+        },
+        train=True,
+    )
     assert pipe.dataset.split == "validation"
 
 
 def test_a_class_is_a_factory(synth_root: Path) -> None:
-    pipe = load_pipeline({"factory": "ssv2_fixtures.data.clips:SSv2Clips", "factory_kwargs": {"num_frames": 2},
-                          "root": str(synth_root), "split": "train"}, train=False)
+    pipe = load_pipeline(
+        {
+            "factory": "ssv2_fixtures.data.clips:SSv2Clips",
+            "factory_kwargs": {"num_frames": 2},
+            "root": str(synth_root),
+            "split": "train",
+        },
+        train=False,
+    )
     assert pipe.collate_fn is None and len(pipe.dataset) > 0 and pipe.dataset.num_frames == 2
 
 
@@ -303,8 +356,9 @@ def test_userpipe_loads_through_factory_path_and_batches(synth_root: Path) -> No
     assert type(pipe.dataset).__module__ == "userpipe.data"
     assert sys.modules["userpipe.data"].__file__ == str(USERPIPE / "userpipe" / "data.py")
     check_collatable(pipe.dataset, pipe.collate_fn)
-    loader = DataLoader(pipe.dataset, batch_size=2, num_workers=1, collate_fn=pipe.collate_fn,
-                        worker_init_fn=pipe.worker_init_fn)
+    loader = DataLoader(
+        pipe.dataset, batch_size=2, num_workers=1, collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn
+    )
     batch = next(iter(loader))
     assert batch["init_ran"] == [True, True]  # the user's worker_init_fn ran in the worker
     facts = describe(batch, videos=2)

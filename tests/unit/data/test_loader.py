@@ -1,5 +1,6 @@
 """LoaderConfig validation, make_loader behaviour on real data, and the refusals of unbatchable configs
 (the ladder/matrix config sets are tested with stress/plans.py)."""
+
 from __future__ import annotations
 
 from itertools import islice
@@ -12,14 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssv2_fixtures.data.clips import SSv2Clips
-from ssv2_fixtures.data.loader import (LoaderConfig, SplitTooSmallError, distributed_samples, make_loader,
-                                       refuse_unbatchable)
+from ssv2_fixtures.data.loader import (
+    LoaderConfig,
+    SplitTooSmallError,
+    distributed_samples,
+    make_loader,
+    refuse_unbatchable,
+)
 from unit_helpers import RangeItems
 
 T, SIZE = 4, 64
 
 
 # --------------------------------------------------------------------------- LoaderConfig
+
 
 @pytest.mark.parametrize(
     "kwargs, field",
@@ -60,8 +67,14 @@ def test_valid_configs_and_defaults() -> None:
     assert (c.batch_size, c.num_workers, c.prefetch_factor, c.effective_prefetch) == (8, 2, None, 2)
     assert LoaderConfig(num_workers=0).effective_prefetch == 0
     assert LoaderConfig(num_workers=3, prefetch_factor=5).effective_prefetch == 5
-    LoaderConfig(num_workers=1, persistent_workers=True, timeout=2.5, mp_context="spawn",
-                 sharing_strategy="file_system", pin_memory=True)
+    LoaderConfig(
+        num_workers=1,
+        persistent_workers=True,
+        timeout=2.5,
+        mp_context="spawn",
+        sharing_strategy="file_system",
+        pin_memory=True,
+    )
     with pytest.raises(Exception):
         c.batch_size = 4  # frozen
 
@@ -74,8 +87,7 @@ def test_valid_configs_and_defaults() -> None:
         (dict(batch_size=4, num_workers=2, prefetch_factor=2), "bs4-w2-pf2"),
         (dict(batch_size=16, num_workers=8, prefetch_factor=4), "bs16-w8-pf4"),
         (dict(batch_size=8, num_workers=0, sharing_strategy="file_system"), "bs8-w0-fs"),
-        (dict(batch_size=32, num_workers=4, prefetch_factor=1, sharing_strategy="file_system"),
-         "bs32-w4-pf1-fs"),
+        (dict(batch_size=32, num_workers=4, prefetch_factor=1, sharing_strategy="file_system"), "bs32-w4-pf1-fs"),
     ],
 )
 def test_label(kwargs: dict, label: str) -> None:
@@ -92,6 +104,7 @@ def test_dict_round_trip_and_unknown_field() -> None:
 
 
 # --------------------------------------------------------------------------- make_loader
+
 
 @pytest.fixture(scope="module")
 def train_ds(synth_root: Path) -> SSv2Clips:
@@ -112,8 +125,7 @@ def _batches(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def test_workers_do_not_change_the_batches(train_ds: SSv2Clips) -> None:
     # 9 train videos, batch 2: 5 batches, the last one short (drop_last off).
     ref = _batches(make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=0, seed=3)))
-    two = _batches(make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=2,
-                                                      seed=3)))
+    two = _batches(make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=2, seed=3)))
     assert len(ref) == len(two) == 5 and ref[-1][0].shape[0] == 1
     for k, ((ca, la), (cb, lb)) in enumerate(zip(ref, two)):
         assert ca.shape == (ca.shape[0], T, SIZE, SIZE, 3) and ca.dtype == torch.uint8
@@ -166,11 +178,18 @@ def test_sharing_strategy_applied(train_ds: SSv2Clips, strategy: str) -> None:
 
 
 def test_loader_gets_the_settings(train_ds: SSv2Clips) -> None:
-    cfg = LoaderConfig(batch_size=3, num_workers=2, prefetch_factor=3, persistent_workers=True,
-                       drop_last=True, timeout=30.0)
+    cfg = LoaderConfig(
+        batch_size=3, num_workers=2, prefetch_factor=3, persistent_workers=True, drop_last=True, timeout=30.0
+    )
     dl = make_loader(train_ds, cfg)
-    assert (dl.batch_size, dl.num_workers, dl.prefetch_factor, dl.persistent_workers, dl.drop_last,
-            dl.timeout) == (3, 2, 3, True, True, 30.0)
+    assert (dl.batch_size, dl.num_workers, dl.prefetch_factor, dl.persistent_workers, dl.drop_last, dl.timeout) == (
+        3,
+        2,
+        3,
+        True,
+        True,
+        30.0,
+    )
     assert len(dl) == len(train_ds) // 3
     dl0 = make_loader(train_ds, LoaderConfig(batch_size=4, num_workers=0), drop_last=True)
     assert dl0.num_workers == 0 and dl0.drop_last is True and len(dl0) == len(train_ds) // 4
@@ -192,12 +211,12 @@ class _Threads(torch.utils.data.Dataset):
 
 # --------------------------------------------------------------------------- endless, user pipelines
 
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_endless_loader_batches_are_full_on_a_split_smaller_than_a_batch(train_ds: SSv2Clips, workers: int) -> None:
     """9 videos, batch size 12, shuffle: no epoch, every batch 12 clips of the real dataset, each video
     once before any repeats."""
-    cfg = LoaderConfig(batch_size=12, num_workers=workers, shuffle=True, seed=4,
-                       prefetch_factor=1 if workers else None)
+    cfg = LoaderConfig(batch_size=12, num_workers=workers, shuffle=True, seed=4, prefetch_factor=1 if workers else None)
     dl = make_loader(train_ds, cfg, endless=True)
     assert dl.drop_last is True
     with pytest.raises(TypeError):
@@ -205,7 +224,7 @@ def test_endless_loader_batches_are_full_on_a_split_smaller_than_a_batch(train_d
     got = list(islice(iter(dl), 3))
     assert [c.shape[0] for c, _ in got] == [12, 12, 12]
     labels = torch.cat([lb for _, lb in got]).tolist()
-    first = sorted(labels[:len(train_ds)])
+    first = sorted(labels[: len(train_ds)])
     assert first == sorted(train_ds.index.label(i) for i in range(len(train_ds)))
 
 
@@ -241,8 +260,9 @@ def test_distributed_samples_is_torchs_rule(n: int, world: int, drop_last: bool)
 
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(0, 40), world=st.integers(1, 6), bs=st.integers(1, 12), drop_last=st.booleans())
-def test_a_distributed_config_is_refused_exactly_when_a_rank_gets_no_batch(n: int, world: int, bs: int,
-                                                                          drop_last: bool) -> None:
+def test_a_distributed_config_is_refused_exactly_when_a_rank_gets_no_batch(
+    n: int, world: int, bs: int, drop_last: bool
+) -> None:
     """Refused iff each rank's DataLoader over DistributedSampler would yield no batch per epoch."""
     from torch.utils.data.distributed import DistributedSampler
 

@@ -1,5 +1,6 @@
 """data/recipes: each published recipe's factory gives the documented shapes, dtypes and batch bytes on
 the synthetic set (2 items each: decoding at native size is the expensive part)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,16 @@ from ssv2_fixtures.data.annotations import load_index
 from ssv2_fixtures.data.batch import describe
 from ssv2_fixtures.data.factory import Pipeline, check_collatable, load_pipeline
 from ssv2_fixtures.data.recipes import (
-    _OPS, RECIPES, RandAugment, TSMUint8, _random_resized_crop, flip_label_map, multiple_samples_collate,
-    ssv2clips, tsm_uint8, videomae_finetune,
+    _OPS,
+    RECIPES,
+    RandAugment,
+    TSMUint8,
+    _random_resized_crop,
+    flip_label_map,
+    multiple_samples_collate,
+    ssv2clips,
+    tsm_uint8,
+    videomae_finetune,
 )
 
 
@@ -76,23 +85,30 @@ def test_tsm_uint8_shapes(synth_root: Path) -> None:
 def test_tsm_flip_swaps_left_right_labels(synth_root: Path) -> None:
     index = load_index(synth_root, "train").subset(1)
     orig = index.label(0)
-    ds = TSMUint8(index, train=True, num_segments=2, short_side=64, size=48, scales=(1.0, 0.875),
-                  flip=True, flip_map={orig: 999})
+    ds = TSMUint8(
+        index, train=True, num_segments=2, short_side=64, size=48, scales=(1.0, 0.875), flip=True, flip_map={orig: 999}
+    )
     seen = set()
     for seed in range(24):  # p(flip) = 0.5 per item: both outcomes appear (miss chance 2 × 2^-24)
         torch.manual_seed(seed)
         seen.add(ds[0][1])
     assert seen == {orig, 999}
-    no_flip = TSMUint8(index, train=True, num_segments=2, short_side=64, size=48, scales=(1.0,),
-                       flip=False, flip_map={orig: 999})
+    no_flip = TSMUint8(
+        index, train=True, num_segments=2, short_side=64, size=48, scales=(1.0,), flip=False, flip_map={orig: 999}
+    )
     assert {no_flip[0][1] for _ in range(4)} == {orig}
 
 
 def test_flip_label_map_pairs_only_left_right_templates() -> None:
-    names = ["Pushing something from left to right", "Pushing something from right to left",
-             "Turning the camera left while filming something", "Turning the camera right while filming something",
-             "Moving something up", "Tilting something with something on it slightly so it doesn't fall down",
-             "Pulling something from left to right"]  # its mirror is absent: no entry
+    names = [
+        "Pushing something from left to right",
+        "Pushing something from right to left",
+        "Turning the camera left while filming something",
+        "Turning the camera right while filming something",
+        "Moving something up",
+        "Tilting something with something on it slightly so it doesn't fall down",
+        "Pulling something from left to right",
+    ]  # its mirror is absent: no entry
     assert flip_label_map(names) == {0: 1, 1: 0, 2: 3, 3: 2}
 
 
@@ -105,9 +121,15 @@ def test_ssv2clips_is_todays_dataset(synth_root: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipes_load_as_factories(synth_root: Path, name: str) -> None:
-    pipe = load_pipeline({"factory": f"ssv2_fixtures.data.recipes:{name}", "root": str(synth_root),
-                          "split": "validation", "factory_kwargs": {"num_frames": 2} if name != "tsm_uint8"
-                          else {"num_segments": 2}}, train=False)
+    pipe = load_pipeline(
+        {
+            "factory": f"ssv2_fixtures.data.recipes:{name}",
+            "root": str(synth_root),
+            "split": "validation",
+            "factory_kwargs": {"num_frames": 2} if name != "tsm_uint8" else {"num_segments": 2},
+        },
+        train=False,
+    )
     assert len(pipe.dataset) == 2  # the synthetic validation split
     check_collatable(pipe.dataset, pipe.collate_fn)
 

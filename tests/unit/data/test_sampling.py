@@ -1,4 +1,5 @@
 """Properties of ssv2_fixtures.data.sampling (pure functions, no decoding)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 from ssv2_fixtures.data.sampling import MODES, consecutive_indices, sample_indices, segment_indices
 
-lengths = st.integers(min_value=1, max_value=600)     # SSv2: ~20 to a few hundred frames
+lengths = st.integers(min_value=1, max_value=600)  # SSv2: ~20 to a few hundred frames
 frames = st.integers(min_value=1, max_value=64)
 strides = st.integers(min_value=1, max_value=8)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
@@ -45,8 +46,8 @@ def _basic(idx: np.ndarray, n: int, t: int) -> None:
 
 def _segment_coverage(idx: np.ndarray, n: int, t: int) -> None:
     k = np.arange(t)
-    lo = (k * n) // t                  # floor(k n / T), exact
-    hi = ((k + 1) * n) // t + 1        # floor((k+1) n / T) + 1, exact
+    lo = (k * n) // t  # floor(k n / T), exact
+    hi = ((k + 1) * n) // t + 1  # floor((k+1) n / T) + 1, exact
     bad = np.flatnonzero((idx < lo) | (idx >= hi))
     assert bad.size == 0, f"n={n} T={t}: index {bad[0]}={idx[bad[0]]} not in segment [{lo[bad[0]]}, {hi[bad[0]]})"
 
@@ -158,7 +159,7 @@ def test_consecutive_too_short_spreads_over_video(data, train):
         (dict(video_len=-5, num_frames=8), "video_len"),
         (dict(video_len=30, num_frames=0), "num_frames"),
         (dict(video_len=30, num_frames=-1), "num_frames"),
-        (dict(video_len=30, num_frames=2.5), "num_frames"),      # np.arange(2.5) would give 3 frames
+        (dict(video_len=30, num_frames=2.5), "num_frames"),  # np.arange(2.5) would give 3 frames
         (dict(video_len=30.0, num_frames=8), "video_len"),
         (dict(video_len=30, num_frames=True), "num_frames"),
         (dict(video_len=30, num_frames=8, mode="consecutive", stride=0), "stride"),
@@ -197,7 +198,7 @@ def test_every_aligned_window_of_n_draws_is_a_permutation(n: int, rounds: int, s
     draws = _draws(n, n * rounds, shuffle=shuffle, seed=seed)
     assert all(isinstance(i, int) for i in draws)
     for k in range(rounds):
-        assert sorted(draws[k * n:(k + 1) * n]) == list(range(n)), k
+        assert sorted(draws[k * n : (k + 1) * n]) == list(range(n)), k
     if not shuffle:
         assert draws == list(range(n)) * rounds
 
@@ -236,8 +237,9 @@ def test_batches_from_a_dataloader_are_always_full(n: int, bs: int, batches: int
     batches' indices are the sampler's stream cut into batch_size pieces."""
     import torch
 
-    loader = torch.utils.data.DataLoader(list(range(n)), batch_size=bs, drop_last=True,
-                                         sampler=EndlessSampler(n, shuffle=shuffle, seed=7))
+    loader = torch.utils.data.DataLoader(
+        list(range(n)), batch_size=bs, drop_last=True, sampler=EndlessSampler(n, shuffle=shuffle, seed=7)
+    )
     got = [b.tolist() for b in islice(iter(loader), batches)]
     assert [len(b) for b in got] == [bs] * batches
     assert sum(got, []) == _draws(n, bs * batches, shuffle=shuffle, seed=7)

@@ -3,6 +3,7 @@
 Real builds, no mocks.  Sets are small (3-8 clips) and the two main ones are
 built once per module, so the whole file stays well under a minute on 2 cores.
 """
+
 from __future__ import annotations
 
 import csv
@@ -194,14 +195,21 @@ def test_different_seed_differs(set_20bn: Path, tmp_path: Path) -> None:
     other = build_synthetic(tmp_path / "other", SynthSpec(videos=8, seed=2), processes=2)
     assert _all_ids(other) != _all_ids(set_20bn)
     assert [c["frames"] for c in read_manifest(other)["clips"]] != [
-        c["frames"] for c in read_manifest(set_20bn)["clips"]]
+        c["frames"] for c in read_manifest(set_20bn)["clips"]
+    ]
 
 
 def test_key_covers_every_field() -> None:
     assert SynthSpec(videos=8, seed=1).key() == SPEC_20BN.key()
     assert len(SPEC_20BN.key()) == 16 and int(SPEC_20BN.key(), 16) >= 0
-    variants = [SynthSpec(), SynthSpec(videos=65), SynthSpec(codec="vp8"), SynthSpec(seed=1),
-                SynthSpec(full_size=True), SynthSpec(naming="labels")]
+    variants = [
+        SynthSpec(),
+        SynthSpec(videos=65),
+        SynthSpec(codec="vp8"),
+        SynthSpec(seed=1),
+        SynthSpec(full_size=True),
+        SynthSpec(naming="labels"),
+    ]
     assert len({v.key() for v in variants}) == len(variants)
 
 
@@ -295,8 +303,9 @@ def test_two_processes_build_at_once(tmp_path: Path, mode: str) -> None:
     # "nolock" is what happens where flock is unavailable: both encode, the rename decides.
     cache = tmp_path / "cache"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _CHILD, str(cache), mode],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(cache), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -333,8 +342,7 @@ def test_full_size_counts_and_hard_links(tmp_path: Path) -> None:
     assert len(m["clips"]) == 3
     # Each clip's pool files: the clip plus any byte-identical replicas made when the
     # filesystem's per-inode link limit (ext4: 65,000 < 220,847 / 3) was reached.
-    pool_files = [[root / c["file"], *(root / r for r in c.get("replicas", []))]
-                  for c in m["clips"]]
+    pool_files = [[root / c["file"], *(root / r for r in c.get("replicas", []))] for c in m["clips"]]
     pool_ino = [{p.stat().st_ino for p in files} for files in pool_files]
     for files in pool_files:
         assert all(p.parent.name == ".pool" for p in files)
@@ -356,8 +364,9 @@ def test_full_size_counts_and_hard_links(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ssv2_fixtures.data.synth", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ssv2_fixtures.data.synth", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_builds(tmp_path: Path) -> None:
@@ -370,8 +379,7 @@ def test_cli_builds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [(["--codec", "h265"], "codec"), (["--videos", "2"], "videos"),
-     (["--naming", "x"], "naming")],
+    [(["--codec", "h265"], "codec"), (["--videos", "2"], "videos"), (["--naming", "x"], "naming")],
 )
 def test_cli_bad_argument_exits_2(tmp_path: Path, args: list[str], field: str) -> None:
     r = _cli(str(tmp_path / "out"), "--videos", "4", *args)

@@ -2,6 +2,7 @@
 webm muxer, the same code as the ``ffmpeg`` CLI): a video with a longer opus track, a single-track
 video, a live-mode WebM (no Duration), and truncated/zeroed copies of them.
 """
+
 from __future__ import annotations
 
 import fractions
@@ -16,7 +17,14 @@ import torch  # before decord (decord#251/#263)
 from ssv2_fixtures.data import webm
 from ssv2_fixtures.data.clips import ClipDecodeError, SSv2Clips
 from ssv2_fixtures.data.webm import (
-    NO_DURATION_REMEDY, Extent, check_complete, lacks_duration, read_layout, remedy_for, video_extent, webm_duration,
+    NO_DURATION_REMEDY,
+    Extent,
+    check_complete,
+    lacks_duration,
+    read_layout,
+    remedy_for,
+    video_extent,
+    webm_duration,
 )
 
 FPS, VIDEO_S, AUDIO_S, SIZE = 12, 3.0, 5.0, 64
@@ -24,8 +32,14 @@ VIDEO_FRAMES = int(FPS * VIDEO_S)
 _TAGS_ID = b"\x12\x54\xc3\x67"
 
 
-def make_webm(path: Path, *, video_s: float = VIDEO_S, audio_s: float | None = AUDIO_S, live: bool = False,
-              keyframe_every: int = 0) -> Path:
+def make_webm(
+    path: Path,
+    *,
+    video_s: float = VIDEO_S,
+    audio_s: float | None = AUDIO_S,
+    live: bool = False,
+    keyframe_every: int = 0,
+) -> Path:
     """A VP8 (+ opus) WebM: ``video_s`` of video at FPS, ``audio_s`` of mono 48 kHz audio (None: no audio);
     ``keyframe_every``: force a keyframe (and so a Cue point) every that many frames (0: the encoder's
     choice, which for these 36 frames is the first frame only)."""
@@ -78,14 +92,14 @@ def void_tags(data: bytes) -> bytes:
     at, n = data.find(_TAGS_ID), 0
     while at >= 0:
         n = 9 - data[at + 4].bit_length()  # length of the size vint
-        if data[at + 4 + n:at + 6 + n] == b"\x73\x73":  # its first child is a Tag: the element, not a SeekID
+        if data[at + 4 + n : at + 6 + n] == b"\x73\x73":  # its first child is a Tag: the element, not a SeekID
             break
         at = data.find(_TAGS_ID, at + 1)
     assert 0 < at < data.find(b"\x1f\x43\xb6\x75"), "no Tags element before the first Cluster"
-    size = int.from_bytes(data[at + 4:at + 4 + n], "big") & ((1 << (7 * n)) - 1)  # drop the length marker
+    size = int.from_bytes(data[at + 4 : at + 4 + n], "big") & ((1 << (7 * n)) - 1)  # drop the length marker
     m = n + 3  # Void's 1-byte ID + an m-byte size vint == Tags' 4-byte ID + n-byte size vint
     vint = ((1 << (7 * m)) | size).to_bytes(m, "big")
-    return data[:at] + b"\xec" + vint + bytes(size) + data[at + 4 + n + size:]
+    return data[:at] + b"\xec" + vint + bytes(size) + data[at + 4 + n + size :]
 
 
 def _decode(path: Path, decoder: str) -> torch.Tensor:
@@ -110,6 +124,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- the header reader
+
 
 def test_layout_of_audio_longer_file(files: dict[str, Path]) -> None:
     layout = read_layout(files["audio_longer"])
@@ -186,6 +201,7 @@ def test_not_a_webm(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- decoding through SSv2Clips
 
+
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_audio_longer_than_video_decodes(bad_root: Path, files: dict[str, Path], decoder: str) -> None:
     ds = SSv2Clips(bad_root, "train", num_frames=8, size=32, decoder=decoder)
@@ -197,8 +213,9 @@ def test_audio_longer_than_video_decodes(bad_root: Path, files: dict[str, Path],
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 @pytest.mark.parametrize("keep", [0.3, 0.5, 0.8, 0.999])
-def test_truncated_audio_longer_file_is_refused(bad_root: Path, files: dict[str, Path], decoder: str,
-                                                keep: float) -> None:
+def test_truncated_audio_longer_file_is_refused(
+    bad_root: Path, files: dict[str, Path], decoder: str, keep: float
+) -> None:
     ds = SSv2Clips(bad_root, "train", num_frames=8, size=32, decoder=decoder)
     data = files["audio_longer"].read_bytes()
     _put(ds.index.path(0), data[: int(len(data) * keep)])
@@ -209,8 +226,9 @@ def test_truncated_audio_longer_file_is_refused(bad_root: Path, files: dict[str,
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 @pytest.mark.parametrize("keep", [0.02, 0.3, 0.5])
-def test_zeroed_video_is_refused_by_the_video_tracks_extent(bad_root: Path, files: dict[str, Path],
-                                                            decoder: str, keep: float) -> None:
+def test_zeroed_video_is_refused_by_the_video_tracks_extent(
+    bad_root: Path, files: dict[str, Path], decoder: str, keep: float
+) -> None:
     # The file keeps its length (so the Segment size looks right); the video frames after `keep` are
     # zeros. Only the comparison with the video track's own 3 s can tell.
     ds = SSv2Clips(bad_root, "train", num_frames=8, size=32, decoder=decoder)

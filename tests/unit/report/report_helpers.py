@@ -14,6 +14,7 @@ record's stored batch waits through the record builder's own metrics core
 (:func:`ssv2_fixtures.run.record.batch_metrics`), so no interval is typed in by hand and the fixtures
 cannot drift from the writer.
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.cli: summarize, compare (to a file or stdout), watch."""
+
 from __future__ import annotations
 
 import subprocess
@@ -28,14 +29,16 @@ def test_cli_summarize_prints_the_summary_path(tmp_path: Path, capsys: pytest.Ca
     assert "## Data could not load" in (d / "summary.md").read_text()
 
 
-def test_cli_watch_hands_the_log_to_the_watch_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_watch_hands_the_log_to_the_watch_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     calls: list[tuple[Path, Path]] = []
     mod = types.ModuleType("ssv2_fixtures.watch.report")
 
     def render(log_path: Path, out_dir: Path) -> Path:
         calls.append((log_path, out_dir))
         return out_dir / "watch.md"
+
     mod.render = render  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ssv2_fixtures.watch.report", mod)
     log = tmp_path / "train.jsonl"
@@ -51,8 +54,11 @@ def test_cli_bad_watch_log_exits_2_in_one_line(tmp_path: Path, capsys: pytest.Ca
     """The real watch reader refuses a file that is no watch log: one line, exit 2."""
     log = tmp_path / "not-a-log.jsonl"
     log.write_text("{}\n")
-    for args in (["watch", str(log)], ["compare", str(log), str(DATA / "healthy.json")],
-                 ["compare", str(log), str(log)]):
+    for args in (
+        ["watch", str(log)],
+        ["compare", str(log), str(DATA / "healthy.json")],
+        ["compare", str(log), str(log)],
+    ):
         assert main(args) == 2, args
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and ("not-a-log.jsonl" in err or "two watch logs" in err)
@@ -60,7 +66,8 @@ def test_cli_bad_watch_log_exits_2_in_one_line(tmp_path: Path, capsys: pytest.Ca
 
 def test_python_m_report_runs(tmp_path: Path) -> None:
     d = run_dir(tmp_path, "healthy")
-    p = subprocess.run([sys.executable, "-m", "ssv2_fixtures.report", "summarize", str(d)], capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "ssv2_fixtures.report", "summarize", str(d)], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     assert (d / "summary.md").is_file() and p.stdout.strip() == str(d / "summary.md")

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.compare: two runs side by side, and a watch log handed to its own module."""
+
 from __future__ import annotations
 
 import json
@@ -67,6 +68,7 @@ def fake_watch(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path]]:
     def compare_with_run(log_path: Path, run_dir: Path) -> str:
         calls.append((log_path, run_dir))
         return "# watch vs run\n"
+
     mod.compare_with_run = compare_with_run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ssv2_fixtures.watch.report", mod)
     return calls
@@ -81,25 +83,27 @@ def test_watch_log_on_either_side_is_handed_over(fake_watch: list[tuple[Path, Pa
         compare(log, tmp_path / "other.jsonl")
 
 
-
-
 # --------------------------------------------------------------------------------------------- run to run
 
 
-def rec(label: str, vps: float, half: float | None = 2.0, kind: str = "quick",
-        status: str = "passed") -> dict[str, Any]:
+def rec(
+    label: str, vps: float, half: float | None = 2.0, kind: str = "quick", status: str = "passed"
+) -> dict[str, Any]:
     """A minimal run record: its config from the label, its rate ± ``half`` (``None``: no interval)."""
     m: dict[str, Any] = {"videos_per_s": vps, "batches": 20}
     if half is not None:
         m["videos_per_s_interval"] = [vps - half, vps + half]
-    return {"kind": kind, "label": label, "status": status, "metrics": m,
-            "config": parse_label(label)}
+    return {"kind": kind, "label": label, "status": status, "metrics": m, "config": parse_label(label)}
 
 
 def session(*runs: dict[str, Any], host: str = "vm", cores: int = 2, videos: int = 64) -> Any:  # a ResultsFile
-    return {"schema": 1, "run_id": "?", "machine": {"hostname": host, "cores": cores},
-            "dataset": {"synthetic": True, "videos": videos, "codec": "vp9", "num_frames": 16, "size": 224},
-            "results": list(runs)}
+    return {
+        "schema": 1,
+        "run_id": "?",
+        "machine": {"hostname": host, "cores": cores},
+        "dataset": {"synthetic": True, "videos": videos, "codec": "vp9", "num_frames": 16, "size": 224},
+        "results": list(runs),
+    }
 
 
 def test_run_to_run_tie_meets_the_target() -> None:
@@ -169,11 +173,11 @@ def _prev(folder: Path) -> Path | None:
 def test_previous_run_is_the_newest_older_one_of_this_machine_and_dataset(tmp_path: Path) -> None:
     runs = (rec("bs8-w2-pf2", 100.0),)
     want = _folder(tmp_path, "20261202T000100Z-vm", session(*runs))
-    _folder(tmp_path, "20261202T000200Z-other", session(*runs, host="other"))       # another machine
-    _folder(tmp_path, "20261202T000210Z-vm", session(*runs, videos=168913))         # another dataset
-    _folder(tmp_path, "20261202T000220Z-vm", session(rec("bs8-w4-pf2", 100.0)))     # no config in common
-    _folder(tmp_path, "20261202T000230Z-vm", '{"schema": 1, "results": [')          # truncated
-    (tmp_path / "20261202T000240Z-vm").mkdir()                                      # no results.json yet
+    _folder(tmp_path, "20261202T000200Z-other", session(*runs, host="other"))  # another machine
+    _folder(tmp_path, "20261202T000210Z-vm", session(*runs, videos=168913))  # another dataset
+    _folder(tmp_path, "20261202T000220Z-vm", session(rec("bs8-w4-pf2", 100.0)))  # no config in common
+    _folder(tmp_path, "20261202T000230Z-vm", '{"schema": 1, "results": [')  # truncated
+    (tmp_path / "20261202T000240Z-vm").mkdir()  # no results.json yet
     cur = _folder(tmp_path, "20261202T000300Z-vm", session(*runs))
     newer = _folder(tmp_path, "20261202T000400Z-vm", session(*runs))
     (tmp_path / "latest").symlink_to(newer.name)  # as the session points it
@@ -206,8 +210,8 @@ def test_previous_run_needs_the_same_settings_and_a_config_passed_in_both(tmp_pa
     want = _folder(tmp_path, "20261202T000100Z-vm", session(*runs))
     other_decoder = session(*runs)
     other_decoder["settings"] = {"decoder": "pyav"}
-    _folder(tmp_path, "20261202T000200Z-vm", other_decoder)                         # another decoder
-    _folder(tmp_path, "20261202T000210Z-vm", session(*runs, cores=1))              # taskset -c 0
+    _folder(tmp_path, "20261202T000200Z-vm", other_decoder)  # another decoder
+    _folder(tmp_path, "20261202T000210Z-vm", session(*runs, cores=1))  # taskset -c 0
     _folder(tmp_path, "20261202T000220Z-vm", session(rec("bs8-w2-pf2", 0.0, None, status="failed")))
     cur = _folder(tmp_path, "20261202T000300Z-vm", session(*runs))
     assert _prev(cur) == want.resolve()

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.findings: each finding derived from the records, quoting its numbers."""
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,10 @@ def test_healthy_findings_quote_numbers(healthy_summary: tuple[Path, str]) -> No
 def test_failures_findings_quote_numbers(failures_summary: tuple[Path, str]) -> None:
     _, text = failures_summary
     f = "\n".join(section(text, "Findings"))
-    assert ("bs32-w4-pf2 (quick (phase3), shm_exhausted): needed ~662 MB of /dev/shm" in f
-            and "free space fell to 18 MB of 2.0 GB" in f)
+    assert (
+        "bs32-w4-pf2 (quick (phase3), shm_exhausted): needed ~662 MB of /dev/shm" in f
+        and "free space fell to 18 MB of 2.0 GB" in f
+    )
     assert "ran out of file descriptors at 1021 open (limit ulimit -n = 1024)" in f
     assert "left 3 shared-memory file(s) (110 MB)" in f
     assert "left 41 temporary file(s) (1.2 GB)" in f
@@ -69,7 +72,7 @@ def test_growth_and_plateau_are_decided_by_the_tie_rule() -> None:
     assert "40.0 ± 2.0 → 50.0 ± 2.0 videos/s" in "\n".join(section(text, "Findings"))
     # +50 % on the point rates, but inside each other's spread: no verdict and no advice
     tie = _scaled([(2, 40.0, [20.0, 60.0]), (4, 60.0, [50.0, 70.0])])
-    assert not _ties_by_margin_only(40.0, 50.0)   # the overlap decides this one
+    assert not _ties_by_margin_only(40.0, 50.0)  # the overlap decides this one
     sc = scaling(runs_of(tie))[8]
     assert sc.verdict == "tie" and sc.plateau == 2
     text = render_summary(tie)
@@ -85,9 +88,11 @@ def test_limits_plateau_and_shm_finding(tmp_path: Path) -> None:
     # 55.3 → 56.9 (no recorded spread: points) is within the tie rule's margin: no verdict
     assert "Batch size 8: cannot tell whether more than 4 workers help on this machine (8 cores)" in f
     assert "55.3 ±? → 56.9 ±? videos/s (+2.9 %)" in f and "no recorded spread" in f
-    assert ("bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MB of /dev/shm for the batches in flight (64 videos × "
-            "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; free space fell to 9 MB of 512 MB "
-            "— the budget predicted this.") in f
+    assert (
+        "bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MB of /dev/shm for the batches in flight (64 videos × "
+        "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; free space fell to 9 MB of 512 MB "
+        "— the budget predicted this."
+    ) in f
 
 
 def test_small_split_is_named() -> None:
@@ -127,8 +132,8 @@ def test_a_busy_host_is_named_with_its_numbers_and_an_idle_one_is_not() -> None:
 
 def test_a_hand_edited_host_entry_never_stops_the_findings() -> None:
     data = fixture("healthy")
-    data["results"][0]["host"] = {"steal_frac": 0.2}          # only one field
-    data["results"][1]["host"] = {"foreign_cores": "lots"}    # not a number: counts as 0
+    data["results"][0]["host"] = {"steal_frac": 0.2}  # only one field
+    data["results"][1]["host"] = {"foreign_cores": "lots"}  # not a number: counts as 0
     f = [x for x in findings(data) if "host was not idle" in x]
     # steal only: no "0.00 cores" of other processes is claimed
     assert len(f) == 1 and "during 1 of the 2 run(s) that recorded it" in f[0]

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.fmt: the one table formatter, the one size formatter, rates with spread."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ def test_size_units() -> None:
 
 def test_rate_with_spread_without_and_ascii() -> None:
     assert rate(97.0, (93.9, 100.1)) == "97.0 ± 3.1"
-    assert rate(97.0, None) == "97.0 ±?"           # old record: the spread is unknown, and says so
+    assert rate(97.0, None) == "97.0 ±?"  # old record: the spread is unknown, and says so
     assert rate(97.0, (93.9, 100.1), ascii=True) == "97.0 +- 3.1"
     assert rate(97.0, None, ascii=True) == "97.0 +-?"
     assert rate(None, None) == "—" and rate(None, None, ascii=True) == "-"

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.model: reading results.json, status as recorded, bad input named by file."""
+
 from __future__ import annotations
 
 import copy
@@ -66,8 +67,9 @@ def test_non_record_entry_is_results_error(tmp_path: Path) -> None:
         summarize(run_dir(tmp_path, "odd", data))
 
 
-@pytest.mark.parametrize("key,value,want", [("tune", {"batch_size": 8}, "must be a list"),
-                                            ("data_error", "missing", "must be an object")])
+@pytest.mark.parametrize(
+    "key,value,want", [("tune", {"batch_size": 8}, "must be a list"), ("data_error", "missing", "must be an object")]
+)
 def test_malformed_top_level_fields_are_named(tmp_path: Path, key: str, value: object, want: str) -> None:
     data = fixture("healthy")
     data[key] = value
@@ -77,10 +79,10 @@ def test_malformed_top_level_fields_are_named(tmp_path: Path, key: str, value: o
 
 @pytest.mark.parametrize("which", ["truncated", "newer"])
 def test_cli_exits_2_without_traceback(bad_runs: dict[str, Path], which: str) -> None:
-    for args in (["summarize", str(bad_runs[which])],
-                 ["compare", str(DATA / "healthy.json"), str(bad_runs[which])]):
-        p = subprocess.run([sys.executable, "-m", "ssv2_fixtures.report", *args], capture_output=True, text=True,
-                           timeout=60)
+    for args in (["summarize", str(bad_runs[which])], ["compare", str(DATA / "healthy.json"), str(bad_runs[which])]):
+        p = subprocess.run(
+            [sys.executable, "-m", "ssv2_fixtures.report", *args], capture_output=True, text=True, timeout=60
+        )
         assert p.returncode == 2, p.stderr
         assert "Traceback" not in p.stderr and p.stdout == ""
         assert len(p.stderr.strip().splitlines()) == 1 and f"{which}/results.json" in p.stderr

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.plots: PNG files, throughput lines with 95 % error bars, sustained panels."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,10 +47,14 @@ def test_throughput_error_bars_span_the_recorded_interval() -> None:
     data = with_intervals(fixture("healthy"))
     ax = plot_throughput(data).axes[0]
     assert len(ax.containers) == 2 and "95 % interval" in ax.get_ylabel()
-    want = sorted((r.interval[0], r.interval[1]) for r in runs_of(data)  # best run per (bs, workers)
-                  if r.kind == "quick" and r.interval)
-    segs = sorted((float(min(s[:, 1])), float(max(s[:, 1])))
-                  for cont in ax.containers for s in cont.lines[2][0].get_segments())  # type: ignore[attr-defined]
+    want = sorted(
+        (r.interval[0], r.interval[1])
+        for r in runs_of(data)  # best run per (bs, workers)
+        if r.kind == "quick" and r.interval
+    )
+    segs = sorted(
+        (float(min(s[:, 1])), float(max(s[:, 1]))) for cont in ax.containers for s in cont.lines[2][0].get_segments()
+    )  # type: ignore[attr-defined]
     assert np.allclose(segs, want)
 
 

@@ -1,5 +1,6 @@
 """ssv2_fixtures.report.recommend: the tie rule on recorded rates (pure), and the recommendation that
 names only configs that ran and passed."""
+
 from __future__ import annotations
 
 import random
@@ -16,8 +17,15 @@ from ssv2_fixtures.report.recommend import tie_text
 MB = 2**20
 
 
-def c(label: str, rate: float, lo: float | None = None, hi: float | None = None, w: int = 2, pf: int = 2,
-      shm: float | None = None) -> Candidate:
+def c(
+    label: str,
+    rate: float,
+    lo: float | None = None,
+    hi: float | None = None,
+    w: int = 2,
+    pf: int = 2,
+    shm: float | None = None,
+) -> Candidate:
     return Candidate(label, rate, (lo, hi) if lo is not None and hi is not None else None, w, pf, shm)
 
 
@@ -33,8 +41,10 @@ def test_overlap_goes_to_fewer_workers() -> None:
     p = pick([c("bs8-w4-pf2", 100, 95, 105, w=4), c("bs8-w2-pf2", 97, 93, 101, w=2)])
     assert p.best.label == "bs8-w2-pf2" and p.fastest.label == "bs8-w4-pf2"
     assert [x.label for x in p.ties] == ["bs8-w2-pf2", "bs8-w4-pf2"]
-    assert tie_text(p) == ("tie: bs8-w2-pf2, bs8-w4-pf2 — within each other's spread or 10% of the "
-                           "fastest's lower bound; the cheaper is recommended")
+    assert tie_text(p) == (
+        "tie: bs8-w2-pf2, bs8-w4-pf2 — within each other's spread or 10% of the "
+        "fastest's lower bound; the cheaper is recommended"
+    )
 
 
 def test_clear_intervals_within_the_margin_tie() -> None:
@@ -77,8 +87,16 @@ def candidates(draw: st.DrawFn) -> list[Candidate]:
         rate = draw(st.floats(1, 500, allow_nan=False))
         half = draw(st.one_of(st.none(), st.floats(0, 100, allow_nan=False)))
         iv = None if half is None else (max(0.0, rate - half), rate + half)
-        out.append(Candidate(f"c{i}", rate, iv, draw(st.integers(0, 8)), draw(st.integers(0, 4)),
-                             draw(st.one_of(st.none(), st.integers(0, 2**32)))))
+        out.append(
+            Candidate(
+                f"c{i}",
+                rate,
+                iv,
+                draw(st.integers(0, 8)),
+                draw(st.integers(0, 4)),
+                draw(st.one_of(st.none(), st.integers(0, 2**32))),
+            )
+        )
     return out
 
 
@@ -89,10 +107,10 @@ def test_pick_properties(cs: list[Candidate], rnd: random.Random) -> None:
     assert p.fastest.rate == fastest_rate and p.best in p.ties and p.fastest in p.ties
     assert all(x is p.fastest or x.ties_with(p.fastest) for x in p.ties)
     assert all(not x.ties_with(p.fastest) for x in cs if x not in p.ties)
-    assert all(p.best.cost <= x.cost for x in p.ties)          # the tie goes to the cheapest
+    assert all(p.best.cost <= x.cost for x in p.ties)  # the tie goes to the cheapest
     shuffled = list(cs)
     rnd.shuffle(shuffled)
-    assert pick(shuffled).best == p.best                        # record order never matters
+    assert pick(shuffled).best == p.best  # record order never matters
 
 
 # ------------------------------------------------------------------------------------------- recommend
@@ -114,8 +132,10 @@ def test_overlapping_sustained_runs_tie_and_the_cheaper_wins() -> None:
     assert rec is not None and rec.verified
     # same workers and prefetch: the smaller shm peak decides
     assert rec.label == "bs8-w4-pf2" and rec.ties == ("bs8-w4-pf2", "bs16-w4-pf2")
-    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest's lower "
-            "bound; the cheaper is recommended" in rec.reason)
+    assert (
+        "tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest's lower "
+        "bound; the cheaper is recommended" in rec.reason
+    )
 
 
 def test_only_short_runs_recommend_a_measured_config() -> None:
@@ -165,8 +185,14 @@ def test_validate_recorded_as_failed_is_not_recommended() -> None:
 def _user_pipeline(data: Any, bytes_per_item: float, factory: str = "mypkg.data:build") -> Any:
     for r in data["results"]:
         r["dataset"] = {**(r.get("dataset") or {}), "factory": "mypkg.data:build", "factory_kwargs": {}}
-    data["probe"] = {"bytes_per_item": bytes_per_item, "factory": factory, "factory_kwargs": {},
-                     "batch_size": 2, "batches": 6, "label": "bs2-w0"}
+    data["probe"] = {
+        "bytes_per_item": bytes_per_item,
+        "factory": factory,
+        "factory_kwargs": {},
+        "batch_size": 2,
+        "batches": 6,
+        "label": "bs2-w0",
+    }
     return data
 
 

@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.summary: summary.md tables, recommendation section, validate, data_error."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,15 +37,20 @@ def test_healthy_tables(healthy_summary: tuple[Path, str]) -> None:
 def test_every_rate_shows_its_recorded_spread(spread_summary: tuple[Path, str]) -> None:
     _, text = spread_summary
     data = with_intervals(fixture("healthy"))
-    want = {(r.test, r.label): f"{r.vps:.1f} ± {half_width(r.vps, r.interval):.1f}"
-            for r in runs_of(data) if r.vps is not None and r.interval is not None}
+    want = {
+        (r.test, r.label): f"{r.vps:.1f} ± {half_width(r.vps, r.interval):.1f}"
+        for r in runs_of(data)
+        if r.vps is not None and r.interval is not None
+    }
     rows = {(r[0], r[1]): r[5] for r in table(section(text, "Successful configurations"))}
     assert len(want) == 6 and rows == want
     assert "±?" not in text
     body = "\n".join(section(text, "Recommended configuration"))
     assert f"**bs8-w4-pf2** (measured: {want[('sustained', 'bs8-w4-pf2')]} videos/s)" in body
-    assert ("tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest's lower bound; "
-            "the cheaper is recommended" in body)
+    assert (
+        "tie: bs8-w4-pf2, bs16-w4-pf2 — within each other's spread or 10% of the fastest's lower bound; "
+        "the cheaper is recommended" in body
+    )
     terminal = terminal_lines(data)
     ascii_rate = want[("sustained", "bs8-w4-pf2")].replace("±", "+-").split()
     assert any(ln.split()[:5] == ["bs8-w4-pf2", "sustained", *ascii_rate] for ln in terminal)
@@ -56,12 +62,13 @@ def test_healthy_recommendation_section(healthy_summary: tuple[Path, str]) -> No
     # 74.0 (bs16) and 70.0 (bs8) without intervals are within the tie margin: the cheaper (less shm) wins
     assert "**bs8-w4-pf2** (measured: 70.0 ±? videos/s)" in body and "tie: bs8-w4-pf2, bs16-w4-pf2" in body
     # the sustained matrix shuffles and drops the last batch: the snippet carries what was tested
-    assert ("config = LoaderConfig(batch_size=8, num_workers=4, prefetch_factor=2, shuffle=True, drop_last=True)"
-            in body)
+    assert "config = LoaderConfig(batch_size=8, num_workers=4, prefetch_factor=2, shuffle=True, drop_last=True)" in body
     assert "make_loader(dataset, config)" in body
     assert "torch.multiprocessing.set_sharing_strategy('file_descriptor')" in body
-    assert ("DataLoader(dataset, batch_size=8, shuffle=True, num_workers=4, prefetch_factor=2, "
-            "persistent_workers=False, pin_memory=False, drop_last=True)") in body
+    assert (
+        "DataLoader(dataset, batch_size=8, shuffle=True, num_workers=4, prefetch_factor=2, "
+        "persistent_workers=False, pin_memory=False, drop_last=True)"
+    ) in body
     # shm peak 165 MB × 2 → 1g; fd peak 96 → the 1024 floor; no temp files
     assert "peak 165 MB → `docker run --shm-size=1g`" in body
     assert "fd peak 96" in body and "`ulimit -n 1024`" in body and "65536 is enough" in body
@@ -114,9 +121,11 @@ def test_nothing_passed_section() -> None:
 def test_limits_boundaries(tmp_path: Path) -> None:
     text = summarize(run_dir(tmp_path, "limits")).read_text()
     rows = table(section(text, "Limits: largest batch size per worker count"))
-    assert [r[:6] for r in rows] == [["2", "2", "32", "64", "shm_exhausted", "735 MB"],
-                                     ["4", "2", "16", "32", "shm_exhausted", "662 MB"],
-                                     ["8", "2", "8", "16", "bus_error", "625 MB"]]
+    assert [r[:6] for r in rows] == [
+        ["2", "2", "32", "64", "shm_exhausted", "735 MB"],
+        ["4", "2", "16", "32", "shm_exhausted", "662 MB"],
+        ["8", "2", "8", "16", "bus_error", "625 MB"],
+    ]
     assert not (tmp_path / "limits" / "sustained.png").exists()
     assert "sustained.png" not in text
 
@@ -125,12 +134,16 @@ def test_validate_targets_as_recorded(tmp_path: Path) -> None:
     text = summarize(run_dir(tmp_path, "validate")).read_text()
     body = section(text, "Validation: targets vs achieved")
     assert "Config file `configs/loader.toml` (bs16-w4-pf2): **FAILED**, 2 of 3 targets met." in body
-    assert table(body) == [["min_videos_per_s", "40", "52.1", "yes"], ["max_wait_ms_p95", "250", "412.7", "**no**"],
-                           ["max_rss_gb", "12 GB", "3.5 GB", "yes"]]
+    assert table(body) == [
+        ["min_videos_per_s", "40", "52.1", "yes"],
+        ["max_wait_ms_p95", "250", "412.7", "**no**"],
+        ["max_rss_gb", "12 GB", "3.5 GB", "yes"],
+    ]
     # the stress layer recorded the validate run as failed, with the missed target as its verdict
     failed = table(section(text, "Failed configurations"))
-    assert [r[:2] + r[6:8] for r in failed] == [["validate", "bs16-w4-pf2", "verdict:target:max_wait_ms_p95",
-                                                  "max_wait_ms_p95: wanted 250, achieved 412.7"]]
+    assert [r[:2] + r[6:8] for r in failed] == [
+        ["validate", "bs16-w4-pf2", "verdict:target:max_wait_ms_p95", "max_wait_ms_p95: wanted 250, achieved 412.7"]
+    ]
     assert "Targets missed (max_wait_ms_p95)" in "\n".join(section(text, "Next steps"))
 
 
@@ -157,10 +170,10 @@ def test_check_failed_on_a_passed_record_is_shown_not_judged() -> None:
     """A verdict "False" (an old writer's numpy bool as text) reads as a failed check; the run's status is
     still its record's."""
     data = fixture("healthy")
-    data["results"][5]["verdicts"][1]["ok"] = "False"   # bs16-w4-pf2: degradation
+    data["results"][5]["verdicts"][1]["ok"] = "False"  # bs16-w4-pf2: degradation
     rows = {r[1]: r for r in table(section(render_summary(data), "Successful configurations")) if r[0] == "sustained"}
     assert rows["bs16-w4-pf2"][-1].endswith("check failed: degradation")
-    data["results"][5]["status"] = "failed"             # as the stress layer records it
+    data["results"][5]["status"] = "failed"  # as the stress layer records it
     failed = table(section(render_summary(data), "Failed configurations"))
     assert [(r[1], r[6]) for r in failed] == [("bs16-w4-pf2", "verdict:degradation")]
 
@@ -200,8 +213,9 @@ def test_pipeline_probe_section_quotes_what_was_measured(tmp_path: Path) -> None
     assert rows["bytes per video"] == size(p["bytes_per_item"])
     assert rows["largest tensor"] == "×".join(map(str, p["batch_shape"])) + " " + p["batch_dtype"]
     assert rows["RSS of the loading process"] == size(p["rss_bytes"])
-    assert rows["item rate L (one process)"] == (f"{p['items_per_s']:.1f} videos/s (no interval: {p['batches'] - 1} "
-                                                 "timed batches, too few for one)")
+    assert rows["item rate L (one process)"] == (
+        f"{p['items_per_s']:.1f} videos/s (no interval: {p['batches'] - 1} timed batches, too few for one)"
+    )
     assert f"{p['batches']} batches" in rows["run"]
     assert any("used these measured bytes" in ln for ln in lines)
     # a session without a probe has no such section
@@ -212,11 +226,16 @@ def test_distributed_processes_are_the_ranks_reports_not_the_sampled_peak() -> N
     from ssv2_fixtures.report.model import runs_of
     from ssv2_fixtures.report.summary import _reported_procs
 
-    rec: dict[str, Any] = {"kind": "distributed", "label": "bs4-w2-pf2", "status": "passed", "config": {"num_workers": 2},
-           "metrics": {"rank_procs_peak": 4, "procs_expected": 6},
-           "ranks": [{"rank": 0, "workers_started": 2}, {"rank": 1, "workers_started": 2}]}
+    rec: dict[str, Any] = {
+        "kind": "distributed",
+        "label": "bs4-w2-pf2",
+        "status": "passed",
+        "config": {"num_workers": 2},
+        "metrics": {"rank_procs_peak": 4, "procs_expected": 6},
+        "ranks": [{"rank": 0, "workers_started": 2}, {"rank": 1, "workers_started": 2}],
+    }
     (run,) = runs_of([rec])  # type: ignore[list-item]
-    assert _reported_procs(run) == "6"          # 2 × (1 + 2), though the sampler saw only 4
+    assert _reported_procs(run) == "6"  # 2 × (1 + 2), though the sampler saw only 4
     del rec["ranks"][1]["workers_started"]
     (run,) = runs_of([rec])  # type: ignore[list-item]
     assert _reported_procs(run) == "4 (sampled)"
@@ -225,8 +244,14 @@ def test_distributed_processes_are_the_ranks_reports_not_the_sampled_peak() -> N
 def test_validate_row_judged_on_the_lower_bound_says_so() -> None:
     from ssv2_fixtures.report.summary import _achieved
 
-    row = {"target": "min_videos_per_s", "wanted": 60.0, "achieved": 64.0, "interval": [58.0, 70.0],
-           "judged_on": "interval_lo", "ok": False}
+    row = {
+        "target": "min_videos_per_s",
+        "wanted": 60.0,
+        "achieved": 64.0,
+        "interval": [58.0, 70.0],
+        "judged_on": "interval_lo",
+        "ok": False,
+    }
     assert _achieved(row) == "64.0 ± 6.0 (judged on the lower bound 58.0)"
     assert "lower bound" not in _achieved({"target": "min_videos_per_s", "achieved": 64.0, "judged_on": "rate"})
 
@@ -279,6 +304,7 @@ def test_a_comparison_that_fails_costs_only_its_section_and_says_why(tmp_path: P
 
     def broken(*a: Any) -> list[str]:
         raise RuntimeError("boom")
+
     monkeypatch.setattr(summary, "run_to_run", broken)
     host = fixture("healthy")["machine"]["hostname"]
     run_dir(tmp_path, f"20261201T000000Z-{host}", fixture("healthy"))

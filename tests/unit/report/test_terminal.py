@@ -1,4 +1,5 @@
 """ssv2_fixtures.report.terminal: the plugin's end-of-session table (ASCII)."""
+
 from __future__ import annotations
 
 from report_helpers import DATA, fixture, with_intervals

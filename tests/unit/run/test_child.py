@@ -1,5 +1,6 @@
 """child.py: the measured window (pure), batch facts and the batch loop over real DataLoaders, the
 event writer, and real children: full batches from an endless sampler on a split smaller than a batch."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssv2_fixtures.data.loader import LoaderConfig, SplitTooSmallError, make_loader
-from ssv2_fixtures.run.child import (EventWriter, MeasureSpec, Progress, Window, batch_loop, check_measure,
-                                     videos_in_batch)
+from ssv2_fixtures.run.child import (
+    EventWriter,
+    MeasureSpec,
+    Progress,
+    Window,
+    batch_loop,
+    check_measure,
+    videos_in_batch,
+)
 from ssv2_fixtures.run.stats import rate_interval
 from unit_helpers import EventLog
 
@@ -29,6 +37,7 @@ def _m(**kw: Any) -> MeasureSpec:
 
 
 # --------------------------------------------------------------------------- the measured window (pure)
+
 
 def _feed(w: Window, stream: list[tuple[int, float]], dt: float = 0.1) -> tuple[str | None, int]:
     """Feed (videos, wait_s) pairs at a fake clock ``dt`` apart; (reason, batches fed)."""
@@ -86,8 +95,12 @@ def test_too_few_batches_for_an_interval_give_a_rate_without_one() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(warm=st.integers(0, 5), least=st.integers(1, 30), extra=st.integers(1, 40),
-       waits=st.lists(st.floats(0.001, 1.0), min_size=80, max_size=80))
+@given(
+    warm=st.integers(0, 5),
+    least=st.integers(1, 30),
+    extra=st.integers(1, 40),
+    waits=st.lists(st.floats(0.001, 1.0), min_size=80, max_size=80),
+)
 def test_the_window_never_stops_early_or_late(warm: int, least: int, extra: int, waits: list[float]) -> None:
     """Whatever the stream: never converged before min_batches measured, never past max_batches."""
     w = Window(_m(warmup_batches=warm, min_batches=least, max_batches=warm + extra, max_s=1e9), opened=0.0)
@@ -101,15 +114,18 @@ def test_the_window_never_stops_early_or_late(warm: int, least: int, extra: int,
         assert fed == warm + extra
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"max_batches": 2}, "must exceed warmup_batches"),
-    ({"min_batches": 0}, "min_batches: must be an integer >= 1"),
-    ({"max_s": 0}, "max_s: must be a number > 0"),
-    ({"target_rel": "0.05"}, "target_rel"),
-    ({"oops": 1}, "unknown ['oops']"),
-    ({"min_s": -1}, "min_s: must be a number >= 0"),
-    ({"min_s": 31.0}, "must not exceed max_s (30.0)"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"max_batches": 2}, "must exceed warmup_batches"),
+        ({"min_batches": 0}, "min_batches: must be an integer >= 1"),
+        ({"max_s": 0}, "max_s: must be a number > 0"),
+        ({"target_rel": "0.05"}, "target_rel"),
+        ({"oops": 1}, "unknown ['oops']"),
+        ({"min_s": -1}, "min_s: must be a number >= 0"),
+        ({"min_s": 31.0}, "must not exceed max_s (30.0)"),
+    ],
+)
 def test_a_bad_measure_spec_names_its_key(change: dict[str, Any], needle: str) -> None:
     m: dict[str, Any] = dict(warmup_batches=2, min_batches=6, max_batches=100, max_s=30.0, target_rel=0.05)
     m.update(change)
@@ -119,6 +135,7 @@ def test_a_bad_measure_spec_names_its_key(change: dict[str, Any], needle: str) -
 
 
 # --------------------------------------------------------------------------- batch loop, real DataLoaders
+
 
 class _Dicts(torch.utils.data.Dataset):
     """Items of a user's structure: a dict with two clips of a video (repeated augmentation) and a label."""
@@ -134,20 +151,29 @@ class _Dicts(torch.utils.data.Dataset):
 
 
 def _dict_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"clips": torch.cat([v for it in items for v in it["views"]]),
-            "labels": torch.tensor([it["label"] for it in items]), "names": [it["name"] for it in items]}
+    return {
+        "clips": torch.cat([v for it in items for v in it["views"]]),
+        "labels": torch.tensor([it["label"] for it in items]),
+        "names": [it["name"] for it in items],
+    }
 
 
 def test_batch_events_measure_any_structure_and_every_endless_batch_is_full() -> None:
     """5 items, batch 4, user collate: 2 clips per video; no epoch event ever; facts from the tensors."""
     cfg = LoaderConfig(batch_size=4, num_workers=0, shuffle=True)
     ev, progress = EventLog(), Progress()
-    batch_loop(ev, make_loader(_Dicts(5), cfg, endless=True, collate_fn=_dict_collate), {"batches": 7}, False,
-               progress)
+    batch_loop(ev, make_loader(_Dicts(5), cfg, endless=True, collate_fn=_dict_collate), {"batches": 7}, False, progress)
     b = ev.of("batch")
     assert [e["i"] for e in b] == list(range(7)) and not ev.of("epoch")
-    assert all(e["videos"] == 4 and e["clips"] == 8 and e["shape"] == [8, 4, 8, 8, 3] and e["epoch"] == 0
-               and e["dtype"] == "torch.uint8" and e["bytes"] == 8 * 4 * 8 * 8 * 3 + 4 * 8 for e in b), b[0]
+    assert all(
+        e["videos"] == 4
+        and e["clips"] == 8
+        and e["shape"] == [8, 4, 8, 8, 3]
+        and e["epoch"] == 0
+        and e["dtype"] == "torch.uint8"
+        and e["bytes"] == 8 * 4 * 8 * 8 * 3 + 4 * 8
+        for e in b
+    ), b[0]
     assert progress.videos == 28 and progress.measured is None
 
 
@@ -168,10 +194,13 @@ def test_an_epoch_with_no_batch_is_refused_not_restarted_forever() -> None:
 
 def test_a_measured_loop_emits_measured_with_its_window() -> None:
     ev, progress = EventLog(), Progress()
-    spec: Any = {"batches": 10**6, "measure": dict(warmup_batches=2, min_batches=6, max_batches=30,
-                                                    max_s=60.0, target_rel=1e-9)}
-    batch_loop(ev, make_loader(list(range(7)), LoaderConfig(batch_size=3, num_workers=0), endless=True),
-               spec, False, progress)
+    spec: Any = {
+        "batches": 10**6,
+        "measure": dict(warmup_batches=2, min_batches=6, max_batches=30, max_s=60.0, target_rel=1e-9),
+    }
+    batch_loop(
+        ev, make_loader(list(range(7)), LoaderConfig(batch_size=3, num_workers=0), endless=True), spec, False, progress
+    )
     (m,) = ev.of("measured")
     assert ev.seen[-1] is m and len(ev.of("batch")) == 30  # the cap, not spec["batches"]
     assert m["stopped"] == "batches" and m["batches"] == 28 and m["videos"] == 84
@@ -193,6 +222,7 @@ def test_event_writer_writes_one_json_line_per_event() -> None:
 
 
 # --------------------------------------------------------------------------- real children
+
 
 @pytest.fixture
 def run_events(synth_root: Path, tmp_path: Path):
@@ -240,7 +270,7 @@ def test_a_measured_window_in_a_real_child(run_events) -> None:
 
 # --------------------------------------------------------------------------- a user's pipeline
 
-_PIPE = '''
+_PIPE = """
 import torch
 from ssv2_fixtures.data.factory import Pipeline
 
@@ -266,7 +296,7 @@ def init(worker_id):
 
 def build(n=5, split="train"):
     return Pipeline(Frames(n), collate, init)
-'''
+"""
 
 
 @pytest.fixture
@@ -280,9 +310,17 @@ def pipe_dir(tmp_path: Path) -> Path:
 def test_build_dataset_takes_the_users_pipeline(pipe_dir: Path, synth_root: Path) -> None:
     from ssv2_fixtures.run.child import build_dataset
 
-    spec: Any = {"config": LoaderConfig(batch_size=2).to_dict(), "fault": "exception@1",
-                 "dataset": {"root": str(synth_root), "split": "train", "factory": "c_user_pipe:build",
-                             "factory_kwargs": {"n": 7}, "factory_path": [str(pipe_dir)]}}
+    spec: Any = {
+        "config": LoaderConfig(batch_size=2).to_dict(),
+        "fault": "exception@1",
+        "dataset": {
+            "root": str(synth_root),
+            "split": "train",
+            "factory": "c_user_pipe:build",
+            "factory_kwargs": {"n": 7},
+            "factory_path": [str(pipe_dir)],
+        },
+    }
     built = build_dataset(spec, rank=0)
     assert len(built.dataset) == 7 and type(built.dataset).__name__ == "FaultyDataset"  # the drill wraps it
     assert built.collate_fn is not None and built.collate_fn.__name__ == "collate"
@@ -291,20 +329,32 @@ def test_build_dataset_takes_the_users_pipeline(pipe_dir: Path, synth_root: Path
 
 
 @pytest.mark.timeout(300)
-def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(pipe_dir: Path, synth_root: Path,
-                                                              tmp_path: Path) -> None:
+def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(
+    pipe_dir: Path, synth_root: Path, tmp_path: Path
+) -> None:
     from ssv2_fixtures.run.runner import dataset_spec, run_config
 
     seen: list[dict[str, Any]] = []
-    ds = dataset_spec(synth_root, "train", factory="c_user_pipe:build", factory_kwargs={"n": 5},
-                      factory_path=[str(pipe_dir)])
-    r = run_config(ds, LoaderConfig(batch_size=4, num_workers=1), 3, run_dir=tmp_path,
-                   on_event=lambda ev, _m: seen.append(dict(ev)))
+    ds = dataset_spec(
+        synth_root, "train", factory="c_user_pipe:build", factory_kwargs={"n": 5}, factory_path=[str(pipe_dir)]
+    )
+    r = run_config(
+        ds,
+        LoaderConfig(batch_size=4, num_workers=1),
+        3,
+        run_dir=tmp_path,
+        on_event=lambda ev, _m: seen.append(dict(ev)),
+    )
     assert r.passed, r.describe()
     b = [e for e in seen if e["ev"] == "batch"]
     assert len(b) == 3, r.describe()
-    assert all(e["videos"] == 4 == e["clips"] and e["shape"] == [4, 3, 4] and e["dtype"] == "torch.float32"
-               and e["bytes"] == 4 * 3 * 4 * 4 for e in b), b
+    assert all(
+        e["videos"] == 4 == e["clips"]
+        and e["shape"] == [4, 3, 4]
+        and e["dtype"] == "torch.float32"
+        and e["bytes"] == 4 * 3 * 4 * 4
+        for e in b
+    ), b
     (fin,) = [e for e in seen if e["ev"] == "finished"]
     assert fin["split_size"] == 5 and fin["distinct_videos"] == 5
 

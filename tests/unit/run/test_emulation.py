@@ -1,5 +1,6 @@
 """Emulating a target machine, for real: docker's 64 MB /dev/shm in a private mount namespace, and the
 host left exactly as it was."""
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,18 @@ def test_docker_default_bs32_fails_as_shm_exhausted_bs2_passes(root, tmp_path, h
 def test_preflight_says_so_under_docker_default(pytester, root):
     stress = Path(__file__).resolve().parents[2] / "stress" / "test_preflight.py"
     pytester.makepyfile(test_preflight=stress.read_text())
-    r = pytester.runpytest_subprocess("-m", "quick", "-k", "shm_fits", "--emulate", "docker-default",
-                                      "--ssv2-cache", str(Path(root).parent), "-p", "no:cacheprovider")
+    r = pytester.runpytest_subprocess(
+        "-m",
+        "quick",
+        "-k",
+        "shm_fits",
+        "--emulate",
+        "docker-default",
+        "--ssv2-cache",
+        str(Path(root).parent),
+        "-p",
+        "no:cacheprovider",
+    )
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
     assert "emulated /dev/shm is 64 MB" in out and "--shm-size=" in out

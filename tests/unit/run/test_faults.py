@@ -5,6 +5,7 @@ The drill kinds themselves are provoked for real in test_runner.py (each in an i
 process in order, so the loop has received exactly ``B`` batches when it raises. The loop is the child's
 own ``batch_loop``, which tells the wrapper each epoch's start, over a tiny in-memory dataset.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,13 +24,20 @@ from unit_helpers import EventLog, RangeItems
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 
 
-def _fires_at(items: int, bs: int, workers: int, at: int, total: int, *, persistent: bool = False,
-              drop_last: bool = False) -> int | None:
+def _fires_at(
+    items: int, bs: int, workers: int, at: int, total: int, *, persistent: bool = False, drop_last: bool = False
+) -> int | None:
     """Run ``total`` batches through batch_loop with ``exception@at``; the batches received before the
     drill's error, or None if it never fired."""
     ds = FaultyDataset(RangeItems(items, width=1), FaultSpec("exception", at))
-    loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, drop_last=drop_last,
-                                         persistent_workers=persistent and workers > 0, shuffle=False)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=bs,
+        num_workers=workers,
+        drop_last=drop_last,
+        persistent_workers=persistent and workers > 0,
+        shuffle=False,
+    )
     progress = Progress()
     try:
         batch_loop(EventLog(), loader, {"batches": total}, False, progress)
@@ -70,15 +78,22 @@ def test_in_workers_each_batch_knows_its_number_across_epochs(items, bs, workers
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=workers, persistent_workers=persistent)
     total = 3 * len(loader)
     numbers: list[int] = []
-    batch_loop(EventLog(), loader, {"batches": total}, False, Progress(),
-               on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
+    batch_loop(
+        EventLog(),
+        loader,
+        {"batches": total},
+        False,
+        Progress(),
+        on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}),
+    )
     assert numbers == list(range(total))
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["fresh-workers", "persistent-workers"])
 @pytest.mark.parametrize("items,bs,workers", [(5, 2, 2), (3, 4, 2), (5, 1, 3)])
 def test_with_the_endless_sampler_the_run_is_one_epoch_and_each_batch_knows_its_number(
-        items, bs, workers, persistent) -> None:
+    items, bs, workers, persistent
+) -> None:
     """What every single-process run now draws from: batch_loop tells the wrapper ``N = 0`` (no epoch
     end), and batch ``B`` is still the ``B``-th batch received, a batch larger than the split included."""
     from ssv2_fixtures.data.loader import LoaderConfig, make_loader
@@ -87,8 +102,14 @@ def test_with_the_endless_sampler_the_run_is_one_epoch_and_each_batch_knows_its_
     cfg = LoaderConfig(batch_size=bs, num_workers=workers, persistent_workers=persistent)
     numbers: list[int] = []
     ev = EventLog()
-    batch_loop(ev, make_loader(ds, cfg, endless=True), {"batches": 9}, False,
-               Progress(), on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}))
+    batch_loop(
+        ev,
+        make_loader(ds, cfg, endless=True),
+        {"batches": 9},
+        False,
+        Progress(),
+        on_batch=lambda epoch, item: numbers.extend({int(x) for x in item[0].flatten()}),
+    )
     assert numbers == list(range(9)) and not [e for e in ev.seen if e["ev"] == "epoch"]
     assert ds._epoch == 0 and ds._per_epoch == 0
 
@@ -101,8 +122,13 @@ def test_an_endless_drill_fires_at_its_batch(items, bs, at) -> None:
     ds = FaultyDataset(RangeItems(items, width=1), FaultSpec("exception", at))
     progress = Progress()
     with pytest.raises(RuntimeError, match="injected fault"):
-        batch_loop(EventLog(), make_loader(ds, LoaderConfig(batch_size=bs, num_workers=0), endless=True),
-                   {"batches": 13}, False, progress)
+        batch_loop(
+            EventLog(),
+            make_loader(ds, LoaderConfig(batch_size=bs, num_workers=0), endless=True),
+            {"batches": 13},
+            False,
+            progress,
+        )
     assert progress.batch == at
 
 
@@ -126,15 +152,21 @@ def test_a_drill_past_the_run_never_fires_here_and_run_config_refuses_it() -> No
         run_config("/nonexistent", LoaderConfig(batch_size=2), 6, fault="exception@6")
 
 
-@pytest.mark.parametrize("text,spec", [("bus_error", FaultSpec("bus_error", 0)),
-                                       ("exception@2/1", FaultSpec("exception", 2, 1)),
-                                       ("killed@7", FaultSpec("killed", 7))])
+@pytest.mark.parametrize(
+    "text,spec",
+    [
+        ("bus_error", FaultSpec("bus_error", 0)),
+        ("exception@2/1", FaultSpec("exception", 2, 1)),
+        ("killed@7", FaultSpec("killed", 7)),
+    ],
+)
 def test_parse_fault(text: str, spec: FaultSpec) -> None:
     assert parse_fault(text) == spec and str(spec) == text.replace("bus_error", "bus_error@0")
 
 
-@pytest.mark.parametrize("text,message", [("nope@1", "unknown fault 'nope'"), ("exception@x", "integers"),
-                                          ("exception@-1", ">= 0")])
+@pytest.mark.parametrize(
+    "text,message", [("nope@1", "unknown fault 'nope'"), ("exception@x", "integers"), ("exception@-1", ">= 0")]
+)
 def test_parse_fault_names_the_source(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as e:
         parse_fault(text, where="train.toml [stress] fault")
@@ -164,10 +196,14 @@ def test_corrupt_video_with_a_users_pipeline_is_refused_naming_both_options() ->
     msg = str(e.value)
     assert "--inject-fault corrupt_video@2" in msg and "--dataset-factory mypkg.data:build" in msg and "Fix:" in msg
     refuse_unfit(FaultSpec("exception", 2), "mypkg.data:build")  # any other drill runs on a user's pipeline
-    refuse_unfit(FaultSpec("corrupt_video", 2), None)            # and corrupt_video on the suite's dataset
+    refuse_unfit(FaultSpec("corrupt_video", 2), None)  # and corrupt_video on the suite's dataset
     from ssv2_fixtures.data.loader import LoaderConfig
     from ssv2_fixtures.run.runner import dataset_spec, run_config
 
     with pytest.raises(ValueError, match="cannot run with --dataset-factory"):
-        run_config(dataset_spec("/nonexistent", factory="mypkg.data:build"), LoaderConfig(batch_size=2), 6,
-                   fault="corrupt_video@1")
+        run_config(
+            dataset_spec("/nonexistent", factory="mypkg.data:build"),
+            LoaderConfig(batch_size=2),
+            6,
+            fault="corrupt_video@1",
+        )

@@ -1,4 +1,5 @@
 """ssv2_fixtures.run.host: CPU used outside the run, and stolen, between two marks."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,10 +23,16 @@ def test_foreign_is_the_busy_time_that_is_not_ours() -> None:
     assert is_busy(load)
 
 
-@given(dt=st.floats(0.1, 1e4), busy=st.floats(0, 1e4), own=st.floats(0, 1e4), steal=st.floats(0, 1e4),
-       cores=st.integers(1, 256))
-def test_the_load_is_never_negative_and_no_time_is_none(dt: float, busy: float, own: float, steal: float,
-                                                        cores: int) -> None:
+@given(
+    dt=st.floats(0.1, 1e4),
+    busy=st.floats(0, 1e4),
+    own=st.floats(0, 1e4),
+    steal=st.floats(0, 1e4),
+    cores=st.integers(1, 256),
+)
+def test_the_load_is_never_negative_and_no_time_is_none(
+    dt: float, busy: float, own: float, steal: float, cores: int
+) -> None:
     load = host_load(_m(0, 0), _m(dt, busy, steal, own), cores=cores)
     assert load is not None and load["foreign_cores"] >= 0 and 0 <= load["steal_frac"] <= 1
     assert host_load(_m(5, 0), _m(5, busy), cores=cores) is None
@@ -42,11 +49,13 @@ def test_the_busy_rule_has_one_threshold_each() -> None:
     assert is_busy({"foreign_cores": 0.0, "steal_frac": BUSY_STEAL_FRAC, **base})
 
 
-_BURN = ("import sys, time\n"
-         "t = time.process_time()\n"
-         "while time.process_time() - t < 0.5: pass\n"
-         "print('burnt', flush=True)\n"
-         "{after}")
+_BURN = (
+    "import sys, time\n"
+    "t = time.process_time()\n"
+    "while time.process_time() - t < 0.5: pass\n"
+    "print('burnt', flush=True)\n"
+    "{after}"
+)
 
 
 def test_a_process_that_is_not_ours_counts_as_foreign() -> None:

@@ -9,6 +9,7 @@ torchrun left no log folder of its own in /tmp.
 The pure parts (DistributedSampler's rule, the fault spec, the launch options, torchrun's failure
 summary, the atomic rank events) are checked against torch's own DistributedSampler and real text.
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,6 +39,7 @@ FAST = Watchdog(startup_s=90, stall_s=20)
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -83,8 +85,8 @@ def _explain(r: RunResult) -> str:
 
 # --- 2 ranks × 1 worker, healthy ------------------------------------------------------------------------
 
-def test_two_ranks_cover_the_dataset_disjointly_and_totals_add_up(run: Callable[..., RunResult],
-                                                                  root: Path) -> None:
+
+def test_two_ranks_cover_the_dataset_disjointly_and_totals_add_up(run: Callable[..., RunResult], root: Path) -> None:
     """9 items on 2 ranks, drop_last=False: 5 per rank, the 10th is a repeat of the epoch's first index
     (DistributedSampler's padding). 6 batches of 2 = two complete epochs (2 + 2 + 1 per rank)."""
     from torch.utils.data.distributed import DistributedSampler
@@ -108,14 +110,18 @@ def test_two_ranks_cover_the_dataset_disjointly_and_totals_add_up(run: Callable[
     assert m["ranks"] == 2 and m["world_size"] == 2
     assert m["procs_expected"] == 2 * (1 + 1) and sum(1 + x["workers_started"] for x in rows) == m["procs_expected"]
     # the same samples summed over nested sets of pids: whole tree >= the ranks' subtrees >= one rank's
-    assert m.get("rss_peak_bytes", 0) >= m.get("rank_rss_peak_bytes", 0) >= max(x.get("rss_peak_bytes", 0) for x in rows)
+    assert (
+        m.get("rss_peak_bytes", 0) >= m.get("rank_rss_peak_bytes", 0) >= max(x.get("rss_peak_bytes", 0) for x in rows)
+    )
     assert {v["name"]: v["ok"] for v in rec["verdicts"]} == {"ranks_finished": True, "epoch_coverage": True}
     # disjoint and full coverage within each epoch, under the padding rule
     cov = rec["distributed"]["coverage"]
     assert len(cov) == 2
     for c in cov:
         assert c["ok"] and c["complete"] and c["covers_dataset"], c
-        assert c["distinct"] == 9 and c["repeats"] == 1 and {int(k): v for k, v in c["per_rank"].items()} == {0: 5, 1: 5}
+        assert (
+            c["distinct"] == 9 and c["repeats"] == 1 and {int(k): v for k, v in c["per_rank"].items()} == {0: 5, 1: 5}
+        )
     # and exactly what torch's own DistributedSampler hands each rank, in order, epoch by epoch
     gathered = json.loads((Path(rec["run_dir"]) / "indices.json").read_text())
     assert gathered["world_size"] == 2
@@ -130,6 +136,7 @@ def test_two_ranks_cover_the_dataset_disjointly_and_totals_add_up(run: Callable[
 
 # --- a fault in rank 1 only -----------------------------------------------------------------------------
 
+
 def test_fault_in_rank_1_names_it_and_rank_0_ends(run: Callable[..., RunResult], root: Path) -> None:
     """Rank 1's dataset raises at its batch 8; rank 0 is healthy and mid-loop (40 batches with a 50 ms
     training step, ~2 s): torchrun ends it, the outcome names rank 1 and the kind.
@@ -138,8 +145,7 @@ def test_fault_in_rank_1_names_it_and_rank_0_ends(run: Callable[..., RunResult],
     on 2 busy cores rank 0 had not yet received a batch when rank 1 failed at its batch 1 (seen once in a
     full run). Eight 50 ms steps (0.4 s) leave rank 0 time to be truly mid-loop."""
     ds = dataset_spec(root, "train", size=64, num_frames=4)
-    r = run(ds, LoaderConfig(batch_size=2, num_workers=1), 40, nproc_per_node=2, fault="exception@8/1",
-            step_s=0.05)
+    r = run(ds, LoaderConfig(batch_size=2, num_workers=1), 40, nproc_per_node=2, fault="exception@8/1", step_s=0.05)
     assert not r.passed
     o = r.outcome
     assert o is not None and r.kind == "worker_exception" == FaultSpec("exception", 8, 1).expected_kind, _explain(r)
@@ -165,6 +171,7 @@ def test_fault_in_rank_1_names_it_and_rank_0_ends(run: Callable[..., RunResult],
 
 # --- the multi-rank shared-memory budget ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def long_list(root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     vids = sorted(p.name for p in (root / "20bn-something-something-v2").iterdir())
@@ -173,8 +180,9 @@ def long_list(root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(f)
 
 
-def test_small_shm_passes_with_one_rank_and_is_shm_exhausted_with_two(run: Callable[..., RunResult], root: Path,
-                                                                      long_list: str) -> None:
+def test_small_shm_passes_with_one_rank_and_is_shm_exhausted_with_two(
+    run: Callable[..., RunResult], root: Path, long_list: str
+) -> None:
     """One 18 MB /dev/shm (a private tmpfs) for the whole node. BS=8 × 8 frames × 112² × 3 = 2.3 MB a
     batch; W=1 × prefetch 4 + the batch in the training step = 5 batches (11.5 MB) in flight per rank
     once a slow step (0.5 s) lets the queue fill: one rank fits, two (23 MB) do not."""
@@ -195,8 +203,14 @@ def test_small_shm_passes_with_one_rank_and_is_shm_exhausted_with_two(run: Calla
     # the report says it is the rank count: stable with 1 rank, not with 2
     for r, n in ((one, 1), (two, 2)):
         r.record.update(kind="distributed", phase=f"{n} rank{'s' if n > 1 else ''}")
-    data = {"schema": 1, "run_id": "t", "machine": {"cores": 2}, "dataset": {}, "settings": {},
-            "results": [one.record, two.record]}
+    data = {
+        "schema": 1,
+        "run_id": "t",
+        "machine": {"cores": 2},
+        "dataset": {},
+        "settings": {},
+        "results": [one.record, two.record],
+    }
     f = "\n".join(findings(data))  # type: ignore[arg-type]
     assert "bs8-w1-pf4 is stable with 1 rank" in f and "but not with 2 ranks on one node: shm_exhausted" in f, f
     summary = render_summary(data)  # type: ignore[arg-type]
@@ -206,6 +220,7 @@ def test_small_shm_passes_with_one_rank_and_is_shm_exhausted_with_two(run: Calla
 
 
 # --- two nodes (torchrun's static rendezvous), both on this machine -------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -224,8 +239,17 @@ def test_two_nodes_pass_nnodes_node_rank_and_endpoint_through(run: Callable[...,
 
     def node(i: int) -> None:
         try:
-            out[i] = run(ds, cfg, 3, nproc_per_node=1, nnodes=2, node_rank=i, rdzv_endpoint=endpoint,
-                         name=f"node{i}", check_after=False)
+            out[i] = run(
+                ds,
+                cfg,
+                3,
+                nproc_per_node=1,
+                nnodes=2,
+                node_rank=i,
+                rdzv_endpoint=endpoint,
+                name=f"node{i}",
+                check_after=False,
+            )
         except BaseException as exc:  # surfaced below, in the test's thread
             errors.append(exc)
 
@@ -249,6 +273,7 @@ def test_two_nodes_pass_nnodes_node_rank_and_endpoint_through(run: Callable[...,
 
 
 # --- DistributedSampler's rule, against torch's own sampler ------------------------------------------------
+
 
 def _received(n: int, world: int, batch: int, drop_last: bool, epoch: int, batches: int | None) -> dict[int, list[int]]:
     from torch.utils.data.distributed import DistributedSampler
@@ -296,6 +321,7 @@ def test_epoch_check_catches_overlap_and_a_missing_rank() -> None:
 
 # --- the fault spec, the launch, torchrun's summary, atomic rank events -------------------------------------
 
+
 def test_fault_spec_with_rank() -> None:
     f = parse_fault("exception@2/1")
     assert (f.kind, f.batch, f.rank) == ("exception", 2, 1) and str(f) == "exception@2/1"
@@ -303,8 +329,11 @@ def test_fault_spec_with_rank() -> None:
     g = parse_fault("segfault@3")
     assert g.rank is None and str(g) == "segfault@3" and g.fires_in(0) and g.fires_in(5)
     assert parse_fault("killed/2") == FaultSpec("killed", 0, 2)
-    for bad, needle in (("exception@1/x", "integers"), ("exception@1/-1", "rank must be >= 0"),
-                        ("meteor/1", "unknown fault")):
+    for bad, needle in (
+        ("exception@1/x", "integers"),
+        ("exception@1/-1", "rank must be >= 0"),
+        ("meteor/1", "unknown fault"),
+    ):
         with pytest.raises(ValueError, match=needle) as e:
             parse_fault(bad, where="--inject-fault (from the command line)")
         assert "KIND[@BATCH][/RANK]" in str(e.value) and "from the command line" in str(e.value)
@@ -353,8 +382,10 @@ Root Cause (first observed failure):
 
 def test_torchrun_failure_summary_is_read_root_cause_first() -> None:
     f = torchrun_failures(SUMMARY)
-    assert [(x["rank"], x["local_rank"], x["exitcode"], x["root_cause"]) for x in f] == \
-        [(5, 1, -11, True), (4, 0, -15, False)]
+    assert [(x["rank"], x["local_rank"], x["exitcode"], x["root_cause"]) for x in f] == [
+        (5, 1, -11, True),
+        (4, 0, -15, False),
+    ]
     assert f[0]["host"] == "gpu-node-3" and f[0]["pid"] == 9063
     assert torchrun_failures("no summary here") == []
 
@@ -365,9 +396,18 @@ def test_a_long_rank_event_is_one_atomic_line() -> None:
     r_fd, w_fd = os.pipe()
     try:
         head = "Caught RuntimeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-        tail = "RuntimeError: unable to allocate shared memory(shm) for file </torch_1_2_3>: No space left on device (28)"
-        EventWriter(w_fd, rank=3).emit("error", batch=2, type="RuntimeError", message=head + "x" * 20000 + "\n" + tail,
-                                   traceback="y" * 30000 + "é" * 500, errno=None, chain=["RuntimeError"])
+        tail = (
+            "RuntimeError: unable to allocate shared memory(shm) for file </torch_1_2_3>: No space left on device (28)"
+        )
+        EventWriter(w_fd, rank=3).emit(
+            "error",
+            batch=2,
+            type="RuntimeError",
+            message=head + "x" * 20000 + "\n" + tail,
+            traceback="y" * 30000 + "é" * 500,
+            errno=None,
+            chain=["RuntimeError"],
+        )
         data = os.read(r_fd, 65536)
     finally:
         os.close(r_fd)
@@ -381,8 +421,9 @@ def test_a_long_rank_event_is_one_atomic_line() -> None:
 STRESS = Path(__file__).resolve().parents[2] / "stress"
 
 
-def test_plugin_runs_the_matrix_under_torchrun_and_names_the_failing_rank(pytester: pytest.Pytester,
-                                                                         tmp_path_factory, monkeypatch) -> None:
+def test_plugin_runs_the_matrix_under_torchrun_and_names_the_failing_rank(
+    pytester: pytest.Pytester, tmp_path_factory, monkeypatch
+) -> None:
     """The stress test through the plugin: two configs × 2 ranks, a drill in rank 1 of the W=1 config only
     (``:w1``): that one fails naming rank 1 (no 1-rank rerun after a drill), the other passes with its
     checks; results.json has the per-rank rows and summary.md the distributed section."""
@@ -391,9 +432,32 @@ def test_plugin_runs_the_matrix_under_torchrun_and_names_the_failing_rank(pytest
     pytester.makepyfile(test_distributed=(STRESS / "test_distributed.py").read_text())
     cache = os.environ.get("SSV2_STRESS_CACHE") or str(tmp_path_factory.getbasetemp() / "ssv2-cache")
     r = pytester.runpytest_subprocess(
-        "-m", "distributed", "--nproc-per-node", "2", "--workers", "0,1", "--batch-sizes", "2", "--batches", "4",
-        "--inject-fault", "exception@1/1:w1", "--size", "64", "--frames", "4", "--synthetic-videos", "12",
-        "--ssv2-cache", cache, "--reports", str(pytester.path / "reports"), "-p", "no:cacheprovider", "-rf")
+        "-m",
+        "distributed",
+        "--nproc-per-node",
+        "2",
+        "--workers",
+        "0,1",
+        "--batch-sizes",
+        "2",
+        "--batches",
+        "4",
+        "--inject-fault",
+        "exception@1/1:w1",
+        "--size",
+        "64",
+        "--frames",
+        "4",
+        "--synthetic-videos",
+        "12",
+        "--ssv2-cache",
+        cache,
+        "--reports",
+        str(pytester.path / "reports"),
+        "-p",
+        "no:cacheprovider",
+        "-rf",
+    )
     r.assert_outcomes(passed=1, failed=1)
     out = r.stdout.str()
     assert "bs2-w1-pf4: worker_exception at batch 1: rank 1: " in out, out
@@ -425,6 +489,7 @@ def test_distributed_options_are_checked_and_documented(pytester: pytest.Pyteste
 
 # --- the launch strategies, without a child ------------------------------------------------------------
 
+
 def test_single_process_strategy_passes_a_pipe(tmp_path: Path) -> None:
     from ssv2_fixtures.run.launch import SingleProcess, strategy_for
 
@@ -450,8 +515,10 @@ def test_torchrun_strategy_holds_a_fifo_write_end(tmp_path: Path) -> None:
     assert isinstance(how, Torchrun) and how.ranks == 3 and how.groups
     assert strategy_for(how) is how
     argv = how.entry(tmp_path, tmp_path / "spec.json")
-    assert argv[1:3] == ["-m", "torch.distributed.run"] and argv[-2:] == ["ssv2_fixtures.run.rank_child",
-                                                                          str(tmp_path / "spec.json")]
+    assert argv[1:3] == ["-m", "torch.distributed.run"] and argv[-2:] == [
+        "ssv2_fixtures.run.rank_child",
+        str(tmp_path / "spec.json"),
+    ]
     chan = how.channel(tmp_path)
     fifo = Path(chan.spec["events_path"])
     assert fifo.exists() and chan.pass_fds == () and chan.spec["indices_path"] == str(tmp_path / "indices.json")

@@ -1,6 +1,7 @@
 """monitor.py: the pure readers on files made here (exact), and TreeMonitor sampling a real small process
 tree (a python process and the ``sleep`` it started) — asserting on fields and their consistency, never on
 counts that depend on when a sample was taken."""
+
 from __future__ import annotations
 
 import os
@@ -18,11 +19,16 @@ from hypothesis import given, strategies as st
 
 from ssv2_fixtures.run import monitor as monitor_mod
 from ssv2_fixtures.run.monitor import (
-    Sample, TreeMonitor, decimate, dir_usage, fs_used_free, shm_torch_files, tmp_usage,
+    Sample,
+    TreeMonitor,
+    decimate,
+    dir_usage,
+    fs_used_free,
+    shm_torch_files,
+    tmp_usage,
 )
 
-_TREE = ("import subprocess, time; p = subprocess.Popen(['sleep', '60']); print(p.pid, flush=True); "
-         "time.sleep(60)")
+_TREE = "import subprocess, time; p = subprocess.Popen(['sleep', '60']); print(p.pid, flush=True); time.sleep(60)"
 
 
 @pytest.fixture
@@ -81,7 +87,7 @@ def test_decimate_halves_and_keeps_the_larger_rss_of_each_pair(rss: list[int]) -
     if samples:
         assert max(s.rss for s in out) == max(rss)  # the peak survives
     for k, s in enumerate(out):
-        pair = samples[2 * k:2 * k + 2]
+        pair = samples[2 * k : 2 * k + 2]
         assert s.rss == max(x.rss for x in pair) and s in pair
 
 
@@ -128,7 +134,8 @@ def test_samples_of_a_live_tree_are_consistent(tree: tuple[int, int], tmp_path: 
 
 
 def test_pss_is_read_only_every_full_interval_and_held_between(
-        tree: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, _ = tree
     monkeypatch.setattr(monitor_mod, "FULL_EVERY_S", 3600.0)
     monkeypatch.setattr(monitor_mod, "FULL_ON_RSS_RISE", float("inf"))  # only the interval decides here
@@ -143,8 +150,9 @@ def test_pss_is_read_only_every_full_interval_and_held_between(
     assert third is not None and third.full
 
 
-def test_a_new_rss_peak_reads_pss_at_once(tree: tuple[int, int], tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_rss_peak_reads_pss_at_once(
+    tree: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, _ = tree
     monkeypatch.setattr(monitor_mod, "FULL_EVERY_S", 3600.0)
     mon = TreeMonitor(root, tmp_path, shm_dir=str(tmp_path))

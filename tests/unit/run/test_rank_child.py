@@ -1,6 +1,7 @@
 """rank_child.py: the indexed batches (in-process, through torch's DistributedSampler) and real torchrun
 ranks: batch facts and per-rank distinct videos, and a split too small for one batch per rank refused
 before the process group forms."""
+
 from __future__ import annotations
 
 import json
@@ -29,12 +30,24 @@ def test_indexed_batches_carry_what_the_sampler_gave_this_rank(collate: Any) -> 
     the sampler's, and the dataset's own batch keeps its structure."""
     ds = _Indexed(RangeItems(9, width=3))
     sampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3)  # type: ignore[arg-type]
-    loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False,
-                         collate_fn=_IndexedCollate(collate))
+    loader = make_loader(
+        ds,
+        LoaderConfig(batch_size=2, num_workers=0),
+        sampler=sampler,
+        shuffle=False,
+        collate_fn=_IndexedCollate(collate),
+    )
     seen: list[int] = []
     ev = EventLog()
-    batch_loop(ev, loader, {"batches": 3}, False, Progress(), on_batch=lambda e, item: seen.extend(item[1]),
-               videos_of=lambda item: len(item[1]))
+    batch_loop(
+        ev,
+        loader,
+        {"batches": 3},
+        False,
+        Progress(),
+        on_batch=lambda e, item: seen.extend(item[1]),
+        videos_of=lambda item: len(item[1]),
+    )
     assert seen == list(sampler)
     assert [e["videos"] for e in ev.seen if e["ev"] == "batch"] == [2, 2, 1]
     assert [e["shape"] for e in ev.seen if e["ev"] == "batch"] == [[2, 3], [2, 3], [1, 3]]
@@ -46,8 +59,9 @@ def test_indexed_batches_carry_what_the_sampler_gave_this_rank(collate: Any) -> 
 def test_a_drill_counts_batches_through_the_indexed_wrapper() -> None:
     ds = _Indexed(FaultyDataset(RangeItems(8, width=3), FaultSpec("exception", 5)))
     sampler = DistributedSampler(ds, num_replicas=2, rank=0, shuffle=False)  # type: ignore[arg-type]
-    loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False,
-                         collate_fn=_IndexedCollate(None))
+    loader = make_loader(
+        ds, LoaderConfig(batch_size=2, num_workers=0), sampler=sampler, shuffle=False, collate_fn=_IndexedCollate(None)
+    )
     progress = Progress()
     with pytest.raises(RuntimeError, match="injected fault"):
         batch_loop(EventLog(), loader, {"batches": 8}, False, progress, on_epoch=sampler.set_epoch)
@@ -60,9 +74,12 @@ def test_the_rank_reports_each_iterators_worker_pids_once(persistent: bool) -> N
     iterator, its pids the live worker processes of this process at that moment; persistent workers are
     one iterator, so one report."""
     ds = _Indexed(RangeItems(4, width=3))
-    loader = make_loader(ds, LoaderConfig(batch_size=2, num_workers=2, persistent_workers=persistent,
-                                          prefetch_factor=2),
-                         shuffle=False, collate_fn=_IndexedCollate(None))
+    loader = make_loader(
+        ds,
+        LoaderConfig(batch_size=2, num_workers=2, persistent_workers=persistent, prefetch_factor=2),
+        shuffle=False,
+        collate_fn=_IndexedCollate(None),
+    )
     ev = EventLog()
     report = WorkerReport(ev)
     progress = Progress()
@@ -85,13 +102,20 @@ def test_the_rank_reports_each_iterators_worker_pids_once(persistent: bool) -> N
 
 
 def test_a_single_process_iterator_reports_no_workers() -> None:
-    it = iter(make_loader(_Indexed(RangeItems(4, width=3)), LoaderConfig(batch_size=2, num_workers=0),
-                          shuffle=False, collate_fn=_IndexedCollate(None)))
+    it = iter(
+        make_loader(
+            _Indexed(RangeItems(4, width=3)),
+            LoaderConfig(batch_size=2, num_workers=0),
+            shuffle=False,
+            collate_fn=_IndexedCollate(None),
+        )
+    )
     assert worker_pids(it) == []
     assert worker_pids(object()) is None  # an iterator that says nothing of its workers: not observed
 
 
 # --- real ranks under torchrun ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def ranks(synth_root: Path, tmp_path: Path):
@@ -100,9 +124,15 @@ def ranks(synth_root: Path, tmp_path: Path):
     def go(cfg: LoaderConfig, batches: int, **ds_kw: Any) -> tuple[Any, list[dict[str, Any]]]:
         seen: list[dict[str, Any]] = []
         ds = dataset_spec(synth_root, "train", size=32, num_frames=2, **ds_kw)
-        r = run_distributed(ds, cfg, batches, nproc_per_node=2, run_dir=tmp_path,
-                            watchdog=Watchdog(startup_s=120, stall_s=30),
-                            on_event=lambda ev, _m: seen.append(dict(ev)))
+        r = run_distributed(
+            ds,
+            cfg,
+            batches,
+            nproc_per_node=2,
+            run_dir=tmp_path,
+            watchdog=Watchdog(startup_s=120, stall_s=30),
+            on_event=lambda ev, _m: seen.append(dict(ev)),
+        )
         return r, seen
 
     return go

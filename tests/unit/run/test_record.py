@@ -1,4 +1,5 @@
 """The one record builder, without a process: batch events in, metrics out; the writer's JSON types."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from ssv2_fixtures.run.monitor import Peaks
 from ssv2_fixtures.run.stats import MIN_BATCHES, percentile, rate_interval
 
 
-def _batches(waits: list[float], videos: int = 4, rank: int | None = None, t0: float = 100.0,
-             **extra: Any) -> list[dict[str, Any]]:
+def _batches(
+    waits: list[float], videos: int = 4, rank: int | None = None, t0: float = 100.0, **extra: Any
+) -> list[dict[str, Any]]:
     out, t = [], t0
     for i, w in enumerate(waits):
         t += w
@@ -57,8 +59,7 @@ def test_no_batch_gives_counts_only() -> None:
 def test_batch_contents_split_size_and_distinct_videos() -> None:
     bev = _batches([0.2] * 6, clips=8, bytes=1000, shape=[8, 16, 224, 224, 3], dtype="torch.uint8")
     bev[-1].update(clips=3, bytes=10, shape=[3, 16, 224, 224, 3])  # a short last batch does not decide
-    m = batch_metrics(bev, ready={"dataset_len": 12}, finished={"loop_s": 1.2, "split_size": 12,
-                                                                "distinct_videos": 9})
+    m = batch_metrics(bev, ready={"dataset_len": 12}, finished={"loop_s": 1.2, "split_size": 12, "distinct_videos": 9})
     assert m["bytes_per_batch"] == 1000 and m["clips_per_batch"] == 8
     assert m["batch_shape"] == [8, 16, 224, 224, 3] and m["batch_dtype"] == "torch.uint8"
     assert m["split_size"] == 12 and m["distinct_videos"] == 9
@@ -87,11 +88,25 @@ def test_wait_percentiles_are_the_stats_rule(waits: list[float]) -> None:
 
 
 def test_numpy_values_are_plain_json_never_strings(tmp_path: Path) -> None:
-    data = {"ok": np.bool_(False), "n": np.int64(3), "x": np.float32(0.5), "arr": np.arange(3),
-            "t": (1, 2), "p": tmp_path, "nested": [{"ok": np.bool_(True)}]}
+    data = {
+        "ok": np.bool_(False),
+        "n": np.int64(3),
+        "x": np.float32(0.5),
+        "arr": np.arange(3),
+        "t": (1, 2),
+        "p": tmp_path,
+        "nested": [{"ok": np.bool_(True)}],
+    }
     safe = json_safe(data)
-    assert safe == {"ok": False, "n": 3, "x": 0.5, "arr": [0, 1, 2], "t": [1, 2], "p": str(tmp_path),
-                    "nested": [{"ok": True}]}
+    assert safe == {
+        "ok": False,
+        "n": 3,
+        "x": 0.5,
+        "arr": [0, 1, 2],
+        "t": [1, 2],
+        "p": str(tmp_path),
+        "nested": [{"ok": True}],
+    }
     assert type(safe["ok"]) is bool and type(safe["n"]) is int
     write_atomic(tmp_path / "r.json", data)
     back = json.loads((tmp_path / "r.json").read_text())
@@ -111,8 +126,7 @@ def test_a_window_without_warm_up_is_the_childs_own_batches_first_one_included()
     # warmup_batches=0 (``--quick-batches 1``): the child's window holds every batch, the start-up one too;
     # the record's window must be those same batches, so its rate is the window's
     waits = [3.0] + [0.5] * 11
-    spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9,
-                       min_s=0.0)
+    spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9, min_s=0.0)
     w = Window(spec, opened=0.0)
     stopped = [w.add(4, x, now=float(k)) for k, x in enumerate(waits)]
     assert stopped[-1] == "batches" and len(w.videos) == len(waits)
@@ -146,13 +160,33 @@ class _Monitor:
 
 def test_the_windows_verdict_is_in_the_metrics(tmp_path: Path) -> None:
     waits = [2.0] + [0.5] * 9
-    events = [{"ev": "started", "t": 99.0}, *_batches(waits),
-              {"ev": "measured", "batches": 8, "videos": 32, "seconds": 4.0, "stopped": "time", "t": 106.0},
-              {"ev": "finished", "loop_s": 6.5, "t": 106.1}]
-    run = RunFacts(config=LoaderConfig(batch_size=4, num_workers=0), dataset={"num_frames": 4}, batches=50,
-                   fault=None, sandbox=None, mem_mode=None, limits={}, events=events, fired=None, stuck=None,
-                   returncode=0, monitor=_Monitor(), work=tmp_path, leaked={}, facts={},  # type: ignore[arg-type]
-                   started_at="2026-01-01T00:00:00+00:00", wall_s=8.0, name="t", t_exit=107.0)
+    events = [
+        {"ev": "started", "t": 99.0},
+        *_batches(waits),
+        {"ev": "measured", "batches": 8, "videos": 32, "seconds": 4.0, "stopped": "time", "t": 106.0},
+        {"ev": "finished", "loop_s": 6.5, "t": 106.1},
+    ]
+    run = RunFacts(
+        config=LoaderConfig(batch_size=4, num_workers=0),
+        dataset={"num_frames": 4},
+        batches=50,
+        fault=None,
+        sandbox=None,
+        mem_mode=None,
+        limits={},
+        events=events,
+        fired=None,
+        stuck=None,
+        returncode=0,
+        monitor=_Monitor(),
+        work=tmp_path,
+        leaked={},
+        facts={},  # type: ignore[arg-type]
+        started_at="2026-01-01T00:00:00+00:00",
+        wall_s=8.0,
+        name="t",
+        t_exit=107.0,
+    )
     rec = single_record(run)
     assert rec["status"] == "passed"  # the window, not the 50 batches asked for, is what was wanted
     m = rec["metrics"]

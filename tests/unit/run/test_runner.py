@@ -9,6 +9,7 @@ pids, no TMPDIR, no cgroup, no mount, the host's /dev/shm the same size.
 Sizes are small where the fault does not depend on them (``size=64, num_frames=4``); the resource
 tests use 224² × 16 frames (the seed's clips) so the numbers are the real ones.
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -187,8 +189,9 @@ def test_every_fault_drill_is_classified(drill: str, run: Callable[..., RunResul
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["fresh-workers", "persistent-workers"])
-def test_a_drill_past_the_first_epoch_fires_at_its_batch(persistent: bool, run: Callable[..., RunResult],
-                                                         root: Path) -> None:
+def test_a_drill_past_the_first_epoch_fires_at_its_batch(
+    persistent: bool, run: Callable[..., RunResult], root: Path
+) -> None:
     """5 items, BS=2: 3 batches an epoch (the last one short). ``exception@7`` is the second batch of the
     third epoch, built by a worker started for that epoch (or, persistent, one that has counted on)."""
     ds = dataset_spec(root, "train", size=64, num_frames=4, limit=5)
@@ -210,6 +213,7 @@ def test_a_failed_run_reports_its_evidence(run: Callable[..., RunResult], small:
 
 # --- limits, emulated for real ------------------------------------------------------------------------
 
+
 def test_small_shm_is_shm_exhausted(run: Callable[..., RunResult], big: dict) -> None:
     sb = Sandbox(shm_bytes=16 * MiB)
     _need(sb)
@@ -222,8 +226,9 @@ def test_small_shm_is_shm_exhausted(run: Callable[..., RunResult], big: dict) ->
     assert "--shm-size=" in r.outcome["remedy"]
 
 
-def test_nofile_128_is_fd_exhausted_and_file_system_passes(run: Callable[..., RunResult], root: Path,
-                                                           long_list: str) -> None:
+def test_nofile_128_is_fd_exhausted_and_file_system_passes(
+    run: Callable[..., RunResult], root: Path, long_list: str
+) -> None:
     """128 open files, file_descriptor strategy, ~200 batches in flight (BS=1, W=2, prefetch 100,
     a slow consumer): every batch holds fds in its worker until the main process takes it."""
     sb = Sandbox(nofile=128)
@@ -251,8 +256,10 @@ def test_memory_cap_in_a_cgroup_is_oom_killed(run: Callable[..., RunResult], big
 
 def _vm_after_imports() -> int:
     """Address space a fresh interpreter maps to import the child's libraries (~820 MB with CPU torch)."""
-    code = ("import torch, decord, av, ssv2_fixtures.data.clips\n"
-            "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmPeak')][0])")
+    code = (
+        "import torch, decord, av, ssv2_fixtures.data.clips\n"
+        "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmPeak')][0])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip()) * 1024
 
@@ -269,6 +276,7 @@ def test_address_space_cap_is_memory_error(run: Callable[..., RunResult], big: d
 
 
 # --- bad data -------------------------------------------------------------------------------------------
+
 
 def _copy(root: Path, dst: Path) -> Path:
     shutil.copytree(root, dst, ignore=shutil.ignore_patterns("*.lock", ".pool"))
@@ -314,6 +322,7 @@ def test_zero_byte_video_is_decode_error(run: Callable[..., RunResult], root: Pa
 
 # --- a healthy run --------------------------------------------------------------------------------------
 
+
 def test_healthy_run_metrics_agree(run: Callable[..., RunResult], root: Path, long_list: str) -> None:
     # A realistic clip (16 × 224²): the consumer's fixed per-batch cost (one event, freeing the batch)
     # is then a small share of a batch, as in real runs; with toy clips it is not.
@@ -346,10 +355,13 @@ def test_healthy_run_metrics_agree(run: Callable[..., RunResult], root: Path, lo
 
 # --- a session in which everything crashes --------------------------------------------------------------
 
+
 def test_every_config_crashing_still_gives_one_result_each(run: Callable[..., RunResult], small: dict) -> None:
-    plan = [(LoaderConfig(batch_size=2, num_workers=2), "segfault@1"),
-            (LoaderConfig(batch_size=3, num_workers=1), "exception@1"),
-            (LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=1), "killed@3")]
+    plan = [
+        (LoaderConfig(batch_size=2, num_workers=2), "segfault@1"),
+        (LoaderConfig(batch_size=3, num_workers=1), "exception@1"),
+        (LoaderConfig(batch_size=2, num_workers=2, prefetch_factor=1), "killed@3"),
+    ]
     results = [run(small, cfg, 5, fault=fault, name=f"crash-{i}") for i, (cfg, fault) in enumerate(plan)]
     assert len(results) == 3
     assert [r.kind for r in results] == ["segfault", "worker_exception", "worker_killed"]
@@ -382,8 +394,7 @@ def test_the_event_reader_counts_bad_lines_and_keeps_the_first() -> None:
 
     r = EventReader()
     assert r.feed(b'{"ev": "started", "t": 1}\n{"ev": "ba') == [{"ev": "started", "t": 1}]
-    assert r.feed(b'tch", "i": 0}\nnot json\n[1, 2]\n{"ev": "error"}\n') == [{"ev": "batch", "i": 0},
-                                                                           {"ev": "error"}]
+    assert r.feed(b'tch", "i": 0}\nnot json\n[1, 2]\n{"ev": "error"}\n') == [{"ev": "batch", "i": 0}, {"ev": "error"}]
     r.feed(b'{"ev": "fini')  # torn: the stream ends inside a line
     r.close()
     assert [e["ev"] for e in r.events] == ["started", "batch", "error"]

@@ -3,6 +3,7 @@
 The emulation itself (a child really running out of the emulated resource) is tested in
 test_runner.py and test_emulation.py; here only what can be checked without running a child.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,24 @@ from ssv2_fixtures.run.sandbox import PROFILES, Sandbox, cgroup_base, parse_size
 MiB, GiB = 2**20, 2**30
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("64M", 64 * MiB), ("64m", 64 * MiB), ("64MiB", 64 * MiB), ("64 MB", 64 * MiB), ("2g", 2 * GiB),
-    ("1.5G", int(1.5 * GiB)), ("512k", 512 * 1024), ("1T", 2**40), ("1048576", 2**20), ("10b", 10),
-    (" 8G ", 8 * GiB), (4096, 4096), (0, 0),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("64M", 64 * MiB),
+        ("64m", 64 * MiB),
+        ("64MiB", 64 * MiB),
+        ("64 MB", 64 * MiB),
+        ("2g", 2 * GiB),
+        ("1.5G", int(1.5 * GiB)),
+        ("512k", 512 * 1024),
+        ("1T", 2**40),
+        ("1048576", 2**20),
+        ("10b", 10),
+        (" 8G ", 8 * GiB),
+        (4096, 4096),
+        (0, 0),
+    ],
+)
 def test_parse_size(text: str | int, expected: int) -> None:
     assert parse_size(text) == expected
 

@@ -1,4 +1,5 @@
 """The one shared-memory formula (run/shm.py), which the runner's evidence and the budget share."""
+
 from __future__ import annotations
 
 from hypothesis import given

@@ -1,4 +1,5 @@
 """The interval and percentile rules: property tests over synthetic streams at a known rate."""
+
 from __future__ import annotations
 
 import random
@@ -113,12 +114,12 @@ def test_spans_overlap_touching_counts_as_overlap():
 def test_ties_on_overlap_or_within_the_margin_of_the_faster_lower_bound():
     from ssv2_fixtures.run.stats import TIE_MARGIN, ties
 
-    assert ties(100.0, (95.0, 105.0), 80.0, (70.0, 96.0))          # overlap, 20 % apart
+    assert ties(100.0, (95.0, 105.0), 80.0, (70.0, 96.0))  # overlap, 20 % apart
     near = 100.0 * (1 - TIE_MARGIN / 2)
     assert ties(100.0, (99.0, 101.0), near, (near - 0.5, near + 0.5))  # clear intervals, closer than the margin
     assert ties(near, (near - 0.5, near + 0.5), 100.0, (99.0, 101.0))  # argument order does not matter
     # the margin is taken from the faster's lower bound: 85 reaches 90 % of 95 but not of 100
     assert ties(100.0, (95.0, 105.0), 85.5, (85.0, 86.0))
     assert not ties(100.0, (99.5, 100.5), 85.5, (85.0, 86.0))
-    assert not ties(100.0, (100.0, 100.0), 80.0, (80.0, 80.0))     # points 20 % apart
-    assert ties(0.0, (0.0, 0.0), 0.0, (0.0, 0.0))                  # two zeros: same span
+    assert not ties(100.0, (100.0, 100.0), 80.0, (80.0, 80.0))  # points 20 % apart
+    assert ties(0.0, (0.0, 0.0), 0.0, (0.0, 0.0))  # two zeros: same span

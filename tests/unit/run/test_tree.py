@@ -1,5 +1,6 @@
 """The tree room's parts that need no child: which processes can take a stack-dump signal, and
 what cleanup counts and removes. Ending a real tree is in test_runner.py (check_isolation)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """units.py: the one size formatter picks the largest binary unit the size reaches and rounds within it."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,12 +20,23 @@ def _parse(text: str) -> tuple[float, int]:
 def test_the_unit_is_the_largest_the_size_reaches_and_the_number_reads_back(n: float) -> None:
     number, unit = _parse(fmt_bytes(n))
     assert abs(n) >= unit or unit == 1
-    assert unit == GB or abs(n) < unit * 1024   # never "1024 KB": the next unit would have been used
+    assert unit == GB or abs(n) < unit * 1024  # never "1024 KB": the next unit would have been used
     decimals = 1 if unit == GB else 0
     assert abs(number * unit - n) <= 0.5 * 10**-decimals * unit + 1e-9 * abs(n)
 
 
-@pytest.mark.parametrize("n,text", [(None, "?"), (0, "0 B"), (1023, "1023 B"), (KB, "1 KB"), (MB, "1 MB"),
-                                    (1.5 * GB, "1.5 GB"), (385 * MB, "385 MB"), (-2 * MB, "-2 MB")])
+@pytest.mark.parametrize(
+    "n,text",
+    [
+        (None, "?"),
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (KB, "1 KB"),
+        (MB, "1 MB"),
+        (1.5 * GB, "1.5 GB"),
+        (385 * MB, "385 MB"),
+        (-2 * MB, "-2 MB"),
+    ],
+)
 def test_fmt_bytes_examples(n: float | None, text: str) -> None:
     assert fmt_bytes(n) == text

@@ -3,6 +3,7 @@
 The same decisions on real children (a real hang, a real torchrun rank failure) are in test_runner.py
 and test_launch.py; here each branch is reached on purpose, including the ones live runs rarely hit.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,8 +12,18 @@ import pytest
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.launch import SingleProcess, Torchrun, Launch
-from ssv2_fixtures.run.watchdog import (Culprit, Progress, Watchdog, decide, failing_rank, rank_state, run_passed,
-                                        split_exit, watch_ranks, watch_single)
+from ssv2_fixtures.run.watchdog import (
+    Culprit,
+    Progress,
+    Watchdog,
+    decide,
+    failing_rank,
+    rank_state,
+    run_passed,
+    split_exit,
+    watch_ranks,
+    watch_single,
+)
 
 LIMITS = {"startup_s": 10.0, "stall_s": 3.0, "total_s": 100.0, "exit_s": 5.0}
 
@@ -30,8 +41,12 @@ def test_limits_are_derived_from_the_config_and_given_ones_win() -> None:
     two = Watchdog().resolve(cfg, 10, ranks=2)
     assert two["startup_s"] > one["startup_s"] and two["stall_s"] > one["stall_s"] and two["total_s"] > one["total_s"]
     assert one["exit_s"] == 15.0 + 5.0 * 2  # torch joins each worker for up to 5 s
-    assert Watchdog(startup_s=1, stall_s=2, total_s=3, exit_s=4).resolve(cfg, 10) == \
-        {"startup_s": 1, "stall_s": 2, "total_s": 3, "exit_s": 4}
+    assert Watchdog(startup_s=1, stall_s=2, total_s=3, exit_s=4).resolve(cfg, 10) == {
+        "startup_s": 1,
+        "stall_s": 2,
+        "total_s": 3,
+        "exit_s": 4,
+    }
 
 
 def test_a_time_window_bounds_the_total_by_its_seconds_not_its_batch_cap() -> None:
@@ -81,8 +96,9 @@ def test_after_an_error_only_the_exit_limit_applies_and_it_is_not_a_hang() -> No
 
 
 def test_rank_watch_startup_names_the_rank_without_a_batch() -> None:
-    p = _progress((1.0, {"ev": "started", "rank": 0}), (1.0, {"ev": "started", "rank": 1}),
-                  (2.0, {"ev": "batch", "rank": 0}))
+    p = _progress(
+        (1.0, {"ev": "started", "rank": 0}), (1.0, {"ev": "started", "rank": 1}), (2.0, {"ev": "batch", "rank": 0})
+    )
     assert watch_ranks(p, 9.0, LIMITS, 2) is None
     f = watch_ranks(p, 11.0, LIMITS, 2)
     assert f is not None and f["phase"] == "startup" and f["rank"] == 1
@@ -90,8 +106,12 @@ def test_rank_watch_startup_names_the_rank_without_a_batch() -> None:
 
 
 def test_rank_watch_stall_of_one_rank_while_the_other_finished() -> None:
-    p = _progress((1.0, {"ev": "batch", "rank": 0}), (1.0, {"ev": "batch", "rank": 1}),
-                  (2.0, {"ev": "batch", "rank": 0}), (2.5, {"ev": "finished", "rank": 0}))
+    p = _progress(
+        (1.0, {"ev": "batch", "rank": 0}),
+        (1.0, {"ev": "batch", "rank": 1}),
+        (2.0, {"ev": "batch", "rank": 0}),
+        (2.5, {"ev": "finished", "rank": 0}),
+    )
     f = watch_ranks(p, 4.5, LIMITS, 2)
     assert f is not None and f["phase"] == "stall" and f["rank"] == 1 and f["ranks_finished"] == [0]
     d = decide(p, 4.5, LIMITS, Torchrun(Launch(nproc_per_node=2)).watch)
@@ -99,15 +119,21 @@ def test_rank_watch_stall_of_one_rank_while_the_other_finished() -> None:
 
 
 def test_rank_watch_teardown_once_every_rank_finished() -> None:
-    p = _progress((1.0, {"ev": "batch", "rank": 0}), (1.0, {"ev": "batch", "rank": 1}),
-                  (2.0, {"ev": "finished", "rank": 0}), (3.0, {"ev": "finished", "rank": 1}))
+    p = _progress(
+        (1.0, {"ev": "batch", "rank": 0}),
+        (1.0, {"ev": "batch", "rank": 1}),
+        (2.0, {"ev": "finished", "rank": 0}),
+        (3.0, {"ev": "finished", "rank": 1}),
+    )
     assert watch_ranks(p, 5.9, LIMITS, 2) is None
     f = watch_ranks(p, 6.5, LIMITS, 2)
     assert f is not None and f["phase"] == "teardown" and "rank" not in f
 
 
-FAIL = [{"rank": 1, "local_rank": 1, "host": "h", "exitcode": -9, "pid": 7, "root_cause": True},
-        {"rank": 0, "local_rank": 0, "host": "h", "exitcode": 1, "pid": 6, "root_cause": False}]
+FAIL = [
+    {"rank": 1, "local_rank": 1, "host": "h", "exitcode": -9, "pid": 7, "root_cause": True},
+    {"rank": 0, "local_rank": 0, "host": "h", "exitcode": 1, "pid": 6, "root_cause": False},
+]
 
 
 def test_failing_rank_precedence() -> None:
@@ -132,17 +158,26 @@ def test_rank_state() -> None:
     assert state == "ended" and note == "DistBackendError: peer gone (after rank 1 failed)"
 
 
-@pytest.mark.parametrize("kw, ok", [
-    ({}, True),
-    ({"fired": {"phase": "stall"}}, False),
-    ({"returncode": 1}, False),
-    ({"finished": False}, False),
-    ({"errors": 1}, False),
-    ({"batches": [10, 9]}, False),
-    ({"batches": []}, False),
-])
+@pytest.mark.parametrize(
+    "kw, ok",
+    [
+        ({}, True),
+        ({"fired": {"phase": "stall"}}, False),
+        ({"returncode": 1}, False),
+        ({"finished": False}, False),
+        ({"errors": 1}, False),
+        ({"batches": [10, 9]}, False),
+        ({"batches": []}, False),
+    ],
+)
 def test_run_passed(kw: dict[str, Any], ok: bool) -> None:
-    args: dict[str, Any] = {"fired": None, "returncode": 0, "finished": True, "errors": 0, "batches": [10, 10],
-                            "wanted": 10}
+    args: dict[str, Any] = {
+        "fired": None,
+        "returncode": 0,
+        "finished": True,
+        "errors": 0,
+        "batches": [10, 10],
+        "wanted": 10,
+    }
     args.update(kw)
     assert run_passed(**args) is ok

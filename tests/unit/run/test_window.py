@@ -1,4 +1,5 @@
 """The measured window's round rule (NOTE [measured window] in run/child.py): pure, a given clock."""
+
 from __future__ import annotations
 
 from ssv2_fixtures.run.child import MeasureSpec, Window
@@ -6,8 +7,7 @@ from ssv2_fixtures.run.stats import rate_interval
 
 
 def _spec(**kw: float) -> MeasureSpec:
-    base = {"warmup_batches": 3, "min_batches": 12, "max_batches": 1000, "max_s": 5.0, "target_rel": 0.05,
-            "min_s": 0.0}
+    base = {"warmup_batches": 3, "min_batches": 12, "max_batches": 1000, "max_s": 5.0, "target_rel": 0.05, "min_s": 0.0}
     base.update(kw)
     return MeasureSpec(**base)  # type: ignore[typeddict-item]
 

@@ -1,6 +1,7 @@
 """The one place that touches pytest-benchmark internals (:mod:`ssv2_fixtures.stress.bench`): these
 tests fail loudly when the installed pytest-benchmark changes what it relies on, or is outside the
 range pyproject.toml names."""
+
 from __future__ import annotations
 
 import inspect
@@ -38,9 +39,22 @@ def test_recorded_times_become_rounds() -> None:
     added: list = []
     bench = BenchmarkFixture.__new__(BenchmarkFixture)  # the fields _make_stats reads, nothing else
     bench.__dict__.update(
-        name="t", fullname="t", group=None, param=None, params=None, extra_info={}, cprofile_stats=None,
-        _disable_gc=False, _timer=lambda: 0.0, _min_rounds=1, _max_time=1.0, _min_time=0.0, _warmup=False,
-        _add_stats=added.append, _mode=None)
+        name="t",
+        fullname="t",
+        group=None,
+        param=None,
+        params=None,
+        extra_info={},
+        cprofile_stats=None,
+        _disable_gc=False,
+        _timer=lambda: 0.0,
+        _min_rounds=1,
+        _max_time=1.0,
+        _min_time=0.0,
+        _warmup=False,
+        _add_stats=added.append,
+        _mode=None,
+    )
     try:
         assert _record_times(bench, [0.5, 0.25, 0.75])
     except (AttributeError, TypeError) as exc:  # pragma: no cover - the point of this test

@@ -2,6 +2,7 @@
 measured float32 pipeline meets in a small private /dev/shm where the built-in clips pass. How close the
 prediction comes to a run's sampled /dev/shm peak is ``benchmarks/shm_prediction.py``'s to print.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from ssv2_fixtures import LoaderConfig, Sandbox, dataset_spec, run_config
 from ssv2_fixtures.stress.budget import batch_bytes, predict
 from ssv2_fixtures.run.sandbox import unavailable
+
 
 @pytest.fixture(scope="module")
 def synth64_root(tmp_path_factory):
@@ -48,8 +50,9 @@ USERPIPE = __import__("pathlib").Path(__file__).resolve().parents[2] / "userpipe
 
 def _userpipe(root, frames: int, size: int) -> Any:
     spec: dict[str, Any] = dict(dataset_spec(root, "train"))
-    spec.update(factory="userpipe.data:build", factory_kwargs={"frames": frames, "size": size},
-                factory_path=[str(USERPIPE)])
+    spec.update(
+        factory="userpipe.data:build", factory_kwargs={"frames": frames, "size": size}, factory_path=[str(USERPIPE)]
+    )
     return spec
 
 
@@ -95,8 +98,15 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     config = LoaderConfig(batch_size=4, num_workers=2, prefetch_factor=2)
     # uint8 clips: 5 slots × 1.2 MB fit 16 MB; two float32 views per video: 5 × 9.6 MB do not
     assert predict(config, frames=frames, size=size).shm_bytes < (SMALL_SHM.shm_bytes or 0)
-    builtin = run_config(dataset_spec(synth64_root, "train", num_frames=frames, size=size), config, 6,
-                         sandbox=SMALL_SHM, step_s=0.3, run_dir=tmp_path, name="builtin")
+    builtin = run_config(
+        dataset_spec(synth64_root, "train", num_frames=frames, size=size),
+        config,
+        6,
+        sandbox=SMALL_SHM,
+        step_s=0.3,
+        run_dir=tmp_path,
+        name="builtin",
+    )
     assert builtin.passed, builtin.describe()
     # The user's collate stacks in ordinary memory, so its batch is moved to /dev/shm when the worker's
     # queue feeder pickles it: there the allocation fails, the batch is dropped, and the loader would
@@ -104,7 +114,15 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     # feeder's error names the cause.
     from ssv2_fixtures.run.watchdog import Watchdog
 
-    theirs = run_config(_userpipe(synth64_root, frames, size), config, 6, sandbox=SMALL_SHM, step_s=0.3,
-                        run_dir=tmp_path, name="userpipe", watchdog=Watchdog(startup_s=40.0, stall_s=20.0))
+    theirs = run_config(
+        _userpipe(synth64_root, frames, size),
+        config,
+        6,
+        sandbox=SMALL_SHM,
+        step_s=0.3,
+        run_dir=tmp_path,
+        name="userpipe",
+        watchdog=Watchdog(startup_s=40.0, stall_s=20.0),
+    )
     assert theirs.kind == "shm_exhausted", theirs.describe()
     assert theirs.outcome is not None and "shm-size" in theirs.outcome["remedy"]

@@ -1,5 +1,6 @@
 """The stress layer's record stamp (one place that decides ``status``), the data_error record and the
 user pipeline's dataset-spec keys: pure, no processes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,9 @@ def _rec(status: str = "passed", verdicts: list[dict[str, Any]] | None = None) -
     return rec
 
 
-FACTS = StressFacts("t::id", "sustained", "p1", {"shm_bytes": 1}, requested_workers=8, gpu="skipped: no",
-                    decode_limit=42.0)
+FACTS = StressFacts(
+    "t::id", "sustained", "p1", {"shm_bytes": 1}, requested_workers=8, gpu="skipped: no", decode_limit=42.0
+)
 
 
 def test_stamp_adds_the_stress_facts() -> None:
@@ -52,8 +54,13 @@ def test_a_crash_stays_a_crash() -> None:
 def test_data_error_record_names_file_entry_and_fix(tmp_path: Path) -> None:
     exc = AnnotationError(tmp_path / "train.json", "is missing", entry=3, field="id", fix="download it")
     rec = data_error(exc)
-    assert rec == {"kind": "data_error", "message": str(exc), "file": str(tmp_path / "train.json"),
-                   "entry": "entry 3, field 'id'", "fix": "download it"}
+    assert rec == {
+        "kind": "data_error",
+        "message": str(exc),
+        "file": str(tmp_path / "train.json"),
+        "entry": "entry 3, field 'id'",
+        "fix": "download it",
+    }
     plain = data_error(ValueError("no"))
     assert plain["file"] is None and plain["entry"] is None and plain["message"] == "no"
 
@@ -66,15 +73,23 @@ def _settings(tmp: Path, **cli: Any):
 def test_factory_spec_keys(tmp_path: Path) -> None:
     assert factory_spec(_settings(tmp_path)) == {}
     (tmp_path / "src").mkdir()
-    s = _settings(tmp_path, dataset_factory="mypkg.data:build", dataset_arg=["n=2", "mode=fast"],
-                  dataset_path=[str(tmp_path / "src")])
-    assert factory_spec(s) == {"factory": "mypkg.data:build", "factory_kwargs": {"n": 2, "mode": "fast"},
-                               "factory_path": [str((tmp_path / "src").resolve()), str(tmp_path.resolve())]}
+    s = _settings(
+        tmp_path,
+        dataset_factory="mypkg.data:build",
+        dataset_arg=["n=2", "mode=fast"],
+        dataset_path=[str(tmp_path / "src")],
+    )
+    assert factory_spec(s) == {
+        "factory": "mypkg.data:build",
+        "factory_kwargs": {"n": 2, "mode": "fast"},
+        "factory_path": [str((tmp_path / "src").resolve()), str(tmp_path.resolve())],
+    }
     # by default only the invocation folder
     assert factory_spec(_settings(tmp_path, dataset_factory="m:f"))["factory_path"] == [str(tmp_path.resolve())]
 
 
 # --- the machine's cuda flag: unknown until a run's ready event says --------------------------------
+
 
 def _stress(machine: dict[str, Any]) -> Any:
     from types import SimpleNamespace

@@ -1,4 +1,5 @@
 """The node-totals verdict of ``-m distributed`` on recorded rank rows (no processes), and its lines."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -65,8 +66,11 @@ class _Result:
 
     def __init__(self, metrics: dict[str, Any], rows: list[dict[str, Any]], passed: bool = True) -> None:
         self.metrics, self.passed, self.kind = metrics, passed, None
-        self.record = {"label": "bs4-w2-pf2", "ranks": rows, "verdicts": [
-            {"name": "node_totals", "ok": False, "detail": "x"}]}
+        self.record = {
+            "label": "bs4-w2-pf2",
+            "ranks": rows,
+            "verdicts": [{"name": "node_totals", "ok": False, "detail": "x"}],
+        }
 
 
 def test_rates_are_printed_with_their_interval_and_a_dash_when_missing() -> None:

@@ -1,4 +1,5 @@
 """The grow-and-bisect search of ``-m limits``, on a pure probe (no processes)."""
+
 from __future__ import annotations
 
 from hypothesis import given, strategies as st
@@ -10,6 +11,7 @@ def _probe(limit: int, seen: list[int]):
     def probe(bs: int) -> bool:
         seen.append(bs)
         return bs <= limit
+
     return probe
 
 
@@ -56,10 +58,14 @@ def test_search_bound_from_measured_bytes() -> None:
     per_item = 2 * 3 * 16 * 224 * 224 * 4  # two float32 views: 8× the built-in uint8 clip
     fit = largest_fitting_batch(cfg, 2**30, bytes_per_item=per_item)
     assert fit is not None
-    assert predict(LoaderConfig(batch_size=fit, num_workers=2, prefetch_factor=2),
-                   bytes_per_item=per_item).shm_bytes <= 2**30
-    assert predict(LoaderConfig(batch_size=fit + 1, num_workers=2, prefetch_factor=2),
-                   bytes_per_item=per_item).shm_bytes > 2**30
+    assert (
+        predict(LoaderConfig(batch_size=fit, num_workers=2, prefetch_factor=2), bytes_per_item=per_item).shm_bytes
+        <= 2**30
+    )
+    assert (
+        predict(LoaderConfig(batch_size=fit + 1, num_workers=2, prefetch_factor=2), bytes_per_item=per_item).shm_bytes
+        > 2**30
+    )
     assert search_bound(128, fit) == 2 * fit + 2 < 128
     assert (largest_fitting_batch(cfg, 2**30) or 0) > fit  # the uint8 arithmetic would search 8× further
     assert largest_fitting_batch(LoaderConfig(batch_size=1, num_workers=0), 2**30) is None

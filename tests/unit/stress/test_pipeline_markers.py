@@ -4,6 +4,7 @@ and shapes. Bad factories are refused by the probe as a ``data_error`` in result
 
 Kept short: 32² crops of 4 frames, batch size 2, a few batches per run.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,16 @@ def item_bytes(views: int = VIEWS) -> int:
 
 
 def make(tmp: Path, factory: str = "userpipe.data:build", args: list[str] = ARGS, **options: Any) -> Stress:
-    opts: dict[str, Any] = dict(dataset_factory=factory, dataset_arg=args, dataset_path=[str(USERPIPE)],
-                                batch_sizes="2", batches="6", quick_batches="6", limit_batches="3",
-                                max_batch_size="2")
+    opts: dict[str, Any] = dict(
+        dataset_factory=factory,
+        dataset_arg=args,
+        dataset_path=[str(USERPIPE)],
+        batch_sizes="2",
+        batches="6",
+        quick_batches="6",
+        limit_batches="3",
+        max_batch_size="2",
+    )
     opts.update(options)
     return api_stress(tmp / "reports", **opts)
 
@@ -98,16 +106,35 @@ def test_limits_search_runs_their_pipeline_and_bounds_from_measured_bytes(st: St
     e = out.entry
     assert e["bytes_per_item"] == item_bytes() and e["bytes_per_batch_at_boundary"] == 2 * item_bytes()
     assert e["predicted_fitting_batch_size"] == st.largest_fitting_batch(
-        LoaderConfig(batch_size=1, num_workers=1, prefetch_factor=st.settings.prefetch[0]))
+        LoaderConfig(batch_size=1, num_workers=1, prefetch_factor=st.settings.prefetch[0])
+    )
 
 
 def test_validate_runs_the_pipeline_its_toml_names(st: Stress, tmp_path: Path) -> None:
     toml = tmp_path / "train.toml"
-    toml.write_text("\n".join([
-        "[dataset]", 'factory = "userpipe.data:build"', f'path = ["{USERPIPE}"]', "",
-        "[dataset.kwargs]", f"size = {SIZE}", f"frames = {FRAMES}", "views = 3", "",
-        "[loader]", "batch_size = 2", "num_workers = 1", "prefetch_factor = 2", "",
-        "[target]", "min_videos_per_s = 0.01", ""]))
+    toml.write_text(
+        "\n".join(
+            [
+                "[dataset]",
+                'factory = "userpipe.data:build"',
+                f'path = ["{USERPIPE}"]',
+                "",
+                "[dataset.kwargs]",
+                f"size = {SIZE}",
+                f"frames = {FRAMES}",
+                "views = 3",
+                "",
+                "[loader]",
+                "batch_size = 2",
+                "num_workers = 1",
+                "prefetch_factor = 2",
+                "",
+                "[target]",
+                "min_videos_per_s = 0.01",
+                "",
+            ]
+        )
+    )
     st.session.settings = replace(st.settings, train_config=toml)
     try:
         v = validate.run(st)
@@ -157,20 +184,28 @@ def test_the_recommendation_shows_their_factory_call_and_dataset_table(st: Stres
 def test_dataset_table_round_trips_through_the_training_toml(tmp_path: Path) -> None:
     import tomllib
 
-    ds = {"factory": "mypkg.data:build", "factory_path": ["/src"],
-          "factory_kwargs": {"size": 112, "mode": "fast", "scales": [1, 0.875], "flip": True}}
+    ds = {
+        "factory": "mypkg.data:build",
+        "factory_path": ["/src"],
+        "factory_kwargs": {"size": 112, "mode": "fast", "scales": [1, 0.875], "flip": True},
+    }
     got = tomllib.loads("\n".join(dataset_table(ds)))["dataset"]
     assert got == {"factory": "mypkg.data:build", "path": ["/src"], "kwargs": ds["factory_kwargs"]}
     assert dataset_table({"root": "/x"}) == []
 
 
-@pytest.mark.parametrize("factory,args,what,fix", [
-    ("userpipe_missing.data:build", [], "module", "--dataset-path"),
-    ("userpipe.bad:raises", [], "raise", "bad.py"),
-    ("userpipe.bad:returns_list", [], "Dataset", ""),
-], ids=["module-missing", "factory-raises", "not-a-dataset"])
-def test_a_bad_factory_is_a_data_error_in_results_json(tmp_path: Path, factory: str, args: list[str],
-                                                       what: str, fix: str) -> None:
+@pytest.mark.parametrize(
+    "factory,args,what,fix",
+    [
+        ("userpipe_missing.data:build", [], "module", "--dataset-path"),
+        ("userpipe.bad:raises", [], "raise", "bad.py"),
+        ("userpipe.bad:returns_list", [], "Dataset", ""),
+    ],
+    ids=["module-missing", "factory-raises", "not-a-dataset"],
+)
+def test_a_bad_factory_is_a_data_error_in_results_json(
+    tmp_path: Path, factory: str, args: list[str], what: str, fix: str
+) -> None:
     s = make(tmp_path, factory, args)
     with pytest.raises(DataError) as err:
         probe_pipeline(s.session, s.dataset)
@@ -192,28 +227,52 @@ BAD_FACTORIES = [
     ("module-missing", ["--dataset-factory", "userpipe_missing.data:build"], "cannot import module", None),
     ("attribute-missing", ["--dataset-factory", "userpipe.data:buidl"], "has no attribute 'buidl'", "data.py"),
     ("not-callable", ["--dataset-factory", "userpipe.bad:not_callable"], "is a int, not a callable", "bad.py"),
-    ("factory-raises", ["--dataset-factory", "userpipe.bad:raises"], "RuntimeError: annotations for train not found",
-     "bad.py"),
+    (
+        "factory-raises",
+        ["--dataset-factory", "userpipe.bad:raises"],
+        "RuntimeError: annotations for train not found",
+        "bad.py",
+    ),
     ("not-a-dataset", ["--dataset-factory", "userpipe.bad:returns_list"], "returned a list", "bad.py"),
     ("empty-dataset", ["--dataset-factory", "userpipe.bad:returns_empty"], "returned an empty dataset", "bad.py"),
-    ("arg-without-equals", ["--dataset-factory", "userpipe.data:build", "--dataset-arg", "frames"],
-     "invalid --dataset-arg (from the command line): 'frames': expected KEY=VALUE", None),
-    ("uncollatable", ["--dataset-factory", "userpipe.bad:uncollatable"],
-     "item[0][1]: list of tensors of different shapes", "bad.py"),
+    (
+        "arg-without-equals",
+        ["--dataset-factory", "userpipe.data:build", "--dataset-arg", "frames"],
+        "invalid --dataset-arg (from the command line): 'frames': expected KEY=VALUE",
+        None,
+    ),
+    (
+        "uncollatable",
+        ["--dataset-factory", "userpipe.bad:uncollatable"],
+        "item[0][1]: list of tensors of different shapes",
+        "bad.py",
+    ),
 ]
 
 
 @pytest.mark.parametrize("options,words,file", [c[1:] for c in BAD_FACTORIES], ids=[c[0] for c in BAD_FACTORIES])
-def test_every_bad_factory_is_named_by_pytest_and_in_the_report(pytester: pytest.Pytester, options: list[str],
-                                                                words: str, file: str | None) -> None:
+def test_every_bad_factory_is_named_by_pytest_and_in_the_report(
+    pytester: pytest.Pytester, options: list[str], words: str, file: str | None
+) -> None:
     import os
 
     quick_tests = Path(__file__).resolve().parents[2] / "stress" / "test_quick.py"
     pytester.makepyfile(test_quick=quick_tests.read_text())
     cache = os.environ.get("SSV2_STRESS_CACHE")
     r = pytester.runpytest_subprocess(
-        "-m", "quick", "-k", "phase1", *options, "--dataset-path", str(USERPIPE), "--quick-batches", "4",
-        *(["--ssv2-cache", cache] if cache else []), "-p", "no:cacheprovider")
+        "-m",
+        "quick",
+        "-k",
+        "phase1",
+        *options,
+        "--dataset-path",
+        str(USERPIPE),
+        "--quick-batches",
+        "4",
+        *(["--ssv2-cache", cache] if cache else []),
+        "-p",
+        "no:cacheprovider",
+    )
     out = r.stdout.str() + r.stderr.str()
     assert r.ret != 0 and words in out, out[-3000:]
     assert "Traceback" not in out  # one message, not a traceback soup
@@ -234,13 +293,28 @@ def test_preflight_sizes_shm_from_the_probed_pipeline(pytester: pytest.Pytester)
     preflight = Path(__file__).resolve().parents[2] / "stress" / "test_preflight.py"
     pytester.makepyfile(test_preflight=preflight.read_text())
     cache = os.environ.get("SSV2_STRESS_CACHE")
-    common = ["-m", "quick", "-k", "shm_fits", "--emulate-shm", "64M", *(["--ssv2-cache", cache] if cache else []),
-              "-p", "no:cacheprovider"]
+    common = [
+        "-m",
+        "quick",
+        "-k",
+        "shm_fits",
+        "--emulate-shm",
+        "64M",
+        *(["--ssv2-cache", cache] if cache else []),
+        "-p",
+        "no:cacheprovider",
+    ]
     builtin = pytester.runpytest_subprocess(*common)
     builtin.assert_outcomes(failed=1)
     assert "needs ~" in builtin.stdout.str() and "emulated /dev/shm is 64 MB" in builtin.stdout.str()
-    theirs = pytester.runpytest_subprocess(*common, "--dataset-factory", "userpipe.data:build", "--dataset-path",
-                                           str(USERPIPE), *(f"--dataset-arg={a}" for a in ARGS))
+    theirs = pytester.runpytest_subprocess(
+        *common,
+        "--dataset-factory",
+        "userpipe.data:build",
+        "--dataset-path",
+        str(USERPIPE),
+        *(f"--dataset-arg={a}" for a in ARGS),
+    )
     theirs.assert_outcomes(passed=1)
     run_dir = max((pytester.path / "reports").glob("2*"), key=lambda p: p.stat().st_mtime)
     assert json.loads((run_dir / "results.json").read_text())["probe"]["bytes_per_item"] == item_bytes()

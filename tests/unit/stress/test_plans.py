@@ -1,12 +1,21 @@
 """The config sets (quick ladder, sustained matrix, limits worker counts), the distributed epoch size and
 the quick phases' measured window: pure functions of the settings."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from ssv2_fixtures.options import OPTIONS, resolve
-from ssv2_fixtures.stress.plans import (LADDER, QUICK_MIN_BATCHES, QUICK_MIN_S, epoch_limit, ladder,
-                                        limits_workers, matrix, quick_measure)
+from ssv2_fixtures.stress.plans import (
+    LADDER,
+    QUICK_MIN_BATCHES,
+    QUICK_MIN_S,
+    epoch_limit,
+    ladder,
+    limits_workers,
+    matrix,
+    quick_measure,
+)
 
 
 def _settings(**cli: Any):
@@ -19,8 +28,14 @@ def test_ladder_capped_to_four_workers() -> None:
     assert len(phases) == 9 == len(LADDER)
     assert [p.number for p in phases] == list(range(1, 10))
     assert [p.id for p in phases] == [
-        "phase1-bs1-w0", "phase2-bs2-w0", "phase3-bs4-w2-pf2", "phase4-bs8-w2-pf2",
-        "phase5-bs8-w4-pf2", "phase6-bs16-w4-pf2", "phase7-bs16-w4-pf4", "phase8-bs16-w4-pf4",
+        "phase1-bs1-w0",
+        "phase2-bs2-w0",
+        "phase3-bs4-w2-pf2",
+        "phase4-bs8-w2-pf2",
+        "phase5-bs8-w4-pf2",
+        "phase6-bs16-w4-pf2",
+        "phase7-bs16-w4-pf4",
+        "phase8-bs16-w4-pf4",
         "phase9-bs16-w4-pf4",
     ]
     assert [p.requested_workers for p in phases] == [w for _, w, _ in LADDER]
@@ -47,7 +62,11 @@ def test_matrix_dedups_capped_configs() -> None:
     # Per batch size: w0 (one: prefetch dropped), w2 x 2 pf, w4 x 2 pf; w8 capped onto w4: dropped.
     assert len(out) == 2 * (1 + 2 + 2)
     assert [(c.label, w) for c, w in out[:5]] == [
-        ("bs4-w0", 0), ("bs4-w2-pf2", 2), ("bs4-w2-pf4", 2), ("bs4-w4-pf2", 4), ("bs4-w4-pf4", 4),
+        ("bs4-w0", 0),
+        ("bs4-w2-pf2", 2),
+        ("bs4-w2-pf4", 2),
+        ("bs4-w4-pf2", 4),
+        ("bs4-w4-pf4", 4),
     ]
     assert all(c.shuffle and c.drop_last for c in cfgs)
     capped = matrix([4], [8, 16], [2], max_workers=4, shuffle=False)
@@ -66,8 +85,14 @@ def test_epoch_limit_crosses_an_epoch_and_shows_the_tail_rule() -> None:
 
 def test_quick_window_defaults_and_caps() -> None:
     m = quick_measure(_settings())
-    assert m == {"warmup_batches": 3, "min_batches": QUICK_MIN_BATCHES, "max_batches": 1000, "max_s": 10.0,
-                 "target_rel": 0.05, "min_s": QUICK_MIN_S}
+    assert m == {
+        "warmup_batches": 3,
+        "min_batches": QUICK_MIN_BATCHES,
+        "max_batches": 1000,
+        "max_s": 10.0,
+        "target_rel": 0.05,
+        "min_s": QUICK_MIN_S,
+    }
     small = quick_measure(_settings(quick_batches="3", quick_seconds="1.5"))
     # a smoke run: still something measured after warm-up, and never a minimum above the cap
     assert small["max_batches"] == 3 and small["warmup_batches"] < 3

@@ -1,4 +1,5 @@
 """Pre-flight checks as functions: each returns None or the message that says what to change."""
+
 from __future__ import annotations
 
 import resource
@@ -9,8 +10,15 @@ from ssv2_fixtures.stress import preflight
 
 
 def _session(runs_dir=None, **kw):
-    s = dict(max_workers=4, sharing_strategy="file_descriptor", train_config=None, sandbox=None, frames=16,
-             size=224, loader_tmpdir=None)
+    s = dict(
+        max_workers=4,
+        sharing_strategy="file_descriptor",
+        train_config=None,
+        sandbox=None,
+        frames=16,
+        size=224,
+        loader_tmpdir=None,
+    )
     s.update(kw)
     return SimpleNamespace(settings=SimpleNamespace(**s), runs_dir=runs_dir)
 

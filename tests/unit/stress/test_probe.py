@@ -1,5 +1,6 @@
 """The pipeline probe's facts from its run record, and the data_error of a probe whose factory cannot load:
 pure, no processes (the real probe runs in test_pipeline_markers.py)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,16 +12,27 @@ from ssv2_fixtures.stress.probe import pipeline_probe, probe_applies
 
 
 def _rec(batches: int, bs: int, per_item: int, views: int = 2) -> dict[str, Any]:
-    return {"label": f"bs{bs}-w0", "config": {"batch_size": bs},
-            "dataset": {"factory": "u.data:build", "factory_kwargs": {"size": 32}},
-            "metrics": {"batches": batches, "videos": batches * bs, "bytes_per_batch": bs * per_item,
-                        "batch_shape": [bs * views, 3, 4, 32, 32], "batch_dtype": "torch.float32",
-                        "clips_per_batch": bs * views, "rss_peak_bytes": 300 << 20, "videos_per_s": 12.5}}
+    return {
+        "label": f"bs{bs}-w0",
+        "config": {"batch_size": bs},
+        "dataset": {"factory": "u.data:build", "factory_kwargs": {"size": 32}},
+        "metrics": {
+            "batches": batches,
+            "videos": batches * bs,
+            "bytes_per_batch": bs * per_item,
+            "batch_shape": [bs * views, 3, 4, 32, 32],
+            "batch_dtype": "torch.float32",
+            "clips_per_batch": bs * views,
+            "rss_peak_bytes": 300 << 20,
+            "videos_per_s": 12.5,
+        },
+    }
 
 
 @given(st.integers(1, 50), st.integers(1, 16), st.integers(1, 10**8), st.integers(1, 4))
-def test_bytes_per_item_is_bytes_per_batch_over_videos_per_batch(batches: int, bs: int, per_item: int,
-                                                                 views: int) -> None:
+def test_bytes_per_item_is_bytes_per_batch_over_videos_per_batch(
+    batches: int, bs: int, per_item: int, views: int
+) -> None:
     p = pipeline_probe(_rec(batches, bs, per_item, views))
     assert p is not None
     assert p["bytes_per_item"] == per_item and p["clips_per_item"] == views
@@ -44,11 +56,22 @@ def test_the_probe_applies_only_to_the_pipeline_it_measured() -> None:
 
 
 def test_a_factory_error_outcome_is_the_sessions_data_error() -> None:
-    rec: Any = {"outcome": {"kind": "data_error", "batch": None, "remedy": "fix the error at /p/bad.py:12",
-                            "message": "dataset factory u.bad:raises: ... raised RuntimeError: no",
-                            "evidence": {"what": "factory_raised", "file": "/p/bad.py", "line": 12}}}
-    assert probe_data_error(rec) == {"kind": "data_error", "message": rec["outcome"]["message"],
-                                     "file": "/p/bad.py", "entry": "line 12", "fix": "fix the error at /p/bad.py:12"}
+    rec: Any = {
+        "outcome": {
+            "kind": "data_error",
+            "batch": None,
+            "remedy": "fix the error at /p/bad.py:12",
+            "message": "dataset factory u.bad:raises: ... raised RuntimeError: no",
+            "evidence": {"what": "factory_raised", "file": "/p/bad.py", "line": 12},
+        }
+    }
+    assert probe_data_error(rec) == {
+        "kind": "data_error",
+        "message": rec["outcome"]["message"],
+        "file": "/p/bad.py",
+        "entry": "line 12",
+        "fix": "fix the error at /p/bad.py:12",
+    }
     rec["outcome"]["evidence"] = {}
     assert probe_data_error(rec)["entry"] is None  # type: ignore[index]
     other: Any = {"outcome": {"kind": "worker_exception"}}

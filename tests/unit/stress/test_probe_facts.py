@@ -1,5 +1,6 @@
 """probe.py's machine facts: the fields the reports read, JSON-ready and consistent with each other, the
 caller's TMPDIR and sharing strategy passed through, and no torch import to get them."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,26 @@ from pathlib import Path
 
 from ssv2_fixtures.stress.probe import machine_facts, shm_facts
 
-FIELDS = {"hostname", "cores", "cpu_count", "ram_bytes", "ram_available_bytes", "shm_total_bytes",
-          "shm_free_bytes", "tmpdir", "tmp_free_bytes", "nofile", "nofile_hard", "python", "platform", "torch",
-          "decord", "av", "cuda", "sharing_strategy"}
+FIELDS = {
+    "hostname",
+    "cores",
+    "cpu_count",
+    "ram_bytes",
+    "ram_available_bytes",
+    "shm_total_bytes",
+    "shm_free_bytes",
+    "tmpdir",
+    "tmp_free_bytes",
+    "nofile",
+    "nofile_hard",
+    "python",
+    "platform",
+    "torch",
+    "decord",
+    "av",
+    "cuda",
+    "sharing_strategy",
+}
 
 
 def test_facts_have_every_field_and_are_consistent(tmp_path: Path) -> None:
@@ -38,8 +56,10 @@ def test_a_runs_folder_not_made_yet_reads_the_disk_it_will_be_on(tmp_path: Path)
 
 
 def test_cuda_is_unknown_without_torch_and_torchs_answer_with_it() -> None:
-    code = ("import sys; from ssv2_fixtures.stress.probe import cuda_known; a = cuda_known(); import torch; "
-            "print(a, cuda_known() is torch.cuda.is_available())")
+    code = (
+        "import sys; from ssv2_fixtures.stress.probe import cuda_known; a = cuda_known(); import torch; "
+        "print(a, cuda_known() is torch.cuda.is_available())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "True"]  # no guess from /dev/nvidiactl or CUDA_VISIBLE_DEVICES
@@ -58,8 +78,10 @@ def test_shm_facts_of_a_missing_path_are_zero(tmp_path: Path) -> None:
 
 
 def test_the_facts_import_no_torch() -> None:
-    code = ("import sys; from ssv2_fixtures.stress.probe import machine_facts; f = machine_facts(); "
-            "assert 'torch' not in sys.modules, 'machine_facts imported torch'; print(f['cores'])")
+    code = (
+        "import sys; from ssv2_fixtures.stress.probe import machine_facts; f = machine_facts(); "
+        "assert 'torch' not in sys.modules, 'machine_facts imported torch'; print(f['cores'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) >= 1

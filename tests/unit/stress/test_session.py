@@ -1,6 +1,7 @@
 """session.py: results.json is rewritten whole after every record (a killed session keeps what finished),
 ``latest`` follows the newest run, the data_error / tune / probe sections appear when set, and a
 summary.md that fails to build is shown in the terminal summary."""
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,16 @@ def test_optional_sections_appear_only_when_set(tmp_path: Path) -> None:
     assert data["capped"] == [] and data["validate"] is None and data["limits"] == []
     s.tune.append({"batch_size": 8, "videos_per_s": 1.0})
     s.capped.append("phase1: W=8 capped to 2")
-    s.probe = {"bytes_per_item": 10.0, "batch_shape": [2, 3], "batch_dtype": "uint8", "clips_per_item": None,
-               "items_per_s": 5.0, "rss_bytes": 100, "factory": "m:f", "factory_kwargs": {}}  # type: ignore[typeddict-item]
+    s.probe = {
+        "bytes_per_item": 10.0,
+        "batch_shape": [2, 3],
+        "batch_dtype": "uint8",
+        "clips_per_item": None,
+        "items_per_s": 5.0,
+        "rss_bytes": 100,
+        "factory": "m:f",
+        "factory_kwargs": {},
+    }  # type: ignore[typeddict-item]
     s.flush()
     data = _results(s)
     assert data["tune"] == [{"batch_size": 8, "videos_per_s": 1.0}]
@@ -76,8 +85,13 @@ def test_optional_sections_appear_only_when_set(tmp_path: Path) -> None:
 
 def test_a_data_error_is_written_at_once_and_the_first_one_stays(tmp_path: Path) -> None:
     s = _session(tmp_path)
-    first: DataErrorRecord = {"kind": "data_error", "message": "a.json: entry 3: bad", "file": "a.json",
-                              "entry": "entry 3", "fix": "re-extract"}
+    first: DataErrorRecord = {
+        "kind": "data_error",
+        "message": "a.json: entry 3: bad",
+        "file": "a.json",
+        "entry": "entry 3",
+        "fix": "re-extract",
+    }
     s.fail_data(first)
     assert _results(s)["data_error"] == first  # flushed by fail_data itself: nothing else has run
     s.fail_data({**first, "message": "later"})

@@ -12,6 +12,7 @@ The clips are 16 frames of 320² (decoding costs about the same at any output si
 batch of more than 13 clips is larger than docker's 64 MB, so the boundary lies past the split's 12 —
 exactly where batches capped at 12 clips "passed".
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -41,10 +42,12 @@ FRAMES, SIZE = 16, 320  # 4.9 MB a clip: 13 fit in docker's 64 MB, so the bounda
 SHM_12MB = Sandbox(shm_bytes=12 * MiB)
 DOCKER = PROFILES["docker-default"]
 # a private /dev/shm needs ``unshare -m``; where it is not permitted these tests say why and skip
-pytestmark = [pytest.mark.timeout(600),
-              # the limits probes beyond the prediction run on purpose, to show the failure
-              pytest.mark.filterwarnings("ignore::ssv2_fixtures.stress.campaign.BudgetWarning"),
-              pytest.mark.skipif(unavailable(DOCKER) is not None, reason=str(unavailable(DOCKER)))]
+pytestmark = [
+    pytest.mark.timeout(600),
+    # the limits probes beyond the prediction run on purpose, to show the failure
+    pytest.mark.filterwarnings("ignore::ssv2_fixtures.stress.campaign.BudgetWarning"),
+    pytest.mark.skipif(unavailable(DOCKER) is not None, reason=str(unavailable(DOCKER))),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,7 @@ class Recorder:
             self.events[str(Path(mon.tmpdir).parent)].append(ev)
             if chained is not None:
                 chained(ev, mon)
+
         return on_event
 
     def of(self, result: RunResult, kind: str = "batch") -> list[dict[str, Any]]:
@@ -106,9 +110,21 @@ def small_campaign(split12: DatasetSpec, tmp_path_factory: pytest.TempPathFactor
 
     base = tmp_path_factory.mktemp("campaign")
     # Short on purpose: a 2-second quick window, 8 sustained batches, 6-batch limits probes.
-    s = Settings(batches=8, quick_batches=40, quick_seconds=2.0, frames=FRAMES, size=SIZE, workers=[1],
-                 batch_sizes=[24], prefetch=[2], max_batch_size=64, limit_batches=6, reports=base / "reports",
-                 cores=2, max_workers=2)
+    s = Settings(
+        batches=8,
+        quick_batches=40,
+        quick_seconds=2.0,
+        frames=FRAMES,
+        size=SIZE,
+        workers=[1],
+        batch_sizes=[24],
+        prefetch=[2],
+        max_batch_size=64,
+        limit_batches=6,
+        reports=base / "reports",
+        cores=2,
+        max_workers=2,
+    )
     session = StressSession(s, machine=machine_facts())
     rec = Recorder()
     real = campaign.run_config
@@ -122,7 +138,7 @@ def small_campaign(split12: DatasetSpec, tmp_path_factory: pytest.TempPathFactor
         stress = Stress(session, split12, "test_small_split")
         phase3 = ladder(s.max_workers)[2]  # bs4-w2-pf2: 20 items in flight, more than the split
         q = quick.ladder_phase(stress, phase3)
-        (cfg, requested), = matrix([24], [2], [2], max_workers=s.max_workers)  # shuffle + drop_last
+        ((cfg, requested),) = matrix([24], [2], [2], max_workers=s.max_workers)  # shuffle + drop_last
         sus = quick.sustained(stress, cfg, requested)
         # the limits search as `-m limits --emulate docker-default --workers 1` runs it (prefetch 4)
         lim_settings = replace(s, sandbox=DOCKER, prefetch=[4], reports=base / "limits-reports")
@@ -200,6 +216,7 @@ def test_records_carry_split_size_and_distinct_videos_and_the_summary_says_so(sm
     data = c.session.file()
     found = [f for f in findings(data) if f.startswith("The split holds")]
     assert len(found) == 1 and found[0].startswith(f"The split holds {SPLIT} videos, fewer than the items in flight")
+
     # every run with more items in flight (batch × (workers × prefetch + 1)) than the split is counted
     def in_flight(cfg: dict[str, Any]) -> int:
         return int(cfg["batch_size"]) * (int(cfg["num_workers"]) * int(cfg.get("prefetch_factor") or 0) + 1)

@@ -4,6 +4,7 @@ The fake measure is deterministic: a config's rate comes from a table-free model
 to a knee, then flat), its interval is ± a stated half-width that shrinks with the probe's length, and
 the fake clock advances by the probe's seconds plus a start-up overhead.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,11 +41,11 @@ class FakeClock(BaseClock):
 class FakeMeasure:
     clock: FakeClock
     rate: Callable[[LoaderConfig], float]
-    half_width: float = 1.0                       # relative ±, at a 4 s probe; shrinks as 1/sqrt(seconds)
+    half_width: float = 1.0  # relative ±, at a 4 s probe; shrinks as 1/sqrt(seconds)
     fail: Callable[[LoaderConfig], str | None] = lambda c: None
     overhead: float = 5.0
-    shrink: bool = True                           # False: noise that longer probes do not average out
-    jitter: float = 0.0                           # start-ups vary by up to this fraction above ``overhead``
+    shrink: bool = True  # False: noise that longer probes do not average out
+    jitter: float = 0.0  # start-ups vary by up to this fraction above ``overhead``
     calls: list[tuple[LoaderConfig, float]] = field(default_factory=list)
 
     def start_up(self) -> float:
@@ -60,8 +61,9 @@ class FakeMeasure:
             return Probe(kind=kind, batches=3, seconds=took)
         r = self.rate(config)
         h = r * self.half_width / 100 * (math.sqrt(4.0 / max(seconds, 0.1)) if self.shrink else 1.0)
-        return Probe(videos_per_s=r, interval=(r - h, r + h), batches=int(seconds * r / config.batch_size) + 1,
-                     seconds=took)
+        return Probe(
+            videos_per_s=r, interval=(r - h, r + h), batches=int(seconds * r / config.batch_size) + 1, seconds=took
+        )
 
 
 @dataclass
@@ -83,19 +85,31 @@ class FakeConfirm:
         took = self.measure.start_up() + min(seconds, self.full_s)
         self.measure.clock.t += took
         good = self.ok(config)
-        return ConfirmResult(ok=good, kind=None if good else "leak", videos_per_s=50.0 if good else None,
-                             batches=100, seconds=took)
+        return ConfirmResult(
+            ok=good, kind=None if good else "leak", videos_per_s=50.0 if good else None, batches=100, seconds=took
+        )
 
 
-def knee(best_w: int, *, pf_gain: float = 0.0, fs_gain: float = 0.0, pw_gain: float = 0.0,
-         ) -> Callable[[LoaderConfig], float]:
+def knee(
+    best_w: int,
+    *,
+    pf_gain: float = 0.0,
+    fs_gain: float = 0.0,
+    pw_gain: float = 0.0,
+) -> Callable[[LoaderConfig], float]:
     """Rises 20 videos/s per worker up to ``best_w``, then loses 15 per extra worker (more than the tie
     rule's margin); prefetch 4 adds ``pf_gain``, file_system ``fs_gain``, persistent workers ``pw_gain``."""
+
     def rate(c: LoaderConfig) -> float:
         w = c.num_workers
         base = max(1.0, 20.0 * min(w, best_w) - 15.0 * max(0, w - best_w))
-        return (base + (pf_gain if c.effective_prefetch == 4 else 0.0) + (fs_gain if c.sharing_strategy == "file_system" else 0.0)
-                + (pw_gain if c.persistent_workers else 0.0))
+        return (
+            base
+            + (pf_gain if c.effective_prefetch == 4 else 0.0)
+            + (fs_gain if c.sharing_strategy == "file_system" else 0.0)
+            + (pw_gain if c.persistent_workers else 0.0)
+        )
+
     return rate
 
 
@@ -124,6 +138,7 @@ def test_respects_the_budget_including_confirmation():
     def confirm(c: LoaderConfig, seconds: float) -> ConfirmResult:
         clock.t += seconds  # a sustained run uses all it is given
         return ConfirmResult(ok=True, videos_per_s=100.0, batches=100, seconds=seconds)
+
     t0 = clock.t
     r = tune(space(range(1, 33)), m, budget_s=120, clock=clock, confirm=confirm)
     assert clock.t - t0 <= 120 + 1e-6
@@ -132,10 +147,15 @@ def test_respects_the_budget_including_confirmation():
 
 
 @settings(max_examples=60, deadline=None)
-@given(budget=st.floats(min_value=10, max_value=900), overhead=st.floats(min_value=0.5, max_value=20),
-       best_w=st.integers(min_value=1, max_value=16), hw=st.floats(min_value=0.1, max_value=30),
-       jitter=st.sampled_from([0.0, 0.5]), least=st.floats(min_value=0.5, max_value=60),
-       leaky=st.integers(min_value=0, max_value=3))
+@given(
+    budget=st.floats(min_value=10, max_value=900),
+    overhead=st.floats(min_value=0.5, max_value=20),
+    best_w=st.integers(min_value=1, max_value=16),
+    hw=st.floats(min_value=0.1, max_value=30),
+    jitter=st.sampled_from([0.0, 0.5]),
+    least=st.floats(min_value=0.5, max_value=60),
+    leaky=st.integers(min_value=0, max_value=3),
+)
 def test_never_overruns_the_budget(budget, overhead, best_w, hw, jitter, least, leaky):
     """The whole tune, confirmations included, ends within bound_s(budget) (1.25 × budget + 30 s). With
     start-ups as the search estimates them it ends within the budget itself, once the forced first
@@ -184,7 +204,10 @@ def test_clear_leader_is_not_a_tie():
     r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
     assert r.best is not None and r.ties == []
     assert (r.best.config.num_workers, r.best.config.sharing_strategy, r.best.config.persistent_workers) == (
-        4, "file_system", False)
+        4,
+        "file_system",
+        False,
+    )
 
 
 def test_knobs_that_change_nothing_tie_and_the_plainer_setting_wins():
@@ -203,8 +226,11 @@ def test_ties_pruned_in_the_knob_stage_are_named():
     m = FakeMeasure(clock, knee(4), half_width=0.1)
     r = tune(space(), m, budget_s=600, clock=clock, confirm=always_ok)
     assert r.best is not None and r.confirmed
-    knob_ties = {t.config for t in r.tried if t.stage == "knobs" and t.probe.passed
-                 and t.config.num_workers == r.best.config.num_workers} - {r.best.config}
+    knob_ties = {
+        t.config
+        for t in r.tried
+        if t.stage == "knobs" and t.probe.passed and t.config.num_workers == r.best.config.num_workers
+    } - {r.best.config}
     assert len(knob_ties) >= MAX_FINALISTS
     assert knob_ties <= {t.config for t in r.ties}
     assert {LoaderConfig.from_dict(t["config"]) for t in r.record()["ties"]} == {t.config for t in r.ties}
@@ -218,8 +244,11 @@ def test_a_knob_tie_whose_winner_later_lost_clearly_is_not_named():
     m = FakeMeasure(clock, knee(4, pf_gain=2.0, fs_gain=30.0), half_width=5.0, shrink=False)
     r = tune(space(prefetch=(2, 4)), m, budget_s=600, clock=clock, confirm=always_ok)
     assert r.best is not None and r.best.config.sharing_strategy == "file_system"
-    dropped = [t.config for t in r.tried if t.stage == "knobs" and t.config.effective_prefetch == 4
-               and t.config.sharing_strategy == "file_descriptor"]
+    dropped = [
+        t.config
+        for t in r.tried
+        if t.stage == "knobs" and t.config.effective_prefetch == 4 and t.config.sharing_strategy == "file_descriptor"
+    ]
     assert dropped and not set(dropped) & {t.config for t in r.ties}
 
 
@@ -264,6 +293,7 @@ def test_falls_back_when_the_confirmation_fails():
         if c == seen[0]:  # the pick leaks in its sustained run
             return ConfirmResult(ok=False, kind="leak", detail="RSS grew", batches=100, seconds=30)
         return ConfirmResult(ok=True, videos_per_s=80.0, batches=100, seconds=30)
+
     r = tune(space(), m, budget_s=600, clock=clock, confirm=confirm)
     assert (seen[0].num_workers, seen[0].effective_prefetch) == (5, 4)
     assert len(seen) == 2 and (seen[1].num_workers, seen[1].effective_prefetch) != (5, 4)  # another shape next
@@ -275,8 +305,13 @@ def test_falls_back_when_the_confirmation_fails():
 def test_no_confirmed_pick_is_a_failure():
     clock = FakeClock()
     m = FakeMeasure(clock, knee(3))
-    r = tune(space(range(1, 5)), m, budget_s=200, clock=clock,
-             confirm=lambda c, s: ConfirmResult(ok=False, kind="degradation", detail="ratio 0.5"))
+    r = tune(
+        space(range(1, 5)),
+        m,
+        budget_s=200,
+        clock=clock,
+        confirm=lambda c, s: ConfirmResult(ok=False, kind="degradation", detail="ratio 0.5"),
+    )
     assert not r.confirmed and not r.ok
     assert "degradation" in r.failure()
 
@@ -305,8 +340,11 @@ def test_record_has_exactly_the_issue_keys():
     m = FakeMeasure(clock, knee(2))
     r = tune(space(range(1, 4)), m, budget_s=100, clock=clock, confirm=always_ok)
     rec = r.record()
-    assert set(rec) == TUNE_KEYS == {"batch_size", "best", "confirmed", "ties", "tried", "budget_s", "spent_s",
-                                    "target_videos_per_s"}
+    assert (
+        set(rec)
+        == TUNE_KEYS
+        == {"batch_size", "best", "confirmed", "ties", "tried", "budget_s", "spent_s", "target_videos_per_s"}
+    )
     assert rec["best"] is not None and set(rec["best"]) == {"config", "videos_per_s", "interval"}
     assert LoaderConfig.from_dict(rec["best"]["config"]).batch_size == 8
     assert len(rec["tried"]) == len(m.calls) + 1  # + the confirmation
@@ -316,8 +354,9 @@ def test_batch_sizes_are_tuned_on_their_own_within_one_budget():
     clock = FakeClock()
     m = FakeMeasure(clock, knee(3))
     t0 = clock.t
-    rs = tune_batch_sizes([Space(batch_size=b, workers=(1, 2, 3, 4)) for b in (4, 8)], m, budget_s=200,
-                          clock=clock, confirm=always_ok)
+    rs = tune_batch_sizes(
+        [Space(batch_size=b, workers=(1, 2, 3, 4)) for b in (4, 8)], m, budget_s=200, clock=clock, confirm=always_ok
+    )
     assert [r.batch_size for r in rs] == [4, 8]
     assert all({t.config.batch_size for t in r.tried} == {r.batch_size} for r in rs)
     assert clock.t - t0 <= 200 + 1e-6
@@ -338,8 +377,9 @@ def test_a_batch_size_left_without_budget_is_reported_not_tuned():
     second gets no share rather than a made-up one, and says why."""
     clock = FakeClock()
     m = FakeMeasure(clock, knee(2), overhead=200.0)
-    first, second = tune_batch_sizes([space(range(1, 3)), Space(batch_size=16, workers=(1, 2))], m,
-                                     budget_s=60, clock=clock, confirm=FakeConfirm(m))
+    first, second = tune_batch_sizes(
+        [space(range(1, 3)), Space(batch_size=16, workers=(1, 2))], m, budget_s=60, clock=clock, confirm=FakeConfirm(m)
+    )
     assert [c.batch_size for c, _ in m.calls] == [8]
     assert "ran out" in first.limited_by
     assert second.tried == [] and second.best is None and not second.ok
@@ -351,6 +391,7 @@ def test_a_batch_size_left_without_budget_is_reported_not_tuned():
 # CI is a shared, noisy machine, so a probe may fail, the budget may run out after the first probe, or the
 # confirmation may be judged degraded — each of those must still give a valid record) ---------------------
 
+
 def counting(stress) -> list[LoaderConfig]:
     """The configs of the isolated runs the tune starts (probes and confirmations), in order."""
     measured: list[LoaderConfig] = []
@@ -360,6 +401,7 @@ def counting(stress) -> list[LoaderConfig]:
         if kw.get("kind") == "tune":
             measured.append(config)
         return orig(config, batches, **kw)
+
     stress.run = run
     return measured
 
@@ -408,8 +450,7 @@ def test_real_tune_on_the_built_in_set_records_every_probe(tmp_path):
     if rec["best"] is None:
         assert "has no pick" in path.read_text()
     else:
-        keys = ("batch_size", "num_workers", "prefetch_factor", "persistent_workers", "pin_memory",
-                "sharing_strategy")
+        keys = ("batch_size", "num_workers", "prefetch_factor", "persistent_workers", "pin_memory", "sharing_strategy")
         assert load(path).loader == LoaderConfig(**{k: rec["best"]["config"][k] for k in keys})
 
 
@@ -448,8 +489,14 @@ def test_real_tune_under_a_small_emulated_shm_picks_a_config_that_fits(tmp_path)
         pytest.skip(f"a private /dev/shm needs root and unshare -m here: {why}")
     stress = api_stress(tmp_path / "reports", None, batch_sizes="4", emulate_shm="40M", step_time="0.2")
     measured = counting(stress)
-    sp = Space(batch_size=4, workers=(1, 2), prefetch=(2,), strategies=("file_descriptor",), persistent=(False,),
-               base=LoaderConfig(shuffle=True, drop_last=True))
+    sp = Space(
+        batch_size=4,
+        workers=(1, 2),
+        prefetch=(2,),
+        strategies=("file_descriptor",),
+        persistent=(False,),
+        base=LoaderConfig(shuffle=True, drop_last=True),
+    )
     assert stress.budget(sp.config(2, 2)).shm_bytes > shm >= stress.budget(sp.config(1, 2)).shm_bytes
     with pytest.warns(UserWarning, match="exceeds the 40 MB available"):
         (r,) = run_tune(stress, budget_s=120.0, spaces=[sp], predict_fits=lambda c: True)
@@ -476,6 +523,7 @@ def test_one_off_work_inside_measure_does_not_inflate_the_probe_cost():
             clock.t += 30.0
             first[0] = False
         return m(c, seconds)
+
     r = tune(space(range(1, 5)), measure, budget_s=80, clock=clock, confirm=always_ok)
     assert len([t for t in r.tried if t.stage == "workers"]) >= 2
 
@@ -497,6 +545,7 @@ def test_tune_tests_get_a_pytest_timeout_past_the_bound_the_search_keeps(budget)
 
         def get_closest_marker(self, name: str):
             return name if name in self.marks else None
+
     clock = FakeClock()
     m = FakeMeasure(clock, knee(3), overhead=20.0, jitter=0.5)
     big = Space(batch_size=16, workers=tuple(range(1, 9)))

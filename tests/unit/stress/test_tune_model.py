@@ -1,4 +1,5 @@
 """Autotune's vocabulary: the cost order and the tie pick (pure)."""
+
 from __future__ import annotations
 
 from ssv2_fixtures.data.loader import LoaderConfig

@@ -3,6 +3,7 @@ stored records: what a probe and a confirmation make of a run, and that a slow, 
 confirmation judged degraded, a budget that runs out after the first probe, failing probes) still gives
 a valid record with a named failure. No processes: the real runs are in ``test_tune.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ from ssv2_fixtures.stress.tune_run import (
 from unit_helpers import FakeClock
 
 
-def record(config: LoaderConfig, waits: list[float], *, kind: str | None = None,
-           interval: list[float] | None = None) -> dict[str, Any]:
+def record(
+    config: LoaderConfig, waits: list[float], *, kind: str | None = None, interval: list[float] | None = None
+) -> dict[str, Any]:
     """A run record as the runner writes it (the fields the adapter reads)."""
     bs = config.batch_size
     steady = waits[1:]
@@ -42,10 +44,19 @@ def record(config: LoaderConfig, waits: list[float], *, kind: str | None = None,
         metrics["videos_per_s"] = rate
     if interval is not None:
         metrics["videos_per_s_interval"] = interval
-    return {"status": "passed" if kind is None else "failed", "label": config.label, "config": config.to_dict(),
-            "metrics": metrics, "wall_s": 5.0 + sum(waits), "batch_waits_s": waits, "series": {}, "verdicts": [],
-            "outcome": None if kind is None else {"kind": kind, "batch": len(waits), "message": f"{kind} here",
-                                                  "remedy": "a remedy"}}
+    return {
+        "status": "passed" if kind is None else "failed",
+        "label": config.label,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "wall_s": 5.0 + sum(waits),
+        "batch_waits_s": waits,
+        "series": {},
+        "verdicts": [],
+        "outcome": None
+        if kind is None
+        else {"kind": kind, "batch": len(waits), "message": f"{kind} here", "remedy": "a remedy"},
+    }
 
 
 @dataclass
@@ -58,14 +69,23 @@ class FakeStress:
     decode_rate: float | None = 40.0
     settings: Any = field(default_factory=lambda: SimpleNamespace(step_time=0.0))
     runs: list[tuple[LoaderConfig, int, str]] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)            # each run's wall time, as runs
+    walls: list[float] = field(default_factory=list)  # each run's wall time, as runs
     recorded: list[dict[str, Any]] = field(default_factory=list)
 
     def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
         return self.decode_rate * max(config.num_workers, 1) if self.decode_rate else None
 
-    def run(self, config: LoaderConfig, batches: int, *, kind: str, phase: str | None = None,
-            train: bool = False, checks: Any = (), **kw: Any) -> RunResult:
+    def run(
+        self,
+        config: LoaderConfig,
+        batches: int,
+        *,
+        kind: str,
+        phase: str | None = None,
+        train: bool = False,
+        checks: Any = (),
+        **kw: Any,
+    ) -> RunResult:
         assert kind == "tune" and train
         self.runs.append((config, batches, phase or ""))
         w = self.waits(config, batches, phase or "")
@@ -90,7 +110,7 @@ def steady(config: LoaderConfig, batches: int, phase: str = "") -> list[float]:
 def slowing(config: LoaderConfig, batches: int, phase: str = "") -> list[float]:
     """A run that loses three quarters of its rate half-way (what the degradation verdict catches)."""
     w = steady(config, batches)
-    return w[: batches // 2] + [x * 4 for x in w[batches // 2:]]
+    return w[: batches // 2] + [x * 4 for x in w[batches // 2 :]]
 
 
 def cfg(w: int = 2, pf: int = 2) -> LoaderConfig:
@@ -98,6 +118,7 @@ def cfg(w: int = 2, pf: int = 2) -> LoaderConfig:
 
 
 # --- probe_of -------------------------------------------------------------------------------------
+
 
 def test_probe_takes_the_records_rate_and_interval():
     c = cfg(2)
@@ -118,6 +139,7 @@ def test_failed_or_rateless_run_is_a_probe_with_a_kind():
 
 
 # --- measure and confirm --------------------------------------------------------------------------
+
 
 def test_measure_turns_seconds_into_batches_from_the_best_rate_guess():
     clock = FakeClock()
@@ -158,6 +180,7 @@ def test_with_a_step_time_the_confirmation_judges_the_loops_throughput():
 
     def waits(c: LoaderConfig, n: int, ph: str) -> list[float]:
         return [2.0] + [0.001] * (n // 2) + [0.004] * (n - 1 - n // 2)
+
     st = FakeStress(clock, waits)
     st.settings.step_time = 0.2
     assert RunConfirm(st, RunMeasure(st))(cfg(2), 60.0).ok  # type: ignore[arg-type]
@@ -186,6 +209,7 @@ def test_confirmation_fits_its_time_in_batches_or_runs_nothing():
 
 
 # --- a slow, noisy machine still gives a valid record ---------------------------------------------
+
 
 def assert_valid(r: Any) -> dict[str, Any]:
     rec = r.record()
@@ -223,6 +247,7 @@ def test_budget_gone_after_the_first_probe_still_confirms_or_says_why():
 
     def crawl(c: LoaderConfig, n: int, ph: str) -> list[float]:
         return [200.0] + steady(c, n)[1:]  # start-up alone eats the budget: a machine under heavy load
+
     st = FakeStress(clock, crawl)
     m = RunMeasure(st)  # type: ignore[arg-type]
     r = tune(space(), m, budget_s=60, clock=clock, confirm=RunConfirm(st, m))  # type: ignore[arg-type]
@@ -234,9 +259,13 @@ def test_budget_gone_after_the_first_probe_still_confirms_or_says_why():
 
 
 @settings(max_examples=30, deadline=None)
-@given(budget=st.floats(min_value=20, max_value=900), step=st.sampled_from([0.0, 0.05, 0.3]),
-       start=st.floats(min_value=0.5, max_value=40), per_worker=st.floats(min_value=2.0, max_value=200.0),
-       sizes=st.sampled_from([(8,), (4, 16)]))
+@given(
+    budget=st.floats(min_value=20, max_value=900),
+    step=st.sampled_from([0.0, 0.05, 0.3]),
+    start=st.floats(min_value=0.5, max_value=40),
+    per_worker=st.floats(min_value=2.0, max_value=200.0),
+    sizes=st.sampled_from([(8,), (4, 16)]),
+)
 def test_the_adapter_and_the_search_keep_the_bound_together(budget, step, start, per_worker, sizes):
     """RunMeasure and RunConfirm over runs on the fake clock (start-up, warm-up batch, steady batches,
     --step-time, rates far below the decode-limit guess): the whole tune, every batch size and
@@ -246,15 +275,18 @@ def test_the_adapter_and_the_search_keep_the_bound_together(budget, step, start,
 
     def waits(c: LoaderConfig, n: int, ph: str) -> list[float]:
         return [start] + [c.batch_size / (per_worker * c.num_workers)] * (n - 1)
+
     st_ = FakeStress(clock, waits)
     st_.settings.step_time = step
     m = RunMeasure(st_)  # type: ignore[arg-type]
-    spaces = [Space(batch_size=b, workers=(1, 2, 3, 4), prefetch=(2, 4), base=LoaderConfig(shuffle=True))
-              for b in sizes]
+    spaces = [
+        Space(batch_size=b, workers=(1, 2, 3, 4), prefetch=(2, 4), base=LoaderConfig(shuffle=True)) for b in sizes
+    ]
     t0 = clock.t
     rs = tune_batch_sizes(spaces, m, budget_s=budget, clock=clock, confirm=RunConfirm(st_, m))  # type: ignore[arg-type]
-    firsts = [st_.walls[i] for i, (c, _, _) in enumerate(st_.runs)
-              if i == 0 or c.batch_size != st_.runs[i - 1][0].batch_size]
+    firsts = [
+        st_.walls[i] for i, (c, _, _) in enumerate(st_.runs) if i == 0 or c.batch_size != st_.runs[i - 1][0].batch_size
+    ]
     forced = sum(max(0.0, w - budget / len(sizes)) for w in firsts)
     assert clock.t - t0 <= bound_s(budget) + forced
     for r in rs:
@@ -263,11 +295,18 @@ def test_the_adapter_and_the_search_keep_the_bound_together(budget, step, start,
 
 def test_failing_probes_are_rejected_and_the_rest_still_pick():
     clock = FakeClock()
-    st = FakeStress(clock, lambda c, n, ph: "shm_exhausted" if c.num_workers * c.effective_prefetch >= 8
-                    else steady(c, n))
+    st = FakeStress(
+        clock, lambda c, n, ph: "shm_exhausted" if c.num_workers * c.effective_prefetch >= 8 else steady(c, n)
+    )
     m = RunMeasure(st)  # type: ignore[arg-type]
-    r = tune(space(), m, budget_s=300, clock=clock, confirm=RunConfirm(st, m),  # type: ignore[arg-type]
-             predict_fits=lambda c: c.num_workers < 4)
+    r = tune(
+        space(),
+        m,
+        budget_s=300,
+        clock=clock,
+        confirm=RunConfirm(st, m),  # type: ignore[arg-type]
+        predict_fits=lambda c: c.num_workers < 4,
+    )
     rec = assert_valid(r)
     kinds = {t.get("kind") for t in rec["tried"]}
     assert "shm_exhausted" in kinds and PREDICTED_UNFIT in kinds

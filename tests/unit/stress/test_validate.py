@@ -1,4 +1,5 @@
 """Targets as ``target:<name>`` verdicts, and the printed table (no processes)."""
+
 from __future__ import annotations
 
 from ssv2_fixtures.stress.traincfg import check

@@ -3,6 +3,7 @@
 The noise bounds are chosen so the expected verdict holds for *every* series hypothesis can draw,
 including adversarial ones (all noise negative in the first fifth, positive in the last).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,13 @@ def _noise(bound: float, n: int = N):
 
 # --------------------------------------------------------------------------- leak
 
+
 @FAST
-@given(base=st.floats(min_value=0.5 * GB, max_value=8 * GB), noise=_noise(32 * MB),
-       per_s=st.floats(min_value=4 * MB, max_value=64 * MB))
+@given(
+    base=st.floats(min_value=0.5 * GB, max_value=8 * GB),
+    noise=_noise(32 * MB),
+    per_s=st.floats(min_value=4 * MB, max_value=64 * MB),
+)
 def test_leak_flags_steady_growth(base, noise, per_s):
     # Total growth at least 3x both thresholds whatever the start: the fifths' means are ~70 % of the
     # run apart, so the measured growth clears both even with adversarial +-32 MB noise.
@@ -55,11 +60,13 @@ def test_leak_passes_flat_noisy_series(base, noise):
 
 
 @FAST
-@given(base=st.floats(min_value=1 * GB, max_value=8 * GB),
-       amplitude=st.floats(min_value=16 * MB, max_value=768 * MB),
-       period=st.integers(min_value=4, max_value=12),
-       phase=st.integers(min_value=0, max_value=11),
-       noise=_noise(16 * MB))
+@given(
+    base=st.floats(min_value=1 * GB, max_value=8 * GB),
+    amplitude=st.floats(min_value=16 * MB, max_value=768 * MB),
+    period=st.integers(min_value=4, max_value=12),
+    phase=st.integers(min_value=0, max_value=11),
+    noise=_noise(16 * MB),
+)
 def test_leak_passes_sawtooth(base, amplitude, period, phase, noise):
     """Workers restarting every epoch: RSS climbs, drops back, climbs... with no net growth.
 
@@ -106,13 +113,18 @@ def test_leak_ignores_warm_up():
 
 # --------------------------------------------------------------------------- degradation
 
+
 @FAST
-@given(wait=st.floats(min_value=0.01, max_value=2.0), bs=st.integers(min_value=1, max_value=64),
-       noise=_noise(0.15), slowdown=st.floats(min_value=2.0, max_value=10.0))
+@given(
+    wait=st.floats(min_value=0.01, max_value=2.0),
+    bs=st.integers(min_value=1, max_value=64),
+    noise=_noise(0.15),
+    slowdown=st.floats(min_value=2.0, max_value=10.0),
+)
 def test_degradation_flags_a_slow_last_fifth(wait, bs, noise, slowdown):
     # +-15 % noise: worst case ratio 1.15 / (2 * 0.85) = 0.68 < 0.7.
     waits = wait * (1 + np.asarray(noise))
-    waits[-N // 5:] *= slowdown  # the last fifth at half the speed (or slower)
+    waits[-N // 5 :] *= slowdown  # the last fifth at half the speed (or slower)
     v = degradation(waits.tolist(), [bs] * N)
     assert v["ok"] is False and v["name"] == "degradation"
     assert v["ratio"] < DEGRADATION_RATIO
@@ -121,8 +133,7 @@ def test_degradation_flags_a_slow_last_fifth(wait, bs, noise, slowdown):
 
 
 @FAST
-@given(wait=st.floats(min_value=0.01, max_value=2.0), bs=st.integers(min_value=1, max_value=64),
-       noise=_noise(0.15))
+@given(wait=st.floats(min_value=0.01, max_value=2.0), bs=st.integers(min_value=1, max_value=64), noise=_noise(0.15))
 def test_degradation_passes_a_steady_run(wait, bs, noise):
     # +-15 % noise: worst case ratio 0.85 / 1.15 = 0.74 >= 0.7.
     waits = wait * (1 + np.asarray(noise))
@@ -172,7 +183,7 @@ def test_degradation_is_judged_only_with_whole_rounds_of_enough_batches_per_fift
     v = degradation(short, [8] * len(short), rounds)
     assert v["ok"] is True and "too few batches" in v["detail"] and f"at least {n}" in v["detail"]
     long = [0.1] * n
-    long[-(n // 5):] = [0.1 * slowdown] * (n // 5)
+    long[-(n // 5) :] = [0.1 * slowdown] * (n // 5)
     v = degradation(long, [8] * n, rounds)
     assert v["ok"] is False and v["ratio"] < DEGRADATION_RATIO
 

@@ -1,5 +1,6 @@
 """Under a real torch.distributed (gloo) group of two processes, each rank watches its own loader and
 its rank is in every log line: one shared log file and a ``{rank}`` file per rank."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ STEPS = 6
 
 
 def _rank_main(rank: int, tmp: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=WORLD,
-                            timeout=__import__("datetime").timedelta(seconds=30))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{tmp}/rendezvous",
+        rank=rank,
+        world_size=WORLD,
+        timeout=__import__("datetime").timedelta(seconds=30),
+    )
     try:
         # each rank its own loader, of its own batch size (so the lines cannot be mixed up) and the
         # same number of batches (so the per-step collective pairs up)
@@ -36,8 +42,13 @@ def _rank_main(rank: int, tmp: str) -> None:
 
 
 def _init_only(rank: int, tmp: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=WORLD,
-                            timeout=__import__("datetime").timedelta(seconds=30))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{tmp}/rendezvous",
+        rank=rank,
+        world_size=WORLD,
+        timeout=__import__("datetime").timedelta(seconds=30),
+    )
     dist.barrier()
     dist.destroy_process_group()
 

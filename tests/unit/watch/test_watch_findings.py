@@ -1,4 +1,5 @@
 """The watch's decision rules on plain series, without processes."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -13,9 +14,9 @@ MB = 2**20
 
 def test_trend_needs_a_steady_rise() -> None:
     steps = list(range(0, 100, 5))
-    assert f.trend(steps, [100.0] * len(steps)) is None                       # flat
-    assert f.trend(steps, [float(s % 20) for s in steps]) is None             # sawtooth (epoch restarts)
-    assert f.trend(steps[:4], [1.0, 2.0, 3.0, 4.0]) is None                   # too few samples
+    assert f.trend(steps, [100.0] * len(steps)) is None  # flat
+    assert f.trend(steps, [float(s % 20) for s in steps]) is None  # sawtooth (epoch restarts)
+    assert f.trend(steps[:4], [1.0, 2.0, 3.0, 4.0]) is None  # too few samples
     tr = f.trend(steps, [10.0 + 2 * s for s in steps])
     assert tr is not None and abs(tr.slope - 2.0) < 1e-9 and tr.end_step == 95
 
@@ -48,8 +49,9 @@ def test_data_bound_threshold_and_remedy() -> None:
             e.append(t)
             t += step
         return s, e
-    assert f.data_bound(*loop(0.01, 0.09), num_workers=2, cores=8) is None   # waits 10 %
-    found = f.data_bound(*loop(0.05, 0.05), num_workers=2, cores=8)           # waits 50 %
+
+    assert f.data_bound(*loop(0.01, 0.09), num_workers=2, cores=8) is None  # waits 10 %
+    found = f.data_bound(*loop(0.05, 0.05), num_workers=2, cores=8)  # waits 50 %
     assert found is not None and found["kind"] == "data_bound"
     assert "toward the 8 cores" in found["remedy"]
     at_cores = f.data_bound(*loop(0.05, 0.05), num_workers=8, cores=8)
@@ -58,7 +60,7 @@ def test_data_bound_threshold_and_remedy() -> None:
 
 def test_rss_growth_uses_the_stress_leak_floor() -> None:
     steps = list(range(0, 100, 5))
-    small = [1000 * MB + s * (LEAK_MIN_BYTES / 200) for s in steps]   # grows half the floor
+    small = [1000 * MB + s * (LEAK_MIN_BYTES / 200) for s in steps]  # grows half the floor
     assert f.rss_growth(steps, small, available_bytes=8 * 2**30) is None
     big = [500 * MB + s * 4 * MB for s in steps]
     found = f.rss_growth(steps, big, available_bytes=8 * 2**30, step_s=0.5)
@@ -71,10 +73,13 @@ def test_shm_headroom_uses_the_stress_shm_remedy() -> None:
     assert f.shm_headroom(10 * MB, 10 * MB, step=3, num_workers=0, prefetch_factor=None, batch_size=8) is None
     found = f.shm_headroom(20 * MB, 10 * MB, step=3, **cfg)
     assert found is not None and found["step"] == 3
-    expected = kind("shm_exhausted").remedy(Evidence(
-        facts={"shm_need_bytes": 50 * MB, "shm_free_bytes": 20 * MB, "ranks": 1},
-        config={"num_workers": 2, "prefetch_factor": 2, "batch_size": 8}))
-    assert found["remedy"] == expected   # the one remedy text, not a copy
+    expected = kind("shm_exhausted").remedy(
+        Evidence(
+            facts={"shm_need_bytes": 50 * MB, "shm_free_bytes": 20 * MB, "ranks": 1},
+            config={"num_workers": 2, "prefetch_factor": 2, "batch_size": 8},
+        )
+    )
+    assert found["remedy"] == expected  # the one remedy text, not a copy
 
 
 def test_fd_growth_projects_emfile() -> None:
@@ -88,16 +93,21 @@ def test_tmp_growth_by_files_or_bytes() -> None:
     steps = list(range(0, 100, 5))
     zero = [0.0] * len(steps)
     assert f.tmp_growth(steps, [float(s // 50) for s in steps], zero, tmpdir="/t", free_bytes=None) is None
-    by_files = f.tmp_growth(steps, [float(s) for s in steps], zero, tmpdir="/t", free_bytes=None,
-                            strategy="file_system")
+    by_files = f.tmp_growth(
+        steps, [float(s) for s in steps], zero, tmpdir="/t", free_bytes=None, strategy="file_system"
+    )
     assert by_files is not None and "set_sharing_strategy('file_descriptor')" in by_files["remedy"]
     by_bytes = f.tmp_growth(steps, zero, [s * 2.0 * MB for s in steps], tmpdir="/t", free_bytes=2**30)
     assert by_bytes is not None and "fill in" in by_bytes["detail"]
 
 
 def test_failure_is_classified_by_the_outcome_rules() -> None:
-    err: dict[str, object] = {"type": "RuntimeError", "message": "DataLoader worker (pid 12) is killed by signal: Killed.",
-           "traceback": "", "errno": None}
+    err: dict[str, object] = {
+        "type": "RuntimeError",
+        "message": "DataLoader worker (pid 12) is killed by signal: Killed.",
+        "traceback": "",
+        "errno": None,
+    }
     found = f.failure(err, step=7, config={}, facts={})
     assert found["kind"] == "worker_killed" and found["step"] == 7 and found["failure"] is True
     err = {"type": "OSError", "message": "[Errno 24] Too many open files", "traceback": "", "errno": 24}
@@ -112,8 +122,8 @@ def test_series_stays_bounded_and_evenly_spaced(n: int, limit: int) -> None:
         ser.add(i * 3, float(i))
     assert 1 <= len(ser.steps) <= limit and ser.steps[0] == 0
     gaps = {b - a for a, b in zip(ser.steps, ser.steps[1:])}
-    assert len(gaps) <= 1   # one spacing over the whole run: a trend still sees all of it
-    assert (n - 1) * 3 - ser.steps[-1] < 3 * ser.stride   # the newest kept point is recent
+    assert len(gaps) <= 1  # one spacing over the whole run: a trend still sees all of it
+    assert (n - 1) * 3 - ser.steps[-1] < 3 * ser.stride  # the newest kept point is recent
 
 
 def test_trend_over_a_decimated_series_keeps_its_slope() -> None:

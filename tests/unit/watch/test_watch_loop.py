@@ -5,6 +5,7 @@ thread happened to take: the wait/step timings come from an injected clock (``cl
 resource readings are taken at fixed steps (``background=False`` + ``poll()``), from real DataLoader
 workers where the finding is about them, from a scripted sampler where it is about the rule.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,9 +65,25 @@ class Scripted:
 
     def sample(self, lost: bool = True) -> dict[str, Any]:
         self.i += 1
-        base = {"rss": 0, "pss": 0, "main_rss": 0, "main_pss": 0, "workers_rss": 0, "workers_pss": 0,
-                "fds": 10, "fds_max": 10, "threads": 1, "workers": 2, "worker_restarts": 0, "shm_used": 0,
-                "shm_free": 2**40, "shm_total": 2**40, "tmp_files": 0, "tmp_bytes": 0, "tmp_free": 2**40}
+        base = {
+            "rss": 0,
+            "pss": 0,
+            "main_rss": 0,
+            "main_pss": 0,
+            "workers_rss": 0,
+            "workers_pss": 0,
+            "fds": 10,
+            "fds_max": 10,
+            "threads": 1,
+            "workers": 2,
+            "worker_restarts": 0,
+            "shm_used": 0,
+            "shm_free": 2**40,
+            "shm_total": 2**40,
+            "tmp_files": 0,
+            "tmp_bytes": 0,
+            "tmp_free": 2**40,
+        }
         return {**base, **self.values(self.i)}
 
     def forget(self) -> None:
@@ -86,7 +103,7 @@ class Tiny(Dataset[Any]):
         return torch.full((4,), float(i)), i
 
 
-_LEAK: list[Any] = []   # a worker's own copy (fork): grows in the worker only
+_LEAK: list[Any] = []  # a worker's own copy (fork): grows in the worker only
 
 
 class Leaky(Tiny):
@@ -140,8 +157,7 @@ def test_short_last_batch_is_counted(tmp_path: Path) -> None:
 
 def _timed_loop(tmp_path: Path, wait_s: float, step_s: float, steps: int = 40) -> Any:
     clock = Clock()
-    w = watch(Timed(clock, steps, wait_s), log=tmp_path / "w.jsonl", tmpdir=tmp_path, clock=clock,
-              background=False)
+    w = watch(Timed(clock, steps, wait_s), log=tmp_path / "w.jsonl", tmpdir=tmp_path, clock=clock, background=False)
     for step, _batch in enumerate(w):
         clock.t += step_s  # the training step
         if step % POLL_EVERY == 0:
@@ -152,7 +168,7 @@ def _timed_loop(tmp_path: Path, wait_s: float, step_s: float, steps: int = 40) -
 def test_slow_step_is_not_data_bound(tmp_path: Path) -> None:
     w = _timed_loop(tmp_path, wait_s=0.01, step_s=0.12)
     s = w.summary()
-    assert s["wait_fraction"] == pytest.approx(0.01 / 0.13, abs=1e-4)   # rounded to 4 places
+    assert s["wait_fraction"] == pytest.approx(0.01 / 0.13, abs=1e-4)  # rounded to 4 places
     assert s["wait_fraction"] < DATA_BOUND_FRACTION and "data_bound" not in kinds(w)
 
 
@@ -186,9 +202,9 @@ def test_killed_runs_rate_follows_the_summarys_rule(tmp_path: Path) -> None:
     log = tmp_path / "w.jsonl"
     w = watch(Timed(clock, 30, 0.02), log=log, tmpdir=tmp_path, clock=clock, background=False)
     for step, _batch in enumerate(w):
-        clock.t += 0.5 if step == 0 else 0.08   # a slow first step: start-up must not count
+        clock.t += 0.5 if step == 0 else 0.08  # a slow first step: start-up must not count
         w.poll()
-    events = [e for e in read_log(log) if e["ev"] != "summary"]   # as a killed run leaves it
+    events = [e for e in read_log(log) if e["ev"] != "summary"]  # as a killed run leaves it
     cut = _summary(log, events)
     assert cut["partial"] and cut["videos_per_s"] == pytest.approx(w.summary()["videos_per_s"], rel=1e-3)
 
@@ -202,7 +218,7 @@ def test_sampling_state_is_bounded_over_a_long_run(tmp_path: Path) -> None:
         clock.t += 0.01
         w.poll()
     s = w.summary()
-    assert len(w.samples) == SAMPLES_KEPT and s["samples"] == polls + 1   # + the one as the loop ends
+    assert len(w.samples) == SAMPLES_KEPT and s["samples"] == polls + 1  # + the one as the loop ends
     assert all(len(ser.steps) <= SERIES_POINTS for ser in w._series.values())
     assert s["fds_peak"] == 16 and s["shm_free_min_bytes"] == 2**30 - (polls + 1)  # peaks over every reading
 
@@ -210,7 +226,7 @@ def test_sampling_state_is_bounded_over_a_long_run(tmp_path: Path) -> None:
 def test_scripted_rss_growth_is_found_by_the_leak_rule(tmp_path: Path) -> None:
     clock = Clock()
     w = watch(Timed(clock, 200, 0.001), tmpdir=tmp_path, clock=clock, background=False)
-    grow = LEAK_MIN_BYTES // 5   # per reading: past the stress leak floor within a few readings
+    grow = LEAK_MIN_BYTES // 5  # per reading: past the stress leak floor within a few readings
     w._sampler = Scripted(lambda i: {"workers_rss": 512 * 2**20 + i * grow})  # type: ignore[assignment]
     found_at = None
     for step, _batch in enumerate(w):
@@ -229,14 +245,15 @@ def test_scripted_rss_growth_is_found_by_the_leak_rule(tmp_path: Path) -> None:
 def _loop_until(w: Any, kind: str, steps: int) -> int:
     for step, _batch in enumerate(w):
         if step % POLL_EVERY == 0:
-            w.poll()   # a reading at fixed steps: how many there are does not depend on the load
+            w.poll()  # a reading at fixed steps: how many there are does not depend on the load
         if kind in kinds(w) or step >= steps:
             return step
     return -1
 
 
-def _finding(tmp_path: Path, ds: Any, kind: str, steps: int, *, batch_size: int = 2,
-             workers: int = 2) -> dict[str, Any]:
+def _finding(
+    tmp_path: Path, ds: Any, kind: str, steps: int, *, batch_size: int = 2, workers: int = 2
+) -> dict[str, Any]:
     """Train-loop over a watched loader of ``ds`` until ``kind`` is found (or ``steps`` pass); that finding."""
     dl = DataLoader(ds, batch_size=batch_size, num_workers=workers)
     w = watch(dl, log=tmp_path / "w.jsonl", tmpdir=tmp_path, background=False)
@@ -281,7 +298,7 @@ def test_killed_worker_reraises_the_original_and_logs_the_kind(tmp_path: Path) -
             assert step < 300, "the loader never noticed the killed worker"
     # torch's SIGCHLD handler names the signal; through next() it arrives chained under "exited unexpectedly"
     assert "is killed by signal: Killed" in "".join(traceback.format_exception(info.value))
-    assert w._failed_exc is info.value          # the very exception the loader raised
+    assert w._failed_exc is info.value  # the very exception the loader raised
     events = read_log(log)
     fail = [e for e in events if e["ev"] == "finding" and e.get("failure")]
     assert [e["kind"] for e in fail] == ["worker_killed"]
@@ -294,8 +311,9 @@ def test_killed_worker_reraises_the_original_and_logs_the_kind(tmp_path: Path) -
 def test_log_schema_and_rank_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "3")
     log = tmp_path / "w-{rank}.jsonl"
-    w = watch(DataLoader(Tiny(40), batch_size=4, num_workers=1), log=log, interval_s=INTERVAL,
-              tmpdir=tmp_path, name="schema")
+    w = watch(
+        DataLoader(Tiny(40), batch_size=4, num_workers=1), log=log, interval_s=INTERVAL, tmpdir=tmp_path, name="schema"
+    )
     for _b in w:
         time.sleep(0.01)
     events = read_log(tmp_path / "w-3.jsonl")
@@ -304,15 +322,42 @@ def test_log_schema_and_rank_from_env(tmp_path: Path, monkeypatch: pytest.Monkey
     assert events[0]["config"]["num_workers"] == 1 and events[0]["config"]["batch_size"] == 4
     samples = [e for e in events if e["ev"] == "sample"]
     assert samples
-    for key in ("step", "loop_s", "wait_s", "videos", "steady_s", "steady_wait_s", "steady_videos", "rss", "pss",
-                "workers_rss", "fds", "fds_max",
-                "threads", "workers", "worker_restarts", "shm_used", "shm_free", "tmp_files", "tmp_bytes",
-                "batch_bytes", "wait_fraction"):
+    for key in (
+        "step",
+        "loop_s",
+        "wait_s",
+        "videos",
+        "steady_s",
+        "steady_wait_s",
+        "steady_videos",
+        "rss",
+        "pss",
+        "workers_rss",
+        "fds",
+        "fds_max",
+        "threads",
+        "workers",
+        "worker_restarts",
+        "shm_used",
+        "shm_free",
+        "tmp_files",
+        "tmp_bytes",
+        "batch_bytes",
+        "wait_fraction",
+    ):
         assert key in samples[-1], key
     last = events[-1]
     assert last["ev"] == "summary"
-    for key in ("steps", "videos_per_s", "videos_per_s_interval", "wait_fraction", "rss_peak_bytes",
-                "shm_peak_bytes", "fds_peak", "findings"):
+    for key in (
+        "steps",
+        "videos_per_s",
+        "videos_per_s_interval",
+        "wait_fraction",
+        "rss_peak_bytes",
+        "shm_peak_bytes",
+        "fds_peak",
+        "findings",
+    ):
         assert key in last, key
     assert last["steps"] == w.summary()["steps"] == 10
 
@@ -356,9 +401,27 @@ def test_small_private_shm_gives_headroom_before_the_failure(tmp_path: Path) -> 
     script = tmp_path / "shm_case.py"
     script.write_text(SHM_SCRIPT)
     body = f'mount -t tmpfs -o size={12 * 2**20},mode=1777 watch-shm /dev/shm; exec "$@"'
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", body, "watch-shm",
-                        sys.executable, str(script), str(log), str(tmp_path)],
-                       capture_output=True, text=True, timeout=240, cwd=Path(__file__).parents[3])
+    r = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            body,
+            "watch-shm",
+            sys.executable,
+            str(script),
+            str(log),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=Path(__file__).parents[3],
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     found = out["summary"]["findings"]

@@ -1,4 +1,5 @@
 """render and compare_with_run over a stored watch log (two ranks of a data-bound loop, bs=8, W=2)."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ def test_render_writes_section_and_plot(tmp_path: Path) -> None:
 def test_render_of_a_log_killed_before_its_summary(tmp_path: Path) -> None:
     lines = [ln for ln in LOG.read_text().splitlines() if json.loads(ln)["rank"] == 0][:-1]
     log = tmp_path / "cut.jsonl"
-    log.write_text("\n".join(lines) + '\n{"ev": "sam')   # a torn last line, as a killed run leaves
+    log.write_text("\n".join(lines) + '\n{"ev": "sam')  # a torn last line, as a killed run leaves
     text = render(log, tmp_path / "out").read_text()
     assert "no summary line" in text and "**data_bound**" in text
 
@@ -79,8 +80,9 @@ def test_cli_watch_writes_the_markdown_and_a_plot(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-def test_cli_compare_takes_the_log_on_either_side(tmp_path: Path, reverse: bool,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_compare_takes_the_log_on_either_side(
+    tmp_path: Path, reverse: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ssv2_fixtures.report.cli import main
 
     run = tmp_path / "run"
@@ -111,11 +113,11 @@ def test_compare_takes_a_single_loader_sustained_run_over_a_node_or_a_quick_one(
     quick = next(r for r in data["results"] if r["label"] == "bs8-w2-pf2")
     node = copy.deepcopy(quick)
     node.update(kind="distributed", id="node")
-    node["metrics"]["videos_per_s"] = quick["metrics"]["videos_per_s"] * 4   # the sum over ranks
+    node["metrics"]["videos_per_s"] = quick["metrics"]["videos_per_s"] * 4  # the sum over ranks
     sustained = copy.deepcopy(quick)
     sustained.update(kind="sustained", id="long")
     sustained["metrics"]["videos_per_s"] = quick["metrics"]["videos_per_s"] * 0.9
-    data["results"] += [sustained, node]   # the node's record last: "the last match" would take it
+    data["results"] += [sustained, node]  # the node's record last: "the last match" would take it
     (tmp_path / "results.json").write_text(json.dumps(data))
     text = compare_with_run(LOG, tmp_path)
     assert "sustained" in text.splitlines()[0] and "distributed" not in text

@@ -1,4 +1,5 @@
 """One factory per way a user's pipeline can be wrong: the suite must name each."""
+
 from __future__ import annotations
 
 import torch
