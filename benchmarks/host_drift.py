@@ -22,7 +22,7 @@ import argparse
 import statistics
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch  # before decord
 

@@ -41,7 +41,7 @@ def make_root(root: Path, n: int) -> None:
     entries = [
         {
             "id": vid,
-            "label": "doing a thing number %d with a pen" % (k % NUM_CLASSES),
+            "label": f"doing a thing number {k % NUM_CLASSES} with a pen",
             "template": templates[k % NUM_CLASSES],
             "placeholders": ["a thing", "a pen"],
         }

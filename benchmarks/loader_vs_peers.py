@@ -17,9 +17,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch  # before decord
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ssv2_fixtures import LoaderConfig, SSv2Clips, dataset_spec, make_loader, run_config
 from ssv2_fixtures.data.clips import decoder_available
@@ -106,7 +105,8 @@ def main() -> int:
         print(f"  {name:<34} {med:7.1f} videos/s   (min {min(rows[name]):.1f}, max {max(rows[name]):.1f})", flush=True)
 
     print(
-        f"{len(ds)} train entries over {args.videos} encoded clips, {FRAMES}×{SIZE}², batch {args.batch_size}, W={w}, {cores} cores, "
+        f"{len(ds)} train entries over {args.videos} encoded clips, {FRAMES}×{SIZE}², "
+        f"batch {args.batch_size}, W={w}, {cores} cores, "
         f"{args.reps} reps × {args.batches} batches"
     )
     measure("decode, 1 process (decord)", lambda: decode_rate(ds, 48))
@@ -131,7 +131,7 @@ def main() -> int:
             print(f"  {dec:<34} skipped: {why}")
             continue
         dsd = SSv2Clips(root, "train", FRAMES, SIZE, decoder=dec)
-        measure(f"decode, 1 process ({dec})", lambda: decode_rate(dsd, 48))
+        measure(f"decode, 1 process ({dec})", lambda dsd=dsd: decode_rate(dsd, 48))
 
     med = {k: statistics.median(v) for k, v in rows.items()}
     ours = med["ours in-process (file_descriptor)"]

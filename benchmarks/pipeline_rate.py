@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 import torch  # before decord
-
 from _args import loader_args
 
 from ssv2_fixtures.data.factory import load_pipeline
-from ssv2_fixtures.options import dataset_arg
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
+from ssv2_fixtures.options import dataset_arg
 from ssv2_fixtures.run.runner import dataset_spec, run_config
 from ssv2_fixtures.run.stats import rate_interval
 

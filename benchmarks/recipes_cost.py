@@ -19,9 +19,8 @@ import time
 from typing import Any
 
 import torch  # before decord
-from torch.utils.data import default_collate
-
 from _args import loader_args
+from torch.utils.data import default_collate
 
 from ssv2_fixtures.data.batch import describe
 from ssv2_fixtures.data.factory import Pipeline, load_pipeline
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  round {r + 1} {name:18s} {sum(i) / sum(s):7.1f} videos/s", flush=True)
     base = sum(items["ssv2clips"]) / sum(secs["ssv2clips"])
     print()
-    print(f"| recipe | videos/s (95 % interval) | × SSv2Clips | MB/batch | clips/batch | largest tensor |")
+    print("| recipe | videos/s (95 % interval) | × SSv2Clips | MB/batch | clips/batch | largest tensor |")
     print("|---|---|---|---|---|---|")
     for name in RECIPES:
         ri = rate_interval(items[name], secs[name], round_size=cfg.num_workers)

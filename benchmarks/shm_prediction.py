@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch  # noqa: F401  (before decord)
-
 from _args import loader_args
 
 from ssv2_fixtures.data.loader import LoaderConfig

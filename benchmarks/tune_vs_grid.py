@@ -35,7 +35,6 @@ from ssv2_fixtures.stress.tune import Estimate, Probe, Space, cost_key, tie_pick
 from ssv2_fixtures.stress.tune_model import tuned_label
 from ssv2_fixtures.stress.tune_run import api_stress, probe_of, run_tune
 
-
 name = tuned_label
 
 
@@ -145,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         "grid": {name(c): entry(p) for c, p in grid.items()},
         "grid_failed_by_kind": failed,
     }
-    fmt = lambda d: (
-        "—"
-        if d["median"] is None  # noqa: E731
-        else f"{d['median']:.2f} (min–max {d['min']:.2f}–{d['max']:.2f})"
-    )
+
+    def fmt(d: dict) -> str:
+        if d["median"] is None:
+            return "—"
+        return f"{d['median']:.2f} (min–max {d['min']:.2f}–{d['max']:.2f})"
+
     say(f"tuned {name(tuned.best.config)}: {fmt(o_s)} videos/s over {len(rate(ours))} of {a.reps} reps")
     say(f"grid best {name(best.config)} (tie rule; {len(group) - 1} tie(s)): {fmt(t_s)} videos/s")
     say(

@@ -32,10 +32,11 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,8 +24,8 @@ else:  # pragma: no cover
 
 from .data.factory import parse_factory
 from .data.loader import SHARING_STRATEGIES
-from .run.launch import Launch, parse_endpoint
 from .run.faults import FAULTS, FaultSpec, parse_fault
+from .run.launch import Launch, parse_endpoint
 from .run.sandbox import PROFILES, Sandbox, parse_size, profile
 
 

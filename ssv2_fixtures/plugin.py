@@ -7,8 +7,9 @@ its own lives here; see :mod:`options`, :mod:`stress.session`, :mod:`stress.camp
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import copy
 import os
 import shlex
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pytest
 

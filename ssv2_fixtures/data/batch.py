@@ -8,7 +8,8 @@ tensor, and *bytes* as the sum of every tensor's ``nbytes`` — what crosses sha
 
 from __future__ import annotations
 
-from typing import Any, Iterator, TypedDict
+from collections.abc import Iterator
+from typing import Any, TypedDict
 
 
 class BatchFacts(TypedDict):

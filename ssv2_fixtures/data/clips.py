@@ -20,7 +20,8 @@ import os
 import re
 import stat
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch  # before decord, always (decord#251/#263)

@@ -30,8 +30,9 @@ import os
 import sys
 import sysconfig
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import describe_exc, reduce_exception
 

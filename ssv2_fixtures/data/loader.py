@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 SHARING_STRATEGIES = ("file_descriptor", "file_system")
 MP_CONTEXTS = (None, "fork", "spawn", "forkserver")

@@ -14,7 +14,7 @@ loader that crashes on them ends a 4-hour run.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -122,8 +122,7 @@ class EndlessSampler:
         rng = np.random.default_rng(self.seed)
         while True:
             order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-            for i in order.tolist():
-                yield i
+            yield from order.tolist()
 
 
 def distinct_drawn(split_size: int, drawn: int) -> int:

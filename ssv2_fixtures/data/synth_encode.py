@@ -12,8 +12,9 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import av
 import numpy as np

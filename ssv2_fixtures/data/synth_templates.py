@@ -3,7 +3,8 @@ their objects, labels.json in the real numbering, and one split's entries in the
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -21,8 +21,9 @@ import functools
 import os
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 _EBML, _SEGMENT, _SEEKHEAD, _INFO, _TRACKS, _TAGS, _CUES, _CLUSTER = (
     0x1A45DFA3,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import os
 import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, cast
+from typing import Any, cast
 
 from ..run.record import ResultsFile
 from ..run.stats import TIE_MARGIN, spans_overlap

@@ -5,8 +5,9 @@ Findings describe; they never change whether a run passed (that is its recorded 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..run.record import ResultsFile
 from ..run.stats import TIE_MARGIN

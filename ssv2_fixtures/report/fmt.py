@@ -4,9 +4,11 @@ spread, and the one markdown table. Pure functions; no record knowledge."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from ..run.units import GB as GB, MB as MB  # re-exported for the report rooms
+from ..run.units import GB as GB  # re-exported for the report rooms
+from ..run.units import MB as MB
 from ..run.units import fmt_bytes as size  # noqa: F401  the one size formatter (outcome remedies use it too)
 
 

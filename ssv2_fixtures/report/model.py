@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union, cast
+from typing import Any, Union, cast
 
 from ..data.loader import LoaderConfig, effective_prefetch
 from ..run.record import ResultsError, ResultsFile, RunRecord, read_results

@@ -8,8 +8,9 @@ bars from their recorded 95 % interval; a point without an interval has no bar.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..run.record import ResultsFile, RunRecord, write_atomic_bytes
 from .findings import best_runs_by_workers

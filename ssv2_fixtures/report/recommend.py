@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..data.loader import LoaderConfig
 from ..run.record import ResultsFile, RunRecord
@@ -32,7 +33,6 @@ from .fmt import GB, rate, size
 from .model import (
     SUSTAINED_KINDS,
     Run,
-    interval_of,
     label_of,
     loader_fields,
     runs_of,

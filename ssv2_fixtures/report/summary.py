@@ -9,8 +9,9 @@ the validate section is shown as the stress layer recorded it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..run.outcome import KIND_NAMES
 from ..run.outcome import kind as failure_kind

@@ -16,8 +16,9 @@ The section renders those entries as recorded; the recommendation shows a confir
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..data.loader import effective_prefetch
 from .fmt import md_table, num, rate

@@ -85,8 +85,9 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Mapping, Protocol, TypedDict
+from typing import IO, Any, Protocol, TypedDict
 
 STACK_SIGNAL = signal.SIGUSR1  # the parent sends it before killing: every thread's stack is dumped
 
@@ -177,7 +178,8 @@ def _cut(text: str, keep: int) -> str:
         return text
     head = keep // 3
     tail = max(0, keep - head)
-    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut to fit one atomic line ...]\n{text[-tail:] if tail else ''}"
+    cut = f"[... {len(text) - head - tail} characters cut to fit one atomic line ...]"
+    return f"{text[:head]}\n{cut}\n{text[-tail:] if tail else ''}"
 
 
 def _fit(fields: dict[str, Any], limit: int) -> bytes:

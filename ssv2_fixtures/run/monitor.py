@@ -28,9 +28,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AbstractSet, Any
+from typing import Any
 
 import psutil
 

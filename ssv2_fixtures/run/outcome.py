@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 from ..data.webm import remedy_for
 from .units import fmt_bytes

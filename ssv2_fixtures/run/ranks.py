@@ -6,8 +6,9 @@ rank, node totals, the failing rank (:func:`~.watchdog.failing_rank`) and the ep
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 from .launch import Launch, coverage, rank_rows, subtree, subtree_peaks, torchrun_failures
 from .outcome import Evidence, OutcomeRecord, classify, signame

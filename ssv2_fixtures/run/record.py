@@ -18,22 +18,23 @@ import math
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .outcome import Evidence, OutcomeRecord, classify
 from .stats import no_interval_reason, percentile, rate_interval
 from .watchdog import run_passed, split_exit
 
 if TYPE_CHECKING:
-    from .host import HostLoad
     from ..data.loader import LoaderConfig
-    from .monitor import Peaks, TreeMonitor
 
     # Types of results.json sections the stress layer fills (type-checking only: run/ does not import stress/).
     from ..stress.probe import PipelineProbe
     from ..stress.session import DataErrorRecord
+    from .host import HostLoad
+    from .monitor import Peaks, TreeMonitor
 
 SCHEMA = 1
 KNOWN_SCHEMAS = (1,)

@@ -23,14 +23,15 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..data.loader import LoaderConfig
 from . import host
 from .child import ChildSpec, DatasetSpec
-from ..data.loader import LoaderConfig
 from .faults import FaultSpec, parse_fault, refuse_unfit
 from .launch import Channel, Launch, LaunchStrategy, strategy_for
 from .monitor import TreeMonitor

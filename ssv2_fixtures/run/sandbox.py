@@ -22,7 +22,7 @@ import shlex
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def profile(name: str, *, where: str = "--emulate") -> Sandbox:
         raise ValueError(f"unknown profile {name!r} from {where}; choose one of {sorted(PROFILES)}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _namespace_reason() -> str | None:
     if shutil.which("unshare") is None:
         return "emulated /dev/shm and TMPDIR need the `unshare` command (util-linux), not found"

@@ -7,7 +7,8 @@ Interval rule (stated in the README): **batch means over worker rounds**. The pe
 seconds) stream of one run, in order, is cut into ``k`` consecutive groups of equal length; each
 group's rate is its items over its seconds. The point estimate is the run's ratio (items / seconds) over its
 newest whole worker rounds (at most W − 1 of the oldest batches left out: a stream cut inside a round
-holds a round's long wait without the round's items, or the items without the wait); the half-width is Student's t(0.975, k − 1) × sd(group rates) / √k.
+holds a round's long wait without the round's items, or the items without the wait); the half-width is
+Student's t(0.975, k − 1) × sd(group rates) / √k.
 Consecutive groups, not single batches, because batch times are autocorrelated (prefetch queues fill
 and drain together); grouping absorbs that, as in steady-state simulation output analysis. A group is
 a whole number of worker *rounds*: the DataLoader hands batches out to its W workers in turn and
@@ -25,8 +26,8 @@ method ``sum-of-ranks`` (:func:`sum_intervals`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 MIN_BATCHES = 6
 """Fewer batches than this give no interval (two groups of three is the least that says anything)."""
@@ -87,8 +88,8 @@ def spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 TIE_MARGIN = 0.10
 """A slower rate that reaches (1 − this) of the faster one's interval lower bound ties with it even when
 the intervals do not overlap: two quick runs of one phase on one quiet machine are held to agree within
-10 % (README "How far to trust a number"), so a smaller lead over what the faster is known to reach (its lower bound — the
-fastest of several near-equal configs is also the luckiest) is not evidence that survives the next run."""
+10 % (README "How far to trust a number"), so a smaller lead over what the faster is known to reach (its lower
+bound — the fastest of several near-equal configs is also the luckiest) is not evidence that survives the next run."""
 
 
 def ties(a_rate: float, a_span: tuple[float, float], b_rate: float, b_span: tuple[float, float]) -> bool:

@@ -13,8 +13,9 @@ pure functions of what the event stream said and the time (no process is touched
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 Limits = dict[str, float]
 Finding = dict[str, Any]

@@ -13,7 +13,8 @@ version to the range tested. Everything else here is public: the ``benchmark`` f
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -27,7 +28,8 @@ def _record_times(bench: Any, times: Sequence[float]) -> bool:
     if make is None or not hasattr(bench, "_mode"):
         warnings.warn(
             "this pytest-benchmark has no BenchmarkFixture._make_stats/_mode; the child's timings "
-            "are not bridged (ssv2-stress supports the versions pyproject.toml names)"
+            "are not bridged (ssv2-stress supports the versions pyproject.toml names)",
+            stacklevel=2,
         )
         return False
     bench._mode = MODE

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
-from .budget import Budget, largest_fitting_batch, predict
-from .plans import watchdog_for
-from .probe import PROBE_BATCHES, PROBE_BATCH_SIZE, PipelineProbe, pipeline_probe, probe_applies
-from ..run.child import DatasetSpec
 from ..data.loader import LoaderConfig
-from ..run.monitor import TreeMonitor
 from ..options import Settings
-
+from ..run.child import DatasetSpec
+from ..run.monitor import TreeMonitor
 from ..run.record import RunRecord
 from ..run.runner import OnEvent, RunResult, Watchdog, dataset_spec, run_config, run_distributed
-from .session import DataErrorRecord, StressSession
 from . import verdicts
+from .budget import Budget, largest_fitting_batch, predict
+from .plans import watchdog_for
+from .probe import PROBE_BATCH_SIZE, PROBE_BATCHES, PipelineProbe, pipeline_probe, probe_applies
+from .session import DataErrorRecord, StressSession
 
 Check = Callable[[RunResult], Sequence[dict[str, Any]]]
 """A verdict source for a run that loaded every batch (leak, degradation, node totals, targets)."""
@@ -322,7 +322,8 @@ class Stress:
                 BudgetWarning(
                     f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
                     f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"
-                )
+                ),
+                stacklevel=2,
             )
         return ok, shm_avail
 

@@ -8,8 +8,9 @@ builds the session's ``limits`` entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
 from ..run.shm import shm_slots

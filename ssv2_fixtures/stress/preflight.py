@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..data.loader import LoaderConfig
 from ..run.child import DatasetSpec

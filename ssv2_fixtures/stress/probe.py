@@ -10,9 +10,10 @@ import resource
 import shutil
 import socket
 import tempfile
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import psutil
 

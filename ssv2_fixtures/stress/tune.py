@@ -45,34 +45,35 @@ the space fits; failed configs are rejected and recorded with their failure kind
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..data.loader import LoaderConfig
 from .tune_model import (
-    PREDICTED_UNFIT,
-    CONFIRM_SHARE,
-    MAX_KEPT_WORKERS,
-    MAX_FINALISTS,
-    MAX_HALVING_ROUNDS,
-    RAN_OUT,
     BOUND_FACTOR,
     BOUND_SLACK_S,
-    Probe,
-    ConfirmResult,
-    Measure,
-    Confirm,
-    Clock,
-    Space,
+    CONFIRM_SHARE,
+    MAX_FINALISTS,
+    MAX_HALVING_ROUNDS,
+    MAX_KEPT_WORKERS,
+    PREDICTED_UNFIT,
+    RAN_OUT,
+    TUNE_KEYS,
     BestRecord,
+    Clock,
+    Confirm,
+    ConfirmResult,
+    Estimate,
+    Measure,
+    Probe,
+    Space,
+    Trial,
     TriedRecord,
     TuneRecord,
-    TUNE_KEYS,
-    Estimate,
-    Trial,
     TuneResult,
-    default_shm,
     cost_key,
+    default_shm,
     tie_pick,
 )
 

@@ -4,8 +4,9 @@ issue's keys: :data:`TUNE_KEYS`), and the tie pick in tune's cost order."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Sequence, TypedDict
+from typing import Any, TypedDict
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
 from ..run.shm import shm_in_flight

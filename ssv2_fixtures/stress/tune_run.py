@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
-from .tune_model import tuned_label
 from .tune import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
+from .tune_model import tuned_label
 from .verdicts import failed, fewest_batches
 
 if TYPE_CHECKING:
@@ -196,7 +197,8 @@ def run_tune(
     """Tune every batch size of the session within ``budget_s`` seconds, with isolated runs.
     ``predict_fits``: instead of the shared-memory prediction against what is available (a test that
     must see real failures lets everything through)."""
-    from .campaign import available_shm, fits as shm_fits
+    from .campaign import available_shm
+    from .campaign import fits as shm_fits
 
     shm_avail = available_shm(stress.settings, stress.session.machine)
 

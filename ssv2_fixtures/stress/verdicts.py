@@ -6,7 +6,8 @@ workers restarting at each epoch and to one slow batch. Thresholds are stated in
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,8 +11,9 @@ classified by :func:`ssv2_fixtures.run.outcome.classify`, as a stress run's chil
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, TypedDict
+from typing import Any, TypedDict
 
 from ..data.loader import effective_prefetch
 from ..run.outcome import Evidence, classify, kind

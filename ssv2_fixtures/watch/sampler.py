@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import resource
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
 from ..run.monitor import fs_used_free, tmp_usage
-
 
 TMP_EVERY = 5  # walk TMPDIR at most every 5th reading: a walk costs the GIL in proportion to its files
 # ... and no more often than keeps the walks under 0.2 % of wall time: a shared /tmp of 100 k files

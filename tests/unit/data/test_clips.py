@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import av
+import decord  # noqa: E402
 import numpy as np
 import pytest
 import torch  # before decord (decord#251/#263)
-import decord  # noqa: E402
 
 from ssv2_fixtures.data.annotations import load_index
 from ssv2_fixtures.data.clips import ClipDecodeError, SSv2Clips, decoder_available, normalize, webm_duration

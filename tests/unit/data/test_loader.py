@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from itertools import islice
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 import torch.multiprocessing as tmp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit_helpers import RangeItems
 
 from ssv2_fixtures.data.clips import SSv2Clips
 from ssv2_fixtures.data.loader import (
@@ -20,7 +22,6 @@ from ssv2_fixtures.data.loader import (
     make_loader,
     refuse_unbatchable,
 )
-from unit_helpers import RangeItems
 
 T, SIZE = 4, 64
 
@@ -75,7 +76,7 @@ def test_valid_configs_and_defaults() -> None:
         sharing_strategy="file_system",
         pin_memory=True,
     )
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.batch_size = 4  # frozen
 
 

@@ -156,8 +156,8 @@ def test_split_sizes_small_and_large() -> None:
 
 
 def test_clips_decode_with_decord(built: Path) -> None:
-    import torch  # noqa: F401  (the suite's import order: torch before decord)
     import decord
+    import torch  # noqa: F401  (the suite's import order: torch before decord)
 
     for c in read_manifest(built)["clips"]:
         vr = decord.VideoReader(str(built / c["file"]), num_threads=1)
@@ -309,7 +309,7 @@ def test_two_processes_build_at_once(tmp_path: Path, mode: str) -> None:
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     paths = {out.strip() for out, _ in outs}
     assert len(paths) == 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_helpers import run_dir, with_intervals, fixture
+from report_helpers import fixture, run_dir, with_intervals
 
 from ssv2_fixtures.report import summarize
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from report_helpers import fixture, section, table
 
 from ssv2_fixtures.report import recommend, render_summary, tune_section

@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit_helpers import EventLog
 
 from ssv2_fixtures.data.loader import LoaderConfig, SplitTooSmallError, make_loader
 from ssv2_fixtures.run.child import (
@@ -25,7 +26,6 @@ from ssv2_fixtures.run.child import (
     videos_in_batch,
 )
 from ssv2_fixtures.run.stats import rate_interval
-from unit_helpers import EventLog
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 

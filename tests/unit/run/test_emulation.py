@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ssv2_fixtures import LoaderConfig, dataset_spec, run_config
-from ssv2_fixtures.stress.budget import predict
 from ssv2_fixtures.run.sandbox import PROFILES, cgroup_base, unavailable
+from ssv2_fixtures.stress.budget import predict
 
 DOCKER = PROFILES["docker-default"]
 pytestmark = pytest.mark.skipif(unavailable(DOCKER) is not None, reason=str(unavailable(DOCKER)))

@@ -17,20 +17,21 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psutil
 import pytest
+from test_runner import _host_mounts, _our_cgroups, _shm_size, check_isolation
 
 from ssv2_fixtures.data.loader import LoaderConfig, distributed_samples
-from ssv2_fixtures.run.launch import Launch, epoch_check, expected_counts, torchrun_failures
-from ssv2_fixtures.run.faults import FaultSpec, parse_fault
+from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.report import findings, render_summary
+from ssv2_fixtures.run.faults import FaultSpec, parse_fault
+from ssv2_fixtures.run.launch import Launch, epoch_check, expected_counts, torchrun_failures
 from ssv2_fixtures.run.runner import RunResult, Watchdog, dataset_spec, run_distributed
 from ssv2_fixtures.run.sandbox import Sandbox, unavailable
-from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
-from test_runner import _host_mounts, _our_cgroups, _shm_size, check_isolation
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.timeout(300)

@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.child import MeasureSpec, Window
-from ssv2_fixtures.run.record import RunFacts, batch_metrics, json_safe, single_record, write_atomic
-from ssv2_fixtures.run.stats import no_interval_reason
 from ssv2_fixtures.run.monitor import Peaks
-from ssv2_fixtures.run.stats import MIN_BATCHES, percentile, rate_interval
+from ssv2_fixtures.run.record import RunFacts, batch_metrics, json_safe, single_record, write_atomic
+from ssv2_fixtures.run.stats import MIN_BATCHES, no_interval_reason, percentile, rate_interval
 
 
 def _batches(

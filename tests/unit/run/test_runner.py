@@ -19,18 +19,19 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psutil
 import pytest
 
 from ssv2_fixtures.data.loader import LoaderConfig
+from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.run.faults import FAULTS, TMP_FILL_MAX_BYTES, FaultSpec
 from ssv2_fixtures.run.monitor import shm_torch_files
 from ssv2_fixtures.run.runner import RunResult, Watchdog, dataset_spec, run_config
 from ssv2_fixtures.run.sandbox import Sandbox, cgroup_base, unavailable
-from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 
 MiB = 2**20
 W2 = LoaderConfig(batch_size=2, num_workers=2)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ssv2_fixtures.data.loader import LoaderConfig
-from ssv2_fixtures.run.launch import SingleProcess, Torchrun, Launch
+from ssv2_fixtures.run.launch import Launch, SingleProcess, Torchrun
 from ssv2_fixtures.run.watchdog import (
     Culprit,
     Progress,

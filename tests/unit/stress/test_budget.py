@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ssv2_fixtures import LoaderConfig, Sandbox, dataset_spec, run_config
-from ssv2_fixtures.stress.budget import batch_bytes, predict
 from ssv2_fixtures.run.sandbox import unavailable
+from ssv2_fixtures.stress.budget import batch_bytes, predict
 
 
 @pytest.fixture(scope="module")

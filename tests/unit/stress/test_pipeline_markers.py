@@ -175,7 +175,7 @@ def test_the_recommendation_shows_their_factory_call_and_dataset_table(st: Stres
     assert rec is not None
     code = "\n".join(snippet(rec, data))  # type: ignore[arg-type]
     assert "from userpipe.data import build" in code and "SSv2Clips" not in code
-    assert f"build(root=" in code and f"size={SIZE}" in code and "collate_fn=pipe.collate_fn" in code
+    assert "build(root=" in code and f"size={SIZE}" in code and "collate_fn=pipe.collate_fn" in code
     toml = "\n".join(train_toml(rec))
     assert '[dataset]\nfactory = "userpipe.data:build"' in toml and f"size = {SIZE}" in toml
     assert str(USERPIPE) in toml

@@ -113,7 +113,8 @@ def test_item_timeout_uses_the_runs_watchdog() -> None:
     from types import SimpleNamespace
 
     from ssv2_fixtures.options import Settings
-    from ssv2_fixtures.stress.plans import _SETUP_MARGIN_S, item_timeout, ladder as _ladder, quick_measure, watchdog_for
+    from ssv2_fixtures.stress.plans import _SETUP_MARGIN_S, item_timeout, quick_measure, watchdog_for
+    from ssv2_fixtures.stress.plans import ladder as _ladder
 
     s = Settings(stall_timeout=7)
     assert watchdog_for(s).stall_s == 7.0 and watchdog_for(Settings()).stall_s is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ssv2_fixtures.stress.campaign import probe_data_error
 from ssv2_fixtures.stress.probe import pipeline_probe, probe_applies

@@ -16,9 +16,10 @@ exactly where batches capped at 12 clips "passed".
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -224,5 +225,5 @@ def test_records_carry_split_size_and_distinct_videos_and_the_summary_says_so(sm
     over = [r for r in data["results"] if in_flight(r["config"]) > SPLIT]
     assert {r["kind"] for r in over} == {"quick", "sustained", "limits"}
     assert f"in {len(over)} run(s) (" in found[0], found[0]
-    assert f"distinct videos seen per run:" in found[0] and f" {SPLIT}" in found[0]
+    assert "distinct videos seen per run:" in found[0] and f" {SPLIT}" in found[0]
     assert f"- {found[0]}" in render_summary(data).splitlines()

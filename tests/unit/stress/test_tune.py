@@ -8,12 +8,13 @@ the fake clock advances by the probe's seconds plus a start-up overhead.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit_helpers import FakeClock as BaseClock
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.stress.tune import (
@@ -25,11 +26,9 @@ from ssv2_fixtures.stress.tune import (
     Probe,
     Space,
     bound_s,
-    cost_key,
     tune,
     tune_batch_sizes,
 )
-from unit_helpers import FakeClock as BaseClock
 
 
 @dataclass

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit_helpers import FakeClock
 
-from ssv2_fixtures.stress.verdicts import decide
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.runner import RunResult
 from ssv2_fixtures.stress.tune import PREDICTED_UNFIT, RAN_OUT, TUNE_KEYS, Space, bound_s, tune, tune_batch_sizes
@@ -29,7 +30,7 @@ from ssv2_fixtures.stress.tune_run import (
     probe_of,
     tuned_toml,
 )
-from unit_helpers import FakeClock
+from ssv2_fixtures.stress.verdicts import decide
 
 
 def record(
@@ -339,8 +340,8 @@ def test_unknown_cuda_is_asked_of_a_child_before_the_space_is_built(monkeypatch)
 
 
 def test_cuda_in_child_answers_from_a_real_interpreter():
-    from ssv2_fixtures.stress.probe import cuda_in_child
-
     import torch
+
+    from ssv2_fixtures.stress.probe import cuda_in_child
 
     assert cuda_in_child() is torch.cuda.is_available()

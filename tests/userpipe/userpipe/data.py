@@ -22,7 +22,7 @@ _INIT_RAN = False  # set in each DataLoader worker by worker_init
 def read_split(root: str, split: str) -> list[tuple[str, int]]:
     """(video path, label) pairs from either SSv2 annotation naming."""
     for labels, entries in (
-        (f"something-something-v2-labels.json", f"something-something-v2-{split}.json"),
+        ("something-something-v2-labels.json", f"something-something-v2-{split}.json"),
         ("labels/labels.json", f"labels/{split}.json"),
     ):
         if os.path.isfile(os.path.join(root, entries)):
