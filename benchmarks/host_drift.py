@@ -7,13 +7,15 @@ the quick ladder's BS=1 W=0 work without a DataLoader) over and over for ``--sec
 every 1 s window — nothing changes from window to window but the machine. Then it replays the trace as if
 quick sessions had run on it, ``--session-gap`` seconds apart, each with one phase per W <= cores config
 of the ladder, ``--phase-gap`` seconds apart, and prints, for a few window designs, how often *every* such
-phase of a session lands within 10 % of the same phase one session later (the README's run-to-run target),
-and the median change of the worst phase. The first design is the quick ladder's own at its shortest (one
-window of ``stress.plans.QUICK_MIN_S``); the others show what more window time, or the same time split in two passes,
-would buy. Also printed: the autocorrelation of the 1 s rates at a few lags (how slowly the drift moves).
+phase of a session lands within 10 % of the same phase one session later (the run-to-run target,
+docs/methodology.md "Run to run"), and the median change of the worst phase. The first design is the quick
+ladder's own at its shortest (one window of ``stress.plans.QUICK_MIN_S``); the others show what more window
+time, or the same time split in two passes, would buy. Also printed: the autocorrelation of the 1 s rates at a
+few lags (how slowly the drift moves).
 
 Not a test: a machine property, printed in one run. Where the speed holds every design gives 1.00;
-on the 2-core VM of the README it was 0.12 (README "How far to trust a number").
+on the 2-core VM of benchmarks/README.md it was 0.12 (benchmarks/README.md "Quick windows and run to run on
+one VM").
 """
 
 from __future__ import annotations

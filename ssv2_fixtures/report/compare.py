@@ -168,7 +168,7 @@ def _slower_side(
     dsb: Mapping[str, Any],
 ) -> list[str]:
     med = statistics.median(ratios)
-    if 1 - TIE_MARGIN <= med <= 1 + TIE_MARGIN:  # README "How far to trust a number": the 10 % run-to-run target
+    if 1 - TIE_MARGIN <= med <= 1 + TIE_MARGIN:  # docs/methodology.md "Run to run": the 10 % run-to-run target
         return []
     slow, fast, ms, mf = ("B", "A", mb, ma) if med < 1 else ("A", "B", ma, mb)
     causes = []
@@ -360,8 +360,9 @@ def _common_only(data: ResultsFile, keyed: Mapping[tuple[str, str], Run], keys: 
 def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]:
     """Markdown lines: configs that passed in both sessions (kind + label) with both rates ± spread, the
     change and a tie/faster/slower verdict; configs that passed in one only; whether the recommendation
-    over the common configs held; and whether the README's target (same recommendation; every config
-    with W ≤ cores within 10 %, at least one such config compared, no pass/fail flip) was met."""
+    over the common configs held; and whether the run-to-run target (docs/methodology.md "Run to run": same
+    recommendation; every config with W ≤ cores within 10 %, at least one such config compared, no pass/fail
+    flip) was met."""
     from ..run.host import is_busy
 
     ka, kb = _compared(prev), _compared(cur)
@@ -438,7 +439,7 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     if la == lb and la is not None and not moved and not flips and judged:
         out.append(
             "- Target met: the two sessions agree on the recommendation and, for every config with "
-            "W ≤ cores, within 10 % (README *How far to trust a number*)."
+            "W ≤ cores, within 10 % (docs/methodology.md *Run to run*)."
         )
     elif not judged:
         out.append("- Target not judged: no config with W ≤ cores passed in both sessions.")
@@ -459,7 +460,7 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
         )
         out.append(
             "- **Target not met**: two consecutive sessions on an idle machine should agree on the "
-            "recommendation and, for every config with W ≤ cores, within 10 % (README *How far to "
-            "trust a number*). " + cause
+            "recommendation and, for every config with W ≤ cores, within 10 % (docs/methodology.md "
+            "*Run to run*). " + cause
         )
     return out + [""]

@@ -3,8 +3,8 @@
 Every number the suite reports about waits or throughput goes through here, so the terminal table,
 results.json, summary.md and the plots cannot disagree on how a p95 or a spread was computed.
 
-Interval rule (stated in the README): **batch means over worker rounds**. The per-batch (items,
-seconds) stream of one run, in order, is cut into ``k`` consecutive groups of equal length; each
+Interval rule (stated in docs/methodology.md "Intervals"): **batch means over worker rounds**. The
+per-batch (items, seconds) stream of one run, in order, is cut into ``k`` consecutive groups of equal length; each
 group's rate is its items over its seconds. The point estimate is the run's ratio (items / seconds) over its
 newest whole worker rounds (at most W − 1 of the oldest batches left out: a stream cut inside a round
 holds a round's long wait without the round's items, or the items without the wait); the half-width is
@@ -88,7 +88,7 @@ def spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 TIE_MARGIN = 0.10
 """A slower rate that reaches (1 − this) of the faster one's interval lower bound ties with it even when
 the intervals do not overlap: two quick runs of one phase on one quiet machine are held to agree within
-10 % (README "How far to trust a number"), so a smaller lead over what the faster is known to reach (its lower
+10 % (docs/methodology.md "Ties"), so a smaller lead over what the faster is known to reach (its lower
 bound — the fastest of several near-equal configs is also the luckiest) is not evidence that survives the next run."""
 
 

@@ -199,8 +199,8 @@ QUICK_WARMUP = 3  # batches not measured: worker start-up, empty prefetch queues
 QUICK_MIN_BATCHES = 12  # the interval needs a few batch means before "within ±5 %" means anything
 QUICK_TARGET_REL = 0.05
 # The interval only sees the noise inside its window: BS=1-4 phases converged in under 1.5 s and then
-# moved 10-18 % between runs with the host's drift. Six seconds of window average it out (README
-# "How far to trust a number"); quick stays ~85 s warm on 2 cores.
+# moved 10-18 % between runs with the host's drift. Six seconds of window average it out
+# (docs/methodology.md "Quick windows"); quick stays ~85 s warm on 2 cores.
 QUICK_MIN_S = 6.0
 
 
