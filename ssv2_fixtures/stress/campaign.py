@@ -2,7 +2,7 @@
 
 The pytest wiring (:mod:`plugin`) hands each test a :class:`Stress` bound to the session; the marker
 modules (:mod:`.quick`, :mod:`.limits`, :mod:`.distributed`, :mod:`.validate`) and the tests in
-``tests/stress/`` call it. Every run's record gets what the stress layer knows through ONE function,
+``ssv2_fixtures/suite/`` call it. Every run's record gets what the stress layer knows through ONE function,
 :func:`stamp`, which also decides ``status`` once (a run that loaded every batch fails when a verdict
 failed); the report only reads it.
 """

@@ -1,7 +1,7 @@
 """Pre-flight checks (``-m quick`` and ``-m validate``): will the machine let the configs run at all?
 
 Each check returns ``None`` when it holds, or the message that says what to change; the tests in
-``tests/stress/test_preflight.py`` only call and assert. The needs come from :mod:`.budget` for the
+``ssv2_fixtures/suite/test_preflight.py`` only call and assert. The needs come from :mod:`.budget` for the
 largest config this session will run.
 """
 

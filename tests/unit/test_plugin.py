@@ -15,7 +15,8 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-STRESS = Path(__file__).resolve().parents[1] / "stress"
+# the stress tests as the package ships them (``pytest --pyargs ssv2_fixtures.suite`` runs the same files)
+STRESS = Path(__file__).resolve().parents[2] / "ssv2_fixtures" / "suite"
 # Small and fast: the plugin's behaviour does not depend on clip size.
 FAST = [
     "--size",

@@ -17,4 +17,5 @@ def test_validate_train_config(stress, ssv2_dataset, request):
         print(out.table)
     if out.failure:
         pytest.fail(out.failure, pytrace=False)
+    assert out.result is not None  # a run that did not fail carries its result
     bench.bridge(request, out.result, ssv2_dataset[1])

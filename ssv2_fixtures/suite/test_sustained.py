@@ -18,4 +18,5 @@ def test_sustained(sustained_config, stress, ssv2_dataset, request):
     step = quick.sustained(stress, config, requested)
     if step.failure:
         pytest.fail(step.failure, pytrace=False)
+    assert step.result is not None  # a run that did not fail carries its result
     bench.bridge(request, step.result, ssv2_dataset[1])
