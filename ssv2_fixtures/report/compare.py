@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from ..run.record import ResultsFile
+from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN, spans_overlap
 from .fmt import md_table, num, one_line, pct, rate, size
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..run.record import ResultsFile
+from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
 from .fmt import num, one_line, pct, rate, size, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Union, cast
 
 from ..data.loader import LoaderConfig, effective_prefetch
-from ..run.record import ResultsError, ResultsFile, RunRecord, read_results
+from ..run.record import ResultsError, read_results
+from ..run.schema import ResultsFile, RunRecord
 from ..run.shm import shm_slots_for
 from .fmt import verdict_ok
 

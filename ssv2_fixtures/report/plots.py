@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..run.record import ResultsFile, RunRecord, write_atomic_bytes
+from ..run.record import write_atomic_bytes
+from ..run.schema import ResultsFile, RunRecord
 from .findings import best_runs_by_workers
 from .fmt import MB, rate
 from .model import SUSTAINED_KINDS, Run, runs_of

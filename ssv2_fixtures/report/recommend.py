@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..data.loader import LoaderConfig
-from ..run.record import ResultsFile, RunRecord
+from ..run.schema import ResultsFile, RunRecord
 from ..run.shm import shm_in_flight, shm_slots
 from ..run.stats import TIE_MARGIN, ties
 from .fmt import GB, rate, size

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..run.outcome import KIND_NAMES
 from ..run.outcome import kind as failure_kind
-from ..run.record import ResultsFile, write_atomic_bytes
+from ..run.record import write_atomic_bytes
+from ..run.schema import ResultsFile
 from .compare import previous_run, run_to_run
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, rate, size, verdict_ok
@@ -144,7 +145,7 @@ def _dataset_rows(ds: Mapping[str, Any]) -> list[list[Any]]:
 
 
 def _probe_section(probe: Mapping[str, Any]) -> list[str]:
-    """results.json's ``probe`` (stress.probe.PipelineProbe): what the isolated probe measured of the
+    """results.json's ``probe`` (run.schema.PipelineProbe): what the isolated probe measured of the
     session's pipeline, as recorded."""
     per_item, bs = probe.get("bytes_per_item"), probe.get("batch_size")
     per_batch = float(per_item) * int(bs) if isinstance(per_item, (int, float)) and isinstance(bs, int) else None

@@ -23,9 +23,11 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import psutil
+
+from .schema import HostLoad
 
 BUSY_FOREIGN_CORES = 0.25  # a quarter of a core used by others, over the whole run: on 2 cores ~ 10 % of them
 BUSY_STEAL_FRAC = 0.05  # 5 % of the vCPUs' time taken by the hypervisor
@@ -37,13 +39,6 @@ class CpuMark:
     busy_s: float  # CPU seconds in use on the usable CPUs (:func:`usable_cpus`)
     steal_s: float  # CPU seconds the hypervisor stole from them
     own_s: float  # this process and its reaped children, user + system
-
-
-class HostLoad(TypedDict):
-    foreign_cores: float  # mean cores in use by processes outside the run (and outside this process)
-    steal_frac: float  # share of the usable cores' time the hypervisor stole
-    seconds: float  # between the two marks
-    cores: int
 
 
 def usable_cpus() -> list[int]:
@@ -106,7 +101,6 @@ def is_busy(load: Mapping[str, Any]) -> bool:
 
 __all__ = [
     "CpuMark",
-    "HostLoad",
     "mark",
     "host_load",
     "is_busy",

@@ -40,7 +40,8 @@ from .record import batch_metrics, single_record
 from .watchdog import Finding, Limits, Progress, watch_ranks, watch_single
 
 if TYPE_CHECKING:
-    from .record import RunFacts, RunRecord
+    from .record import RunFacts
+    from .schema import RunRecord
 
 LAUNCHER = ("-m", "torch.distributed.run")
 

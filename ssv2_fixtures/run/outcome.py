@@ -28,18 +28,11 @@ import re
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from ..data.webm import remedy_for
+from .schema import OutcomeRecord
 from .units import fmt_bytes
-
-
-class OutcomeRecord(TypedDict):
-    kind: str
-    batch: int | None
-    message: str
-    evidence: dict[str, Any]
-    remedy: str
 
 
 @dataclass

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from .launch import Launch, coverage, rank_rows, subtree, subtree_peaks, torchrun_failures
-from .outcome import Evidence, OutcomeRecord, classify, signame
-from .record import TAIL_CHARS, Metrics, RunFacts, RunRecord, base_record, core_metrics, json_safe, read_tail
+from .outcome import Evidence, classify, signame
+from .record import TAIL_CHARS, RunFacts, base_record, core_metrics, json_safe, read_tail
+from .schema import Metrics, OutcomeRecord, RunRecord
 from .stats import NODE_METHOD, sum_intervals
 from .watchdog import Culprit, failing_rank, rank_state, run_passed, split_exit
 

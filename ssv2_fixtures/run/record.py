@@ -1,6 +1,7 @@
-"""JSON records: one run of one config (:class:`RunRecord`) and the session's ``results.json``, and the
-one record builder: :func:`batch_metrics` (the metrics core of one loading process, from its events),
-:func:`base_record` (the fields every run has) and :func:`single_record` (a single-process child);
+"""JSON records (their types are :mod:`.schema`): one run of one config (:class:`RunRecord`) and the
+session's ``results.json``, and the one record builder: :func:`batch_metrics` (the metrics core of one loading
+process, from its events), :func:`base_record` (the fields every run has) and :func:`single_record` (a
+single-process child);
 ``run.ranks`` extends the same core for a torchrun child.
 
 Values are plain JSON types when a record is built (:func:`json_safe`): a numpy scalar is its Python
@@ -21,137 +22,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
-from .outcome import Evidence, OutcomeRecord, classify
+from .outcome import Evidence, classify
+from .schema import KNOWN_SCHEMAS, HostLoad, Metrics, OutcomeRecord, ResultsFile, RunRecord
 from .stats import no_interval_reason, percentile, rate_interval
 from .watchdog import run_passed, split_exit
 
 if TYPE_CHECKING:
     from ..data.loader import LoaderConfig
-
-    # Types of results.json sections the stress layer fills (type-checking only: run/ does not import stress/).
-    from ..stress.probe import PipelineProbe
-    from ..stress.session import DataErrorRecord
-    from .host import HostLoad
     from .monitor import Peaks, TreeMonitor
-
-SCHEMA = 1
-KNOWN_SCHEMAS = (1,)
-
-
-class Metrics(TypedDict, total=False):
-    batches: int  # batches received by the main process
-    videos: int
-    videos_per_s: float  # steady state: batches after the first, videos / summed waits (whole rounds)
-    frames_per_s: float
-    loop_videos_per_s: float  # independent: videos / wall time of the batch loop (after the first)
-    loop_s: float
-    wait_ms_p50: float
-    wait_ms_p95: float
-    wait_ms_p99: float
-    first_batch_s: float
-    startup_s: float  # spawn → first batch received
-    rss_peak_bytes: int
-    pss_peak_bytes: int
-    uss_peak_bytes: int
-    shm_peak_bytes: int
-    shm_files_peak: int
-    fds_peak: int
-    threads_peak: int
-    procs_peak: int
-    tmp_peak_bytes: int
-    leaked_shm_files: int
-    leaked_shm_bytes: int
-    leaked_tmp_files: int
-    leaked_tmp_bytes: int
-    leaked_mp_dirs: int  # multiprocessing pymp-* folders left in TMPDIR (a process ended by a signal)
-    skipped_videos: int
-    h2d_ms_p50: float
-    vram_peak_bytes: int
-    decode_limit_videos_per_s: float  # decode-only rate of this dataset on this machine: the loader's ceiling
-    # the rate's spread (stats.rate_interval over the batches after the first): [lo, hi], absent if too few
-    videos_per_s_interval: list[float]
-    interval_batches: int
-    interval_method: str  # "batch-means-t95"
-    interval_note: str  # why there is no interval: "too few batches (…)" / "a group took no time"
-    # a measured window (the child's ``measured`` event, NOTE [measured window] in child.py): how it ended,
-    # "converged" (interval within target), "time" (max_s reached) or "batches" (max_batches reached)
-    window_stopped: str
-    # what the batches held (data.batch.describe in the child): medians / most common over the batches
-    bytes_per_batch: int
-    batch_shape: list[int]
-    batch_dtype: str
-    clips_per_batch: int
-    split_size: int  # items in the split the child loaded from
-    distinct_videos: int  # distinct items the run's batches held
-    # -m distributed (node totals; the per-rank rows are RunRecord.ranks): batches is the least any local
-    # rank received, videos and videos_per_s are summed over the node's ranks
-    batches_total: int
-    ranks: int  # local ranks (torchrun --nproc-per-node)
-    world_size: int
-    procs_expected: int  # ranks × (1 + num_workers)
-    rank_procs_peak: int  # processes in the ranks' subtrees at once (without torchrun's agent)
-    rank_rss_peak_bytes: int
-    rank_videos_per_s_min: float
-    rank_videos_per_s_max: float
-    teardown_s: float  # first rank error → torchrun gone (the other ranks ended)
-
-
-class RunRecord(TypedDict, total=False):
-    id: str  # the pytest test id (or the config label through the API)
-    label: str
-    config: dict[str, Any]
-    dataset: dict[str, Any]
-    batches_requested: int
-    status: str  # "passed" | "failed"
-    outcome: OutcomeRecord | None
-    verdicts: list[dict[str, Any]]  # leak / degradation / target verdicts added by the stress tests
-    metrics: Metrics
-    budget: dict[str, Any]
-    sandbox: dict[str, Any] | None
-    fault: str | None
-    watchdog: dict[str, float]
-    batch_waits_s: list[float]
-    step_s: float  # --step-time held after each batch: the loop's time per batch is wait + step
-    series: dict[str, list[Any]]
-    ranks: list[dict[str, Any]]  # -m distributed: one row per local rank (rank, local_rank, node_rank, pid,
-    # state finished/failed/ended, outcome kind or None, batches, videos,
-    # videos_per_s, waits, rss_peak_bytes of its subtree, exit, note)
-    distributed: dict[str, Any]  # -m distributed: launch (nproc_per_node, nnodes, node_rank, world_size),
-    # failed_ranks (torchrun's summary), coverage (per-epoch checks)
-    stacks: str
-    event_stream: dict[str, Any]  # only when the runner saw one: unparsable event lines and on_event hook
-    # errors (bad_event_lines, first_bad_event_line, on_event_errors, ...)
-    stdout_tail: str
-    stderr_tail: str
-    exit: dict[str, Any]
-    started_at: str
-    wall_s: float
-    run_dir: str
-    pids: list[int]  # every process the monitor saw in the child's tree
-    phase: str
-    kind: str  # which stress test produced it: quick / sustained / limits / validate
-    requested_workers: int  # the worker count asked for, before capping to the machine's cores
-    gpu: str  # why the pinned host-to-device check was skipped (no CUDA)
-    host: HostLoad  # passed runs: CPU used outside the run and stolen while it ran (run.host)
-
-
-class ResultsFile(TypedDict, total=False):
-    schema: int
-    run_id: str
-    created: str
-    updated: str
-    machine: dict[str, Any]
-    dataset: dict[str, Any]
-    settings: dict[str, Any]
-    results: list[RunRecord]
-    limits: list[dict[str, Any]]
-    validate: dict[str, Any] | None
-    capped: list[str]  # quick-ladder notes: worker counts capped to the machine's cores
-    tune: list[dict[str, Any]]  # -m tune: one stress.tune.TuneRecord per batch size
-    data_error: DataErrorRecord  # the session's data could not load, so nothing ran
-    probe: PipelineProbe  # one isolated W=0 run of a user's pipeline
 
 
 class ResultsError(ValueError):

@@ -35,9 +35,9 @@ from .child import ChildSpec, DatasetSpec
 from .faults import FaultSpec, parse_fault, refuse_unfit
 from .launch import Channel, Launch, LaunchStrategy, strategy_for
 from .monitor import TreeMonitor
-from .outcome import OutcomeRecord
-from .record import Metrics, RunFacts, RunRecord
+from .record import RunFacts
 from .sandbox import Prepared, Sandbox, prepare
+from .schema import Metrics, OutcomeRecord, RunRecord
 from .shm import batch_bytes, shm_in_flight
 from .stats import percentile
 from .tree import cleanup, dump_stacks, end_tree

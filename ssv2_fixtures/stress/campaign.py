@@ -20,13 +20,13 @@ from ..data.loader import LoaderConfig
 from ..options import Settings
 from ..run.child import DatasetSpec
 from ..run.monitor import TreeMonitor
-from ..run.record import RunRecord
 from ..run.runner import OnEvent, RunResult, Watchdog, dataset_spec, run_config, run_distributed
+from ..run.schema import DataErrorRecord, PipelineProbe, RunRecord
 from . import verdicts
 from .budget import Budget, largest_fitting_batch, predict
 from .plans import watchdog_for
-from .probe import PROBE_BATCH_SIZE, PROBE_BATCHES, PipelineProbe, pipeline_probe, probe_applies
-from .session import DataErrorRecord, StressSession
+from .probe import PROBE_BATCH_SIZE, PROBE_BATCHES, pipeline_probe, probe_applies
+from .session import StressSession
 
 Check = Callable[[RunResult], Sequence[dict[str, Any]]]
 """A verdict source for a run that loaded every batch (leak, degradation, node totals, targets)."""

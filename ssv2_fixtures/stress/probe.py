@@ -13,31 +13,17 @@ import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import psutil
+
+from ..run.schema import PipelineProbe
 
 PROBE_BATCH_SIZE = 2
 PROBE_BATCHES = 6
 """The pipeline probe: BS=2 (or the smallest batch size in play), W=0, 6 batches (the first is start-up,
 the rate is over the other 5): enough to measure bytes per item exactly (they are deterministic per
 pipeline) and a single-process rate, short enough for a slow float32 pipeline."""
-
-
-class PipelineProbe(TypedDict):
-    """results.json's top-level ``probe``: one isolated W=0 run of the session's pipeline."""
-
-    bytes_per_item: float  # bytes_per_batch / videos per batch, from the batches' tensors
-    batch_shape: list[int] | None
-    batch_dtype: str | None
-    clips_per_item: float | None
-    rss_bytes: int | None  # RSS peak of the one loading process
-    items_per_s: float | None  # single-process rate: the decode limit's base (L) for this pipeline
-    batch_size: int
-    batches: int
-    label: str
-    factory: str | None  # the pipeline it measured: the bytes hold for this factory and these kwargs
-    factory_kwargs: dict[str, Any]
 
 
 def pipeline_probe(rec: Mapping[str, Any]) -> PipelineProbe | None:

@@ -12,21 +12,11 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from ..options import Settings
-from ..run.record import SCHEMA, ResultsFile, RunRecord, write_atomic
-from .probe import PipelineProbe
-
-
-class DataErrorRecord(TypedDict):
-    """results.json's top-level ``data_error``: the session's data could not load, so nothing ran."""
-
-    kind: str  # always "data_error"
-    message: str  # the whole sentence, as pytest shows it
-    file: str | None  # the annotation file, video or factory module at fault
-    entry: str | None  # e.g. "entry 12" / "line 3" / "field 'template'"; None: the file as a whole
-    fix: str
+from ..run.record import write_atomic
+from ..run.schema import SCHEMA, DataErrorRecord, PipelineProbe, ResultsFile, RunRecord
 
 
 def _now() -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict
+from typing import Any
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
+from ..run.schema import BestRecord, TriedRecord, TuneRecord
 from ..run.shm import shm_in_flight
 from ..run.stats import RateInterval
 from ..run.stats import ties as tie_rule
@@ -117,35 +118,6 @@ class Space:
 
 
 # --- what it returns ------------------------------------------------------------------------------
-
-
-class BestRecord(TypedDict):
-    config: dict[str, Any]
-    videos_per_s: float
-    interval: list[float]
-
-
-class TriedRecord(TypedDict, total=False):
-    config: dict[str, Any]
-    videos_per_s: float  # passed probes
-    interval: list[float]  # passed probes with enough batches for one
-    kind: str  # failed probes (outcome kind), skipped ones (predicted_unfit), failed confirmations
-    batches: int
-    seconds: float
-    stage: str  # workers / knobs / halving / confirm
-
-
-class TuneRecord(TypedDict):
-    """One entry of results.json's ``"tune"`` list: exactly these keys (other tools read them)."""
-
-    batch_size: int
-    best: BestRecord | None
-    confirmed: bool
-    ties: list[BestRecord]
-    tried: list[TriedRecord]
-    budget_s: float
-    spent_s: float
-    target_videos_per_s: float | None
 
 
 TUNE_KEYS = frozenset(TuneRecord.__annotations__)

@@ -14,7 +14,8 @@ from ..data.loader import effective_prefetch
 from ..report.fmt import rate
 from ..report.model import Run, interval_of, short_ok, sustained_ok
 from ..report.plots import _figure, save_png
-from ..run.record import ResultsError, RunRecord, read_results, write_atomic_bytes
+from ..run.record import ResultsError, read_results, write_atomic_bytes
+from ..run.schema import RunRecord
 from ..run.units import fmt_bytes as _fmt_bytes  # the one size formatter
 from .findings import DATA_BOUND_FRACTION
 from .log import LogError, read_log

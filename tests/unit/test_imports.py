@@ -41,6 +41,7 @@ CHILD_ALLOWED = {
     "ssv2_fixtures.run.faults",
     "ssv2_fixtures.run.stats",
     "ssv2_fixtures.run.record",
+    "ssv2_fixtures.run.schema",  # the record types (typing only)
     "ssv2_fixtures.run.units",
     "ssv2_fixtures.run.outcome",
     "ssv2_fixtures.run.watchdog",

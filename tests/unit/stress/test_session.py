@@ -12,8 +12,8 @@ from typing import Any
 
 from ssv2_fixtures.options import Settings
 from ssv2_fixtures.plugin import _Hooks
-from ssv2_fixtures.run.record import SCHEMA
-from ssv2_fixtures.stress.session import DataErrorRecord, StressSession
+from ssv2_fixtures.run.schema import SCHEMA, DataErrorRecord
+from ssv2_fixtures.stress.session import StressSession
 
 
 def _session(tmp_path: Path, **kw: Any) -> StressSession:

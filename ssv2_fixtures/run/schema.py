@@ -1,0 +1,201 @@
+"""The results schema: every record ``results.json`` holds, as TypedDicts, in one module.
+
+:class:`ResultsFile` is the file; :class:`RunRecord` one run of one config (its :class:`Metrics`, its
+:class:`OutcomeRecord`, its :class:`HostLoad`); :class:`DataErrorRecord` the session's data error,
+:class:`PipelineProbe` the probe of a user's pipeline, :class:`TuneRecord` one ``-m tune`` entry.
+The modules that build the records (:mod:`.record`, :mod:`.outcome`, :mod:`.host`,
+:mod:`ssv2_fixtures.stress.session`, :mod:`ssv2_fixtures.stress.probe`, :mod:`ssv2_fixtures.stress.tune_model`)
+and the reports that read them all import the types from here, so this module imports nothing of the package:
+it sits at the bottom of every layer that writes or reads results.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+SCHEMA = 1
+KNOWN_SCHEMAS = (1,)
+
+
+class OutcomeRecord(TypedDict):
+    kind: str
+    batch: int | None
+    message: str
+    evidence: dict[str, Any]
+    remedy: str
+
+
+class HostLoad(TypedDict):
+    foreign_cores: float  # mean cores in use by processes outside the run (and outside this process)
+    steal_frac: float  # share of the usable cores' time the hypervisor stole
+    seconds: float  # between the two marks
+    cores: int
+
+
+class Metrics(TypedDict, total=False):
+    batches: int  # batches received by the main process
+    videos: int
+    videos_per_s: float  # steady state: batches after the first, videos / summed waits (whole rounds)
+    frames_per_s: float
+    loop_videos_per_s: float  # independent: videos / wall time of the batch loop (after the first)
+    loop_s: float
+    wait_ms_p50: float
+    wait_ms_p95: float
+    wait_ms_p99: float
+    first_batch_s: float
+    startup_s: float  # spawn → first batch received
+    rss_peak_bytes: int
+    pss_peak_bytes: int
+    uss_peak_bytes: int
+    shm_peak_bytes: int
+    shm_files_peak: int
+    fds_peak: int
+    threads_peak: int
+    procs_peak: int
+    tmp_peak_bytes: int
+    leaked_shm_files: int
+    leaked_shm_bytes: int
+    leaked_tmp_files: int
+    leaked_tmp_bytes: int
+    leaked_mp_dirs: int  # multiprocessing pymp-* folders left in TMPDIR (a process ended by a signal)
+    skipped_videos: int
+    h2d_ms_p50: float
+    vram_peak_bytes: int
+    decode_limit_videos_per_s: float  # decode-only rate of this dataset on this machine: the loader's ceiling
+    # the rate's spread (stats.rate_interval over the batches after the first): [lo, hi], absent if too few
+    videos_per_s_interval: list[float]
+    interval_batches: int
+    interval_method: str  # "batch-means-t95"
+    interval_note: str  # why there is no interval: "too few batches (…)" / "a group took no time"
+    # a measured window (the child's ``measured`` event, NOTE [measured window] in child.py): how it ended,
+    # "converged" (interval within target), "time" (max_s reached) or "batches" (max_batches reached)
+    window_stopped: str
+    # what the batches held (data.batch.describe in the child): medians / most common over the batches
+    bytes_per_batch: int
+    batch_shape: list[int]
+    batch_dtype: str
+    clips_per_batch: int
+    split_size: int  # items in the split the child loaded from
+    distinct_videos: int  # distinct items the run's batches held
+    # -m distributed (node totals; the per-rank rows are RunRecord.ranks): batches is the least any local
+    # rank received, videos and videos_per_s are summed over the node's ranks
+    batches_total: int
+    ranks: int  # local ranks (torchrun --nproc-per-node)
+    world_size: int
+    procs_expected: int  # ranks × (1 + num_workers)
+    rank_procs_peak: int  # processes in the ranks' subtrees at once (without torchrun's agent)
+    rank_rss_peak_bytes: int
+    rank_videos_per_s_min: float
+    rank_videos_per_s_max: float
+    teardown_s: float  # first rank error → torchrun gone (the other ranks ended)
+
+
+class RunRecord(TypedDict, total=False):
+    id: str  # the pytest test id (or the config label through the API)
+    label: str
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    batches_requested: int
+    status: str  # "passed" | "failed"
+    outcome: OutcomeRecord | None
+    verdicts: list[dict[str, Any]]  # leak / degradation / target verdicts added by the stress tests
+    metrics: Metrics
+    budget: dict[str, Any]
+    sandbox: dict[str, Any] | None
+    fault: str | None
+    watchdog: dict[str, float]
+    batch_waits_s: list[float]
+    step_s: float  # --step-time held after each batch: the loop's time per batch is wait + step
+    series: dict[str, list[Any]]
+    ranks: list[dict[str, Any]]  # -m distributed: one row per local rank (rank, local_rank, node_rank, pid,
+    # state finished/failed/ended, outcome kind or None, batches, videos,
+    # videos_per_s, waits, rss_peak_bytes of its subtree, exit, note)
+    distributed: dict[str, Any]  # -m distributed: launch (nproc_per_node, nnodes, node_rank, world_size),
+    # failed_ranks (torchrun's summary), coverage (per-epoch checks)
+    stacks: str
+    event_stream: dict[str, Any]  # only when the runner saw one: unparsable event lines and on_event hook
+    # errors (bad_event_lines, first_bad_event_line, on_event_errors, ...)
+    stdout_tail: str
+    stderr_tail: str
+    exit: dict[str, Any]
+    started_at: str
+    wall_s: float
+    run_dir: str
+    pids: list[int]  # every process the monitor saw in the child's tree
+    phase: str
+    kind: str  # which stress test produced it: quick / sustained / limits / validate
+    requested_workers: int  # the worker count asked for, before capping to the machine's cores
+    gpu: str  # why the pinned host-to-device check was skipped (no CUDA)
+    host: HostLoad  # passed runs: CPU used outside the run and stolen while it ran (run.host)
+
+
+class DataErrorRecord(TypedDict):
+    """results.json's top-level ``data_error``: the session's data could not load, so nothing ran."""
+
+    kind: str  # always "data_error"
+    message: str  # the whole sentence, as pytest shows it
+    file: str | None  # the annotation file, video or factory module at fault
+    entry: str | None  # e.g. "entry 12" / "line 3" / "field 'template'"; None: the file as a whole
+    fix: str
+
+
+class PipelineProbe(TypedDict):
+    """results.json's top-level ``probe``: one isolated W=0 run of the session's pipeline."""
+
+    bytes_per_item: float  # bytes_per_batch / videos per batch, from the batches' tensors
+    batch_shape: list[int] | None
+    batch_dtype: str | None
+    clips_per_item: float | None
+    rss_bytes: int | None  # RSS peak of the one loading process
+    items_per_s: float | None  # single-process rate: the decode limit's base (L) for this pipeline
+    batch_size: int
+    batches: int
+    label: str
+    factory: str | None  # the pipeline it measured: the bytes hold for this factory and these kwargs
+    factory_kwargs: dict[str, Any]
+
+
+class ResultsFile(TypedDict, total=False):
+    schema: int
+    run_id: str
+    created: str
+    updated: str
+    machine: dict[str, Any]
+    dataset: dict[str, Any]
+    settings: dict[str, Any]
+    results: list[RunRecord]
+    limits: list[dict[str, Any]]
+    validate: dict[str, Any] | None
+    capped: list[str]  # quick-ladder notes: worker counts capped to the machine's cores
+    tune: list[dict[str, Any]]  # -m tune: one TuneRecord per batch size
+    data_error: DataErrorRecord  # the session's data could not load, so nothing ran
+    probe: PipelineProbe  # one isolated W=0 run of a user's pipeline
+
+
+class BestRecord(TypedDict):
+    config: dict[str, Any]
+    videos_per_s: float
+    interval: list[float]
+
+
+class TriedRecord(TypedDict, total=False):
+    config: dict[str, Any]
+    videos_per_s: float  # passed probes
+    interval: list[float]  # passed probes with enough batches for one
+    kind: str  # failed probes (outcome kind), skipped ones (predicted_unfit), failed confirmations
+    batches: int
+    seconds: float
+    stage: str  # workers / knobs / halving / confirm
+
+
+class TuneRecord(TypedDict):
+    """One entry of results.json's ``"tune"`` list: exactly these keys (other tools read them)."""
+
+    batch_size: int
+    best: BestRecord | None
+    confirmed: bool
+    ties: list[BestRecord]
+    tried: list[TriedRecord]
+    budget_s: float
+    spent_s: float
+    target_videos_per_s: float | None
