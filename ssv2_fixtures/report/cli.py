@@ -2,9 +2,9 @@
 
 - ``summarize RUN_DIR`` writes summary.md and the plots into the run folder;
 - ``compare RUN_A RUN_B [--out FILE]``: markdown side by side; either side may be a watch log
-  (``.jsonl``), compared through ``ssv2_fixtures.watch.report.compare_with_run``;
+  (``.jsonl``), compared through ``ssv2_fixtures.report.watch.compare_with_run``;
 - ``watch LOG [--out DIR]``: the report of an in-training watch log, by
-  ``ssv2_fixtures.watch.report.render(log_path, out_dir) -> Path`` (imported only for this command).
+  ``ssv2_fixtures.report.watch.render(log_path, out_dir) -> Path`` (imported only for this command).
 
 Bad input (any ``ValueError``: :class:`ResultsError`, a watch log's ``LogError``, two watch logs)
 exits 2 with one line naming the file and what is wrong; an unwritable output exits 1.

@@ -1,7 +1,7 @@
 """Two runs (usually two machines) side by side, and the machine differences that explain them.
 
 Either side may also be an in-training watch log (a ``.jsonl`` file): that comparison is
-:func:`ssv2_fixtures.watch.report.compare_with_run`'s, imported only then.
+:func:`ssv2_fixtures.report.watch.compare_with_run`'s, imported only then.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _DATASET_FACTS: tuple[tuple[str, str], ...] = (
 
 def watch_report() -> Any:
     """The watch report module, imported lazily (plain runs never load it)."""
-    return importlib.import_module("ssv2_fixtures.watch.report")
+    return importlib.import_module("ssv2_fixtures.report.watch")
 
 
 def is_watch_log(src: Source) -> bool:
@@ -193,7 +193,7 @@ def _slower_side(
 def compare(run_a: Source, run_b: Source) -> str:
     """Markdown: the two runs' configs side by side (matched by test kind + label) with their rates ±
     spread and the B/A ratio, configs whose outcome differs, and the machine differences that explain
-    them. A ``.jsonl`` watch log on either side goes to ``ssv2_fixtures.watch.report.compare_with_run``."""
+    them. A ``.jsonl`` watch log on either side goes to ``ssv2_fixtures.report.watch.compare_with_run``."""
     if is_watch_log(run_a) or is_watch_log(run_b):
         if is_watch_log(run_a) and is_watch_log(run_b):
             raise ValueError("compare: two watch logs; give a watch log and a run folder")

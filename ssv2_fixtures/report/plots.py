@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _figure(**kw: Any) -> Figure:
+def new_figure(**kw: Any) -> Figure:
+    """A matplotlib figure drawn off screen (Agg), for every report plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -77,7 +78,7 @@ def plot_throughput(data: ResultsFile | Sequence[RunRecord]) -> Figure:
     failed runs as x, annotated with their failure kind (at the rate they reached, or 0 if none)."""
     runs = [r for r in runs_of(data) if r.kind != "distributed" and r.workers is not None]
     mach = data.get("machine") or {} if isinstance(data, Mapping) else {}
-    fig = _figure(figsize=(8, 5))
+    fig = new_figure(figsize=(8, 5))
     ax = fig.add_subplot()
     sizes = sorted({r.batch_size for r in runs if r.batch_size is not None})
     colors = {bs: f"C{i % 10}" for i, bs in enumerate(sizes)}
@@ -149,7 +150,7 @@ def plot_sustained(data: ResultsFile | Sequence[RunRecord]) -> Figure | None:
     runs = sorted((r for r in runs_of(data) if r.kind in SUSTAINED_KINDS), key=lambda r: r.sort_key)
     if not runs:
         return None
-    fig = _figure(figsize=(13, 2.8 * len(runs) + 0.8))
+    fig = new_figure(figsize=(13, 2.8 * len(runs) + 0.8))
     fig.suptitle("Sustained runs: batch wait per batch, process-tree memory (RSS) and /dev/shm over time")
     axes = fig.subplots(len(runs), 3, squeeze=False)
     for row, r in zip(axes, runs):

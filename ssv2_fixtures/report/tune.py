@@ -233,12 +233,12 @@ def plot_tune(results: Mapping[str, Any]) -> Figure | None:
     """The search per batch size: videos/s (± its interval) vs workers, one line per prefetch factor
     through each worker count's fastest variant; rejected configs as x at 0 annotated with their kind
     (``predicted_unfit``: hollow, never run); the pick as a star. ``None`` without tune entries."""
-    from .plots import _figure
+    from .plots import new_figure
 
     entries = _entries(results)
     if not entries:
         return None
-    fig = _figure(figsize=(8, 4.2 * len(entries)))
+    fig = new_figure(figsize=(8, 4.2 * len(entries)))
     axes = fig.subplots(len(entries), 1, squeeze=False)
     for (ax,), e in zip(axes, entries):
         pts = search_points(e)

@@ -6,8 +6,8 @@
         train_step(batch)
     print(w.summary())
 
-See :mod:`.core` (the loop), :mod:`.findings` (kinds, thresholds, remedies), :mod:`.log` (the JSON
-lines) and :mod:`.report` (render a log; compare it with a stress run).
+See :mod:`.core` (the loop), :mod:`.findings` (kinds, thresholds, remedies) and :mod:`.log` (the JSON
+lines); a log's report (render it; compare it with a stress run) is :mod:`ssv2_fixtures.report.watch`.
 """
 
 from __future__ import annotations

@@ -33,14 +33,14 @@ def test_cli_watch_hands_the_log_to_the_watch_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls: list[tuple[Path, Path]] = []
-    mod = types.ModuleType("ssv2_fixtures.watch.report")
+    mod = types.ModuleType("ssv2_fixtures.report.watch")
 
     def render(log_path: Path, out_dir: Path) -> Path:
         calls.append((log_path, out_dir))
         return out_dir / "watch.md"
 
     mod.render = render  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ssv2_fixtures.watch.report", mod)
+    monkeypatch.setitem(sys.modules, "ssv2_fixtures.report.watch", mod)
     log = tmp_path / "train.jsonl"
     log.write_text("{}\n")
     assert main(["watch", str(log)]) == 0 and calls == [(log, tmp_path)]

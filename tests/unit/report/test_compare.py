@@ -61,16 +61,16 @@ def test_compare_same_run_has_nothing_to_explain() -> None:
 
 @pytest.fixture
 def fake_watch(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path]]:
-    """Stands in for ssv2_fixtures.watch.report (another module's job) to check only the hand-over."""
+    """Stands in for ssv2_fixtures.report.watch (another module's job) to check only the hand-over."""
     calls: list[tuple[Path, Path]] = []
-    mod = types.ModuleType("ssv2_fixtures.watch.report")
+    mod = types.ModuleType("ssv2_fixtures.report.watch")
 
     def compare_with_run(log_path: Path, run_dir: Path) -> str:
         calls.append((log_path, run_dir))
         return "# watch vs run\n"
 
     mod.compare_with_run = compare_with_run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ssv2_fixtures.watch.report", mod)
+    monkeypatch.setitem(sys.modules, "ssv2_fixtures.report.watch", mod)
     return calls
 
 

@@ -196,7 +196,7 @@ def test_summary_rate_carries_the_suites_interval(tmp_path: Path) -> None:
 
 
 def test_killed_runs_rate_follows_the_summarys_rule(tmp_path: Path) -> None:
-    from ssv2_fixtures.watch.report import _summary
+    from ssv2_fixtures.report.watch import _summary
 
     clock = Clock()
     log = tmp_path / "w.jsonl"

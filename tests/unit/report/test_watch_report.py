@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from ssv2_fixtures.report.watch import compare_with_run, render
 from ssv2_fixtures.run.record import ResultsError
 from ssv2_fixtures.watch import LogError, read_log
-from ssv2_fixtures.watch.report import compare_with_run, render
 
 HERE = Path(__file__).parent
-LOG = HERE / "fixtures" / "watch_small.jsonl"
+LOG = HERE.parent / "fixtures" / "watch_small.jsonl"
 HEALTHY = HERE.parent / "fixtures" / "healthy.json"
 
 

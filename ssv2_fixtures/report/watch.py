@@ -1,4 +1,5 @@
-"""A watch log as a report: a markdown section and a plot, and a comparison with a stress run.
+"""A watch log as a report: a markdown section and a plot, and a comparison with a stress run (the watch
+package records the log; this module renders it).
 
 ``python -m ssv2_fixtures.report watch LOG`` and ``report compare`` call :func:`render` and
 :func:`compare_with_run`.
@@ -11,14 +12,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..data.loader import effective_prefetch
-from ..report.fmt import rate
-from ..report.model import Run, interval_of, short_ok, sustained_ok
-from ..report.plots import _figure, save_png
 from ..run.record import ResultsError, read_results, write_atomic_bytes
 from ..run.schema import RunRecord
-from ..run.units import fmt_bytes as _fmt_bytes  # the one size formatter
-from .findings import DATA_BOUND_FRACTION
-from .log import LogError, read_log
+from ..run.units import fmt_bytes
+from ..watch.findings import DATA_BOUND_FRACTION
+from ..watch.log import LogError, read_log
+from .fmt import rate
+from .model import Run, interval_of, short_ok, sustained_ok
+from .plots import new_figure, save_png
 
 # the settings a stress result and a watched loader must share to be "the same config"
 MATCH_KEYS = ("batch_size", "num_workers", "prefetch_factor", "sharing_strategy")
@@ -88,7 +89,7 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
             "|---|---|---|---|---|---|",
             f"| {s.get('steps')} | {rate(vps, interval_of(s.get('videos_per_s_interval')))} | "
             f"{_pct(s.get('wait_fraction'))} | "
-            f"{_fmt_bytes(s.get('rss_peak_bytes'))} | {_fmt_bytes(s.get('shm_peak_bytes'))} | "
+            f"{fmt_bytes(s.get('rss_peak_bytes'))} | {fmt_bytes(s.get('shm_peak_bytes'))} | "
             f"{s.get('fds_peak', '?')} |",
             "",
         ]
@@ -114,7 +115,7 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
 
 def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
     # the report's own figure (Agg canvas, no pyplot): the caller's backend and figures are untouched
-    fig = _figure(figsize=(8, 7))
+    fig = new_figure(figsize=(8, 7))
     axes = fig.subplots(3, 1, sharex=True)
     for rank, evs in ranks.items():
         smp = [e for e in evs if e["ev"] == "sample"]
