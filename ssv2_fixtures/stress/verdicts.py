@@ -11,12 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ..run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION, leaks
 from ..run.stats import MIN_BATCHES, group_length
 
-LEAK_MIN_BYTES = 128 * 2**20  # growth below this is noise for a multi-process loader
-LEAK_MIN_FRACTION = 0.15  # ... and so is growth below 15 % of the starting RSS
 DEGRADATION_RATIO = 0.7  # last fifth below 70 % of the first fifth's videos/s
-WARMUP_FRACTION = 0.1
 
 
 def _fifths(values: Sequence[float] | np.ndarray, least: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
@@ -59,7 +57,7 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
     # Seconds per batch from the whole run: ``batches`` counts the warm-up batches too.
     t_all = np.asarray(t, dtype=np.float64)
     per_100 = slope * (t_all[-1] - t_all[0]) / max(batches, 1) * 100
-    bad = growth > LEAK_MIN_BYTES and growth > LEAK_MIN_FRACTION * first
+    bad = leaks(growth, first)
     return {
         "name": "leak",
         "ok": not bool(bad),

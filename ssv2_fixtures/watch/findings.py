@@ -2,8 +2,8 @@
 
 Pure functions over plain series (steps and values), so that every rule is tested without processes.
 Remedies for resources running out are the stress outcomes' own texts
-(:func:`ssv2_fixtures.run.outcome.kind` ``(...).remedy``), and the memory-growth noise floor is the
-stress leak verdict's (:data:`ssv2_fixtures.stress.verdicts.LEAK_MIN_BYTES` / ``LEAK_MIN_FRACTION``):
+(:func:`ssv2_fixtures.run.outcome.kind` ``(...).remedy``), and the memory-growth rule is the
+stress leak verdict's (:func:`ssv2_fixtures.run.growth.leaks`, its floors and its warm-up share):
 a watch and a stress run of the same config say the same thing in the same words. A loader failure is
 classified by :func:`ssv2_fixtures.run.outcome.classify`, as a stress run's child would be.
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from ..data.loader import effective_prefetch
+from ..run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION, leaks
 from ..run.outcome import Evidence, classify, kind
 from ..run.shm import shm_slots_for
 from ..run.units import fmt_bytes as _mb  # the one size formatter
-from ..stress.verdicts import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION
 
 WATCH_KINDS = ("data_bound", "rss_growth", "shm_headroom", "fd_growth", "tmp_growth")
 
@@ -168,7 +168,7 @@ def rss_growth(
     """The stress leak rule (growth past both :data:`LEAK_MIN_BYTES` and :data:`LEAK_MIN_FRACTION` of
     the start), on a steady trend."""
     tr = trend(steps, rss)
-    if tr is None or tr.growth <= LEAK_MIN_BYTES or tr.growth <= LEAK_MIN_FRACTION * tr.first:
+    if tr is None or not leaks(tr.growth, tr.first):
         return None
     left = (
         f"; at this rate the {_mb(available_bytes)} of RAM available run out in "

@@ -11,13 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssv2_fixtures.stress.verdicts import (
-    DEGRADATION_RATIO,
-    LEAK_MIN_BYTES,
-    LEAK_MIN_FRACTION,
-    degradation,
-    leak,
-)
+from ssv2_fixtures.run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION
+from ssv2_fixtures.stress.verdicts import DEGRADATION_RATIO, degradation, leak
 
 MB = 2**20
 GB = 2**30

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ssv2_fixtures.run.growth import LEAK_MIN_BYTES
 from ssv2_fixtures.run.outcome import Evidence, kind
-from ssv2_fixtures.stress.verdicts import LEAK_MIN_BYTES
 from ssv2_fixtures.watch import findings as f
 
 MB = 2**20

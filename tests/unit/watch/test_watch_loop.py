@@ -23,8 +23,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ssv2_fixtures.run.growth import LEAK_MIN_BYTES
 from ssv2_fixtures.run.sandbox import Sandbox, unavailable
-from ssv2_fixtures.stress.verdicts import LEAK_MIN_BYTES
 from ssv2_fixtures.watch import read_log, watch
 from ssv2_fixtures.watch.core import SAMPLES_KEPT
 from ssv2_fixtures.watch.findings import DATA_BOUND_FRACTION, SERIES_POINTS
