@@ -11,7 +11,7 @@ from typing import Any
 
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
-from .fmt import num, one_line, pct, rate, size, verdict_judged, verdict_ok
+from .fmt import num, one_line, pct, rate, size, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
 from .recommend import candidate
 
@@ -151,9 +151,7 @@ def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
 
 def _verdicts(runs: Sequence[Run]) -> list[str]:
     out = []
-    leak_ok = [
-        (r, v) for r in runs for v in r.verdicts if v.get("name") == "leak" and verdict_ok(v) and verdict_judged(v)
-    ]
+    leak_ok = [(r, v) for r in runs for v in r.verdicts if v.get("name") == "leak" and verdict_ok(v)]
     if leak_ok:
         out.append(
             f"No memory growth beyond the limit in {len(leak_ok)} run(s) with a leak check: "
@@ -178,11 +176,21 @@ def _shm_finding(r: Run, mach: Mapping[str, Any]) -> str:
     emulated = " (emulated)" if r.sandbox.get("shm_bytes") else ""
     predicted = " — the budget predicted this" if budget.get("fits") is False else ""
     ranks = f" × {r.ranks} ranks" if r.ranks > 1 else ""
+    free = ev.get("shm_free_bytes")
+    # used and free named apart: a failed allocation is refused whole, so the most in use can stay far
+    # below the size (nothing in use, all of it free, when one batch alone is too large)
+    state = (
+        f"; /dev/shm{emulated} {size(total)} in all, at most {size(max(0, total - free))} of it in use at a "
+        f"sample ({size(free)} still free)"
+        if total and free is not None
+        else f"; /dev/shm{emulated} {size(total)} in all"
+    )
+    during = " while every prefetch slot filled (the full-queue hold)" if ev.get("during") else ""
     return (
         f"{r.label} ({r.test}, {r.outcome.get('kind')}): needed ~{size(need)} of /dev/shm for the batches in "
         f"flight ({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches{ranks})"
         + (f", {size(avail)} available at the start" if avail else "")
-        + f"; free space fell to {size(ev.get('shm_free_bytes'))} of {size(total)}{emulated}{predicted}."
+        + f"{during}{state}{predicted}."
     )
 
 

@@ -14,7 +14,9 @@ The tie rule (:func:`pick`) is pure, over recorded rates and intervals:
    answer never depends on the order of the records.
 
 :func:`recommend` applies it to the runs that passed a sustained (or validate) run; with none, to
-the passed short runs (stated as unverified). A config that was never run is never named.
+the passed short runs (stated as unverified). A config that was never run is never named, and neither is
+one that would not fit the (emulated) /dev/shm in training (:func:`shm_unfit`): its run may pass while
+its prefetch queues never fill, but a training step slower than the loader fills them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..data.loader import LoaderConfig
@@ -120,6 +122,32 @@ class Recommendation:
         return f"{rate(self.basis.vps, self.basis.interval)} videos/s"
 
 
+def shm_unfit(r: Run) -> str | None:
+    """Why ``r``'s config cannot hold its batches in flight in the (emulated) /dev/shm of its run, or
+    None: the budget predicted it would not fit (``budget.fits``, the rule the BudgetWarning and
+    pre-flight use), or its measured full-queue peak (NOTE [full-queue hold] in run/hold.py) exceeded
+    what was available."""
+    budget = r.rec.get("budget") or {}
+    if budget.get("fits") is False:
+        return "predicted not to fit /dev/shm"
+    full, avail = r.metrics.get("shm_full_queue_bytes"), budget.get("shm_available_bytes")
+    if full and avail and (r.workers or 0) and float(full) > float(avail):
+        return "its full prefetch queues exceeded /dev/shm"
+    return None
+
+
+def _fitting(pool: Sequence[Run]) -> tuple[list[Run], list[Run]]:
+    """(runs whose config fits /dev/shm, runs left out by :func:`shm_unfit`)."""
+    return [r for r in pool if shm_unfit(r) is None], [r for r in pool if shm_unfit(r) is not None]
+
+
+def _unfit_note(left_out: Sequence[Run]) -> str:
+    labels = sorted({r.label for r in left_out})
+    if not labels:
+        return ""
+    return f"; left out as too large for /dev/shm in training: {', '.join(labels)}"
+
+
 def _best_run(pool: Sequence[Run]) -> tuple[Run, Pick]:
     """The run the tie rule picks; several runs of one config count once (its fastest)."""
     by_label: dict[str, Run] = {}
@@ -140,7 +168,7 @@ def _tuned(data: ResultsFile | Sequence[RunRecord], runs: Sequence[Run]) -> Reco
         return None
     label = best.label
     passed = [r for r in runs if r.ok and r.label == label and r.vps is not None and r.kind != "distributed"]
-    if not passed:
+    if not passed or any(shm_unfit(r) for r in passed):
         return None
     cfg = best.entry["best"].get("config")
     want = loader_fields(cfg) if isinstance(cfg, Mapping) else {}
@@ -157,7 +185,8 @@ def _tuned(data: ResultsFile | Sequence[RunRecord], runs: Sequence[Run]) -> Reco
             r.vps or 0.0,
         ),
     )
-    ties = tuple(entry_label(t) for t in best.entry.get("ties") or [])
+    unfit = {r.label for r in runs if shm_unfit(r)}
+    ties = tuple(t for t in (entry_label(t) for t in best.entry.get("ties") or []) if t not in unfit)
     return Recommendation(
         basis.config,
         basis,
@@ -178,19 +207,21 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
     tuned = _tuned(data, runs)
     if tuned is not None:
         return tuned
-    sus = sustained_ok(runs)
+    sus, sus_out = _fitting(sustained_ok(runs))
     if sus:
         best, p = _best_run(sus)
         n = len({r.label for r in sus})
         why = (
             f"highest videos/s ({rate(p.fastest.rate, p.fastest.interval)}, {p.fastest.label}) among the "
-            f"{n} configuration(s) that passed a sustained run" + (f"; {tie_text(p)}" if p.tied else "")
+            f"{n} configuration(s) that passed a sustained run"
+            + (f"; {tie_text(p)}" if p.tied else "")
+            + _unfit_note(sus_out)
         )
         return Recommendation(best.config, best, True, why, best.vps, tuple(c.label for c in p.ties))
     failed_sus = [r for r in runs if r.kind in SUSTAINED_KINDS and not r.ok]
     # A short pass of a config that failed a long run (e.g. leaked) is no basis for a recommendation.
     bad_labels = {r.label for r in failed_sus}
-    short = [r for r in short_ok(runs) if r.label not in bad_labels]
+    short, short_out = _fitting([r for r in short_ok(runs) if r.label not in bad_labels])
     if not short:
         return None
     best, p = _best_run(short)
@@ -207,71 +238,15 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
         f"the fastest short run, {p.fastest.label}, reached {rate(p.fastest.rate, p.fastest.interval)} "
         f"videos/s{failed_note}"
         + (f"; {tie_text(p)}" if p.tied else "")
+        + _unfit_note([*sus_out, *short_out])
         + ". Only short runs: verify with pytest -m sustained"
     )
     return Recommendation(best.config, best, False, why, best.vps, tuple(c.label for c in p.ties))
 
 
-def training_config(rec: Recommendation) -> LoaderConfig:
-    """The recommended config as a training loader: its measured settings, shuffled, the last short batch
-    dropped (the quick ladder measures in order; the runs' endless sampler never yields a short batch)."""
-    return replace(LoaderConfig.from_dict(loader_fields(rec.config)), shuffle=True, drop_last=True)
-
-
-CLIP_ARGS = ("split", "num_frames", "size", "sampling", "list_file", "missing", "on_error", "decoder")
-"""The run's dataset spec keys that are :class:`~ssv2_fixtures.SSv2Clips` arguments the training loader
-keeps (not ``limit``: a test-sized cut of the split)."""
-
-
-def _seed_worker(user_init: str | None) -> list[str]:
-    """The plain-torch twin of make_loader's worker set-up (data/loader.py ``_worker_init``)."""
-    lines = [
-        "",
-        "",
-        "def seed_worker(worker_id):  # what make_loader runs in each worker" + (", then yours" if user_init else ""),
-        "    torch.set_num_threads(1)",
-        "    seed = torch.initial_seed() % 2**32  # torch gives each worker the loader's base seed + its id",
-        "    np.random.seed(seed)",
-        "    random.seed(seed)",
-    ]
-    if user_init:
-        lines += [f"    if {user_init} is not None:", f"        {user_init}(worker_id)"]
-    return lines + ["", ""]
-
-
-def _torch_lines(lc: LoaderConfig, dataset: str, extra: str = "", user_init: str | None = None) -> list[str]:
-    """``# or with plain torch``: the same loader without ssv2_fixtures, seeded as make_loader seeds it."""
-    args = [f"batch_size={lc.batch_size}", f"shuffle={lc.shuffle}", f"num_workers={lc.num_workers}"]
-    if lc.num_workers:
-        args += [f"prefetch_factor={lc.effective_prefetch}", f"persistent_workers={lc.persistent_workers}"]
-        if lc.timeout:
-            args.append(f"timeout={lc.timeout!r}")
-        if lc.mp_context:
-            args.append(f"multiprocessing_context={lc.mp_context!r}")
-    args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
-    if extra:
-        args.append(extra)
-    if lc.num_workers:
-        args.append("worker_init_fn=seed_worker")
-    args.append("generator=generator")
-    head = ["", "# or with plain torch (the same seeding):"]
-    head += ["import random", "", "import numpy as np", "import torch"] if lc.num_workers else ["import torch"]
-    return (
-        head
-        + (_seed_worker(user_init) if lc.num_workers else [""])
-        + [
-            "generator = torch.Generator()  # the shuffle's (and the workers' base) seed",
-            f"generator.manual_seed({lc.seed})",
-            f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
-            f"loader = torch.utils.data.DataLoader({dataset}, {', '.join(args)})",
-        ]
-    )
-
-
 def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
-    """The recommended config as Python training code: ssv2_fixtures' make_loader and the plain torch
-    equivalent, shuffled, ``drop_last``, the dataset in training mode and seeded as the suite seeds."""
-    lc = training_config(rec)
+    """The recommended config as Python: ssv2_fixtures' make_loader and the plain torch equivalent."""
+    lc = LoaderConfig.from_dict(loader_fields(rec.config))
     defaults = {f.name: f.default for f in fields(LoaderConfig)}
     args = [f"batch_size={lc.batch_size}", f"num_workers={lc.num_workers}"]
     if lc.num_workers:
@@ -282,19 +257,30 @@ def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
         if k not in ("batch_size", "num_workers", "prefetch_factor") and getattr(lc, k) != defaults[k]
     ]
     ds = {**(data.get("dataset") or {}), **(rec.basis.rec.get("dataset") or {})}
-    if ds.get("factory"):
-        return _factory_snippet(ds, _factory_args(data, ds), lc, args)
     ds_args = [repr(str(ds.get("root", "/path/to/ssv2")))]
-    ds_args += [f"{k}={ds[k]!r}" for k in CLIP_ARGS if ds.get(k) is not None] + ["train=True"]
+    ds_args += [f"{k}={ds[k]!r}" for k in ("split", "num_frames", "size") if k in ds]
+    torch_args = [f"batch_size={lc.batch_size}", f"shuffle={lc.shuffle}", f"num_workers={lc.num_workers}"]
+    if lc.num_workers:
+        torch_args += [f"prefetch_factor={lc.effective_prefetch}", f"persistent_workers={lc.persistent_workers}"]
+        if lc.timeout:
+            torch_args.append(f"timeout={lc.timeout!r}")
+        if lc.mp_context:
+            torch_args.append(f"multiprocessing_context={lc.mp_context!r}")
+    torch_args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
+    if ds.get("factory"):
+        return _factory_snippet(ds, lc, args, torch_args)
     return [
         "```python",
         "from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader",
         "",
-        "# training: random clip sampling (train=True), shuffled, the last short batch dropped",
         f"dataset = SSv2Clips({', '.join(ds_args)})",
         f"config = LoaderConfig({', '.join(args)})",
-        "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the shuffle and workers",
-        *_torch_lines(lc, "dataset"),
+        "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the workers",
+        "",
+        "# or with plain torch:",
+        "import torch",
+        f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+        f"loader = torch.utils.data.DataLoader(dataset, {', '.join(torch_args)})",
         "```",
     ]
 
@@ -312,55 +298,31 @@ def _toml_value(x: Any) -> str:
     return json.dumps(str(x))  # a basic TOML string: JSON's escapes are TOML's
 
 
-def _factory_args(data: ResultsFile, ds: Mapping[str, Any]) -> list[str] | None:
-    """The keyword names the pipeline probe saw ``ds``'s factory called with (results.json ``dataset``), when
-    the session's pipeline is this one (validate's TOML may name another); else ``None``."""
-    top = data.get("dataset") or {}
-    names = top.get("factory_args")
-    same = top.get("factory") == ds.get("factory") and dict(top.get("factory_kwargs") or {}) == dict(
-        ds.get("factory_kwargs") or {}
-    )
-    return [str(n) for n in names] if same and isinstance(names, list) else None
-
-
-def _factory_snippet(
-    ds: Mapping[str, Any], called: Sequence[str] | None, lc: LoaderConfig, args: list[str]
-) -> list[str]:
-    """The snippet for a user's pipeline: their factory called as the suite called it (``called``: the
-    keyword names the probe saw; root/split/train only where its signature takes them), in training mode,
-    its Pipeline's collate_fn and worker_init_fn passed on. Without ``called`` (an older results.json, or a
-    pipeline the probe did not measure) the snippet reads the signature itself."""
+def _factory_snippet(ds: Mapping[str, Any], lc: LoaderConfig, args: list[str], torch_args: list[str]) -> list[str]:
+    """The snippet for a user's pipeline: their factory called as the suite called it (the keyword
+    arguments given, plus root/split/train), its Pipeline's collate_fn and worker_init_fn passed on."""
     mod, _, attr = str(ds["factory"]).partition(":")
-    suite = {"root": str(ds.get("root", "/path/to/ssv2")), "split": ds.get("split", "train"), "train": True}
-    user = dict(ds.get("factory_kwargs") or {})
+    call = [f"root={str(ds.get('root', '/path/to/ssv2'))!r}", f"split={ds.get('split', 'train')!r}", "train=True"]
+    call += [f"{k}={v!r}" for k, v in dict(ds.get("factory_kwargs") or {}).items()]
     path = [p for p in ds.get("factory_path") or []]
     lines = ["```python"]
     if path:
         lines += ["import sys", f"sys.path[:0] = {path!r}  # --dataset-path (and the folder pytest ran in)", ""]
-    lines += [f"from {mod} import {attr}", "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader", ""]
-    user_args = [f"{k}={v!r}" for k, v in user.items() if k not in suite]
-    if called is not None:
-        call = [f"{k}={v!r}" for k, v in suite.items() if k in called and k not in user] + [
-            f"{k}={v!r}" for k, v in user.items()
-        ]
-        why = "as the suite called it" + ("" if "train" in called else "; it takes no train argument")
-        lines.append(f"built = {attr}({', '.join(call)})  # {why}")
-    else:
-        lines += [
-            "import inspect",
-            "",
-            "# root, split and train=True where the signature takes them (or **kwargs), as the suite passes them",
-            f"suite_args = {{{', '.join(f'{k!r}: {v!r}' for k, v in suite.items() if k not in user)}}}",
-            f"params = inspect.signature({attr}).parameters",
-            "takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())",
-            "suite_args = {k: v for k, v in suite_args.items() if takes_any or k in params}",
-            f"built = {attr}(**suite_args{''.join(', ' + a for a in user_args)})",
-        ]
     lines += [
+        f"from {mod} import {attr}",
+        "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader",
+        "",
+        "# the suite calls it with root/split/train only where the signature names them (or **kwargs)",
+        f"built = {attr}({', '.join(call)})",
         "pipe = built if isinstance(built, Pipeline) else Pipeline(built)",
         f"config = LoaderConfig({', '.join(args)})",
         "loader = make_loader(pipe.dataset, config, collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
-        *_torch_lines(lc, "pipe.dataset", "collate_fn=pipe.collate_fn", "pipe.worker_init_fn"),
+        "",
+        "# or with plain torch:",
+        "import torch",
+        f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+        f"loader = torch.utils.data.DataLoader(pipe.dataset, {', '.join(torch_args)}, "
+        "collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
         "```",
     ]
     return lines
@@ -380,9 +342,8 @@ def dataset_table(ds: Mapping[str, Any]) -> list[str]:
 
 
 def train_toml(rec: Recommendation) -> list[str]:
-    """The recommendation as a ``--train-config`` file for ``-m validate`` (keys traincfg accepts): the
-    training loader of :func:`snippet` (:func:`training_config`)."""
-    lc = training_config(rec)
+    """The recommendation as a ``--train-config`` file for ``-m validate`` (keys traincfg accepts)."""
+    lc = LoaderConfig.from_dict(loader_fields(rec.config))
     defaults = {f.name: f.default for f in fields(LoaderConfig)}
 
     keys = ["batch_size", "num_workers"] + (["prefetch_factor"] if lc.num_workers else []) + ["sharing_strategy"]
@@ -419,23 +380,28 @@ def probe_batch_bytes(rec: Recommendation, batch_size: int, probe: Mapping[str, 
 
 def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[str, Any] | None = None) -> list[str]:
     """Environment changes the recommended config needs, sized from the larger of its run's measured
-    peak and, for a user's pipeline, the in-flight bytes its probe's real batches predict (the peak of
-    a short run can miss the moment every slot is full)."""
+    peak (every prefetch slot full: NOTE [full-queue hold] in run/hold.py) and, for a user's pipeline, the
+    in-flight bytes its probe's real batches predict. Judged against the target the run emulated
+    (``--emulate``: its /dev/shm, open-file limit and TMPDIR), else this machine."""
     m, lc = rec.basis.metrics, LoaderConfig.from_dict(loader_fields(rec.config))
+    sb = rec.basis.sandbox
     out: list[str] = []
     shm = int(m.get("shm_peak_bytes") or 0)
     per_batch = probe_batch_bytes(rec, lc.batch_size, probe) if lc.num_workers else None
     predicted = shm_in_flight(lc, per_batch) if per_batch else None
-    have = machine.get("shm_total_bytes")
+    target = f"the emulated target ({sb.get('profile') or '--emulate'})" if sb.get("shm_bytes") else "this machine"
+    have = sb.get("shm_bytes") or machine.get("shm_total_bytes")
     if lc.num_workers == 0 or (shm == 0 and not predicted):
         out.append("- **/dev/shm**: not used (no batches shared between processes); no change needed.")
     else:
         need = max(shm, predicted or 0)
         gib = max(1, math.ceil(need * 2 / GB))  # twice the need: other processes and fragmentation
         enough = (
-            f"; this machine has {size(have)}: " + ("enough" if have >= gib * GB else "**too small**") if have else ""
+            f"; {target} has a {size(have)} /dev/shm: " + ("enough" if have >= gib * GB else "**too small**")
+            if have
+            else ""
         )
-        basis = f"peak {size(shm)}"
+        basis = f"peak {size(shm)}" + (" with every prefetch slot full" if m.get("shm_full_queue_bytes") else "")
         if predicted:
             basis += (
                 f", {size(predicted)} in flight by the pipeline probe's batches "
@@ -446,13 +412,14 @@ def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[
             f"`emptyDir` with `medium: Memory`, `sizeLimit: {gib}Gi` on /dev/shm){enough}."
         )
     fds = int(m.get("fds_peak") or 0)
-    nofile = machine.get("nofile")
+    nofile = sb.get("nofile") or machine.get("nofile")
+    nofile_of = "the emulated" if sb.get("nofile") else "the current"
     if lc.sharing_strategy == "file_descriptor" and lc.num_workers:
         need = max(1024, 2 ** math.ceil(math.log2(max(fds * 2, 1))))
         state = (
-            f"the current limit {nofile} is enough"
+            f"{nofile_of} limit {nofile} is enough"
             if nofile and nofile >= need
-            else f"the current limit is {nofile if nofile else '?'}"
+            else f"{nofile_of} limit is {nofile if nofile else '?'}"
         )
         out.append(
             f"- **open files**: fd peak {fds} with the file_descriptor strategy (one fd per shared "
@@ -465,10 +432,14 @@ def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[
         )
     tmp = int(m.get("tmp_peak_bytes") or 0)
     if tmp:
+        where = (
+            f"the emulated TMPDIR: {size(sb['tmp_bytes'])} in all"
+            if sb.get("tmp_bytes")
+            else f"this run: {machine.get('tmpdir', '?')}, {size(machine.get('tmp_free_bytes'))} free"
+        )
         out.append(
             f"- **TMPDIR**: peak {size(tmp)} of temporary files → point TMPDIR at a disk with at least "
-            f"{size(tmp * 2)} free (this run: {machine.get('tmpdir', '?')}, "
-            f"{size(machine.get('tmp_free_bytes'))} free)."
+            f"{size(tmp * 2)} free ({where})."
         )
     else:
         out.append("- **TMPDIR**: the loader wrote no temporary files (peak 0 B); no change needed.")

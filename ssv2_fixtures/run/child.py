@@ -19,9 +19,7 @@ see NOTE [rank events].
 
 NOTE [child events]
     ``started``   {pid, pgid, t}                       before torch is imported
-    ``ready``     {t, dataset_len, import_s, build_s, cuda[, factory_args]}  dataset and loader built;
-                                                       factory_args: the keyword names a user's factory
-                                                       was called with (the report's snippet uses them)
+    ``ready``     {t, dataset_len, import_s, build_s, cuda}  dataset and loader built
     ``batch``     {i, wait_s, epoch, videos, clips, bytes, shape, dtype, t}
                                                        one per batch received by the main process;
                                                        wait_s is the time blocked in ``next()``;
@@ -34,6 +32,8 @@ NOTE [child events]
                                                        largest tensor
     ``measured``  {batches, videos, seconds, rate, lo, hi, stopped}
                                                        with ``spec["measure"]`` only, before ``finished``
+    ``hold``/``held``                                  ``spec["hold"]`` with workers: the full-queue hold after
+                                                       the loop, before ``finished`` (NOTE [full-queue hold])
     ``finished``  {t, loop_s, batches, videos, split_size, distinct_videos}
                                                        loop_s: wall time of the whole batch loop;
                                                        distinct_videos: dataset items drawn at least once
@@ -139,6 +139,7 @@ class ChildSpec(TypedDict, total=False):
     cpus: list[int] | None
     cuda: bool
     step_s: float  # simulated training step per batch (the batch is held meanwhile)
+    hold: bool  # after the loop, hold until every prefetch slot is full: NOTE [full-queue hold] (run/hold.py)
 
 
 ATOMIC_LINE = 4000
@@ -256,7 +257,6 @@ class Built:
     dataset: Any
     collate_fn: Callable[[Any], Any] | None = None
     worker_init_fn: Callable[[int], None] | None = None
-    factory_args: list[str] | None = None  # the keyword names a user's factory was called with
 
 
 def load(spec: ChildSpec, *, rank: int) -> tuple[float, Built]:
@@ -283,11 +283,10 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
     if d.get("factory"):
         from ..data.factory import check_collatable, load_pipeline  # only for a user's pipeline
 
-        called: dict[str, Any] = {}
-        p = load_pipeline(d, train=bool(d.get("train")), on_call=called.update)
+        p = load_pipeline(d, train=bool(d.get("train")))
         if d.get("check_collate") and cfg.num_workers == 0:  # no worker forks after this: no shared open file
             check_collatable(p.dataset, p.collate_fn)  # names an uncollatable item by its path
-        built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn, sorted(called))
+        built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn)
     else:
         from ..data.clips import SSv2Clips
 
@@ -456,12 +455,14 @@ def batch_loop(
     on_epoch: Callable[[int], None] | None = None,
     on_batch: Callable[[int, Any], None] | None = None,
     videos_of: Callable[[Any], int] | None = None,
+    hold: bool = False,
 ) -> float:
     """Receive ``spec["batches"]`` batches (or a measured window, ``spec["measure"]``), restarting a
     finite loader at each epoch end; one ``batch`` event each. ``on_epoch(n)`` runs before each epoch's
     iterator is made, ``on_batch(epoch, item)`` after each batch arrives (the distributed child records
     indices there); ``videos_of(item)`` counts a batch's dataset items where the loader knows better than
-    :func:`videos_in_batch`. Returns the loop's wall time; a measured window's result is left in
+    :func:`videos_in_batch`. ``hold``: after the loop (outside every rate), the full-queue hold of NOTE
+    [full-queue hold] (run/hold.py). Returns the loop's wall time; a measured window's result is left in
     ``progress.measured``."""
     from ..data.batch import describe, tensors
 
@@ -534,10 +535,17 @@ def batch_loop(
         if window:
             stopped = window.add(videos, wait, now)
     loop_s = time.perf_counter() - loop0
-    progress.it = None
     if window and stopped:
         progress.measured = window.result(stopped)
         events.emit("measured", **progress.measured)
+    if hold and _workers(loader) and progress.batch:
+        from .hold import hold_full_queues
+
+        prefetch = int(getattr(loader, "prefetch_factor", None) or 2)
+        hold_full_queues(
+            events, progress.it, workers=_workers(loader), prefetch=prefetch, batch_s=loop_s / progress.batch
+        )
+    progress.it = None
     return loop_s
 
 
@@ -568,11 +576,8 @@ def run(spec: ChildSpec) -> int:
             built.dataset, built.config, endless=True, collate_fn=built.collate_fn, worker_init_fn=built.worker_init_fn
         )
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
-        called = {} if built.factory_args is None else {"factory_args": built.factory_args}
-        events.emit(
-            "ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0, cuda=cuda, **called
-        )
-        loop_s = batch_loop(events, loader, spec, cuda, progress)
+        events.emit("ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0, cuda=cuda)
+        loop_s = batch_loop(events, loader, spec, cuda, progress, hold=bool(spec.get("hold")))
         # Chained permutations draw every item once before any repeats: exactly min(split, drawn).
         drawn = progress.batch * built.config.batch_size
         events.emit(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .hold import hold_metrics
 from .outcome import Evidence, classify
 from .schema import KNOWN_SCHEMAS, HostLoad, Metrics, OutcomeRecord, ResultsFile, RunRecord
 from .stats import no_interval_reason, percentile, rate_interval
@@ -310,6 +311,10 @@ def core_metrics(run: RunFacts) -> Metrics:
     if measured and measured.get("stopped"):
         m["window_stopped"] = str(measured["stopped"])
     m.update(peak_metrics(run.monitor.peaks, run.leaked))
+    full = hold_metrics(run.events, run.monitor.samples, run.monitor.shm_baseline)  # NOTE [full-queue hold]
+    m.update(full)  # type: ignore[typeddict-item]
+    if full.get("shm_full_queue_bytes") is not None:
+        m["shm_peak_bytes"] = max(m.get("shm_peak_bytes", 0), int(full["shm_full_queue_bytes"]))
     m["skipped_videos"] = skipped_videos(run.work)
     h2d = run.of("h2d")
     if h2d:

@@ -33,6 +33,7 @@ from ..data.loader import LoaderConfig
 from . import host
 from .child import ChildSpec, DatasetSpec
 from .faults import FaultSpec, parse_fault, refuse_unfit
+from .hold import hold_evidence
 from .launch import Channel, Launch, LaunchStrategy, strategy_for
 from .monitor import TreeMonitor
 from .record import RunFacts
@@ -129,11 +130,14 @@ def run_config(
     extra_facts: dict[str, Any] | None = None,
     launch: Launch | LaunchStrategy | None = None,
     measure: dict[str, Any] | None = None,
+    hold: bool = True,
 ) -> RunResult:
     """Load ``batches`` batches of ``dataset`` with ``config`` in an isolated child; never raises for
     anything the child does (a crash is a result). ``dataset`` is a :func:`dataset_spec` or a root.
     With ``launch`` the child is a torchrun job (see :func:`run_distributed`). ``measure``: the child's
-    time-window measurement plan, passed on unchanged as ``spec["measure"]``."""
+    time-window measurement plan, passed on unchanged as ``spec["measure"]``. ``hold``: after the
+    loop, measure the worst-case shared memory with every prefetch slot full (NOTE [full-queue hold]
+    in run/hold.py; a single-process child with workers)."""
     ds: DatasetSpec = dataset_spec(dataset) if isinstance(dataset, (str, os.PathLike)) else dataset
     drill = _check_fault(fault, batches, ds.get("factory"))
     how = strategy_for(launch)
@@ -146,6 +150,7 @@ def run_config(
     prepared: Prepared | None = prepare(sandbox, tmpdir) if sandbox and sandbox.emulated else None
     chan = how.channel(work)
     spec = _child_spec(ds, config, batches, drill, chan, work, prepared, cuda, step_s, measure)
+    spec["hold"] = hold
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
     tmp_alias = _short_alias(tmpdir)
     argv = [*(prepared.prefix if prepared else []), *how.entry(work, work / "spec.json")]
@@ -510,6 +515,9 @@ def _facts(
     )
     f["batch_bytes"] = per_batch
     f.setdefault("shm_need_bytes", ranks * shm_in_flight(config, per_batch))
+    if sizes:  # measured from the batches' tensors: what a remedy's largest fitting batch size is sized by
+        f["bytes_per_item"] = per_batch / max(1, config.batch_size)
+    f.update(hold_evidence(events))
     if ranks > 1:
         f["ranks"] = ranks
     if extra:

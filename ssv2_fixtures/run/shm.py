@@ -14,6 +14,7 @@ A batch's bytes are what its tensors hold (clips and labels: ``data.batch.descri
 from __future__ import annotations
 
 from ..data.loader import LoaderConfig, effective_prefetch
+from .units import fmt_bytes
 
 LABEL_BYTES = 8
 """One int64 label per video (the built-in dataset's collated label tensor)."""
@@ -41,4 +42,67 @@ def shm_in_flight(config: LoaderConfig, bytes_per_batch: int) -> int:
     return shm_slots(config) * int(bytes_per_batch)
 
 
-__all__ = ["LABEL_BYTES", "batch_bytes", "shm_slots", "shm_slots_for", "shm_in_flight"]
+def largest_fitting_batch_for(
+    num_workers: int, prefetch_factor: int | None, bytes_per_item: float, available: int, ranks: int = 1
+) -> int | None:
+    """The largest batch size whose :func:`shm_in_flight` (× ``ranks`` sharing one /dev/shm) fits
+    ``available`` bytes with these workers and prefetch; 0: not even one item per batch fits; None: no
+    workers, nothing goes through /dev/shm."""
+    slots = shm_slots_for(num_workers, prefetch_factor) * max(1, ranks)
+    if not slots:
+        return None
+    if bytes_per_item <= 0:
+        return None
+    return max(0, int(available // (slots * bytes_per_item)))
+
+
+def fit_advice(
+    batch_size: int,
+    num_workers: int,
+    prefetch_factor: int | None,
+    bytes_per_item: float,
+    available: int,
+    where: str = "/dev/shm",
+    ranks: int = 1,
+) -> tuple[str, str]:
+    """What fits ``available`` bytes of /dev/shm by this module's formula, as (``alone``, ``change``):
+    ``alone`` says so when one batch by itself exceeds it (no worker or prefetch setting can help; else
+    empty); ``change`` reads after "or " and names the largest batch size whose batches in flight fit at
+    these workers and prefetch (from the measured bytes per item), and the workers × prefetch that fit at
+    this batch size. Both empty without workers (nothing goes through /dev/shm). ``where`` names the
+    /dev/shm (``the emulated /dev/shm``)."""
+    best = largest_fitting_batch_for(num_workers, prefetch_factor, bytes_per_item, available, ranks)
+    if best is None:
+        return "", ""
+    pf = effective_prefetch(num_workers, prefetch_factor)
+    slots = shm_slots_for(num_workers, prefetch_factor) * max(1, ranks)
+    one = bytes_per_item * batch_size * max(1, ranks)
+    per = f"{bytes_per_item / 2**20:.1f} MB per video"
+    change = (
+        f"use batch_size ≤ {best}, the largest whose {slots} batches in flight fit ({per})"
+        if best
+        else f"lower num_workers × prefetch_factor: not even batch_size=1 fits {slots} batches in flight ({per})"
+    )
+    if one > available:
+        alone = (
+            f"One batch of {batch_size} videos alone ({fmt_bytes(one)}) exceeds {where} ({fmt_bytes(available)}): "
+            "no num_workers or prefetch_factor setting can help."
+        )
+        return alone, change
+    k = int(available // one) - 1  # batches a loader may keep in flight at this batch size: W × prefetch + 1
+    if k >= 1 and best < batch_size:
+        change += (
+            f", or keep batch_size={batch_size} with num_workers × prefetch_factor ≤ {k} (now {num_workers} × {pf})"
+        )
+    return "", change
+
+
+__all__ = [
+    "LABEL_BYTES",
+    "batch_bytes",
+    "fit_advice",
+    "largest_fitting_batch_for",
+    "shm_slots",
+    "shm_slots_for",
+    "shm_in_flight",
+]

@@ -52,6 +52,10 @@ class Watchdog:
             r = max(1, config.num_workers)
             outside = min(batches, whole_rounds(int(measure["warmup_batches"]), r) + r)
             loading = min(loading, outside * per_batch + float(measure["max_s"]))
+        if config.num_workers and ranks == 1:  # the full-queue hold after the loop (NOTE [full-queue hold])
+            from .hold import HOLD_MAX_S
+
+            loading += HOLD_MAX_S
         total = self.total_s or startup + loading + 60.0
         # torch joins each worker for up to 5 s (MP_STATUS_CHECK_INTERVAL) before terminating it
         exit_ = self.exit_s or 15.0 + 5.0 * config.num_workers
@@ -76,6 +80,8 @@ class Progress:
         elif kind == "batch":
             self.last_batch[rank] = now
             self.batches[rank] = self.batches.get(rank, 0) + 1
+        elif kind in ("hold", "held"):  # the full-queue hold and its drain get the stall limit each (run/hold.py)
+            self.last_batch[rank] = now
         elif kind == "finished":
             self.finished[rank] = now
         elif kind == "error" and self.error_at is None:

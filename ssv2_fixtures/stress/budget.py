@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..data.loader import LoaderConfig
-from ..run.shm import batch_bytes, shm_in_flight, shm_slots
+from ..run.shm import batch_bytes, largest_fitting_batch_for, shm_in_flight, shm_slots
 
 # Measured here (torch 2.13 CPU, decord 0.6): a worker = interpreter + torch + decord + index.
 WORKER_BASE_RSS = 330 * 2**20
@@ -77,11 +77,8 @@ def largest_fitting_batch(
 ) -> int | None:
     """The largest batch size whose predicted shm fits ``shm_available`` for ``config``'s workers and
     prefetch (``None``: no shm is used, any batch size fits as far as shm goes)."""
-    slots = shm_slots(config)
-    if not slots:
-        return None
     per_item = bytes_per_item or (batch_bytes(2, frames, size) - batch_bytes(1, frames, size))
-    return max(0, int(shm_available // (slots * per_item)))
+    return largest_fitting_batch_for(config.num_workers, config.prefetch_factor, per_item, shm_available)
 
 
 __all__ = ["Budget", "batch_bytes", "largest_fitting_batch", "predict", "predicted_batch_bytes"]

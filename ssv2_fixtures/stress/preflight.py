@@ -19,6 +19,7 @@ from typing import Any
 
 from ..data.loader import LoaderConfig
 from ..run.child import DatasetSpec
+from ..run.shm import fit_advice
 from .budget import predict
 from .campaign import available_shm, fits, session_budget
 from .plans import ladder
@@ -48,11 +49,23 @@ def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
     if not need:
         return None
     label, peak = max(need.items(), key=lambda kv: kv[1])
-    where = "emulated /dev/shm" if s.sandbox and s.sandbox.shm_bytes else "/dev/shm free"
+    emulated = bool(s.sandbox and s.sandbox.shm_bytes)
+    where = "emulated /dev/shm" if emulated else "/dev/shm free"
+    worst = next(c for c in configs(session) if c.label == label)
+    b = session_budget(session, dataset, worst)
+    alone, change = fit_advice(
+        worst.batch_size,
+        worst.num_workers,
+        worst.prefetch_factor,
+        b.batch_bytes / max(1, worst.batch_size),
+        avail,
+        "the emulated /dev/shm" if emulated else "the free /dev/shm",
+    )
     return (
         f"{label} needs ~{peak / 2**20:.0f} MB of shared memory in flight; {where} is {avail / 2**20:.0f} MB. "
-        f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or lower "
-        "batch_size × num_workers × prefetch_factor"
+        + (f"{alone} " if alone else "")
+        + f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or "
+        + (change or "lower batch_size × num_workers × prefetch_factor")
     )
 
 
@@ -60,6 +73,7 @@ def tmpdir(session: StressSession) -> str | None:
     """The runs' folder (``session.runs_dir``: each run's TMPDIR lives in it; under ``--loader-tmpdir``
     when given) can be created and written, and has at least 1 GB free."""
     tmp = str(session.runs_dir)
+    quota = session.settings.sandbox.tmp_bytes if session.settings.sandbox else None
     try:
         os.makedirs(tmp, exist_ok=True)  # in the try: an uncreatable folder is this check's message too
         with tempfile.NamedTemporaryFile(dir=tmp) as f:
@@ -68,6 +82,13 @@ def tmpdir(session: StressSession) -> str | None:
     except OSError as exc:
         return (
             f"TMPDIR {tmp} (the runs' folder) is not writable ({exc.strerror}): set --loader-tmpdir to a writable disk"
+        )
+    if quota is not None:  # each run's TMPDIR is the emulated tmpfs: judge the target, not this disk
+        if quota >= 1 * 2**30:
+            return None
+        return (
+            f"the emulated TMPDIR is {quota / 2**20:.0f} MB (< 1 GB): temp files of multiprocessing and "
+            "decoders fill it; give the job's TMPDIR more room (or expect tmp_full failures)"
         )
     free = shutil.disk_usage(tmp).free
     if free >= 1 * 2**30:
@@ -81,6 +102,7 @@ def tmpdir(session: StressSession) -> str | None:
 def nofile(session: StressSession) -> str | None:
     """``ulimit -n`` covers the file_descriptor strategy's fds; :data:`NOT_APPLICABLE` when no config uses it."""
     s = session.settings
+    emulated = bool(s.sandbox and s.sandbox.nofile)
     soft = s.sandbox.nofile if s.sandbox and s.sandbox.nofile else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     cfgs = [c for c in configs(session) if c.sharing_strategy == "file_descriptor"]
     if not cfgs:
@@ -89,7 +111,8 @@ def nofile(session: StressSession) -> str | None:
     if soft >= need:
         return None
     return (
-        f"ulimit -n is {soft}; the file_descriptor strategy needs ~{need} here. Run `ulimit -n 65536` "
+        f"ulimit -n is {soft}{' (emulated)' if emulated else ''}; the file_descriptor strategy needs ~{need} here. "
+        "Run `ulimit -n 65536` "
         "before training, or set torch.multiprocessing.set_sharing_strategy('file_system')"
     )
 

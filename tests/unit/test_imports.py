@@ -45,6 +45,8 @@ CHILD_ALLOWED = {
     "ssv2_fixtures.run.units",
     "ssv2_fixtures.run.outcome",
     "ssv2_fixtures.run.watchdog",
+    "ssv2_fixtures.run.hold",  # the full-queue hold (stdlib only)
+    "ssv2_fixtures.run.shm",  # the one shm formula, for the shm remedy (run.outcome)
     "ssv2_fixtures.data.clips",
     "ssv2_fixtures.data.loader",
     "ssv2_fixtures.data.factory",

@@ -152,6 +152,7 @@ class _Monitor:
     peaks = Peaks()
     samples: list[Any] = []
     seen: dict[int, float] = {}
+    shm_baseline = 0
 
     def series(self) -> dict[str, list[Any]]:
         return {}

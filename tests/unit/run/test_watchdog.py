@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ssv2_fixtures.data.loader import LoaderConfig
+from ssv2_fixtures.run.hold import HOLD_MAX_S
 from ssv2_fixtures.run.launch import Launch, SingleProcess, Torchrun
 from ssv2_fixtures.run.watchdog import (
     Culprit,
@@ -55,13 +56,14 @@ def test_a_time_window_bounds_the_total_by_its_seconds_not_its_batch_cap() -> No
     capped = Watchdog().resolve(cfg, 1000)
     windowed = Watchdog().resolve(cfg, 1000, measure=measure)
     per_batch = 2.0 + 0.25 * 16
-    # warm-up rounded to one 4-batch round, the 10 s window, then the round in flight when it closes
-    assert windowed["total_s"] == windowed["startup_s"] + (4 + 4) * per_batch + 10.0 + 60.0
-    assert capped["total_s"] == capped["startup_s"] + 1000 * per_batch + 60.0
+    # warm-up rounded to one 4-batch round, the 10 s window, then the round in flight when it closes, and
+    # the full-queue hold after the loop (run/hold.py)
+    assert windowed["total_s"] == windowed["startup_s"] + (4 + 4) * per_batch + 10.0 + HOLD_MAX_S + 60.0
+    assert capped["total_s"] == capped["startup_s"] + 1000 * per_batch + HOLD_MAX_S + 60.0
     assert windowed["stall_s"] == capped["stall_s"] and windowed["startup_s"] == capped["startup_s"]
     # a cap below the window's own batches still bounds it
     few = Watchdog().resolve(cfg, 5, measure=measure)
-    assert few["total_s"] == few["startup_s"] + 5 * per_batch + 60.0
+    assert few["total_s"] == few["startup_s"] + 5 * per_batch + HOLD_MAX_S + 60.0
 
 
 def test_single_process_startup_then_stall() -> None:

@@ -55,3 +55,12 @@ def test_nofile_check_names_the_limit_and_the_fix():
 
 def test_torch_comes_before_decord():
     assert preflight.torch_before_decord() is None
+
+
+def test_tmpdir_is_judged_against_the_emulated_quota_not_this_disk(tmp_path):
+    # hpc-quota's 256 MB TMPDIR: each run's TMPDIR is that tmpfs, whatever this disk has free
+    problem = preflight.tmpdir(_session(tmp_path / "runs", sandbox=Sandbox(tmp_bytes=256 * 2**20)))
+    assert problem is not None and problem.startswith("the emulated TMPDIR is 256 MB (< 1 GB)")
+    assert preflight.tmpdir(_session(tmp_path / "runs", sandbox=Sandbox(tmp_bytes=2 * 2**30))) is None
+    tight = preflight.nofile(_session(sandbox=Sandbox(nofile=16)))
+    assert tight is not None and "ulimit -n is 16 (emulated)" in tight
