@@ -47,11 +47,7 @@ class Metrics(TypedDict, total=False):
     rss_peak_bytes: int
     pss_peak_bytes: int
     uss_peak_bytes: int
-    shm_peak_bytes: int  # the whole run's sampled peak, the full-queue hold included (NOTE [full-queue hold])
-    shm_full_queue_bytes: int  # /dev/shm in use with every prefetch slot full + the batch a step holds
-    full_queue_batches: int  # batches in /dev/shm then (W × prefetch_factor + 1 when all landed)
-    full_queue_s: float  # how long the hold took
-    full_queue_stopped: str  # "full" (all landed), "stable" (shm stopped growing) or "cap" (time bound)
+    shm_peak_bytes: int
     shm_files_peak: int
     fds_peak: int
     threads_peak: int
@@ -159,6 +155,14 @@ class PipelineProbe(TypedDict):
     factory_kwargs: dict[str, Any]
 
 
+class InvocationRecord(TypedDict):
+    """How pytest was started (``config.invocation_params``): the report's Next steps repeat the user's
+    own options (their factory, paths, root) in the commands they suggest."""
+
+    args: list[str]  # the arguments after ``pytest``, as given
+    dir: str  # the folder pytest ran in (relative paths in ``args`` are relative to it)
+
+
 class ResultsFile(TypedDict, total=False):
     schema: int
     run_id: str
@@ -174,6 +178,7 @@ class ResultsFile(TypedDict, total=False):
     tune: list[dict[str, Any]]  # -m tune: one TuneRecord per batch size
     data_error: DataErrorRecord  # the session's data could not load, so nothing ran
     probe: PipelineProbe  # one isolated W=0 run of a user's pipeline
+    invocation: InvocationRecord  # the pytest command line of the session (absent outside pytest)
 
 
 class BestRecord(TypedDict):

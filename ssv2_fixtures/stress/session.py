@@ -16,7 +16,7 @@ from typing import Any
 
 from ..options import Settings
 from ..run.record import write_atomic
-from ..run.schema import SCHEMA, DataErrorRecord, PipelineProbe, ResultsFile, RunRecord
+from ..run.schema import SCHEMA, DataErrorRecord, InvocationRecord, PipelineProbe, ResultsFile, RunRecord
 
 
 def _now() -> str:
@@ -41,6 +41,7 @@ class StressSession:
     base_rss: int | None = None  # RSS of one loading process, measured with the decode rate
     decode_rate: float | None = None  # single-process videos/s of this dataset and sampling (the limit's base)
     probe: PipelineProbe | None = None  # a user's pipeline, probed once (results.json "probe")
+    invocation: InvocationRecord | None = None  # the pytest command line (results.json "invocation")
 
     def __post_init__(self) -> None:
         host = socket.gethostname().split(".")[0] or "host"
@@ -87,6 +88,8 @@ class StressSession:
             out["data_error"] = self.data_error
         if self.probe is not None:
             out["probe"] = self.probe
+        if self.invocation is not None:
+            out["invocation"] = self.invocation
         return out
 
     def record(self, rec: RunRecord) -> None:

@@ -86,7 +86,7 @@ def test_the_option_uses_the_same_rule(text: str) -> None:
 # --------------------------------------------------------------------------- named errors
 
 
-def test_module_not_found_names_module_and_sys_path(tmp_path: Path) -> None:
+def test_module_not_found_names_the_top_level_package_and_the_folders(tmp_path: Path) -> None:
     missing_dir = tmp_path / "src"
     with pytest.raises(FactoryError) as info:
         load_pipeline(
@@ -101,15 +101,94 @@ def test_module_not_found_names_module_and_sys_path(tmp_path: Path) -> None:
     err = info.value
     assert err.what == "module_not_found"
     text = str(err)
-    assert "'no_such_userpkg.data'" in text and "sys.path searched" in text
+    assert "no top-level module or package 'no_such_userpkg'" in text  # the package, not 'no_such_userpkg.data'
     assert str(missing_dir) in text and "does not exist" in text  # the --dataset-path that is not there
     assert err.sys_path and err.sys_path[0] == str(missing_dir)  # factory_path goes first
     assert "--dataset-path" in err.fix
 
 
-def test_submodule_not_found_is_module_not_found() -> None:
+def _package(root: Path, name: str, files: dict[str, str]) -> Path:
+    """A real package ``root/name`` (``__init__.py`` plus ``files``), as a user's project holds one."""
+    pkg = root / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(files.pop("__init__.py", ""))
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    return pkg
+
+
+def _load_error(factory: str, *path: Path) -> FactoryError:
+    with pytest.raises(FactoryError) as info:
+        load_pipeline({"factory": factory, "factory_path": [str(p) for p in path], "root": "/r"}, train=True)
+    return info.value
+
+
+def test_a_misspelt_submodule_names_the_package_and_where_it_looked(tmp_path: Path) -> None:
+    # the issue's case: mypkg imports fine from the first --dataset-path entry, its submodule is misspelt
+    pkg = _package(tmp_path / "proj", "misspelt_userpkg", {"data.py": "def build(root):\n    return [1]\n"})
+    err = _load_error("misspelt_userpkg.dta:build", tmp_path / "proj")
+    assert err.what == "submodule_not_found"
+    assert f"misspelt_userpkg has no submodule 'dta' (looked in {pkg})" in str(err)
+    assert "did you mean 'misspelt_userpkg.data'?" in err.fix and "--dataset-path" not in str(err)
+
+
+def test_a_submodule_of_a_plain_module_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "plain_userpkg.py").write_text("def build(root):\n    return [1]\n")
+    err = _load_error("plain_userpkg.data:build", tmp_path)
+    assert err.what == "submodule_not_found"
+    assert "plain_userpkg is a module, not a package: it has no submodule 'data'" in str(err)
+    assert err.file == str(tmp_path / "plain_userpkg.py") and "plain_userpkg:NAME" in err.fix
+
+
+def test_a_same_named_package_imported_from_elsewhere_is_pointed_out(tmp_path: Path) -> None:
+    # a package of the same name already imported (from another folder) is the one Python searches
+    first = _package(tmp_path / "site", "shadowed_userpkg", {})
+    _package(tmp_path / "proj", "shadowed_userpkg", {"data.py": "def build(root):\n    return [1]\n"})
+    sys.path.insert(0, str(tmp_path / "site"))
+    try:
+        __import__("shadowed_userpkg")
+        err = _load_error("shadowed_userpkg.data:build", tmp_path / "proj")
+    finally:
+        sys.path.remove(str(tmp_path / "site"))
+        sys.modules.pop("shadowed_userpkg", None)
+    assert err.what == "submodule_not_found"
+    assert f"shadowed_userpkg has no submodule 'data' (looked in {first})" in str(err)
+    assert f"imported from {first}, not from the --dataset-path folders" in err.fix
+
+
+def test_an_import_error_inside_the_users_module_is_shown_with_its_line(tmp_path: Path) -> None:
+    _package(
+        tmp_path,
+        "inner_userpkg",
+        {"data.py": "import os\nfrom os import no_such_name_xyz\n\ndef build(root):\n    return [1]\n"},
+    )
+    err = _load_error("inner_userpkg.data:build", tmp_path)
+    assert err.what == "module_import_failed"
+    text = str(err)
+    assert "importing module 'inner_userpkg.data' raised ImportError: cannot import name 'no_such_name_xyz'" in text
+    assert "at line 2: from os import no_such_name_xyz" in text  # the traceback's line, as the user wrote it
+    assert err.file == str(tmp_path / "inner_userpkg" / "data.py") and err.line == 2
+    assert "--dataset-path" not in text  # the module was found: the path is not to blame
+
+
+def test_a_package_importing_its_own_missing_module_is_not_a_missing_install(tmp_path: Path) -> None:
+    _package(
+        tmp_path,
+        "selfref_userpkg",
+        {"__init__.py": "import selfref_userpkg.gone\n", "data.py": "def build(root): pass\n"},
+    )
+    err = _load_error("selfref_userpkg.data:build", tmp_path)
+    assert err.what == "module_import_failed"
+    assert "importing module 'selfref_userpkg' failed: it imports 'selfref_userpkg.gone', which does not exist" in (
+        str(err)
+    )
+    assert err.line == 1 and "pip install" not in err.fix
+
+
+def test_submodule_not_found_in_the_user_project() -> None:
     err = error("userpipe.nothing_here:build")
-    assert err.what == "module_not_found" and "'userpipe.nothing_here'" in str(err)
+    assert err.what == "submodule_not_found"
+    assert f"userpipe has no submodule 'nothing_here' (looked in {USERPIPE / 'userpipe'})" in str(err)
 
 
 def test_module_with_syntax_error_names_its_line(tmp_path: Path) -> None:

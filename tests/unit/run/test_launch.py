@@ -419,7 +419,7 @@ def test_a_long_rank_event_is_one_atomic_line() -> None:
     assert ev["message"].startswith(head) and ev["message"].endswith(tail) and "characters cut" in ev["message"]
 
 
-STRESS = Path(__file__).resolve().parents[2] / "stress"
+STRESS = Path(__file__).resolve().parents[3] / "ssv2_fixtures" / "suite"
 
 
 def test_plugin_runs_the_matrix_under_torchrun_and_names_the_failing_rank(
