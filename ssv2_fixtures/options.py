@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .data.decoders import DECODERS
 from .data.factory import parse_factory
 from .data.loader import SHARING_STRATEGIES
 from .run.faults import FAULTS, FaultSpec, parse_fault
@@ -156,8 +157,6 @@ class Option:
         return self.name.replace("-", "_")
 
 
-_DECODERS = ("decord", "pyav", "torchcodec")
-
 OPTIONS: tuple[Option, ...] = (
     Option(
         "ssv2-root",
@@ -227,7 +226,7 @@ OPTIONS: tuple[Option, ...] = (
         "file_descriptor",
         "NAME",
     ),
-    Option("decoder", "video decoder backend", _choice(_DECODERS), "decord", "NAME"),
+    Option("decoder", "video decoder backend", _choice(DECODERS), "decord", "NAME"),
     Option(
         "loader-tmpdir",
         "where the runs write: each run's working folder (its TMPDIR inside) goes in "

@@ -28,11 +28,11 @@ import torch  # before decord, always (decord#251/#263)
 from torch.utils.data import Dataset
 
 from .annotations import SSv2Index, load_index
+from .decoders import DECODERS, DECORD_DISTRIBUTIONS, decord_provider
 from .errors import describe_exc
 from .sampling import MODES, is_int, sample_indices
 from .webm import NO_DURATION_MARK, NO_DURATION_REMEDY, check_complete, lacks_duration, webm_duration
 
-DECODERS = ("decord", "pyav", "torchcodec")
 ON_ERROR = ("raise", "skip")
 _MAX_SUBSTITUTES = 16
 
@@ -303,4 +303,13 @@ def decoder_available(name: str) -> tuple[bool, str]:
     return True, ""
 
 
-__all__ = ["SSv2Clips", "ClipDecodeError", "normalize", "decoder_available", "webm_duration", "DECODERS"]
+__all__ = [
+    "SSv2Clips",
+    "ClipDecodeError",
+    "normalize",
+    "decoder_available",
+    "decord_provider",
+    "webm_duration",
+    "DECODERS",
+    "DECORD_DISTRIBUTIONS",
+]

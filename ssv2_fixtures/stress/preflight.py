@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ..data.decoders import decord_provider
 from ..data.loader import LoaderConfig
 from ..run.child import DatasetSpec
 from ..run.shm import fit_advice
@@ -125,12 +126,15 @@ def decoder(spec: DatasetSpec, info: Mapping[str, Any]) -> str | None:
         "split = d.pop('split'); [d.pop(k, None) for k in ('factory', 'factory_kwargs', 'factory_path')]; "
         "ds = SSv2Clips(root, split, limit=2, **d); clip, label = ds[0]; print(tuple(clip.shape), clip.dtype)"
     )
+    name = str(spec.get("decoder", "decord"))
+    if name == "decord":
+        provider = decord_provider()
+        if provider is None:
+            return "no distribution provides `import decord`: pip install decord2 (or decord 0.6.0 on x86_64)"
+        name = f"decord ({provider})"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        return (
-            f"{spec.get('decoder', 'decord')} cannot decode {info.get('codec')} videos of "
-            f"{info.get('root')}:\n{r.stderr[-2000:]}"
-        )
+        return f"{name} cannot decode {info.get('codec')} videos of {info.get('root')}:\n{r.stderr[-2000:]}"
     frames, size = int(spec.get("num_frames", 16)), int(spec.get("size", 224))
     want = f"({frames}, {size}, {size}, 3) torch.uint8"
     return None if want in r.stdout else f"the decoder returned {r.stdout.strip()!r}, expected {want}"

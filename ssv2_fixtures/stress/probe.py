@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from ..data.decoders import decord_provider
 from ..run.schema import PipelineProbe
 
 PROBE_BATCH_SIZE = 2
@@ -109,7 +110,7 @@ def machine_facts(tmpdir: str | None = None, *, sharing_strategy: str | None = N
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": _version("torch"),
-        "decord": _version("decord"),
+        "decord": decord_provider() or "not installed",  # the distribution: decord or decord2
         "av": _version("av"),
         "cuda": cuda_known(),
         "sharing_strategy": sharing_strategy,

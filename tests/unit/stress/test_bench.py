@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from ssv2_fixtures.stress.bench import MODE, _record_times
+from ssv2_fixtures.stress.bench import MODE, _record_times, versions
 
 PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 
@@ -51,14 +51,27 @@ def test_recorded_times_become_rounds() -> None:
         _min_rounds=1,
         _max_time=1.0,
         _min_time=0.0,
+        _precision=None,  # read since pytest-benchmark 5.3
+        _confidence=None,
         _warmup=False,
         _add_stats=added.append,
         _mode=None,
     )
     try:
-        assert _record_times(bench, [0.5, 0.25, 0.75])
+        _record_times(bench, [0.5, 0.25, 0.75])
     except (AttributeError, TypeError) as exc:  # pragma: no cover - the point of this test
         pytest.fail(f"pytest-benchmark's BenchmarkFixture changed: {exc}")
     assert bench._mode == MODE
     stats = added[0].stats
     assert (stats.rounds, stats.min, stats.max) == (3, 0.25, 0.75)
+
+
+def test_a_fixture_without_the_internals_raises_for_the_bridge_to_warn() -> None:
+    with pytest.raises(AttributeError):
+        _record_times(object(), [0.5])
+
+
+def test_versions_names_both_distributions() -> None:
+    text = versions()
+    assert text.startswith(f"pytest {metadata.version('pytest')}, ")
+    assert f"pytest-benchmark {metadata.version('pytest-benchmark')}" in text
