@@ -3,8 +3,8 @@ be rebuilt on any machine, long after the run). One job per module:
 
 - :mod:`.model`: reading results.json into :class:`Run` views (``status`` as recorded: the report
   reads, it never decides pass/fail);
-- :mod:`.recommend`: the config to use — only configs that ran and passed; overlapping 95 %
-  intervals are a tie that goes to the cheaper config (:func:`pick`);
+- :mod:`.recommend`: the config to use — only configs that ran and passed; :mod:`.tie`: overlapping
+  95 % intervals are a tie that goes to the cheaper config (:func:`pick`);
 - :mod:`.findings`: plain-language findings quoting their numbers;
 - :mod:`.summary`: ``summary.md`` (:func:`render_summary`, :func:`summarize`);
 - :mod:`.tune`: the ``tune`` section; :mod:`.plots`: matplotlib figures with error bars;
@@ -24,9 +24,10 @@ from .findings import findings, scaling
 from .fmt import md_table
 from .model import Run, load, runs_of
 from .plots import plot_sustained, plot_throughput
-from .recommend import Candidate, Pick, Recommendation, pick, recommend
+from .recommend import Recommendation, recommend
 from .summary import render_summary, summarize
 from .terminal import terminal_lines
+from .tie import Candidate, Pick, pick
 from .tune import tune_section
 
 __all__ = [

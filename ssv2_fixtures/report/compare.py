@@ -17,7 +17,8 @@ from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN, spans_overlap
 from .fmt import md_table, num, one_line, pct, rate, size
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
-from .recommend import candidate, recommend
+from .recommend import recommend
+from .tie import candidate
 
 _MACHINE_FACTS: tuple[tuple[str, str], ...] = (
     ("cores", "CPU cores"),

@@ -270,3 +270,23 @@ def sustained_ok(runs: Sequence[Run]) -> list[Run]:
 def short_ok(runs: Sequence[Run]) -> list[Run]:
     # distributed throughput is per job, not per loader: not comparable with the single-loader runs
     return [r for r in runs if r.ok and r.kind not in SUSTAINED_KINDS + ("distributed",) and r.vps is not None]
+
+
+def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
+    """batch size → the fastest passing single-loader run per worker count, workers ascending."""
+    best: dict[tuple[int, int], Run] = {}
+    for r in runs:
+        if (
+            r.ok
+            and r.kind != "distributed"
+            and r.vps is not None
+            and r.batch_size is not None
+            and r.workers is not None
+        ):
+            key = (r.batch_size, r.workers)
+            if key not in best or (r.vps or 0.0) > (best[key].vps or 0.0):
+                best[key] = r
+    out: dict[int, list[Run]] = {}
+    for (bs, _), r in sorted(best.items()):
+        out.setdefault(bs, []).append(r)
+    return out

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile, RunRecord
-from .findings import best_runs_by_workers
 from .fmt import MB, rate
-from .model import SUSTAINED_KINDS, Run, runs_of
+from .model import SUSTAINED_KINDS, Run, best_runs_by_workers, runs_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

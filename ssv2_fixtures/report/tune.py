@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..data.loader import effective_prefetch
 from .fmt import md_table, num, rate
 from .model import extra, interval_of, label_of, parse_label
+from .tie import Candidate, pick
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -68,10 +69,8 @@ def _best(e: Mapping[str, Any]) -> TunedBest:
 
 def confirmed_best(results: Mapping[str, Any]) -> TunedBest | None:
     """The confirmed best over the tune entries (one per batch size) by the tie rule
-    (:func:`ssv2_fixtures.report.recommend.pick`): of the confirmed bests whose intervals overlap the
+    (:func:`ssv2_fixtures.report.tie.pick`): of the confirmed bests whose intervals overlap the
     fastest's, the cheapest. ``None`` without one."""
-    from .recommend import Candidate, pick  # recommend imports this module
-
     bests = [_best(e) for e in _entries(results) if e.get("confirmed") and isinstance(e.get("best"), Mapping)]
     bests = [b for b in bests if b.label != "?" and b.rate is not None]
     if not bests:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from report_helpers import fixture, with_intervals
 
 from ssv2_fixtures.report import Candidate, pick, recommend, runs_of
-from ssv2_fixtures.report.recommend import tie_text
+from ssv2_fixtures.report.tie import tie_text
 
 MB = 2**20
 
