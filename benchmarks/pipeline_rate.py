@@ -5,8 +5,8 @@
 
 Per round, alternating (machine-load drift hits both alike):
 - **suite**: ``run_config`` with the dataset spec a ``--dataset-factory`` session passes (an isolated child:
-  fresh interpreter, its own TMPDIR, the watchdog); its ``videos_per_s`` (steady state: videos / summed waits
-  of the batches after the first) and ``loop_videos_per_s`` (videos / wall time of the loop after the first);
+  fresh interpreter, its own TMPDIR, the watchdog); its ``videos_per_s`` (steady state: videos / the loop's
+  wall time for the batches after the first, whole worker rounds);
 - **plain**: in this process, the factory called the same way (``load_pipeline``) and a DataLoader made with
   the same config, collate_fn and worker_init_fn; videos / wall time of the batches after the first.
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{a.factory}({kwargs}) on {root} (train), {cfg.label}, {a.batches} batches per run, "
         f"{a.rounds} rounds, alternating; cores: {len(os.sched_getaffinity(0))}"
     )
-    suite_s, suite_loop, plain_s = [], [], []
+    suite_s, plain_s = [], []
     suite_iv: list[list[float] | None] = []
     plain_iv: list[list[float] | None] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,31 +101,19 @@ def main(argv: list[str] | None = None) -> int:
                         print(r.describe())
                         return 1
                     suite_s.append(float(r.metrics["videos_per_s"]))
-                    loop = r.metrics.get("loop_videos_per_s")
-                    if loop is None:  # said, not turned into 0.0
-                        print(f"round {i}: the suite's record has no loop_videos_per_s")
-                        return 1
-                    suite_loop.append(float(loop))
                     suite_iv.append(r.metrics.get("videos_per_s_interval"))
                 else:
                     rate, iv = plain(spec, cfg, a.batches)
                     plain_s.append(rate)
                     plain_iv.append(iv)
             print(
-                f"round {i}: suite {suite_s[-1]:.2f}{_iv(suite_iv[-1])} videos/s (loop wall "
-                f"{suite_loop[-1]:.2f}), plain {plain_s[-1]:.2f}{_iv(plain_iv[-1])} videos/s"
+                f"round {i}: suite {suite_s[-1]:.2f}{_iv(suite_iv[-1])} videos/s, "
+                f"plain {plain_s[-1]:.2f}{_iv(plain_iv[-1])} videos/s"
             )
-    s, sl, p = (statistics.median(x) for x in (suite_s, suite_loop, plain_s))
+    s, p = (statistics.median(x) for x in (suite_s, plain_s))
     ratios = [x / y for x, y in zip(suite_s, plain_s)]
-    loop_ratios = [x / y for x, y in zip(suite_loop, plain_s)]
-    print(
-        f"over {a.rounds} rounds: suite {_spread(suite_s)}, loop wall {_spread(suite_loop)}, "
-        f"plain {_spread(plain_s)} videos/s"
-    )
-    print(
-        f"ratio suite/plain of the medians {s / p:.3f} (per round {min(ratios):.3f}–{max(ratios):.3f}); "
-        f"loop wall / plain {sl / p:.3f} (per round {min(loop_ratios):.3f}–{max(loop_ratios):.3f})"
-    )
+    print(f"over {a.rounds} rounds: suite {_spread(suite_s)}, plain {_spread(plain_s)} videos/s")
+    print(f"ratio suite/plain of the medians {s / p:.3f} (per round {min(ratios):.3f}–{max(ratios):.3f})")
     return 0
 
 

@@ -230,7 +230,7 @@ def compare(run_a: Source, run_b: Source) -> str:
     L += (md_table(["fact", "A", "B"], diffs) if diffs else ["None in the recorded facts."]) + [""]
 
     side, ratios = _side_by_side(ka, kb, both)
-    L += ["## Configurations side by side", ""] + side
+    L += ["## Configurations side by side", ""] + _definition_note(da, db) + side
 
     flips = [k for k in both if ka[k].ok != kb[k].ok]
     if flips:
@@ -296,14 +296,17 @@ def _passed(keyed: Mapping[tuple[str, str], Run]) -> set[tuple[str, str]]:
 
 def _same_setting(a: ResultsFile, b: ResultsFile) -> bool:
     """Same host (by name; a missing name matches nothing) and cores, the same dataset (root, split,
-    decoder, factory, size facts) and the same rate-changing settings (:data:`RATE_SETTINGS`)."""
+    decoder, factory, size facts), the same rate-changing settings (:data:`RATE_SETTINGS`) and the same
+    quantity measured (:func:`rate_definition`)."""
     ma, mb = a.get("machine") or {}, b.get("machine") or {}
     if ma.get("hostname") is None or ma.get("hostname") != mb.get("hostname") or ma.get("cores") != mb.get("cores"):
         return False
     da, db = a.get("dataset") or {}, b.get("dataset") or {}
     sa, sb = a.get("settings") or {}, b.get("settings") or {}
-    return not any(_differs(k, da.get(k), db.get(k)) for k in _DATASET_KEYS) and all(
-        sa.get(k) == sb.get(k) for k in RATE_SETTINGS
+    return (
+        not any(_differs(k, da.get(k), db.get(k)) for k in _DATASET_KEYS)
+        and all(sa.get(k) == sb.get(k) for k in RATE_SETTINGS)
+        and rate_definition(a) == rate_definition(b)
     )
 
 

@@ -119,9 +119,48 @@ def _scaling(runs: Sequence[Run], cores: Any) -> list[str]:
     return out
 
 
+def measurement_errors(runs: Sequence[Run], cores: Any) -> list[Run]:
+    """Passed runs whose rate is above the item ceiling by more than its interval (:meth:`Run.over_ceiling`):
+    no loader delivers that here, so the rate is a measurement error and no finding may rest on it."""
+    return [r for r in runs if r.ok and r.over_ceiling(cores)]
+
+
+def _measurement_errors(bad: Sequence[Run], cores: Any) -> list[str]:
+    out = []
+    for r in bad:
+        ceiling = r.item_ceiling(cores) or 0.0
+        out.append(
+            f"Measurement error, not a finding: {r.label} ({r.test}) recorded {rate(r.vps, r.interval)} videos/s, "
+            f"above the item ceiling of {ceiling:.1f} videos/s (the single-process rate "
+            f"{ceiling / cores:.1f} × {cores} cores) by more than its interval. No loader of this pipeline "
+            "delivers that on this machine, so this rate or the single-process rate it is judged against was "
+            "mismeasured (on a busy host more processes take a larger share of the CPU); it is left out of the "
+            "findings about scaling and the decode limit — rerun on an idle machine."
+        )
+    return out
+
+
+def _step_bound(runs: Sequence[Run]) -> list[str]:
+    step = [r for r in runs if r.ok and r.step_bound and r.vps is not None]
+    if not step:
+        return []
+    b = max(step, key=lambda r: r.vps or 0.0)
+    most = max(float(r.metrics.get("wait_fraction") or 0.0) for r in step)
+    per_step = (
+        f", at most {b.batch_size / b.step_s:.1f} (batch size / step) can arrive" if b.batch_size and b.step_s else ""
+    )
+    return [
+        f"{len(step)} run(s) were step-bound under --step-time {b.step_s * 1000:.0f} ms: the loop waited for data "
+        f"at most {most:.0%} of its time, so the loader kept up and the step set the rate. {b.label} ({b.test}) "
+        f"received {rate(b.vps, b.interval)} videos/s{per_step}; how fast these loaders could go is not "
+        "measured by a step-bound run (run without --step-time for that), and no decode-limit verdict is drawn "
+        "from them."
+    ]
+
+
 def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
     out = []
-    eff = [r for r in runs if r.ok and r.efficiency is not None]
+    eff = [r for r in runs if r.ok and r.efficiency is not None]  # a step-bound run has none (Run.efficiency)
     if eff:
         b = max(eff, key=lambda r: r.vps or 0.0)
         lim = b.metrics["decode_limit_videos_per_s"]
@@ -393,10 +432,14 @@ def findings(data: ResultsFile) -> list[str]:
     runs = sorted(runs_of(data), key=lambda r: r.sort_key)
     mach = data.get("machine") or {}
     cores = mach.get("cores", "?")
+    bad = measurement_errors(runs, cores)
+    trusted = [r for r in runs if r not in bad]  # no finding rests on a rate above the item ceiling
     return (
         host_findings(runs)
-        + _scaling(runs, cores)
-        + _ceilings(runs, mach)
+        + _measurement_errors(bad, cores)
+        + _scaling(trusted, cores)
+        + _ceilings(trusted, mach)
+        + _step_bound(trusted)
         + _verdicts(runs)
         + _outcomes(runs, mach)
         + _leftovers(runs)

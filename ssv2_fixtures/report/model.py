@@ -171,9 +171,37 @@ class Run:
         return self.batch_size * max(1, shm_slots_for(self.workers or 0, self.config.get("prefetch_factor")))
 
     @property
+    def step_s(self) -> float:
+        """The --step-time the loop held after each batch (0 without one)."""
+        return float(self.rec.get("step_s") or 0.0)
+
+    @property
+    def step_bound(self) -> bool:
+        """The loop waited for data at most 20 % of its wall time (``metrics.bound``, run.record.bound_of): the
+        loader kept up and the step set the rate, so the rate says nothing about the loader's speed."""
+        return self.metrics.get("bound") == "step"
+
+    @property
     def efficiency(self) -> float | None:
+        """videos/s as a share of the decode limit L; ``None`` for a step-bound run (the step set its rate)."""
         lim, v = self.metrics.get("decode_limit_videos_per_s"), self.vps
-        return v / float(lim) if lim and v is not None else None
+        return v / float(lim) if lim and v is not None and not self.step_bound else None
+
+    def item_ceiling(self, cores: Any) -> float | None:
+        """The single-process rate × ``cores`` (the machine's): more than any loader of this pipeline can
+        deliver here. From the recorded decode limit L = single-process rate × min(max(W, 1), cores)."""
+        lim = self.metrics.get("decode_limit_videos_per_s")
+        if not lim or not isinstance(cores, int) or cores < 1:
+            return None
+        return float(lim) / min(max(self.workers or 0, 1), cores) * cores
+
+    def over_ceiling(self, cores: Any) -> bool:
+        """The rate exceeds :meth:`item_ceiling` by more than its interval (its lower bound is above; a rate
+        without an interval, its point): a measurement error, never a finding about the loader."""
+        ceiling, v = self.item_ceiling(cores), self.vps
+        if ceiling is None or v is None:
+            return False
+        return (self.interval[0] if self.interval is not None else v) > ceiling
 
     @property
     def outcome(self) -> dict[str, Any]:

@@ -22,7 +22,9 @@ NOTE [child events]
     ``ready``     {t, dataset_len, import_s, build_s, cuda}  dataset and loader built
     ``batch``     {i, wait_s, epoch, videos, clips, bytes, shape, dtype, t}
                                                        one per batch received by the main process;
-                                                       wait_s is the time blocked in ``next()``;
+                                                       wait_s is the time blocked in ``next()``, t the
+                                                       moment it returned (the loop's time per batch is
+                                                       the gap between receipts: record.batch_walls);
                                                        videos: dataset items the sampler put in it;
                                                        clips, bytes, shape, dtype: measured from its
                                                        tensors (:func:`ssv2_fixtures.data.batch.describe`)
@@ -49,8 +51,9 @@ NOTE [child events]
 NOTE [measured window]
     ``spec["measure"]`` = {warmup_batches, min_batches, max_batches, max_s, target_rel[, min_s]}. The first
     ``warmup_batches`` batches, rounded up to whole worker rounds, are received and not measured
-    (worker start-up, empty queues). After them, each batch's (videos, wait_s) joins the window, and the
-    loop stops at the first of: ``converged`` (at least ``min_batches`` measured, at least ``min_s``
+    (worker start-up, empty queues). After them, each batch's videos and wall time (since the previous
+    batch arrived: the step included, as a training loop spends it; its wait for a first batch) join the
+    window, and the loop stops at the first of: ``converged`` (at least ``min_batches`` measured, at least ``min_s``
     seconds of window, and the window's rate interval, :func:`ssv2_fixtures.run.stats.rate_interval`,
     has relative half-width <= ``target_rel``; the interval only sees noise inside the window, so a
     window of under a second converges on a burst: ``min_s`` makes it average over the host's drift),
@@ -60,7 +63,7 @@ NOTE [measured window]
     short ones, so a window cut inside a round over- or under-counts up to W − 1 batches' worth of
     time (with W = 4 and a 10 s window: ±12 %, the spread seen between runs of 4-worker phases on 2
     cores). ``measured`` reports the window:
-    ``batches`` and ``videos`` in it, ``seconds`` its wall time, ``rate`` videos over summed waits, and
+    ``batches`` and ``videos`` in it, ``seconds`` its wall time, ``rate`` videos over that wall time, and
     the interval ``lo``/``hi`` (null with fewer than ``stats.MIN_BATCHES`` batches).
 
 NOTE [rank events]
@@ -367,7 +370,7 @@ class Window:
     round_size: int = 1  # the loader's workers: batches that arrive together (run/stats.py)
     received: int = 0
     videos: list[int] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # each measured batch's wall time (NOTE [measured window])
     last: float = 0.0
 
     @property
@@ -382,18 +385,19 @@ class Window:
         from .stats import rate_interval
 
         self.received += 1
+        wall = now - self.last if self.received > 1 else wait_s  # the first batch: nothing came before it
         self.last = now
         if self.received <= self.warmup:
             self.opened = now  # the window opens when the last warm-up batch has arrived
             return None  # check_measure: max_batches > warmup_batches
         self.videos.append(int(videos))
-        self.waits.append(float(wait_s))
+        self.seconds.append(max(float(wall), float(wait_s)))
         if self.received >= self.spec["max_batches"]:
             return "batches"
         if len(self.videos) % max(1, self.round_size):
             return None  # inside a worker round
         if len(self.videos) >= self.spec["min_batches"] and now - self.opened >= self.spec["min_s"]:
-            iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
+            iv = rate_interval(self.videos, self.seconds, round_size=self.round_size)
             # at least MIN_GROUPS groups: with 2–3 the t quantile is large but sd over so few groups is
             # itself noisy, and stopping at the first lucky check under target would favour it
             if iv is not None and iv.groups >= MIN_GROUPS and iv.relative_half_width <= self.spec["target_rel"]:
@@ -405,8 +409,8 @@ class Window:
     def result(self, stopped: str) -> dict[str, Any]:
         from .stats import rate_interval
 
-        total_s = sum(self.waits)
-        iv = rate_interval(self.videos, self.waits, round_size=self.round_size)
+        total_s = sum(self.seconds)
+        iv = rate_interval(self.videos, self.seconds, round_size=self.round_size)
         return {
             "batches": len(self.videos),
             "videos": sum(self.videos),
@@ -504,6 +508,7 @@ def batch_loop(
             progress.it = iter(loader)
             continue
         now = time.perf_counter()
+        received = time.time()  # the batch event's ``t``: the receipt, not the emit after describe()
         wait = now - t
         counted = videos_of(item) if videos_of else videos_in_batch(loader, progress.in_epoch)
         facts = describe(item, videos=0 if counted is None else counted)
@@ -521,6 +526,7 @@ def batch_loop(
             bytes=facts["bytes"],
             shape=facts["shape"],
             dtype=facts["dtype"],
+            t=received,
         )
         if cuda:
             largest = max(tensors(item), key=_nbytes, default=None)

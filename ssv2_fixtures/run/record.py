@@ -173,18 +173,49 @@ def _mode(values: Sequence[Any]) -> Any:
     return Counter(values).most_common(1)[0][0] if values else None
 
 
-def _steady(bev: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], dict[Any, float]]:
-    """The batch events after each loader's first (keyed by ``rank``; one key for a single process),
-    and each loader's first batch time."""
-    firsts: dict[Any, float] = {}
-    steady: list[Mapping[str, Any]] = []
-    for e in bev:
+STEP_BOUND_WAIT_FRACTION = 0.2
+"""A loop that waited for data at most this share of its wall time is step-bound: its step, not the loader, set
+the rate it received (the watch's ``data_bound`` finding is the other side of the same 20 %)."""
+
+
+def bound_of(wait_fraction: float) -> str:
+    """``"step"`` when the loop waited for data at most :data:`STEP_BOUND_WAIT_FRACTION` of its wall time (the
+    loader keeps up; the rate is the step's), else ``"data"`` (the loader set the rate). Without a step the
+    loop does nothing but wait, so a run without ``--step-time`` is ``"data"``."""
+    return "step" if wait_fraction <= STEP_BOUND_WAIT_FRACTION else "data"
+
+
+def single_process_rate(metrics: Mapping[str, Any]) -> float | None:
+    """Videos over the time spent waiting in ``next()``: for a W = 0 run the time spent decoding, whatever
+    step the loop held between batches (the decode limit's base, ``stress.campaign``). It is
+    ``videos_per_s / wait_fraction``: both are over the same batches (:func:`batch_metrics`)."""
+    v, f = metrics.get("videos_per_s"), metrics.get("wait_fraction")
+    return float(v) / float(f) if v is not None and f else None
+
+
+def _steady(bev: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indices of the batch events after each loader's first (keyed by ``rank``; one key for a single process)."""
+    seen: set[Any] = set()
+    steady: list[int] = []
+    for i, e in enumerate(bev):
         r = e.get("rank")
-        if r not in firsts:
-            firsts[r] = float(e["t"])
-        else:
-            steady.append(e)
-    return steady, firsts
+        if r in seen:
+            steady.append(i)
+        seen.add(r)
+    return steady
+
+
+def batch_walls(bev: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Each batch's wall time in the loop: seconds from the same loader's previous batch receipt to its own
+    (``t``, NOTE [child events]: the step held after the previous batch, then this batch's wait); a loader's
+    first batch has nothing before it, so its wait. Never less than the batch's own wait (a clock step)."""
+    last: dict[Any, float] = {}
+    out = []
+    for e in bev:
+        r, t, wait = e.get("rank"), float(e["t"]), float(e["wait_s"])
+        out.append(max(t - last[r], wait) if r in last else wait)
+        last[r] = t
+    return out
 
 
 def _window(measured: Mapping[str, Any] | None) -> int | None:
@@ -202,39 +233,43 @@ def batch_metrics(
     window: int | None = None,
 ) -> Metrics:
     """The metrics core: what the batch events of one loading process say (a torchrun child's ranks
-    extend it, :mod:`.ranks`). Rates count the batches after the first (start-up is apart): videos /
-    summed waits, and videos / wall time from the first to the last batch; the interval is
-    :func:`~.stats.rate_interval` over the same batches; waits' percentiles by :func:`~.stats.percentile`.
+    extend it, :mod:`.ranks`). The rate counts the batches after the first (start-up is apart): videos
+    over the loop's wall time for them (:func:`batch_walls`, step included: the rate the training loop
+    received), its interval :func:`~.stats.rate_interval` over the same per-batch (videos, wall seconds);
+    ``wait_fraction`` is the share of that wall time spent waiting for data (≈ 1 without a step), and
+    ``wait_ms_*`` the waits' percentiles (:func:`~.stats.percentile`).
     ``window``: a measured window's batch count (the child's ``measured`` event): the rate and its
     interval are then over the window's batches — the last ``window`` received, the same batches the
-    child judged (its warm-up may be 0, so the window may hold the first batch). This is the one rate
-    and interval computation of a run; the child's ``measured`` event contributes only its count and
-    how it ended (``window_stopped``, :func:`core_metrics`)."""
+    child judged (its warm-up may be 0, so the window may hold the first batch; its wall time is then its
+    wait, as in the child). This is the one rate and interval computation of a run; the child's
+    ``measured`` event contributes only its count and how it ended (``window_stopped``, :func:`core_metrics`)."""
     waits = [float(e["wait_s"]) for e in bev]
     m: Metrics = {"batches": len(bev), "videos": sum(int(e["videos"]) for e in bev)}
     if bev:
         m["first_batch_s"] = waits[0]
         if started is not None:
             m["startup_s"] = float(bev[0]["t"]) - float(started["t"])
-        steady, firsts = _steady(bev)
-        if window:
-            steady = list(bev[-window:])  # the child's window, exactly (NOTE [measured window])
-        steady_w = [float(e["wait_s"]) for e in steady]
-        steady_v = [int(e["videos"]) for e in steady]
-        iv = rate_interval(steady_v, steady_w, round_size=workers) if steady else None
-        if steady_w and sum(steady_w) > 0:
-            # the interval's own point (stats: over whole worker rounds) where there is one, so the rate
-            # and its spread are one computation; too few batches for it: videos over summed waits
-            m["videos_per_s"] = iv.rate if iv is not None else sum(steady_v) / sum(steady_w)
+        walls = batch_walls(bev)
+        # the child's window, exactly (NOTE [measured window]); the event before it gives its first wall
+        idx = list(range(max(0, len(bev) - window), len(bev))) if window else _steady(bev)
+        steady_s = [walls[i] for i in idx]
+        steady_w = [waits[i] for i in idx]
+        steady_v = [int(bev[i]["videos"]) for i in idx]
+        iv = rate_interval(steady_v, steady_s, round_size=workers) if idx else None
+        # the interval's own point (stats: over the newest whole worker rounds) where there is one, so the
+        # rate and its spread are one computation; too few batches for it: over all of them
+        used = (len(idx) - len(idx) % max(1, workers)) if iv is not None else len(idx)
+        used_s, used_w = sum(steady_s[len(idx) - used :]), sum(steady_w[len(idx) - used :])
+        if used_s > 0:
+            m["videos_per_s"] = iv.rate if iv is not None else sum(steady_v) / used_s
             m["frames_per_s"] = m["videos_per_s"] * num_frames
-            span = max(float(e["t"]) for e in bev) - min(firsts.values())
-            if span > 0:
-                m["loop_videos_per_s"] = sum(steady_v) / span
+            m["wait_fraction"] = used_w / used_s
+            m["bound"] = bound_of(m["wait_fraction"])
         if iv is not None and math.isfinite(iv.hi):
             m["videos_per_s_interval"] = iv.as_list()
             m["interval_batches"], m["interval_method"] = iv.batches, iv.method
-        elif steady:
-            note = no_interval_reason(steady_w, workers, iv.hi if iv else None)
+        elif idx:
+            note = no_interval_reason(steady_s, workers, iv.hi if iv else None)
             if note:
                 m["interval_note"] = note
         pct = [w * 1000.0 for w in (steady_w or waits)]

@@ -83,9 +83,14 @@ class RunResult:
                 f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else f" (no interval: {m.get('interval_note') or 'none computed'})"
             )
             window = f", window stopped on {m['window_stopped']}" if m.get("window_stopped") else ""
+            bound = (
+                f", step-bound (waited for data {m['wait_fraction']:.0%} of the loop)"
+                if m.get("bound") == "step"
+                else ""
+            )
             return (
                 f"{r['label']}: passed, {m.get('videos_per_s', 0):.1f} videos/s{spread} over "
-                f"{m.get('batches', 0)} batches{window}"
+                f"{m.get('batches', 0)} batches{window}{bound}"
             )
         o: dict[str, Any] = dict(r["outcome"] or {})
         return (

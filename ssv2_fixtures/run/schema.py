@@ -35,9 +35,12 @@ class HostLoad(TypedDict):
 class Metrics(TypedDict, total=False):
     batches: int  # batches received by the main process
     videos: int
-    videos_per_s: float  # steady state: batches after the first, videos / summed waits (whole rounds)
+    # steady state (batches after the first, or the measured window; whole worker rounds): videos / the loop's
+    # wall time for them, step included — the rate the training loop received (record.batch_metrics)
+    videos_per_s: float
     frames_per_s: float
-    loop_videos_per_s: float  # independent: videos / wall time of the batch loop (after the first)
+    wait_fraction: float  # the share of that wall time spent waiting in next() (≈ 1 without --step-time)
+    bound: str  # "step" (waited for data ≤ 20 % of the time: the loader keeps up) or "data" (record.bound_of)
     loop_s: float
     wait_ms_p50: float
     wait_ms_p95: float

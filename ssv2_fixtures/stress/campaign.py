@@ -20,6 +20,7 @@ from ..data.loader import LoaderConfig
 from ..options import Settings
 from ..run.child import DatasetSpec
 from ..run.monitor import TreeMonitor
+from ..run.record import single_process_rate
 from ..run.runner import OnEvent, RunResult, Watchdog, dataset_spec, run_config, run_distributed
 from ..run.schema import DataErrorRecord, PipelineProbe, RunRecord
 from . import verdicts
@@ -399,7 +400,8 @@ class Stress:
             **extra,
         )
         if decode_rate and result.passed and self.session.decode_rate is None:
-            self.session.decode_rate = result.metrics.get("videos_per_s")
+            # videos over the time spent decoding: the loop's --step-time is not the decoder's
+            self.session.decode_rate = single_process_rate(result.metrics)
             self.session.base_rss = result.metrics.get("rss_peak_bytes")
             limit = self.decode_limit(config, probe=False)
         facts = StressFacts(
@@ -437,7 +439,7 @@ class Stress:
                 name="decode-rate-probe",
                 watchdog=self.watchdog(),
             )
-            self.session.decode_rate = r.metrics.get("videos_per_s") if r.passed else None
+            self.session.decode_rate = single_process_rate(r.metrics) if r.passed else None
             self.session.base_rss = r.metrics.get("rss_peak_bytes") if r.passed else None
         if not self.session.decode_rate:
             return None

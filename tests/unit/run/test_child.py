@@ -39,13 +39,15 @@ def _m(**kw: Any) -> MeasureSpec:
 # --------------------------------------------------------------------------- the measured window (pure)
 
 
-def _feed(w: Window, stream: list[tuple[int, float]], dt: float = 0.1) -> tuple[str | None, int]:
-    """Feed (videos, wait_s) pairs at a fake clock ``dt`` apart; (reason, batches fed)."""
+def _feed(w: Window, stream: list[tuple[int, float]], step: float = 0.0) -> tuple[str | None, int]:
+    """Feed (videos, wait_s) pairs on a fake clock: each batch arrives ``wait_s`` after the loop asked for it,
+    and the loop holds ``step`` seconds after it (a training step); (reason, batches fed)."""
     now = w.opened
     for k, (v, s) in enumerate(stream, start=1):
-        now += dt
+        now += s
         if (why := w.add(v, s, now)) is not None:
             return why, k
+        now += step
     return None, len(stream)
 
 
@@ -64,11 +66,11 @@ noisy = [(4, _rng.uniform(0.05, 0.5)) for _ in range(200)]  # far from ±0.1 % i
 
 def test_a_noisy_stream_stops_at_the_time_cap_and_reports_its_interval() -> None:
     w = Window(_m(warmup_batches=1, target_rel=0.001, max_s=2.0), opened=0.0)
-    why, fed = _feed(w, noisy, dt=0.25)
+    why, fed = _feed(w, noisy)
     assert why == "time"
     r = w.result("time")
     assert r["seconds"] >= 2.0 and r["batches"] == fed - 1
-    iv = rate_interval(w.videos, w.waits)
+    iv = rate_interval(w.videos, w.seconds)
     assert iv is not None and (r["rate"], r["lo"], r["hi"]) == (iv.rate, iv.lo, iv.hi)
     assert r["lo"] < r["rate"] < r["hi"]
 
@@ -79,6 +81,20 @@ def test_convergence_needs_five_groups_whatever_min_batches_says() -> None:
     assert _feed(w, [(8, 9.0)] * 3 + [(8, 0.1)] * 50) == ("converged", 3 + 5 * 3)
     w4 = Window(_m(warmup_batches=0, min_batches=1), opened=0.0, round_size=4)  # groups of whole rounds
     assert _feed(w4, [(8, 0.1)] * 50) == ("converged", 5 * 4)
+
+
+def test_with_a_step_the_window_measures_the_loop_not_the_waits() -> None:
+    # a loader that keeps up with a 50 ms step: waits of 0–4 ms, so videos / summed waits would read
+    # 8 / 0.002 = 4000 videos/s; the loop received 8 videos per (wait + step)
+    waits = [0.004 if k % 2 else 0.0 for k in range(60)]
+    w = Window(_m(warmup_batches=2, min_batches=12, target_rel=0.05), opened=0.0)
+    why, fed = _feed(w, [(8, s) for s in waits], step=0.05)
+    assert why == "converged"
+    walls = [s + 0.05 for s in waits[2:fed]]  # each measured batch: the step before it, then its wait
+    assert w.seconds == pytest.approx(walls)
+    r = w.result(why)
+    assert r["rate"] == pytest.approx(8 * len(walls) / sum(walls))
+    assert r["rate"] <= 8 / 0.05 < 8 * len(walls) / sum(waits[2:fed])
 
 
 def test_max_batches_counts_the_warm_up_too() -> None:
@@ -108,7 +124,7 @@ def test_the_window_never_stops_early_or_late(warm: int, least: int, extra: int,
     assert why in ("converged", "batches") and fed <= warm + extra
     if why == "converged":
         assert fed - warm >= least
-        iv = rate_interval(w.videos, w.waits)
+        iv = rate_interval(w.videos, w.seconds)
         assert iv is not None and iv.relative_half_width <= 0.05 and iv.groups >= 5
     else:
         assert fed == warm + extra

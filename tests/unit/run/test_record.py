@@ -15,16 +15,25 @@ from hypothesis import strategies as st
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.child import MeasureSpec, Window
 from ssv2_fixtures.run.monitor import Peaks
-from ssv2_fixtures.run.record import RunFacts, batch_metrics, json_safe, single_record, write_atomic
+from ssv2_fixtures.run.record import (
+    RunFacts,
+    batch_metrics,
+    batch_walls,
+    json_safe,
+    single_process_rate,
+    single_record,
+    write_atomic,
+)
 from ssv2_fixtures.run.stats import MIN_BATCHES, no_interval_reason, percentile, rate_interval
 
 
 def _batches(
-    waits: list[float], videos: int = 4, rank: int | None = None, t0: float = 100.0, **extra: Any
+    waits: list[float], videos: int = 4, rank: int | None = None, t0: float = 100.0, step: float = 0.0, **extra: Any
 ) -> list[dict[str, Any]]:
+    """Batch events of a loop that waits ``waits[i]`` for batch i (``t``: its receipt), then holds ``step``."""
     out, t = [], t0
     for i, w in enumerate(waits):
-        t += w
+        t += (step if i else 0.0) + w
         ev = {"ev": "batch", "i": i, "t": t, "wait_s": w, "videos": videos, **extra}
         if rank is not None:
             ev["rank"] = rank
@@ -38,7 +47,7 @@ def test_rates_count_the_batches_after_the_first() -> None:
     assert m["batches"] == 12 and m["videos"] == 48
     assert m["first_batch_s"] == 5.0 and m["startup_s"] == pytest.approx(15.0)
     assert m["videos_per_s"] == pytest.approx(44 / 5.5) and m["frames_per_s"] == pytest.approx(16 * 44 / 5.5)
-    assert m["loop_videos_per_s"] == pytest.approx(44 / 5.5)  # the span from the first batch to the last
+    assert m["wait_fraction"] == pytest.approx(1.0) and m["bound"] == "data"  # no step: the loop only waits
     assert m["wait_ms_p50"] == pytest.approx(500.0) and m["loop_s"] == 11.5
     iv = rate_interval([4] * 11, [0.5] * 11)
     assert iv is not None and m["videos_per_s_interval"] == iv.as_list()
@@ -74,7 +83,6 @@ def test_ranks_each_have_their_first_batch() -> None:
     bev = sorted(_batches([3.0, 1.0, 1.0], rank=0) + _batches([4.0, 1.0, 1.0], rank=1), key=lambda e: e["t"])
     m = batch_metrics(bev)
     assert m["videos_per_s"] == pytest.approx(16 / 4.0)
-    assert m["loop_videos_per_s"] == pytest.approx(16 / (106.0 - 103.0))
 
 
 @settings(max_examples=60, deadline=None)
@@ -127,11 +135,13 @@ def test_a_window_without_warm_up_is_the_childs_own_batches_first_one_included()
     waits = [3.0] + [0.5] * 11
     spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9, min_s=0.0)
     w = Window(spec, opened=0.0)
-    stopped = [w.add(4, x, now=float(k)) for k, x in enumerate(waits)]
+    bev = _batches(waits, step=0.2)
+    stopped = [w.add(4, e["wait_s"], now=e["t"]) for e in bev]  # the child's clock: receipts
     assert stopped[-1] == "batches" and len(w.videos) == len(waits)
-    m = batch_metrics(_batches(waits), window=len(w.videos))
-    assert m["videos_per_s"] == pytest.approx(sum(w.videos) / sum(w.waits))
-    iv = rate_interval(w.videos, w.waits)
+    m = batch_metrics(bev, window=len(w.videos))
+    assert w.seconds == pytest.approx([3.0] + [0.7] * 11)  # the first batch: its wait, nothing before it
+    assert m["videos_per_s"] == pytest.approx(sum(w.videos) / sum(w.seconds))
+    iv = rate_interval(w.videos, w.seconds)
     assert iv is not None and m["videos_per_s_interval"] == pytest.approx(iv.as_list())
 
 
@@ -203,3 +213,68 @@ def test_the_rate_is_the_intervals_own_point() -> None:
     iv = rate_interval([4] * 13, waits[1:], round_size=2)
     assert iv is not None and m["videos_per_s"] == iv.rate == pytest.approx(48 / 6.0)
     assert m["videos_per_s_interval"] == iv.as_list()
+
+
+# --------------------------------------------------------------------------- one throughput: the loop's wall time
+
+
+def test_with_a_step_the_rate_is_videos_over_the_loops_wall_time() -> None:
+    # a loader that keeps up with a 50 ms step: the loop received 4 videos per (wait + step), whatever the waits
+    waits = [2.0] + [0.002, 0.0, 0.004] * 8
+    bev = _batches(waits, step=0.05)
+    m = batch_metrics(bev)
+    walls = [w + 0.05 for w in waits[1:]]
+    assert batch_walls(bev)[1:] == pytest.approx(walls)
+    assert m["videos_per_s"] == pytest.approx(4 * 24 / sum(walls))
+    assert m["videos_per_s"] <= 4 / 0.05  # the step-bound rate: no loop with this step receives more
+    assert m["videos_per_s"] < 4 * 24 / sum(waits[1:])  # what videos over summed waits would have claimed
+    assert m["wait_fraction"] == pytest.approx(sum(waits[1:]) / sum(walls)) and m["bound"] == "step"
+    iv = rate_interval([4] * 24, walls)
+    assert iv is not None and m["videos_per_s_interval"] == pytest.approx(iv.as_list())
+    # a W = 0 run's decode rate is still the waits': videos over the time spent decoding
+    assert single_process_rate(m) == pytest.approx(4 * 24 / sum(waits[1:]))
+
+
+def test_a_data_bound_loop_with_a_step_is_data_bound() -> None:
+    waits = [2.0] + [0.4] * 12
+    m = batch_metrics(_batches(waits, step=0.1))
+    assert m["wait_fraction"] == pytest.approx(0.4 / 0.5) and m["bound"] == "data"
+    assert m["videos_per_s"] == pytest.approx(4 / 0.5)
+
+
+def test_a_windows_first_wall_is_from_the_batch_before_it() -> None:
+    # 3 warm-up batches, then a 12-batch window: the window's first batch waited 0.1 s after the 0.3 s step
+    # that followed the last warm-up batch; the record keeps that step in, as the child's window does
+    waits = [5.0, 1.0, 1.0] + [0.1] * 12
+    bev = _batches(waits, step=0.3)
+    spec = MeasureSpec(warmup_batches=3, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9, min_s=0.0)
+    w = Window(spec, opened=0.0)
+    for e in bev:
+        w.add(4, e["wait_s"], now=e["t"])
+    m = batch_metrics(bev, window=12)
+    assert w.seconds == pytest.approx([0.4] * 12)
+    assert m["videos_per_s"] == pytest.approx(48 / 4.8) == pytest.approx(w.result("batches")["rate"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    waits=st.lists(st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=2.0)), min_size=7, max_size=40),
+    step=st.floats(min_value=0.0, max_value=1.0),
+    workers=st.integers(0, 4),
+)
+def test_the_rate_is_never_above_the_waits_rate_nor_the_step_bound(
+    waits: list[float], step: float, workers: int
+) -> None:
+    bev = _batches([1.0, *waits], step=step)
+    m = batch_metrics(bev, workers=workers)
+    if "videos_per_s" not in m:
+        return  # the batches took no time (no step, zero waits): no rate, and nothing to compare
+    v = m["videos_per_s"]
+    whole = len(waits) - len(waits) % max(1, workers)
+    iv = rate_interval([4] * len(waits), batch_walls(bev)[1:], round_size=workers)
+    used = waits[len(waits) - whole :] if iv else waits
+    if sum(used) > 0:
+        assert v <= 4 * len(used) / sum(used) * (1 + 1e-9)  # the loop's time per batch is at least its wait
+    if step > 0:
+        assert v <= 4 / step * (1 + 1e-9)  # ... and at least the step
+    assert 0.0 <= m["wait_fraction"] <= 1.0 + 1e-9

@@ -79,8 +79,9 @@ def test_the_minimum_window_never_holds_back_the_time_or_batches_stop():
     w = Window(_spec(warmup_batches=0, max_s=1.0, min_s=1.0, target_rel=1e-9), opened=0.0, round_size=1)
     now, stopped = 0.0, None
     while stopped is None:
-        now += 0.05
-        stopped = w.add(4, 0.05 + 0.002 * len(w.videos), now)  # a drifting stream: never within 1e-9
+        wait = 0.05 + 0.002 * len(w.videos)  # a drifting stream: never within 1e-9
+        now += wait
+        stopped = w.add(4, wait, now)
     assert stopped == "time"
     w = Window(_spec(warmup_batches=0, max_batches=20, min_s=5.0), opened=0.0, round_size=1)
     now, stopped = 0.0, None
