@@ -18,6 +18,7 @@ from .stress.session import StressSession
 
 if TYPE_CHECKING:
     from .run.child import DatasetSpec
+    from .run.schema import InvocationRecord
 
 MARKERS = {
     "quick": "pre-flight checks and the 9-phase ladder on a few batches (minutes)",
@@ -64,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc) + (f"\n({note})" if note else "")) from None
     from .stress.probe import machine_facts
 
-    session = StressSession(settings)
+    session = StressSession(settings, invocation=_invocation(config))
     # the disk the runs write to (their TMPDIR lives in it), not this process's TMPDIR
     session.machine = machine_facts(str(session.runs_dir), sharing_strategy=settings.sharing_strategy)
     if settings.sandbox is not None:
@@ -79,7 +80,7 @@ def _report_option_error(config: pytest.Config, exc: SettingsError) -> str | Non
     raw = config.getoption("reports") or config.getini("reports") or None
     try:
         settings = Settings(reports=Path(os.path.expanduser(str(raw))) if raw else Settings().reports)
-        session = StressSession(settings)
+        session = StressSession(settings, invocation=_invocation(config))
         flag = "--" + str(exc.option).replace("_", "-")
         session.fail_data(
             {
@@ -96,6 +97,12 @@ def _report_option_error(config: pytest.Config, exc: SettingsError) -> str | Non
         return None
     except Exception as err:  # the usage error is the message; this only says the report is missing
         return f"the report could not be written: {type(err).__name__}: {err}"
+
+
+def _invocation(config: pytest.Config) -> InvocationRecord:
+    """The command line as given (results.json ``invocation``): Next steps repeat the user's own options."""
+    p = config.invocation_params
+    return {"args": [str(a) for a in p.args], "dir": str(p.dir)}
 
 
 def session_of(config: pytest.Config) -> StressSession:

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
+import linecache
 import os
+import pkgutil
 import sys
 import sysconfig
 import traceback
@@ -43,7 +46,8 @@ SUITE_ARGS = ("root", "split", "train")
 
 WHATS = (
     "bad_factory",  # --dataset-factory is not MODULE:CALLABLE
-    "module_not_found",  # MODULE is not on sys.path
+    "module_not_found",  # MODULE's top-level package is on no sys.path entry
+    "submodule_not_found",  # the top-level package imports, but it has no such submodule (mypkg.dta)
     "module_import_failed",  # MODULE was found but raised while importing (syntax error, missing dependency)
     "attribute_missing",  # MODULE has no CALLABLE
     "not_callable",
@@ -77,7 +81,8 @@ class FactoryError(ValueError):
     """The user's pipeline could not be built or batched: ``what`` says how (one of :data:`WHATS`).
 
     ``file``/``line`` point at the code to look at (the user's frame when their code raised, the
-    factory's definition otherwise); ``fix`` says what to change.
+    factory's definition otherwise); ``fix`` says what to change. ``sys_path`` is the import path a
+    ``module_not_found`` searched (kept for the record; the message names the folders the user controls).
     """
 
     what: str
@@ -110,8 +115,6 @@ class FactoryError(ValueError):
         msg = f"dataset factory {self.factory}: {self.problem}" if self.factory else self.problem
         if self.file:
             msg += f" ({self.file}{':' + str(self.line) if self.line else ''})"
-        if self.sys_path is not None:
-            msg += f"; sys.path searched: {self.sys_path}"
         if self.fix:
             msg += f". Fix: {self.fix}"
         return msg
@@ -197,52 +200,133 @@ def _put_on_path(paths: Sequence[str]) -> list[str]:
     return dirs
 
 
+def _code_at(file: str | None, line: int | None) -> str:
+    """The source line ``file:line`` (stripped), for a message that shows where an import failed."""
+    return linecache.getline(file, line).strip() if file and line else ""
+
+
+def _at(file: str | None, line: int | None) -> str:
+    code = _code_at(file, line)
+    return f", at line {line}: {code}" if code else ""
+
+
+def _folders(paths: Sequence[str]) -> str:
+    return ", ".join(paths) if paths else "no folder"
+
+
 def _import(mod_name: str, factory: str, dirs: list[str]) -> Any:
-    try:
-        return importlib.import_module(mod_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (mod_name == missing or mod_name.startswith(missing + ".")):
-            absent = [d for d in dirs if not os.path.isdir(d)]
-            note = f" (--dataset-path {', '.join(absent)} does not exist)" if absent else ""
-            raise FactoryError(
-                "module_not_found",
-                f"cannot import module {mod_name!r}: no module named {missing!r}{note}",
-                factory=factory,
-                sys_path=sys.path,
-                fix=(
-                    f"add the directory that contains {missing.split('.')[0]!r} with --dataset-path DIR "
-                    '(TOML: [dataset] path = ["DIR"]), or run pytest from your project\'s directory'
-                ),
-            ) from exc
-        file, line, _ = _user_frame(exc, None)
-        raise FactoryError(
-            "module_import_failed",
-            f"importing module {mod_name!r} failed: it imports {missing!r}, which is not installed here",
+    """Import ``mod_name`` one dotted step at a time, so that a failure names what is missing: the
+    top-level package (on no sys.path entry), a submodule (the package imports; it has no such file), or
+    something the user's module itself imports (an error raised inside their code, with its line)."""
+    parts = mod_name.split(".")
+    module: Any = None
+    for k in range(1, len(parts) + 1):
+        name = ".".join(parts[:k])
+        if k > 1 and not hasattr(module, "__path__"):
+            raise _no_submodule(module, name, factory, dirs, package=False)
+        if name in sys.modules:  # imported already (possibly made in code, without a __spec__ to find)
+            module = sys.modules[name]
+            continue
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # a parent without __path__, or a broken __spec__ in sys.modules
+            found = None
+        if found is None:
+            raise (_no_top_level(name, factory, dirs) if k == 1 else _no_submodule(module, name, factory, dirs))
+        module = _import_found(name, factory)
+    return module
+
+
+def _no_top_level(name: str, factory: str, dirs: list[str]) -> FactoryError:
+    absent = [d for d in dirs if not os.path.isdir(d)]
+    note = f"; --dataset-path {', '.join(absent)} does not exist" if absent else ""
+    return FactoryError(
+        "module_not_found",
+        f"no top-level module or package {name!r}: looked in {_folders(dirs)} (--dataset-path and the folder "
+        f"pytest ran in) and this Python's installed packages{note}",
+        factory=factory,
+        sys_path=sys.path,
+        fix=(
+            f"add the folder that contains {name!r} (the folder above {name}/ or {name}.py) with --dataset-path DIR "
+            '(TOML: [dataset] path = ["DIR"]), run pytest from that folder, or pip install your project'
+        ),
+    )
+
+
+def _no_submodule(parent: Any, name: str, factory: str, dirs: list[str], *, package: bool = True) -> FactoryError:
+    owner, _, part = name.rpartition(".")
+    if not package:  # a plain module (mypkg.py) cannot hold submodules
+        file = getattr(parent, "__file__", None)
+        return FactoryError(
+            "submodule_not_found",
+            f"{owner} is a module, not a package: it has no submodule {part!r}",
             factory=factory,
             file=file,
-            line=line,
-            fix=f"install {missing.split('.')[0]!r} in this environment (pip install ...), or add its directory "
-            "with --dataset-path",
-        ) from exc
+            fix=f"name the callable in {owner} itself ({owner}:NAME), or make {owner} a package (a folder)",
+        )
+    where = [str(p) for p in getattr(parent, "__path__", [])]
+    subs = sorted(m.name for m in pkgutil.iter_modules(where))
+    close = difflib.get_close_matches(part, subs, n=3)
+    hint = f"did you mean {' or '.join(repr(f'{owner}.{c}') for c in close)}? " if close else ""
+    real = [os.path.realpath(d) for d in dirs]
+    elsewhere = not any(os.path.realpath(w).startswith(d + os.sep) for w in where for d in real)
+    shadow = (
+        f"; {owner} was imported from {_folders(where)}, not from the --dataset-path folders: if your code is "
+        "elsewhere, another package of that name comes first on sys.path"
+        if elsewhere and dirs
+        else ""
+    )
+    return FactoryError(
+        "submodule_not_found",
+        f"{owner} has no submodule {part!r} (looked in {_folders(where)})",
+        factory=factory,
+        fix=f"{hint}name a module of {owner} (it has: {', '.join(subs[:12]) or 'none'}){shadow}",
+    )
+
+
+def _import_found(name: str, factory: str) -> Any:
+    """Import ``name``, which exists: what goes wrong now happens inside the user's own code."""
+    try:
+        return importlib.import_module(name)
     except SyntaxError as exc:
         raise FactoryError(
             "module_import_failed",
-            f"importing module {mod_name!r} failed: {describe_exc(exc)}",
+            f"importing module {name!r} failed: {describe_exc(exc)}",
             factory=factory,
             file=exc.filename,
             line=exc.lineno,
             fix=f"fix the syntax error at {exc.filename}:{exc.lineno}",
         ) from exc
-    except Exception as exc:
-        file, line, func = _user_frame(exc, None)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        file, line, _ = _user_frame(exc, None)
+        ours = missing.split(".")[0] == name.split(".")[0]  # mypkg/__init__.py importing mypkg.gone
         raise FactoryError(
             "module_import_failed",
-            f"importing module {mod_name!r} raised {describe_exc(exc)}" + (f" in {func}" if func else ""),
+            f"importing module {name!r} failed: it imports {missing!r}, which "
+            + ("does not exist" if ours else "is not installed here")
+            + _at(file, line),
             factory=factory,
             file=file,
             line=line,
-            fix=f"fix the error raised at import time at {file}:{line} (it is in your module, not the suite)",
+            fix=(
+                f"fix the import at {file}:{line}"
+                if ours
+                else f"install {missing.split('.')[0]!r} in this environment (pip install ...), or add its "
+                "folder with --dataset-path"
+            ),
+        ) from exc
+    except Exception as exc:  # an ImportError from a `from x import y`, or anything the module runs
+        file, line, func = _user_frame(exc, None)
+        raise FactoryError(
+            "module_import_failed",
+            f"importing module {name!r} raised {describe_exc(exc)}"
+            + (f" in {func}" if func and func != "<module>" else "")
+            + _at(file, line),
+            factory=factory,
+            file=file,
+            line=line,
+            fix=f"fix the error raised at import time at {file}:{line} (it is in your code, not the suite)",
         ) from exc
 
 

@@ -23,6 +23,7 @@ from .fmt import md_table, num, one_line, rate, size, verdict_ok
 from .model import Run, extra, interval_of, label_of, load, runs_of
 from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
+from .rerun import invocation_note, rerun
 from .tune import TUNE_PLOT, confirmed_best, plot_tune, tune_section
 
 SPREAD_NOTE = (
@@ -405,23 +406,25 @@ def _data_error_section(err: Mapping[str, Any]) -> list[str]:
 
 def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | None) -> list[str]:
     out: list[str] = []
+    inv = extra(data, "invocation")  # the user's own command line: the commands below repeat their options
     err = extra(data, "data_error")
     if err:
         where = f"{err.get('file') or '?'}, " + (f"entry {err['entry']}" if err.get("entry") else "the file as a whole")
+        again = rerun(inv, None) if inv else rerun(inv, "quick")
         out.append(
-            f"Fix the data ({where}): "
-            f"{one_line(err.get('fix'), 300) or 'see the message'}; then rerun `pytest -m quick`."
+            f"Fix the data ({where}): {one_line(err.get('fix'), 300) or 'see the message'}; then rerun `{again}`."
         )
     elif rec is None and any(r.ok and r.kind == "distributed" for r in runs):
         out.append(
-            "Get a single-loader recommendation to compare the multi-rank runs with: `pytest -m quick`, "
-            "then `pytest -m sustained`."
+            f"Get a single-loader recommendation to compare the multi-rank runs with: `{rerun(inv, 'quick')}`, "
+            f"then `{rerun(inv, 'sustained')}`."
         )
     elif rec is None:
-        out.append("Nothing passed: fix the first failure below (its remedy), then rerun `pytest -m quick`.")
+        again = rerun(inv, None) if inv else rerun(inv, "quick")
+        out.append(f"Nothing passed: fix the first failure below (its remedy), then rerun `{again}`.")
     elif not rec.verified:
         out.append(
-            f"Confirm the recommendation ({rec.label}) over a long run: `pytest -m sustained`; a short "
+            f"Confirm the recommendation ({rec.label}) over a long run: `{rerun(inv, 'sustained')}`; a short "
             "run cannot show slow memory or shm growth."
         )
     by_kind: dict[str, list[Run]] = {}
@@ -438,21 +441,22 @@ def _next_steps(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | No
             "Throughput still grows with workers: try larger worker counts (`--workers`, up to `--max-workers`)."
         )
     if not data.get("limits"):
-        out.append("Find the largest batch size per worker count: `pytest -m limits`.")
+        out.append(f"Find the largest batch size per worker count: `{rerun(inv, 'limits')}`.")
     v = data.get("validate")
     if not v:
         out.append(
             "Check the recommended config against your own throughput/wait/memory targets: "
-            "`pytest -m validate --train-config train.toml` (the file is in *Recommended configuration*)."
+            f"`{rerun(inv, 'validate', '--train-config', 'train.toml')}` (the file is in *Recommended configuration*)."
         )
     elif not v.get("passed"):
         missed = [str(r.get("target")) for r in v.get("rows") or [] if not r.get("ok")]
         out.append(
             f"Targets missed ({', '.join(missed)}): relax them or change the config, then rerun "
-            f"`pytest -m validate --train-config {v.get('config_file', 'train.toml')}`."
+            f"`{rerun(inv, 'validate', '--train-config', str(v.get('config_file', 'train.toml')))}`."
         )
     out.append("Compare with another machine's run: `python -m ssv2_fixtures.report compare THIS_RUN OTHER_RUN`.")
-    return [f"{i}. {s}" for i, s in enumerate(out, 1)]
+    note = invocation_note(inv)
+    return [f"{i}. {s}" for i, s in enumerate(out, 1)] + (["", note] if note else [])
 
 
 def _recommendation_section(data: ResultsFile, runs: Sequence[Run], rec: Recommendation | None) -> list[str]:
@@ -492,7 +496,7 @@ def _recommendation_section(data: ResultsFile, runs: Sequence[Run], rec: Recomme
         out += (
             [
                 "To check it against your own targets, save this as `train.toml` and run "
-                "`pytest -m validate --train-config train.toml`:",
+                f"`{rerun(extra(data, 'invocation'), 'validate', '--train-config', 'train.toml')}`:",
                 "",
             ]
             + train_toml(rec)

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..data.webm import remedy_for
 from .schema import OutcomeRecord
+from .shm import fit_advice
 from .units import fmt_bytes
 
 
@@ -124,17 +125,50 @@ def _in_loading_code(ev: Evidence) -> bool:
     return _has(ev, "DataLoader worker process", "__getitem__", "_MapDatasetFetcher", "in fetch")
 
 
+def shm_state(facts: Mapping[str, Any]) -> str:
+    """``the emulated /dev/shm holds 64 MB in all; at most 37 MB of it was in use (27 MB still free)``:
+    used and free named apart, from the monitor's samples (a failed allocation is refused whole, so the
+    most in use can be far below the size)."""
+    total, free = facts.get("shm_total_bytes"), facts.get("shm_free_bytes")
+    emulated = bool((facts.get("emulated") or {}).get("shm_bytes"))
+    where = f"the {'emulated ' if emulated else ''}/dev/shm"
+    if not total:
+        return ""
+    text = f"{where} holds {fmt_bytes(total)} in all"
+    if free is not None:
+        text += (
+            f"; at most {fmt_bytes(max(0, int(total) - int(free)))} of it was in use at a sample "
+            f"({fmt_bytes(free)} still free)"
+        )
+    return text
+
+
 def _shm_remedy(ev: Evidence) -> str:
     f, c = ev.facts, ev.config
-    need, free = f.get("shm_need_bytes"), f.get("shm_free_bytes")
+    need = f.get("shm_need_bytes")
     w, pf, bs = c.get("num_workers", "?"), c.get("prefetch_factor") or 2, c.get("batch_size", "?")
-    head = f"needs ~{fmt_bytes(need)} of /dev/shm in flight, {fmt_bytes(free)} free" if need else "/dev/shm is full"
-    size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
     ranks = int(f.get("ranks") or 1)
+    emulated = bool((f.get("emulated") or {}).get("shm_bytes"))
+    # judged against the /dev/shm the run had: the emulated one under --emulate, else what was free
+    avail = f.get("shm_available_bytes") or f.get("shm_total_bytes")
+    state = shm_state(f)
+    head = f"needs ~{fmt_bytes(need)} of /dev/shm in flight" if need else "/dev/shm is full"
+    if f.get("during"):
+        head += " with every prefetch slot full (as when the training step is slower than the loader)"
+    if state:
+        head += f"; {state}"
+    size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
+    per_item = f.get("bytes_per_item") or (
+        f["batch_bytes"] / bs if f.get("batch_bytes") and isinstance(bs, int) and bs > 0 else None
+    )
+    alone, change = "", ""
+    if per_item and avail and isinstance(bs, int) and isinstance(w, int):
+        where = f"the {'emulated ' if emulated else ''}/dev/shm"
+        alone, change = fit_advice(bs, w, c.get("prefetch_factor"), float(per_item), int(avail), where, ranks)
     each = f", in each of the {ranks} ranks on this node: they share one /dev/shm" if ranks > 1 else ""
+    lower = change or f"lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each})"
     return (
-        f"{head}: run the container with --shm-size={size}, "
-        f"or lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each}); "
+        f"{head}. {alone + ' ' if alone else ''}Run the container with --shm-size={size}, or {lower}; "
         "both sharing strategies allocate in /dev/shm"
     )
 

@@ -50,7 +50,11 @@ class Metrics(TypedDict, total=False):
     rss_peak_bytes: int
     pss_peak_bytes: int
     uss_peak_bytes: int
-    shm_peak_bytes: int
+    shm_peak_bytes: int  # the whole run's sampled peak, the full-queue hold included (NOTE [full-queue hold])
+    shm_full_queue_bytes: int  # /dev/shm in use with every prefetch slot full + the batch a step holds
+    full_queue_batches: int  # batches in /dev/shm then (W × prefetch_factor + 1 when all landed)
+    full_queue_s: float  # how long the hold took
+    full_queue_stopped: str  # "full" (all landed), "stable" (shm stopped growing) or "cap" (time bound)
     shm_files_peak: int
     fds_peak: int
     threads_peak: int

@@ -30,7 +30,7 @@ def test_failures_findings_quote_numbers(failures_summary: tuple[Path, str]) -> 
     f = "\n".join(section(text, "Findings"))
     assert (
         "bs32-w4-pf2 (quick (phase3), shm_exhausted): needed ~662 MB of /dev/shm" in f
-        and "free space fell to 18 MB of 2.0 GB" in f
+        and "/dev/shm 2.0 GB in all, at most 2.0 GB of it in use at a sample (18 MB still free)" in f
     )
     assert "ran out of file descriptors at 1021 open (limit ulimit -n = 1024)" in f
     assert "left 3 shared-memory file(s) (110 MB)" in f
@@ -90,8 +90,8 @@ def test_limits_plateau_and_shm_finding(tmp_path: Path) -> None:
     assert "55.3 ±? → 56.9 ±? videos/s (+2.9 %)" in f and "no recorded spread" in f
     assert (
         "bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MB of /dev/shm for the batches in flight (64 videos × "
-        "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; free space fell to 9 MB of 512 MB "
-        "— the budget predicted this."
+        "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; /dev/shm 512 MB in all, at most "
+        "503 MB of it in use at a sample (9 MB still free) — the budget predicted this."
     ) in f
 
 

@@ -224,7 +224,14 @@ def test_a_bad_factory_is_a_data_error_in_results_json(
 # settings: one quick phase of 4 batches, which never runs (the session's probe refuses the pipeline first).
 BAD_FACTORIES = [
     # id, options, words of the message, the file the record points at (None: no file)
-    ("module-missing", ["--dataset-factory", "userpipe_missing.data:build"], "cannot import module", None),
+    (
+        "module-missing",
+        ["--dataset-factory", "userpipe_missing.data:build"],
+        "no top-level module or package 'userpipe_missing'",
+        None,
+    ),
+    # the package imports from --dataset-path; its submodule is misspelt: named as such, path not blamed
+    ("submodule-missing", ["--dataset-factory", "userpipe.dta:build"], "userpipe has no submodule 'dta'", None),
     ("attribute-missing", ["--dataset-factory", "userpipe.data:buidl"], "has no attribute 'buidl'", "data.py"),
     ("not-callable", ["--dataset-factory", "userpipe.bad:not_callable"], "is a int, not a callable", "bad.py"),
     (
@@ -256,7 +263,7 @@ def test_every_bad_factory_is_named_by_pytest_and_in_the_report(
 ) -> None:
     import os
 
-    quick_tests = Path(__file__).resolve().parents[2] / "stress" / "test_quick.py"
+    quick_tests = Path(__file__).resolve().parents[3] / "ssv2_fixtures" / "suite" / "test_quick.py"
     pytester.makepyfile(test_quick=quick_tests.read_text())
     cache = os.environ.get("SSV2_STRESS_CACHE")
     r = pytester.runpytest_subprocess(
@@ -279,6 +286,7 @@ def test_every_bad_factory_is_named_by_pytest_and_in_the_report(
     run_dir = max((pytester.path / "reports").glob("2*"))
     err = json.loads((run_dir / "results.json").read_text())["data_error"]
     assert err["kind"] == "data_error" and words in err["message"] and err["fix"]
+    assert err["message"] in out  # the whole message reaches the terminal, never cut off
     if file is not None:
         assert err["file"] and err["file"].endswith(file), err
     summary = (run_dir / "summary.md").read_text()
@@ -290,7 +298,7 @@ def test_preflight_sizes_shm_from_the_probed_pipeline(pytester: pytest.Pytester)
     measured by the session's probe, does: pre-flight uses the measured bytes (both directions matter)."""
     import os
 
-    preflight = Path(__file__).resolve().parents[2] / "stress" / "test_preflight.py"
+    preflight = Path(__file__).resolve().parents[3] / "ssv2_fixtures" / "suite" / "test_preflight.py"
     pytester.makepyfile(test_preflight=preflight.read_text())
     cache = os.environ.get("SSV2_STRESS_CACHE")
     common = [
