@@ -161,6 +161,30 @@ def _side_by_side(
     return lines, ratios
 
 
+def rate_definition(data: ResultsFile) -> str | None:
+    """What the file's videos/s measures: ``"wall"`` (videos over the loop's wall time, the rate training
+    receives: records that carry ``wait_fraction``), ``"waits"`` (files written before: videos over the summed
+    waits, which a ``--step-time`` run overstates), ``None`` with no recorded rate."""
+    rated = [r for r in runs_of(data) if r.vps is not None]
+    if not rated:
+        return None
+    return "wall" if any("wait_fraction" in r.metrics for r in rated) else "waits"
+
+
+def _definition_note(da: ResultsFile, db: ResultsFile) -> list[str]:
+    a, b = rate_definition(da), rate_definition(db)
+    if a is None or b is None or a == b:
+        return []
+    old = "A" if a == "waits" else "B"
+    return [
+        f"**Not like with like**: {old}'s videos/s is videos over the summed waits (written before videos/s "
+        "meant videos over the loop's wall time), the other's over the wall time. Without --step-time they "
+        "differ by the loop's own time between batches; with one the waits rate is far higher. Rerun "
+        f"{old} with this version to compare the same quantity.",
+        "",
+    ]
+
+
 def _slower_side(
     ratios: Sequence[float],
     ma: Mapping[str, Any],
