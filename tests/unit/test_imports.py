@@ -48,6 +48,7 @@ CHILD_ALLOWED = {
     "ssv2_fixtures.run.hold",  # the full-queue hold (stdlib only)
     "ssv2_fixtures.run.shm",  # the one shm formula, for the shm remedy (run.outcome)
     "ssv2_fixtures.data.clips",
+    "ssv2_fixtures.data.decoders",
     "ssv2_fixtures.data.loader",
     "ssv2_fixtures.data.factory",
     "ssv2_fixtures.data.batch",
