@@ -29,6 +29,7 @@ class FakeMonitor:
     parents: dict[int, int] = field(default_factory=dict)
     peaks: Peaks = field(default_factory=Peaks)
     seen: dict[int, float] = field(default_factory=dict)
+    shm_baseline: int = 0  # /dev/shm in use before the run (the full-queue hold counts above it)
 
     def series(self) -> dict[str, list[Any]]:
         return {}
