@@ -392,7 +392,9 @@ def _call_kwargs(fn: Any, user: Mapping[str, Any], suite: Mapping[str, Any], fac
     return kwargs
 
 
-def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
+def load_pipeline(
+    spec: Mapping[str, Any], *, train: bool, on_call: Callable[[Mapping[str, Any]], None] | None = None
+) -> Pipeline:
     """Import and call ``spec["factory"]`` and return its :class:`Pipeline` (a bare dataset is wrapped).
 
     ``spec`` is the run's dataset spec: ``factory`` (``MODULE:CALLABLE``), ``factory_kwargs``,
@@ -402,6 +404,9 @@ def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
     The items are not fetched here: calling ``__getitem__`` in the main process before the workers
     fork could open a user's lazily-opened file there and share it with every worker. Use
     :func:`check_collatable` in a process that makes no DataLoader afterwards (the probe).
+
+    ``on_call`` is given the keyword arguments the factory is about to be called with (the probe records
+    their names, so the report's snippet calls the factory exactly as the suite did).
     """
     factory = str(spec.get("factory") or "")
     mod_name, attr = parse_factory(factory)
@@ -410,6 +415,8 @@ def load_pipeline(spec: Mapping[str, Any], *, train: bool) -> Pipeline:
     fn = _resolve(module, mod_name, attr, factory)
     suite = {"root": spec.get("root"), "split": spec.get("split", "train"), "train": bool(train)}
     kwargs = _call_kwargs(fn, dict(spec.get("factory_kwargs") or {}), suite, factory)
+    if on_call is not None:
+        on_call(kwargs)
     file, line = _where(fn)
     try:
         result = fn(**kwargs)

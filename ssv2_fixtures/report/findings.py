@@ -11,7 +11,7 @@ from typing import Any
 
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
-from .fmt import num, one_line, pct, rate, size, verdict_ok
+from .fmt import num, one_line, pct, rate, size, verdict_judged, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
 from .recommend import candidate
 
@@ -190,7 +190,9 @@ def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
 
 def _verdicts(runs: Sequence[Run]) -> list[str]:
     out = []
-    leak_ok = [(r, v) for r in runs for v in r.verdicts if v.get("name") == "leak" and verdict_ok(v)]
+    leak_ok = [
+        (r, v) for r in runs for v in r.verdicts if v.get("name") == "leak" and verdict_ok(v) and verdict_judged(v)
+    ]
     if leak_ok:
         out.append(
             f"No memory growth beyond the limit in {len(leak_ok)} run(s) with a leak check: "

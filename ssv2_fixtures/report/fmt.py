@@ -66,6 +66,14 @@ def verdict_ok(v: Mapping[str, Any]) -> bool:
     return bool(ok)
 
 
+def verdict_judged(v: Mapping[str, Any]) -> bool:
+    """Whether a verdict judged anything: a run too short for it records ``"judged": False`` (older files
+    only said so in the detail, "too few ..."). A check that was not judged is shown as such, never as ok."""
+    if "judged" in v:
+        return bool(v["judged"])
+    return not str(v.get("detail") or "").startswith("too few")
+
+
 def one_line(text: str | None, limit: int = 160) -> str:
     t = " ".join(str(text or "").split())
     return t if len(t) <= limit else t[: limit - 1] + "…"

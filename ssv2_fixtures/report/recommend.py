@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..data.loader import LoaderConfig
@@ -175,9 +175,66 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
     return Recommendation(best.config, best, False, why, best.vps, tuple(c.label for c in p.ties))
 
 
+def training_config(rec: Recommendation) -> LoaderConfig:
+    """The recommended config as a training loader: its measured settings, shuffled, the last short batch
+    dropped (the quick ladder measures in order; the runs' endless sampler never yields a short batch)."""
+    return replace(LoaderConfig.from_dict(loader_fields(rec.config)), shuffle=True, drop_last=True)
+
+
+CLIP_ARGS = ("split", "num_frames", "size", "sampling", "list_file", "missing", "on_error", "decoder")
+"""The run's dataset spec keys that are :class:`~ssv2_fixtures.SSv2Clips` arguments the training loader
+keeps (not ``limit``: a test-sized cut of the split)."""
+
+
+def _seed_worker(user_init: str | None) -> list[str]:
+    """The plain-torch twin of make_loader's worker set-up (data/loader.py ``_worker_init``)."""
+    lines = [
+        "",
+        "",
+        "def seed_worker(worker_id):  # what make_loader runs in each worker" + (", then yours" if user_init else ""),
+        "    torch.set_num_threads(1)",
+        "    seed = torch.initial_seed() % 2**32  # torch gives each worker the loader's base seed + its id",
+        "    np.random.seed(seed)",
+        "    random.seed(seed)",
+    ]
+    if user_init:
+        lines += [f"    if {user_init} is not None:", f"        {user_init}(worker_id)"]
+    return lines + ["", ""]
+
+
+def _torch_lines(lc: LoaderConfig, dataset: str, extra: str = "", user_init: str | None = None) -> list[str]:
+    """``# or with plain torch``: the same loader without ssv2_fixtures, seeded as make_loader seeds it."""
+    args = [f"batch_size={lc.batch_size}", f"shuffle={lc.shuffle}", f"num_workers={lc.num_workers}"]
+    if lc.num_workers:
+        args += [f"prefetch_factor={lc.effective_prefetch}", f"persistent_workers={lc.persistent_workers}"]
+        if lc.timeout:
+            args.append(f"timeout={lc.timeout!r}")
+        if lc.mp_context:
+            args.append(f"multiprocessing_context={lc.mp_context!r}")
+    args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
+    if extra:
+        args.append(extra)
+    if lc.num_workers:
+        args.append("worker_init_fn=seed_worker")
+    args.append("generator=generator")
+    head = ["", "# or with plain torch (the same seeding):"]
+    head += ["import random", "", "import numpy as np", "import torch"] if lc.num_workers else ["import torch"]
+    return (
+        head
+        + (_seed_worker(user_init) if lc.num_workers else [""])
+        + [
+            "generator = torch.Generator()  # the shuffle's (and the workers' base) seed",
+            f"generator.manual_seed({lc.seed})",
+            f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
+            f"loader = torch.utils.data.DataLoader({dataset}, {', '.join(args)})",
+        ]
+    )
+
+
 def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
-    """The recommended config as Python: ssv2_fixtures' make_loader and the plain torch equivalent."""
-    lc = LoaderConfig.from_dict(loader_fields(rec.config))
+    """The recommended config as Python training code: ssv2_fixtures' make_loader and the plain torch
+    equivalent, shuffled, ``drop_last``, the dataset in training mode and seeded as the suite seeds."""
+    lc = training_config(rec)
     defaults = {f.name: f.default for f in fields(LoaderConfig)}
     args = [f"batch_size={lc.batch_size}", f"num_workers={lc.num_workers}"]
     if lc.num_workers:
@@ -188,30 +245,19 @@ def snippet(rec: Recommendation, data: ResultsFile) -> list[str]:
         if k not in ("batch_size", "num_workers", "prefetch_factor") and getattr(lc, k) != defaults[k]
     ]
     ds = {**(data.get("dataset") or {}), **(rec.basis.rec.get("dataset") or {})}
-    ds_args = [repr(str(ds.get("root", "/path/to/ssv2")))]
-    ds_args += [f"{k}={ds[k]!r}" for k in ("split", "num_frames", "size") if k in ds]
-    torch_args = [f"batch_size={lc.batch_size}", f"shuffle={lc.shuffle}", f"num_workers={lc.num_workers}"]
-    if lc.num_workers:
-        torch_args += [f"prefetch_factor={lc.effective_prefetch}", f"persistent_workers={lc.persistent_workers}"]
-        if lc.timeout:
-            torch_args.append(f"timeout={lc.timeout!r}")
-        if lc.mp_context:
-            torch_args.append(f"multiprocessing_context={lc.mp_context!r}")
-    torch_args += [f"pin_memory={lc.pin_memory}", f"drop_last={lc.drop_last}"]
     if ds.get("factory"):
-        return _factory_snippet(ds, lc, args, torch_args)
+        return _factory_snippet(ds, _factory_args(data, ds), lc, args)
+    ds_args = [repr(str(ds.get("root", "/path/to/ssv2")))]
+    ds_args += [f"{k}={ds[k]!r}" for k in CLIP_ARGS if ds.get(k) is not None] + ["train=True"]
     return [
         "```python",
         "from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader",
         "",
+        "# training: random clip sampling (train=True), shuffled, the last short batch dropped",
         f"dataset = SSv2Clips({', '.join(ds_args)})",
         f"config = LoaderConfig({', '.join(args)})",
-        "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the workers",
-        "",
-        "# or with plain torch:",
-        "import torch",
-        f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
-        f"loader = torch.utils.data.DataLoader(dataset, {', '.join(torch_args)})",
+        "loader = make_loader(dataset, config)  # also sets the sharing strategy and seeds the shuffle and workers",
+        *_torch_lines(lc, "dataset"),
         "```",
     ]
 
@@ -229,31 +275,55 @@ def _toml_value(x: Any) -> str:
     return json.dumps(str(x))  # a basic TOML string: JSON's escapes are TOML's
 
 
-def _factory_snippet(ds: Mapping[str, Any], lc: LoaderConfig, args: list[str], torch_args: list[str]) -> list[str]:
-    """The snippet for a user's pipeline: their factory called as the suite called it (the keyword
-    arguments given, plus root/split/train), its Pipeline's collate_fn and worker_init_fn passed on."""
+def _factory_args(data: ResultsFile, ds: Mapping[str, Any]) -> list[str] | None:
+    """The keyword names the pipeline probe saw ``ds``'s factory called with (results.json ``dataset``), when
+    the session's pipeline is this one (validate's TOML may name another); else ``None``."""
+    top = data.get("dataset") or {}
+    names = top.get("factory_args")
+    same = top.get("factory") == ds.get("factory") and dict(top.get("factory_kwargs") or {}) == dict(
+        ds.get("factory_kwargs") or {}
+    )
+    return [str(n) for n in names] if same and isinstance(names, list) else None
+
+
+def _factory_snippet(
+    ds: Mapping[str, Any], called: Sequence[str] | None, lc: LoaderConfig, args: list[str]
+) -> list[str]:
+    """The snippet for a user's pipeline: their factory called as the suite called it (``called``: the
+    keyword names the probe saw; root/split/train only where its signature takes them), in training mode,
+    its Pipeline's collate_fn and worker_init_fn passed on. Without ``called`` (an older results.json, or a
+    pipeline the probe did not measure) the snippet reads the signature itself."""
     mod, _, attr = str(ds["factory"]).partition(":")
-    call = [f"root={str(ds.get('root', '/path/to/ssv2'))!r}", f"split={ds.get('split', 'train')!r}", "train=True"]
-    call += [f"{k}={v!r}" for k, v in dict(ds.get("factory_kwargs") or {}).items()]
+    suite = {"root": str(ds.get("root", "/path/to/ssv2")), "split": ds.get("split", "train"), "train": True}
+    user = dict(ds.get("factory_kwargs") or {})
     path = [p for p in ds.get("factory_path") or []]
     lines = ["```python"]
     if path:
         lines += ["import sys", f"sys.path[:0] = {path!r}  # --dataset-path (and the folder pytest ran in)", ""]
+    lines += [f"from {mod} import {attr}", "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader", ""]
+    user_args = [f"{k}={v!r}" for k, v in user.items() if k not in suite]
+    if called is not None:
+        call = [f"{k}={v!r}" for k, v in suite.items() if k in called and k not in user] + [
+            f"{k}={v!r}" for k, v in user.items()
+        ]
+        why = "as the suite called it" + ("" if "train" in called else "; it takes no train argument")
+        lines.append(f"built = {attr}({', '.join(call)})  # {why}")
+    else:
+        lines += [
+            "import inspect",
+            "",
+            "# root, split and train=True where the signature takes them (or **kwargs), as the suite passes them",
+            f"suite_args = {{{', '.join(f'{k!r}: {v!r}' for k, v in suite.items() if k not in user)}}}",
+            f"params = inspect.signature({attr}).parameters",
+            "takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())",
+            "suite_args = {k: v for k, v in suite_args.items() if takes_any or k in params}",
+            f"built = {attr}(**suite_args{''.join(', ' + a for a in user_args)})",
+        ]
     lines += [
-        f"from {mod} import {attr}",
-        "from ssv2_fixtures import LoaderConfig, Pipeline, make_loader",
-        "",
-        "# the suite calls it with root/split/train only where the signature names them (or **kwargs)",
-        f"built = {attr}({', '.join(call)})",
         "pipe = built if isinstance(built, Pipeline) else Pipeline(built)",
         f"config = LoaderConfig({', '.join(args)})",
         "loader = make_loader(pipe.dataset, config, collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
-        "",
-        "# or with plain torch:",
-        "import torch",
-        f"torch.multiprocessing.set_sharing_strategy({lc.sharing_strategy!r})",
-        f"loader = torch.utils.data.DataLoader(pipe.dataset, {', '.join(torch_args)}, "
-        "collate_fn=pipe.collate_fn, worker_init_fn=pipe.worker_init_fn)",
+        *_torch_lines(lc, "pipe.dataset", "collate_fn=pipe.collate_fn", "pipe.worker_init_fn"),
         "```",
     ]
     return lines
@@ -273,8 +343,9 @@ def dataset_table(ds: Mapping[str, Any]) -> list[str]:
 
 
 def train_toml(rec: Recommendation) -> list[str]:
-    """The recommendation as a ``--train-config`` file for ``-m validate`` (keys traincfg accepts)."""
-    lc = LoaderConfig.from_dict(loader_fields(rec.config))
+    """The recommendation as a ``--train-config`` file for ``-m validate`` (keys traincfg accepts): the
+    training loader of :func:`snippet` (:func:`training_config`)."""
+    lc = training_config(rec)
     defaults = {f.name: f.default for f in fields(LoaderConfig)}
 
     keys = ["batch_size", "num_workers"] + (["prefetch_factor"] if lc.num_workers else []) + ["sharing_strategy"]

@@ -19,7 +19,7 @@ from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile
 from .compare import previous_run, run_to_run
 from .findings import findings, rank_verdicts, scaling
-from .fmt import md_table, num, one_line, rate, size, verdict_ok
+from .fmt import md_table, num, one_line, rate, size, verdict_judged, verdict_ok
 from .model import Run, extra, interval_of, label_of, load, runs_of
 from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
@@ -71,9 +71,12 @@ def _success_table(runs: Sequence[Run]) -> list[str]:
     for r in runs:
         m = r.metrics
         status = "passed" + (f" ({len(r.rec.get('ranks') or [])} ranks)" if r.rec.get("ranks") else "")
-        checks = [str(v.get("name")) for v in r.verdicts if verdict_ok(v)]
+        checks = [str(v.get("name")) for v in r.verdicts if verdict_ok(v) and verdict_judged(v)]
         if checks:
             status += f", checks ok: {', '.join(checks)}"
+        unjudged = [str(v.get("name")) for v in r.verdicts if verdict_ok(v) and not verdict_judged(v)]
+        if unjudged:  # too short a run: the check did not pass, it did not run
+            status += f", not judged (too few batches): {', '.join(unjudged)}"
         failed = [str(v.get("name")) for v in r.failed_verdicts]
         if failed:  # recorded as passed with a failing check: shown, not re-judged
             status += f", check failed: {', '.join(failed)}"
@@ -134,14 +137,44 @@ def _machine_rows(mach: Mapping[str, Any]) -> list[list[Any]]:
     ]
 
 
-def _dataset_rows(ds: Mapping[str, Any]) -> list[list[Any]]:
+def clip_of(probe: Mapping[str, Any]) -> str:
+    """A user's clip as the pipeline probe measured it: frames, size and dtype read from the batches' largest
+    tensor (``N×T×H×W×C``, ``N×C×T×H×W`` or ``N×T×C×H×W`` with 3 channels; N the videos × clips per video),
+    and that tensor as measured; a tensor of another layout is only quoted."""
+    shape, dtype = probe.get("batch_shape"), str(probe.get("batch_dtype") or "?").removeprefix("torch.")
+    if not isinstance(shape, list) or not shape:
+        return "not measured (the pipeline probe recorded no tensor)"
+    measured = f"largest tensor of a batch of {probe.get('batch_size', '?')}: {'×'.join(map(str, shape))} {dtype}"
+    clips = probe.get("clips_per_item")
+    per_video = f", {num(clips, 0)} clips per video" if isinstance(clips, (int, float)) and clips != 1 else ""
+    channel = next((i for i in (4, 1, 2) if len(shape) == 5 and shape[i] == 3), None)  # RGB: last, C×T, T×C
+    if channel is not None:
+        t, h, w = (shape[i] for i in range(1, 5) if i != channel)
+        return f"{t} frames at {h}×{w} px, {dtype}{per_video} (pipeline probe; {measured})"
+    return f"{measured} (pipeline probe){per_video}"
+
+
+def _dataset_rows(ds: Mapping[str, Any], probe: Mapping[str, Any] | None = None) -> list[list[Any]]:
+    """The session's dataset. With a user's factory, --frames/--size are not what it loads: the clip is
+    described from the pipeline probe's tensors (when the probe measured this factory)."""
+    from ..stress.probe import probe_applies
+
+    kind = "synthetic (generated test videos)" if ds.get("synthetic") else "real SSv2"
+    if ds.get("factory"):
+        kw = dict(ds.get("factory_kwargs") or {})
+        call = f"`{ds['factory']}`" + (f" ({', '.join(f'{k}={v!r}' for k, v in kw.items())})" if kw else "")
+        kind = f"your pipeline {call} over {kind} files"
+        measured = probe is not None and probe_applies(probe, ds)
+        clip = clip_of(probe) if probe is not None and measured else "not measured (no pipeline probe of this factory)"
+    else:
+        clip = f"{ds.get('num_frames', '?')} frames at {ds.get('size', '?')}×{ds.get('size', '?')} px"
     return [
         ["root", ds.get("root", "?")],
-        ["kind", "synthetic (generated test videos)" if ds.get("synthetic") else "real SSv2"],
+        ["kind", kind],
         ["split", ds.get("split", "?")],
         ["videos", ds.get("videos", "?")],
         ["codec", ds.get("codec", "?")],
-        ["clip", f"{ds.get('num_frames', '?')} frames at {ds.get('size', '?')}×{ds.get('size', '?')} px"],
+        ["clip", clip],
     ]
 
 
@@ -531,7 +564,11 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
         L += ["## Data could not load", ""] + _data_error_section(err) + [""]
     L += ["## Recommended configuration", ""] + _recommendation_section(data, runs, rec)
     L += ["## Machine", ""] + md_table(["fact", "value"], _machine_rows(mach)) + [""]
-    L += ["## Dataset", ""] + md_table(["fact", "value"], _dataset_rows(ds)) + [""]
+    probe = extra(data, "probe")
+    L += ["## Dataset", ""] + md_table(
+        ["fact", "value"], _dataset_rows(ds, probe if isinstance(probe, Mapping) else None)
+    )
+    L += [""]
     if isinstance(probe := extra(data, "probe"), Mapping):
         L += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
     L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]

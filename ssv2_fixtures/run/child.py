@@ -19,7 +19,9 @@ see NOTE [rank events].
 
 NOTE [child events]
     ``started``   {pid, pgid, t}                       before torch is imported
-    ``ready``     {t, dataset_len, import_s, build_s, cuda}  dataset and loader built
+    ``ready``     {t, dataset_len, import_s, build_s, cuda[, factory_args]}  dataset and loader built;
+                                                       factory_args: the keyword names a user's factory
+                                                       was called with (the report's snippet uses them)
     ``batch``     {i, wait_s, epoch, videos, clips, bytes, shape, dtype, t}
                                                        one per batch received by the main process;
                                                        wait_s is the time blocked in ``next()``, t the
@@ -260,6 +262,7 @@ class Built:
     dataset: Any
     collate_fn: Callable[[Any], Any] | None = None
     worker_init_fn: Callable[[int], None] | None = None
+    factory_args: list[str] | None = None  # the keyword names a user's factory was called with
 
 
 def load(spec: ChildSpec, *, rank: int) -> tuple[float, Built]:
@@ -286,10 +289,11 @@ def build_dataset(spec: ChildSpec, *, rank: int) -> Built:
     if d.get("factory"):
         from ..data.factory import check_collatable, load_pipeline  # only for a user's pipeline
 
-        p = load_pipeline(d, train=bool(d.get("train")))
+        called: dict[str, Any] = {}
+        p = load_pipeline(d, train=bool(d.get("train")), on_call=called.update)
         if d.get("check_collate") and cfg.num_workers == 0:  # no worker forks after this: no shared open file
             check_collatable(p.dataset, p.collate_fn)  # names an uncollatable item by its path
-        built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn)
+        built = Built(cfg, p.dataset, p.collate_fn, p.worker_init_fn, sorted(called))
     else:
         from ..data.clips import SSv2Clips
 
@@ -582,7 +586,10 @@ def run(spec: ChildSpec) -> int:
             built.dataset, built.config, endless=True, collate_fn=built.collate_fn, worker_init_fn=built.worker_init_fn
         )
         cuda = bool(spec.get("cuda")) and torch.cuda.is_available()
-        events.emit("ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0, cuda=cuda)
+        called = {} if built.factory_args is None else {"factory_args": built.factory_args}
+        events.emit(
+            "ready", dataset_len=split_size, import_s=import_s, build_s=time.perf_counter() - t0, cuda=cuda, **called
+        )
         loop_s = batch_loop(events, loader, spec, cuda, progress, hold=bool(spec.get("hold")))
         # Chained permutations draw every item once before any repeats: exactly min(split, drawn).
         drawn = progress.batch * built.config.batch_size

@@ -189,6 +189,12 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
     ds = dataset.copy()
     ds["train"] = True  # the long runs' (and the budget's) mode
     ds["check_collate"] = True  # an uncollatable item is named here, once, not in every config's run
+    called: dict[str, Any] = {}
+
+    def on_ready(ev: dict[str, Any], _mon: TreeMonitor) -> None:
+        if ev.get("ev") == "ready" and isinstance(ev.get("factory_args"), list):
+            called["factory_args"] = [str(a) for a in ev["factory_args"]]
+
     r = run_config(
         ds,
         LoaderConfig(batch_size=bs, num_workers=0),
@@ -196,7 +202,10 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
         run_dir=session.runs_dir,
         name="pipeline-probe",
         watchdog=watchdog_for(s),
+        on_event=on_ready,
     )
+    # results.json "dataset": the keyword names the factory took, so the report's snippet calls it so
+    session.dataset.update(called)
     err = probe_data_error(r.record)
     if err is not None:
         session.fail_data(err)

@@ -72,6 +72,14 @@ class ValidateResult:
         return table(self.rows)
 
     @property
+    def shown_table(self) -> str | None:
+        """The table for the test to print, unless :attr:`failure` already carries it: pytest shows a failed
+        test's message and its captured output, so printing it as well showed the table twice."""
+        if not self.rows or any(not r["ok"] for r in self.rows):
+            return None
+        return self.table
+
+    @property
     def failure(self) -> str | None:
         if self.error:
             return self.error

@@ -1,5 +1,8 @@
 """Verdicts on a passed run's time series: memory growth (leak) and throughput decay (degradation).
 
+A verdict too short a run cannot judge says so with ``"judged": False`` (and ``ok`` True, so it fails
+nothing): the reports show it as not judged, never as a check that passed.
+
 Both compare the first and last fifth of the run after warm-up, which is robust to the sawtooth of
 workers restarting at each epoch and to one slow batch. Thresholds are stated in the verdict text.
 """
@@ -45,7 +48,7 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
     """RSS growth over the run; ``ok`` False when it grows past both thresholds."""
     f = _fifths(rss)
     if f is None or len(t) < 2:
-        return {"name": "leak", "ok": True, "detail": "too few samples to judge memory growth"}
+        return {"name": "leak", "ok": True, "judged": False, "detail": "too few samples to judge memory growth"}
     first, last = float(np.mean(f[0])), float(np.mean(f[1]))
     growth = last - first
     skip = int(len(t) * WARMUP_FRACTION) + 1  # the fit, like the fifths, leaves out the warm-up
@@ -83,6 +86,7 @@ def degradation(waits: Sequence[float], videos: Sequence[int], round_size: int =
         return {
             "name": "degradation",
             "ok": True,
+            "judged": False,
             "detail": (
                 f"too few batches to judge throughput decay: each fifth after warm-up needs "
                 f"{least} batches, {len(w)} loaded (run at least {fewest_batches(round_size)})"
@@ -92,6 +96,7 @@ def degradation(waits: Sequence[float], videos: Sequence[int], round_size: int =
         return {
             "name": "degradation",
             "ok": True,
+            "judged": False,
             "detail": "too few batches with measured time to judge throughput decay",
         }
     first = fv[0].sum() / fw[0].sum()

@@ -62,12 +62,14 @@ def test_healthy_recommendation_section(healthy_summary: tuple[Path, str]) -> No
     assert "**bs8-w4-pf2** (measured: 70.0 ±? videos/s)" in body and "tie: bs8-w4-pf2, bs16-w4-pf2" in body
     # the sustained matrix shuffles and drops the last batch: the snippet carries what was tested
     assert "config = LoaderConfig(batch_size=8, num_workers=4, prefetch_factor=2, shuffle=True, drop_last=True)" in body
-    assert "make_loader(dataset, config)" in body
+    assert "make_loader(dataset, config)" in body and "train=True)" in body
     assert "torch.multiprocessing.set_sharing_strategy('file_descriptor')" in body
     assert (
         "DataLoader(dataset, batch_size=8, shuffle=True, num_workers=4, prefetch_factor=2, "
-        "persistent_workers=False, pin_memory=False, drop_last=True)"
+        "persistent_workers=False, pin_memory=False, drop_last=True, worker_init_fn=seed_worker, "
+        "generator=generator)"
     ) in body
+    assert "generator.manual_seed(0)" in body
     # shm peak 165 MB × 2 → 1g; fd peak 96 → the 1024 floor; no temp files
     assert "peak 165 MB → `docker run --shm-size=1g`" in body
     assert "fd peak 96" in body and "`ulimit -n 1024`" in body and "65536 is enough" in body
@@ -108,7 +110,8 @@ def test_only_short_runs_section(failures_summary: tuple[Path, str]) -> None:
     assert "**bs4-w1-pf2** (measured: 14.2 ±? videos/s)" in body
     assert "only short runs: verify with pytest -m sustained" in body.lower()
     assert "bs4-w2-pf2 verdict:leak" in body and "not measured" not in body
-    assert "LoaderConfig(batch_size=4, num_workers=1, prefetch_factor=2)" in body
+    # the quick ladder measured it in order; the snippet is the training loader of that config
+    assert "LoaderConfig(batch_size=4, num_workers=1, prefetch_factor=2, shuffle=True, drop_last=True)" in body
 
 
 def test_nothing_passed_section() -> None:
@@ -194,7 +197,7 @@ def test_data_error_session_says_what_and_how_to_fix(tmp_path: Path) -> None:
     assert "the data could not be loaded" in "\n".join(section(text, "Recommended configuration"))
     steps = section(text, "Next steps")
     assert steps[1].startswith(f"1. Fix the data ({err['file']}, entry {err['entry']}): {err['fix']}")
-    assert terminal_lines(data) == ["config  test  videos/s  result"]
+    assert terminal_lines(data) == ["recommended: none - the data could not be loaded; the fix is in summary.md"]
     data["data_error"]["entry"] = None  # the file as a whole is at fault
     text = render_summary(data)
     assert "| entry | the file as a whole |" in text
@@ -317,3 +320,36 @@ def test_render_summary_without_previous_has_no_section() -> None:
     data = fixture("healthy")
     assert "## Run to run" not in render_summary(data)
     assert "## Run to run (vs x)\n\nline" in render_summary(data, previous=("x", ["line", ""]))
+
+
+def test_a_check_too_short_to_judge_is_shown_as_not_judged() -> None:
+    from ssv2_fixtures.stress.verdicts import degradation
+
+    data = fixture("healthy")
+    rec = data["results"][5]  # bs16-w4-pf2, sustained: leak and degradation judged ok
+    rec["verdicts"] = [v for v in rec["verdicts"] if v["name"] == "leak"] + [degradation([0.1] * 8, [16] * 8)]
+    rows = {r[1]: r for r in table(section(render_summary(data), "Successful configurations")) if r[0] == "sustained"}
+    status = rows["bs16-w4-pf2"][-1]
+    assert "checks ok: leak," in status and "not judged (too few batches): degradation" in status
+    assert "checks ok: leak, degradation" not in status
+
+
+def test_the_dataset_table_describes_the_users_pipeline_from_the_probe() -> None:
+    data = fixture("probe")
+    p = data["probe"]  # mypkg.data:build: 2 clips per video of 16×3×224² float32, batches of 8
+    rows = dict((r[0], r[1]) for r in table(section(render_summary(data), "Dataset")))
+    assert rows["kind"].startswith("your pipeline `mypkg.data:build` (num_frames=16, num_sample=2)")
+    shape = "×".join(map(str, p["batch_shape"]))
+    assert rows["clip"].startswith("16 frames at 224×224 px, float32, 2 clips per video") and shape in rows["clip"]
+    # what --frames/--size said is not what the factory loads: the clip comes from the probe's tensors
+    data["probe"].update(batch_shape=[2, 8, 160, 160, 3], batch_dtype="torch.uint8", clips_per_item=1.0, batch_size=2)
+    rows = dict((r[0], r[1]) for r in table(section(render_summary(data), "Dataset")))
+    assert (
+        rows["clip"].startswith("8 frames at 160×160 px, uint8 (pipeline probe; ") and "2×8×160×160×3" in rows["clip"]
+    )
+    data["probe"]["factory"] = "other:build"  # a probe of another pipeline describes nothing here
+    rows = dict((r[0], r[1]) for r in table(section(render_summary(data), "Dataset")))
+    assert rows["clip"].startswith("not measured")
+    # the built-in dataset: the clip the settings asked SSv2Clips for
+    rows = dict((r[0], r[1]) for r in table(section(render_summary(fixture("healthy")), "Dataset")))
+    assert rows["clip"] == "16 frames at 224×224 px" and rows["kind"] == "real SSv2"

@@ -176,6 +176,9 @@ def test_the_recommendation_shows_their_factory_call_and_dataset_table(st: Stres
     code = "\n".join(snippet(rec, data))  # type: ignore[arg-type]
     assert "from userpipe.data import build" in code and "SSv2Clips" not in code
     assert "build(root=" in code and f"size={SIZE}" in code and "collate_fn=pipe.collate_fn" in code
+    # the probe recorded what the factory took; it takes train, so the training snippet passes train=True
+    assert data["dataset"]["factory_args"] == ["frames", "root", "size", "split", "train"]
+    assert "train=True" in code and "shuffle=True" in code and "drop_last=True" in code
     toml = "\n".join(train_toml(rec))
     assert '[dataset]\nfactory = "userpipe.data:build"' in toml and f"size = {SIZE}" in toml
     assert str(USERPIPE) in toml

@@ -33,3 +33,16 @@ def test_a_rate_judged_on_its_interval_says_so_in_the_verdict_and_the_table() ->
     (v,) = target_verdicts(rows)
     assert v["ok"] is False and "judged on its lower bound" in v["detail"] and "45–75" in v["detail"]
     assert "45 (lower bound; rate 60)" in table(rows) and table(rows).rstrip().endswith("NO")
+
+
+def test_the_table_is_shown_once() -> None:
+    from ssv2_fixtures.run.runner import RunResult
+    from ssv2_fixtures.stress.validate import ValidateResult
+
+    passed: RunResult = RunResult({"status": "passed", "label": "bs8-w2-pf2", "verdicts": []})  # type: ignore[typeddict-item]
+    missed = ValidateResult(passed, check({"min_videos_per_s": 50.0}, {"videos_per_s": 40.0}))
+    # the failure message carries the table; the test prints nothing more (pytest shows both)
+    assert missed.shown_table is None and missed.failure is not None and missed.failure.count("min_videos_per_s") == 1
+    met = ValidateResult(passed, check({"min_videos_per_s": 50.0}, {"videos_per_s": 60.0}))
+    assert met.failure is None and met.shown_table == met.table
+    assert ValidateResult(None, error="no --train-config").shown_table is None
