@@ -162,6 +162,36 @@ class PipelineProbe(TypedDict):
     factory_kwargs: dict[str, Any]
 
 
+class StageRecord(TypedDict):
+    s_per_item: float  # seconds of one item spent in this stage (one process)
+    share: float  # of the item time; the four stages' shares add up to 1
+
+
+class HotSpot(TypedDict):
+    function: str
+    file: str
+    line: int
+    s_per_item: float  # own time per item under the profiler (its overhead is in ``method``)
+
+
+class BreakdownCeilings(TypedDict):
+    decode: float | None  # videos/s: the decoder alone × the cores the config can use
+    item: float | None  # the whole pipeline in one process × cores (the decode limit)
+    transfer: float | None  # ready-made batches through the same DataLoader path
+    achieved: float | None  # the session's best measured rate
+
+
+class BreakdownRecord(TypedDict):
+    """results.json's top-level ``breakdown`` (issue #23, :mod:`ssv2_fixtures.run.breakdown`)."""
+
+    item_s: float  # seconds per video in one process (the probe's own item time)
+    stages: dict[str, StageRecord]  # decode / transform / collate / other
+    ceilings: BreakdownCeilings
+    binding: str  # a stage name or "transfer"
+    hot: list[HotSpot]  # the 5 functions with the most own time per item
+    method: str  # how each number was measured
+
+
 class InvocationRecord(TypedDict):
     """How pytest was started (``config.invocation_params``): the report's Next steps repeat the user's
     own options (their factory, paths, root) in the commands they suggest."""
@@ -186,6 +216,7 @@ class ResultsFile(TypedDict, total=False):
     data_error: DataErrorRecord  # the session's data could not load, so nothing ran
     probe: PipelineProbe  # one isolated W=0 run of a user's pipeline
     invocation: InvocationRecord  # the pytest command line of the session (absent outside pytest)
+    breakdown: BreakdownRecord  # where one item's time goes, the ceilings, the binding stage
 
 
 class BestRecord(TypedDict):

@@ -1,0 +1,132 @@
+"""Where one item's time goes (issue #23): the pure arithmetic of results.json's ``"breakdown"``.
+
+The measurement (:mod:`.breakdown_probe`) records, per probe item, the seconds in ``__getitem__`` and the
+seconds inside the video decoder's calls, the collate seconds per item, and the loop's wall time per item
+(``item_s``: the probe's own item time, W = 0). This module turns them into four stages whose seconds add
+up to ``item_s`` and whose shares add up to 1:
+
+- ``decode``: inside the decoder's calls;
+- ``transform``: the rest of ``__getitem__`` (augmentation, conversion, file opening);
+- ``collate``: the collate function, per item;
+- ``other``: what is left of ``item_s`` (the loop itself: sampling, timers, list building).
+
+Ceilings are in videos/s; the binding stage is ``transfer`` when the transfer ceiling is the one closest
+above the achieved rate, else the stage with the largest share (:func:`binding`). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+
+from .schema import BreakdownCeilings, BreakdownRecord, HotSpot, StageRecord
+
+STAGES = ("decode", "transform", "collate", "other")
+CEILINGS = ("decode", "item", "transfer")
+
+
+@dataclass(frozen=True)
+class ItemTimings:
+    """What the probe recorded: one entry per item in ``getitem_s``/``decode_s``; ``collate_s`` per item
+    (a batch's collate seconds over its items); ``loop_s`` the wall time of the whole timed loop over
+    ``len(getitem_s)`` items (getitem, decode and collate are timed inside it)."""
+
+    getitem_s: Sequence[float]
+    decode_s: Sequence[float]
+    collate_s: Sequence[float]
+    loop_s: float
+
+    def __post_init__(self) -> None:
+        if not self.getitem_s or len(self.getitem_s) != len(self.decode_s):
+            raise ValueError("ItemTimings: getitem_s and decode_s need one entry per item, at least one")
+        if self.loop_s <= 0 or any(x < 0 for x in (*self.getitem_s, *self.decode_s, *self.collate_s)):
+            raise ValueError("ItemTimings: seconds must be >= 0 and loop_s > 0")
+
+    @property
+    def item_s(self) -> float:
+        """Seconds per item in one process: the loop's wall time over its items."""
+        return self.loop_s / len(self.getitem_s)
+
+
+def stages(t: ItemTimings) -> dict[str, StageRecord]:
+    """The four stages of ``t.item_s``; their ``s_per_item`` add up to ``t.item_s`` and shares to 1.
+
+    Decode happens inside ``__getitem__``, so decode is capped at getitem per item; the timers are nested
+    inside the loop's, so getitem + collate exceed ``item_s`` only by clock rounding: then the three
+    measured stages are scaled to fit and ``other`` is 0."""
+    item_s = t.item_s
+    decode = fmean(min(d, g) for d, g in zip(t.decode_s, t.getitem_s))
+    getitem = fmean(t.getitem_s)
+    collate = fmean(t.collate_s) if t.collate_s else 0.0
+    parts = {"decode": decode, "transform": getitem - decode, "collate": collate}
+    used = sum(parts.values())
+    if used > item_s:
+        parts = {k: v * item_s / used for k, v in parts.items()}
+        used = item_s
+    parts["other"] = item_s - used
+    return {k: {"s_per_item": v, "share": v / item_s} for k, v in parts.items()}
+
+
+def ceilings(
+    decode_s: float, item_rate: float | None, transfer: float | None, cores: int, achieved: float | None
+) -> BreakdownCeilings:
+    """Videos/s: ``decode`` the decoder alone (1 / decode seconds per item) × ``cores``; ``item`` the
+    single-process rate × ``cores``; ``transfer`` as measured; ``achieved`` the rate the session reached."""
+    n = max(1, int(cores))
+    return {
+        "decode": n / decode_s if decode_s > 0 else None,
+        "item": n * item_rate if item_rate else None,
+        "transfer": transfer,
+        "achieved": achieved,
+    }
+
+
+def binding(st: Mapping[str, StageRecord], ceil: BreakdownCeilings) -> str:
+    """``transfer`` when the transfer ceiling is the one closest above the achieved rate; otherwise the
+    stage with the largest share of the item time."""
+    achieved, transfer = ceil.get("achieved"), ceil.get("transfer")
+    if achieved is not None and transfer is not None and transfer >= achieved:
+        above = [v for v in (ceil["decode"], ceil["item"], transfer) if v is not None and v >= achieved]
+        if transfer <= min(above):
+            return "transfer"
+    return max(STAGES, key=lambda k: st[k]["share"])
+
+
+def headroom(ceil: BreakdownCeilings) -> dict[str, float]:
+    """How many times each ceiling exceeds the achieved rate (ceilings without a value left out)."""
+    a = ceil.get("achieved")
+    if not a:
+        return {}
+    got = {"decode": ceil["decode"], "item": ceil["item"], "transfer": ceil["transfer"]}
+    return {k: v / a for k, v in got.items() if v is not None}
+
+
+def record(
+    t: ItemTimings,
+    *,
+    item_rate: float | None,
+    transfer: float | None,
+    cores: int,
+    achieved: float | None,
+    hot: Sequence[HotSpot] = (),
+    method: str = "",
+) -> BreakdownRecord:
+    """results.json's ``"breakdown"`` from the probe's timings and the session's rates."""
+    st = stages(t)
+    c = ceilings(st["decode"]["s_per_item"], item_rate, transfer, cores, achieved)
+    return {
+        "item_s": t.item_s,
+        "stages": st,
+        "ceilings": c,
+        "binding": binding(st, c),
+        "hot": list(hot),
+        "method": method,
+    }
+
+
+def with_achieved(rec: BreakdownRecord, achieved: float | None) -> BreakdownRecord:
+    """``rec`` with the session's achieved rate filled in and the binding stage decided again (the probe
+    runs before any config; the achieved rate is known only as the configs finish)."""
+    c: BreakdownCeilings = {**rec["ceilings"], "achieved": achieved}
+    return {**rec, "ceilings": c, "binding": binding(rec["stages"], c)}

@@ -1,0 +1,108 @@
+"""The breakdown's arithmetic on recorded timings (issue #23): stages add up, the binding rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ssv2_fixtures.run.breakdown import (
+    STAGES,
+    ItemTimings,
+    binding,
+    ceilings,
+    headroom,
+    record,
+    stages,
+    with_achieved,
+)
+
+secs = st.floats(min_value=0.0, max_value=5.0, allow_nan=False)
+
+
+@st.composite
+def timings(draw: st.DrawFn) -> ItemTimings:
+    n = draw(st.integers(min_value=1, max_value=12))
+    getitem = draw(st.lists(secs, min_size=n, max_size=n))
+    decode = draw(st.lists(secs, min_size=n, max_size=n))
+    collate = draw(st.lists(secs, min_size=0, max_size=4))
+    # the loop's wall time is at least its timed parts, save clock rounding (which stages() absorbs)
+    slack = draw(st.floats(min_value=0.0, max_value=2.0))
+    loop = max(1e-6, sum(getitem) + n * (sum(collate) / len(collate) if collate else 0) + slack - 1e-9)
+    return ItemTimings(getitem, decode, collate, loop)
+
+
+@given(timings())
+def test_shares_add_up_to_one_and_seconds_to_the_item_time(t: ItemTimings) -> None:
+    s = stages(t)
+    assert set(s) == set(STAGES)
+    assert math.isclose(sum(v["share"] for v in s.values()), 1.0, rel_tol=1e-9)
+    assert math.isclose(sum(v["s_per_item"] for v in s.values()), t.item_s, rel_tol=1e-9)
+    assert all(v["s_per_item"] >= 0 and v["share"] >= 0 for v in s.values())
+
+
+@given(timings())
+def test_record_item_s_is_the_probe_own_item_time(t: ItemTimings) -> None:
+    rec = record(t, item_rate=1 / t.item_s, transfer=None, cores=2, achieved=None)
+    assert rec["item_s"] == t.loop_s / len(t.getitem_s)
+    assert rec["binding"] in STAGES
+
+
+def test_stages_from_recorded_timings() -> None:
+    t = ItemTimings(getitem_s=[0.08, 0.10], decode_s=[0.03, 0.03], collate_s=[0.005], loop_s=0.2)
+    s = stages(t)
+    assert s["decode"]["s_per_item"] == pytest.approx(0.03)
+    assert s["transform"]["s_per_item"] == pytest.approx(0.06)
+    assert s["collate"]["s_per_item"] == pytest.approx(0.005)
+    assert s["other"]["s_per_item"] == pytest.approx(0.005)
+    assert s["transform"]["share"] == pytest.approx(0.6)
+
+
+def test_decode_counted_inside_getitem_only() -> None:
+    s = stages(ItemTimings(getitem_s=[0.01], decode_s=[0.5], collate_s=[], loop_s=0.02))
+    assert s["decode"]["s_per_item"] == pytest.approx(0.01)
+    assert s["transform"]["s_per_item"] == 0.0
+
+
+def test_bad_timings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        ItemTimings(getitem_s=[], decode_s=[], collate_s=[], loop_s=1.0)
+    with pytest.raises(ValueError):
+        ItemTimings(getitem_s=[0.1], decode_s=[0.1, 0.2], collate_s=[], loop_s=1.0)
+
+
+SHARES = {
+    "decode": {"s_per_item": 0.03, "share": 0.3},
+    "transform": {"s_per_item": 0.06, "share": 0.6},
+    "collate": {"s_per_item": 0.005, "share": 0.05},
+    "other": {"s_per_item": 0.005, "share": 0.05},
+}
+
+
+def test_transfer_binds_when_its_ceiling_is_closest_above_the_achieved_rate() -> None:
+    c = {"decode": 190.0, "item": 19.0, "transfer": 12.0, "achieved": 9.8}
+    assert binding(SHARES, c) == "transfer"  # type: ignore[arg-type]
+
+
+def test_otherwise_the_largest_share_binds() -> None:
+    c = {"decode": 190.0, "item": 19.0, "transfer": 420.0, "achieved": 9.8}
+    assert binding(SHARES, c) == "transform"  # type: ignore[arg-type]
+    assert binding(SHARES, {**c, "achieved": None}) == "transform"  # type: ignore[arg-type]
+
+
+def test_ceilings_scale_with_cores_and_headroom_is_over_the_achieved_rate() -> None:
+    c = ceilings(decode_s=0.02, item_rate=10.0, transfer=400.0, cores=2, achieved=8.0)
+    assert c == {"decode": pytest.approx(100.0), "item": 20.0, "transfer": 400.0, "achieved": 8.0}
+    assert headroom(c) == {"decode": pytest.approx(12.5), "item": 2.5, "transfer": 50.0}  # type: ignore[arg-type]
+    assert headroom({**c, "achieved": None}) == {}  # type: ignore[arg-type]
+
+
+def test_with_achieved_decides_the_binding_again() -> None:
+    t = ItemTimings(getitem_s=[0.08, 0.10], decode_s=[0.03, 0.03], collate_s=[0.005], loop_s=0.2)
+    rec = record(t, item_rate=10.0, transfer=15.0, cores=2, achieved=None)
+    assert rec["binding"] == "transform"
+    done = with_achieved(rec, 12.0)
+    assert done["ceilings"]["achieved"] == 12.0
+    assert done["binding"] == "transfer"  # 15 is closer above 12 than item 20 and decode ~67
