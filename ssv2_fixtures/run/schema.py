@@ -200,6 +200,41 @@ class InvocationRecord(TypedDict):
     dir: str  # the folder pytest ran in (relative paths in ``args`` are relative to it)
 
 
+class DriftControl(TypedDict):
+    t: float  # unix time of the control
+    videos_per_s: float  # the session pipeline's single-process item rate then
+
+
+class DriftRecord(TypedDict, total=False):
+    """results.json's ``"drift"`` (run/drift.py): the same reference measurement at the start, between groups
+    of configs and at the end; ``max_change`` = max / min − 1 over the controls (relative to the smaller)."""
+
+    controls: list[DriftControl]
+    max_change: float
+    slowest_t: float
+    fastest_t: float
+
+
+class RatioRecord(TypedDict, total=False):
+    rounds: list[float]  # the candidate's rate / the reference's, one per round
+    mean: float
+    interval: list[float]  # [lo, hi]: Student's t 95 % over the rounds (absent with fewer than 2)
+
+
+class InterleavedDecision(TypedDict, total=False):
+    """A decision between close candidates re-measured in alternating windows (A B C A B C …, run/drift.py)."""
+
+    candidates: list[str]
+    rounds: list[dict[str, float]]  # per round: candidate -> videos/s
+    reference: str  # the ratios' denominator
+    ratios: dict[str, RatioRecord]
+    leader: str | None  # highest mean ratio
+    faster: str | None  # the leader, when every other candidate is slower beyond its interval
+    tie: list[str]  # the leader and those that cannot be told slower
+    text: str
+    round_s: float  # seconds per window
+
+
 class ResultsFile(TypedDict, total=False):
     schema: int
     run_id: str
@@ -216,6 +251,8 @@ class ResultsFile(TypedDict, total=False):
     data_error: DataErrorRecord  # the session's data could not load, so nothing ran
     probe: PipelineProbe  # one isolated W=0 run of a user's pipeline
     invocation: InvocationRecord  # the pytest command line of the session (absent outside pytest)
+    drift: DriftRecord  # the session's drift controls (run/drift.py)
+    interleaved: InterleavedDecision  # the recommendation's tie set re-measured in alternating windows
     breakdown: BreakdownRecord  # where one item's time goes, the ceilings, the binding stage
 
 
