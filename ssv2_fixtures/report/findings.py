@@ -12,28 +12,8 @@ from typing import Any
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
 from .fmt import num, one_line, pct, rate, size, verdict_judged, verdict_ok
-from .model import MEMORY_KINDS, SHM_KINDS, Run, extra, runs_of
-from .recommend import candidate
-
-
-def best_runs_by_workers(runs: Sequence[Run]) -> dict[int, list[Run]]:
-    """batch size → the fastest passing single-loader run per worker count, workers ascending."""
-    best: dict[tuple[int, int], Run] = {}
-    for r in runs:
-        if (
-            r.ok
-            and r.kind != "distributed"
-            and r.vps is not None
-            and r.batch_size is not None
-            and r.workers is not None
-        ):
-            key = (r.batch_size, r.workers)
-            if key not in best or (r.vps or 0.0) > (best[key].vps or 0.0):
-                best[key] = r
-    out: dict[int, list[Run]] = {}
-    for (bs, _), r in sorted(best.items()):
-        out.setdefault(bs, []).append(r)
-    return out
+from .model import MEMORY_KINDS, SHM_KINDS, Run, best_runs_by_workers, extra, runs_of
+from .tie import candidate
 
 
 @dataclass(frozen=True)
