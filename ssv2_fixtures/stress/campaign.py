@@ -24,6 +24,7 @@ from ..run.record import single_process_rate
 from ..run.runner import OnEvent, RunResult, Watchdog, dataset_spec, run_config, run_distributed
 from ..run.schema import DataErrorRecord, PipelineProbe, RunRecord
 from . import verdicts
+from .breakdown import ensure_breakdown
 from .budget import Budget, largest_fitting_batch, predict
 from .plans import watchdog_for
 from .probe import PROBE_BATCH_SIZE, PROBE_BATCHES, pipeline_probe, probe_applies
@@ -388,6 +389,7 @@ class Stress:
         :attr:`~.plans.Phase.decode_rate`), so the session's decode limit needs no probe run of its own."""
         s = self.settings
         self.probe()  # a user's pipeline: bytes per item, RSS and rate measured before any config runs
+        ensure_breakdown(self.session, self.dataset)  # where the item time goes: once per session, any pipeline
         limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
         budget = self.budget(config)
         fit, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)

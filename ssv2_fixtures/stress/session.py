@@ -16,7 +16,16 @@ from typing import Any
 
 from ..options import Settings
 from ..run.record import write_atomic
-from ..run.schema import SCHEMA, DataErrorRecord, InvocationRecord, PipelineProbe, ResultsFile, RunRecord
+from ..run.schema import (
+    SCHEMA,
+    BreakdownRecord,
+    DataErrorRecord,
+    InvocationRecord,
+    PipelineProbe,
+    ResultsFile,
+    RunRecord,
+)
+from .breakdown import finish as finish_breakdown
 
 
 def _now() -> str:
@@ -42,6 +51,8 @@ class StressSession:
     decode_rate: float | None = None  # single-process videos/s of this dataset and sampling (the limit's base)
     probe: PipelineProbe | None = None  # a user's pipeline, probed once (results.json "probe")
     invocation: InvocationRecord | None = None  # the pytest command line (results.json "invocation")
+    breakdown: BreakdownRecord | None = None  # where the item time goes (stress/breakdown.py), measured once
+    breakdown_tried: bool = False
 
     def __post_init__(self) -> None:
         host = socket.gethostname().split(".")[0] or "host"
@@ -90,6 +101,8 @@ class StressSession:
             out["probe"] = self.probe
         if self.invocation is not None:
             out["invocation"] = self.invocation
+        if (bd := finish_breakdown(self)) is not None:
+            out["breakdown"] = bd
         return out
 
     def record(self, rec: RunRecord) -> None:
