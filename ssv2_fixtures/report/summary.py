@@ -17,6 +17,7 @@ from ..run.outcome import KIND_NAMES
 from ..run.outcome import kind as failure_kind
 from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile
+from .breakdown import breakdown_section
 from .compare import previous_run, run_to_run
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, rate, size, verdict_judged, verdict_ok
@@ -571,6 +572,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     L += [""]
     if isinstance(probe := extra(data, "probe"), Mapping):
         L += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
+    L += breakdown_section(data)  # where the item time goes (report/breakdown.py)
     L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]

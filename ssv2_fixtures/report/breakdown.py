@@ -1,0 +1,63 @@
+"""summary.md's *Where the time goes* (issue #23): results.json's ``"breakdown"`` as recorded — the stages
+of one item, each ceiling and how far above the achieved rate it is, the binding stage and the hot spots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..run.breakdown import STAGES, headroom
+from .fmt import md_table
+
+_ADVICE = {
+    "decode": "the decoder: decode at the crop size instead of native size, fewer frames, or more cores",
+    "transform": "the transforms in __getitem__: see the hot spots; uint8 until the GPU, fewer augmentation passes",
+    "collate": "the collate function: stack once, avoid Python loops over items",
+    "other": "the loop around the items (sampler, batching): rarely the limit; measure again",
+    "transfer": "moving batches between processes: smaller batches in bytes (uint8 instead of float32, one sample "
+    "per video) raise the transfer ceiling",
+}
+
+
+def _ms(x: Any) -> str:
+    return f"{float(x) * 1e3:.1f} ms" if isinstance(x, (int, float)) else "?"
+
+
+def _rate(x: Any) -> str:
+    return f"{float(x):.1f} videos/s" if isinstance(x, (int, float)) else "not measured"
+
+
+def breakdown_section(data: Mapping[str, Any]) -> list[str]:
+    """The section's lines (heading included); none when the session recorded no breakdown."""
+    b = data.get("breakdown")
+    if not isinstance(b, Mapping) or not isinstance(b.get("stages"), Mapping):
+        return []
+    st = b["stages"]
+    out = ["## Where the time goes", ""]
+    out.append(f"One video in one process takes {_ms(b.get('item_s'))} (the probe's own item time):")
+    out.append("")
+    out += md_table(
+        ["stage", "per video", "share"],
+        [[k, _ms(st[k].get("s_per_item")), f"{float(st[k].get('share', 0)):.0%}"] for k in STAGES if k in st],
+    )
+    c = b.get("ceilings") or {}
+    over = headroom(c)  # type: ignore[arg-type]
+    rows = [[k, _rate(c.get(k)), f"{over[k]:.1f}×" if k in over else "—"] for k in ("decode", "item", "transfer")] + [
+        ["achieved", _rate(c.get("achieved")), "1.0×" if c.get("achieved") else "—"]
+    ]
+    out += ["", *md_table(["ceiling", "rate", "× achieved"], rows), ""]
+    binding = str(b.get("binding") or "?")
+    out.append(f"**Binding: {binding}** — what would help: {_ADVICE.get(binding, 'not known')} (not measured here).")
+    if hot := b.get("hot"):
+        out += ["", "Hot spots (own time per video, under the profiler):", ""]
+        out += md_table(
+            ["function", "where", "per video"],
+            [
+                [h.get("function"), f"{os.path.basename(str(h.get('file')))}:{h.get('line')}", _ms(h.get("s_per_item"))]
+                for h in hot
+            ],
+        )
+    if m := b.get("method"):
+        out += ["", f"How: {m}"]
+    return [*out, ""]
