@@ -15,7 +15,8 @@ from typing import Any, cast
 
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN, spans_overlap
-from .fmt import md_table, num, one_line, pct, rate, size
+from ..run.units import fmt_bytes, rate
+from .fmt import md_table, num, one_line, pct
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
 from .recommend import recommend
 from .tie import candidate
@@ -63,7 +64,7 @@ def _differs(key: str, a: Any, b: Any) -> bool:
 
 
 def _fact(key: str, x: Any) -> str:
-    return size(x) if key.endswith("_bytes") and x is not None else "?" if x is None else str(x)
+    return fmt_bytes(x) if key.endswith("_bytes") and x is not None else "?" if x is None else str(x)
 
 
 def _keyed(runs: Sequence[Run]) -> dict[tuple[str, str], Run]:
@@ -99,8 +100,8 @@ def _explain_flip(fail: Run, good: Run, mf: Mapping[str, Any], mg: Mapping[str, 
         need = fail.evidence.get("shm_need_bytes") or good.metrics.get("shm_peak_bytes")
         if sf and sg and sf < sg:
             return (
-                f"{head}: {nf}'s /dev/shm is {size(sf)} vs {size(sg)} on {ng}, and the run needs ~"
-                f"{size(need)} in flight; give {nf} a larger /dev/shm (--shm-size)."
+                f"{head}: {nf}'s /dev/shm is {fmt_bytes(sf)} vs {fmt_bytes(sg)} on {ng}, and the run needs ~"
+                f"{fmt_bytes(need)} in flight; give {nf} a larger /dev/shm (--shm-size)."
             )
     if k == "fd_exhausted":
         a, b = fail.sandbox.get("nofile") or mf.get("nofile"), good.sandbox.get("nofile") or mg.get("nofile")
@@ -109,12 +110,12 @@ def _explain_flip(fail: Run, good: Run, mf: Mapping[str, Any], mg: Mapping[str, 
     if k == "tmp_full":
         a, b = mf.get("tmp_free_bytes"), mg.get("tmp_free_bytes")
         if a is not None and b is not None and a < b:
-            return f"{head}: {nf}'s TMPDIR has {size(a)} free vs {size(b)} on {ng}."
+            return f"{head}: {nf}'s TMPDIR has {fmt_bytes(a)} free vs {fmt_bytes(b)} on {ng}."
     if k in MEMORY_KINDS:
         a = fail.sandbox.get("mem_bytes") or mf.get("ram_bytes")
         b = good.sandbox.get("mem_bytes") or mg.get("ram_bytes")
         if a and b and a < b:
-            return f"{head}: {nf} has {size(a)} of memory vs {size(b)} on {ng}."
+            return f"{head}: {nf} has {fmt_bytes(a)} of memory vs {fmt_bytes(b)} on {ng}."
     return f"{head}; no difference in cores, memory, /dev/shm, open files or TMPDIR explains it: read its message."
 
 

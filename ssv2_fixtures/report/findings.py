@@ -11,7 +11,8 @@ from typing import Any
 
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
-from .fmt import num, one_line, pct, rate, size, verdict_judged, verdict_ok
+from ..run.units import fmt_bytes, rate
+from .fmt import num, one_line, pct, verdict_judged, verdict_ok
 from .model import MEMORY_KINDS, SHM_KINDS, Run, best_runs_by_workers, extra, runs_of
 from .tie import candidate
 
@@ -61,7 +62,7 @@ def _numbers(v: Mapping[str, Any]) -> str:
     for k, x in v.items():
         if k in ("name", "ok", "detail") or isinstance(x, bool) or not isinstance(x, (int, float)):
             continue
-        text = size(x) if k.endswith("bytes") else f"{x:g}"
+        text = fmt_bytes(x) if k.endswith("bytes") else f"{x:g}"
         if text not in detail:
             parts.append(f"{k} {text}")
     return f" ({', '.join(parts)})" if parts else ""
@@ -162,8 +163,8 @@ def _ceilings(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
         b = max(rss, key=lambda r: r.metrics["rss_peak_bytes"])
         peak = b.metrics["rss_peak_bytes"]
         out.append(
-            f"Largest memory (RSS) peak of a passing run: {b.label} ({b.test}) with {size(peak)} for "
-            f"{b.workers} workers, {peak / ram * 100:.0f} % of this machine's {size(ram)} RAM."
+            f"Largest memory (RSS) peak of a passing run: {b.label} ({b.test}) with {fmt_bytes(peak)} for "
+            f"{b.workers} workers, {peak / ram * 100:.0f} % of this machine's {fmt_bytes(ram)} RAM."
         )
     return out
 
@@ -201,16 +202,16 @@ def _shm_finding(r: Run, mach: Mapping[str, Any]) -> str:
     # used and free named apart: a failed allocation is refused whole, so the most in use can stay far
     # below the size (nothing in use, all of it free, when one batch alone is too large)
     state = (
-        f"; /dev/shm{emulated} {size(total)} in all, at most {size(max(0, total - free))} of it in use at a "
-        f"sample ({size(free)} still free)"
+        f"; /dev/shm{emulated} {fmt_bytes(total)} in all, at most {fmt_bytes(max(0, total - free))} of it in use at a "
+        f"sample ({fmt_bytes(free)} still free)"
         if total and free is not None
-        else f"; /dev/shm{emulated} {size(total)} in all"
+        else f"; /dev/shm{emulated} {fmt_bytes(total)} in all"
     )
     during = " while every prefetch slot filled (the full-queue hold)" if ev.get("during") else ""
     return (
-        f"{r.label} ({r.test}, {r.outcome.get('kind')}): needed ~{size(need)} of /dev/shm for the batches in "
+        f"{r.label} ({r.test}, {r.outcome.get('kind')}): needed ~{fmt_bytes(need)} of /dev/shm for the batches in "
         f"flight ({r.batch_size} videos × ({r.workers} workers × {r.prefetch} prefetch + 1) batches{ranks})"
-        + (f", {size(avail)} available at the start" if avail else "")
+        + (f", {fmt_bytes(avail)} available at the start" if avail else "")
         + f"{during}{state}{predicted}."
     )
 
@@ -239,7 +240,7 @@ def _outcomes(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
                 else (mach.get("ram_bytes"), "the machine's RAM")
             )
             out.append(
-                f"{r.label} ({r.test}, {k}): memory (RSS) peak {size(peak)} against {size(cap)} "
+                f"{r.label} ({r.test}, {k}): memory (RSS) peak {fmt_bytes(peak)} against {fmt_bytes(cap)} "
                 f"({what}) with {r.workers} workers × batch {r.batch_size}."
             )
         elif k == "hang":
@@ -251,7 +252,7 @@ def _outcomes(runs: Sequence[Run], mach: Mapping[str, Any]) -> list[str]:
         elif k == "tmp_full":
             out.append(
                 f"{r.label} ({r.test}): TMPDIR {ev.get('tmpdir', mach.get('tmpdir', '?'))} filled up "
-                f"({size(ev.get('tmp_free_bytes'))} free) {r.failure_point()}."
+                f"({fmt_bytes(ev.get('tmp_free_bytes'))} free) {r.failure_point()}."
             )
         elif k in ("data_error", "decode_error"):
             out.append(
@@ -274,13 +275,13 @@ def _leftovers(runs: Sequence[Run]) -> list[str]:
         if m.get("leaked_shm_files"):
             out.append(
                 f"{r.label} ({r.test}) left {m['leaked_shm_files']} shared-memory file(s) "
-                f"({size(m.get('leaked_shm_bytes'))}) in /dev/shm when it ended (the runner removed "
+                f"({fmt_bytes(m.get('leaked_shm_bytes'))}) in /dev/shm when it ended (the runner removed "
                 "them; in a real job they stay until reboot: clean /dev/shm/torch_* after crashes)."
             )
         if m.get("leaked_tmp_files"):
             out.append(
                 f"{r.label} ({r.test}) left {m['leaked_tmp_files']} temporary file(s) "
-                f"({size(m.get('leaked_tmp_bytes'))}) in its TMPDIR."
+                f"({fmt_bytes(m.get('leaked_tmp_bytes'))}) in its TMPDIR."
             )
     skipped = [(r, int(r.metrics.get("skipped_videos") or 0)) for r in runs if r.metrics.get("skipped_videos")]
     if skipped:
@@ -369,7 +370,7 @@ def _settings(data: ResultsFile, runs: Sequence[Run], cores: Any) -> list[str]:
     if sandboxed:
         sb = sandboxed[0].sandbox
         limits = ", ".join(
-            f"{k.replace('_bytes', '')} {size(v) if k.endswith('bytes') else v}"
+            f"{k.replace('_bytes', '')} {fmt_bytes(v) if k.endswith('bytes') else v}"
             for k, v in sb.items()
             if k in keys and v is not None
         )

@@ -1,15 +1,11 @@
-"""Formatting shared by every report section: sizes (the one formatter, from run/units.py), numbers, rates with their
-spread, and the one markdown table. Pure functions; no record knowledge."""
+"""Formatting shared by every report section: numbers, the one markdown table, verdict flags. Sizes and rates
+with their spread are :mod:`ssv2_fixtures.run.units`'s (the stress layer's messages write them too). Pure
+functions; no record knowledge."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from ..run.units import GB as GB  # re-exported for the report rooms
-from ..run.units import MB as MB
-from ..run.units import fmt_bytes as size  # noqa: F401  the one size formatter (outcome remedies use it too)
 
 
 def num(x: float | None, digits: int = 1) -> str:
@@ -18,30 +14,6 @@ def num(x: float | None, digits: int = 1) -> str:
 
 def pct(x: float) -> str:
     return f"{x * 100:+.1f} %"
-
-
-def half_width(rate: float, interval: tuple[float, float]) -> float:
-    """The interval's half-width around the recorded rate. The batch-means rule clips ``lo`` at 0, so
-    the larger side is the honest one."""
-    lo, hi = interval
-    return max(hi - rate, rate - lo)
-
-
-def rate(vps: float | None, interval: tuple[float, float] | None, *, ascii: bool = False) -> str:
-    """A rate with its 95 % spread: ``97.0 ± 3.1`` (half-width of the recorded batch-means interval).
-
-    A record without an interval (results written before spreads were recorded, or a run with too
-    few batches for the rule) shows ``97.0 ±?``: the rate is real, its spread is unknown, and the
-    mark says so instead of letting a bare number look exact. ``ascii=True`` writes ``+-`` for the
-    terminal (a CI log may have a C locale). No rate at all is ``—`` (``-`` in ASCII).
-    """
-    pm = "+-" if ascii else "±"
-    if vps is None:
-        return "-" if ascii else "—"
-    if interval is None:
-        return f"{vps:.1f} {pm}?"
-    h = half_width(vps, interval)
-    return f"{vps:.1f} {pm} {h:.1f}" if math.isfinite(h) else f"{vps:.1f} {pm} inf"
 
 
 def cell(x: Any) -> str:

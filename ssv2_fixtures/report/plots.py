@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile, RunRecord
-from .fmt import MB, rate
+from ..run.units import MB, rate
 from .model import SUSTAINED_KINDS, Run, best_runs_by_workers, runs_of
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import Any
 from ..data.loader import LoaderConfig
 from ..run.schema import ResultsFile, RunRecord
 from ..run.shm import shm_in_flight, shm_slots
-from .fmt import GB, rate, size
+from ..run.units import GB, fmt_bytes, rate
 from .model import (
     SUSTAINED_KINDS,
     Run,
@@ -399,15 +399,15 @@ def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[
         need = max(shm, predicted or 0)
         gib = max(1, math.ceil(need * 2 / GB))  # twice the need: other processes and fragmentation
         enough = (
-            f"; {target} has a {size(have)} /dev/shm: " + ("enough" if have >= gib * GB else "**too small**")
+            f"; {target} has a {fmt_bytes(have)} /dev/shm: " + ("enough" if have >= gib * GB else "**too small**")
             if have
             else ""
         )
-        basis = f"peak {size(shm)}" + (" with every prefetch slot full" if m.get("shm_full_queue_bytes") else "")
+        basis = f"peak {fmt_bytes(shm)}" + (" with every prefetch slot full" if m.get("shm_full_queue_bytes") else "")
         if predicted:
             basis += (
-                f", {size(predicted)} in flight by the pipeline probe's batches "
-                f"({size(per_batch)} per batch × {shm_slots(lc)} slots)"
+                f", {fmt_bytes(predicted)} in flight by the pipeline probe's batches "
+                f"({fmt_bytes(per_batch)} per batch × {shm_slots(lc)} slots)"
             )
         out.append(
             f"- **/dev/shm**: {basis} → `docker run --shm-size={gib}g` (Kubernetes: an "
@@ -435,13 +435,13 @@ def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[
     tmp = int(m.get("tmp_peak_bytes") or 0)
     if tmp:
         where = (
-            f"the emulated TMPDIR: {size(sb['tmp_bytes'])} in all"
+            f"the emulated TMPDIR: {fmt_bytes(sb['tmp_bytes'])} in all"
             if sb.get("tmp_bytes")
-            else f"this run: {machine.get('tmpdir', '?')}, {size(machine.get('tmp_free_bytes'))} free"
+            else f"this run: {machine.get('tmpdir', '?')}, {fmt_bytes(machine.get('tmp_free_bytes'))} free"
         )
         out.append(
-            f"- **TMPDIR**: peak {size(tmp)} of temporary files → point TMPDIR at a disk with at least "
-            f"{size(tmp * 2)} free ({where})."
+            f"- **TMPDIR**: peak {fmt_bytes(tmp)} of temporary files → point TMPDIR at a disk with at least "
+            f"{fmt_bytes(tmp * 2)} free ({where})."
         )
     else:
         out.append("- **TMPDIR**: the loader wrote no temporary files (peak 0 B); no change needed.")

@@ -17,10 +17,11 @@ from ..run.outcome import KIND_NAMES
 from ..run.outcome import kind as failure_kind
 from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile
+from ..run.units import fmt_bytes, rate
 from .breakdown import breakdown_section
 from .compare import previous_run, run_to_run
 from .findings import findings, rank_verdicts, scaling
-from .fmt import md_table, num, one_line, rate, size, verdict_judged, verdict_ok
+from .fmt import md_table, num, one_line, verdict_judged, verdict_ok
 from .model import Run, extra, interval_of, label_of, load, runs_of
 from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
@@ -124,9 +125,9 @@ def _machine_rows(mach: Mapping[str, Any]) -> list[list[Any]]:
     return [
         ["host", mach.get("hostname", "?")],
         ["CPU cores", mach.get("cores", "?")],
-        ["RAM", size(mach.get("ram_bytes"))],
-        ["/dev/shm", f"{size(mach.get('shm_total_bytes'))} ({size(mach.get('shm_free_bytes'))} free)"],
-        ["TMPDIR", f"{mach.get('tmpdir', '?')} ({size(mach.get('tmp_free_bytes'))} free)"],
+        ["RAM", fmt_bytes(mach.get("ram_bytes"))],
+        ["/dev/shm", f"{fmt_bytes(mach.get('shm_total_bytes'))} ({fmt_bytes(mach.get('shm_free_bytes'))} free)"],
+        ["TMPDIR", f"{mach.get('tmpdir', '?')} ({fmt_bytes(mach.get('tmp_free_bytes'))} free)"],
         ["open files limit (ulimit -n)", mach.get("nofile", "?")],
         [
             "python / torch / decord",
@@ -195,11 +196,11 @@ def _probe_section(probe: Mapping[str, Any]) -> list[str]:
     rows = [
         ["pipeline", call],
         ["run", f"{probe.get('label', '?')}: one loading process, no workers, {probe.get('batches', '?')} batches"],
-        ["bytes per batch", f"{size(per_batch)} (batch size {bs if bs is not None else '?'})"],
-        ["bytes per video", size(per_item)],
+        ["bytes per batch", f"{fmt_bytes(per_batch)} (batch size {bs if bs is not None else '?'})"],
+        ["bytes per video", fmt_bytes(per_item)],
         ["largest tensor", f"{'×'.join(str(x) for x in shape) if shape else '?'} {probe.get('batch_dtype') or '?'}"],
         ["clips per video", num(clips) if isinstance(clips, (int, float)) else "?"],
-        ["RSS of the loading process", size(probe.get("rss_bytes"))],
+        ["RSS of the loading process", fmt_bytes(probe.get("rss_bytes"))],
         [
             "item rate L (one process)",
             f"{num(probe.get('items_per_s'))} videos/s (no interval: "
@@ -228,7 +229,7 @@ def fmt_target(name: str, x: Any) -> str:
         return "not measured"
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         if name.endswith("_bytes"):
-            return size(x)
+            return fmt_bytes(x)
         return f"{x:.4g} GB" if name.endswith("_gb") else f"{x:.4g}"
     return str(x)
 
@@ -275,9 +276,9 @@ def _distributed_section(runs: Sequence[Run]) -> list[str]:
                 rate(r.vps, r.interval),
                 f"{num(lo)}–{num(hi)}" if lo is not None else "—",
                 f"{_reported_procs(r)} / {m.get('procs_expected', '?')}",
-                size(m.get("rss_peak_bytes")),
-                size(m.get("pss_peak_bytes")),
-                size(m.get("shm_peak_bytes")),
+                fmt_bytes(m.get("rss_peak_bytes")),
+                fmt_bytes(m.get("pss_peak_bytes")),
+                fmt_bytes(m.get("shm_peak_bytes")),
                 m.get("fds_peak", "?"),
                 epochs,
             ]
@@ -315,7 +316,7 @@ def _distributed_section(runs: Sequence[Run]) -> list[str]:
                     x.get("videos", "?"),
                     rate(v, interval_of(x.get("videos_per_s_interval"))) if v is not None else "—",
                     num(x.get("wait_ms_p50")),
-                    size(x.get("rss_peak_bytes")),
+                    fmt_bytes(x.get("rss_peak_bytes")),
                     what,
                 ]
             )
@@ -358,7 +359,7 @@ def _limits_section(limits: Sequence[Mapping[str, Any]]) -> list[str]:
             lm.get("boundary_batch_size") if lm.get("boundary_batch_size") is not None else "none passed",
             lm.get("first_failing_batch_size") or "—",
             lm.get("kind_beyond") or "—",
-            size(lm["shm_need_beyond_bytes"]) if lm.get("shm_need_beyond_bytes") else "—",
+            fmt_bytes(lm["shm_need_beyond_bytes"]) if lm.get("shm_need_beyond_bytes") else "—",
             lm.get("max_batch_size_tried", "?"),
             len(lm.get("probes") or []),
         ]

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
+from ..run.units import rate
 from .findings import host_findings, split_findings
-from .fmt import rate, verdict_judged, verdict_ok
+from .fmt import verdict_judged, verdict_ok
 from .model import Run, Source, extra, load, runs_of
 from .recommend import Recommendation, recommend
 

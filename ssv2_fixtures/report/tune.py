@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import effective_prefetch
-from .fmt import md_table, num, rate
+from ..run.units import rate
+from .fmt import md_table, num
 from .model import extra, interval_of, label_of, parse_label
 from .tie import Candidate, pick
 

@@ -14,10 +14,9 @@ from typing import Any, cast
 from ..data.loader import effective_prefetch
 from ..run.record import ResultsError, read_results, write_atomic_bytes
 from ..run.schema import RunRecord
-from ..run.units import fmt_bytes
+from ..run.units import fmt_bytes, rate
 from ..watch.findings import DATA_BOUND_FRACTION
 from ..watch.log import LogError, read_log
-from .fmt import rate
 from .model import Run, interval_of, short_ok, sustained_ok
 from .plots import new_figure, save_png
 

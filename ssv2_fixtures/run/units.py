@@ -1,6 +1,9 @@
-"""The one size formatter: binary sizes in the project's units ("GB"/"MB"/"KB" for 2**30/2**20/2**10)."""
+"""The project's units as text, for every layer's messages: binary sizes (:func:`fmt_bytes`, "GB"/"MB"/"KB" for
+2**30/2**20/2**10) and rates with their 95 % spread (:func:`rate`)."""
 
 from __future__ import annotations
+
+import math
 
 KB, MB, GB = 2**10, 2**20, 2**30
 
@@ -19,4 +22,28 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:.0f} B"
 
 
-__all__ = ["KB", "MB", "GB", "fmt_bytes"]
+def half_width(rate: float, interval: tuple[float, float]) -> float:
+    """The interval's half-width around the recorded rate. The batch-means rule clips ``lo`` at 0, so
+    the larger side is the honest one."""
+    lo, hi = interval
+    return max(hi - rate, rate - lo)
+
+
+def rate(vps: float | None, interval: tuple[float, float] | None, *, ascii: bool = False) -> str:
+    """A rate with its 95 % spread: ``97.0 ± 3.1`` (half-width of the recorded batch-means interval).
+
+    A record without an interval (results written before spreads were recorded, or a run with too
+    few batches for the rule) shows ``97.0 ±?``: the rate is real, its spread is unknown, and the
+    mark says so instead of letting a bare number look exact. ``ascii=True`` writes ``+-`` for the
+    terminal (a CI log may have a C locale). No rate at all is ``—`` (``-`` in ASCII).
+    """
+    pm = "+-" if ascii else "±"
+    if vps is None:
+        return "-" if ascii else "—"
+    if interval is None:
+        return f"{vps:.1f} {pm}?"
+    h = half_width(vps, interval)
+    return f"{vps:.1f} {pm} {h:.1f}" if math.isfinite(h) else f"{vps:.1f} {pm} inf"
+
+
+__all__ = ["KB", "MB", "GB", "fmt_bytes", "half_width", "rate"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
-from ..report.fmt import rate
+from ..run.units import rate
 from .plans import epoch_limit
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def node_totals(rec: Any, config: LoaderConfig, nproc_per_node: int) -> dict[str
 
 
 def _rate(m: Any) -> str:
-    """A record's (or rank row's) videos/s with its interval (``report.fmt.rate``: ``—`` without a rate)."""
+    """A record's (or rank row's) videos/s with its interval (``run.units.rate``: ``—`` without a rate)."""
     iv = m.get("videos_per_s_interval")
     return rate(m.get("videos_per_s"), (float(iv[0]), float(iv[1])) if iv else None)
 

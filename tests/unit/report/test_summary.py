@@ -8,8 +8,8 @@ from typing import Any
 from report_helpers import fixture, run_dir, section, table, with_intervals
 
 from ssv2_fixtures.report import render_summary, runs_of, summarize, terminal_lines
-from ssv2_fixtures.report.fmt import half_width, size
 from ssv2_fixtures.run.outcome import KIND_NAMES
+from ssv2_fixtures.run.units import fmt_bytes, half_width
 from ssv2_fixtures.stress.traincfg import load as load_train_config
 
 
@@ -211,10 +211,12 @@ def test_pipeline_probe_section_quotes_what_was_measured(tmp_path: Path) -> None
     lines = section(text, "Pipeline probe")
     rows = dict((r[0], r[1]) for r in table(lines))
     assert rows["pipeline"].startswith("`mypkg.data:build`") and "num_sample=2" in rows["pipeline"]
-    assert rows["bytes per batch"] == f"{size(p['bytes_per_item'] * p['batch_size'])} (batch size {p['batch_size']})"
-    assert rows["bytes per video"] == size(p["bytes_per_item"])
+    assert (
+        rows["bytes per batch"] == f"{fmt_bytes(p['bytes_per_item'] * p['batch_size'])} (batch size {p['batch_size']})"
+    )
+    assert rows["bytes per video"] == fmt_bytes(p["bytes_per_item"])
     assert rows["largest tensor"] == "×".join(map(str, p["batch_shape"])) + " " + p["batch_dtype"]
-    assert rows["RSS of the loading process"] == size(p["rss_bytes"])
+    assert rows["RSS of the loading process"] == fmt_bytes(p["rss_bytes"])
     assert rows["item rate L (one process)"] == (
         f"{p['items_per_s']:.1f} videos/s (no interval: {p['batches'] - 1} timed batches, too few for one)"
     )

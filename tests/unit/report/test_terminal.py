@@ -5,7 +5,7 @@ from __future__ import annotations
 from report_helpers import DATA, fixture, with_intervals
 
 from ssv2_fixtures.report import recommend, terminal_lines
-from ssv2_fixtures.report.fmt import rate
+from ssv2_fixtures.run.units import rate
 
 
 def test_terminal_lines() -> None:
