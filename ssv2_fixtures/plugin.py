@@ -143,6 +143,13 @@ class _Hooks:
 
         parametrize(metafunc, self.session.settings)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:  # the records follow pytest's verdict when something outside the run failed it
+            crash = getattr(report.longrepr, "reprcrash", None)
+            lines = str(report.longreprtext).strip().splitlines()
+            message = crash.message if crash is not None else (lines[-1] if lines else "failed")
+            self.session.pytest_failed(report.nodeid, report.when, message)
+
     @pytest.hookimpl(wrapper=True, optionalhook=True)
     def pytest_benchmark_group_stats(self, config: pytest.Config, benchmarks: Any, group_by: str) -> Any:
         # pytest-benchmark's table ranks stress tests by their fastest single batch: hidden unless asked for
@@ -176,12 +183,13 @@ class _Hooks:
         if s.report_error:  # summarize ran at sessionfinish, before this hook
             tr.write_line(f"summary.md could not be written: {s.report_error}", red=True)
         summary = s.run_dir / "summary.md"
-        tr.write_line(f"report: {summary if summary.exists() else s.run_dir}")
+        tr.write_line(f"report: {summary if summary.is_file() and not s.report_error else s.run_dir}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.session.started:
             return
+        self.session.finish()  # the last drift control (stress/drift.py)
         self.session.flush()
         try:
             from .report import summarize

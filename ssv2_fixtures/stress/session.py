@@ -115,6 +115,27 @@ class StressSession:
             self.data_error = error
             self.flush()
 
+    def pytest_failed(self, nodeid: str, when: str, message: str) -> bool:
+        """pytest failed a test whose runs were recorded as passed (a fixture's teardown, another plugin, a
+        timeout in this process): the runs fail too, by a ``pytest`` verdict, so results.json, summary.md
+        and pytest's exit status say the same. Status is decided in one place, :func:`verdicts.decide`.
+        True when a record changed."""
+        from .verdicts import decide
+
+        changed = False
+        for rec in self.results:
+            if rec.get("id") != nodeid or rec.get("status") != "passed":
+                continue
+            verdicts = list(rec.get("verdicts") or [])
+            detail = f"pytest failed this test at {when}: {message}"
+            verdicts.append({"name": "pytest", "ok": False, "detail": detail})
+            rec["verdicts"] = verdicts
+            rec["status"] = decide(rec["status"], verdicts)
+            changed = True
+        if changed:
+            self.flush()
+        return changed
+
     def flush(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.run_dir / "results.json", self.file())
