@@ -189,6 +189,7 @@ class _Hooks:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.session.started:
             return
+        self.session.finish()  # the last drift control (stress/drift.py)
         self.session.flush()
         try:
             from .report import summarize

@@ -20,6 +20,7 @@ from ..run.schema import ResultsFile
 from ..run.units import fmt_bytes, rate
 from .breakdown import breakdown_section
 from .compare import previous_run, run_to_run
+from .drift import drift_section
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, verdict_judged, verdict_ok
 from .model import Run, extra, interval_of, label_of, load, runs_of
@@ -577,6 +578,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
+    L += drift_section(data)  # the machine's own drift during the session (report/drift.py)
     if previous is not None:
         L += [f"## Run to run (vs {previous[0]})", ""] + previous[1]
     if dist := [r for r in runs if r.kind == "distributed"]:

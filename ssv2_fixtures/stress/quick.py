@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..data.loader import LoaderConfig
+from . import drift
 from .plans import Phase, quick_measure
 from .verdicts import failed_text
 
@@ -53,6 +54,7 @@ def ladder_phase(stress: Stress, phase: Phase) -> Step:
     if phase.requested_workers != phase.config.num_workers:
         session.capped.append(f"phase{phase.number}: W={phase.requested_workers} capped to {cap}")
     stress.record(result)
+    drift.after_phase(stress, phase, result)
     if not result.passed:
         session.ladder_failure = (phase.number, result.kind or "unknown")
         return Step(result, failure=f"phase{phase.number} {result.describe()}")

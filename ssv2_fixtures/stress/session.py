@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..run.schema import (
     SCHEMA,
     BreakdownRecord,
     DataErrorRecord,
+    DriftRecord,
     InvocationRecord,
     PipelineProbe,
     ResultsFile,
@@ -51,6 +53,8 @@ class StressSession:
     decode_rate: float | None = None  # single-process videos/s of this dataset and sampling (the limit's base)
     probe: PipelineProbe | None = None  # a user's pipeline, probed once (results.json "probe")
     invocation: InvocationRecord | None = None  # the pytest command line (results.json "invocation")
+    drift: DriftRecord | None = None  # the drift controls so far (stress/drift.py; results.json "drift")
+    finish_hooks: list[Callable[[], None]] = field(default_factory=list)  # run once by finish()
     breakdown: BreakdownRecord | None = None  # where the item time goes (stress/breakdown.py), measured once
     breakdown_tried: bool = False
 
@@ -101,9 +105,17 @@ class StressSession:
             out["probe"] = self.probe
         if self.invocation is not None:
             out["invocation"] = self.invocation
+        if self.drift is not None:
+            out["drift"] = self.drift
         if (bd := finish_breakdown(self)) is not None:
             out["breakdown"] = bd
         return out
+
+    def finish(self) -> None:
+        """pytest is finishing the session: what waits for its end (the last drift control) runs now, once."""
+        hooks, self.finish_hooks = self.finish_hooks, []
+        for hook in hooks:
+            hook()
 
     def record(self, rec: RunRecord) -> None:
         self.results.append(rec)

@@ -1,0 +1,82 @@
+"""summary.md's *Drift of the machine* section: the session's drift controls (results.json ``"drift"``,
+:mod:`ssv2_fixtures.run.drift`) and which differences between the best configs the drift cannot tell apart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ..run.drift import cannot_tell, controls_of, percent
+from ..run.schema import ResultsFile, RunRecord
+
+MAX_PAIRS = 5
+
+
+def _span(rec: RunRecord) -> tuple[float, float] | None:
+    try:
+        t0 = datetime.fromisoformat(str(rec["started_at"])).timestamp()
+    except (KeyError, ValueError):
+        return None
+    return t0, t0 + float(rec.get("wall_s") or 0.0)
+
+
+def _name(rec: RunRecord) -> str:
+    return str(rec.get("phase") or rec.get("label") or rec.get("id") or "?")
+
+
+def _passed(results: Sequence[RunRecord]) -> list[tuple[RunRecord, float, tuple[float, float]]]:
+    out = []
+    for r in results:
+        v = (r.get("metrics") or {}).get("videos_per_s")
+        span = _span(r)
+        if r.get("status") == "passed" and v and span is not None and r.get("kind") != "distributed":
+            out.append((r, float(v), span))
+    return sorted(out, key=lambda x: -x[1])
+
+
+def pairs_within_drift(data: ResultsFile) -> list[str]:
+    """ "best vs other: cannot tell: the machine changed by 14 % during these runs" for each passed run whose
+    difference from the fastest is smaller than the drift measured around both (at most :data:`MAX_PAIRS`)."""
+    controls = controls_of(data.get("drift"))
+    runs = _passed(data.get("results") or [])
+    if len(controls) < 2 or len(runs) < 2:
+        return []
+    (best, bv, bspan), out = runs[0], []
+    for r, v, span in runs[1:]:
+        msg = cannot_tell(bv, bspan, v, span, controls)
+        if msg:
+            out.append(f"{_name(best)} {bv:.1f} vs {_name(r)} {v:.1f} videos/s: {msg}")
+        if len(out) >= MAX_PAIRS:
+            break
+    return out
+
+
+def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
+    """The section's lines with its heading; none when the session took no controls."""
+    rec = data.get("drift")
+    controls = controls_of(rec)
+    if not controls:
+        return []
+    t0 = controls[0].t
+    series = ", ".join(f"{c.videos_per_s:.1f} (+{c.t - t0:.0f} s)" for c in controls)
+    L = [
+        "## Drift of the machine",
+        "",
+        f"The same reference measurement (the pipeline's single-process rate, BS=1 W=0) taken {len(controls)} "
+        f"time{'s' if len(controls) != 1 else ''} during the session, videos/s: {series}.",
+    ]
+    if len(controls) >= 2:
+        slow = min(controls, key=lambda c: c.videos_per_s)
+        fast = max(controls, key=lambda c: c.videos_per_s)
+        L += [
+            "",
+            f"Largest change between controls: **{percent(float(rec['max_change']))}** "  # type: ignore[index]
+            f"(slowest at +{slow.t - t0:.0f} s, fastest at +{fast.t - t0:.0f} s). Nothing changed in the reference "
+            "but the machine, so two configs measured apart in time whose rates differ by less than this may "
+            "differ only by when they ran.",
+        ]
+        pairs = pairs_within_drift(data)  # type: ignore[arg-type]
+        if pairs:
+            L += [""] + [f"- {p}" for p in pairs]
+    return L + [""]
