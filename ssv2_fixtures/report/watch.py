@@ -14,8 +14,7 @@ from typing import Any, cast
 from ..data.loader import effective_prefetch
 from ..run.record import ResultsError, read_results, write_atomic_bytes
 from ..run.schema import RunRecord
-from ..run.units import fmt_bytes, rate
-from ..watch.findings import DATA_BOUND_FRACTION
+from ..watch.findings import DATA_BOUND_FRACTION, size
 from ..watch.log import LogError, read_log
 from .model import Run, interval_of, short_ok, sustained_ok
 from .plots import new_figure, save_png
@@ -58,6 +57,34 @@ def _pct(x: Any) -> str:
     return "?" if x is None else f"{float(x):.0%}"
 
 
+def _rate(vps: Any, interval: Any) -> str:
+    """A rate with its 95 % interval as recorded: ``81.6 [78.3, 82.1]`` (the batch-means interval need
+    not be symmetric about the rate); ``81.6 [no interval]`` when the run was too short for one."""
+    if vps is None:
+        return "—"
+    iv = interval_of(interval)
+    return f"{float(vps):.1f} [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else f"{float(vps):.1f} [no interval]"
+
+
+def _start_line(s: dict[str, Any]) -> str | None:
+    """What the loop's first batch cost, the watch's share of it, and the TMPDIR baseline's cost."""
+    first = s.get("first_batch_s")
+    if first is None:
+        return None
+    text = f"first batch: {first:.2f} s from the loop's first next()"
+    if s.get("watch_start_s") is not None:
+        text += f", of which the watch's start-up {s['watch_start_s'] * 1000:.1f} ms"
+    if s.get("tmp_baseline_entries") is not None:
+        text += (
+            f"; TMPDIR baseline: {s['tmp_baseline_entries']} entries walked in {s.get('tmp_baseline_s') or 0:.2f} s "
+            f"by the {s.get('tmp_baseline_thread', '?')} thread"
+        )
+        cut = s.get("tmp_baseline_cut")
+        if cut:
+            text += f", cut off ({cut}): TMPDIR growth not measured"
+    return text
+
+
 def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
     """Write ``watch.md`` (a summary section) and ``watch.png`` into ``out_dir``; returns the .md path."""
     path = Path(log_path)
@@ -86,12 +113,15 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
         lines += [
             "| steps | videos/s | wait fraction | RSS peak | /dev/shm peak | fds peak |",
             "|---|---|---|---|---|---|",
-            f"| {s.get('steps')} | {rate(vps, interval_of(s.get('videos_per_s_interval')))} | "
+            f"| {s.get('steps')} | {_rate(vps, s.get('videos_per_s_interval'))} | "
             f"{_pct(s.get('wait_fraction'))} | "
-            f"{fmt_bytes(s.get('rss_peak_bytes'))} | {fmt_bytes(s.get('shm_peak_bytes'))} | "
+            f"{size(s.get('rss_peak_bytes'))} | {size(s.get('shm_peak_bytes'))} | "
             f"{s.get('fds_peak', '?')} |",
             "",
         ]
+        start_line = _start_line(s)
+        if start_line:
+            lines += [start_line, ""]
         if s.get("partial"):
             lines += ["(no summary line: the run ended before the watch did; figures from the last sample)", ""]
         found = s.get("findings") or []
@@ -132,8 +162,8 @@ def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
     axes[0].axhline(DATA_BOUND_FRACTION, color="grey", lw=0.6, ls=":")
     axes[0].set_ylabel("wait fraction")
     axes[0].set_ylim(0, 1.05)
-    axes[1].set_ylabel("RSS (GB)")
-    axes[2].set_ylabel("/dev/shm used (MB)")
+    axes[1].set_ylabel("RSS (GiB)")
+    axes[2].set_ylabel("/dev/shm used (MiB)")
     axes[2].set_xlabel("step")
     if len(ranks) > 1:
         axes[0].legend(fontsize=7)
@@ -186,7 +216,7 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
         cfg = start.get("config") or s.get("config") or {}
         run = _match(rpath, cfg, [dict(r) for r in results_file.get("results") or []])
         stress = float(run["metrics"]["videos_per_s"])
-        stress_iv = interval_of(run["metrics"].get("videos_per_s_interval"))
+        stress_iv = run["metrics"].get("videos_per_s_interval")
         got, wf = s.get("videos_per_s"), s.get("wait_fraction")
         if got is None:
             out.append(f"rank {rank}: too few steps to compare (the watched loop received {s.get('steps')} batches)")
@@ -198,7 +228,7 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
         )
         line = (
             f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
-            f"({rate(got, interval_of(s.get('videos_per_s_interval')))} of {rate(stress, stress_iv)} videos/s, "
+            f"({_rate(got, s.get('videos_per_s_interval'))} of {_rate(stress, stress_iv)} videos/s, "
             f"stress run {run.get('label') or run.get('id')}, {run.get('kind', '?')}): "
             f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})"
         )

@@ -3,7 +3,12 @@
 The step path (the training thread, once per batch) does only this: two ``perf_counter`` calls around
 ``next()``, two list appends (call time, return time) and one reference to the batch (NOTE [step path]). Every
 other measurement — psutil readings, batch bytes, sums, findings, the log — happens in one daemon
-thread every ``interval_s``; the step path never waits for it.
+thread every ``interval_s``; the step path never waits for it. NOTE [training thread]: besides the step
+path, the training thread only opens the log, writes the start line and starts the thread as an
+iteration begins, and takes one light reading (no PSS, no TMPDIR walk: milliseconds) as it ends. The
+TMPDIR baseline — a walk of up to seconds on a shared /tmp — is the sampling thread's first reading,
+taken once the first batch has arrived (or ``interval_s`` has passed), bounded and with its own cost
+recorded (``tmp_baseline_*`` in the summary).
 
 Failures pass through: an exception from the loader is classified by the stress outcome rules, written
 to the log with a last sample, and re-raised — the same object. torch raises a dead worker's error
@@ -14,6 +19,7 @@ raises it on. The watch starts no processes.
 
 from __future__ import annotations
 
+import atexit
 import math
 import operator
 import os
@@ -22,8 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
@@ -35,7 +42,7 @@ from ..run.child import error_fields
 from ..run.shm import shm_slots_for
 from ..run.stats import percentile, rate_interval
 from . import findings as fnd
-from .log import SCHEMA, LogWriter, Summary
+from .log import SCHEMA, LogWriter, Summary, TmpBaseline
 from .sampler import Sampler, nofile_limit
 
 T = TypeVar("T")
@@ -55,6 +62,7 @@ PEAK_KEYS = (
     "tmp_bytes",
     "tmp_files",
 )
+FIRST_BATCH_POLL_S = 0.005  # how often the sampling thread looks whether the first batch has arrived
 
 
 def _rank() -> tuple[int, int]:
@@ -169,16 +177,38 @@ class Watch(Generic[T]):
         self._our_sigchld: Callable[[int, FrameType | None], Any] | None = None
         self._nofile = nofile_limit()
         self._acc_n, self._acc_wait, self._acc_videos = 0, 0.0, 0
+        self._open = False  # an iteration has begun and not yet ended (its summary is not written)
+        self._epoch = 0  # iterations begun: a generator ends only its own
+        self._pid = os.getpid()  # the process iterating (a forked worker inherits the watch, not its loop)
+        self._start_s: float | None = None  # the watch's own start-up inside the first batch's wait
+        self._baseline_logged = False
 
     # ------------------------------------------------------------------ the step path
     def __iter__(self) -> Iterator[T]:
-        self._begin()
-        it = iter(self.loader)
+        batches = self._batches()
+        _LIVE.add(batches)
+        return batches
+
+    def _batches(self) -> Generator[T, None, None]:
+        pc = self._clock
+        # the training loop asked for its first batch: that batch's wait runs from here, through the
+        # watch's start-up and the loader's (its workers), as the loop saw it
+        asked = pc()
+        add_start, add_end = self.starts.append, self.ends.append
+        add_start(asked)
+        try:
+            self._begin()
+            epoch = self._epoch
+            if self._start_s is None:
+                self._start_s = pc() - asked
+            it = iter(self.loader)
+        except BaseException:
+            del self.starts[len(self.ends) :]
+            self._end()
+            raise
         self._it = it
         self._iterating = True
         self._chain_sigchld()
-        pc = self._clock
-        add_start, add_end = self.starts.append, self.ends.append
         last = self._last
         batch: Any = None
         # NOTE [step path]: per batch, two clock reads (when next() is asked for, when it returns),
@@ -189,9 +219,10 @@ class Watch(Generic[T]):
         # holds batch_size videos but an epoch's last, counted once the epoch ends; only other
         # loaders pay for counting each batch (a tensor's .shape costs about half a microsecond).
         # ``benchmarks/watch_overhead.py --shapes`` times it against a generator calling a bound
-        # __next__ (level), a C zip/map pipeline and a __next__ class (both dearer).
+        # __next__ (level), a C zip/map pipeline and a __next__ class (both dearer). Left unfinished
+        # (a ``break``, a dropped iterator), the generator's close ends the iteration; one still
+        # suspended at interpreter exit is closed by the atexit hook (see _LIVE).
         try:
-            add_start(pc())
             if self._fixed is not None:
                 for batch in it:
                     add_end(pc())
@@ -211,10 +242,11 @@ class Watch(Generic[T]):
             self._on_failure(exc)
             raise
         finally:
-            # the start of the next() that ended the loop (StopIteration, a failure) has no batch:
-            # drop it, so that a next epoch's batches pair their own starts and ends
-            del self.starts[len(self.ends) :]
-            self._end()
+            if epoch == self._epoch:  # (a later iteration of the same watch has not ended this one)
+                # the start of the next() that ended the loop (StopIteration, a failure) has no batch:
+                # drop it, so that a next epoch's batches pair their own starts and ends
+                del self.starts[len(self.ends) :]
+                self._end()
 
     def _count_last(self, batch: Any) -> None:
         if self._fixed is not None and batch is not None and self.ends:
@@ -240,14 +272,26 @@ class Watch(Generic[T]):
 
     # ------------------------------------------------------------------ lifecycle
     def _begin(self) -> None:
+        if self._open:  # a second iterator while the first is unfinished: that one ends here
+            self._end()
+        self._open = True
+        self._pid = os.getpid()
+        self._epoch += 1
+        # one stop event per iteration: a thread of an earlier one never sees it cleared
+        self._stop = threading.Event()
         self.rank, self.world_size = _rank()  # torch.distributed may have been initialised since
         if self._writer is None:
             self._writer = LogWriter(self.log_path, self.rank)
         if self._sampler is None:
             self._sampler = Sampler(
-                shm_dir=self.shm_dir, tmpdir=self.tmpdir, worker_pids=self.worker_pids, iter_live=self._iter_live
+                shm_dir=self.shm_dir,
+                tmpdir=self.tmpdir,
+                worker_pids=self.worker_pids,
+                iter_live=self._iter_live,
+                stop=self._stop,
             )
         else:
+            self._sampler.stop = self._stop
             self._sampler.forget()  # a new iterator has new workers: drop the handles of the last one's
         self._write(
             "start",
@@ -266,9 +310,10 @@ class Watch(Generic[T]):
                 "step": len(self.ends),
             },
         )
-        self._stop.clear()
         if self.background:
-            self._thread = threading.Thread(target=self._loop, name="ssv2-watch", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, args=(self._stop, len(self.ends)), name="ssv2-watch", daemon=True
+            )
             self._thread.start()
 
     def _iter_live(self) -> bool:
@@ -276,17 +321,32 @@ class Watch(Generic[T]):
         return self._iterating and not getattr(self._it, "_shutdown", False)
 
     def _end(self) -> None:
+        """End the iteration once: stop the thread (a walk in progress gives up), one light reading,
+        the summary line. At interpreter exit the atexit hook closes an unfinished loop's generator,
+        which runs this. Should one still be closed after finalisation has begun (module teardown),
+        the daemon thread may be frozen holding the log's lock: nothing here waits for it then."""
+        if not self._open:
+            return
+        if os.getpid() != self._pid:
+            # a forked process (a DataLoader worker) collecting the copy of a loop it inherited: the
+            # iteration, its thread and its log belong to the parent
+            return
+        self._open = False
         self._iterating = False
+        self._stop.set()
+        if sys.is_finalizing():
+            return
         self._unchain_sigchld()
         if self._pending is not None and self._failed_exc is None:
             self._on_failure(self._pending)  # raised by torch's handler inside the training step
-        self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self._thread = None
         if self._failure is None:
             try:
-                self.poll()  # a short loop may end before the thread's next reading
+                # a short loop may end before the thread's next reading; light: no PSS, no walk
+                self._take_sample(light=True)
+                self._judge()
             except Exception:
                 pass
         self._it = None  # let the DataLoader iterator (and its workers) go
@@ -340,7 +400,7 @@ class Watch(Generic[T]):
         self._failed_exc = exc
         self._iterating = False
         try:
-            last = self._take_sample(final=True)
+            last = self._take_sample(final=True, light=True)
             step = len(self.ends)
             err = error_fields(exc)
             err["batch"] = step
@@ -378,12 +438,21 @@ class Watch(Generic[T]):
             return None if it is not None else []
         return [int(w.pid) for w in list(ws) if w.pid is not None]
 
-    def _loop(self) -> None:
-        self._take_sample()
-        while not self._stop.wait(self.interval_s):
+    def _loop(self, stop: threading.Event, batches_before: int) -> None:
+        # The first reading (with the TMPDIR baseline) waits for this iteration's first batch, or
+        # interval_s: that batch's wait never shares the GIL or the kernel's locks with the walk.
+        deadline = time.monotonic() + self.interval_s
+        while len(self.ends) <= batches_before and time.monotonic() < deadline:
+            if stop.wait(FIRST_BATCH_POLL_S):
+                return
+        try:
+            self._take_sample()
+        except Exception:  # sampling must never take the training run down
+            pass
+        while not stop.wait(self.interval_s):
             try:
                 self.poll()
-            except Exception:  # sampling must never take the training run down
+            except Exception:
                 pass
 
     def poll(self) -> None:
@@ -392,11 +461,11 @@ class Watch(Generic[T]):
         self._take_sample()
         self._judge()
 
-    def _take_sample(self, final: bool = False) -> dict[str, Any] | None:
+    def _take_sample(self, final: bool = False, light: bool = False) -> dict[str, Any] | None:
         s = self._sampler
         if s is None:
             return None
-        res = s.sample()
+        res = s.sample(light=light)
         b = self._last[0]
         if b is not None:
             try:
@@ -409,6 +478,9 @@ class Watch(Generic[T]):
         line["wait_fraction"] = round(w[0], 4) if w else None
         if final:
             line["final"] = True
+        if s.baseline is not None and not self._baseline_logged:
+            self._baseline_logged = True
+            line.update(self._baseline_fields())
         with self._lock:
             self.samples.append(line)
             self._n_samples += 1
@@ -530,6 +602,17 @@ class Watch(Generic[T]):
     def _peak(self, key: str) -> int:
         return self._peaks.get(key, 0)
 
+    def _baseline_fields(self) -> TmpBaseline:
+        b = self._sampler.baseline if self._sampler is not None else None
+        if b is None:  # no full reading yet (a loop that ended before the thread's first)
+            return TmpBaseline(tmp_baseline_s=None, tmp_baseline_entries=None, tmp_baseline_cut=None)
+        return TmpBaseline(
+            tmp_baseline_s=round(b.seconds, 4),
+            tmp_baseline_entries=b.entries,
+            tmp_baseline_cut=b.cut,
+            tmp_baseline_thread=b.thread,
+        )
+
     def _rate_interval(self, n: int) -> list[float] | None:
         """The suite's interval rule (run.stats) over the batches after the first: videos per batch
         over the loop time each took (``ends[i] - ends[i - 1]``), rounds of the worker count."""
@@ -559,7 +642,7 @@ class Watch(Generic[T]):
         # steady state, as the stress runs report it: after the first batch (worker start-up)
         loop = ends[-1] - ends[0] if n > 1 else 0.0
         sm = self._sampler
-        return Summary(
+        out = Summary(
             name=self.name,
             steps=n,
             videos=self._videos(0, n),
@@ -569,6 +652,7 @@ class Watch(Generic[T]):
             videos_per_s_interval=self._rate_interval(n),
             wait_fraction=round(sum(waits[1:]) / loop, 4) if loop > 0 else None,
             first_batch_s=round(waits[0], 4) if n else None,
+            watch_start_s=round(self._start_s, 4) if self._start_s is not None else None,
             wait_ms_p50=round(percentile(waits[1:], 50) * 1000, 3) if n > 1 else None,
             wait_ms_p95=round(percentile(waits[1:], 95) * 1000, 3) if n > 1 else None,
             step_ms_p50=round(percentile(steps_s, 50) * 1000, 3) if steps_s else None,
@@ -590,6 +674,25 @@ class Watch(Generic[T]):
             failed=self._failure["kind"] if self._failure else None,
             findings=[dict(f) for f in self.findings],
         )
+        out.update(self._baseline_fields())
+        return out
+
+
+# Every watched loop's generator, weakly. One left unfinished (``break`` with the iterator kept, a
+# traceback holding its frame, a reference cycle) is closed at interpreter exit by the atexit hook:
+# its summary is written while the sampling thread still runs, and its frame lets the DataLoader
+# iterator go, which then shuts its workers down before the interpreter begins finalising, instead
+# of during module teardown, where that raised ("Exception ignored in ...") or hung on a lock.
+_LIVE: weakref.WeakSet[Generator[Any, None, None]] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for batches in list(_LIVE):
+        try:
+            batches.close()  # GeneratorExit at its yield: the loop's finally ends the iteration
+        except Exception:  # (running in another thread) the process is exiting: add nothing to its output
+            pass
 
 
 def watch(

@@ -8,7 +8,11 @@ NOTE [watch log]
                   worker_restarts, shm_used, shm_free, shm_total, tmp_files, tmp_bytes, tmp_free,
                   batch_bytes}
                                                           every interval_s, from the sampling thread;
-                                                          shm_used and tmp_* are relative to the start;
+                                                          shm_used is relative to the start, tmp_files
+                                                          and tmp_bytes to the TMPDIR baseline (None:
+                                                          not measured); the line that took the
+                                                          baseline adds tmp_baseline_{s, entries, cut,
+                                                          thread};
                                                           steady_*: after the first batch, as the
                                                           summary's rate (a killed run's figures);
                                                           worker_restarts: workers of a live iterator
@@ -33,7 +37,17 @@ SCHEMA = 1
 EVENTS = ("start", "sample", "finding", "summary")
 
 
-class SampleLine(TypedDict, total=False):
+class TmpBaseline(TypedDict, total=False):
+    """The TMPDIR baseline walk (the sampling thread's first reading): its cost and whether it is whole."""
+
+    tmp_baseline_s: float | None
+    tmp_baseline_entries: int | None  # entries looked at (directories included)
+    tmp_baseline_cut: str | None  # None: whole; "entries" / "time": past a bound (TMPDIR growth then
+    # not measured); "stopped": the iteration ended first
+    tmp_baseline_thread: str  # the thread that walked (the sampling thread's name: "ssv2-watch")
+
+
+class SampleLine(TmpBaseline, total=False):
     ev: str
     t: float
     rank: int
@@ -59,13 +73,13 @@ class SampleLine(TypedDict, total=False):
     shm_used: int
     shm_free: int | None
     shm_total: int
-    tmp_files: int
-    tmp_bytes: int
+    tmp_files: int | None  # None: no whole TMPDIR baseline
+    tmp_bytes: int | None
     tmp_free: int | None
     batch_bytes: int
 
 
-class Summary(TypedDict, total=False):
+class Summary(TmpBaseline, total=False):
     ev: str
     t: float
     rank: int
@@ -77,7 +91,9 @@ class Summary(TypedDict, total=False):
     videos_per_s: float | None  # after the first batch: videos / loop time
     videos_per_s_interval: list[float] | None  # its 95 % interval (run.stats.rate_interval), None: too few
     wait_fraction: float | None  # after the first batch: time in next() / loop time
-    first_batch_s: float | None
+    first_batch_s: float | None  # from the loop's first next() to its batch: the watch's start-up,
+    # the loader's (its workers) and the batch, as the training loop waited for them
+    watch_start_s: float | None  # the watch's own part of it (log, start line, thread)
     wait_ms_p50: float | None
     wait_ms_p95: float | None
     step_ms_p50: float | None

@@ -4,21 +4,25 @@ The worker tree is the live DataLoader iterator's own workers (``_workers``) and
 never the training process's other children (a compile pool, a logger) — or, for a loader whose
 iterator does not expose them, every descendant of this process. /dev/shm is read as this process sees
 it (its mount namespace); TMPDIR without multiprocessing's ``pymp-*`` folders, as the stress monitor
-counts it (:func:`ssv2_fixtures.run.monitor.tmp_usage`). shm used and TMPDIR are relative to the
-reading at start: only the run's own growth counts.
+counts it (:func:`ssv2_fixtures.run.monitor.tmp_usage`), by a walk bounded in entries and time
+(:func:`walk_tmp`). shm used and TMPDIR are relative to the first full reading (the baseline): only the
+run's own growth counts. A Sampler reads nothing when it is made; its first full reading takes the
+baseline, in whichever thread calls it (the watch's sampling thread).
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
-from ..run.monitor import fs_used_free, tmp_usage
+from ..run.monitor import MP_TMP_PREFIX, fs_used_free
 
 TMP_EVERY = 5  # walk TMPDIR at most every 5th reading: a walk costs the GIL in proportion to its files
 # ... and no more often than keeps the walks under 0.2 % of wall time: a shared /tmp of 100 k files
@@ -31,6 +35,78 @@ def next_walk_at(now: float, walk_s: float) -> float:
     """The earliest time of the next TMPDIR walk after one that took ``walk_s``: any time for a walk
     under TMP_WALK_FREE_S, else late enough that walks stay within TMP_DUTY of wall time."""
     return now + walk_s / TMP_DUTY if walk_s > TMP_WALK_FREE_S else 0.0
+
+
+# A walk's bounds: a shared /tmp can hold millions of files, and the walk holds the GIL for a few
+# microseconds per entry (measured: 200 k files in ~1 s on an idle core, 10 s on a busy machine). Past
+# either bound the walk stops and its count is unknown; a cut baseline switches TMPDIR growth off for
+# the run (the later walks would be cut as well), and says so in the summary.
+TMP_WALK_MAX_ENTRIES = 1_000_000
+TMP_WALK_MAX_S = 10.0
+_CHECK_EVERY = 512  # entries between two looks at the clock and the stop event
+
+
+@dataclass(frozen=True)
+class TmpWalk:
+    """One TMPDIR walk: what it counted and what it cost."""
+
+    files: int  # entries that are not directories, multiprocessing's pymp-* folders left out
+    nbytes: int  # their allocated bytes
+    mp_dirs: int  # pymp-* folders at the top
+    entries: int  # every entry looked at (directories included)
+    seconds: float
+    cut: str | None  # None: complete; "entries" / "time": a bound reached; "stopped": the watch ended
+    thread: str  # the thread that walked
+
+
+def walk_tmp(
+    path: str,
+    *,
+    max_entries: int | None = None,
+    max_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> TmpWalk:
+    """:func:`ssv2_fixtures.run.monitor.tmp_usage`, bounded: stops after ``max_entries`` entries or
+    ``max_s`` seconds (default: the module's bounds), or once ``stop`` is set."""
+    max_entries = TMP_WALK_MAX_ENTRIES if max_entries is None else max_entries
+    max_s = TMP_WALK_MAX_S if max_s is None else max_s
+    t0 = time.monotonic()
+    files = nbytes = mp = entries = 0
+    cut: str | None = None
+    todo = [path]
+    top = True
+    while todo and cut is None:
+        d = todo.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:  # gone, or not readable: nothing of it counts
+            top = False
+            continue
+        with it:
+            for e in it:
+                entries += 1
+                if entries % _CHECK_EVERY == 0:
+                    if stop is not None and stop.is_set():
+                        cut = "stopped"
+                    elif time.monotonic() - t0 > max_s:
+                        cut = "time"
+                if entries > max_entries:
+                    cut = "entries"
+                if cut is not None:
+                    break
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        if top and e.name.startswith(MP_TMP_PREFIX):
+                            mp += 1
+                        else:
+                            todo.append(e.path)
+                    else:
+                        files += 1
+                        nbytes += e.stat(follow_symlinks=False).st_blocks * 512
+                except OSError:  # removed meanwhile
+                    continue
+        top = False
+    return TmpWalk(files, nbytes, mp, entries, time.monotonic() - t0, cut, threading.current_thread().name)
 
 
 PSS_EVERY = 5  # PSS (smaps_rollup) at most every 5th reading, under the same duty as the TMPDIR walk:
@@ -81,10 +157,12 @@ class Sampler:
         tmpdir: str,
         worker_pids: Callable[[], list[int] | None],
         iter_live: Callable[[], bool] = lambda: True,
+        stop: threading.Event | None = None,
     ) -> None:
         self.shm_dir, self.tmpdir = shm_dir, tmpdir
         self.worker_pids = worker_pids
         self.iter_live = iter_live  # the iterator has not begun shutting its workers down
+        self.stop = stop  # set: the watch is ending, a walk in progress gives up
         self.main = psutil.Process(os.getpid())
         self._procs: dict[int, psutil.Process] = {}
         # A DataLoader never restarts a worker (a dead one fails the iterator), and a new iterator
@@ -93,32 +171,43 @@ class Sampler:
         self.workers_lost: set[int] = set()
         self.workers_peak = 0
         self.shm_base = self.tmp_files_base = self.tmp_bytes_base = 0
+        self.baseline: TmpWalk | None = None  # the first full reading's TMPDIR walk
         self._n = 0
-        self._tmp: tuple[int, int, int] = (0, 0, 0)
+        self._tmp: tuple[int, int] | None = None  # (files, bytes) of the last complete walk
         self._tmp_free: int | None = None
         self._tmp_next = 0.0  # time.monotonic() before which no TMPDIR walk starts
         self._pss: dict[int, int] = {}  # pid → its last PSS reading
         self._pss_next = 0.0
-        self.rebase()
-
-    def rebase(self) -> None:
+        # one statvfs (µs): before the workers start, so that all of their shared memory counts
         try:
             self.shm_base = fs_used_free(self.shm_dir)[1]
         except OSError:
             self.shm_base = 0
-        self._walk_tmp()
-        self.tmp_files_base, self.tmp_bytes_base, _ = self._tmp
+
+    @property
+    def tmp_tracked(self) -> bool:
+        """TMPDIR growth is measured: the baseline walk finished within its bounds."""
+        return self.baseline is not None and self.baseline.cut is None
+
+    def rebase(self) -> TmpWalk:
+        """Take the TMPDIR baseline: a walk of up to seconds, never on the step path."""
+        self.baseline = w = self._walk_tmp()
+        self._tmp = None if w.cut else (w.files, w.nbytes)
+        self.tmp_files_base, self.tmp_bytes_base = self._tmp or (0, 0)
+        self._read_tmp_free()
+        self._n = 1  # the walk just done is the first reading's
+        return w
+
+    def _read_tmp_free(self) -> None:
         try:
             self._tmp_free = fs_used_free(self.tmpdir)[2]
         except OSError:
             self._tmp_free = None
-        self._n = 1  # the walk just done is the first reading's
 
-    def _walk_tmp(self) -> None:
-        t0 = time.monotonic()
-        self._tmp = tmp_usage(self.tmpdir)
-        t1 = time.monotonic()
-        self._tmp_next = next_walk_at(t1, t1 - t0)
+    def _walk_tmp(self) -> TmpWalk:
+        w = walk_tmp(self.tmpdir, stop=self.stop)
+        self._tmp_next = next_walk_at(time.monotonic(), w.seconds)
+        return w
 
     def _proc(self, pid: int) -> psutil.Process | None:
         p = self._procs.get(pid)
@@ -148,13 +237,22 @@ class Sampler:
                 pass
         return out
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self, light: bool = False) -> dict[str, Any]:
         """The resource fields of a ``sample`` line (NOTE [watch log]); the caller adds the step fields.
-        A worker found dead counts as lost only while ``iter_live()`` (not as the iteration ends)."""
+        A worker found dead counts as lost only while ``iter_live()`` (not as the iteration ends).
+
+        The first full reading takes the baseline (:meth:`rebase`). ``light=True`` (a reading in the
+        training thread: as a loop ends, or the loader raised) reads no PSS and walks no TMPDIR,
+        the two parts that cost milliseconds to seconds; their last values stand in."""
+        if not light and (self.baseline is None or self.baseline.cut == "stopped"):
+            self.rebase()  # (again, when the last iteration ended before its baseline was whole)
         t0 = time.monotonic()
-        pss_due = self._n % PSS_EVERY == 1 and t0 >= self._pss_next  # the first reading has one
+        # the first full reading has one (a light reading that came first leaves _n at 0)
+        pss_due = not light and self._n % PSS_EVERY == 1 and t0 >= self._pss_next
 
         def memory(pid: int) -> tuple[int, int]:
+            if light and pid not in self._pss:  # no smaps_rollup in a light reading: PSS unknown, 0
+                return rss_of(pid), 0
             if pss_due or pid not in self._pss:
                 r, self._pss[pid] = rss_pss(pid)
                 return r, self._pss[pid]
@@ -201,14 +299,15 @@ class Sampler:
             shm_free: int | None = free
         except OSError:
             total, used, shm_free = 0, self.shm_base, None
-        if self._n % TMP_EVERY == 0 and time.monotonic() >= self._tmp_next:
-            self._walk_tmp()
-            try:
-                self._tmp_free = fs_used_free(self.tmpdir)[2]
-            except OSError:
-                self._tmp_free = None
-        self._n += 1
-        tf, tb, _ = self._tmp
+        if not light and self.tmp_tracked and self._n % TMP_EVERY == 0 and time.monotonic() >= self._tmp_next:
+            w = self._walk_tmp()
+            # a cut walk counted part of the tree: the last whole count stands in
+            if w.cut is None:
+                self._tmp = (w.files, w.nbytes)
+            self._read_tmp_free()
+        if not light:
+            self._n += 1
+        tmp = self._tmp
         tmp_free = self._tmp_free
         return {
             "rss": main_rss + w_rss,
@@ -225,8 +324,9 @@ class Sampler:
             "shm_used": max(0, used - self.shm_base),
             "shm_free": shm_free,
             "shm_total": total,
-            "tmp_files": max(0, tf - self.tmp_files_base),
-            "tmp_bytes": max(0, tb - self.tmp_bytes_base),
+            # None: not measured (no baseline yet, or the baseline walk was cut off)
+            "tmp_files": max(0, tmp[0] - self.tmp_files_base) if tmp is not None else None,
+            "tmp_bytes": max(0, tmp[1] - self.tmp_bytes_base) if tmp is not None else None,
             "tmp_free": tmp_free,
         }
 

@@ -123,3 +123,16 @@ def test_compare_takes_a_single_loader_sustained_run_over_a_node_or_a_quick_one(
     assert "sustained" in text.splitlines()[0] and "distributed" not in text
     got = [e for e in read_log(LOG) if e["ev"] == "summary" and e["rank"] == 0][0]["videos_per_s"]
     assert f"{got / sustained['metrics']['videos_per_s'] * 100:.0f} %" in text.splitlines()[0]
+
+
+def test_render_prints_the_interval_as_recorded_and_sizes_in_iec_units(tmp_path: Path) -> None:
+    events = [json.loads(ln) for ln in LOG.read_text().splitlines() if json.loads(ln)["rank"] == 0]
+    summary = events[-1]
+    # an asymmetric interval, as the batch-means rule records: no "±" can say it
+    summary.update(videos_per_s=81.6, videos_per_s_interval=[78.3, 82.1], rss_peak_bytes=684 * 2**20)
+    log = tmp_path / "iv.jsonl"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    text = render(log, tmp_path / "out").read_text()
+    assert "| 81.6 [78.3, 82.1] |" in text and "±" not in text
+    assert "684 MiB" in text and " MB" not in text and " GB" not in text
+    assert "first batch: 0.22 s from the loop's first next()" in text

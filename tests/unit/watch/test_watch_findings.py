@@ -79,7 +79,8 @@ def test_shm_headroom_uses_the_stress_shm_remedy() -> None:
             config={"num_workers": 2, "prefetch_factor": 2, "batch_size": 8},
         )
     )
-    assert found["remedy"] == expected  # the one remedy text, not a copy
+    assert found["remedy"] == f.iec(expected)  # the one remedy text, not a copy; its sizes in IEC names
+    assert "MiB" in found["remedy"] and " MB" not in found["remedy"] + found["detail"]
 
 
 def test_fd_growth_projects_emfile() -> None:

@@ -26,12 +26,12 @@ def test_sampler_walks_tmpdir_by_the_schedule(
     calls: list[str] = []
     clock = [1000.0]  # the sampler's monotonic clock, advanced only by the walk (no real time)
 
-    def walk(path: Any) -> tuple[int, int, int]:
+    def walk(path: Any, **_bounds: Any) -> smp.TmpWalk:
         calls.append(str(path))
         clock[0] += walk_s  # a TMPDIR that takes this long to walk
-        return len(calls), 0, 0
+        return smp.TmpWalk(len(calls), 0, 0, len(calls), walk_s, None, "test")
 
-    monkeypatch.setattr(smp, "tmp_usage", walk)
+    monkeypatch.setattr(smp, "walk_tmp", walk)
     monkeypatch.setattr(smp, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     s = smp.Sampler(shm_dir="/dev/shm", tmpdir=str(tmp_path), worker_pids=lambda: [])
     got = [s.sample()["tmp_files"] for _ in range(2 * smp.TMP_EVERY)]
