@@ -34,13 +34,14 @@ from . import host
 from .child import ChildSpec, DatasetSpec
 from .faults import FaultSpec, parse_fault, refuse_unfit
 from .hold import hold_evidence
-from .launch import Channel, Launch, LaunchStrategy, strategy_for
+from .launch import Launch
 from .monitor import TreeMonitor
 from .record import RunFacts
 from .sandbox import Prepared, Sandbox, prepare
 from .schema import Metrics, OutcomeRecord, RunRecord
 from .shm import batch_bytes, shm_in_flight
 from .stats import percentile
+from .strategy import Channel, LaunchStrategy, strategy_for
 from .tree import cleanup, dump_stacks, end_tree
 from .watchdog import Decision, Limits, Progress, Watchdog, decide
 
@@ -317,7 +318,7 @@ def run_distributed(
 #     ``run_distributed`` runs ``python -m torch.distributed.run`` as the isolated child: the same run
 #     folder, TMPDIR, sandbox prefix (so every rank shares one emulated /dev/shm, as ranks on a node
 #     share the real one), monitor, watchdog, ending and cleanup as a single-process child. Differences
-#     (all in the strategy :class:`~.launch.Torchrun`; its record fold is :mod:`.ranks`):
+#     (all in the strategy :class:`~.strategy.Torchrun`; its record fold is :mod:`.ranks`):
 #     - events come through a FIFO (NOTE [rank events] in child.py); the runner holds a write end too,
 #       so reading never hits EOF while no rank has it open;
 #     - the watchdog follows each rank: start-up until every local rank has its first batch, the stall

@@ -492,7 +492,7 @@ def test_distributed_options_are_checked_and_documented(pytester: pytest.Pyteste
 
 
 def test_single_process_strategy_passes_a_pipe(tmp_path: Path) -> None:
-    from ssv2_fixtures.run.launch import SingleProcess, strategy_for
+    from ssv2_fixtures.run.strategy import SingleProcess, strategy_for
 
     how = strategy_for(None)
     assert isinstance(how, SingleProcess) and how.ranks == 1 and not how.groups
@@ -510,7 +510,7 @@ def test_single_process_strategy_passes_a_pipe(tmp_path: Path) -> None:
 
 
 def test_torchrun_strategy_holds_a_fifo_write_end(tmp_path: Path) -> None:
-    from ssv2_fixtures.run.launch import Torchrun, strategy_for
+    from ssv2_fixtures.run.strategy import Torchrun, strategy_for
 
     how = strategy_for(Launch(nproc_per_node=3))
     assert isinstance(how, Torchrun) and how.ranks == 3 and how.groups

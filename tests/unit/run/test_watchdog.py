@@ -12,7 +12,8 @@ import pytest
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.hold import HOLD_MAX_S
-from ssv2_fixtures.run.launch import Launch, SingleProcess, Torchrun
+from ssv2_fixtures.run.launch import Launch
+from ssv2_fixtures.run.strategy import SingleProcess, Torchrun
 from ssv2_fixtures.run.watchdog import (
     Culprit,
     Progress,
