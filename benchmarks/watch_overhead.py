@@ -18,7 +18,14 @@ Two figures that a shared machine resolves better than a ratio of loop times com
 generator ``for``, ``__next__`` class, C-level zip/map pipeline) against each other.
 Target (issue #15): ≤ 1 %.
 
+Start-up with a crowded TMPDIR (issue #25; ``--crowded-tmp 200000``, the default): the first ``next()``
+of a watched loop with TMPDIR holding that many files against an empty TMPDIR (and the plain loader),
+interleaved over ``--startup-reps`` repetitions in one process; then the TMPDIR baseline's own recorded
+cost (the sampling thread's walk) and the training thread's batch time while that walk ran against
+after it. ``--startup-only`` runs just this part.
+
     python benchmarks/watch_overhead.py [--rounds 20] [--batches 30000] [--step-us 0] [--shapes]
+    python benchmarks/watch_overhead.py --startup-only [--crowded-tmp 200000] [--startup-reps 5]
 
 ``--step-us`` adds a busy-wait "training step" per batch (a real step is milliseconds; 0 measures the
 watch against the loader alone, the worst case).
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import stat
 import statistics
 import tempfile
 import time
@@ -264,6 +272,108 @@ def shapes(n: int = 200_000, reps: int = 9) -> None:
         )
 
 
+def make_files(d: str, n: int) -> None:
+    """``n`` real empty files in ``d`` (mknod: no open/close per file)."""
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        for i in range(n):
+            os.mknod(f"f{i}", 0o600 | stat.S_IFREG, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def first_next(loader: DataLoader, tmpdir: str | None, log: Path) -> tuple[float, Any]:
+    """Seconds of the loop's first ``next()`` (plain loader when ``tmpdir`` is None), and the iterator."""
+    src: Iterable[Any] = loader if tmpdir is None else watch(loader, log=log, tmpdir=tmpdir)
+    t0 = time.perf_counter()
+    it = iter(src)
+    next(it)
+    return time.perf_counter() - t0, (src, it)
+
+
+def during_baseline(w: Any, it: Iterator[Any], step_us: float) -> tuple[list[float], list[float]]:
+    """Per-batch seconds while the sampling thread's TMPDIR baseline is under way, then as many after it."""
+    pc = time.perf_counter
+    during: list[float] = []
+    t = pc()
+    for _b in it:
+        busy(step_us)
+        now = pc()
+        during.append(now - t)
+        t = now
+        if w._sampler is not None and w._sampler.baseline is not None:
+            break
+    after: list[float] = []
+    for _b in zip(range(max(len(during), 1000)), it):
+        busy(step_us)
+        now = pc()
+        after.append(now - t)
+        t = now
+    return during, after
+
+
+def crowded_startup(a: argparse.Namespace) -> None:
+    n = a.batches * a.batch_size
+    loader = DataLoader(
+        TensorDataset(torch.zeros(n, 4), torch.arange(n)), batch_size=a.batch_size, num_workers=a.workers
+    )
+    with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as crowded:
+        t0 = time.perf_counter()
+        make_files(crowded, a.crowded_tmp)
+        print(f"TMPDIR of {a.crowded_tmp} files made in {time.perf_counter() - t0:.1f} s")
+        log = Path(empty) / "watch.jsonl"
+        first: dict[str, list[float]] = {"plain": [], "empty": [], "crowded": []}
+        rec: list[dict[str, Any]] = []
+        during: list[float] = []
+        after: list[float] = []
+        first_next(loader, None, log)  # warm-up: imports, first-touch allocations
+        for r in range(a.startup_reps):
+            order = ["plain", "empty", "crowded"]
+            order = order[r % 3 :] + order[: r % 3]  # each side first as often as the others
+            for side in order:
+                tmpdir = {"plain": None, "empty": empty, "crowded": crowded}[side]
+                s, (src, it) = first_next(loader, tmpdir, log)
+                first[side].append(s)
+                if side == "crowded":
+                    d, af = during_baseline(src, it, a.step_us)
+                    during += d
+                    after += af
+                if tmpdir is not None:
+                    it.close()  # ends the watched loop: its summary records the baseline
+                    rec.append({"side": side, **src.summary()})
+    crowd = [x for x in rec if x["side"] == "crowded"]
+    med = {k: statistics.median(v) * 1000 for k, v in first.items()}
+    print(
+        f"first next(), median of {a.startup_reps} ({a.workers} workers): plain {med['plain']:.2f} ms, "
+        f"watched with an empty TMPDIR {med['empty']:.2f} ms, with {a.crowded_tmp} files {med['crowded']:.2f} ms"
+    )
+    print(
+        f"first next() with / without the crowded TMPDIR: {med['crowded'] / med['empty']:.3f} "
+        f"(per repetition: {', '.join(f'{c / e:.2f}' for c, e in zip(first['crowded'], first['empty']))}); "
+        f"watched / plain {med['empty'] / med['plain']:.3f}"
+    )
+    print(
+        "summary first_batch_s with the crowded TMPDIR: "
+        + ", ".join(f"{x['first_batch_s'] * 1000:.2f} ms" for x in crowd)
+        + "; watch_start_s: "
+        + ", ".join(f"{x['watch_start_s'] * 1000:.2f} ms" for x in crowd)
+    )
+    print(
+        "TMPDIR baseline (sampling thread): "
+        + ", ".join(
+            f"{x['tmp_baseline_entries']} entries in {x['tmp_baseline_s']:.2f} s by {x.get('tmp_baseline_thread')}"
+            + (f" (cut: {x['tmp_baseline_cut']})" if x["tmp_baseline_cut"] else "")
+            for x in crowd
+        )
+    )
+    if during and after:
+        print(
+            f"training thread's batch while the walk ran: mean {statistics.mean(during) * 1e6:.1f} µs over "
+            f"{len(during)} batches, after it {statistics.mean(after) * 1e6:.1f} µs over {len(after)} "
+            f"(ratio {statistics.mean(during) / statistics.mean(after):.2f}; step {a.step_us:.0f} µs)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
@@ -274,8 +384,15 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=300, help="interleaved chunk pairs")
     ap.add_argument("--chunk", type=int, default=200, help="batches per interleaved chunk")
     ap.add_argument("--shapes", action="store_true", help="also time the step-path shapes")
+    ap.add_argument("--crowded-tmp", type=int, default=200_000, help="files in the start-up TMPDIR (0: skip)")
+    ap.add_argument("--startup-reps", type=int, default=5)
+    ap.add_argument("--startup-only", action="store_true", help="only the crowded-TMPDIR start-up figures")
     a = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if a.crowded_tmp > 0:
+        crowded_startup(a)
+    if a.startup_only:
+        return
     ds = TensorDataset(torch.zeros(a.batches * a.batch_size, 4), torch.arange(a.batches * a.batch_size))
     loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers, persistent_workers=a.workers > 0)
     skip = a.batches // 10
