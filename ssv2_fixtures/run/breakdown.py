@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-from .schema import BreakdownCeilings, BreakdownRecord, HotSpot, StageRecord
+from .schema import BreakdownCeilings, BreakdownRecord, HotSpot, RunRecord, StageRecord
 
 STAGES = ("decode", "transform", "collate", "other")
 CEILINGS = ("decode", "item", "transfer")
@@ -130,3 +130,28 @@ def with_achieved(rec: BreakdownRecord, achieved: float | None) -> BreakdownReco
     runs before any config; the achieved rate is known only as the configs finish)."""
     c: BreakdownCeilings = {**rec["ceilings"], "achieved": achieved}
     return {**rec, "ceilings": c, "binding": binding(rec["stages"], c)}
+
+
+def achieved(results: Sequence[RunRecord]) -> float | None:
+    """The session's best measured rate: the highest videos/s of a passed run."""
+    rates = [
+        float(v)
+        for r in results
+        if r.get("status") == "passed" and (v := (r.get("metrics") or {}).get("videos_per_s")) is not None
+    ]
+    return max(rates) if rates else None
+
+
+def finish(
+    b: BreakdownRecord | None, decode_rate: float | None, results: Sequence[RunRecord]
+) -> BreakdownRecord | None:
+    """The breakdown as results.json writes it: the achieved rate so far (over ``results``) and the binding
+    stage for it; the item ceiling from the session's single-process rate (``decode_rate``, the decode
+    limit's base) when one was measured."""
+    if b is None:
+        return None
+    rate = decode_rate
+    if rate:
+        cores = round(b["ceilings"]["item"] * b["item_s"]) if b["ceilings"]["item"] else 1  # item was cores / item_s
+        b = {**b, "ceilings": {**b["ceilings"], "item": float(rate) * max(1, cores)}}
+    return with_achieved(b, achieved(results))

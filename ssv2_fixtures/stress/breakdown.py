@@ -3,23 +3,24 @@
 :func:`ensure_breakdown` runs the breakdown probe (:mod:`ssv2_fixtures.run.breakdown_probe`, one isolated
 process) for the session's pipeline, SSv2Clips or a user's factory alike, and keeps its record on the
 session; :meth:`.session.StressSession.file` fills in the achieved rate and decides the binding stage as
-the configs finish (:func:`finish`). A failed probe leaves no breakdown and never fails a test.
+the configs finish (:func:`ssv2_fixtures.run.breakdown.finish`). A failed probe leaves no breakdown and never
+fails a test.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
-from ..run.breakdown import ItemTimings, record, with_achieved
+from ..run.breakdown import ItemTimings, record
 from ..run.breakdown_probe import measure
 from ..run.child import DatasetSpec
-from ..run.schema import BreakdownRecord, HotSpot, RunRecord
+from ..run.schema import BreakdownRecord, HotSpot
 from .probe import PROBE_BATCH_SIZE
 
-if TYPE_CHECKING:  # the session imports :func:`finish` from here
+if TYPE_CHECKING:
     from .session import StressSession
 
 ITEM_BUDGET_S = 2.0  # timed items: at least one batch, then until this many seconds (or 24 items)
@@ -95,26 +96,3 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
     )
     session.flush()
     return session.breakdown
-
-
-def achieved(results: Sequence[RunRecord]) -> float | None:
-    """The session's best measured rate: the highest videos/s of a passed run."""
-    rates = [
-        float(v)
-        for r in results
-        if r.get("status") == "passed" and (v := (r.get("metrics") or {}).get("videos_per_s")) is not None
-    ]
-    return max(rates) if rates else None
-
-
-def finish(session: StressSession) -> BreakdownRecord | None:
-    """The breakdown as results.json writes it: the achieved rate so far and the binding stage for it; the
-    item ceiling from the session's single-process rate (the decode limit's base) when one was measured."""
-    b = session.breakdown
-    if b is None:
-        return None
-    rate = session.decode_rate
-    if rate:
-        cores = round(b["ceilings"]["item"] * b["item_s"]) if b["ceilings"]["item"] else 1  # item was cores / item_s
-        b = {**b, "ceilings": {**b["ceilings"], "item": float(rate) * max(1, cores)}}
-    return with_achieved(b, achieved(session.results))

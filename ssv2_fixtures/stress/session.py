@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import Settings
+from ..run.breakdown import finish as finish_breakdown
 from ..run.record import write_atomic
 from ..run.schema import (
     SCHEMA,
@@ -27,7 +28,6 @@ from ..run.schema import (
     ResultsFile,
     RunRecord,
 )
-from .breakdown import finish as finish_breakdown
 
 
 def _now() -> str:
@@ -107,7 +107,7 @@ class StressSession:
             out["invocation"] = self.invocation
         if self.drift is not None:
             out["drift"] = self.drift
-        if (bd := finish_breakdown(self)) is not None:
+        if (bd := finish_breakdown(self.breakdown, self.decode_rate, self.results)) is not None:
             out["breakdown"] = bd
         return out
 

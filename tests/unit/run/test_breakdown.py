@@ -13,6 +13,7 @@ from ssv2_fixtures.run.breakdown import (
     ItemTimings,
     binding,
     ceilings,
+    finish,
     headroom,
     record,
     stages,
@@ -106,3 +107,21 @@ def test_with_achieved_decides_the_binding_again() -> None:
     done = with_achieved(rec, 12.0)
     assert done["ceilings"]["achieved"] == 12.0
     assert done["binding"] == "transfer"  # 15 is closer above 12 than item 20 and decode ~67
+
+
+def test_finish_takes_the_fastest_passed_run_and_scales_the_item_ceiling_by_the_decode_rate() -> None:
+    t = ItemTimings(getitem_s=[0.08, 0.10], decode_s=[0.03, 0.03], collate_s=[0.005], loop_s=0.2)
+    rec = record(t, item_rate=10.0, transfer=15.0, cores=2, achieved=None)
+    results = [
+        {"status": "passed", "metrics": {"videos_per_s": 9.0}},
+        {"status": "failed", "metrics": {"videos_per_s": 50.0}},  # a failed run achieved nothing
+        {"status": "passed", "metrics": {"videos_per_s": 12.0}},
+        {"status": "passed", "metrics": {}},
+    ]
+    assert finish(None, 8.0, results) is None  # no breakdown measured
+    done = finish(rec, None, results)  # type: ignore[arg-type]
+    assert done is not None and done["ceilings"]["achieved"] == 12.0
+    assert done["ceilings"]["item"] == rec["ceilings"]["item"]  # no decode rate: the probe's own ceiling
+    scaled = finish(rec, 8.0, results)  # type: ignore[arg-type]
+    assert scaled is not None and scaled["ceilings"]["item"] == pytest.approx(8.0 * 2)  # rate x the same cores
+    assert finish(rec, None, [])["ceilings"]["achieved"] is None  # type: ignore[index]
