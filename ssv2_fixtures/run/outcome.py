@@ -166,7 +166,7 @@ def _shm_remedy(ev: Evidence) -> str:
         where = f"the {'emulated ' if emulated else ''}/dev/shm"
         alone, change = fit_advice(bs, w, c.get("prefetch_factor"), float(per_item), int(avail), where, ranks)
     each = f", in each of the {ranks} ranks on this node: they share one /dev/shm" if ranks > 1 else ""
-    lower = change or f"lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each})"
+    lower = change + each if change else f"lower prefetch_factor×num_workers×batch_size (now {pf}×{w}×{bs}{each})"
     return (
         f"{head}. {alone + ' ' if alone else ''}Run the container with --shm-size={size}, or {lower}; "
         "both sharing strategies allocate in /dev/shm"
