@@ -16,7 +16,7 @@ from typing import Any, cast
 from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN, spans_overlap
 from ..run.units import fmt_bytes, rate
-from .fmt import md_table, num, one_line, pct
+from .fmt import md_table, num, one_line, pct, share
 from .model import MEMORY_KINDS, SHM_KINDS, Run, Source, load, runs_of
 from .recommend import recommend
 from .tie import candidate
@@ -194,7 +194,7 @@ def _slower_side(
     dsb: Mapping[str, Any],
 ) -> list[str]:
     med = statistics.median(ratios)
-    if 1 - TIE_MARGIN <= med <= 1 + TIE_MARGIN:  # docs/methodology.md "Run to run": the 10 % run-to-run target
+    if 1 - RUN_TO_RUN_TARGET <= med <= 1 + RUN_TO_RUN_TARGET:  # docs/methodology.md "Run to run"
         return []
     slow, fast, ms, mf = ("B", "A", mb, ma) if med < 1 else ("A", "B", ma, mb)
     causes = []
@@ -279,7 +279,9 @@ def compare(run_a: Source, run_b: Source) -> str:
     if ratios:
         why += _slower_side(ratios, ma, mb, dsa, dsb)
     L += ["## What explains the differences", ""] + (
-        [f"- {w}" for w in why] if why else ["- Nothing to explain: same outcomes, throughput within 10 %."]
+        [f"- {w}" for w in why]
+        if why
+        else [f"- Nothing to explain: same outcomes, throughput within {share(RUN_TO_RUN_TARGET)}."]
     )
     return "\n".join(L) + "\n"
 
@@ -287,7 +289,7 @@ def compare(run_a: Source, run_b: Source) -> str:
 # Run to run: the same machine's previous session, for summary.md. Only kinds that measure one loader's
 # steady rate are compared (tune probes and limits are searches, distributed rates are per node).
 RUN_TO_RUN_KINDS = ("quick", "sustained", "validate")
-RUN_TO_RUN_TARGET = TIE_MARGIN  # the one 10 % run-to-run target (stats.TIE_MARGIN's docstring)
+RUN_TO_RUN_TARGET = TIE_MARGIN  # the run-to-run target is the tie margin (stats.TIE_MARGIN's docstring)
 # Settings that change what a config's rate means: sessions that differ in one are not compared.
 RATE_SETTINGS = (
     "decoder",
@@ -390,8 +392,8 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     """Markdown lines: configs that passed in both sessions (kind + label) with both rates ± spread, the
     change and a tie/faster/slower verdict; configs that passed in one only; whether the recommendation
     over the common configs held; and whether the run-to-run target (docs/methodology.md "Run to run": same
-    recommendation; every config with W ≤ cores within 10 %, at least one such config compared, no pass/fail
-    flip) was met."""
+    recommendation; every config with W ≤ cores within :data:`RUN_TO_RUN_TARGET`, at least one such config
+    compared, no pass/fail flip) was met."""
     from ..run.host import is_busy
 
     ka, kb = _compared(prev), _compared(cur)
@@ -402,8 +404,8 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     out = [
         f"This session against the previous one on the same machine, dataset and settings, **{prev_name}**: "
         "configs that passed in both, matched by test kind and config. *faster*/*slower*: this session "
-        "against that one; *tie*: the two rates tie by the tie rule (intervals overlap, or within 10 % of "
-        "the faster's lower bound), so the change is not evidence.",
+        "against that one; *tie*: the two rates tie by the tie rule (intervals overlap, or within "
+        f"{share(TIE_MARGIN)} of the faster's lower bound), so the change is not evidence.",
         "",
     ]
     rows, moved, judged = [], [], 0
@@ -455,10 +457,13 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     if not rows:
         return out + [""]
     if cores is None:
-        out.append("- Configs with W ≤ cores that moved by more than 10 %: unknown (the record has no core count).")
+        out.append(
+            f"- Configs with W ≤ cores that moved by more than {share(RUN_TO_RUN_TARGET)}: unknown (the record has no "
+            "core count)."
+        )
         return out + [""]
     out.append(
-        f"- Configs with W ≤ {cores} (cores) that moved by more than 10 %: "
+        f"- Configs with W ≤ {cores} (cores) that moved by more than {share(RUN_TO_RUN_TARGET)}: "
         + (
             f"{len(moved)}: {', '.join(moved)}."
             if moved
@@ -468,7 +473,7 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
     if la == lb and la is not None and not moved and not flips and judged:
         out.append(
             "- Target met: the two sessions agree on the recommendation and, for every config with "
-            "W ≤ cores, within 10 % (docs/methodology.md *Run to run*)."
+            f"W ≤ cores, within {share(RUN_TO_RUN_TARGET)} (docs/methodology.md *Run to run*)."
         )
     elif not judged:
         out.append("- Target not judged: no config with W ≤ cores passed in both sessions.")
@@ -489,7 +494,7 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
         )
         out.append(
             "- **Target not met**: two consecutive sessions on an idle machine should agree on the "
-            "recommendation and, for every config with W ≤ cores, within 10 % (docs/methodology.md "
-            "*Run to run*). " + cause
+            "recommendation and, for every config with W ≤ cores, within "
+            f"{share(RUN_TO_RUN_TARGET)} (docs/methodology.md *Run to run*). " + cause
         )
     return out + [""]

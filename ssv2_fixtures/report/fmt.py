@@ -16,6 +16,11 @@ def pct(x: float) -> str:
     return f"{x * 100:+.1f} %"
 
 
+def share(x: float) -> str:
+    """A threshold or fraction as the report writes it: ``10 %``."""
+    return f"{x * 100:.0f} %"
+
+
 def cell(x: Any) -> str:
     # One physical line per row, and a "|" in a message must not split the cell.
     return str(x).replace("\n", " ").replace("|", "\\|").strip()

@@ -177,8 +177,9 @@ class Run:
 
     @property
     def step_bound(self) -> bool:
-        """The loop waited for data at most 20 % of its wall time (``metrics.bound``, run.record.bound_of): the
-        loader kept up and the step set the rate, so the rate says nothing about the loader's speed."""
+        """The loop waited for data at most ``run.record.STEP_BOUND_WAIT_FRACTION`` of its wall time
+        (``metrics.bound``, run.record.bound_of): the loader kept up and the step set the rate, so the rate says
+        nothing about the loader's speed."""
         return self.metrics.get("bound") == "step"
 
     @property

@@ -19,7 +19,9 @@ from typing import Any
 from ..data.loader import LoaderConfig
 from ..run.schema import ResultsFile, RunRecord
 from ..run.shm import shm_in_flight, shm_slots
+from ..run.stats import TIE_MARGIN
 from ..run.units import GB, fmt_bytes, rate
+from .fmt import share
 from .model import (
     SUSTAINED_KINDS,
     Run,
@@ -357,15 +359,15 @@ def train_toml(rec: Recommendation) -> list[str]:
     lines = ["```toml", *dataset_table(rec.basis.rec.get("dataset") or {}), "[loader]"]
     lines += [f"{k} = {_toml_value(lc.effective_prefetch if k == 'prefetch_factor' else getattr(lc, k))}" for k in keys]
     lines += ["", "[target]"]
-    # validate judges the target on a run's interval lower bound: 90 % of this run's lower bound (else
-    # of its rate) is what the same config should meet again
+    # validate judges the target on a run's interval lower bound: this run's lower bound (else its rate) less
+    # the run-to-run margin is what the same config should meet again
     iv = rec.basis.interval
     vps = iv[0] if iv else (rec.expected_vps or rec.basis.vps)
     if vps:
         of = f"the lower bound {vps:.1f} of {rate(rec.basis.vps, iv)}" if iv else f"{vps:.1f}"
         lines.append(
-            f"min_videos_per_s = {math.floor(vps * 0.9)}  # replace with what your training step "
-            f"needs (this is 90 % of {of})"
+            f"min_videos_per_s = {math.floor(vps * (1 - TIE_MARGIN))}  # replace with what your training step "
+            f"needs (this is {share(1 - TIE_MARGIN)} of {of})"
         )
     return lines + ["```"]
 

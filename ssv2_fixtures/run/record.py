@@ -175,7 +175,7 @@ def _mode(values: Sequence[Any]) -> Any:
 
 STEP_BOUND_WAIT_FRACTION = 0.2
 """A loop that waited for data at most this share of its wall time is step-bound: its step, not the loader, set
-the rate it received (the watch's ``data_bound`` finding is the other side of the same 20 %)."""
+the rate it received (the watch's ``data_bound`` finding is the other side of this threshold)."""
 
 
 def bound_of(wait_fraction: float) -> str:

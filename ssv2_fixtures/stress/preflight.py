@@ -21,12 +21,14 @@ from ..data.decoders import decord_provider
 from ..data.loader import LoaderConfig
 from ..run.child import DatasetSpec
 from ..run.shm import fit_advice
+from ..run.units import GB
 from .budget import predict
 from .campaign import available_shm, fits, session_budget
 from .plans import ladder
 from .session import StressSession
 
 NOT_APPLICABLE = "no config uses the file_descriptor strategy (file_system passes no fds)"
+TMPDIR_MIN_BYTES = 1 * GB  # free room (or emulated quota) the runs' TMPDIR needs for multiprocessing/decoder temp files
 
 
 def configs(session: StressSession) -> list[LoaderConfig]:
@@ -72,8 +74,9 @@ def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
 
 def tmpdir(session: StressSession) -> str | None:
     """The runs' folder (``session.runs_dir``: each run's TMPDIR lives in it; under ``--loader-tmpdir``
-    when given) can be created and written, and has at least 1 GB free."""
+    when given) can be created and written, and has at least :data:`TMPDIR_MIN_BYTES` free."""
     tmp = str(session.runs_dir)
+    least = f"{TMPDIR_MIN_BYTES / GB:.0f} GB"
     quota = session.settings.sandbox.tmp_bytes if session.settings.sandbox else None
     try:
         os.makedirs(tmp, exist_ok=True)  # in the try: an uncreatable folder is this check's message too
@@ -85,17 +88,17 @@ def tmpdir(session: StressSession) -> str | None:
             f"TMPDIR {tmp} (the runs' folder) is not writable ({exc.strerror}): set --loader-tmpdir to a writable disk"
         )
     if quota is not None:  # each run's TMPDIR is the emulated tmpfs: judge the target, not this disk
-        if quota >= 1 * 2**30:
+        if quota >= TMPDIR_MIN_BYTES:
             return None
         return (
-            f"the emulated TMPDIR is {quota / 2**20:.0f} MB (< 1 GB): temp files of multiprocessing and "
+            f"the emulated TMPDIR is {quota / 2**20:.0f} MB (< {least}): temp files of multiprocessing and "
             "decoders fill it; give the job's TMPDIR more room (or expect tmp_full failures)"
         )
     free = shutil.disk_usage(tmp).free
-    if free >= 1 * 2**30:
+    if free >= TMPDIR_MIN_BYTES:
         return None
     return (
-        f"TMPDIR {tmp} (the runs' folder) has only {free / 2**20:.0f} MB free (< 1 GB): temp files of "
+        f"TMPDIR {tmp} (the runs' folder) has only {free / 2**20:.0f} MB free (< {least}): temp files of "
         "multiprocessing and decoders fill it; point --loader-tmpdir at a larger disk"
     )
 

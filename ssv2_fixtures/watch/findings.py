@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 from ..data.loader import effective_prefetch
 from ..run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION, leaks
 from ..run.outcome import Evidence, classify, kind
+from ..run.record import STEP_BOUND_WAIT_FRACTION
 from ..run.shm import shm_slots_for
 from ..run.units import fmt_bytes
 
@@ -40,7 +41,8 @@ def size(n: float | None) -> str:
 
 WATCH_KINDS = ("data_bound", "rss_growth", "shm_headroom", "fd_growth", "tmp_growth")
 
-DATA_BOUND_FRACTION = 0.2  # the loop waits for data more than 20 % of its time: the GPU is starved
+# the loop waits for data more than this share of its time: the GPU is starved (the step-bound rule's other side)
+DATA_BOUND_FRACTION = STEP_BOUND_WAIT_FRACTION
 DATA_BOUND_WINDOW = 50  # ... over the last 50 steps
 DATA_BOUND_MIN_STEPS = 10  # fewer steps (after the first batch) say nothing yet
 SHM_HEADROOM_BATCHES = 3  # free /dev/shm below ~3 batches: the next allocations in flight fail
