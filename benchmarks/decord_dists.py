@@ -84,9 +84,10 @@ def fork_safety(root: Path) -> str:
 
 def sustained(root: Path, batches: int) -> dict:
     from ssv2_fixtures.data.loader import LoaderConfig
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import run_config
 
-    res = run_config(str(root), LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=2), batches=batches)
+    res = run_config(RunRequest(str(root), LoaderConfig(batch_size=8, num_workers=2, prefetch_factor=2), batches))
     m = res.metrics
     return {
         "passed": res.passed,
@@ -103,15 +104,19 @@ def measure(a: argparse.Namespace) -> dict:
     out = {"decord": provider(), "python": sys.version.split()[0], "clips": len(paths)}
     out["decode"] = decode(paths, a.passes)
     out["fork"] = fork_safety(root)
-    out["sustained"] = sustained(root, a.batches)
+    out["sustained"] = sustained(root, a.batches) if a.batches else {}
     Path(a.out).write_text(json.dumps(out, indent=1))
     r = out["decode"]["clips_per_s"]
     s = out["sustained"]
+    ran = (
+        f"; sustained {s['batches']} batches {'passed' if s['passed'] else s['kind']}, RSS peak "
+        f"{(s['rss_peak_bytes'] or 0) / 2**20:.0f} MiB, {s['videos_per_s'] or 0:.1f} videos/s"
+        if s
+        else ""
+    )
     print(
         f"{out['decord']}: decode {statistics.median(r):.1f} clips/s (min {min(r):.1f}, max {max(r):.1f}) of "
-        f"{FRAMES} frames {out['decode']['shape'][1:3]}; {out['fork']}; sustained {s['batches']} batches "
-        f"{'passed' if s['passed'] else s['kind']}, RSS peak {(s['rss_peak_bytes'] or 0) / 2**20:.0f} MiB, "
-        f"{s['videos_per_s'] or 0:.1f} videos/s"
+        f"{FRAMES} frames {out['decode']['shape'][1:3]}; {out['fork']}{ran}"
     )
     return out
 
@@ -124,6 +129,8 @@ def compare(a_path: str, b_path: str) -> None:
     print(f"  decode: {ra:.1f} vs {rb:.1f} clips/s (ratio {rb / ra:.3f})")
     print(f"  frames identical: {len(same)} of {len(a['decode']['digests'])} clips")
     sa, sb = a["sustained"], b["sustained"]
+    if not (sa and sb):
+        return
     print(
         f"  sustained RSS peak: {(sa['rss_peak_bytes'] or 0) / 2**20:.0f} vs {(sb['rss_peak_bytes'] or 0) / 2**20:.0f}"
         f" MiB; videos/s {sa['videos_per_s'] or 0:.1f} vs {sb['videos_per_s'] or 0:.1f}"
@@ -137,7 +144,7 @@ def main() -> int:
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"))
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--videos", type=int, default=64)
-    ap.add_argument("--batches", type=int, default=100)
+    ap.add_argument("--batches", type=int, default=100, help="sustained run's batches (0: no sustained run)")
     ap.add_argument("--cache", default=None, help="the synthetic set's cache (default: the suite's)")
     a = ap.parse_args()
     if a.compare:
