@@ -41,6 +41,15 @@ def breakdown_section(data: Mapping[str, Any]) -> list[str]:
         ["stage", "per video", "share"],
         [[k, _ms(st[k].get("s_per_item")), f"{float(st[k].get('share', 0)):.0%}"] for k in STAGES if k in st],
     )
+    if isinstance(alone := b.get("decode_alone_s"), (int, float)) and "decode" in st:
+        inside = float(st["decode"].get("s_per_item") or 0)
+        agree = f" ({alone / inside - 1:+.0%})" if inside > 0 else ""
+        out += [
+            "",
+            f"The decoder timed alone on the same files and frames (each item's decoder calls replayed outside "
+            f"`__getitem__`): {_ms(alone)} per video{agree} vs {_ms(inside)} inside it; the decode ceiling "
+            "comes from the decoder alone.",
+        ]
     c = b.get("ceilings") or {}
     over = headroom(c)  # type: ignore[arg-type]
     rows = [[k, _rate(c.get(k)), f"{over[k]:.1f}×" if k in over else "—"] for k in ("decode", "item", "transfer")] + [

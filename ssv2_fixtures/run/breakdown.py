@@ -111,11 +111,15 @@ def record(
     achieved: float | None,
     hot: Sequence[HotSpot] = (),
     method: str = "",
+    decode_alone_s: float | None = None,
 ) -> BreakdownRecord:
-    """results.json's ``"breakdown"`` from the probe's timings and the session's rates."""
+    """results.json's ``"breakdown"`` from the probe's timings and the session's rates. ``decode_alone_s``:
+    seconds per item of the decoder timed alone on the same files and frames (the probe's replay); the
+    decode ceiling comes from it when measured, else from the decode seconds inside ``__getitem__``."""
     st = stages(t)
-    c = ceilings(st["decode"]["s_per_item"], item_rate, transfer, cores, achieved)
-    return {
+    alone = decode_alone_s if decode_alone_s is not None and decode_alone_s > 0 else None
+    c = ceilings(alone or st["decode"]["s_per_item"], item_rate, transfer, cores, achieved)
+    out: BreakdownRecord = {
         "item_s": t.item_s,
         "stages": st,
         "ceilings": c,
@@ -123,6 +127,16 @@ def record(
         "hot": list(hot),
         "method": method,
     }
+    if alone is not None:
+        out["decode_alone_s"] = alone
+    return out
+
+
+def decode_agreement(rec: BreakdownRecord) -> float | None:
+    """The decoder timed alone over the decode seconds inside ``__getitem__`` (1.0: they agree); ``None``
+    when either is missing or zero."""
+    alone, inside = rec.get("decode_alone_s"), rec["stages"]["decode"]["s_per_item"]
+    return alone / inside if alone and inside > 0 else None
 
 
 def with_achieved(rec: BreakdownRecord, achieved: float | None) -> BreakdownRecord:

@@ -181,15 +181,34 @@ class BreakdownCeilings(TypedDict):
     achieved: float | None  # the session's best measured rate
 
 
-class BreakdownRecord(TypedDict):
-    """results.json's top-level ``breakdown`` (issue #23, :mod:`ssv2_fixtures.run.breakdown`)."""
+class HelpRecord(TypedDict, total=False):
+    """One entry of the breakdown's ``what_would_help``: a change for one stage, with the ceiling it would
+    give where the suite measured it (``measured``), else advice worded as not measured."""
 
+    stage: str  # the stage it helps: decode / transform / collate / other / transfer
+    change: str  # what to change, in words
+    measured: bool
+    ceiling: float  # videos/s with the change (measured entries)
+    now: float  # the same ceiling as the pipeline is now
+    ceiling_name: str  # which ceiling ``ceiling`` and ``now`` are (decode / transfer)
+    bytes_per_batch: int  # transfer entries: a batch's bytes with the change
+    bytes_now: int  # and as the pipeline sends it now
+
+
+class _BreakdownCore(TypedDict):
     item_s: float  # seconds per video in one process (the probe's own item time)
     stages: dict[str, StageRecord]  # decode / transform / collate / other
     ceilings: BreakdownCeilings
     binding: str  # a stage name or "transfer"
     hot: list[HotSpot]  # the 5 functions with the most own time per item
     method: str  # how each number was measured
+
+
+class BreakdownRecord(_BreakdownCore, total=False):
+    """results.json's top-level ``breakdown`` (issue #23, :mod:`ssv2_fixtures.run.breakdown`)."""
+
+    decode_alone_s: float  # seconds per video of the decoder alone: the item's decoder calls replayed
+    what_would_help: list[HelpRecord]  # per stage; the report leads with the binding stage's
 
 
 class InvocationRecord(TypedDict):

@@ -44,6 +44,12 @@ def method_text(m: Mapping[str, Any], tc: LoaderConfig, cores: int) -> str:
     loop_item = m["loop_s"] / len(m["getitem_s"])
     over = prof["item_s"] / max(1e-12, sum(m["getitem_s"]) / len(m["getitem_s"])) - 1
     t = m.get("transfer")
+    alone = (
+        "the decoder timed alone: each timed item's decoder calls replayed right after it with the same "
+        f"arguments, outside __getitem__ ({m['decode_calls']} calls)"
+        if m.get("decode_alone_s")
+        else "the decode seconds inside __getitem__ (no decoder call to replay)"
+    )
     transfer = (
         f"transfer: clones of the probe's items through make_loader({t['label']}, its sharing strategy and "
         f"collate), {t['batches']} batches of {t['bytes_per_batch']} bytes in {t['seconds']:.1f} s after the "
@@ -56,8 +62,8 @@ def method_text(m: Mapping[str, Any], tc: LoaderConfig, cores: int) -> str:
         f"seconds inside timing wrappers on the decoder entry points ({', '.join(m['wrapped']) or 'none found'}); "
         "transform: the rest of __getitem__; collate: the collate_fn over each batch of probe items, per item; "
         f"hot spots: cProfile (deterministic) over {prof['items']} more items, own time per item, overhead "
-        f"{over:+.0%} on this pipeline; ceilings × {cores} cores: decode = 1 / the probe's decode seconds per "
-        f"item (not the decoder timed alone), item = the single-process rate; {transfer}"
+        f"{over:+.0%} on this pipeline; ceilings × {cores} cores: decode = 1 / {alone}, item = the "
+        f"single-process rate; {transfer}"
     )
 
 
@@ -93,6 +99,7 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
         achieved=None,
         hot=hot,
         method=method_text(m, tc, cores),
+        decode_alone_s=m.get("decode_alone_s"),
     )
     session.flush()
     return session.breakdown

@@ -115,6 +115,10 @@ def test_a_real_probe_over_ssv2clips_adds_up_to_its_own_item_time(synth_root: Pa
     assert rec["item_s"] == m["loop_s"] / len(m["getitem_s"])  # the probe's own item time
     assert "decord.VideoReader.get_batch" in m["wrapped"]
     assert all(d > 0 for d in m["decode_s"])  # SSv2Clips decodes through the wrapped reader
+    assert m["decode_calls"] >= 2 * len(m["getitem_s"]) and m["decode_alone_s"] > 0  # open + get_batch, replayed
+    alone = record(t, item_rate=None, transfer=None, cores=2, achieved=None, decode_alone_s=m["decode_alone_s"])
+    assert alone["ceilings"]["decode"] == 2 / m["decode_alone_s"]  # the ceiling is the decoder timed alone
+    assert "decode_at_size" not in m  # SSv2Clips opens its readers at its own size already
     assert 1 <= len(rec["hot"]) <= 5 and all(h["s_per_item"] >= 0 and h["line"] >= 0 for h in rec["hot"])
 
 
@@ -135,6 +139,7 @@ def test_a_factory_decoding_with_pyav_is_attributed_to_decode(synth_root: Path, 
     rec = record(_timings(m), item_rate=None, transfer=None, cores=1, achieved=None)
     assert rec["binding"] == "decode"
     assert all(d > 0 for d in m["decode_s"])
+    assert m["decode_calls"] > 0 and m["decode_alone_s"] > 0  # PyAV's calls replay too (open, decode, next)
 
 
 def test_the_transfer_ceiling_carries_the_items_real_structure_and_bytes() -> None:
@@ -147,3 +152,65 @@ def test_the_transfer_ceiling_carries_the_items_real_structure_and_bytes() -> No
     b = transfer_rate(big, cfg, None, seconds=0.05)
     assert b["bytes_per_batch"] == 8 * a["bytes_per_batch"] == 8 * 2 * 4 * 8 * 8 * 3
     assert a["batches"] >= 1 and a["videos_per_s"] > 0 and a["label"] == cfg.label
+
+
+class _Reader:
+    """A stand-in decoder: records every call it gets, so a replay can be checked call for call."""
+
+    calls: list[tuple[Any, ...]] = []
+
+    def __init__(self, path: str, width: int = -1, height: int = -1) -> None:
+        self.path, self.size = path, (height, width)
+        _Reader.calls.append(("init", path, width, height))
+
+    def get_batch(self, idx: list[int]) -> Any:
+        import numpy as np
+
+        _Reader.calls.append(("get_batch", self.path, list(idx)))
+        return np.zeros((len(idx), 240, 320, 3), dtype=np.uint8)
+
+    def frames(self) -> Any:
+        yield from range(3)
+
+
+def test_a_replay_makes_the_same_decoder_calls_with_the_same_arguments_outside_the_item() -> None:
+    from ssv2_fixtures.run.breakdown_probe import DecodeClock, replay
+
+    clock = DecodeClock()
+    orig_init, orig_get, orig_frames = _Reader.__init__, _Reader.get_batch, _Reader.frames
+    init = clock.timed(orig_init, "decord.VideoReader.__init__", init=True)
+    get = clock.timed(orig_get, "decord.VideoReader.get_batch")
+    frames = clock.timed_iter(orig_frames, "x.frames")
+    _Reader.calls = []
+    clock.start_item(record=True)
+    r = _Reader.__new__(_Reader)
+    init(r, "a.webm")
+    get(r, [0, 2, 4])
+    assert list(frames(r)) == [0, 1, 2]
+    log = clock.end_item()
+    assert clock.total > 0 and [c.kind for c in log] == ["init", "call", "call", "next", "next", "next", "next"]
+    made = list(_Reader.calls)
+    _Reader.calls = []
+    assert replay(log) >= 0
+    assert _Reader.calls == made  # same calls, same arguments, on a reader of its own
+
+
+def test_at_size_reopens_native_size_readers_at_the_items_short_side_only() -> None:
+    from ssv2_fixtures.run.breakdown_probe import DecodeClock, at_size, item_size
+
+    clock = DecodeClock()
+    init = clock.timed(_Reader.__init__, "decord.VideoReader.__init__", init=True)
+    get = clock.timed(_Reader.get_batch, "decord.VideoReader.get_batch")
+    clock.start_item(record=True)
+    r = _Reader.__new__(_Reader)
+    init(r, "a.webm")
+    get(r, [0, 1])
+    log = clock.end_item()
+    sized = at_size(log, 112)
+    assert sized is not None and sized[0].kwargs == {"width": 149, "height": 112}  # 240x320 -> short side 112
+    assert at_size(log, 240) is None  # already no larger than the item: nothing to gain
+    import numpy as np
+
+    assert item_size((np.zeros((16, 112, 112, 3)), 0)) == 112  # (T, H, W, C)
+    assert item_size([{"x": np.zeros((3, 16, 224, 224), dtype=np.float32)}]) == 224  # (C, T, H, W)
+    assert item_size(3) is None
