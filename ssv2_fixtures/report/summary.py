@@ -123,13 +123,27 @@ def _kind_legend(runs: Sequence[Run]) -> list[str]:
 
 
 def _machine_rows(mach: Mapping[str, Any]) -> list[list[Any]]:
+    """The machine facts. Under ``--emulate*`` (``machine["emulated"]``, the sandbox) every emulated limit is the
+    value shown, as the one the runs were judged against, with the host's own beside it marked as the host's:
+    the host's 23 GiB /dev/shm says nothing about a 64 MiB container."""
+    emu = {k: v for k, v in dict(mach.get("emulated") or {}).items() if v is not None}
+    target = f"emulated ({emu['profile']})" if emu.get("profile") else "emulated"
+
+    def judged(key: str, mine: str, host: str) -> str:
+        return f"{mine}, {target}: the limit judged (host: {host})" if key in emu else host
+
+    shm_host = f"{fmt_bytes(mach.get('shm_total_bytes'))} ({fmt_bytes(mach.get('shm_free_bytes'))} free)"
+    tmp_host = f"{mach.get('tmpdir', '?')} ({fmt_bytes(mach.get('tmp_free_bytes'))} free)"
     return [
         ["host", mach.get("hostname", "?")],
-        ["CPU cores", mach.get("cores", "?")],
-        ["RAM", fmt_bytes(mach.get("ram_bytes"))],
-        ["/dev/shm", f"{fmt_bytes(mach.get('shm_total_bytes'))} ({fmt_bytes(mach.get('shm_free_bytes'))} free)"],
-        ["TMPDIR", f"{mach.get('tmpdir', '?')} ({fmt_bytes(mach.get('tmp_free_bytes'))} free)"],
-        ["open files limit (ulimit -n)", mach.get("nofile", "?")],
+        ["CPU cores", judged("cpus", str(emu.get("cpus")), str(mach.get("cores", "?")))],
+        [
+            "RAM",
+            judged("mem_bytes", f"{fmt_bytes(emu.get('mem_bytes'))} memory limit", fmt_bytes(mach.get("ram_bytes"))),
+        ],
+        ["/dev/shm", judged("shm_bytes", fmt_bytes(emu.get("shm_bytes")), shm_host)],
+        ["TMPDIR", judged("tmp_bytes", f"a private {fmt_bytes(emu.get('tmp_bytes'))} tmpfs per run", tmp_host)],
+        ["open files limit (ulimit -n)", judged("nofile", str(emu.get("nofile")), str(mach.get("nofile", "?")))],
         [
             "python / torch / decord",
             f"{mach.get('python', '?')} / {mach.get('torch', '?')} / {mach.get('decord', '?')}",

@@ -355,3 +355,20 @@ def test_the_dataset_table_describes_the_users_pipeline_from_the_probe() -> None
     # the built-in dataset: the clip the settings asked SSv2Clips for
     rows = dict((r[0], r[1]) for r in table(section(render_summary(fixture("healthy")), "Dataset")))
     assert rows["clip"] == "16 frames at 224×224 px" and rows["kind"] == "real SSv2"
+
+
+def test_machine_table_shows_the_emulated_limits_as_the_ones_judged() -> None:
+    data = fixture("healthy")
+    mach = data["machine"]
+    host_shm = f"{fmt_bytes(mach['shm_total_bytes'])} ({fmt_bytes(mach['shm_free_bytes'])} free)"
+    plain = {r[0]: r[1] for r in table(section(render_summary(data), "Machine"))}
+    assert plain["/dev/shm"] == host_shm  # no emulation: the host's, unmarked
+    mach["emulated"] = {"shm_bytes": 64 * 2**20, "tmp_bytes": 256 * 2**20, "nofile": 1024, "mem_bytes": None}
+    mach["emulated"].update(mem_mode="auto", cpus=None, profile="custom")
+    rows = {r[0]: r[1] for r in table(section(render_summary(data), "Machine"))}
+    judged = "emulated (custom): the limit judged"
+    assert rows["/dev/shm"] == f"{fmt_bytes(64 * 2**20)}, {judged} (host: {host_shm})"
+    assert rows["/dev/shm"].index("64") < rows["/dev/shm"].index("host:")  # the target first, the host's after
+    assert rows["TMPDIR"].startswith(f"a private {fmt_bytes(256 * 2**20)} tmpfs per run, {judged} (host: ")
+    assert rows["open files limit (ulimit -n)"] == f"1024, {judged} (host: {mach['nofile']})"
+    assert rows["RAM"] == fmt_bytes(mach["ram_bytes"]) and rows["CPU cores"] == str(mach["cores"])  # not emulated
