@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..run.breakdown import STAGES, headroom
+from ..run.units import fmt_bytes
 from .fmt import md_table
 
 _ADVICE = {
@@ -26,6 +27,36 @@ def _ms(x: Any) -> str:
 
 def _rate(x: Any) -> str:
     return f"{float(x):.1f} videos/s" if isinstance(x, (int, float)) else "not measured"
+
+
+def _help_text(h: Mapping[str, Any]) -> str:
+    if not h.get("measured"):
+        return f"{h.get('change')} (not measured here)"
+    name = h.get("ceiling_name", "?")
+    got, now = h.get("ceiling"), h.get("now")
+    txt = f"{h.get('change')}: {name} ceiling {_rate(got)}"
+    if isinstance(got, (int, float)) and isinstance(now, (int, float)) and now > 0:
+        verdict = "would help" if got > now else "would not help here"
+        txt += f" vs {_rate(now)} now ({got / now:.2f}×, {verdict})"
+    if "bytes_per_batch" in h:
+        txt += f", {fmt_bytes(h['bytes_per_batch'])} per batch vs {fmt_bytes(h.get('bytes_now'))}"
+    return txt + " (measured)"
+
+
+def _help_lines(b: Mapping[str, Any], binding: str) -> list[str]:
+    """What would help the binding stage: the recorded ``what_would_help`` entries, measured first; a
+    record without them (an older session) gets the advice worded as not measured."""
+    entries = b.get("what_would_help")
+    if not isinstance(entries, list):
+        return [f"**Binding: {binding}** — what would help: {_ADVICE.get(binding, 'not known')} (not measured here)."]
+    mine = sorted((h for h in entries if h.get("stage") == binding), key=lambda h: not h.get("measured"))
+    out = [f"**Binding: {binding}** — what would help:", ""]
+    out += [f"- {_help_text(h)}" for h in mine] or ["- nothing the suite knows to suggest"]
+    seen = {_help_text(h) for h in mine}
+    rest = [t for h in entries if h.get("measured") and (t := _help_text(h)) not in seen]
+    if rest:
+        out += ["", "Also measured, for the other stages:", ""] + [f"- {t}" for t in dict.fromkeys(rest)]
+    return out
 
 
 def breakdown_section(data: Mapping[str, Any]) -> list[str]:
@@ -57,7 +88,7 @@ def breakdown_section(data: Mapping[str, Any]) -> list[str]:
     ]
     out += ["", *md_table(["ceiling", "rate", "× achieved"], rows), ""]
     binding = str(b.get("binding") or "?")
-    out.append(f"**Binding: {binding}** — what would help: {_ADVICE.get(binding, 'not known')} (not measured here).")
+    out += _help_lines(b, binding)
     if hot := b.get("hot"):
         out += ["", "Hot spots (own time per video, under the profiler):", ""]
         out += md_table(

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
+from typing import Any
 
-from .schema import BreakdownCeilings, BreakdownRecord, HotSpot, RunRecord, StageRecord
+from .schema import BreakdownCeilings, BreakdownRecord, HelpRecord, HotSpot, RunRecord, StageRecord
 
 STAGES = ("decode", "transform", "collate", "other")
 CEILINGS = ("decode", "item", "transfer")
@@ -130,6 +131,72 @@ def record(
     if alone is not None:
         out["decode_alone_s"] = alone
     return out
+
+
+# Advice the suite cannot measure without changing the user's code: worded as such where it is shown.
+NOT_MEASURED: dict[str, tuple[str, ...]] = {
+    "decode": ("fewer frames per clip, or more cores for the workers",),
+    "transform": (
+        "the hot spots below: cheaper or fewer augmentation passes per frame",
+        "convert to float and normalise on the GPU instead of in the workers",
+    ),
+    "collate": ("stack once in the collate function; no Python loop over items",),
+    "other": ("the loop around the items (sampler, batching) is rarely the limit: measure again",),
+    "transfer": ("fewer bytes per batch: one sample per video, smaller batches, a smaller crop",),
+}
+
+
+def what_would_help(
+    *,
+    cores: int,
+    decode_now: float | None,
+    decode_at_size: Mapping[str, Any] | None = None,
+    transfer: Mapping[str, Any] | None = None,
+    transfer_uint8: Mapping[str, Any] | None = None,
+) -> list[HelpRecord]:
+    """Per stage, what would help: measured changes first (the probe measured them without the user's
+    code changing), then advice the suite cannot measure (``measured`` false).
+
+    ``decode_at_size``: ``{"size", "s"}``, the decoder alone with native-size readers re-opened at the
+    item's size (seconds per item); ``transfer``/``transfer_uint8``: the transfer ceiling's measurement
+    as the batch is and with its floating-point arrays as uint8 (``videos_per_s``, ``bytes_per_batch``)."""
+    n = max(1, int(cores))
+    out: list[HelpRecord] = []
+    if decode_at_size and float(decode_at_size.get("s") or 0) > 0:
+        e: HelpRecord = {
+            "stage": "decode",
+            "change": f"decode at the item's size ({int(decode_at_size['size'])} px short side) instead of native",
+            "measured": True,
+            "ceiling_name": "decode",
+            "ceiling": n / float(decode_at_size["s"]),
+        }
+        if decode_now is not None:
+            e["now"] = decode_now
+        out.append(e)
+    if transfer and transfer_uint8:
+        for stage in ("transfer", "transform"):  # fewer bytes to move; the float conversion leaves the workers
+            out.append(
+                {
+                    "stage": stage,
+                    "change": "send the batch as uint8 (same shapes), convert and normalise on the GPU",
+                    "measured": True,
+                    "ceiling_name": "transfer",
+                    "ceiling": float(transfer_uint8["videos_per_s"]),
+                    "now": float(transfer["videos_per_s"]),
+                    "bytes_per_batch": int(transfer_uint8["bytes_per_batch"]),
+                    "bytes_now": int(transfer["bytes_per_batch"]),
+                }
+            )
+    for stage, texts in NOT_MEASURED.items():
+        out += [{"stage": stage, "change": t, "measured": False} for t in texts]
+    return out
+
+
+def help_for(rec: BreakdownRecord, stage: str | None = None) -> list[HelpRecord]:
+    """``rec``'s ``what_would_help`` entries for ``stage`` (the binding stage by default), measured first."""
+    want = stage or rec["binding"]
+    got = [h for h in rec.get("what_would_help") or [] if h.get("stage") == want]
+    return sorted(got, key=lambda h: not h.get("measured"))
 
 
 def decode_agreement(rec: BreakdownRecord) -> float | None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
-from ..run.breakdown import ItemTimings, record
+from ..run.breakdown import ItemTimings, record, what_would_help
 from ..run.breakdown_probe import measure
 from ..run.child import DatasetSpec
 from ..run.schema import BreakdownRecord, HotSpot
@@ -50,6 +50,12 @@ def method_text(m: Mapping[str, Any], tc: LoaderConfig, cores: int) -> str:
         if m.get("decode_alone_s")
         else "the decode seconds inside __getitem__ (no decoder call to replay)"
     )
+    if t and (u := m.get("transfer_uint8")):
+        extra = f"; the same batch as uint8 ({u['bytes_per_batch']} bytes) the same way"
+    else:
+        extra = ""
+    if d := m.get("decode_at_size"):
+        extra += f"; decode at size: the same replay with native-size readers opened at {d['size']} px short side"
     transfer = (
         f"transfer: clones of the probe's items through make_loader({t['label']}, its sharing strategy and "
         f"collate), {t['batches']} batches of {t['bytes_per_batch']} bytes in {t['seconds']:.1f} s after the "
@@ -63,7 +69,7 @@ def method_text(m: Mapping[str, Any], tc: LoaderConfig, cores: int) -> str:
         "transform: the rest of __getitem__; collate: the collate_fn over each batch of probe items, per item; "
         f"hot spots: cProfile (deterministic) over {prof['items']} more items, own time per item, overhead "
         f"{over:+.0%} on this pipeline; ceilings × {cores} cores: decode = 1 / {alone}, item = the "
-        f"single-process rate; {transfer}"
+        f"single-process rate; {transfer}{extra}"
     )
 
 
@@ -91,7 +97,7 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
     cores = max(1, min(tc.num_workers, int(session.machine.get("cores") or 1)))
     hot: list[HotSpot] = list(m["profile"]["hot"])
     transfer = (m.get("transfer") or {}).get("videos_per_s")
-    session.breakdown = record(
+    rec = record(
         t,
         item_rate=1 / t.item_s,
         transfer=transfer,
@@ -101,5 +107,13 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
         method=method_text(m, tc, cores),
         decode_alone_s=m.get("decode_alone_s"),
     )
+    rec["what_would_help"] = what_would_help(
+        cores=cores,
+        decode_now=rec["ceilings"]["decode"],
+        decode_at_size=m.get("decode_at_size"),
+        transfer=m.get("transfer"),
+        transfer_uint8=m.get("transfer_uint8"),
+    )
+    session.breakdown = rec
     session.flush()
     return session.breakdown

@@ -26,3 +26,31 @@ def test_the_section_shows_stages_ceilings_binding_and_hot_spots() -> None:
 
 def test_no_breakdown_no_section() -> None:
     assert breakdown_section({}) == []
+
+
+def test_what_would_help_leads_with_the_binding_stage_measured_first_and_says_what_was_not_measured() -> None:
+    from ssv2_fixtures.run.breakdown import what_would_help
+
+    data = _data()
+    b = data["breakdown"]
+    b["what_would_help"] = what_would_help(  # type: ignore[index]
+        cores=2,
+        decode_now=60.0,
+        decode_at_size={"size": 224, "s": 0.05},
+        transfer={"videos_per_s": 30.0, "bytes_per_batch": 154_000_000},
+        transfer_uint8={"videos_per_s": 60.0, "bytes_per_batch": 38_500_000},
+    )
+    text = "\n".join(breakdown_section(data))
+    lines = text.splitlines()
+    first = lines.index("**Binding: transform** — what would help:") + 2
+    assert "transfer ceiling 60.0 videos/s vs 30.0 videos/s now (2.00×, would help)" in lines[first]
+    assert "37 MB per batch vs 147 MB" in lines[first] and "(measured)" in lines[first]  # MiB
+    assert "convert to float and normalise on the GPU instead of in the workers (not measured here)" in text
+    # the decode change is another stage's: listed after, with its verdict (40 < 60 videos/s now)
+    assert "decode ceiling 40.0 videos/s vs 60.0 videos/s now (0.67×, would not help here)" in text
+    assert text.index("Also measured") < text.index("decode ceiling 40.0")
+
+
+def test_an_older_record_without_what_would_help_gets_the_advice_as_not_measured() -> None:
+    text = "\n".join(breakdown_section(_data()))
+    assert "**Binding: transform** — what would help:" in text and "(not measured here)" in text

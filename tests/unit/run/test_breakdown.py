@@ -125,3 +125,40 @@ def test_finish_takes_the_fastest_passed_run_and_scales_the_item_ceiling_by_the_
     scaled = finish(rec, 8.0, results)  # type: ignore[arg-type]
     assert scaled is not None and scaled["ceilings"]["item"] == pytest.approx(8.0 * 2)  # rate x the same cores
     assert finish(rec, None, [])["ceilings"]["achieved"] is None  # type: ignore[index]
+
+
+def test_what_would_help_measures_what_it_can_and_words_the_rest_as_not_measured() -> None:
+    from ssv2_fixtures.run.breakdown import NOT_MEASURED, help_for, what_would_help
+
+    h = what_would_help(
+        cores=2,
+        decode_now=50.0,
+        decode_at_size={"size": 112, "s": 0.01},
+        transfer={"videos_per_s": 30.0, "bytes_per_batch": 800},
+        transfer_uint8={"videos_per_s": 90.0, "bytes_per_batch": 100},
+    )
+    d = [x for x in h if x["stage"] == "decode" and x["measured"]]
+    assert d and d[0]["ceiling"] == 2 / 0.01 and d[0]["now"] == 50.0  # × the cores, like the decode ceiling
+    t = [x for x in h if x["stage"] == "transfer" and x["measured"]]
+    assert t and (t[0]["ceiling"], t[0]["now"], t[0]["bytes_per_batch"], t[0]["bytes_now"]) == (90.0, 30.0, 100, 800)
+    assert {x["stage"] for x in h if not x["measured"]} == set(NOT_MEASURED)
+    rec = record(ItemTimings([0.1], [0.05], [], 0.1), item_rate=None, transfer=None, cores=1, achieved=None)
+    rec["what_would_help"] = h
+    assert help_for(rec)[0]["measured"] and {x["stage"] for x in help_for(rec)} == {rec["binding"]}
+    # a uint8 pipeline (no float arrays: no uint8 measurement) and no native-size decode: advice only
+    assert all(not x["measured"] for x in what_would_help(cores=2, decode_now=50.0, transfer={"videos_per_s": 1}))
+
+
+def test_as_uint8_keeps_shapes_and_structure_and_skips_batches_with_no_float() -> None:
+    import numpy as np
+    import torch
+
+    from ssv2_fixtures.run.breakdown_probe import as_uint8
+
+    items = [([torch.zeros(3, 4, 5), torch.zeros(3, 4, 5)], np.zeros((2, 2), dtype=np.float32), 7)]
+    got = as_uint8(items)
+    assert got is not None
+    (clips, arr, label) = got[0]
+    assert [c.dtype for c in clips] == [torch.uint8] * 2 and clips[0].shape == (3, 4, 5)
+    assert arr.dtype == np.uint8 and arr.shape == (2, 2) and label == 7
+    assert as_uint8([(torch.zeros(2, dtype=torch.uint8), 1)]) is None
