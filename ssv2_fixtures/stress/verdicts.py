@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION, leaks
+from ..run.record import batch_walls
 from ..run.stats import MIN_BATCHES, group_length
 
 DEGRADATION_RATIO = 0.7  # last fifth below 70 % of the first fifth's videos/s
@@ -75,10 +76,11 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
     }
 
 
-def degradation(waits: Sequence[float], videos: Sequence[int], round_size: int = 1) -> dict[str, Any]:
-    """Throughput of the last fifth of batches against the first fifth, after warm-up; not judged when
-    a fifth holds fewer than :func:`fifth_batches` batches (one batch against one batch is noise)."""
-    w = np.asarray(waits, dtype=np.float64)
+def degradation(seconds: Sequence[float], videos: Sequence[int], round_size: int = 1) -> dict[str, Any]:
+    """Throughput (videos over the batches' ``seconds``: their wall times in the loop, :func:`loop_seconds`) of
+    the last fifth of batches against the first fifth, after warm-up; not judged when a fifth holds fewer
+    than :func:`fifth_batches` batches (one batch against one batch is noise)."""
+    w = np.asarray(seconds, dtype=np.float64)
     v = np.asarray(videos, dtype=np.float64)
     least = fifth_batches(round_size)
     fw, fv = _fifths(w, least), _fifths(v, least)
@@ -115,26 +117,40 @@ def degradation(waits: Sequence[float], videos: Sequence[int], round_size: int =
     }
 
 
+def loop_seconds(rec: Any) -> list[float]:
+    """Each batch's wall time in the training loop, the quantity videos/s is over: from the recorded receipt
+    times (``series.batch_t``, one per batch) by :func:`~ssv2_fixtures.run.record.batch_walls`, the record
+    builder's own rule (the step held after the previous batch, then this batch's wait; the first batch its
+    wait). A record without one receipt time per batch (from before they were kept): wait + ``step_s``, the
+    time the loop would have spent with nothing else in it."""
+    waits = [float(w) for w in rec.get("batch_waits_s", [])]
+    bt = (rec.get("series") or {}).get("batch_t") or []
+    if waits and len(bt) == len(waits):
+        return batch_walls([{"t": float(t), "wait_s": w} for t, w in zip(bt, waits)])
+    step = float(rec.get("step_s") or 0.0)
+    return [w + step for w in waits]
+
+
 def series_verdicts(rec: Any) -> list[dict[str, Any]]:
     """Leak and degradation verdicts for a passed run's record.
 
     Memory is judged on the batch loop only (not the torch import before it or the shutdown after)
     and on samples where the whole tree is up: non-persistent workers are re-forked at each epoch,
     and the dips while they restart are not a change in memory use. Every batch holds ``batch_size``
-    videos (measured runs draw from an endless sampler). Throughput is judged on the loop's time per
-    batch, wait + ``step_s`` (``--step-time``): on the waits alone, a loader that keeps up with a slow step
-    waits ~1 ms one batch and ~4 ms the next, and that noise reads as a collapse.
+    videos (measured runs draw from an endless sampler). Throughput is judged on the loop's wall time per
+    batch (:func:`loop_seconds`), the quantity videos/s is over: on the waits alone, a loader that keeps up
+    with a slow step (``--step-time``) waits ~1 ms one batch and ~4 ms the next, and that noise reads as a
+    collapse; wait + step would miss what else the loop spent per batch.
     """
     series = rec.get("series", {})
-    step = float(rec.get("step_s") or 0.0)
-    waits = [float(w) + step for w in rec.get("batch_waits_s", [])]
+    walls = loop_seconds(rec)
     bt = series.get("batch_t", [])
     t, rss, procs = series.get("t", []), series.get("rss", []), series.get("procs", [])
     full = max(procs) if procs else 0
     keep = [i for i in range(len(t)) if bt and bt[0] <= t[i] <= bt[-1] and procs[i] == full]
-    vids = [int(rec["config"]["batch_size"])] * len(waits)
+    vids = [int(rec["config"]["batch_size"])] * len(walls)
     rounds = int(rec["config"].get("num_workers") or 1)
-    return [leak([t[i] for i in keep], [rss[i] for i in keep], len(waits)), degradation(waits, vids, rounds)]
+    return [leak([t[i] for i in keep], [rss[i] for i in keep], len(walls)), degradation(walls, vids, rounds)]
 
 
 def failed(rec: Any) -> list[dict[str, Any]]:

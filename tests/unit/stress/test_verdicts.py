@@ -202,3 +202,28 @@ def test_degradation_with_a_step_time_is_judged_on_the_loops_time_per_batch():
     on_waits = {v["name"]: v for v in series_verdicts(rec)}["degradation"]
     on_loop = {v["name"]: v for v in series_verdicts({**rec, "step_s": 0.2})}["degradation"]
     assert not on_waits["ok"] and on_loop["ok"] and on_loop["ratio"] > 0.95
+
+
+def test_degradation_is_judged_on_the_recorded_wall_time_per_batch():
+    from ssv2_fixtures.run.record import batch_walls
+    from ssv2_fixtures.stress.verdicts import loop_seconds, series_verdicts
+
+    # waits and step steady, but the loop's receipts drift apart: 0.11 s per batch, then 0.5 s in the last
+    # fifth (time the loop spent that is neither wait nor step). videos/s is over the receipts, so is the verdict
+    n = 80
+    waits = [2.0] + [0.01] * (n - 1)
+    gaps = [0.11] * (n - n // 5) + [0.5] * (n // 5)
+    bt, t = [], 0.0
+    for g in gaps:
+        t += g
+        bt.append(t)
+    rec = {"config": {"batch_size": 8}, "batch_waits_s": waits, "step_s": 0.1, "series": {"batch_t": bt}}
+    walls = loop_seconds(rec)
+    assert walls == batch_walls([{"t": x, "wait_s": w} for x, w in zip(bt, waits)])
+    assert walls[0] == 2.0 and walls[-1] == pytest.approx(0.5)
+    v = {x["name"]: x for x in series_verdicts(rec)}["degradation"]
+    assert v["ok"] is False and v["ratio"] == pytest.approx(0.11 / 0.5)
+    # the same waits and step without receipt times (an older record): wait + step, steady
+    old = {**rec, "series": {}}
+    assert loop_seconds(old) == [w + 0.1 for w in waits]
+    assert {x["name"]: x for x in series_verdicts(old)}["degradation"]["ok"] is True
