@@ -8,6 +8,7 @@ package records the log; this module renders it).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -204,6 +205,18 @@ def _match(path: Path, cfg: dict[str, Any], results: list[dict[str, Any]]) -> di
     return dict(hits[-1])
 
 
+def _quantity(run: Mapping[str, Any]) -> str:
+    """What the two rates are: the watch's is videos over the watched loop's wall time; so is a stress run's
+    that records ``wait_fraction`` (report.compare.rate_definition's rule, for one record). An older record's
+    is videos over its summed waits: not the same quantity, and said so."""
+    if "wait_fraction" in (run.get("metrics") or {}):
+        return "both are videos over the loop's wall time, the rate the loop received"
+    return (
+        "not like with like: the watch's is videos over the loop's wall time, the stress run's videos over its "
+        "summed waits (a results file from before videos/s meant wall time); rerun the stress test to compare"
+    )
+
+
 def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> str:
     """One line per rank: the rate training received against the stress run of the same config."""
     path = Path(log_path)
@@ -226,11 +239,13 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
             if wf is not None and wf > DATA_BOUND_FRACTION
             else "step-bound: the loop waited for data only "
         )
+        step = float(run.get("step_s") or 0.0)
         line = (
             f"rank {rank}: training received {got / stress * 100:.0f} % of the stress-test rate "
             f"({_rate(got, s.get('videos_per_s_interval'))} of {_rate(stress, stress_iv)} videos/s, "
-            f"stress run {run.get('label') or run.get('id')}, {run.get('kind', '?')}): "
-            f"it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})"
+            f"stress run {run.get('label') or run.get('id')}, {run.get('kind', '?')}"
+            + (f" with --step-time {step * 1000:.0f} ms" if step else "")
+            + f"; {_quantity(run)}): it is {bound}{_pct(wf)} of the time (threshold {DATA_BOUND_FRACTION:.0%})"
         )
         if got > stress * FASTER_THAN_STRESS:
             # the same loader settings cannot outrun their own stress rate by this much: other data

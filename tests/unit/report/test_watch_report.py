@@ -136,3 +136,24 @@ def test_render_prints_the_interval_as_recorded_and_sizes_in_iec_units(tmp_path:
     assert "| 81.6 [78.3, 82.1] |" in text and "±" not in text
     assert "684 MiB" in text and " MB" not in text and " GB" not in text
     assert "first batch: 0.22 s from the loop's first next()" in text
+
+
+def test_compare_says_both_sides_are_videos_over_wall_time(tmp_path: Path) -> None:
+    data = json.loads(HEALTHY.read_text())
+    for r in data["results"]:  # written by this version: the record's videos/s is over the loop's wall time
+        r["metrics"]["wait_fraction"] = 0.97
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    lines = compare_with_run(LOG, tmp_path).splitlines()
+    assert len(lines) == 2
+    assert all("; both are videos over the loop's wall time, the rate the loop received)" in ln for ln in lines)
+    assert "not like with like" not in "\n".join(lines)
+    quick = next(r for r in data["results"] if r["label"] == "bs8-w2-pf2")
+    quick["step_s"] = 0.05
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    assert "bs8-w2-pf2, quick with --step-time 50 ms; both are" in compare_with_run(LOG, tmp_path)
+
+
+def test_compare_with_a_file_from_before_wall_time_says_it_is_not_like_with_like() -> None:
+    lines = compare_with_run(LOG, HEALTHY).splitlines()  # the fixture's records carry no wait_fraction
+    assert all("not like with like" in ln and "summed waits" in ln for ln in lines)
+    assert "both are videos over" not in "\n".join(lines)
