@@ -155,8 +155,7 @@ def reading_ms(loader: DataLoader, reps: int = 20) -> tuple[list[float], list[fl
         for _ in zip(range(200), it):
             pass
         r0, t0 = resource.getrusage(resource.RUSAGE_THREAD).ru_utime, time.perf_counter()
-        w._take_sample()
-        w._judge()
+        w.poll()
         t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_THREAD).ru_utime
         out.append((t1 - t0) * 1000)
         user.append((r1 - r0) * 1000)

@@ -6,8 +6,9 @@
         train_step(batch)
     print(w.summary())
 
-See :mod:`.core` (the loop), :mod:`.findings` (kinds, thresholds, remedies) and :mod:`.log` (the JSON
-lines); a log's report (render it; compare it with a stress run) is :mod:`ssv2_fixtures.report.watch`.
+See :mod:`.core` (the facade over :mod:`.steps`, :mod:`.readings` and :mod:`.failure`), :mod:`.findings`
+(kinds, thresholds, remedies) and :mod:`.log` (the JSON lines); a log's report (render it; compare it with
+a stress run) is :mod:`ssv2_fixtures.report.watch`.
 """
 
 from __future__ import annotations
