@@ -52,12 +52,47 @@ def pairs_within_drift(data: ResultsFile) -> list[str]:
     return out
 
 
+def _ratio(r: Mapping[str, Any]) -> str:
+    iv = r.get("interval")
+    if r.get("mean") is None or not iv:
+        return "–"
+    return f"{float(r['mean']):.3f} [{float(iv[0]):.3f}, {float(iv[1]):.3f}]"
+
+
+def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
+    """The interleaved comparison of the ladder's tie (results.json ``"interleaved"``): what was re-measured,
+    every round's rates, each candidate's ratio to the reference with its 95 % interval, and the decision."""
+    dec = data.get("interleaved")
+    if not isinstance(dec, Mapping):
+        return []
+    names = [str(n) for n in dec.get("candidates") or []]
+    rounds = dec.get("rounds") or []
+    head = [
+        "### The tie re-measured in alternating windows",
+        "",
+        f"Candidates (the quick ladder's tie, fastest first): {', '.join(names) or 'none'}.",
+    ]
+    if not rounds:
+        return [*head, "", str(dec.get("text") or dec.get("stopped") or "not re-measured"), ""]
+    ref = str(dec.get("reference") or names[0])
+    head[-1] += (
+        f" Windows of {float(dec.get('round_s') or 0):.1f} s, in alternating order (A B C, C B A, …); "
+        f"{len(rounds)} rounds in {float(dec.get('seconds') or 0):.0f} s ({dec.get('stopped', '')}). "
+        "Within a round the candidates ran seconds apart, so the machine's drift cancels in their ratio."
+    )
+    ratios = dec.get("ratios") or {}
+    L = [*head, "", "| round | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    L += [f"| {i + 1} | " + " | ".join(f"{float(r.get(n, 0)):.1f}" for n in names) + " |" for i, r in enumerate(rounds)]
+    L += [f"| ratio to {ref} (95 %) | " + " | ".join(_ratio(ratios.get(n) or {}) for n in names) + " |"]
+    return [*L, "", f"Decision: **{dec.get('text', '')}**.", ""]
+
+
 def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
-    """The section's lines with its heading; none when the session took no controls."""
+    """The section's lines with its heading; none when the session took no controls (and re-measured nothing)."""
     rec = data.get("drift")
     controls = controls_of(rec)
     if not controls:
-        return []
+        return interleaved_lines(data)
     t0 = controls[0].t
     series = ", ".join(f"{c.videos_per_s:.1f} (+{c.t - t0:.0f} s)" for c in controls)
     L = [
@@ -79,4 +114,4 @@ def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
         pairs = pairs_within_drift(data)  # type: ignore[arg-type]
         if pairs:
             L += [""] + [f"- {p}" for p in pairs]
-    return L + [""]
+    return L + [""] + interleaved_lines(data)

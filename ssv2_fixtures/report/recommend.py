@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..data.loader import LoaderConfig
+from ..run.drift import narrowed
 from ..run.schema import ResultsFile, RunRecord
 from ..run.shm import shm_in_flight, shm_slots
 from ..run.stats import TIE_MARGIN
@@ -81,15 +82,31 @@ def _unfit_note(left_out: Sequence[Run]) -> str:
     return f"; left out as too large for /dev/shm in training: {', '.join(labels)}"
 
 
-def _best_run(pool: Sequence[Run]) -> tuple[Run, Pick]:
-    """The run the tie rule picks; several runs of one config count once (its fastest)."""
+def _best_run(pool: Sequence[Run], data: ResultsFile | Sequence[RunRecord] = ()) -> tuple[Run, Pick]:
+    """The run the tie rule picks; several runs of one config count once (its fastest). When the session
+    re-measured this tie in alternating windows (results.json ``"interleaved"``, stress/drift.py), its decision
+    narrows the tie (:func:`ssv2_fixtures.run.drift.narrowed`): the config it names as faster, else the cheapest
+    of those it could not tell apart."""
     by_label: dict[str, Run] = {}
     for r in pool:
         if r.label not in by_label or (r.vps or 0.0) > (by_label[r.label].vps or 0.0):
             by_label[r.label] = r
     cands = {candidate(r): r for r in by_label.values()}
     p = pick(list(cands))
+    dec = data.get("interleaved") if isinstance(data, Mapping) else None
+    labels = [c.label for c in p.ties]
+    if p.tied and dec and set(dec.get("candidates") or []) <= set(labels):
+        kept = narrowed(labels, dec)
+        p = Pick(next(c for c in p.ties if c.label in kept), tuple(c for c in p.ties if c.label in kept), p.fastest)
     return cands[p.best], p
+
+
+def interleaved_note(data: ResultsFile | Sequence[RunRecord], p: Pick) -> str:
+    """``; interleaved: …`` when the session's interleaved decision was over this tie."""
+    dec = data.get("interleaved") if isinstance(data, Mapping) else None
+    if not dec or not dec.get("rounds") or p.best.label not in (dec.get("candidates") or []):
+        return ""
+    return f"; re-measured in alternating windows: {dec.get('text', '')}"
 
 
 def _tuned(data: ResultsFile | Sequence[RunRecord], runs: Sequence[Run]) -> Recommendation | None:
@@ -142,12 +159,13 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
         return tuned
     sus, sus_out = _fitting(sustained_ok(runs))
     if sus:
-        best, p = _best_run(sus)
+        best, p = _best_run(sus, data)
         n = len({r.label for r in sus})
         why = (
             f"highest videos/s ({rate(p.fastest.rate, p.fastest.interval)}, {p.fastest.label}) among the "
             f"{n} configuration(s) that passed a sustained run"
             + (f"; {tie_text(p)}" if p.tied else "")
+            + interleaved_note(data, p)
             + _unfit_note(sus_out)
         )
         return Recommendation(best.config, best, True, why, best.vps, tuple(c.label for c in p.ties))
@@ -157,7 +175,7 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
     short, short_out = _fitting([r for r in short_ok(runs) if r.label not in bad_labels])
     if not short:
         return None
-    best, p = _best_run(short)
+    best, p = _best_run(short, data)
     failed_note = (
         (
             f" ({len(failed_sus)} sustained run(s) failed and are excluded: "
@@ -171,6 +189,7 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
         f"the fastest short run, {p.fastest.label}, reached {rate(p.fastest.rate, p.fastest.interval)} "
         f"videos/s{failed_note}"
         + (f"; {tie_text(p)}" if p.tied else "")
+        + interleaved_note(data, p)
         + _unfit_note([*sus_out, *short_out])
         + ". Only short runs: verify with pytest -m sustained"
     )

@@ -25,7 +25,7 @@ above 1; when some other's interval reaches 1, they are a tie.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .schema import DriftControl, DriftRecord, InterleavedDecision, RatioRecord
@@ -189,3 +189,96 @@ def interleaved(rounds: Sequence[Mapping[str, float]], reference: str | None = N
 def sequential(rates: Mapping[str, float]) -> str:
     """The sequential rule the interleaved one replaces: the highest rate, each measured once in turn."""
     return max(rates, key=lambda n: rates[n])
+
+
+Window = Callable[[str, float], "float | None"]
+"""One measured window: ``window(name, seconds)`` runs candidate ``name`` for ``seconds`` of measuring time and
+returns its videos/s (None when the run failed)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long an interleaved comparison may take: windows of ``round_s`` seconds, at most ``max_rounds``
+    rounds, all within ``budget_s`` seconds of the clock. ``window_cost_s``: what one window is expected to
+    cost before any ran (its measuring time plus a child's start-up); after the first round the rounds' own
+    mean cost replaces it."""
+
+    round_s: float = 2.0
+    max_rounds: int = 4
+    budget_s: float = 20.0
+    window_cost_s: float = 5.0
+    min_rounds: int = 2
+
+
+def measure_rounds(
+    names: Sequence[str], window: Window, plan: Plan, clock: Callable[[], float]
+) -> tuple[list[dict[str, float]], str]:
+    """Run the windows of :func:`schedule` until ``plan.max_rounds`` rounds are complete or the next round would
+    end past ``plan.budget_s``; returns the complete rounds and why they stopped. Nothing runs when not even
+    ``plan.min_rounds`` rounds fit (a decision needs two: one round has no spread). A failed window ends the
+    comparison (its round is dropped: a round's ratios need every candidate)."""
+    t0 = clock()
+    costs: list[float] = []
+    rounds: list[dict[str, float]] = []
+
+    def per_round() -> float:
+        return sum(costs) / len(costs) if costs else plan.window_cost_s * len(names)
+
+    if plan.min_rounds * per_round() > plan.budget_s:
+        return [], (
+            f"skipped: {plan.min_rounds} rounds of {len(names)} windows would take about "
+            f"{plan.min_rounds * per_round():.0f} s, more than the {plan.budget_s:.0f} s left for them"
+        )
+    for order in schedule(names, plan.max_rounds):
+        start = clock()
+        if start - t0 + per_round() > plan.budget_s:
+            return rounds, f"stopped after {len(rounds)} rounds: the next would end past {plan.budget_s:.0f} s"
+        r: dict[str, float] = {}
+        for name in order:
+            v = window(name, plan.round_s)
+            if v is None or not v > 0:
+                return rounds, f"stopped after {len(rounds)} rounds: {name}'s window failed"
+            r[name] = v
+        rounds.append({n: r[n] for n in names})  # the candidates' order, whatever order they ran in
+        costs.append(clock() - start)
+    return rounds, f"{len(rounds)} rounds"
+
+
+def decide(names: Sequence[str], window: Window, plan: Plan, clock: Callable[[], float]) -> InterleavedDecision:
+    """:func:`measure_rounds` then :func:`interleaved`, with the plan and the time taken in the record
+    (``round_s``, ``seconds``, ``stopped``)."""
+    t0 = clock()
+    rounds, why = measure_rounds(names, window, plan, clock)
+    rec = interleaved(rounds) if rounds else _nothing(names, why)
+    rec["candidates"] = list(names)
+    rec["round_s"] = plan.round_s
+    rec["seconds"] = clock() - t0
+    rec["stopped"] = why
+    return rec
+
+
+def _nothing(names: Sequence[str], why: str) -> InterleavedDecision:
+    return {
+        "candidates": list(names),
+        "rounds": [],
+        "reference": names[0] if names else "",
+        "ratios": {},
+        "leader": None,
+        "faster": None,
+        "tie": list(names),
+        "text": f"not re-measured ({why})",
+    }
+
+
+def narrowed(tie: Sequence[str], decision: Mapping[str, object] | None) -> list[str]:
+    """The tie after an interleaved decision over some of its members: the one it names as faster, else the tie
+    less the candidates it measured slower (members it did not re-measure stay). Without a decision (none, or one
+    that measured nothing) the tie as it was."""
+    if not decision or not decision.get("rounds"):
+        return list(tie)
+    faster = decision.get("faster")
+    if isinstance(faster, str) and faster in tie:
+        return [faster]
+    measured = set(decision.get("candidates") or [])  # type: ignore[call-overload]
+    kept = set(decision.get("tie") or [])  # type: ignore[call-overload]
+    return [t for t in tie if t not in measured or t in kept]

@@ -252,6 +252,8 @@ class InterleavedDecision(TypedDict, total=False):
     tie: list[str]  # the leader and those that cannot be told slower
     text: str
     round_s: float  # seconds per window
+    seconds: float  # the whole comparison's wall time
+    stopped: str  # why the rounds stopped, or why none ran (skipped: …)
 
 
 class ResultsFile(TypedDict, total=False):

@@ -15,12 +15,18 @@ the window): the unix time the rate describes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..data.loader import LoaderConfig
-from ..run.drift import Control, controls_of, drift_record
+from ..run.drift import Control, Plan, controls_of, decide, drift_record
 from ..run.record import single_process_rate
 from ..run.runner import run_config
+from ..run.schema import InterleavedDecision, RunRecord
+from ..run.stats import ties
+from .plans import QUICK_WARMUP
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -50,29 +56,34 @@ def control_of(result: RunResult, window_s: float) -> Control | None:
     return Control(t=time.time() - window_s / 2, videos_per_s=float(rate)) if rate else None
 
 
+def window(stress: Stress, config: LoaderConfig, seconds: float, name: str, warmup: int = 2) -> RunResult:
+    """``config`` isolated for a fixed measured window of ``seconds`` (no convergence test, no full-queue hold):
+    the drift controls' and the interleaved comparison's one kind of run."""
+    return run_config(
+        stress._dataset(False),
+        config,
+        1_000_000,  # the window's time ends it
+        run_dir=stress.session.runs_dir,
+        name=name,
+        watchdog=stress.watchdog(),
+        measure={
+            "warmup_batches": warmup,
+            "min_batches": 1,
+            "max_batches": 1_000_000,
+            "max_s": seconds,
+            "target_rel": 1e-9,  # never "converged": every window is the same fixed length
+            "min_s": seconds,
+        },
+        hold=False,
+    )
+
+
 def control(stress: Stress, config: LoaderConfig = CONTROL_CONFIG) -> Control | None:
     """One control now: ``config`` (the reference: phase 1's) for :data:`CONTROL_S` seconds, isolated; recorded in
     the session."""
     s = stress.session
     n = len(controls_of(s.drift))
-    r = run_config(
-        stress._dataset(False),
-        config,
-        1_000_000,  # the window's time ends it
-        run_dir=s.runs_dir,
-        name=f"drift-control-{n}",
-        watchdog=stress.watchdog(),
-        measure={
-            "warmup_batches": 2,
-            "min_batches": 1,
-            "max_batches": 1_000_000,
-            "max_s": CONTROL_S,
-            "target_rel": 1e-9,  # never "converged": every control is the same fixed window
-            "min_s": CONTROL_S,
-        },
-        hold=False,
-    )
-    c = control_of(r, CONTROL_S)
+    c = control_of(window(stress, config, CONTROL_S, f"drift-control-{n}"), CONTROL_S)
     if c is not None:
         add(s, c)
     return c
@@ -89,7 +100,7 @@ def after_phase(stress: Stress, phase: Phase, result: RunResult | None) -> None:
         c = control_of(result, float(m) if m else CONTROL_S)
         if c is not None:
             add(s, c)
-            s.finish_hooks.append(lambda: end(stress, phase.config))
+            s.finish_hooks.append(lambda: finish_quick(stress, phase.config))
         return
     if s.drift is not None and phase.number % CONTROL_EVERY == 0:
         control(stress, _reference(s))
@@ -112,3 +123,126 @@ def end(stress: Stress, config: LoaderConfig) -> None:
         control(stress, config)
     except Exception:  # a session's report must not fail on its control; the series then just lacks the end
         pass
+
+
+# --- the interleaved final comparison of the quick ladder's tie ------------------------------------------------
+
+QUICK_BUDGET_S = 120.0
+"""What a whole ``pytest -m quick`` session may take warm on a quiet machine (issue #24): the interleaved
+comparison gets what the ladder left of it."""
+
+INTERLEAVED_MAX_S = 20.0
+"""The most the interleaved comparison takes, whatever the budget leaves."""
+
+ROUND_S = 2.0
+"""Seconds of one candidate's window in a round: seconds apart, so the machine's drift (autocorrelated over
+~6–30 s here, benchmarks/host_drift.py) moves the candidates of one round alike."""
+
+MAX_ROUNDS = 4
+MAX_CANDIDATES = 3
+END_RESERVE_S = 8.0
+"""Kept back from the budget for what follows the comparison: the last drift control and the report."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    config: LoaderConfig
+    rate: float
+    span: tuple[float, float]
+    startup_s: float  # the phase's wall time less its measured window: a window's expected overhead
+
+    @property
+    def cost(self) -> tuple[object, ...]:
+        return (self.config.num_workers, self.config.effective_prefetch, -self.rate, self.label)
+
+
+def _candidate(rec: RunRecord) -> Candidate | None:
+    m = rec.get("metrics") or {}
+    v = m.get("videos_per_s")
+    if rec.get("status") != "passed" or rec.get("kind") != "quick" or not v:
+        return None
+    if (rec.get("budget") or {}).get("fits") is False:  # the recommendation leaves these out too
+        return None
+    try:
+        config = LoaderConfig.from_dict(rec.get("config") or {})
+    except ValueError:
+        return None
+    iv = m.get("videos_per_s_interval")
+    span = (float(iv[0]), float(iv[1])) if isinstance(iv, (list, tuple)) and len(iv) == 2 else (float(v), float(v))
+    wall, loop = float(rec.get("wall_s") or 0.0), float(m.get("loop_s") or 0.0)
+    label = str(rec.get("label") or config.label)  # the report's name for it (report/model.Run.label)
+    return Candidate(label, config, float(v), span, max(0.0, wall - loop))
+
+
+def tie_set(results: Sequence[RunRecord], cap: int = MAX_CANDIDATES) -> list[Candidate]:
+    """The quick ladder's tie as the recommendation's tie rule sees it (:func:`ssv2_fixtures.run.stats.ties`
+    with the fastest; one run per config, its fastest): the fastest first, then the others cheapest first
+    (fewer workers, less prefetch: the one the tie rule would recommend), at most ``cap``. Empty when the
+    fastest ties with nothing."""
+    best: dict[str, Candidate] = {}
+    for rec in results:
+        c = _candidate(rec)
+        if c is not None and (c.label not in best or c.rate > best[c.label].rate):
+            best[c.label] = c
+    if len(best) < 2:
+        return []
+    fastest = min(best.values(), key=lambda c: (-c.rate, c.cost))
+    tied = [c for c in best.values() if c is not fastest and ties(fastest.rate, fastest.span, c.rate, c.span)]
+    return [fastest, *sorted(tied, key=lambda c: c.cost)][:cap] if tied else []
+
+
+def session_elapsed(session: StressSession, now: float) -> float:
+    """Seconds since the session was created (its results.json ``created``)."""
+    try:
+        return now - datetime.fromisoformat(session.file()["created"]).timestamp()
+    except (KeyError, ValueError):
+        return 0.0
+
+
+def plan_for(cands: Sequence[Candidate], left_s: float) -> Plan:
+    """The comparison's plan: :data:`ROUND_S` windows, each expected to cost its phase's start-up on top."""
+    cost = sum(c.startup_s for c in cands) / len(cands) + ROUND_S if cands else ROUND_S
+    return Plan(
+        round_s=ROUND_S, max_rounds=MAX_ROUNDS, budget_s=max(0.0, min(INTERLEAVED_MAX_S, left_s)), window_cost_s=cost
+    )
+
+
+def compare(
+    cands: Sequence[Candidate], window_of: Callable[[Candidate, float], float | None], left_s: float
+) -> InterleavedDecision:
+    """The tie re-measured in alternating windows (:func:`ssv2_fixtures.run.drift.decide`) within ``left_s``."""
+    by = {c.label: c for c in cands}
+    return decide(list(by), lambda name, secs: window_of(by[name], secs), plan_for(cands, left_s), time.monotonic)
+
+
+def interleave(stress: Stress) -> InterleavedDecision | None:
+    """After the quick ladder: its tie (:func:`tie_set`) re-measured in alternating windows with the time the
+    session's 2 minutes leave, recorded in the session (results.json ``"interleaved"``); None without a tie."""
+    s = stress.session
+    cands = tie_set(s.results)
+    if not cands:
+        return None
+    left = QUICK_BUDGET_S - session_elapsed(s, time.time()) - END_RESERVE_S
+    n = [0]
+
+    def run_window(c: Candidate, secs: float) -> float | None:
+        n[0] += 1
+        r = window(stress, c.config, secs, f"interleaved-{n[0]}-{c.label}", warmup=QUICK_WARMUP)  # the ladder's
+        v = r.metrics.get("videos_per_s") if r.passed else None
+        return float(v) if v else None
+
+    rec = compare(cands, run_window, left)
+    s.interleaved = rec
+    s.flush()
+    return rec
+
+
+def finish_quick(stress: Stress, config: LoaderConfig) -> None:
+    """At the session's end: the interleaved comparison of the ladder's tie, then the last drift control (after
+    it, so the controls bracket the comparison's windows too)."""
+    try:
+        interleave(stress)
+    except Exception as exc:  # the report must not fail on it; say why it is missing
+        stress.session.interleaved = {"candidates": [], "rounds": [], "text": f"not re-measured: {exc}"}
+    end(stress, config)

@@ -23,6 +23,7 @@ from ..run.schema import (
     BreakdownRecord,
     DataErrorRecord,
     DriftRecord,
+    InterleavedDecision,
     InvocationRecord,
     PipelineProbe,
     ResultsFile,
@@ -54,6 +55,7 @@ class StressSession:
     probe: PipelineProbe | None = None  # a user's pipeline, probed once (results.json "probe")
     invocation: InvocationRecord | None = None  # the pytest command line (results.json "invocation")
     drift: DriftRecord | None = None  # the drift controls so far (stress/drift.py; results.json "drift")
+    interleaved: InterleavedDecision | None = None  # the ladder's tie re-measured (results.json "interleaved")
     finish_hooks: list[Callable[[], None]] = field(default_factory=list)  # run once by finish()
     breakdown: BreakdownRecord | None = None  # where the item time goes (stress/breakdown.py), measured once
     breakdown_tried: bool = False
@@ -107,6 +109,8 @@ class StressSession:
             out["invocation"] = self.invocation
         if self.drift is not None:
             out["drift"] = self.drift
+        if self.interleaved is not None:
+            out["interleaved"] = self.interleaved
         if (bd := finish_breakdown(self.breakdown, self.decode_rate, self.results)) is not None:
             out["breakdown"] = bd
         return out

@@ -1,0 +1,118 @@
+"""stress/drift.py's interleaved comparison after the quick ladder: which configs it re-measures (the tie rule
+over the recorded phases), what it runs for each window, its time bound, and what results.json gets. The isolated
+run is replaced by a recorder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from ssv2_fixtures.options import Settings
+from ssv2_fixtures.run.schema import RunRecord
+from ssv2_fixtures.stress import drift
+from ssv2_fixtures.stress.campaign import Stress
+from ssv2_fixtures.stress.plans import QUICK_WARMUP, ladder
+from ssv2_fixtures.stress.session import StressSession
+
+
+def rec(w: int, v: float, iv: tuple[float, float] | None = None, **kw: Any) -> RunRecord:
+    r: dict[str, Any] = {
+        "kind": "quick",
+        "phase": f"phase-w{w}",
+        "status": "passed",
+        "config": {"batch_size": 8, "num_workers": w},
+        "wall_s": 20.0,
+        "metrics": {"videos_per_s": v, "loop_s": 17.0, **({"videos_per_s_interval": list(iv)} if iv else {})},
+    }
+    r.update(kw)
+    return r  # type: ignore[return-value]
+
+
+def test_tie_set_is_the_fastest_then_its_ties_cheapest_first_at_most_three() -> None:
+    results = [
+        rec(1, 20.0, (19.0, 21.0)),  # far below: no tie
+        rec(2, 46.0, (44.0, 48.0)),  # reaches 90 % of the fastest's lower bound (0.9 × 50 = 45)
+        rec(3, 49.0, (47.0, 51.0)),  # overlaps
+        rec(4, 52.0, (50.0, 54.0)),  # the fastest
+        rec(6, 51.0, (49.5, 52.5)),  # overlaps, but the most workers: cut by the cap
+        rec(8, 60.0, status="failed"),
+        rec(5, 70.0, kind="sustained"),
+        rec(7, 65.0, budget={"fits": False}),
+    ]
+    got = drift.tie_set(results)
+    assert [c.label for c in got] == ["bs8-w4-pf2", "bs8-w2-pf2", "bs8-w3-pf2"]
+    assert got[0].startup_s == pytest.approx(3.0)  # wall_s - loop_s
+    assert [c.label for c in drift.tie_set(results, cap=5)][3:] == ["bs8-w6-pf2"]
+    assert drift.tie_set([rec(1, 20.0, (19.0, 21.0)), rec(4, 52.0, (50.0, 54.0))]) == []  # no tie: nothing to do
+
+
+def _stress(tmp_path: Path) -> tuple[StressSession, Stress]:
+    session = StressSession(replace(Settings(), reports=tmp_path / "reports"))
+    return session, Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
+
+
+Window = tuple[str, int, float, int]  # (name, workers, seconds, warm-up batches)
+
+
+def recorder(calls: list[Window], rate: Any) -> Any:
+    def window(stress: Stress, config: Any, seconds: float, name: str, warmup: int = 2) -> Any:
+        calls.append((name, config.num_workers, seconds, warmup))
+        v = rate(config.num_workers, len(calls))
+        return SimpleNamespace(passed=True, metrics={"videos_per_s": v, "wait_fraction": 1.0})
+
+    return window
+
+
+def test_finish_re_measures_the_tie_in_alternating_windows_then_takes_the_last_control(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Window] = []
+    truth = {2: 40.0, 4: 44.0}  # w4 truly 10 % faster; the machine speeds up 1 % run after run
+    monkeypatch.setattr(drift, "window", recorder(calls, lambda w, n: truth.get(w, 10.0) * (1 + 0.01 * n)))
+    session, stress = _stress(tmp_path)
+    phase1 = ladder(4)[0]
+    session.results += [
+        {"phase": "phase1", "kind": "quick", "config": phase1.config.to_dict()},  # type: ignore[typeddict-item]
+        rec(2, 41.0, (39.0, 43.0)),
+        rec(4, 43.0, (41.0, 45.0)),
+    ]
+    drift.after_phase(
+        stress, phase1, SimpleNamespace(passed=True, metrics={"videos_per_s": 9.0, "wait_fraction": 1.0, "loop_s": 6.0})
+    )
+    session.finish()
+    assert calls[-1] == ("drift-control-1", 0, drift.CONTROL_S, 2)  # after the comparison: it brackets its windows
+    windows = calls[:-1]
+    assert [w for _, w, _, _ in windows] == [4, 2, 2, 4, 4, 2, 2, 4]  # fastest first, every other round reversed
+    assert all(secs == drift.ROUND_S and warm == QUICK_WARMUP for _, _, secs, warm in windows)
+    assert [n for n, *_ in windows][:2] == ["interleaved-1-bs8-w4-pf2", "interleaved-2-bs8-w2-pf2"]
+    out = json.loads((session.run_dir / "results.json").read_text())["interleaved"]
+    assert out["candidates"] == ["bs8-w4-pf2", "bs8-w2-pf2"] and len(out["rounds"]) == 4
+    assert out["faster"] == "bs8-w4-pf2"
+    assert out["ratios"]["bs8-w2-pf2"]["interval"][1] < 1.0
+    assert len(json.loads((session.run_dir / "results.json").read_text())["drift"]["controls"]) == 2
+
+
+def test_no_time_left_in_the_two_minutes_skips_it_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Window] = []
+    monkeypatch.setattr(drift, "window", recorder(calls, lambda w, n: 9.0))
+    monkeypatch.setattr(drift, "session_elapsed", lambda s, now: 110.0)  # the ladder took 110 s of 120
+    session, stress = _stress(tmp_path)
+    session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
+    dec = drift.interleave(stress)
+    assert calls == [] and dec is not None
+    assert dec["rounds"] == [] and dec["stopped"].startswith("skipped: 2 rounds of 2 windows")
+    assert "more than the 2 s left" in dec["stopped"]
+    assert session.interleaved == dec
+
+
+def test_the_plan_takes_the_phases_start_up_and_the_time_left() -> None:
+    cands = drift.tie_set([rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))])
+    p = drift.plan_for(cands, left_s=100.0)
+    assert p.window_cost_s == pytest.approx(3.0 + drift.ROUND_S) and p.budget_s == drift.INTERLEAVED_MAX_S
+    assert drift.plan_for(cands, left_s=7.0).budget_s == 7.0
+    assert drift.plan_for(cands, left_s=-3.0).budget_s == 0.0
