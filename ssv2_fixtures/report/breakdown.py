@@ -4,12 +4,21 @@ of one item, each ceiling and how far above the achieved rate it is, the binding
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..run.breakdown import STAGES, headroom
+from ..run.breakdown import BAR_PARTS, STAGES, config_bar, headroom
 from ..run.units import fmt_bytes
 from .fmt import md_table
+from .model import runs_of
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+BREAKDOWN_PLOT = "breakdown.png"
+_COLORS = {"decode": "C0", "transform": "C1", "collate": "C2", "transfer": "C3", "waiting": "0.75"}
 
 _ADVICE = {
     "decode": "the decoder: decode at the crop size instead of native size, fewer frames, or more cores",
@@ -59,8 +68,75 @@ def _help_lines(b: Mapping[str, Any], binding: str) -> list[str]:
     return out
 
 
-def breakdown_section(data: Mapping[str, Any]) -> list[str]:
-    """The section's lines (heading included); none when the session recorded no breakdown."""
+def config_bars(data: Mapping[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+    """Per measured config (its fastest passed run): label, videos/s and its bar (:func:`config_bar`),
+    in the order the configs ran; none without a breakdown."""
+    b = data.get("breakdown")
+    if not isinstance(b, Mapping) or not isinstance(b.get("stages"), Mapping):
+        return []
+    cores = int((data.get("machine") or {}).get("cores") or 1)
+    best: dict[str, tuple[float, int]] = {}
+    for r in runs_of(data):  # type: ignore[arg-type]
+        if r.ok and r.vps and r.vps > 0 and (r.label not in best or r.vps > best[r.label][0]):
+            best[r.label] = (r.vps, int(r.workers or 0))
+    return [(k, v, config_bar(b, v, w, cores)) for k, (v, w) in best.items()]  # type: ignore[arg-type]
+
+
+def plot_breakdown(data: Mapping[str, Any]) -> Figure | None:
+    """One stacked bar per measured config: milliseconds per video in the main loop, split into decode,
+    transform, collate, transfer and waiting (:func:`config_bars`); ``None`` without a breakdown."""
+    from .plots import new_figure
+
+    bars = config_bars(data)
+    if not bars:
+        return None
+    fig = new_figure(figsize=(max(6.0, 0.55 * len(bars) + 2), 4.5))
+    ax = fig.subplots()
+    xs = list(range(len(bars)))
+    bottom = [0.0] * len(bars)
+    for part in BAR_PARTS:
+        h = [bar[part] * 1e3 for _, _, bar in bars]
+        ax.bar(xs, h, bottom=bottom, color=_COLORS[part], label=part)
+        bottom = [a + c for a, c in zip(bottom, h)]
+    ax.set_xticks(xs, [f"{label}\n{v:.0f}/s" for label, v, _ in bars], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("ms per video in the main loop (1 / videos/s)")
+    ax.set_title("Where the time goes, per config (probe's per-item seconds scaled to each config's rate)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def breakdown_plot(data: Mapping[str, Any], folder: Path) -> list[str]:
+    """Write :func:`plot_breakdown` as ``folder/breakdown.png``; its file name, or none without a breakdown.
+    The plot is an extra: a failure warns and costs the report nothing else."""
+    from .plots import save_png
+
+    try:
+        fig = plot_breakdown(data)
+        if fig is None:
+            return []
+        save_png(fig, folder / BREAKDOWN_PLOT)
+    except Exception as exc:
+        warnings.warn(f"the breakdown plot was not written: {type(exc).__name__}: {exc}", stacklevel=2)
+        return []
+    return [BREAKDOWN_PLOT]
+
+
+def breakdown_line(data: Mapping[str, Any]) -> str | None:
+    """One line of the stress session's breakdown, for the watch comparison (``report compare RUN
+    watch.jsonl``): where one video's time goes and the binding stage; ``None`` without a breakdown."""
+    b = data.get("breakdown")
+    if not isinstance(b, Mapping) or not isinstance(st := b.get("stages"), Mapping):
+        return None
+    parts = ", ".join(f"{k} {float(st[k].get('share', 0)):.0%}" for k in STAGES if k in st)
+    return (
+        f"where the stress session's time went: one video took {_ms(b.get('item_s'))} in one process ({parts}); "
+        f"binding: {b.get('binding', '?')} (its summary.md, Where the time goes, says what would help)"
+    )
+
+
+def breakdown_section(data: Mapping[str, Any], plots: Sequence[str] = ()) -> list[str]:
+    """The section's lines (heading included); none when the session recorded no breakdown. ``plots``: the
+    PNG files written next to summary.md; the stacked bars (:func:`plot_breakdown`) are shown when there."""
     b = data.get("breakdown")
     if not isinstance(b, Mapping) or not isinstance(b.get("stages"), Mapping):
         return []
@@ -98,6 +174,16 @@ def breakdown_section(data: Mapping[str, Any]) -> list[str]:
                 for h in hot
             ],
         )
+    if BREAKDOWN_PLOT in plots:
+        out += [
+            "",
+            f"![where the time goes per config]({BREAKDOWN_PLOT})",
+            "",
+            "Each bar is one measured config's milliseconds per video in the main loop (1 / its rate): the "
+            "probe's decode, transform and collate seconds per video spread over its worker processes, the "
+            "transfer ceiling's seconds per video (workers only), and the rest waiting (scaled to fit when "
+            "the config beat the probe's per-item seconds).",
+        ]
     if m := b.get("method"):
         out += ["", f"How: {m}"]
     return [*out, ""]

@@ -18,7 +18,7 @@ from ..run.outcome import kind as failure_kind
 from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile
 from ..run.units import fmt_bytes, rate
-from .breakdown import breakdown_section
+from .breakdown import breakdown_plot, breakdown_section
 from .compare import previous_run, run_to_run
 from .drift import drift_section
 from .findings import findings, rank_verdicts, scaling
@@ -588,7 +588,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     L += [""]
     if isinstance(probe := extra(data, "probe"), Mapping):
         L += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
-    L += breakdown_section(data)  # where the item time goes (report/breakdown.py)
+    L += breakdown_section(data, plots)  # where the item time goes (report/breakdown.py), its plot when written
     L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
@@ -644,6 +644,7 @@ def summarize(run_dir: str | os.PathLike[str]) -> Path:
     if (tfig := plot_tune(data)) is not None:  # referenced from the tune section
         save_png(tfig, folder / TUNE_PLOT)
         plots.append(TUNE_PLOT)
+    plots += breakdown_plot(data, folder)  # referenced from Where the time goes; a failure only warns
     out = folder / "summary.md"
     write_atomic_bytes(out, render_summary(data, plots, run_to_run_lines(folder, data)).encode())
     return out

@@ -17,6 +17,7 @@ from ..run.record import ResultsError, read_results, write_atomic_bytes
 from ..run.schema import RunRecord
 from ..watch.findings import DATA_BOUND_FRACTION, size
 from ..watch.log import LogError, read_log
+from .breakdown import breakdown_line
 from .model import Run, interval_of, short_ok, sustained_ok
 from .plots import new_figure, save_png
 
@@ -255,4 +256,6 @@ def compare_with_run(log_path: str | os.PathLike[str], run_dir: str | os.PathLik
                 "(same clips and transforms) on this machine"
             )
         out.append(line)
+    if (bd := breakdown_line(results_file)) is not None:  # why the stress run's rate is what it is
+        out.append(bd)
     return "\n".join(out)

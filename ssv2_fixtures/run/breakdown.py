@@ -199,6 +199,34 @@ def help_for(rec: BreakdownRecord, stage: str | None = None) -> list[HelpRecord]
     return sorted(got, key=lambda h: not h.get("measured"))
 
 
+BAR_PARTS = ("decode", "transform", "collate", "transfer", "waiting")
+
+
+def config_bar(b: BreakdownRecord, rate: float, workers: int, cores: int) -> dict[str, float]:
+    """One measured config's seconds per video in the main loop (``1 / rate``), split like the plot's bar:
+    the probe's decode, transform and collate seconds per item spread over the processes that make items
+    (``min(workers, cores)``, 1 with no workers), ``transfer`` = 1 / the transfer ceiling (workers only),
+    and ``waiting``: what is left of ``1 / rate`` (the main loop waiting, and the loop's own ``other``).
+    When the parts exceed ``1 / rate`` (the config beat the probe's per-item seconds) they are scaled to
+    fit and ``waiting`` is 0. The values add up to ``1 / rate``."""
+    if rate <= 0:
+        raise ValueError("config_bar: rate must be > 0")
+    wall = 1.0 / rate
+    par = max(1, min(int(workers), max(1, int(cores)))) if workers > 0 else 1
+    st = b["stages"]
+    parts: dict[str, float] = {
+        k: float(st[k]["s_per_item"]) / par for k in ("decode", "transform", "collate") if k in st
+    }
+    t = b["ceilings"].get("transfer")
+    parts["transfer"] = 1.0 / t if workers > 0 and t else 0.0
+    used = sum(parts.values())
+    if used > wall:
+        parts = {k: v * wall / used for k, v in parts.items()}
+        used = wall
+    parts["waiting"] = wall - used
+    return {k: parts.get(k, 0.0) for k in BAR_PARTS}
+
+
 def decode_agreement(rec: BreakdownRecord) -> float | None:
     """The decoder timed alone over the decode seconds inside ``__getitem__`` (1.0: they agree); ``None``
     when either is missing or zero."""

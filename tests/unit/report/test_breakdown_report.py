@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
+import pytest
+
 from ssv2_fixtures.report.breakdown import breakdown_section
 from ssv2_fixtures.run.breakdown import ItemTimings, record, with_achieved
 
@@ -54,3 +59,40 @@ def test_what_would_help_leads_with_the_binding_stage_measured_first_and_says_wh
 def test_an_older_record_without_what_would_help_gets_the_advice_as_not_measured() -> None:
     text = "\n".join(breakdown_section(_data()))
     assert "**Binding: transform** — what would help:" in text and "(not measured here)" in text
+
+
+def _session() -> dict[str, object]:
+    data = _data()
+    data["machine"] = {"cores": 2}
+    data["results"] = [
+        {
+            "status": "passed",
+            "label": f"bs8-w{w}",
+            "config": {"batch_size": 8, "num_workers": w},
+            "metrics": {"videos_per_s": v},
+        }
+        for w, v in ((0, 9.0), (2, 8.0), (2, 7.0))
+    ] + [{"status": "failed", "label": "bs8-w4", "config": {"batch_size": 8, "num_workers": 4}, "metrics": {}}]
+    return data
+
+
+def test_one_bar_per_measured_config_and_the_plot_is_written_and_shown(tmp_path: Path) -> None:
+    from ssv2_fixtures.report.breakdown import BREAKDOWN_PLOT, breakdown_plot, config_bars
+
+    data = _session()
+    bars = config_bars(data)
+    assert [(label.split("-")[1], v) for label, v, _ in bars] == [("w0", 9.0), ("w2", 8.0)]  # best run per config
+    assert all(math.isclose(sum(bar.values()), 1 / v) for _, v, bar in bars)
+    assert breakdown_plot(data, tmp_path) == [BREAKDOWN_PLOT] and (tmp_path / BREAKDOWN_PLOT).stat().st_size > 0
+    assert f"]({BREAKDOWN_PLOT})" in "\n".join(breakdown_section(data, [BREAKDOWN_PLOT]))
+    assert BREAKDOWN_PLOT not in "\n".join(breakdown_section(data))  # not written: not referenced
+
+
+def test_a_plot_failure_warns_and_the_section_still_renders(tmp_path: Path) -> None:
+    from ssv2_fixtures.report.breakdown import breakdown_plot
+
+    data = _session()
+    data["breakdown"]["ceilings"] = None  # type: ignore[index]  # a hand-edited record the bars cannot use
+    with pytest.warns(UserWarning, match="breakdown plot was not written"):
+        assert breakdown_plot(data, tmp_path) == []
+    assert breakdown_plot({}, tmp_path) == []  # no breakdown: no plot, no warning

@@ -157,3 +157,16 @@ def test_compare_with_a_file_from_before_wall_time_says_it_is_not_like_with_like
     lines = compare_with_run(LOG, HEALTHY).splitlines()  # the fixture's records carry no wait_fraction
     assert all("not like with like" in ln and "summed waits" in ln for ln in lines)
     assert "both are videos over" not in "\n".join(lines)
+
+
+def test_compare_with_a_results_file_with_a_breakdown_shows_where_its_time_went(tmp_path: Path) -> None:
+    from ssv2_fixtures.run.breakdown import ItemTimings, record
+
+    data = json.loads(HEALTHY.read_text())
+    assert "where the stress session's time went" not in compare_with_run(LOG, HEALTHY)  # none recorded
+    t = ItemTimings(getitem_s=[0.08, 0.10], decode_s=[0.03, 0.03], collate_s=[0.005], loop_s=0.2)
+    data["breakdown"] = record(t, item_rate=10.0, transfer=400.0, cores=2, achieved=8.0)
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    last = compare_with_run(LOG, tmp_path).splitlines()[-1]
+    assert last.startswith("where the stress session's time went: one video took 100.0 ms")
+    assert "decode 30%, transform 60%" in last and "binding: transform" in last

@@ -162,3 +162,20 @@ def test_as_uint8_keeps_shapes_and_structure_and_skips_batches_with_no_float() -
     assert [c.dtype for c in clips] == [torch.uint8] * 2 and clips[0].shape == (3, 4, 5)
     assert arr.dtype == np.uint8 and arr.shape == (2, 2) and label == 7
     assert as_uint8([(torch.zeros(2, dtype=torch.uint8), 1)]) is None
+
+
+def test_a_configs_bar_adds_up_to_its_seconds_per_video_and_spreads_the_item_over_its_workers() -> None:
+    from ssv2_fixtures.run.breakdown import BAR_PARTS, config_bar
+
+    t = ItemTimings([0.08, 0.08], [0.03, 0.03], [0.01], 0.2)  # item 0.1 s: decode .03, transform .05, collate .01
+    rec = record(t, item_rate=10.0, transfer=100.0, cores=4, achieved=None)
+    bar = config_bar(rec, 10.0, 2, 4)  # 0.1 s per video in the main loop
+    assert set(bar) == set(BAR_PARTS) and math.isclose(sum(bar.values()), 0.1)
+    assert math.isclose(bar["decode"], 0.015) and math.isclose(bar["transform"], 0.025)
+    assert math.isclose(bar["transfer"], 0.01) and math.isclose(bar["waiting"], 0.1 - 0.015 - 0.025 - 0.005 - 0.01)
+    w0 = config_bar(rec, 10.0, 0, 4)  # no workers: nothing crosses processes, the main loop makes the items
+    assert w0["transfer"] == 0 and math.isclose(w0["decode"], 0.03)
+    fast = config_bar(rec, 200.0, 2, 4)  # beat the probe's per-item seconds: parts scaled to fit, no waiting
+    assert fast["waiting"] == 0 and math.isclose(sum(fast.values()), 1 / 200)
+    with pytest.raises(ValueError):
+        config_bar(rec, 0.0, 2, 4)
