@@ -20,7 +20,7 @@ import time
 import torch  # before decord
 from torch.utils.data import Dataset
 
-from ssv2_fixtures import LoaderConfig, SSv2Clips, dataset_spec, make_loader, run_config
+from ssv2_fixtures import LoaderConfig, RunRequest, SSv2Clips, dataset_spec, make_loader, run_config
 from ssv2_fixtures.data.clips import decoder_available
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 
@@ -118,7 +118,9 @@ def main() -> int:
         "ours through the runner",
         lambda: float(
             run_config(
-                dataset_spec(root, "train", num_frames=FRAMES, size=SIZE), cfg, args.batches + 1, run_dir=runs
+                RunRequest(
+                    dataset_spec(root, "train", num_frames=FRAMES, size=SIZE), cfg, args.batches + 1, run_dir=runs
+                )
             ).metrics.get("videos_per_s", 0)
         ),
     )

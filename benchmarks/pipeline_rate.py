@@ -33,6 +33,7 @@ from ssv2_fixtures.data.factory import load_pipeline
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.options import dataset_arg
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import dataset_spec, run_config
 from ssv2_fixtures.run.stats import rate_interval
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             order = ("suite", "plain") if i % 2 == 0 else ("plain", "suite")
             for side in order:
                 if side == "suite":
-                    r = run_config(spec, cfg, a.batches, run_dir=tmp, name=f"round{i}")  # type: ignore[arg-type]
+                    r = run_config(RunRequest(spec, cfg, a.batches, run_dir=tmp, name=f"round{i}"))  # type: ignore[arg-type]
                     if not r.passed:
                         print(r.describe())
                         return 1

@@ -26,6 +26,7 @@ from _args import loader_args
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import dataset_spec, run_config
 from ssv2_fixtures.run.sandbox import Sandbox, unavailable
 from ssv2_fixtures.stress.budget import predict
@@ -64,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     ratios: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         probe = run_config(
-            user,
-            LoaderConfig(batch_size=2, num_workers=0),
-            3,
-            run_dir=tmp,  # type: ignore[arg-type]
-            name="probe",
+            RunRequest(
+                user,  # type: ignore[arg-type]
+                LoaderConfig(batch_size=2, num_workers=0),
+                3,
+                run_dir=tmp,
+                name="probe",
+            )
         )
         p = pipeline_probe(probe.record) if probe.passed else None
         if p is None:
@@ -89,13 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(a.rounds):
             for name, ds, cfg, predicted in cases:
                 r = run_config(
-                    ds,
-                    cfg,
-                    a.batches,
-                    sandbox=PRIVATE_SHM,
-                    step_s=a.step,  # type: ignore[arg-type]
-                    run_dir=tmp,
-                    name=f"r{i}",
+                    RunRequest(
+                        ds,  # type: ignore[arg-type]
+                        cfg,
+                        a.batches,
+                        sandbox=PRIVATE_SHM,
+                        step_s=a.step,
+                        run_dir=tmp,
+                        name=f"r{i}",
+                    )
                 )
                 if not r.passed:
                     print(f"round {i} {name}: {r.describe()}")

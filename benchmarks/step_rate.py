@@ -31,6 +31,7 @@ from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.run.child import Progress, batch_loop, build_dataset
 from ssv2_fixtures.run.record import batch_metrics, single_process_rate
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import dataset_spec, run_config
 
 
@@ -83,8 +84,9 @@ def same_loop(spec: dict[str, Any], cfg: LoaderConfig, batches: int, step: float
 
 
 def suite_run(spec: dict[str, Any], cfg: LoaderConfig, batches: int, step: float, tmp: str) -> None:
-    single = run_config(spec, LoaderConfig(batch_size=cfg.batch_size, num_workers=0), 17, run_dir=tmp, name="single")  # type: ignore[arg-type]
-    r = run_config(spec, cfg, batches, step_s=step, run_dir=tmp, name="stepped")  # type: ignore[arg-type]
+    w0 = LoaderConfig(batch_size=cfg.batch_size, num_workers=0)
+    single = run_config(RunRequest(spec, w0, 17, run_dir=tmp, name="single"))  # type: ignore[arg-type]
+    r = run_config(RunRequest(spec, cfg, batches, step_s=step, run_dir=tmp, name="stepped"))  # type: ignore[arg-type]
     if not (single.passed and r.passed):
         print(single.describe())
         print(r.describe())

@@ -5,7 +5,7 @@ Public API (imported lazily, so that loading the pytest plugin does not import t
     from ssv2_fixtures import SSv2Clips, LoaderConfig, make_loader, normalize   # the loader
     from ssv2_fixtures import load_index, build_synthetic, ensure_synthetic      # the data layer
     from ssv2_fixtures import Pipeline                                           # a user's own pipeline
-    from ssv2_fixtures import run_config, RunResult, Watchdog, Sandbox           # the isolated runner
+    from ssv2_fixtures import run_config, RunRequest, RunResult, Watchdog, Sandbox  # the isolated runner
     from ssv2_fixtures import run_distributed, Launch                            # ranks under torchrun
     from ssv2_fixtures import watch                                              # inside real training
 """
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # type checkers see the names; at run time they load on first
     from .data.synth import SynthSpec, build_synthetic, ensure_synthetic
     from .run.faults import FaultSpec
     from .run.launch import Launch
+    from .run.request import RunRequest
     from .run.runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
     from .run.sandbox import Sandbox
     from .watch import watch
@@ -43,6 +44,7 @@ _EXPORTS = {
     "build_synthetic": "data.synth",
     "ensure_synthetic": "data.synth",
     "run_config": "run.runner",
+    "RunRequest": "run.request",
     "RunResult": "run.runner",
     "Watchdog": "run.runner",
     "dataset_spec": "run.runner",
@@ -61,6 +63,7 @@ __all__ = [
     "LoaderConfig",
     "MissingVideosError",
     "Pipeline",
+    "RunRequest",
     "RunResult",
     "SSv2Clips",
     "SSv2Index",

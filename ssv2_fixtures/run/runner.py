@@ -2,9 +2,10 @@
 
 Parent side of the runner (the child side is :mod:`ssv2_fixtures.run.child`). The child is a fresh
 interpreter, never a fork of the caller, in its own session and process group, with its own TMPDIR
-under the run folder, optionally inside a :mod:`sandbox`. One path for every run; the rooms it uses:
+under the run folder, optionally inside a :mod:`sandbox`. One path for every run, one argument
+(:class:`~.request.RunRequest`); the rooms it uses:
 
-- :mod:`.launch`: the launch strategy (a single process, or torchrun): argv, event channel, how the
+- :mod:`.strategy`: the launch strategy (a single process, or torchrun): argv, event channel, how the
   watchdog follows it, how its outcome folds into one record;
 - :mod:`.watchdog`: the limits and every decision about a running child, as pure functions;
 - :mod:`.tree`: stack dump, ending the process tree (NOTE [ending a child tree]), cleanup;
@@ -23,8 +24,8 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,14 @@ from .hold import hold_evidence
 from .launch import Launch
 from .monitor import TreeMonitor
 from .record import RunFacts
-from .sandbox import Prepared, Sandbox, prepare
+from .request import OnEvent, RunRequest
+from .sandbox import Prepared, prepare
 from .schema import Metrics, OutcomeRecord, RunRecord
 from .shm import batch_bytes, shm_in_flight
 from .stats import percentile
 from .strategy import Channel, LaunchStrategy, strategy_for
 from .tree import cleanup, dump_stacks, end_tree
 from .watchdog import Decision, Limits, Progress, Watchdog, decide
-
-OnEvent = Callable[[dict[str, Any], TreeMonitor], None]
 
 
 @dataclass
@@ -108,7 +108,7 @@ def dataset_spec(root: str | os.PathLike[str], split: str = "train", **kw: Any) 
 
 def _check_fault(fault: FaultSpec | str | None, batches: int, factory: str | None = None) -> FaultSpec | None:
     if isinstance(fault, str):
-        fault = parse_fault(fault, where="run_config(fault=...)")
+        fault = parse_fault(fault, where="RunRequest(fault=...)")
     refuse_unfit(fault, factory)
     if fault is not None and fault.batch >= batches:  # it would never fire, and the run would "pass"
         raise ValueError(
@@ -119,47 +119,29 @@ def _check_fault(fault: FaultSpec | str | None, batches: int, factory: str | Non
     return fault
 
 
-def run_config(
-    dataset: DatasetSpec | str | os.PathLike[str],
-    config: LoaderConfig,
-    batches: int = 10,
-    *,
-    fault: FaultSpec | str | None = None,
-    sandbox: Sandbox | None = None,
-    watchdog: Watchdog | None = None,
-    run_dir: str | os.PathLike[str] | None = None,
-    name: str | None = None,
-    sample_interval: float = 0.25,
-    on_event: OnEvent | None = None,
-    cuda: bool = False,
-    step_s: float = 0.0,
-    extra_facts: dict[str, Any] | None = None,
-    launch: Launch | LaunchStrategy | None = None,
-    measure: dict[str, Any] | None = None,
-    hold: bool = True,
-) -> RunResult:
-    """Load ``batches`` batches of ``dataset`` with ``config`` in an isolated child; never raises for
-    anything the child does (a crash is a result). ``dataset`` is a :func:`dataset_spec` or a root.
-    With ``launch`` the child is a torchrun job (see :func:`run_distributed`). ``measure``: the child's
-    time-window measurement plan, passed on unchanged as ``spec["measure"]``. ``hold``: after the
-    loop, measure the worst-case shared memory with every prefetch slot full (NOTE [full-queue hold]
-    in run/hold.py; a single-process child with workers)."""
+def run_config(request: RunRequest) -> RunResult:
+    """Run ``request`` (:class:`~.request.RunRequest`: ``batches`` batches of its dataset with its config) in an
+    isolated child; never raises for anything the child does (a crash is a result). With ``request.launch``
+    the child is a torchrun job (see :func:`run_distributed`)."""
+    dataset, config, batches = request.dataset, request.config, request.batches
     ds: DatasetSpec = dataset_spec(dataset) if isinstance(dataset, (str, os.PathLike)) else dataset
-    drill = _check_fault(fault, batches, ds.get("factory"))
-    how = strategy_for(launch)
-    limits = (watchdog or Watchdog()).resolve(config, batches, how.ranks, measure)
+    drill = _check_fault(request.fault, batches, ds.get("factory"))
+    strategy = strategy_for(request.launch)
+    measure = dict(request.measure) if request.measure is not None else None
+    limits = (request.watchdog or Watchdog()).resolve(config, batches, strategy.ranks, measure)
+    sandbox, name = request.sandbox, request.name
     label = config.label
-    base = Path(run_dir) if run_dir else Path(os.environ.get("TMPDIR", "/tmp")) / "ssv2-stress-runs"
+    base = Path(request.run_dir) if request.run_dir else Path(os.environ.get("TMPDIR", "/tmp")) / "ssv2-stress-runs"
     work = _fresh_dir(base, name or label)
     tmpdir = work / "tmp"
     tmpdir.mkdir()
     prepared: Prepared | None = prepare(sandbox, tmpdir) if sandbox and sandbox.emulated else None
-    chan = how.channel(work)
-    spec = _child_spec(ds, config, batches, drill, chan, work, prepared, cuda, step_s, measure)
-    spec["hold"] = hold
+    chan = strategy.channel(work)
+    spec = _child_spec(ds, config, batches, drill, chan, work, prepared, request.cuda, request.step_s, measure)
+    spec["hold"] = request.hold
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
     tmp_alias = _short_alias(tmpdir)
-    argv = [*(prepared.prefix if prepared else []), *how.entry(work, work / "spec.json")]
+    argv = [*(prepared.prefix if prepared else []), *strategy.entry(work, work / "spec.json")]
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t_spawn = time.time()
     cpu_before = host.mark()
@@ -177,15 +159,15 @@ def run_config(
     monitor = TreeMonitor(
         proc.pid,
         tmpdir,
-        interval=sample_interval,
+        interval=request.sample_interval,
         private_tmp=bool(prepared and prepared.sandbox.tmp_bytes is not None),
     ).start()
     reader = EventReader()
     events, decision = _pump(
-        proc, chan.read_fd, monitor, limits, Progress(t_spawn), how, on_event, work / "stacks.txt", reader
+        proc, chan.read_fd, monitor, limits, Progress(t_spawn), strategy, request.on_event, work / "stacks.txt", reader
     )
     t_exit = time.time()
-    end_tree(proc, monitor, graceful=not decision.stop, groups=how.groups)
+    end_tree(proc, monitor, graceful=not decision.stop, groups=strategy.groups)
     load = host.host_load(cpu_before, host.mark())  # the child is reaped: its CPU is in os.times
     chan.close()
     monitor.stop()
@@ -193,7 +175,7 @@ def run_config(
     leaked = cleanup(monitor, tmpdir, prepared)
     if tmp_alias is not None:
         tmp_alias.unlink(missing_ok=True)
-    facts = _facts(monitor, tmpdir, prepared, config, ds, events, extra_facts, how.ranks)
+    facts = _facts(monitor, tmpdir, prepared, config, ds, events, request.extra_facts, strategy.ranks)
     facts.update(reader.facts())
     if reader.hook_errors:  # the caller's own hook failed: say so where a test or a campaign will see it
         warnings.warn(
@@ -224,10 +206,10 @@ def run_config(
         wall_s=wall,
         name=name or label,
         t_exit=t_exit,
-        step_s=step_s,
+        step_s=request.step_s,
         host=load,
     )
-    return RunResult(how.fold(run))
+    return RunResult(strategy.fold(run))
 
 
 def _child_spec(
@@ -291,27 +273,24 @@ _MAX_TMPDIR_LEN = 60
 
 
 def run_distributed(
-    dataset: DatasetSpec | str | os.PathLike[str],
-    config: LoaderConfig,
-    batches: int = 10,
+    request: RunRequest,
     *,
     nproc_per_node: int = 2,
     nnodes: int = 1,
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
-    **options: Any,
 ) -> RunResult:
-    """``nproc_per_node`` ranks (× ``nnodes``) under torchrun, each loading ``batches`` batches of its
-    DistributedSampler share of ``dataset`` with ``config``; see NOTE [a torchrun child].
+    """``request`` as a torchrun job: ``nproc_per_node`` ranks (× ``nnodes``), each loading ``batches``
+    batches of its DistributedSampler share of the dataset with the config; see NOTE [a torchrun child].
+    The same as ``run_config(replace(request, launch=Launch(...)))``.
 
     The record has ``ranks`` (one row per local rank), ``distributed`` (the launch and the epoch
     coverage checks) and node totals in ``metrics``; a failed run's outcome names the rank
     (``outcome["evidence"]["rank"]`` and the message's ``rank R:`` prefix). Never raises for anything
     the job does.
-    ``options`` are :func:`run_config`'s keywords (fault, sandbox, watchdog, run_dir, …).
     """
     launch = Launch(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
-    return run_config(dataset, config, batches, launch=launch, **options)
+    return run_config(replace(request, launch=launch))
 
 
 # NOTE [a torchrun child]
@@ -428,7 +407,7 @@ def _pump(
     monitor: TreeMonitor,
     limits: Limits,
     progress: Progress,
-    how: LaunchStrategy,
+    strategy: LaunchStrategy,
     on_event: OnEvent | None,
     stacks_path: Path,
     reader: EventReader,
@@ -468,7 +447,7 @@ def _pump(
             drain()
             reader.close()
             return events, Decision()
-        decision = decide(progress, time.time(), limits, how.watch)
+        decision = decide(progress, time.time(), limits, strategy.watch)
         if decision.stop:
             dump_stacks(monitor, stacks_path)
             drain()
@@ -485,7 +464,7 @@ def _facts(
     config: LoaderConfig,
     ds: DatasetSpec,
     events: list[dict[str, Any]],
-    extra: dict[str, Any] | None,
+    extra: Mapping[str, Any] | None,
     ranks: int = 1,
 ) -> dict[str, Any]:
     """The evidence a failure is classified with. ``shm_need_bytes``: :func:`~.shm.shm_in_flight` of
@@ -531,4 +510,13 @@ def _facts(
     return f
 
 
-__all__ = ["run_config", "run_distributed", "RunResult", "Watchdog", "dataset_spec", "EventReader"]
+__all__ = [
+    "run_config",
+    "run_distributed",
+    "RunRequest",
+    "RunResult",
+    "OnEvent",
+    "Watchdog",
+    "dataset_spec",
+    "EventReader",
+]

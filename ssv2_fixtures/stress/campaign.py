@@ -21,7 +21,8 @@ from ..options import Settings
 from ..run.child import DatasetSpec
 from ..run.monitor import TreeMonitor
 from ..run.record import single_process_rate
-from ..run.runner import OnEvent, RunResult, Watchdog, dataset_spec, run_config, run_distributed
+from ..run.request import OnEvent, RunRequest
+from ..run.runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
 from ..run.schema import DataErrorRecord, PipelineProbe, RunRecord
 from . import verdicts
 from .breakdown import ensure_breakdown
@@ -197,13 +198,15 @@ def probe_pipeline(session: StressSession, dataset: DatasetSpec) -> PipelineProb
             called["factory_args"] = [str(a) for a in ev["factory_args"]]
 
     r = run_config(
-        ds,
-        LoaderConfig(batch_size=bs, num_workers=0),
-        PROBE_BATCHES,
-        run_dir=session.runs_dir,
-        name="pipeline-probe",
-        watchdog=watchdog_for(s),
-        on_event=on_ready,
+        RunRequest(
+            ds,
+            LoaderConfig(batch_size=bs, num_workers=0),
+            PROBE_BATCHES,
+            run_dir=session.runs_dir,
+            name="pipeline-probe",
+            watchdog=watchdog_for(s),
+            on_event=on_ready,
+        )
     )
     # results.json "dataset": the keyword names the factory took, so the report's snippet calls it so
     session.dataset.update(called)
@@ -394,21 +397,22 @@ class Stress:
         budget = self.budget(config)
         fit, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
         cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
-        extra: dict[str, Any] = {"measure": measure} if measure else {}
         result = run_config(
-            self._dataset(train),
-            config,
-            batches,
-            fault=self._fault(fault_ok),
-            sandbox=s.sandbox,
-            watchdog=self.watchdog(),
-            run_dir=run_base or self.session.runs_dir,
-            name=f"{kind}-{phase or config.label}",
-            on_event=on_event,
-            cuda=cuda,
-            step_s=float(s.step_time or 0.0),
-            extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
-            **extra,
+            RunRequest(
+                self._dataset(train),
+                config,
+                batches,
+                fault=self._fault(fault_ok),
+                sandbox=s.sandbox,
+                watchdog=self.watchdog(),
+                run_dir=run_base or self.session.runs_dir,
+                name=f"{kind}-{phase or config.label}",
+                on_event=on_event,
+                cuda=cuda,
+                step_s=float(s.step_time or 0.0),
+                extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
+                measure=measure or None,
+            )
         )
         if decode_rate and result.passed and self.session.decode_rate is None:
             # videos over the time spent decoding: the loop's --step-time is not the decoder's
@@ -443,12 +447,14 @@ class Stress:
             probe = False  # the pipeline probe measured it (or could not: then there is no L)
         if self.session.decode_rate is None and probe:
             r = run_config(
-                self._dataset(False),
-                LoaderConfig(batch_size=4, num_workers=0),
-                17,
-                run_dir=self.session.runs_dir,
-                name="decode-rate-probe",
-                watchdog=self.watchdog(),
+                RunRequest(
+                    self._dataset(False),
+                    LoaderConfig(batch_size=4, num_workers=0),
+                    17,
+                    run_dir=self.session.runs_dir,
+                    name="decode-rate-probe",
+                    watchdog=self.watchdog(),
+                )
             )
             self.session.decode_rate = single_process_rate(r.metrics) if r.passed else None
             self.session.base_rss = r.metrics.get("rss_peak_bytes") if r.passed else None
@@ -493,22 +499,24 @@ class Stress:
         phase = f"{n} rank{'s' if n != 1 else ''}" + (f" × {launch.nnodes} nodes" if launch.nnodes > 1 else "")
         cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
         result = run_distributed(
-            ds,
-            config,
-            batches,
+            RunRequest(
+                ds,
+                config,
+                batches,
+                fault=self._fault(fault_ok),
+                sandbox=s.sandbox,
+                watchdog=self.watchdog(),
+                run_dir=self.session.runs_dir,
+                name=f"distributed-{config.label}-n{n}",
+                on_event=on_event,
+                cuda=cuda,
+                step_s=float(s.step_time or 0.0),
+                extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
+            ),
             nproc_per_node=n,
             nnodes=launch.nnodes,
             node_rank=launch.node_rank,
             rdzv_endpoint=launch.rdzv_endpoint,
-            fault=self._fault(fault_ok),
-            sandbox=s.sandbox,
-            watchdog=self.watchdog(),
-            run_dir=self.session.runs_dir,
-            name=f"distributed-{config.label}-n{n}",
-            on_event=on_event,
-            cuda=cuda,
-            step_s=float(s.step_time or 0.0),
-            extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
         )
         facts = StressFacts(
             self.test_id,

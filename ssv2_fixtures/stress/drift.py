@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..data.loader import LoaderConfig
 from ..run.drift import Control, Plan, controls_of, decide, drift_record
 from ..run.record import single_process_rate
+from ..run.request import RunRequest
 from ..run.runner import run_config
 from ..run.schema import InterleavedDecision, RunRecord
 from ..run.stats import ties
@@ -60,21 +61,23 @@ def window(stress: Stress, config: LoaderConfig, seconds: float, name: str, warm
     """``config`` isolated for a fixed measured window of ``seconds`` (no convergence test, no full-queue hold):
     the drift controls' and the interleaved comparison's one kind of run."""
     return run_config(
-        stress._dataset(False),
-        config,
-        1_000_000,  # the window's time ends it
-        run_dir=stress.session.runs_dir,
-        name=name,
-        watchdog=stress.watchdog(),
-        measure={
-            "warmup_batches": warmup,
-            "min_batches": 1,
-            "max_batches": 1_000_000,
-            "max_s": seconds,
-            "target_rel": 1e-9,  # never "converged": every window is the same fixed length
-            "min_s": seconds,
-        },
-        hold=False,
+        RunRequest(
+            stress._dataset(False),
+            config,
+            1_000_000,  # the window's time ends it
+            run_dir=stress.session.runs_dir,
+            name=name,
+            watchdog=stress.watchdog(),
+            measure={
+                "warmup_batches": warmup,
+                "min_batches": 1,
+                "max_batches": 1_000_000,
+                "max_s": seconds,
+                "target_rel": 1e-9,  # never "converged": every window is the same fixed length
+                "min_s": seconds,
+            },
+            hold=False,
+        )
     )
 
 

@@ -242,12 +242,15 @@ def test_event_writer_writes_one_json_line_per_event() -> None:
 
 @pytest.fixture
 def run_events(synth_root: Path, tmp_path: Path):
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import dataset_spec, run_config
 
     def go(cfg: LoaderConfig, batches: int, **kw: Any) -> tuple[Any, list[dict[str, Any]]]:
         seen: list[dict[str, Any]] = []
         ds = dataset_spec(synth_root, "train", size=32, num_frames=2)
-        r = run_config(ds, cfg, batches, run_dir=tmp_path, on_event=lambda ev, _m: seen.append(dict(ev)), **kw)
+        r = run_config(
+            RunRequest(ds, cfg, batches, run_dir=tmp_path, on_event=lambda ev, _m: seen.append(dict(ev)), **kw)
+        )
         return r, seen
 
     return go
@@ -349,6 +352,7 @@ def test_build_dataset_takes_the_users_pipeline(pipe_dir: Path, synth_root: Path
 def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(
     pipe_dir: Path, synth_root: Path, tmp_path: Path
 ) -> None:
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import dataset_spec, run_config
 
     seen: list[dict[str, Any]] = []
@@ -356,11 +360,13 @@ def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(
         synth_root, "train", factory="c_user_pipe:build", factory_kwargs={"n": 5}, factory_path=[str(pipe_dir)]
     )
     r = run_config(
-        ds,
-        LoaderConfig(batch_size=4, num_workers=1),
-        3,
-        run_dir=tmp_path,
-        on_event=lambda ev, _m: seen.append(dict(ev)),
+        RunRequest(
+            ds,
+            LoaderConfig(batch_size=4, num_workers=1),
+            3,
+            run_dir=tmp_path,
+            on_event=lambda ev, _m: seen.append(dict(ev)),
+        )
     )
     assert r.passed, r.describe()
     b = [e for e in seen if e["ev"] == "batch"]
@@ -378,6 +384,7 @@ def test_a_users_pipeline_runs_in_a_real_child_with_its_collate(
 
 @pytest.mark.timeout(300)
 def test_a_failing_hook_is_reported_not_swallowed(synth_root: Path, tmp_path: Path) -> None:
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import dataset_spec, run_config
 
     def hook(ev: dict[str, Any], _m: Any) -> None:
@@ -385,7 +392,7 @@ def test_a_failing_hook_is_reported_not_swallowed(synth_root: Path, tmp_path: Pa
 
     ds = dataset_spec(synth_root, "train", size=32, num_frames=2)
     with pytest.warns(RuntimeWarning, match=r"on_event raised 3 time\(s\)"):
-        r = run_config(ds, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp_path, on_event=hook)
+        r = run_config(RunRequest(ds, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp_path, on_event=hook))
     assert r.passed, r.describe()  # the run itself went on and finished
     stream = r.record["event_stream"]
     assert stream["on_event_errors"] == 3 and "AssertionError: the caller's own check" in stream["first_on_event_error"]

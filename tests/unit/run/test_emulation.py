@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ssv2_fixtures import LoaderConfig, dataset_spec, run_config
+from ssv2_fixtures import LoaderConfig, RunRequest, dataset_spec, run_config
 from ssv2_fixtures.run.sandbox import PROFILES, cgroup_base, unavailable
 from ssv2_fixtures.stress.budget import predict
 
@@ -48,11 +48,11 @@ def test_docker_default_bs32_fails_as_shm_exhausted_bs2_passes(root, tmp_path, h
     ds = dataset_spec(root, "train")  # 16 frames × 224² like the seed
     big = LoaderConfig(batch_size=32, num_workers=2)
     assert predict(big).shm_bytes > 64 * 2**20  # the prediction already says it cannot fit
-    r = run_config(ds, big, 4, sandbox=DOCKER, run_dir=tmp_path)
+    r = run_config(RunRequest(ds, big, 4, sandbox=DOCKER, run_dir=tmp_path))
     assert r.kind == "shm_exhausted", r.describe()
     assert "shm-size" in r.outcome["remedy"]
     assert r.outcome["evidence"]["shm_need_bytes"] > r.outcome["evidence"]["shm_total_bytes"] == 64 * 2**20
-    small = run_config(ds, LoaderConfig(batch_size=2, num_workers=2), 4, sandbox=DOCKER, run_dir=tmp_path)
+    small = run_config(RunRequest(ds, LoaderConfig(batch_size=2, num_workers=2), 4, sandbox=DOCKER, run_dir=tmp_path))
     assert small.passed, small.describe()
 
 
@@ -67,13 +67,15 @@ def test_full_prefetch_queues_over_64mb_fail_as_shm_exhausted_without_a_step(roo
     measure = {"warmup_batches": 2, "min_batches": 4, "max_batches": 12, "max_s": 2.0, "target_rel": 0.5}
     kinds: list[str] = []
     r = run_config(
-        dataset_spec(root, "train"),
-        cfg,
-        12,
-        sandbox=DOCKER,
-        run_dir=tmp_path,
-        measure=measure,
-        on_event=lambda e, _mon: kinds.append(str(e.get("ev"))),
+        RunRequest(
+            dataset_spec(root, "train"),
+            cfg,
+            12,
+            sandbox=DOCKER,
+            run_dir=tmp_path,
+            measure=measure,
+            on_event=lambda e, _mon: kinds.append(str(e.get("ev"))),
+        )
     )
     assert r.kind == "shm_exhausted", r.describe()
     ev = r.outcome["evidence"] if r.outcome else {}
@@ -81,7 +83,7 @@ def test_full_prefetch_queues_over_64mb_fail_as_shm_exhausted_without_a_step(roo
     assert ev["shm_need_bytes"] == shm_in_flight(cfg, ev["batch_bytes"]) > 64 * 2**20 > ev["batch_bytes"]
     assert "measured" in kinds and kinds.index("measured") < kinds.index("hold") < kinds.index("error")
     # the same config on a /dev/shm that holds it passes, and records the worst case it measured
-    ok = run_config(dataset_spec(root, "train"), cfg, 12, run_dir=tmp_path, measure=measure)
+    ok = run_config(RunRequest(dataset_spec(root, "train"), cfg, 12, run_dir=tmp_path, measure=measure))
     assert ok.passed, ok.describe()
     assert ok.metrics["full_queue_batches"] == 5 and ok.metrics["shm_peak_bytes"] >= ok.metrics["shm_full_queue_bytes"]
     # a record of the failing run is never a recommendation (it did not pass), nor is a pass predicted too big

@@ -146,10 +146,11 @@ def test_corrupt_video_is_a_real_decode_error_of_that_item(synth_root) -> None:
 def test_a_drill_past_the_run_never_fires_here_and_run_config_refuses_it() -> None:
     assert _fires_at(4, 2, 0, 6, 6) is None  # what run_config's refusal prevents: a silent "pass"
     from ssv2_fixtures.data.loader import LoaderConfig
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import run_config
 
     with pytest.raises(ValueError, match=r"exception@6 fires at batch 6, but this run loads batches 0\.\.5"):
-        run_config("/nonexistent", LoaderConfig(batch_size=2), 6, fault="exception@6")
+        run_config(RunRequest("/nonexistent", LoaderConfig(batch_size=2), 6, fault="exception@6"))
 
 
 @pytest.mark.parametrize(
@@ -198,12 +199,15 @@ def test_corrupt_video_with_a_users_pipeline_is_refused_naming_both_options() ->
     refuse_unfit(FaultSpec("exception", 2), "mypkg.data:build")  # any other drill runs on a user's pipeline
     refuse_unfit(FaultSpec("corrupt_video", 2), None)  # and corrupt_video on the suite's dataset
     from ssv2_fixtures.data.loader import LoaderConfig
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import dataset_spec, run_config
 
     with pytest.raises(ValueError, match="cannot run with --dataset-factory"):
         run_config(
-            dataset_spec("/nonexistent", factory="mypkg.data:build"),
-            LoaderConfig(batch_size=2),
-            6,
-            fault="corrupt_video@1",
+            RunRequest(
+                dataset_spec("/nonexistent", factory="mypkg.data:build"),
+                LoaderConfig(batch_size=2),
+                6,
+                fault="corrupt_video@1",
+            )
         )

@@ -30,6 +30,7 @@ from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.report import findings, render_summary
 from ssv2_fixtures.run.faults import FaultSpec, parse_fault
 from ssv2_fixtures.run.launch import Launch, epoch_check, expected_counts, torchrun_failures
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import RunResult, Watchdog, dataset_spec, run_distributed
 from ssv2_fixtures.run.sandbox import Sandbox, unavailable
 
@@ -55,7 +56,8 @@ def _torchelastic_dirs() -> set[str]:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Iterator[Callable[..., RunResult]]:
-    """``run_distributed`` into this test's folder, with the runner's isolation checks after each run."""
+    """``run_distributed`` of a :class:`RunRequest` of the arguments (the launch keywords apart), into this
+    test's folder, with the runner's isolation checks after each run."""
     pre = {p.pid for p in psutil.Process().children(recursive=True)}
     host = {"shm_size": _shm_size(), "mounts": _host_mounts(), "cgroups": _our_cgroups()}
     elastic = _torchelastic_dirs()
@@ -66,9 +68,10 @@ def run(tmp_path: Path) -> Iterator[Callable[..., RunResult]]:
         assert _torchelastic_dirs() == elastic, "torchrun left a log folder in /tmp"
 
     def _run(*args: Any, check_after: bool = True, **kw: Any) -> RunResult:
+        launch = {k: kw.pop(k) for k in ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint") if k in kw}
         kw.setdefault("run_dir", tmp_path / "runs")
         kw.setdefault("watchdog", FAST)
-        r = run_distributed(*args, **kw)
+        r = run_distributed(RunRequest(*args, **kw), **launch)
         if check_after:  # runs at the same time check after all have ended (run.check)
             check(r)
         return r
@@ -494,10 +497,10 @@ def test_distributed_options_are_checked_and_documented(pytester: pytest.Pyteste
 def test_single_process_strategy_passes_a_pipe(tmp_path: Path) -> None:
     from ssv2_fixtures.run.strategy import SingleProcess, strategy_for
 
-    how = strategy_for(None)
-    assert isinstance(how, SingleProcess) and how.ranks == 1 and not how.groups
-    assert how.entry(tmp_path, tmp_path / "spec.json")[1:3] == ["-m", "ssv2_fixtures.run.child"]
-    chan = how.channel(tmp_path)
+    strategy = strategy_for(None)
+    assert isinstance(strategy, SingleProcess) and strategy.ranks == 1 and not strategy.groups
+    assert strategy.entry(tmp_path, tmp_path / "spec.json")[1:3] == ["-m", "ssv2_fixtures.run.child"]
+    chan = strategy.channel(tmp_path)
     try:
         w_fd = chan.spec["events_fd"]
         assert chan.pass_fds == (w_fd,)
@@ -512,15 +515,15 @@ def test_single_process_strategy_passes_a_pipe(tmp_path: Path) -> None:
 def test_torchrun_strategy_holds_a_fifo_write_end(tmp_path: Path) -> None:
     from ssv2_fixtures.run.strategy import Torchrun, strategy_for
 
-    how = strategy_for(Launch(nproc_per_node=3))
-    assert isinstance(how, Torchrun) and how.ranks == 3 and how.groups
-    assert strategy_for(how) is how
-    argv = how.entry(tmp_path, tmp_path / "spec.json")
+    strategy = strategy_for(Launch(nproc_per_node=3))
+    assert isinstance(strategy, Torchrun) and strategy.ranks == 3 and strategy.groups
+    assert strategy_for(strategy) is strategy
+    argv = strategy.entry(tmp_path, tmp_path / "spec.json")
     assert argv[1:3] == ["-m", "torch.distributed.run"] and argv[-2:] == [
         "ssv2_fixtures.run.rank_child",
         str(tmp_path / "spec.json"),
     ]
-    chan = how.channel(tmp_path)
+    chan = strategy.channel(tmp_path)
     fifo = Path(chan.spec["events_path"])
     assert fifo.exists() and chan.pass_fds == () and chan.spec["indices_path"] == str(tmp_path / "indices.json")
     chan.spawned()

@@ -119,20 +119,21 @@ def test_a_single_process_iterator_reports_no_workers() -> None:
 
 @pytest.fixture
 def ranks(synth_root: Path, tmp_path: Path):
+    from ssv2_fixtures.run.request import RunRequest
     from ssv2_fixtures.run.runner import Watchdog, dataset_spec, run_distributed
 
     def go(cfg: LoaderConfig, batches: int, **ds_kw: Any) -> tuple[Any, list[dict[str, Any]]]:
         seen: list[dict[str, Any]] = []
         ds = dataset_spec(synth_root, "train", size=32, num_frames=2, **ds_kw)
-        r = run_distributed(
+        request = RunRequest(
             ds,
             cfg,
             batches,
-            nproc_per_node=2,
             run_dir=tmp_path,
             watchdog=Watchdog(startup_s=120, stall_s=30),
             on_event=lambda ev, _m: seen.append(dict(ev)),
         )
+        r = run_distributed(request, nproc_per_node=2)
         return r, seen
 
     return go

@@ -30,6 +30,7 @@ from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
 from ssv2_fixtures.run.faults import FAULTS, TMP_FILL_MAX_BYTES, FaultSpec
 from ssv2_fixtures.run.monitor import shm_torch_files
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import RunResult, Watchdog, dataset_spec, run_config
 from ssv2_fixtures.run.sandbox import Sandbox, cgroup_base, unavailable
 
@@ -123,7 +124,8 @@ def check_isolation(r: RunResult, pre_children: set[int], host: dict[str, Any]) 
 
 @pytest.fixture
 def run(root: Path, tmp_path: Path) -> Iterator[Callable[..., RunResult]]:
-    """``run_config`` into this test's folder, with :func:`check_isolation` after each run."""
+    """``run_config`` of a :class:`RunRequest` of the arguments, into this test's folder, with
+    :func:`check_isolation` after each run."""
     pre = {p.pid for p in psutil.Process().children(recursive=True)}
     host = {"shm_size": _shm_size(), "mounts": _host_mounts(), "cgroups": _our_cgroups()}
     results: list[RunResult] = []
@@ -131,7 +133,7 @@ def run(root: Path, tmp_path: Path) -> Iterator[Callable[..., RunResult]]:
     def _run(*args: Any, **kw: Any) -> RunResult:
         kw.setdefault("run_dir", tmp_path / "runs")
         kw.setdefault("watchdog", FAST)
-        r = run_config(*args, **kw)
+        r = run_config(RunRequest(*args, **kw))
         check_isolation(r, pre, host)
         results.append(r)
         return r

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ssv2_fixtures import LoaderConfig, Sandbox, dataset_spec, run_config
+from ssv2_fixtures import LoaderConfig, RunRequest, Sandbox, dataset_spec, run_config
 from ssv2_fixtures.run.sandbox import unavailable
 from ssv2_fixtures.stress.budget import batch_bytes, predict
 
@@ -76,7 +76,7 @@ def test_the_probe_measures_a_float32_nested_pipelines_bytes_exactly(synth64_roo
 
     frames, size = 8, 112
     ds = _userpipe(synth64_root, frames, size)
-    probe = run_config(ds, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp_path, name="probe")
+    probe = run_config(RunRequest(ds, LoaderConfig(batch_size=2, num_workers=0), 3, run_dir=tmp_path, name="probe"))
     assert probe.passed, probe.describe()
     p = pipeline_probe(probe.record)
     assert p is not None
@@ -99,13 +99,15 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     # uint8 clips: 5 slots × 1.2 MB fit 16 MB; two float32 views per video: 5 × 9.6 MB do not
     assert predict(config, frames=frames, size=size).shm_bytes < (SMALL_SHM.shm_bytes or 0)
     builtin = run_config(
-        dataset_spec(synth64_root, "train", num_frames=frames, size=size),
-        config,
-        6,
-        sandbox=SMALL_SHM,
-        step_s=0.3,
-        run_dir=tmp_path,
-        name="builtin",
+        RunRequest(
+            dataset_spec(synth64_root, "train", num_frames=frames, size=size),
+            config,
+            6,
+            sandbox=SMALL_SHM,
+            step_s=0.3,
+            run_dir=tmp_path,
+            name="builtin",
+        )
     )
     assert builtin.passed, builtin.describe()
     # The user's collate stacks in ordinary memory, so its batch is moved to /dev/shm when the worker's
@@ -115,14 +117,16 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     from ssv2_fixtures.run.watchdog import Watchdog
 
     theirs = run_config(
-        _userpipe(synth64_root, frames, size),
-        config,
-        6,
-        sandbox=SMALL_SHM,
-        step_s=0.3,
-        run_dir=tmp_path,
-        name="userpipe",
-        watchdog=Watchdog(startup_s=40.0, stall_s=20.0),
+        RunRequest(
+            _userpipe(synth64_root, frames, size),
+            config,
+            6,
+            sandbox=SMALL_SHM,
+            step_s=0.3,
+            run_dir=tmp_path,
+            name="userpipe",
+            watchdog=Watchdog(startup_s=40.0, stall_s=20.0),
+        )
     )
     assert theirs.kind == "shm_exhausted", theirs.describe()
     assert theirs.outcome is not None and "shm-size" in theirs.outcome["remedy"]

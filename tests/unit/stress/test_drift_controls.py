@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.options import Settings
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.stress import drift
 from ssv2_fixtures.stress.campaign import Stress
 from ssv2_fixtures.stress.plans import ladder
@@ -29,8 +29,8 @@ def test_phase1_starts_the_series_controls_every_4_phases_and_at_the_end(
 ) -> None:
     calls: list[dict[str, Any]] = []
 
-    def fake_run_config(ds: Any, config: LoaderConfig, batches: int, **kw: Any) -> Any:
-        calls.append({"config": config, **kw})
+    def fake_run_config(request: RunRequest) -> Any:
+        calls.append({"config": request.config, "name": request.name, "measure": request.measure})
         return _result(10.0 + len(calls))
 
     monkeypatch.setattr(drift, "run_config", fake_run_config)
@@ -56,7 +56,7 @@ def test_no_series_without_phase1_and_a_failed_control_adds_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(drift, "run_config", lambda *a, **kw: calls.append(kw["name"]) or _result(5.0, passed=False))
+    monkeypatch.setattr(drift, "run_config", lambda r: calls.append(r.name) or _result(5.0, passed=False))
     session = StressSession(replace(Settings(), reports=tmp_path / "reports"))
     stress = Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
     phases = ladder(4)

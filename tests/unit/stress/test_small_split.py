@@ -29,6 +29,7 @@ from ssv2_fixtures.report.findings import findings
 from ssv2_fixtures.report.summary import render_summary
 from ssv2_fixtures.run.child import DatasetSpec
 from ssv2_fixtures.run.monitor import TreeMonitor
+from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import RunResult, dataset_spec, run_config
 from ssv2_fixtures.run.sandbox import PROFILES, Sandbox, unavailable
 from ssv2_fixtures.run.shm import batch_bytes
@@ -130,8 +131,8 @@ def small_campaign(split12: DatasetSpec, tmp_path_factory: pytest.TempPathFactor
     rec = Recorder()
     real = campaign.run_config
 
-    def recorded(*args: Any, on_event: Any = None, **kw: Any) -> RunResult:
-        return real(*args, on_event=rec.hook(on_event), **kw)
+    def recorded(request: RunRequest) -> RunResult:
+        return real(replace(request, on_event=rec.hook(request.on_event)))
 
     with pytest.MonkeyPatch.context() as mp:
         # observe the real children's events; the runs themselves are untouched
@@ -158,7 +159,7 @@ def small_campaign(split12: DatasetSpec, tmp_path_factory: pytest.TempPathFactor
 def test_bs24_on_12_videos_under_12mb_shm_is_shm_exhausted_not_hang(split12: DatasetSpec, tmp_path: Path) -> None:
     cfg = LoaderConfig(batch_size=24, num_workers=2, shuffle=True, drop_last=True)
     rec = Recorder()
-    r = run_config(split12, cfg, 10, sandbox=SHM_12MB, run_dir=tmp_path, on_event=rec.hook(None))
+    r = run_config(RunRequest(split12, cfg, 10, sandbox=SHM_12MB, run_dir=tmp_path, on_event=rec.hook(None)))
     assert r.kind == "shm_exhausted" and r.outcome is not None, r.describe()
     # ended by the child's own failure, not by the watchdog's stall or start-up limit
     assert "watchdog" not in r.outcome["evidence"], r.outcome
