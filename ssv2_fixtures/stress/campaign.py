@@ -488,6 +488,7 @@ class Stress:
         """
         s = self.settings
         self.probe()
+        ensure_breakdown(self.session, self.dataset)  # a distributed-only session gets its breakdown too (issue #23)
         launch = s.launch if nproc_per_node is None else replace(s.launch, nproc_per_node=nproc_per_node)
         n = launch.nproc_per_node
         per_rank = self.budget(config)
