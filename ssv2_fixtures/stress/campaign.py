@@ -22,8 +22,9 @@ from ..run.child import DatasetSpec
 from ..run.monitor import TreeMonitor
 from ..run.record import single_process_rate
 from ..run.request import OnEvent, RunRequest
-from ..run.runner import RunResult, Watchdog, dataset_spec, run_config, run_distributed
+from ..run.runner import RunResult, Watchdog, dataset_spec, run_config
 from ..run.schema import DataErrorRecord, PipelineProbe, RunRecord
+from ..run.strategy import strategy_for
 from . import verdicts
 from .breakdown import ensure_breakdown
 from .budget import Budget, largest_fitting_batch, predict
@@ -337,7 +338,7 @@ class Stress:
                     f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
                     f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"
                 ),
-                stacklevel=2,
+                stacklevel=3,  # in run or run_distributed
             )
         return ok, shm_avail
 
@@ -390,51 +391,24 @@ class Stress:
         """Run ``config`` isolated, stamp its record (:func:`stamp`) with ``checks``' verdicts.
         ``decode_rate``: this run is the single-process decode-rate measurement (quick phase 1, BS=1 W=0,
         :attr:`~.plans.Phase.decode_rate`), so the session's decode limit needs no probe run of its own."""
-        s = self.settings
         self.probe()  # a user's pipeline: bytes per item, RSS and rate measured before any config runs
         ensure_breakdown(self.session, self.dataset)  # where the item time goes: once per session, any pipeline
         limit = self.decode_limit(config, probe=kind != "quick")  # also measures the RSS baseline
-        budget = self.budget(config)
-        fit, shm_avail = self._fits(config.label, budget.shm_bytes, config.num_workers)
-        cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
-        result = run_config(
-            RunRequest(
-                self._dataset(train),
-                config,
-                batches,
-                fault=self._fault(fault_ok),
-                sandbox=s.sandbox,
-                watchdog=self.watchdog(),
-                run_dir=run_base or self.session.runs_dir,
-                name=f"{kind}-{phase or config.label}",
-                on_event=on_event,
-                cuda=cuda,
-                step_s=float(s.step_time or 0.0),
-                extra_facts={"shm_need_bytes": budget.shm_bytes, "shm_available_bytes": shm_avail},
-                measure=measure or None,
-            )
+        name = f"{kind}-{phase or config.label}"
+        request = RunRequest(
+            self._dataset(train), config, batches, run_dir=run_base, name=name, measure=measure or None
         )
-        if decode_rate and result.passed and self.session.decode_rate is None:
-            # videos over the time spent decoding: the loop's --step-time is not the decoder's
-            self.session.decode_rate = single_process_rate(result.metrics)
-            self.session.base_rss = result.metrics.get("rss_peak_bytes")
-            limit = self.decode_limit(config, probe=False)
-        facts = StressFacts(
-            self.test_id,
-            kind,
-            phase,
-            {
-                **budget.to_dict(),
-                "base_rss_measured": self.session.base_rss is not None,
-                "shm_available_bytes": shm_avail,
-                "fits": fit,
-            },
-            requested_workers,
-            self._gpu(),
-            limit,
+        return self._run(
+            request,
+            fault_ok=fault_ok,
+            kind=kind,
+            phase=phase,
+            live=live,
+            requested_workers=requested_workers,
+            checks=checks,
+            limit=limit,
+            decode_rate=decode_rate,
         )
-        stamp(result.record, facts, self._verdicts(result, checks))
-        return result
 
     def decode_limit(self, config: LoaderConfig, *, probe: bool) -> float | None:
         """L = single-process decode rate × min(workers, cores): the most any worker count can reach here.
@@ -491,50 +465,76 @@ class Stress:
         ensure_breakdown(self.session, self.dataset)  # a distributed-only session gets its breakdown too (issue #23)
         launch = s.launch if nproc_per_node is None else replace(s.launch, nproc_per_node=nproc_per_node)
         n = launch.nproc_per_node
-        per_rank = self.budget(config)
-        need = per_rank.shm_bytes * n
-        fit, shm_avail = self._fits(f"{config.label} × {n} ranks", need, config.num_workers)
         ds = self._dataset(True)
         if limit is not None:
             ds["limit"] = limit
         phase = f"{n} rank{'s' if n != 1 else ''}" + (f" × {launch.nnodes} nodes" if launch.nnodes > 1 else "")
+        request = RunRequest(ds, config, batches, name=f"distributed-{config.label}-n{n}", launch=launch)
+        return self._run(
+            request,
+            fault_ok=fault_ok,
+            kind="distributed",
+            phase=phase,
+            live=live,
+            requested_workers=requested_workers,
+            checks=checks,
+        )
+
+    def _run(
+        self,
+        request: RunRequest,
+        *,
+        fault_ok: bool,
+        kind: str,
+        phase: str | None,
+        live: bool,
+        requested_workers: int | None,
+        checks: Sequence[Check],
+        limit: float | None = None,
+        decode_rate: bool = False,
+    ) -> RunResult:
+        """The one path of every stress run, one process or a torchrun job (``request.launch``): budget, fit,
+        cuda, the isolated run under the session's settings (sandbox, watchdog, step time, fault drill), then its
+        record stamped (:func:`stamp`). A torchrun job's shared-memory budget is the node's: every rank's loader
+        holds its own batches in flight."""
+        s, config, batches = self.settings, request.config, request.batches
+        single = request.launch is None
+        ranks = strategy_for(request.launch).ranks  # loading at once on this node, each with its own budget
+        budget = self.budget(config)
+        need = budget.shm_bytes * ranks
+        label = config.label if single else f"{config.label} × {ranks} ranks"
+        fit, shm_avail = self._fits(label, need, config.num_workers)
         cuda, on_event = self._cuda(self._live(config, batches) if live and self.progress else None)
-        result = run_distributed(
-            RunRequest(
-                ds,
-                config,
-                batches,
+        result = run_config(
+            replace(
+                request,
                 fault=self._fault(fault_ok),
                 sandbox=s.sandbox,
                 watchdog=self.watchdog(),
-                run_dir=self.session.runs_dir,
-                name=f"distributed-{config.label}-n{n}",
+                run_dir=request.run_dir or self.session.runs_dir,
                 on_event=on_event,
                 cuda=cuda,
                 step_s=float(s.step_time or 0.0),
                 extra_facts={"shm_need_bytes": need, "shm_available_bytes": shm_avail},
-            ),
-            nproc_per_node=n,
-            nnodes=launch.nnodes,
-            node_rank=launch.node_rank,
-            rdzv_endpoint=launch.rdzv_endpoint,
+            )
         )
-        facts = StressFacts(
-            self.test_id,
-            "distributed",
-            phase,
-            {
-                **per_rank.to_dict(),
+        if decode_rate and result.passed and self.session.decode_rate is None:
+            # videos over the time spent decoding: the loop's --step-time is not the decoder's
+            self.session.decode_rate = single_process_rate(result.metrics)
+            self.session.base_rss = result.metrics.get("rss_peak_bytes")
+            limit = self.decode_limit(config, probe=False)
+        if single:
+            recorded = {**budget.to_dict(), "base_rss_measured": self.session.base_rss is not None}
+        else:
+            recorded = {
+                **budget.to_dict(),
                 "shm_bytes": need,
-                "rank_shm_bytes": per_rank.shm_bytes,
-                "rss_bytes": per_rank.rss_bytes * n,
-                "ranks": n,
-                "shm_available_bytes": shm_avail,
-                "fits": fit,
-            },
-            requested_workers,
-            self._gpu(),
-        )
+                "rank_shm_bytes": budget.shm_bytes,
+                "rss_bytes": budget.rss_bytes * ranks,
+                "ranks": ranks,
+            }
+        recorded.update(shm_available_bytes=shm_avail, fits=fit)
+        facts = StressFacts(self.test_id, kind, phase, recorded, requested_workers, self._gpu(), limit)
         stamp(result.record, facts, self._verdicts(result, checks))
         return result
 
