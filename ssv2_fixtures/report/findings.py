@@ -13,7 +13,16 @@ from ..run.schema import ResultsFile
 from ..run.stats import TIE_MARGIN
 from ..run.units import fmt_bytes, rate
 from .fmt import num, one_line, pct, verdict_judged, verdict_ok
-from .model import MEMORY_KINDS, SHM_KINDS, Run, best_runs_by_workers, extra, runs_of
+from .model import (
+    CEILING_MARGIN,
+    MEMORY_KINDS,
+    SHM_KINDS,
+    Run,
+    best_runs_by_workers,
+    extra,
+    measurement_errors,
+    runs_of,
+)
 from .tie import candidate
 
 
@@ -100,12 +109,6 @@ def _scaling(runs: Sequence[Run], cores: Any) -> list[str]:
     return out
 
 
-def measurement_errors(runs: Sequence[Run], cores: Any) -> list[Run]:
-    """Passed runs whose rate is above the item ceiling by more than its interval (:meth:`Run.over_ceiling`):
-    no loader delivers that here, so the rate is a measurement error and no finding may rest on it."""
-    return [r for r in runs if r.ok and r.over_ceiling(cores)]
-
-
 def _measurement_errors(bad: Sequence[Run], cores: Any) -> list[str]:
     out = []
     for r in bad:
@@ -113,7 +116,8 @@ def _measurement_errors(bad: Sequence[Run], cores: Any) -> list[str]:
         out.append(
             f"Measurement error, not a finding: {r.label} ({r.test}) recorded {rate(r.vps, r.interval)} videos/s, "
             f"above the item ceiling of {ceiling:.1f} videos/s (the single-process rate "
-            f"{ceiling / cores:.1f} × {cores} cores) by more than its interval. No loader of this pipeline "
+            f"{ceiling / cores:.1f} × {cores} cores) by more than its interval and the {CEILING_MARGIN:.0%} margin "
+            "for the single-process rate's drift, on a host not recorded busy. No loader of this pipeline "
             "delivers that on this machine, so this rate or the single-process rate it is judged against was "
             "mismeasured (on a busy host more processes take a larger share of the CPU); it is left out of the "
             "findings about scaling and the decode limit — rerun on an idle machine."
