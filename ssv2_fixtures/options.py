@@ -2,8 +2,9 @@
 into a frozen :class:`Settings`. Precedence: command line > ini (``[tool.pytest.ini_options]``) >
 default. A bad value names where it came from (``invalid --workers 'x' (from the command line): ...``).
 
-:class:`Settings` has one typed field per option (``tests/unit/test_options.py`` checks that the fields
-and the table agree), plus what is derived from them (fault, sandbox, launch, the worker cap).
+:class:`Settings` has one typed field per option, holding the option's default (the table reads it there;
+``tests/unit/test_options.py`` checks that the fields and the table agree), plus what is derived from them
+(fault, sandbox, launch, the worker cap).
 Repeatable options (``--dataset-arg``, ``--dataset-path``) take a list on the command line and one
 entry per line in the ini file.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +145,11 @@ def _abs_dir(text: str, where: str) -> Path:
 
 @dataclass(frozen=True)
 class Option:
+    """One option of the table; its default is the :class:`Settings` field's (written there, once)."""
+
     name: str  # command-line name without dashes; ini name has "_" for "-"
     help: str
     parse: Callable[[str, str], Any]
-    default: Any = None
     metavar: str | None = None
     flag: bool = False
     repeat: bool = False  # given several times (CLI) / one entry per line (ini); parse gets each
@@ -156,50 +158,50 @@ class Option:
     def dest(self) -> str:
         return self.name.replace("-", "_")
 
+    @property
+    def default(self) -> Any:
+        """The value when neither the command line nor the ini file gives one: the default of the Settings
+        field that holds the option (a fresh copy of a list)."""
+        f = _SETTINGS_FIELDS[_FIELD.get(self.dest, self.dest)]
+        return f.default_factory() if f.default_factory is not MISSING else f.default
+
 
 OPTIONS: tuple[Option, ...] = (
     Option(
         "ssv2-root",
         "SSv2 root (either annotation naming); default: the built-in synthetic set",
         _existing_dir,
-        None,
         "DIR",
     ),
     Option(
         "ssv2-split",
         "split to load (train, validation, test)",
         _choice(("train", "validation", "test")),
-        "train",
         "SPLIT",
     ),
     Option(
         "ssv2-list-file",
         "read the split from a list file (`<path> <label>` per line) instead of JSON",
         _existing_file,
-        None,
         "FILE",
     ),
     Option(
         "ssv2-skip-missing",
         "skip (and count) annotated videos whose file is missing, instead of failing",
         _flag,
-        False,
         flag=True,
     ),
     Option(
         "ssv2-cache",
         "cache folder for the synthetic set (default $SSV2_STRESS_CACHE or ~/.cache/ssv2-stress)",
         _path,
-        None,
         "DIR",
     ),
-    Option("synthetic-videos", "clips in the synthetic set", _int(3), 64, "N"),
-    Option(
-        "batch-sizes", "batch sizes of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), [16, 32, 64], "LIST"
-    ),
-    Option("workers", "worker counts of the sustained/limits matrix", _ints, [4, 8, 24], "LIST"),
-    Option("prefetch", "prefetch factors of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), [4], "LIST"),
-    Option("batches", "batches per sustained/validate run", _int(2), 100, "N"),
+    Option("synthetic-videos", "clips in the synthetic set", _int(3), "N"),
+    Option("batch-sizes", "batch sizes of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), "LIST"),
+    Option("workers", "worker counts of the sustained/limits matrix", _ints, "LIST"),
+    Option("prefetch", "prefetch factors of the sustained matrix", lambda t, w: _ints(t, w, minimum=1), "LIST"),
+    Option("batches", "batches per sustained/validate run", _int(2), "N"),
     Option(
         "quick-batches",
         "most batches per quick-ladder phase, warm-up included: each phase measures a "
@@ -207,64 +209,56 @@ OPTIONS: tuple[Option, ...] = (
         "batches, 5 batch-means groups and 6 s of window), "
         "or it reaches this many batches, or --quick-seconds",
         _int(2),
-        1000,
         "N",
     ),
     Option(
         "quick-seconds",
         "most seconds of measured window per quick-ladder phase (see --quick-batches)",
         _positive,
-        10.0,
         "S",
     ),
-    Option("frames", "frames per clip", _int(1), 16, "N"),
-    Option("size", "frame size in pixels (size × size)", _int(8), 224, "PX"),
+    Option("frames", "frames per clip", _int(1), "N"),
+    Option("size", "frame size in pixels (size × size)", _int(8), "PX"),
     Option(
         "sharing-strategy",
         "torch.multiprocessing sharing strategy",
         _choice(SHARING_STRATEGIES),
-        "file_descriptor",
         "NAME",
     ),
-    Option("decoder", "video decoder backend", _choice(DECODERS), "decord", "NAME"),
+    Option("decoder", "video decoder backend", _choice(DECODERS), "NAME"),
     Option(
         "loader-tmpdir",
         "where the runs write: each run's working folder (its TMPDIR inside) goes in "
         "DIR/ssv2-stress-<run-id>/<run> (default: <reports>/<run-id>/runs/<run>)",
         _path,
-        None,
         "DIR",
     ),
-    Option("max-workers", "cap on worker counts (default 2 × cores); capped phases are reported", _int(0), None, "N"),
-    Option("max-batch-size", "largest batch size -m limits tries", _int(1), 128, "N"),
-    Option("limit-batches", "batches each -m limits probe must survive", _int(1), 10, "N"),
+    Option("max-workers", "cap on worker counts (default 2 × cores); capped phases are reported", _int(0), "N"),
+    Option("max-batch-size", "largest batch size -m limits tries", _int(1), "N"),
+    Option("limit-batches", "batches each -m limits probe must survive", _int(1), "N"),
     Option(
         "step-time",
         "simulated training step per batch, in seconds (the batch is held meanwhile): a trainer "
         "slower than the loader lets prefetch queues fill, which is when shared memory peaks",
         _float,
-        0.0,
         "S",
     ),
     Option(
         "stall-timeout",
         "watchdog: seconds without a batch before a run is a hang (default derived)",
         _int(1),
-        None,
         "S",
     ),
     Option(
         "reports",
         "report folder (a run-id subfolder per session; `latest` points at the newest)",
         _path,
-        Path("reports"),
         "DIR",
     ),
     Option(
         "train-config",
         "training-config TOML for -m validate ([loader] and [target] tables)",
         _existing_file,
-        None,
         "FILE",
     ),
     Option(
@@ -272,7 +266,6 @@ OPTIONS: tuple[Option, ...] = (
         "your own pipeline: MODULE:CALLABLE that builds the Dataset every run loads "
         "(imported in each loading process; see --dataset-path)",
         factory_name,
-        None,
         "MODULE:CALLABLE",
     ),
     Option(
@@ -280,7 +273,6 @@ OPTIONS: tuple[Option, ...] = (
         "keyword argument for --dataset-factory, KEY=VALUE (VALUE read as TOML: 8, 0.5, true, "
         "[1, 2]; a bare word is a string); repeatable",
         dataset_arg,
-        None,
         "KEY=VALUE",
         repeat=True,
     ),
@@ -289,7 +281,6 @@ OPTIONS: tuple[Option, ...] = (
         "folder put first on sys.path where the factory is imported (the invocation folder is "
         "on it by default); repeatable",
         _abs_dir,
-        None,
         "DIR",
         repeat=True,
     ),
@@ -298,14 +289,12 @@ OPTIONS: tuple[Option, ...] = (
         "fault drill KIND[@BATCH][/RANK][:TEST] (e.g. bus_error@3:phase3; exception@2/1 fires in "
         "rank 1 of -m distributed only); kinds: " + ", ".join(sorted(FAULTS)),
         _str,
-        None,
         "SPEC",
     ),
     Option(
         "nproc-per-node",
         "-m distributed: ranks on this node, each with its own DataLoader workers (torchrun --nproc-per-node)",
         _int(1),
-        2,
         "N",
     ),
     Option(
@@ -313,65 +302,56 @@ OPTIONS: tuple[Option, ...] = (
         "-m distributed: nodes in the job; every node runs the same pytest command with its own "
         "--node-rank (torchrun --nnodes)",
         _int(1),
-        1,
         "N",
     ),
     Option(
         "node-rank",
         "-m distributed: this node's rank, 0 … nnodes-1; node 0 hosts the rendezvous (torchrun --node-rank)",
         _int(0),
-        0,
         "N",
     ),
     Option(
         "rdzv-endpoint",
         "-m distributed with --nnodes > 1: HOST:PORT of the node with --node-rank 0 (torchrun --rdzv-endpoint)",
         lambda t, w: parse_endpoint(t, where=w),
-        None,
         "HOST:PORT",
     ),
     Option(
         "emulate",
         f"emulate a machine profile: {', '.join(sorted(PROFILES))}",
         _choice(tuple(sorted(PROFILES))),
-        None,
         "PROFILE",
     ),
     Option(
         "emulate-shm",
         "run each child with a private /dev/shm of this size (e.g. 64M)",
         lambda t, w: parse_size(t, where=w),
-        None,
         "SIZE",
     ),
     Option(
         "emulate-tmp",
         "give each child a private TMPDIR tmpfs of this size (a quota)",
         lambda t, w: parse_size(t, where=w),
-        None,
         "SIZE",
     ),
-    Option("emulate-nofile", "RLIMIT_NOFILE for each child", _int(16), None, "N"),
+    Option("emulate-nofile", "RLIMIT_NOFILE for each child", _int(16), "N"),
     Option(
         "emulate-mem",
         "memory cap on each child tree (cgroup where writable, else RLIMIT_AS)",
         lambda t, w: parse_size(t, where=w),
-        None,
         "SIZE",
     ),
-    Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), None, "N"),
+    Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), "N"),
     Option(
         "tune-budget",
         "-m tune: seconds for the whole search per session, confirmation included",
         _positive,
-        600.0,
         "SECONDS",
     ),
     Option(
         "target-videos-per-s",
         "-m tune: the cheapest config whose interval's lower bound reaches X videos/s, instead of the fastest",
         _positive,
-        None,
         "X",
     ),
 )
@@ -384,7 +364,7 @@ def add_options(parser: Any) -> None:
         default = o.default if not isinstance(o.default, list) else ",".join(map(str, o.default))
         help_ = (
             f"{o.help} (default: {default}; ini: {o.dest})"
-            if default not in (None, False)
+            if default not in (None, False, "")
             else f"{o.help} (ini: {o.dest})"
         )
         if o.flag:
@@ -401,7 +381,8 @@ def add_options(parser: Any) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every option, typed (the defaults are the option table's), and what is derived from them."""
+    """Every option, typed, with its default (the one place the defaults are written: :attr:`Option.default`
+    reads them), and what is derived from them."""
 
     ssv2_root: Path | None = None
     ssv2_split: str = "train"
@@ -477,6 +458,7 @@ class Settings:
 
 # option dest → Settings field, where the field holding the option's raw value has another name
 _FIELD = {"max_workers": "max_workers_option"}
+_SETTINGS_FIELDS = {f.name: f for f in fields(Settings)}
 DERIVED = ("sources", "fault", "fault_target", "sandbox", "cores", "max_workers", "launch", "invocation_dir")
 
 
@@ -539,8 +521,7 @@ def resolve(
         elif ini not in (None, "", []):
             raw, where = ini, f"ini key {o.dest} (from {inifile or 'the ini file'})"
         else:
-            default = [] if o.repeat else o.default
-            values[o.dest] = list(default) if isinstance(default, list) else default
+            values[o.dest] = o.default  # a fresh list for list options
             sources[o.dest] = "default"
             continue
         values[o.dest] = _parse(o, raw, where)

@@ -20,16 +20,18 @@ def _resolve(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = Non
     return resolve(lambda d: cli.get(d), lambda d: ini.get(d, [] if d in repeat else None), "tox.ini", **kw)
 
 
-def test_every_option_has_a_typed_field_with_the_tables_default() -> None:
+def test_every_option_has_a_typed_field_and_its_default_is_the_fields() -> None:
     fs = {f.name: f for f in dataclasses.fields(Settings)}
     hints = typing.get_type_hints(Settings, vars(options))
     mapped = option_fields()
     assert set(mapped.values()) | set(DERIVED) == set(fs), "Settings fields and OPTIONS disagree"
+    assert "default" not in {f.name for f in dataclasses.fields(options.Option)}  # written once, in Settings
+    bare, resolved = Settings(), _resolve()
     for o in OPTIONS:
-        f = fs[mapped[o.dest]]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        assert default == (o.default if not o.repeat else []), o.dest
-        assert hints[f.name] is not Any, o.dest
+        assert hints[mapped[o.dest]] is not Any, o.dest
+        assert o.default == getattr(bare, mapped[o.dest]) == getattr(resolved, mapped[o.dest]), o.dest
+    lists = [o for o in OPTIONS if isinstance(o.default, list)]
+    assert lists and all(o.default is not o.default for o in lists)  # a fresh list each time: no shared state
 
 
 def test_defaults_when_nothing_is_given() -> None:
