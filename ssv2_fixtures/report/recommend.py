@@ -28,6 +28,7 @@ from .model import (
     Run,
     label_of,
     loader_fields,
+    measurement_errors,
     runs_of,
     short_ok,
     sustained_ok,
@@ -80,6 +81,13 @@ def _unfit_note(left_out: Sequence[Run]) -> str:
     if not labels:
         return ""
     return f"; left out as too large for /dev/shm in training: {', '.join(labels)}"
+
+
+def _error_note(left_out: Sequence[Run]) -> str:
+    labels = sorted({r.label for r in left_out})
+    if not labels:
+        return ""
+    return f"; left out as measurement errors (a rate above the item ceiling): {', '.join(labels)}"
 
 
 def _best_run(pool: Sequence[Run], data: ResultsFile | Sequence[RunRecord] = ()) -> tuple[Run, Pick]:
@@ -154,10 +162,13 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
     tie rule over sustained passes; else over short passes (configs that failed a long run are left
     out). ``None`` when nothing passed."""
     runs = runs_of(data)
-    tuned = _tuned(data, runs)
+    # a rate above the item ceiling is a measurement error (NOTE [item ceiling] in model.py): never ranked
+    cores = (data.get("machine") or {}).get("cores") if isinstance(data, Mapping) else None
+    errors = measurement_errors(runs, cores)
+    tuned = _tuned(data, [r for r in runs if r not in errors])
     if tuned is not None:
         return tuned
-    sus, sus_out = _fitting(sustained_ok(runs))
+    sus, sus_out = _fitting([r for r in sustained_ok(runs) if r not in errors])
     if sus:
         best, p = _best_run(sus, data)
         n = len({r.label for r in sus})
@@ -167,12 +178,13 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
             + (f"; {tie_text(p)}" if p.tied else "")
             + interleaved_note(data, p)
             + _unfit_note(sus_out)
+            + _error_note(errors)
         )
         return Recommendation(best.config, best, True, why, best.vps, tuple(c.label for c in p.ties))
     failed_sus = [r for r in runs if r.kind in SUSTAINED_KINDS and not r.ok]
     # A short pass of a config that failed a long run (e.g. leaked) is no basis for a recommendation.
     bad_labels = {r.label for r in failed_sus}
-    short, short_out = _fitting([r for r in short_ok(runs) if r.label not in bad_labels])
+    short, short_out = _fitting([r for r in short_ok(runs) if r.label not in bad_labels and r not in errors])
     if not short:
         return None
     best, p = _best_run(short, data)
@@ -191,6 +203,7 @@ def recommend(data: ResultsFile | Sequence[RunRecord]) -> Recommendation | None:
         + (f"; {tie_text(p)}" if p.tied else "")
         + interleaved_note(data, p)
         + _unfit_note([*sus_out, *short_out])
+        + _error_note(errors)
         + ". Only short runs: verify with pytest -m sustained"
     )
     return Recommendation(best.config, best, False, why, best.vps, tuple(c.label for c in p.ties))

@@ -23,7 +23,7 @@ from .compare import previous_run, run_to_run
 from .drift import drift_section
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, verdict_judged, verdict_ok
-from .model import Run, extra, interval_of, label_of, load, runs_of
+from .model import Run, extra, interval_of, label_of, load, measurement_errors, runs_of
 from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
 from .rerun import invocation_note, rerun
@@ -63,7 +63,9 @@ def _config_cells(r: Run) -> list[Any]:
     return [r.batch_size, r.workers_cell, r.prefetch]
 
 
-def _success_table(runs: Sequence[Run]) -> list[str]:
+def _success_table(runs: Sequence[Run], errors: Sequence[Run] = ()) -> list[str]:
+    """``errors``: runs whose rate is a measurement error (model.measurement_errors), marked where the rate is
+    shown and in their status: no finding or recommendation ranks them."""
     eff = _has_eff(runs)
     head = (
         ["test", "config", "batch size", "workers", "prefetch", "videos/s"]
@@ -83,12 +85,22 @@ def _success_table(runs: Sequence[Run]) -> list[str]:
         failed = [str(v.get("name")) for v in r.failed_verdicts]
         if failed:  # recorded as passed with a failing check: shown, not re-judged
             status += f", check failed: {', '.join(failed)}"
+        if r in errors:
+            status += ", not ranked: measurement error"
         rows.append(
-            [r.test, r.label, *_config_cells(r), rate(r.vps, r.interval)]
+            [r.test, r.label, *_config_cells(r), rate(r.vps, r.interval) + (" ⚠" if r in errors else "")]
             + ([_eff_cell(r)] if eff else [])
             + [num(m.get("wait_ms_p50")), num(m.get("wait_ms_p95")), m.get("batches", "?"), status]
         )
-    return md_table(head, rows) + [""] + _spread_note(runs)
+    legend = (
+        [
+            "*⚠*: a measurement error — the rate is above the item ceiling (single-process rate × cores) by more "
+            "than its interval and the margin (see Findings); it is not ranked and not recommended."
+        ]
+        if any(r in errors for r in runs)
+        else []
+    )
+    return md_table(head, rows) + [""] + _spread_note(runs) + legend
 
 
 def _failure_table(runs: Sequence[Run]) -> list[str]:
@@ -589,7 +601,11 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     if isinstance(probe := extra(data, "probe"), Mapping):
         L += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
     L += breakdown_section(data, plots)  # where the item time goes (report/breakdown.py), its plot when written
-    L += ["## Successful configurations", ""] + (_success_table(ok) if ok else ["None."]) + [""]
+    L += (
+        ["## Successful configurations", ""]
+        + (_success_table(ok, measurement_errors(runs, mach.get("cores"))) if ok else ["None."])
+        + [""]
+    )
     L += ["## Failed configurations", ""]
     L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
     L += drift_section(data)  # the machine's own drift during the session (report/drift.py)

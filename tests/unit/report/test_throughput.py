@@ -7,12 +7,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from report_helpers import fixture, run_dir, section
+from report_helpers import fixture, run_dir, section, table
 
 from ssv2_fixtures.report import render_summary, runs_of
 from ssv2_fixtures.report.compare import compare, previous_run, rate_definition
 from ssv2_fixtures.report.findings import findings, measurement_errors
 from ssv2_fixtures.report.model import CEILING_MARGIN
+from ssv2_fixtures.report.recommend import recommend
 
 
 def _step_bound(data: Any, step: float = 0.05, wait_fraction: float = 0.04) -> Any:
@@ -125,3 +126,22 @@ def test_run_to_run_compares_only_sessions_that_measured_the_same_quantity(tmp_p
     run_dir(tmp_path, "20260101T120000Z-h", _wall(copy.deepcopy(older)))
     found = previous_run(cur)
     assert found is not None and found[0].name == "20260101T120000Z-h"
+
+
+def test_a_measurement_error_is_never_ranked_and_is_marked_in_the_table() -> None:
+    data = fixture("healthy")
+    sus = next(r for r in data["results"] if r["label"] == "bs16-w4-pf2" and r["kind"] == "sustained")
+    sus["metrics"].update(videos_per_s=700.0, videos_per_s_interval=[680.0, 720.0])
+    assert [r.label for r in measurement_errors(runs_of(data), 16)] == ["bs16-w4-pf2"]
+    rec = recommend(data)
+    assert rec is not None and rec.label != "bs16-w4-pf2" and "bs16-w4-pf2" not in rec.ties
+    assert "left out as measurement errors (a rate above the item ceiling): bs16-w4-pf2" in rec.reason
+    rows = {(r[0], r[1]): r for r in table(section(render_summary(data), "Successful configurations"))}
+    flagged = rows[("sustained", "bs16-w4-pf2")]
+    assert flagged[5] == "700.0 ± 20.0 ⚠" and flagged[-1].endswith("not ranked: measurement error")
+    assert all("⚠" not in r[5] for k, r in rows.items() if k != ("sustained", "bs16-w4-pf2"))
+    # the same rate, but the host recorded busy: not judged, so it is ranked as measured
+    sus["host"] = {"foreign_cores": 1.3, "steal_frac": 0.0, "seconds": 10.0, "cores": 16}
+    again = recommend(data)
+    assert again is not None and again.label == "bs16-w4-pf2"
+    assert "⚠" not in "\n".join(section(render_summary(data), "Successful configurations"))
