@@ -100,7 +100,9 @@ def plot_breakdown(data: Mapping[str, Any]) -> Figure | None:
         bottom = [a + c for a, c in zip(bottom, h)]
     ax.set_xticks(xs, [f"{label}\n{v:.0f}/s" for label, v, _ in bars], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("ms per video in the main loop (1 / videos/s)")
-    ax.set_title("Where the time goes, per config (probe's per-item seconds scaled to each config's rate)")
+    ax.set_title(
+        "Where the time goes, per config\n(the probe's seconds per video, scaled to each config's rate)", fontsize=10
+    )
     ax.legend(fontsize=8)
     return fig
 
