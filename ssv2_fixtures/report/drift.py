@@ -59,19 +59,13 @@ def _ratio(r: Mapping[str, Any]) -> str:
     return f"{float(r['mean']):.3f} [{float(iv[0]):.3f}, {float(iv[1]):.3f}]"
 
 
-def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
-    """The interleaved comparison of the ladder's tie (results.json ``"interleaved"``): what was re-measured,
-    every round's rates, each candidate's ratio to the reference with its 95 % interval, and the decision."""
-    dec = data.get("interleaved")
-    if not isinstance(dec, Mapping):
-        return []
+def decision_lines(dec: Mapping[str, Any], title: str, what: str) -> list[str]:
+    """An interleaved decision (run/drift.py ``interleaved``/``decide``) under ``title``: ``what`` was
+    re-measured, every round's rates, each candidate's ratio to the reference with its 95 % interval, and the
+    decision."""
     names = [str(n) for n in dec.get("candidates") or []]
     rounds = dec.get("rounds") or []
-    head = [
-        "### The tie re-measured in alternating windows",
-        "",
-        f"Candidates (the quick ladder's tie, fastest first): {', '.join(names) or 'none'}.",
-    ]
+    head = [title, "", f"Candidates ({what}): {', '.join(names) or 'none'}."]
     if not rounds:
         return [*head, "", str(dec.get("text") or dec.get("stopped") or "not re-measured"), ""]
     ref = str(dec.get("reference") or names[0])
@@ -85,6 +79,16 @@ def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
     L += [f"| {i + 1} | " + " | ".join(f"{float(r.get(n, 0)):.1f}" for n in names) + " |" for i, r in enumerate(rounds)]
     L += [f"| ratio to {ref} (95 %) | " + " | ".join(_ratio(ratios.get(n) or {}) for n in names) + " |"]
     return [*L, "", f"Decision: **{dec.get('text', '')}**.", ""]
+
+
+def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
+    """The interleaved comparison of the quick ladder's tie (results.json ``"interleaved"``)."""
+    dec = data.get("interleaved")
+    if not isinstance(dec, Mapping):
+        return []
+    return decision_lines(
+        dec, "### The tie re-measured in alternating windows", "the quick ladder's tie, fastest first"
+    )
 
 
 def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:

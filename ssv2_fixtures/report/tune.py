@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.loader import effective_prefetch
 from ..run.units import rate
+from .drift import decision_lines
 from .fmt import md_table, num
 from .model import extra, interval_of, label_of, parse_label
 from .tie import Candidate, pick
@@ -138,6 +139,7 @@ def tune_section(results: Mapping[str, Any], plot: str | None = None) -> list[st
             rows,
         )
         + _time_lines(entries)
+        + _interleaved_lines(entries)
         + (
             [
                 "",
@@ -151,6 +153,17 @@ def tune_section(results: Mapping[str, Any], plot: str | None = None) -> list[st
             else []
         )
     )
+
+
+def _interleaved_lines(entries: list[Mapping[str, Any]]) -> list[str]:
+    """Each batch size's final tie re-measured in interleaved rounds (stress/tune.py stage 5), as recorded."""
+    out: list[str] = []
+    for e in entries:
+        dec = e.get("interleaved")
+        if isinstance(dec, Mapping):
+            title = f"Batch size {e.get('batch_size', '?')}: the finalists' tie re-measured in alternating windows"
+            out += ["", *decision_lines(dec, title, "the leader and the cheapest of its ties")]
+    return out
 
 
 def time_by_stage(entry: Mapping[str, Any]) -> dict[str, tuple[int, float]]:

@@ -304,3 +304,4 @@ class TuneRecord(TypedDict):
     budget_s: float
     spent_s: float
     target_videos_per_s: float | None
+    interleaved: InterleavedDecision | None  # the final tie re-measured in interleaved rounds (issue #24)

@@ -24,8 +24,15 @@ evenly between batch sizes; 20 % of each share is kept for the confirmation):
    as the leader's interval is clear of every other finalist's (or after 3 rounds, or out of budget).
 5. **Pick**: the leader, unless cheaper finalists tie with it: then the cheapest of them
    (fewer workers, then less prefetch, then less predicted shared memory), and the others are named
-   as ties. In **target mode** the pick is the cheapest config whose interval's lower bound reaches
-   the target; when none does the result names the best rate found and what limited it.
+   as ties. A tie is first re-measured in **interleaved rounds** (issue #24): the leader and the
+   cheapest of its ties (at most :data:`INTERLEAVED_MAX`) in alternating short windows, A B C, C B A, …
+   (:func:`ssv2_fixtures.run.drift.decide`), so a slower minute of the machine moves all of them alike
+   and cancels in their per-round ratios; a config it finds faster than every other is the pick, else
+   the cheapest of those it could not tell apart (the others it measured slower are out).
+   :data:`INTERLEAVED_SHARE` of the search time is kept for it (what it leaves goes to the
+   confirmation); it is skipped, saying why, when two rounds do not fit. In **target mode** the pick is
+   the cheapest config whose interval's lower bound reaches the target; when none does the result names
+   the best rate found and what limited it.
 6. **Confirmation**: the pick gets one sustained run (leak and degradation verdicts) in the time left
    in the budget (the 20 % kept for it, less what the search overran); if it fails, the next candidate
    is confirmed instead, while time is left — candidates of another workers × prefetch shape first
@@ -50,6 +57,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..data.loader import LoaderConfig
+from ..run.drift import Plan, decide, narrowed
+from ..run.schema import InterleavedDecision
 from .tune_model import (
     BOUND_FACTOR,
     BOUND_SLACK_S,
@@ -75,7 +84,16 @@ from .tune_model import (
     cost_key,
     default_shm,
     tie_pick,
+    tuned_label,
 )
+
+INTERLEAVED_SHARE = 0.15
+"""Share of the search time kept for the interleaved rounds of the final tie."""
+INTERLEAVED_MAX = 3
+INTERLEAVED_ROUNDS = 4
+INTERLEAVED_ROUND_S = 2.0
+"""Seconds of measuring per window: short, so the windows of one round run seconds apart and the machine's
+drift (autocorrelated over ~6–30 s here, benchmarks/host_drift.py) moves them alike."""
 
 __all__ = [
     "PREDICTED_UNFIT",
@@ -291,6 +309,69 @@ class _Search:
         return finalists
 
 
+def _names(es: Sequence[Estimate]) -> list[str]:
+    """Unique names for configs: tune's label, ``-pin`` for pinned memory, a number if still alike."""
+    out: list[str] = []
+    for e in es:
+        n = tuned_label(e.config) + ("-pin" if e.config.pin_memory else "")
+        out.append(n if n not in out else f"{n}#{len(out)}")
+    return out
+
+
+def _interleave(
+    s: _Search, finals: list[Estimate]
+) -> tuple[Estimate | None, list[Estimate], set[LoaderConfig], InterleavedDecision | None]:
+    """The pick's tie among the finalists re-measured in interleaved rounds (module docstring, stage 5) within
+    the time left before the search's deadline. Returns the pick it decides (the config it named faster, else
+    the cheapest of those it could not tell apart; None when it measured nothing), those it could not tell
+    from the pick, those it measured slower, and its record (None without a tie)."""
+    if len(finals) < 2:
+        return None, [], set(), None
+    lead = max(finals, key=lambda e: e.rate)
+    tied = sorted((e for e in finals if e is not lead and e.ties(lead)), key=lambda e: s.key(e.config))
+    if not tied:
+        return None, [], set(), None
+    group = [lead, *tied][:INTERLEAVED_MAX]
+    names = _names(group)
+    by = dict(zip(names, group))
+
+    def window(name: str, seconds: float) -> float | None:
+        e = by[name]
+        t0 = s.clock()
+        p = s.measure(e.config, seconds)
+        s.overheads.append(max(0.0, (p.seconds if p.seconds > 0 else s.clock() - t0) - seconds))
+        s._add(Trial(e.config, "interleaved", p))
+        return p.videos_per_s if p.passed else None
+
+    round_s = INTERLEAVED_ROUND_S
+    plan = Plan(round_s, INTERLEAVED_ROUNDS, max(0.0, s.deadline - s.clock()), s.cost(round_s))
+    rec = decide(names, window, plan, s.clock)
+    if not rec.get("rounds"):
+        return None, [], set(), rec
+    left = sorted((by[n] for n in narrowed(names, rec)), key=lambda e: s.key(e.config))
+    return left[0], left[1:], {e.config for e in group} - {e.config for e in left}, rec
+
+
+def _after_interleaving(
+    s: _Search,
+    pick: Estimate,
+    kept: list[Estimate],
+    slower: set[LoaderConfig],
+    chain: list[Estimate],
+    decision: InterleavedDecision,
+) -> list[Estimate]:
+    """The pick's ties once the interleaved rounds decided it: none when they named it faster; else those they
+    could not tell from it, and the tie rule's other ties of it (``chain``) that they did not measure slower."""
+    if decision.get("faster"):
+        return []
+    out = {e.config: e for e in kept}
+    for e in chain:
+        if e.config not in slower:
+            out.setdefault(e.config, e)
+    out.pop(pick.config, None)
+    return sorted(out.values(), key=lambda e: s.key(e.config))
+
+
 def _grid(ws: Sequence[int]) -> list[int]:
     """Stage 1's first worker counts: the powers of two in ``ws`` (sorted), and its first and last."""
     return sorted({w for w in ws if w & (w - 1) == 0} | {ws[0], ws[-1]})
@@ -351,7 +432,7 @@ def tune(
         space,
         measure,
         clock,
-        t_start + search_s,
+        t_start + search_s * (1 - INTERLEAVED_SHARE if target is None else 1.0),
         fits,
         shm,
         overhead_s,
@@ -360,9 +441,20 @@ def tune(
     )
     _explore(s)
     finals, pool = _finish(s, target)
+    chosen: Estimate | None = None
+    chosen_ties: list[Estimate] = []
+    slower: set[LoaderConfig] = set()
+    decision: InterleavedDecision | None = None
+    if target is None:
+        s.deadline = t_start + search_s  # the share kept for the interleaved rounds
+        chosen, chosen_ties, slower, decision = _interleave(s, finals)
     order = _candidates(s, pool, finals, target)
+    if chosen is not None:  # the interleaved rounds decided the pick; the others stay next in line
+        order = [chosen, *(e for e in order if e.config != chosen.config)]
     best = order[0] if order else None
     ties = s.ties_of(best.config) if best is not None and target is None else []
+    if chosen is not None and decision is not None:
+        ties = _after_interleaving(s, chosen, chosen_ties, slower, ties, decision)
     confirmed = False
     confirmations: list[tuple[LoaderConfig, ConfirmResult]] = []
     if confirm is not None:
@@ -385,6 +477,7 @@ def tune(
         target,
         met,
         confirmations=confirmations,
+        interleaved=decision,
     )
     res.limited_by = limits(res, space, ran_out=s.ran_out, nothing_fits=nothing_fits)
     return res

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
-from ..run.schema import BestRecord, TriedRecord, TuneRecord
+from ..run.schema import BestRecord, InterleavedDecision, TriedRecord, TuneRecord
 from ..run.shm import shm_in_flight
 from ..run.stats import RateInterval
 from ..run.stats import ties as tie_rule
@@ -182,6 +182,7 @@ class TuneResult:
     met_target: bool | None = None  # None without a target
     limited_by: str = ""  # what kept the rate where it is (always said in target mode)
     confirmations: list[tuple[LoaderConfig, ConfirmResult]] = field(default_factory=list)
+    interleaved: InterleavedDecision | None = None  # the final tie re-measured in interleaved rounds
 
     @property
     def ok(self) -> bool:
@@ -214,6 +215,7 @@ class TuneResult:
             "budget_s": self.budget_s,
             "spent_s": self.spent_s,
             "target_videos_per_s": self.target_videos_per_s,
+            "interleaved": self.interleaved,
         }
 
 
