@@ -102,8 +102,11 @@ def after_phase(stress: Stress, phase: Phase, result: RunResult | None) -> None:
         m = result.metrics.get("loop_s")
         c = control_of(result, float(m) if m else CONTROL_S)
         if c is not None:
+            first = s.drift is None
             add(s, c)
-            s.finish_hooks.append(lambda: finish_quick(stress, phase.config))
+            s.finish_hooks.insert(0, lambda: interleave_or_say(stress))  # before the last control: bracketed
+            if first:
+                s.finish_hooks.append(lambda: end(stress, phase.config))
         return
     if s.drift is not None and phase.number % CONTROL_EVERY == 0:
         control(stress, _reference(s))
@@ -241,11 +244,25 @@ def interleave(stress: Stress) -> InterleavedDecision | None:
     return rec
 
 
-def finish_quick(stress: Stress, config: LoaderConfig) -> None:
-    """At the session's end: the interleaved comparison of the ladder's tie, then the last drift control (after
-    it, so the controls bracket the comparison's windows too)."""
+def interleave_or_say(stress: Stress) -> None:
+    """At the session's end, before the last drift control (so the controls bracket its windows too): the
+    interleaved comparison of the ladder's tie."""
     try:
         interleave(stress)
     except Exception as exc:  # the report must not fail on it; say why it is missing
         stress.session.interleaved = {"candidates": [], "rounds": [], "text": f"not re-measured: {exc}"}
-    end(stress, config)
+
+
+def group_control(stress: Stress) -> None:
+    """Sustained, validate and tune sessions: a control before each group of configs (a sustained config, a
+    validate run, a tune). The first one starts the series and arms the control at the session's end, so the
+    series is a control at the start, one between groups, one at the end. A control that fails adds nothing."""
+    s = stress.session
+    first = s.drift is None
+    config = _reference(s)
+    try:
+        control(stress, config)
+    except Exception:  # a control never fails the session's own tests
+        return
+    if first and s.drift is not None:
+        s.finish_hooks.append(lambda: end(stress, config))

@@ -65,6 +65,7 @@ def sustained(stress: Stress, config: LoaderConfig, requested_workers: int) -> S
     """``--batches`` batches of ``config``; fails on a failure outcome, memory growth or throughput decay."""
     from .campaign import series
 
+    drift.group_control(stress)  # the machine's pace before this config (and, the first time, the series' start)
     result = stress.run(
         config,
         stress.settings.batches,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
+from . import drift
 from .tune import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
 from .tune_model import tuned_label
 from .verdicts import failed, fewest_batches
@@ -264,6 +265,7 @@ def tune_session(stress: Stress) -> list[str]:
     confirmed pick)."""
     session = stress.session
     s = session.settings
+    drift.group_control(stress)  # the machine's pace before the search; the session's end takes the last one
     results = run_tune(stress, budget_s=float(s.tune_budget), target=s.target_videos_per_s)
     if stress.progress is not None:  # after the live line per probe, the outcome per batch size
         for r in results:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from . import drift
 from .traincfg import TARGETS, TrainConfigError, check, load
 from .verdicts import failed_text
 
@@ -105,6 +106,7 @@ def run(stress: Stress) -> ValidateResult:
         tc = load(s.train_config)
     except TrainConfigError as exc:
         return ValidateResult(None, error=str(exc))
+    drift.group_control(stress)  # on the session's own reference data: the series stays comparable
     if tc.dataset:  # the TOML's [dataset] table: the training job's own pipeline
         ds = stress.dataset.copy()
         ds.update(tc.dataset)  # type: ignore[typeddict-item]

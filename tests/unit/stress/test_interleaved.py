@@ -116,3 +116,30 @@ def test_the_plan_takes_the_phases_start_up_and_the_time_left() -> None:
     assert p.window_cost_s == pytest.approx(3.0 + drift.ROUND_S) and p.budget_s == drift.INTERLEAVED_MAX_S
     assert drift.plan_for(cands, left_s=7.0).budget_s == 7.0
     assert drift.plan_for(cands, left_s=-3.0).budget_s == 0.0
+
+
+def test_sustained_validate_and_tune_take_a_control_per_group_and_one_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Window] = []
+    monkeypatch.setattr(drift, "window", recorder(calls, lambda w, n: 10.0 + n))
+    session, stress = _stress(tmp_path)
+    drift.group_control(stress)  # before the first group: the series' start, arms the end
+    drift.group_control(stress)  # between groups
+    assert [n for n, *_ in calls] == ["drift-control-0", "drift-control-1"]
+    assert all((w, secs) == (0, drift.CONTROL_S) for _, w, secs, _ in calls)  # the reference: BS=1 W=0
+    # a quick ladder in the same session adds phase 1's rate and the interleaved hook, not a second end control
+    phase1 = ladder(4)[0]
+    drift.after_phase(stress, phase1, SimpleNamespace(passed=True, metrics={"videos_per_s": 9.0, "wait_fraction": 1.0}))
+    session.finish()
+    assert [n for n, *_ in calls] == ["drift-control-0", "drift-control-1", "drift-control-3"]
+    rec = json.loads((session.run_dir / "results.json").read_text())
+    assert [c["videos_per_s"] for c in rec["drift"]["controls"]] == [11.0, 12.0, 9.0, 13.0]
+    assert "interleaved" not in rec  # the ladder had no tie: nothing was re-measured
+
+
+def test_a_failed_first_control_arms_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drift, "window", lambda *a, **k: SimpleNamespace(passed=False, metrics={}))
+    session, stress = _stress(tmp_path)
+    drift.group_control(stress)
+    assert session.drift is None and session.finish_hooks == []
