@@ -10,7 +10,7 @@ fails a test.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
@@ -73,24 +73,27 @@ def method_text(m: Mapping[str, Any], tc: LoaderConfig, cores: int) -> str:
     )
 
 
-def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownRecord | None:
-    """The session's breakdown, measured now if it has not been tried yet (one try per session)."""
-    if session.breakdown is not None or session.breakdown_tried or session.data_error is not None:
-        return session.breakdown
-    session.breakdown_tried = True
-    s = session.settings
+def probe_spec(dataset: DatasetSpec, batch_sizes: Sequence[int], tc: LoaderConfig) -> dict[str, Any]:
+    """The breakdown probe's spec for a session's pipeline (benchmarks/breakdown_cost.py builds the same)."""
     ds = dict(dataset)
     ds["train"] = True  # the long runs' mode
-    tc = transfer_config(session)
-    spec = {
+    return {
         "dataset": ds,
-        "config": LoaderConfig(batch_size=max(1, min([PROBE_BATCH_SIZE, *s.batch_sizes])), num_workers=0).to_dict(),
+        "config": LoaderConfig(batch_size=max(1, min([PROBE_BATCH_SIZE, *batch_sizes])), num_workers=0).to_dict(),
         "transfer": tc.to_dict(),
         "transfer_s": TRANSFER_S,
         "item_s_budget": ITEM_BUDGET_S,
         "profile_items": PROFILE_ITEMS,
     }
-    m = measure(spec, session.runs_dir / "breakdown")
+
+
+def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownRecord | None:
+    """The session's breakdown, measured now if it has not been tried yet (one try per session)."""
+    if session.breakdown is not None or session.breakdown_tried or session.data_error is not None:
+        return session.breakdown
+    session.breakdown_tried = True
+    tc = transfer_config(session)
+    m = measure(probe_spec(dataset, session.settings.batch_sizes, tc), session.runs_dir / "breakdown")
     if m is None:
         return None
     t = ItemTimings(m["getitem_s"], m["decode_s"], m["collate_s"], m["loop_s"])
