@@ -24,8 +24,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .data.decoders import DECODERS
-from .data.factory import parse_factory
 from .data.loader import SHARING_STRATEGIES
+from .data.locate import parse_factory
 from .run.faults import FAULTS, FaultSpec, parse_fault
 from .run.launch import Launch, parse_endpoint
 from .run.sandbox import PROFILES, Sandbox, parse_size, profile

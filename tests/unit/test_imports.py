@@ -51,6 +51,7 @@ CHILD_ALLOWED = {
     "ssv2_fixtures.data.decoders",
     "ssv2_fixtures.data.loader",
     "ssv2_fixtures.data.factory",
+    "ssv2_fixtures.data.locate",  # finding a user's MODULE:CALLABLE (stdlib only)
     "ssv2_fixtures.data.batch",
     "ssv2_fixtures.data.sampling",
     "ssv2_fixtures.data.annotations",
