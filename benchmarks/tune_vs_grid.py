@@ -7,7 +7,7 @@
 2. Every config of the same space (workers × prefetch × both sharing strategies × persistent on/off)
    once for ``--grid-batches`` batches, each isolated, on the same clips. Each run keeps its rate and
    batch-means interval; a failed run keeps its failure kind (it is no rate of 0).
-3. The grid's best by the suite's tie rule, as the tune picks (:func:`ssv2_fixtures.stress.tune.tie_pick`:
+3. The grid's best by the suite's tie rule, as the tune picks (:func:`ssv2_fixtures.stress.tune_model.tie_pick`:
    the fastest, or the cheapest config that ties with it) — not the highest single point rate, which
    out of a whole grid of noisy runs is mostly the luckiest (winner's curse).
 4. The tuned pick and the grid's best re-measured ``--reps`` times each, alternating (so load drift on
@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ssv2_fixtures.data.loader import LoaderConfig
-from ssv2_fixtures.stress.tune import Estimate, Probe, Space, cost_key, tie_pick
-from ssv2_fixtures.stress.tune_model import tuned_label
+from ssv2_fixtures.stress.tune_model import Estimate, Probe, Space, cost_key, tie_pick, tuned_label
 from ssv2_fixtures.stress.tune_run import api_stress, probe_of, run_tune
 
 name = tuned_label

@@ -11,7 +11,7 @@ results.json may carry a top-level ``tune`` list, one entry per batch size::
 
 The section renders those entries as recorded; the recommendation shows a confirmed best first
 (:func:`confirmed_best`). Missing fields read as ``?``. The writer is
-:meth:`ssv2_fixtures.stress.tune.TuneResult.record`.
+:meth:`ssv2_fixtures.stress.tune_model.TuneResult.record`.
 """
 
 from __future__ import annotations

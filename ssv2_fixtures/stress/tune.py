@@ -6,7 +6,7 @@ tested without processes (``tests/unit/stress/test_tune.py``); :mod:`.tune_run` 
 with isolated runs.
 
 Search (each batch size on its own — the batch size is the recipe's choice — with the budget split
-evenly between batch sizes; 20 % of each share is kept for the confirmation):
+evenly between batch sizes; :data:`.tune_model.CONFIRM_SHARE` of each share is kept for the confirmation):
 
 1. **Workers first** (they dominate): short probes at the space's prefetch default (2), first sharing
    strategy, no persistent workers, no pinning, over a geometric subset of the worker counts (1, 2, 4,
@@ -34,7 +34,7 @@ evenly between batch sizes; 20 % of each share is kept for the confirmation):
    the cheapest config whose interval's lower bound reaches the target; when none does the result names
    the best rate found and what limited it.
 6. **Confirmation**: the pick gets one sustained run (leak and degradation verdicts) in the time left
-   in the budget (the 20 % kept for it, less what the search overran); if it fails, the next candidate
+   in the budget (the share kept for it, less what the search overran); if it fails, the next candidate
    is confirmed instead, while time is left — candidates of another workers × prefetch shape first
    (what fails a sustained run rides on memory in flight). When the time left cannot hold the
    shortest sustained run, nothing more is started and the result says the budget ran out.
@@ -68,8 +68,6 @@ from .tune_model import (
     MAX_KEPT_WORKERS,
     PREDICTED_UNFIT,
     RAN_OUT,
-    TUNE_KEYS,
-    BestRecord,
     Clock,
     Confirm,
     ConfirmResult,
@@ -78,8 +76,6 @@ from .tune_model import (
     Probe,
     Space,
     Trial,
-    TriedRecord,
-    TuneRecord,
     TuneResult,
     cost_key,
     default_shm,
@@ -96,30 +92,9 @@ INTERLEAVED_ROUND_S = 2.0
 drift (autocorrelated over ~6–30 s here, benchmarks/host_drift.py) moves them alike."""
 
 __all__ = [
-    "PREDICTED_UNFIT",
-    "CONFIRM_SHARE",
-    "MAX_KEPT_WORKERS",
-    "MAX_FINALISTS",
-    "MAX_HALVING_ROUNDS",
-    "RAN_OUT",
-    "BOUND_FACTOR",
-    "BOUND_SLACK_S",
-    "Probe",
-    "ConfirmResult",
-    "Measure",
-    "Confirm",
-    "Clock",
-    "Space",
-    "BestRecord",
-    "TriedRecord",
-    "TuneRecord",
-    "TUNE_KEYS",
-    "Estimate",
-    "Trial",
-    "TuneResult",
-    "default_shm",
-    "cost_key",
-    "tie_pick",
+    "INTERLEAVED_SHARE",
+    "INTERLEAVED_MAX",
+    "INTERLEAVED_ROUNDS",
     "tune",
     "tune_batch_sizes",
     "bound_s",

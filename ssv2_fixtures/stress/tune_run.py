@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.loader import SHARING_STRATEGIES, LoaderConfig
 from . import drift
-from .tune import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tune_batch_sizes
-from .tune_model import tuned_label
+from .tune import tune_batch_sizes
+from .tune_model import RAN_OUT, ConfirmResult, Probe, Space, Trial, TuneResult, tuned_label
 from .verdicts import failed, fewest_batches
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from unit_helpers import FakeClock as BaseClock
 
 from ssv2_fixtures.data.loader import LoaderConfig
-from ssv2_fixtures.stress.tune import (
+from ssv2_fixtures.stress.tune import bound_s, tune, tune_batch_sizes
+from ssv2_fixtures.stress.tune_model import (
     MAX_FINALISTS,
     PREDICTED_UNFIT,
     RAN_OUT,
@@ -25,9 +26,6 @@ from ssv2_fixtures.stress.tune import (
     ConfirmResult,
     Probe,
     Space,
-    bound_s,
-    tune,
-    tune_batch_sizes,
 )
 
 

@@ -20,7 +20,8 @@ from unit_helpers import FakeClock
 
 from ssv2_fixtures.data.loader import LoaderConfig
 from ssv2_fixtures.run.runner import RunResult
-from ssv2_fixtures.stress.tune import PREDICTED_UNFIT, RAN_OUT, TUNE_KEYS, Space, bound_s, tune, tune_batch_sizes
+from ssv2_fixtures.stress.tune import bound_s, tune, tune_batch_sizes
+from ssv2_fixtures.stress.tune_model import PREDICTED_UNFIT, RAN_OUT, TUNE_KEYS, Space
 from ssv2_fixtures.stress.tune_run import (
     CONFIRM_BATCHES,
     MIN_BATCHES,
