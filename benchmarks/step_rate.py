@@ -65,14 +65,14 @@ def same_loop(spec: dict[str, Any], cfg: LoaderConfig, batches: int, step: float
     w = watch(loader, interval_s=0.5)
     events = Events()
     batch_loop(events, Watched(loader, w), {"batches": batches, "step_s": step}, False, Progress())  # type: ignore[typeddict-item]
-    bev = [e for e in events.seen if e["ev"] == "batch"]
-    rec = batch_metrics(bev, workers=cfg.num_workers)
+    batch_events = [e for e in events.seen if e["ev"] == "batch"]
+    rec = batch_metrics(batch_events, workers=cfg.num_workers)
     s = w.summary()
-    waits = [float(e["wait_s"]) for e in bev[1:]]
-    old = sum(int(e["videos"]) for e in bev[1:]) / sum(waits)
+    waits = [float(e["wait_s"]) for e in batch_events[1:]]
+    old = sum(int(e["videos"]) for e in batch_events[1:]) / sum(waits)
     v, wv = float(rec["videos_per_s"]), float(s["videos_per_s"] or 0.0)
     print(
-        f"same loop ({len(bev)} batches, step {step * 1000:.0f} ms): record {v:.2f} videos/s "
+        f"same loop ({len(batch_events)} batches, step {step * 1000:.0f} ms): record {v:.2f} videos/s "
         f"{[round(x, 2) for x in rec.get('videos_per_s_interval') or []]}, watch {wv:.2f} "
         f"{s['videos_per_s_interval']}; ratio record / watch {v / wv:.3f}"
     )

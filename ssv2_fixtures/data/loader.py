@@ -188,9 +188,9 @@ def make_loader(
     ``worker_init_fn``.
     """
     import torch
-    import torch.multiprocessing as tmp
+    import torch.multiprocessing as torch_mp
 
-    tmp.set_sharing_strategy(config.sharing_strategy)
+    torch_mp.set_sharing_strategy(config.sharing_strategy)
     gen = torch.Generator()
     gen.manual_seed(config.seed)
     kwargs: dict[str, Any] = dict(

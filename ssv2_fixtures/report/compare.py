@@ -234,7 +234,7 @@ def compare(run_a: Source, run_b: Source) -> str:
     kb = _keyed(sorted(runs_of(db), key=lambda r: r.sort_key))
     both = [k for k in ka if k in kb]
     only_a, only_b = [k for k in ka if k not in kb], [k for k in kb if k not in ka]
-    L = [
+    lines = [
         f"# Comparison: A = {da.get('run_id', '?')} ({ma.get('hostname', '?')}) vs "
         f"B = {db.get('run_id', '?')} ({mb.get('hostname', '?')})",
         "",
@@ -251,26 +251,30 @@ def compare(run_a: Source, run_b: Source) -> str:
         for key, label in _DATASET_FACTS
         if _differs(key, dsa.get(key), dsb.get(key))
     ]
-    L += ["## Machine differences", ""]
-    L += (md_table(["fact", "A", "B"], diffs) if diffs else ["None in the recorded facts."]) + [""]
+    lines += ["## Machine differences", ""]
+    lines += (md_table(["fact", "A", "B"], diffs) if diffs else ["None in the recorded facts."]) + [""]
 
     side, ratios = _side_by_side(ka, kb, both)
-    L += ["## Configurations side by side", ""] + _definition_note(da, db) + side
+    lines += ["## Configurations side by side", ""] + _definition_note(da, db) + side
 
     flips = [k for k in both if ka[k].ok != kb[k].ok]
     if flips:
-        L += ["## Passed on one, failed on the other", ""]
-        L += md_table(
+        lines += ["## Passed on one, failed on the other", ""]
+        lines += md_table(
             ["test", "config", "A outcome", "B outcome"],
             [[k[0], k[1], _outcome_text(ka[k]), _outcome_text(kb[k])] for k in flips],
         ) + [""]
     if only_a or only_b:
-        L += ["## Ran on one only", ""]
+        lines += ["## Ran on one only", ""]
         if only_a:
-            L.append("- only on A: " + ", ".join(f"{lab} ({kind}, {ka[(kind, lab)].result})" for kind, lab in only_a))
+            lines.append(
+                "- only on A: " + ", ".join(f"{lab} ({kind}, {ka[(kind, lab)].result})" for kind, lab in only_a)
+            )
         if only_b:
-            L.append("- only on B: " + ", ".join(f"{lab} ({kind}, {kb[(kind, lab)].result})" for kind, lab in only_b))
-        L.append("")
+            lines.append(
+                "- only on B: " + ", ".join(f"{lab} ({kind}, {kb[(kind, lab)].result})" for kind, lab in only_b)
+            )
+        lines.append("")
 
     why = [
         _explain_flip(kb[k], ka[k], mb, ma, "B", "A") if ka[k].ok else _explain_flip(ka[k], kb[k], ma, mb, "A", "B")
@@ -278,12 +282,12 @@ def compare(run_a: Source, run_b: Source) -> str:
     ]
     if ratios:
         why += _slower_side(ratios, ma, mb, dsa, dsb)
-    L += ["## What explains the differences", ""] + (
+    lines += ["## What explains the differences", ""] + (
         [f"- {w}" for w in why]
         if why
         else [f"- Nothing to explain: same outcomes, throughput within {share(RUN_TO_RUN_TARGET)}."]
     )
-    return "\n".join(L) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 # Run to run: the same machine's previous session, for summary.md. Only kinds that measure one loader's

@@ -75,10 +75,12 @@ def decision_lines(dec: Mapping[str, Any], title: str, what: str) -> list[str]:
         "Within a round the candidates ran seconds apart, so the machine's drift cancels in their ratio."
     )
     ratios = dec.get("ratios") or {}
-    L = [*head, "", "| round | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    L += [f"| {i + 1} | " + " | ".join(f"{float(r.get(n, 0)):.1f}" for n in names) + " |" for i, r in enumerate(rounds)]
-    L += [f"| ratio to {ref} (95 %) | " + " | ".join(_ratio(ratios.get(n) or {}) for n in names) + " |"]
-    return [*L, "", f"Decision: **{dec.get('text', '')}**.", ""]
+    lines = [*head, "", "| round | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [
+        f"| {i + 1} | " + " | ".join(f"{float(r.get(n, 0)):.1f}" for n in names) + " |" for i, r in enumerate(rounds)
+    ]
+    lines += [f"| ratio to {ref} (95 %) | " + " | ".join(_ratio(ratios.get(n) or {}) for n in names) + " |"]
+    return [*lines, "", f"Decision: **{dec.get('text', '')}**.", ""]
 
 
 def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
@@ -99,7 +101,7 @@ def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
         return interleaved_lines(data)
     t0 = controls[0].t
     series = ", ".join(f"{c.videos_per_s:.1f} (+{c.t - t0:.0f} s)" for c in controls)
-    L = [
+    lines = [
         "## Drift of the machine",
         "",
         f"The same reference measurement (the pipeline's single-process rate, BS=1 W=0) taken {len(controls)} "
@@ -108,7 +110,7 @@ def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
     if len(controls) >= 2:
         slow = min(controls, key=lambda c: c.videos_per_s)
         fast = max(controls, key=lambda c: c.videos_per_s)
-        L += [
+        lines += [
             "",
             f"Largest change between controls: **{percent(float(rec['max_change']))}** "  # type: ignore[index]
             f"(slowest at +{slow.t - t0:.0f} s, fastest at +{fast.t - t0:.0f} s). Nothing changed in the reference "
@@ -117,5 +119,5 @@ def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
         ]
         pairs = pairs_within_drift(data)  # type: ignore[arg-type]
         if pairs:
-            L += [""] + [f"- {p}" for p in pairs]
-    return L + [""] + interleaved_lines(data)
+            lines += [""] + [f"- {p}" for p in pairs]
+    return lines + [""] + interleaved_lines(data)

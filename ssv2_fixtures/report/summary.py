@@ -576,7 +576,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     ok, bad = [r for r in runs if r.ok], [r for r in runs if not r.ok]
     mach, ds = data.get("machine") or {}, data.get("dataset") or {}
     rec = recommend(data)
-    L: list[str] = [
+    lines: list[str] = [
         f"# DataLoader stress report — {data.get('run_id', '?')}",
         "",
         f"{len(runs)} run(s) on **{mach.get('hostname', '?')}**: {len(ok)} passed, {len(bad)} failed "
@@ -590,47 +590,49 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
         "",
     ]
     if err := extra(data, "data_error"):
-        L += ["## Data could not load", ""] + _data_error_section(err) + [""]
-    L += ["## Recommended configuration", ""] + _recommendation_section(data, runs, rec)
-    L += ["## Machine", ""] + md_table(["fact", "value"], _machine_rows(mach)) + [""]
+        lines += ["## Data could not load", ""] + _data_error_section(err) + [""]
+    lines += ["## Recommended configuration", ""] + _recommendation_section(data, runs, rec)
+    lines += ["## Machine", ""] + md_table(["fact", "value"], _machine_rows(mach)) + [""]
     probe = extra(data, "probe")
-    L += ["## Dataset", ""] + md_table(
+    lines += ["## Dataset", ""] + md_table(
         ["fact", "value"], _dataset_rows(ds, probe if isinstance(probe, Mapping) else None)
     )
-    L += [""]
+    lines += [""]
     if isinstance(probe := extra(data, "probe"), Mapping):
-        L += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
-    L += breakdown_section(data, plots)  # where the item time goes (report/breakdown.py), its plot when written
-    L += (
+        lines += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
+    lines += breakdown_section(data, plots)  # where the item time goes (report/breakdown.py), its plot when written
+    lines += (
         ["## Successful configurations", ""]
         + (_success_table(ok, measurement_errors(runs, mach.get("cores"))) if ok else ["None."])
         + [""]
     )
-    L += ["## Failed configurations", ""]
-    L += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
-    L += drift_section(data)  # the machine's own drift during the session (report/drift.py)
+    lines += ["## Failed configurations", ""]
+    lines += (_failure_table(bad) + ["", "Failure kinds seen:", ""] + _kind_legend(bad) if bad else ["None."]) + [""]
+    lines += drift_section(data)  # the machine's own drift during the session (report/drift.py)
     if previous is not None:
-        L += [f"## Run to run (vs {previous[0]})", ""] + previous[1]
+        lines += [f"## Run to run (vs {previous[0]})", ""] + previous[1]
     if dist := [r for r in runs if r.kind == "distributed"]:
-        L += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
+        lines += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
     if tune := tune_section(data, TUNE_PLOT if TUNE_PLOT in plots else None):
-        L += ["## Tune: the search per batch size", ""] + tune + [""]
+        lines += ["## Tune: the search per batch size", ""] + tune + [""]
     if data.get("limits"):
-        L += ["## Limits: largest batch size per worker count", ""] + _limits_section(data.get("limits") or []) + [""]
+        lines += (
+            ["## Limits: largest batch size per worker count", ""] + _limits_section(data.get("limits") or []) + [""]
+        )
     if v := data.get("validate"):
-        L += ["## Validation: targets vs achieved", ""] + _validate_section(v) + [""]
+        lines += ["## Validation: targets vs achieved", ""] + _validate_section(v) + [""]
     fs = findings(data)
-    L += ["## Findings", ""] + ([f"- {f}" for f in fs] if fs else ["- Nothing notable."]) + [""]
+    lines += ["## Findings", ""] + ([f"- {f}" for f in fs] if fs else ["- Nothing notable."]) + [""]
     if plots:
-        L += ["## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots] + [""]
-    L += ["## Next steps", ""] + _next_steps(data, runs, rec) + [""]
+        lines += ["## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots] + [""]
+    lines += ["## Next steps", ""] + _next_steps(data, runs, rec) + [""]
     if data.get("settings"):
-        L += (
+        lines += (
             ["## Settings used", ""]
             + md_table(["option", "value"], sorted([k, v] for k, v in (data.get("settings") or {}).items()))
             + [""]
         )
-    return "\n".join(L)
+    return "\n".join(lines)
 
 
 def run_to_run_lines(folder: Path, data: ResultsFile) -> tuple[str, list[str]] | None:

@@ -68,14 +68,14 @@ def answer_lines(data: ResultsFile, runs: Sequence[Run]) -> list[str]:
         return ["recommended: none - the data could not be loaded; the fix is in summary.md"]
     if rec is None:
         return ["recommended: none - no configuration passed; the first failure's remedy is in summary.md"]
-    how = (
+    evidence = (
         "tuned (pytest -m tune) and confirmed"
         if rec.tuned
         else f"passed a {rec.basis.kind} run"
         if rec.verified
         else f"fastest passing {rec.basis.kind} run"
     )
-    out = [f"recommended: {rec.label} - {_measured(rec)}, {how}"]
+    out = [f"recommended: {rec.label} - {_measured(rec)}, {evidence}"]
     others = [t for t in rec.ties if t != rec.label]
     if others:
         out.append(

@@ -319,13 +319,15 @@ def rank_rows(
     rows = []
     for r in sorted(by_rank):
         row = by_rank[r]
-        bev = batches.get(r, [])
-        waits = [float(e["wait_s"]) for e in bev]
+        batch_events = batches.get(r, [])
+        waits = [float(e["wait_s"]) for e in batch_events]
         row.setdefault("finished", False)
-        row.update(batches=len(bev), videos=sum(int(e["videos"]) for e in bev), waits_s=waits)
-        if bev:  # the metrics core of one loading process, per rank
+        row.update(batches=len(batch_events), videos=sum(int(e["videos"]) for e in batch_events), waits_s=waits)
+        if batch_events:  # the metrics core of one loading process, per rank
             core = batch_metrics(
-                bev, started={"t": row["t_started"]} if row.get("t_started") is not None else None, workers=workers
+                batch_events,
+                started={"t": row["t_started"]} if row.get("t_started") is not None else None,
+                workers=workers,
             )
             row.update({k: v for k, v in core.items() if k in _ROW_METRICS})
         pid = row.get("pid")

@@ -193,11 +193,11 @@ def single_process_rate(metrics: Mapping[str, Any]) -> float | None:
     return float(v) / float(f) if v is not None and f else None
 
 
-def _steady(bev: Sequence[Mapping[str, Any]]) -> list[int]:
+def _steady(batch_events: Sequence[Mapping[str, Any]]) -> list[int]:
     """Indices of the batch events after each loader's first (keyed by ``rank``; one key for a single process)."""
     seen: set[Any] = set()
     steady: list[int] = []
-    for i, e in enumerate(bev):
+    for i, e in enumerate(batch_events):
         r = e.get("rank")
         if r in seen:
             steady.append(i)
@@ -205,13 +205,13 @@ def _steady(bev: Sequence[Mapping[str, Any]]) -> list[int]:
     return steady
 
 
-def batch_walls(bev: Sequence[Mapping[str, Any]]) -> list[float]:
+def batch_walls(batch_events: Sequence[Mapping[str, Any]]) -> list[float]:
     """Each batch's wall time in the loop: seconds from the same loader's previous batch receipt to its own
     (``t``, NOTE [child events]: the step held after the previous batch, then this batch's wait); a loader's
     first batch has nothing before it, so its wait. Never less than the batch's own wait (a clock step)."""
     last: dict[Any, float] = {}
     out = []
-    for e in bev:
+    for e in batch_events:
         r, t, wait = e.get("rank"), float(e["t"]), float(e["wait_s"])
         out.append(max(t - last[r], wait) if r in last else wait)
         last[r] = t
@@ -223,7 +223,7 @@ def _window(measured: Mapping[str, Any] | None) -> int | None:
 
 
 def batch_metrics(
-    bev: Sequence[Mapping[str, Any]],
+    batch_events: Sequence[Mapping[str, Any]],
     *,
     started: Mapping[str, Any] | None = None,
     finished: Mapping[str, Any] | None = None,
@@ -243,18 +243,18 @@ def batch_metrics(
     child judged (its warm-up may be 0, so the window may hold the first batch; its wall time is then its
     wait, as in the child). This is the one rate and interval computation of a run; the child's
     ``measured`` event contributes only its count and how it ended (``window_stopped``, :func:`core_metrics`)."""
-    waits = [float(e["wait_s"]) for e in bev]
-    m: Metrics = {"batches": len(bev), "videos": sum(int(e["videos"]) for e in bev)}
-    if bev:
+    waits = [float(e["wait_s"]) for e in batch_events]
+    m: Metrics = {"batches": len(batch_events), "videos": sum(int(e["videos"]) for e in batch_events)}
+    if batch_events:
         m["first_batch_s"] = waits[0]
         if started is not None:
-            m["startup_s"] = float(bev[0]["t"]) - float(started["t"])
-        walls = batch_walls(bev)
+            m["startup_s"] = float(batch_events[0]["t"]) - float(started["t"])
+        walls = batch_walls(batch_events)
         # the child's window, exactly (NOTE [measured window]); the event before it gives its first wall
-        idx = list(range(max(0, len(bev) - window), len(bev))) if window else _steady(bev)
+        idx = list(range(max(0, len(batch_events) - window), len(batch_events))) if window else _steady(batch_events)
         steady_s = [walls[i] for i in idx]
         steady_w = [waits[i] for i in idx]
-        steady_v = [int(bev[i]["videos"]) for i in idx]
+        steady_v = [int(batch_events[i]["videos"]) for i in idx]
         iv = rate_interval(steady_v, steady_s, round_size=workers) if idx else None
         # the interval's own point (stats: over the newest whole worker rounds) where there is one, so the
         # rate and its spread are one computation; too few batches for it: over all of them
@@ -275,7 +275,7 @@ def batch_metrics(
         pct = [w * 1000.0 for w in (steady_w or waits)]
         m["wait_ms_p50"], m["wait_ms_p95"] = percentile(pct, 50), percentile(pct, 95)
         m["wait_ms_p99"] = percentile(pct, 99)
-        m.update(_contents(bev))  # type: ignore[typeddict-item]
+        m.update(_contents(batch_events))  # type: ignore[typeddict-item]
     if finished is not None and finished.get("loop_s") is not None:
         m["loop_s"] = float(finished["loop_s"])
     split = (finished or {}).get("split_size", (ready or {}).get("dataset_len"))
@@ -286,19 +286,19 @@ def batch_metrics(
     return m
 
 
-def _contents(bev: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _contents(batch_events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What the batches held, from the fields ``data.batch.describe`` puts in each batch event."""
     out: dict[str, Any] = {}
-    sizes = [int(e["bytes"]) for e in bev if e.get("bytes") is not None]
+    sizes = [int(e["bytes"]) for e in batch_events if e.get("bytes") is not None]
     if sizes:
         out["bytes_per_batch"] = int(percentile(sizes, 50))
-    shape = _mode([tuple(e["shape"]) for e in bev if e.get("shape")])
+    shape = _mode([tuple(e["shape"]) for e in batch_events if e.get("shape")])
     if shape is not None:
         out["batch_shape"] = [int(x) for x in shape]
-    dtype = _mode([str(e["dtype"]) for e in bev if e.get("dtype")])
+    dtype = _mode([str(e["dtype"]) for e in batch_events if e.get("dtype")])
     if dtype is not None:
         out["batch_dtype"] = dtype
-    clips = _mode([int(e["clips"]) for e in bev if e.get("clips") is not None])
+    clips = _mode([int(e["clips"]) for e in batch_events if e.get("clips") is not None])
     if clips is not None:
         out["clips_per_batch"] = clips
     return out
@@ -412,17 +412,17 @@ def base_record(
 
 def single_record(run: RunFacts) -> RunRecord:
     """The record of a single-process child: the metrics core, and the outcome if it failed."""
-    bev, err = run.of("batch"), run.of("error")
+    batch_events, err = run.of("batch"), run.of("error")
     m = core_metrics(run)
     # a measured window (NOTE [measured window] in child.py) ends when its rate is precise enough or its
     # time is up: then the child's ``measured`` event, not ``run.batches``, says how many batches it wanted
-    wanted = len(bev) if run.of("measured") else run.batches
+    wanted = len(batch_events) if run.of("measured") else run.batches
     passed = run_passed(
         fired=run.fired,
         returncode=run.returncode,
         finished=bool(run.of("finished")),
         errors=len(err),
-        batches=[len(bev)],
+        batches=[len(batch_events)],
         wanted=wanted,
     )
     stderr_tail = run.tail("stderr.txt")
@@ -436,11 +436,16 @@ def single_record(run: RunFacts) -> RunRecord:
                 error=err[0] if err else None,
                 stderr_tail=stderr_tail,
                 watchdog=run.fired,
-                batches_done=len(bev),
+                batches_done=len(batch_events),
                 config=run.config.to_dict(),
                 facts=run.facts,
             )
         )
     return base_record(
-        run, passed=passed, outcome=outcome, metrics=m, waits=[float(e["wait_s"]) for e in bev], stderr_tail=stderr_tail
+        run,
+        passed=passed,
+        outcome=outcome,
+        metrics=m,
+        waits=[float(e["wait_s"]) for e in batch_events],
+        stderr_tail=stderr_tail,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as tmp
+import torch.multiprocessing as torch_mp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unit_helpers import RangeItems
@@ -114,9 +114,9 @@ def train_ds(synth_root: Path) -> SSv2Clips:
 
 @pytest.fixture(autouse=True)
 def _restore_sharing_strategy():
-    before = tmp.get_sharing_strategy()
+    before = torch_mp.get_sharing_strategy()
     yield
-    tmp.set_sharing_strategy(before)
+    torch_mp.set_sharing_strategy(before)
 
 
 def _batches(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -173,9 +173,9 @@ def test_shuffle_same_seed_same_order(train_ds: SSv2Clips) -> None:
 @pytest.mark.parametrize("strategy", ["file_system", "file_descriptor"])
 def test_sharing_strategy_applied(train_ds: SSv2Clips, strategy: str) -> None:
     other = "file_descriptor" if strategy == "file_system" else "file_system"
-    tmp.set_sharing_strategy(other)
+    torch_mp.set_sharing_strategy(other)
     make_loader(train_ds, LoaderConfig(batch_size=2, num_workers=1, sharing_strategy=strategy))
-    assert tmp.get_sharing_strategy() == strategy
+    assert torch_mp.get_sharing_strategy() == strategy
 
 
 def test_loader_gets_the_settings(train_ds: SSv2Clips) -> None:

@@ -42,8 +42,8 @@ def _batches(
 
 
 def test_rates_count_the_batches_after_the_first() -> None:
-    bev = _batches([5.0] + [0.5] * 11)
-    m = batch_metrics(bev, started={"t": 90.0}, finished={"loop_s": 11.5}, num_frames=16)
+    batch_events = _batches([5.0] + [0.5] * 11)
+    m = batch_metrics(batch_events, started={"t": 90.0}, finished={"loop_s": 11.5}, num_frames=16)
     assert m["batches"] == 12 and m["videos"] == 48
     assert m["first_batch_s"] == 5.0 and m["startup_s"] == pytest.approx(15.0)
     assert m["videos_per_s"] == pytest.approx(44 / 5.5) and m["frames_per_s"] == pytest.approx(16 * 44 / 5.5)
@@ -65,9 +65,11 @@ def test_no_batch_gives_counts_only() -> None:
 
 
 def test_batch_contents_split_size_and_distinct_videos() -> None:
-    bev = _batches([0.2] * 6, clips=8, bytes=1000, shape=[8, 16, 224, 224, 3], dtype="torch.uint8")
-    bev[-1].update(clips=3, bytes=10, shape=[3, 16, 224, 224, 3])  # a short last batch does not decide
-    m = batch_metrics(bev, ready={"dataset_len": 12}, finished={"loop_s": 1.2, "split_size": 12, "distinct_videos": 9})
+    batch_events = _batches([0.2] * 6, clips=8, bytes=1000, shape=[8, 16, 224, 224, 3], dtype="torch.uint8")
+    batch_events[-1].update(clips=3, bytes=10, shape=[3, 16, 224, 224, 3])  # a short last batch does not decide
+    m = batch_metrics(
+        batch_events, ready={"dataset_len": 12}, finished={"loop_s": 1.2, "split_size": 12, "distinct_videos": 9}
+    )
     assert m["bytes_per_batch"] == 1000 and m["clips_per_batch"] == 8
     assert m["batch_shape"] == [8, 16, 224, 224, 3] and m["batch_dtype"] == "torch.uint8"
     assert m["split_size"] == 12 and m["distinct_videos"] == 9
@@ -80,8 +82,8 @@ def test_events_without_contents_leave_them_out() -> None:
 
 def test_ranks_each_have_their_first_batch() -> None:
     """Merged events of two ranks: each rank's first batch is start-up, not steady state."""
-    bev = sorted(_batches([3.0, 1.0, 1.0], rank=0) + _batches([4.0, 1.0, 1.0], rank=1), key=lambda e: e["t"])
-    m = batch_metrics(bev)
+    batch_events = sorted(_batches([3.0, 1.0, 1.0], rank=0) + _batches([4.0, 1.0, 1.0], rank=1), key=lambda e: e["t"])
+    m = batch_metrics(batch_events)
     assert m["videos_per_s"] == pytest.approx(16 / 4.0)
 
 
@@ -123,8 +125,8 @@ def test_numpy_values_are_plain_json_never_strings(tmp_path: Path) -> None:
 
 def test_a_measured_window_gives_the_rate_and_interval_of_its_own_batches():
     # start-up, 3 slow warm-up batches, then a steady 20-batch window: the window's rate, not a blend
-    bev = _batches([5.0] + [2.0] * 3 + [0.5] * 20)
-    whole, window = batch_metrics(bev), batch_metrics(bev, window=20)
+    batch_events = _batches([5.0] + [2.0] * 3 + [0.5] * 20)
+    whole, window = batch_metrics(batch_events), batch_metrics(batch_events, window=20)
     assert window["videos_per_s"] == pytest.approx(8.0) and whole["videos_per_s"] < 7.0
     assert window["interval_batches"] == 20 and window["videos_per_s_interval"] == pytest.approx([8.0, 8.0])
 
@@ -135,10 +137,10 @@ def test_a_window_without_warm_up_is_the_childs_own_batches_first_one_included()
     waits = [3.0] + [0.5] * 11
     spec = MeasureSpec(warmup_batches=0, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9, min_s=0.0)
     w = Window(spec, opened=0.0)
-    bev = _batches(waits, step=0.2)
-    stopped = [w.add(4, e["wait_s"], now=e["t"]) for e in bev]  # the child's clock: receipts
+    batch_events = _batches(waits, step=0.2)
+    stopped = [w.add(4, e["wait_s"], now=e["t"]) for e in batch_events]  # the child's clock: receipts
     assert stopped[-1] == "batches" and len(w.videos) == len(waits)
-    m = batch_metrics(bev, window=len(w.videos))
+    m = batch_metrics(batch_events, window=len(w.videos))
     assert w.seconds == pytest.approx([3.0] + [0.7] * 11)  # the first batch: its wait, nothing before it
     assert m["videos_per_s"] == pytest.approx(sum(w.videos) / sum(w.seconds))
     iv = rate_interval(w.videos, w.seconds)
@@ -221,10 +223,10 @@ def test_the_rate_is_the_intervals_own_point() -> None:
 def test_with_a_step_the_rate_is_videos_over_the_loops_wall_time() -> None:
     # a loader that keeps up with a 50 ms step: the loop received 4 videos per (wait + step), whatever the waits
     waits = [2.0] + [0.002, 0.0, 0.004] * 8
-    bev = _batches(waits, step=0.05)
-    m = batch_metrics(bev)
+    batch_events = _batches(waits, step=0.05)
+    m = batch_metrics(batch_events)
     walls = [w + 0.05 for w in waits[1:]]
-    assert batch_walls(bev)[1:] == pytest.approx(walls)
+    assert batch_walls(batch_events)[1:] == pytest.approx(walls)
     assert m["videos_per_s"] == pytest.approx(4 * 24 / sum(walls))
     assert m["videos_per_s"] <= 4 / 0.05  # the step-bound rate: no loop with this step receives more
     assert m["videos_per_s"] < 4 * 24 / sum(waits[1:])  # what videos over summed waits would have claimed
@@ -246,12 +248,12 @@ def test_a_windows_first_wall_is_from_the_batch_before_it() -> None:
     # 3 warm-up batches, then a 12-batch window: the window's first batch waited 0.1 s after the 0.3 s step
     # that followed the last warm-up batch; the record keeps that step in, as the child's window does
     waits = [5.0, 1.0, 1.0] + [0.1] * 12
-    bev = _batches(waits, step=0.3)
+    batch_events = _batches(waits, step=0.3)
     spec = MeasureSpec(warmup_batches=3, min_batches=100, max_batches=len(waits), max_s=1e9, target_rel=1e-9, min_s=0.0)
     w = Window(spec, opened=0.0)
-    for e in bev:
+    for e in batch_events:
         w.add(4, e["wait_s"], now=e["t"])
-    m = batch_metrics(bev, window=12)
+    m = batch_metrics(batch_events, window=12)
     assert w.seconds == pytest.approx([0.4] * 12)
     assert m["videos_per_s"] == pytest.approx(48 / 4.8) == pytest.approx(w.result("batches")["rate"])
 
@@ -265,13 +267,13 @@ def test_a_windows_first_wall_is_from_the_batch_before_it() -> None:
 def test_the_rate_is_never_above_the_waits_rate_nor_the_step_bound(
     waits: list[float], step: float, workers: int
 ) -> None:
-    bev = _batches([1.0, *waits], step=step)
-    m = batch_metrics(bev, workers=workers)
+    batch_events = _batches([1.0, *waits], step=step)
+    m = batch_metrics(batch_events, workers=workers)
     if "videos_per_s" not in m:
         return  # the batches took no time (no step, zero waits): no rate, and nothing to compare
     v = m["videos_per_s"]
     whole = len(waits) - len(waits) % max(1, workers)
-    iv = rate_interval([4] * len(waits), batch_walls(bev)[1:], round_size=workers)
+    iv = rate_interval([4] * len(waits), batch_walls(batch_events)[1:], round_size=workers)
     used = waits[len(waits) - whole :] if iv else waits
     if sum(used) > 0:
         assert v <= 4 * len(used) / sum(used) * (1 + 1e-9)  # the loop's time per batch is at least its wait

@@ -84,13 +84,13 @@ def assert_full_batches(rec: Recorder, result: RunResult) -> int:
     """Every batch the run received holds ``batch_size`` items, counted by the sampler and measured from
     the tensors; returns how many batches there were."""
     bs = result.record["config"]["batch_size"]
-    bev = rec.of(result)
-    assert len(bev) == result.metrics["batches"], result.describe()
-    for e in bev:
+    batch_events = rec.of(result)
+    assert len(batch_events) == result.metrics["batches"], result.describe()
+    for e in batch_events:
         assert (e["videos"], e["clips"], e["shape"][0]) == (bs, bs, bs), (result.record["label"], e)
         assert e["bytes"] == batch_bytes(bs, FRAMES, SIZE), (result.record["label"], e)
     assert not rec.of(result, "epoch"), "the single-process sampler is endless: no epoch may end"
-    return len(bev)
+    return len(batch_events)
 
 
 @dataclass
