@@ -4,9 +4,11 @@ The reference measurement is the session pipeline's single-process item rate (BS
 quick ladder's phase 1, whose rate is also the decode limit's base), measured isolated like every run, through the
 same :func:`~ssv2_fixtures.run.runner.run_config` call as the decode-rate probe, with a fixed window of
 :data:`CONTROL_S` seconds. The series: phase 1 itself at the start (the same config and quantity, so no extra run;
-its window is the phase's, at least 6 s), one control after every :data:`CONTROL_EVERY` ladder phases and one at
-the end of the session (:meth:`StressSession.finish`). A control costs a child's start-up plus its window (about
-5 s on the 2-core VM), so two controls keep a quick session's added time under 15 s.
+its window is the phase's, at least 6 s), one control after every :data:`CONTROL_EVERY` ladder phases when at least
+as many phases follow (else the end control is as near), and one at the end of the session
+(:meth:`StressSession.finish`). A control costs a child's start-up plus its window: about 5 s on the quiet 2-core
+VM, 13–14 s with other jobs holding 1.65 of its 2 cores (2026-12-07). So the 7-phase ladder of 2 cores pays for
+one control (the end's), 9-phase ladders for two.
 
 A control's ``t`` is the middle of its measured window (its end, from the run's start plus wall time, minus half
 the window): the unix time the rate describes.
@@ -27,7 +29,7 @@ from ..run.request import RunRequest
 from ..run.runner import run_config
 from ..run.schema import InterleavedDecision, RunRecord
 from ..run.stats import ties
-from .plans import QUICK_WARMUP
+from .plans import QUICK_WARMUP, ladder
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -40,7 +42,8 @@ CONTROL_S = 2.0
 controls stay within the 15 s a quick session may spend on them."""
 
 CONTROL_EVERY = 4
-"""Ladder phases between two controls (7 phases run on 2 cores: phase 1, a control after phase 4, one at the end)."""
+"""Ladder phases between two controls (7 phases run on 2 cores: phase 1 and one at the end; 9 phases: one after
+phase 4 too)."""
 
 CONTROL_CONFIG = LoaderConfig(batch_size=1, num_workers=0)
 
@@ -108,8 +111,13 @@ def after_phase(stress: Stress, phase: Phase, result: RunResult | None) -> None:
             if first:
                 s.finish_hooks.append(lambda: end(stress, phase.config))
         return
-    if s.drift is not None and phase.number % CONTROL_EVERY == 0:
+    if s.drift is not None and phase.number % CONTROL_EVERY == 0 and _following(stress, phase) >= CONTROL_EVERY:
         control(stress, _reference(s))
+
+
+def _following(stress: Stress, phase: Phase) -> int:
+    """The ladder phases that run after ``phase`` (capped duplicates do not run)."""
+    return sum(1 for p in ladder(stress.settings.max_workers) if p.duplicate_of is None and p.number > phase.number)
 
 
 def _reference(session: StressSession) -> LoaderConfig:
@@ -137,14 +145,17 @@ QUICK_BUDGET_S = 120.0
 """What a whole ``pytest -m quick`` session may take warm on a quiet machine (issue #24): the interleaved
 comparison gets what the ladder left of it."""
 
-INTERLEAVED_MAX_S = 20.0
-"""The most the interleaved comparison takes, whatever the budget leaves."""
+INTERLEAVED_MAX_S = 30.0
+"""The most the interleaved comparison takes, whatever the budget leaves: three rounds of two candidates at this
+VM's ~3 s child start-up plus a 2 s window."""
 
 ROUND_S = 2.0
 """Seconds of one candidate's window in a round: seconds apart, so the machine's drift (autocorrelated over
 ~6–30 s here, benchmarks/host_drift.py) moves the candidates of one round alike."""
 
 MAX_ROUNDS = 4
+MIN_ROUNDS = 3
+"""Fewer rounds are not run: with two, Student's t is 12.7 and only near-identical ratios could decide anything."""
 MAX_CANDIDATES = 3
 END_RESERVE_S = 8.0
 """Kept back from the budget for what follows the comparison: the last drift control and the report."""
@@ -210,16 +221,33 @@ def plan_for(cands: Sequence[Candidate], left_s: float) -> Plan:
     """The comparison's plan: :data:`ROUND_S` windows, each expected to cost its phase's start-up on top."""
     cost = sum(c.startup_s for c in cands) / len(cands) + ROUND_S if cands else ROUND_S
     return Plan(
-        round_s=ROUND_S, max_rounds=MAX_ROUNDS, budget_s=max(0.0, min(INTERLEAVED_MAX_S, left_s)), window_cost_s=cost
+        round_s=ROUND_S,
+        max_rounds=MAX_ROUNDS,
+        budget_s=max(0.0, min(INTERLEAVED_MAX_S, left_s)),
+        window_cost_s=cost,
+        min_rounds=MIN_ROUNDS,
     )
 
 
 def compare(
     cands: Sequence[Candidate], window_of: Callable[[Candidate, float], float | None], left_s: float
 ) -> InterleavedDecision:
-    """The tie re-measured in alternating windows (:func:`ssv2_fixtures.run.drift.decide`) within ``left_s``."""
-    by = {c.label: c for c in cands}
-    return decide(list(by), lambda name, secs: window_of(by[name], secs), plan_for(cands, left_s), time.monotonic)
+    """The tie re-measured in alternating windows (:func:`ssv2_fixtures.run.drift.decide`) within ``left_s``:
+    the candidates in order (the fastest, then the cheapest), as many as :data:`MIN_ROUNDS` rounds of them fit
+    (at least two; those left out stay in the tie, not re-measured, and the record says so)."""
+    n = len(cands)
+    while n > 2:
+        p = plan_for(cands[:n], left_s)
+        if p.min_rounds * n * p.window_cost_s <= p.budget_s:
+            break
+        n -= 1
+    by = {c.label: c for c in cands[:n]}
+    rec = decide(list(by), lambda name, secs: window_of(by[name], secs), plan_for(cands[:n], left_s), time.monotonic)
+    if n < len(cands):
+        rec["stopped"] = (
+            f"{rec.get('stopped', '')}; not re-measured for time: {', '.join(c.label for c in cands[n:])}"
+        ).lstrip("; ")
+    return rec
 
 
 def interleave(stress: Stress) -> InterleavedDecision | None:

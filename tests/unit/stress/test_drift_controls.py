@@ -34,14 +34,14 @@ def test_phase1_starts_the_series_controls_every_4_phases_and_at_the_end(
         return _result(10.0 + len(calls))
 
     monkeypatch.setattr(drift, "run_config", fake_run_config)
-    session = StressSession(replace(Settings(), reports=tmp_path / "reports"))
+    session = StressSession(replace(Settings(), reports=tmp_path / "reports", max_workers=16))
     stress = Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
-    phases = [p for p in ladder(4) if p.duplicate_of is None]
+    phases = [p for p in ladder(16) if p.duplicate_of is None]
     for p in phases:
         if p.number == 1:
             session.results.append({"phase": "phase1", "kind": "quick", "config": p.config.to_dict()})
         drift.after_phase(stress, p, _result(20.0 if p.number == 1 else 99.0))
-    assert [c["name"] for c in calls] == ["drift-control-1"]  # after phase 4 of 7
+    assert [c["name"] for c in calls] == ["drift-control-1"]  # after phase 4 of 9, none after 8 (one follows)
     assert calls[0]["config"] == phases[0].config  # the reference: phase 1's config exactly
     assert calls[0]["measure"]["min_s"] == calls[0]["measure"]["max_s"] == drift.CONTROL_S
     session.finish()
@@ -57,9 +57,9 @@ def test_no_series_without_phase1_and_a_failed_control_adds_nothing(
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(drift, "run_config", lambda r: calls.append(r.name) or _result(5.0, passed=False))
-    session = StressSession(replace(Settings(), reports=tmp_path / "reports"))
+    session = StressSession(replace(Settings(), reports=tmp_path / "reports", max_workers=16))
     stress = Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
-    phases = ladder(4)
+    phases = ladder(16)
     drift.after_phase(stress, phases[3], _result(9.0))  # phase 4 without phase 1 (e.g. -k phase4): no controls
     assert calls == [] and session.drift is None and session.finish_hooks == []
     drift.after_phase(stress, phases[0], _result(9.0, passed=False))  # a failed phase 1 starts nothing

@@ -105,7 +105,7 @@ def test_no_time_left_in_the_two_minutes_skips_it_and_says_why(tmp_path: Path, m
     session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
     dec = drift.interleave(stress)
     assert calls == [] and dec is not None
-    assert dec["rounds"] == [] and dec["stopped"].startswith("skipped: 2 rounds of 2 windows")
+    assert dec["rounds"] == [] and dec["stopped"].startswith("skipped: 3 rounds of 2 windows")
     assert "more than the 2 s left" in dec["stopped"]
     assert session.interleaved == dec
 
@@ -114,7 +114,7 @@ def test_the_plan_takes_the_phases_start_up_and_the_time_left() -> None:
     cands = drift.tie_set([rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))])
     p = drift.plan_for(cands, left_s=100.0)
     assert p.window_cost_s == pytest.approx(3.0 + drift.ROUND_S) and p.budget_s == drift.INTERLEAVED_MAX_S
-    assert drift.plan_for(cands, left_s=7.0).budget_s == 7.0
+    assert drift.plan_for(cands, left_s=7.0).budget_s == 7.0 and p.min_rounds == drift.MIN_ROUNDS
     assert drift.plan_for(cands, left_s=-3.0).budget_s == 0.0
 
 
@@ -143,3 +143,35 @@ def test_a_failed_first_control_arms_nothing(tmp_path: Path, monkeypatch: pytest
     session, stress = _stress(tmp_path)
     drift.group_control(stress)
     assert session.drift is None and session.finish_hooks == []
+
+
+def test_three_candidates_shrink_to_what_three_rounds_fit(tmp_path: Path) -> None:
+    cands = drift.tie_set([rec(2, 46.0, (44.0, 48.0)), rec(3, 49.0, (47.0, 51.0)), rec(4, 52.0, (50.0, 54.0))])
+    assert len(cands) == 3
+    seen: list[str] = []
+
+    def window_of(c: drift.Candidate, secs: float) -> float:
+        seen.append(c.label)
+        return 40.0
+
+    # 3 rounds × 3 windows × 5 s = 45 s do not fit in 30 s; 3 rounds × 2 windows do
+    dec = drift.compare(cands, window_of, left_s=100.0)
+    assert dec["candidates"] == ["bs8-w4-pf2", "bs8-w2-pf2"] and set(seen) == {"bs8-w4-pf2", "bs8-w2-pf2"}
+    assert dec["stopped"].endswith("not re-measured for time: bs8-w3-pf2")
+
+
+def test_the_7_phase_ladder_of_2_cores_pays_for_the_end_control_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Window] = []
+    monkeypatch.setattr(drift, "window", recorder(calls, lambda w, n: 10.0))
+    session = StressSession(replace(Settings(), reports=tmp_path / "reports", max_workers=4))
+    stress = Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
+    phases = [p for p in ladder(4) if p.duplicate_of is None]
+    assert len(phases) == 7
+    for p in phases:
+        r = SimpleNamespace(passed=True, metrics={"videos_per_s": 9.0, "wait_fraction": 1.0, "loop_s": 6.0})
+        drift.after_phase(stress, p, r)
+    assert calls == []  # phase 4 is followed by 3 phases: the end control is as near
+    session.finish()
+    assert [n for n, *_ in calls] == ["drift-control-1"]
