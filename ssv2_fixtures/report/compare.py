@@ -164,8 +164,8 @@ def _side_by_side(
 
 def rate_definition(data: ResultsFile) -> str | None:
     """What the file's videos/s measures: ``"wall"`` (videos over the loop's wall time, the rate training
-    receives: records that carry ``wait_fraction``), ``"waits"`` (files written before: videos over the summed
-    waits, which a ``--step-time`` run overstates), ``None`` with no recorded rate."""
+    receives: records that carry ``wait_fraction``), ``"waits"`` (records without ``wait_fraction``: videos over
+    the summed waits, which a ``--step-time`` run overstates), ``None`` with no recorded rate."""
     rated = [r for r in runs_of(data) if r.vps is not None]
     if not rated:
         return None
@@ -178,8 +178,8 @@ def _definition_note(da: ResultsFile, db: ResultsFile) -> list[str]:
         return []
     old = "A" if a == "waits" else "B"
     return [
-        f"**Not like with like**: {old}'s videos/s is videos over the summed waits (written before videos/s "
-        "meant videos over the loop's wall time), the other's over the wall time. Without --step-time they "
+        f"**Not like with like**: {old}'s videos/s is videos over the summed waits (its records carry no "
+        "wait_fraction), the other's over the wall time. Without --step-time they "
         "differ by the loop's own time between batches; with one the waits rate is far higher. Rerun "
         f"{old} with this version to compare the same quantity.",
         "",
@@ -492,7 +492,7 @@ def run_to_run(prev: ResultsFile, cur: ResultsFile, prev_name: str) -> list[str]
             f"The host was busy during {', '.join(busy)} (other processes or the hypervisor took CPU; "
             "see Findings): rerun on an idle machine before trusting the differences."
             if busy
-            else "No compared run recorded a busy host (records without a host entry predate it), so "
+            else "No compared run recorded a busy host (a record without a host entry is not judged), so "
             "the machine's own speed moved between the sessions: rerun to see whether it holds; "
             "`python benchmarks/host_drift.py` measures how often this machine can hold it at all."
         )

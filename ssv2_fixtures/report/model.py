@@ -183,7 +183,7 @@ class Run:
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """The recorded 95 % batch-means interval of videos/s (``None`` in files from before it)."""
+        """The recorded 95 % batch-means interval of videos/s (``None`` when the record has none)."""
         return interval_of(self.metrics.get("videos_per_s_interval"))
 
     @property

@@ -49,7 +49,7 @@ def _spread_note(runs: Sequence[Run]) -> list[str]:
     return [
         SPREAD_NOTE
         + (
-            " *±?*: the record carries no interval (written before spreads were recorded, or too few batches)."
+            " *±?*: the record carries no interval (a results file without intervals, or too few batches)."
             if missing
             else ""
         )

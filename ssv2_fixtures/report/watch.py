@@ -214,7 +214,7 @@ def _quantity(run: Mapping[str, Any]) -> str:
         return "both are videos over the loop's wall time, the rate the loop received"
     return (
         "not like with like: the watch's is videos over the loop's wall time, the stress run's videos over its "
-        "summed waits (a results file from before videos/s meant wall time); rerun the stress test to compare"
+        "summed waits (its records carry no wait_fraction); rerun the stress test to compare"
     )
 
 

@@ -32,8 +32,8 @@ def half_width(rate: float, interval: tuple[float, float]) -> float:
 def rate(vps: float | None, interval: tuple[float, float] | None, *, ascii: bool = False) -> str:
     """A rate with its 95 % spread: ``97.0 ± 3.1`` (half-width of the recorded batch-means interval).
 
-    A record without an interval (results written before spreads were recorded, or a run with too
-    few batches for the rule) shows ``97.0 ±?``: the rate is real, its spread is unknown, and the
+    A record without an interval (a results file without intervals, or a run with too few
+    batches for the rule) shows ``97.0 ±?``: the rate is real, its spread is unknown, and the
     mark says so instead of letting a bare number look exact. ``ascii=True`` writes ``+-`` for the
     terminal (a CI log may have a C locale). No rate at all is ``—`` (``-`` in ASCII).
     """

@@ -121,7 +121,7 @@ def loop_seconds(rec: Any) -> list[float]:
     """Each batch's wall time in the training loop, the quantity videos/s is over: from the recorded receipt
     times (``series.batch_t``, one per batch) by :func:`~ssv2_fixtures.run.record.batch_walls`, the record
     builder's own rule (the step held after the previous batch, then this batch's wait; the first batch its
-    wait). A record without one receipt time per batch (from before they were kept): wait + ``step_s``, the
+    wait). A record without one receipt time per batch: wait + ``step_s``, the
     time the loop would have spent with nothing else in it."""
     waits = [float(w) for w in rec.get("batch_waits_s", [])]
     bt = (rec.get("series") or {}).get("batch_t") or []

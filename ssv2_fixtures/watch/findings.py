@@ -227,7 +227,7 @@ def shm_headroom(
         return None
     if free_bytes >= SHM_HEADROOM_BATCHES * batch_bytes:
         return None
-    need = shm_slots_for(num_workers, prefetch_factor) * batch_bytes  # the one shm formula
+    need = shm_slots_for(num_workers, prefetch_factor) * batch_bytes  # run.shm's slots, the rule the runs are judged by
     ev = Evidence(
         facts={"shm_need_bytes": need, "shm_free_bytes": free_bytes, "ranks": ranks},
         config={
