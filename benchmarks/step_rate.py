@@ -3,7 +3,7 @@
     python benchmarks/step_rate.py [--step 0.05] [--batch-size 4] [--workers 2] [--batches 60]
         [--size 64] [--frames 4]
 
-- **same loop**: in this process, the child's own batch loop (``run.child.batch_loop``, the ``--step-time``
+- **same loop**: in this process, the child's own batch loop (``run.loop.batch_loop``, the ``--step-time``
   sleep after each batch) over a DataLoader wrapped in ``watch()``. The loop's batch events go through the
   record builder (``run.record.batch_metrics``) and the watch keeps its own clock reads: two computations of
   videos / the loop's wall time over the same batches. Prints both, their ratio (1.00: the suite and the
@@ -29,7 +29,8 @@ from _args import loader_args
 from ssv2_fixtures import watch
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
 from ssv2_fixtures.data.synth import SynthSpec, ensure_synthetic
-from ssv2_fixtures.run.child import Progress, batch_loop, build_dataset
+from ssv2_fixtures.run.child import build_dataset
+from ssv2_fixtures.run.loop import Progress, batch_loop
 from ssv2_fixtures.run.record import batch_metrics, single_process_rate
 from ssv2_fixtures.run.request import RunRequest
 from ssv2_fixtures.run.runner import dataset_spec, run_config

@@ -9,7 +9,7 @@ NOTE [full-queue hold]
     in a worker's collate, a bus error on a mapped write), whatever a loader-only run showed.
 
     So after its loop (after the measured window, so no rate includes it) the single-process child
-    (:func:`ssv2_fixtures.run.child.batch_loop`) takes one more batch and *holds* it, consuming nothing,
+    (:func:`ssv2_fixtures.run.loop.batch_loop`) takes one more batch and *holds* it, consuming nothing,
     until every batch in flight has landed (the iterator's own count: tasks sent and not yet yielded
     against results waiting in its queues and its out-of-order stash), then keeps the state for
     :data:`SETTLE_S` so the parent's monitor samples it too. Where the iterator's internals cannot be

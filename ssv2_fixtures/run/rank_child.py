@@ -34,8 +34,9 @@ import time
 import weakref
 from typing import Any
 
-from .child import ChildSpec, EventWriter, Progress, arm_stack_dump, batch_loop, load, report_error
+from .child import ChildSpec, EventWriter, arm_stack_dump, load, report_error
 from .child import main as child_main
+from .loop import Progress, batch_loop
 
 
 class _Indexed:

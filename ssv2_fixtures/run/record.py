@@ -414,7 +414,7 @@ def single_record(run: RunFacts) -> RunRecord:
     """The record of a single-process child: the metrics core, and the outcome if it failed."""
     batch_events, err = run.of("batch"), run.of("error")
     m = core_metrics(run)
-    # a measured window (NOTE [measured window] in child.py) ends when its rate is precise enough or its
+    # a measured window (NOTE [measured window] in loop.py) ends when its rate is precise enough or its
     # time is up: then the child's ``measured`` event, not ``run.batches``, says how many batches it wanted
     wanted = len(batch_events) if run.of("measured") else run.batches
     passed = run_passed(

@@ -74,7 +74,7 @@ class Metrics(TypedDict, total=False):
     interval_batches: int
     interval_method: str  # "batch-means-t95"
     interval_note: str  # why there is no interval: "too few batches (…)" / "a group took no time"
-    # a measured window (the child's ``measured`` event, NOTE [measured window] in child.py): how it ended,
+    # a measured window (the child's ``measured`` event, NOTE [measured window] in loop.py): how it ended,
     # "converged" (interval within target), "time" (max_s reached) or "batches" (max_batches reached)
     window_stopped: str
     # what the batches held (data.batch.describe in the child): medians / most common over the batches

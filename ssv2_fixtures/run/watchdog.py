@@ -36,7 +36,7 @@ class Watchdog:
 
     def resolve(self, config: Any, batches: int, ranks: int = 1, measure: Mapping[str, Any] | None = None) -> Limits:
         """``ranks``: processes loading at once on this node (``-m distributed``), sharing its cores.
-        ``measure``: the run's time window (NOTE [measured window] in child.py), which ends the run at its
+        ``measure``: the run's time window (NOTE [measured window] in loop.py), which ends the run at its
         ``max_s`` long before ``batches`` (quick's cap of 1000) would at the per-batch allowance."""
         from .stats import whole_rounds
 

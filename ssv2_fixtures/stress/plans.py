@@ -206,8 +206,8 @@ QUICK_MIN_S = 6.0
 
 def quick_measure(settings: Settings) -> dict[str, Any]:
     """The measured window of a quick phase (``RunRequest(..., measure=...)``, NOTE [measured window] in
-    :mod:`ssv2_fixtures.run.child`): 3 warm-up batches, then batches until the rate's 95 % interval is
-    within ±5 %, at least 12 batches, 5 groups (child.MIN_GROUPS) and 6 s (or ``--quick-seconds`` if
+    :mod:`ssv2_fixtures.run.loop`): 3 warm-up batches, then batches until the rate's 95 % interval is
+    within ±5 %, at least 12 batches, 5 groups (loop.MIN_GROUPS) and 6 s (or ``--quick-seconds`` if
     less), at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
     A small ``--quick-batches`` (a smoke run) shrinks warm-up and minimum with it."""
     cap = settings.quick_batches  # most batches a phase loads, warm-up included

@@ -17,8 +17,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from unit_helpers import EventLog, RangeItems
 
-from ssv2_fixtures.run.child import Progress, batch_loop
 from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset, parse_fault, refuse_unfit
+from ssv2_fixtures.run.loop import Progress, batch_loop
 
 # 3 workers on a 2-core machine is the point of one case, not a mistake
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")

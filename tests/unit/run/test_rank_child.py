@@ -15,8 +15,8 @@ from torch.utils.data.distributed import DistributedSampler
 from unit_helpers import EventLog, RangeItems
 
 from ssv2_fixtures.data.loader import LoaderConfig, make_loader
-from ssv2_fixtures.run.child import Progress, batch_loop
 from ssv2_fixtures.run.faults import FaultSpec, FaultyDataset
+from ssv2_fixtures.run.loop import Progress, batch_loop
 from ssv2_fixtures.run.rank_child import WorkerReport, _Indexed, _IndexedCollate, worker_pids
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssv2_fixtures.data.loader import LoaderConfig
-from ssv2_fixtures.run.child import MeasureSpec, Window
+from ssv2_fixtures.run.loop import MeasureSpec, Window
 from ssv2_fixtures.run.monitor import Peaks
 from ssv2_fixtures.run.record import (
     RunFacts,

@@ -1,8 +1,8 @@
-"""The measured window's round rule (NOTE [measured window] in run/child.py): pure, a given clock."""
+"""The measured window's round rule (NOTE [measured window] in run/loop.py): pure, a given clock."""
 
 from __future__ import annotations
 
-from ssv2_fixtures.run.child import MeasureSpec, Window
+from ssv2_fixtures.run.loop import MeasureSpec, Window
 from ssv2_fixtures.run.stats import rate_interval
 
 
