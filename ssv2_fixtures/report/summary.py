@@ -1,5 +1,7 @@
 """``summary.md`` for one session: recommendation, machine, dataset, tables, sections, findings,
-plots and next steps; :func:`summarize` writes it with the plots into the run folder.
+plots and next steps; :func:`summarize` writes it with the plots into the run folder, in the order
+:func:`render_summary` gives. The Machine, Dataset and Pipeline probe tables are built in :mod:`.testbed`, the
+Distributed runs section in :mod:`.distributed`; the run tables, recommendation and next steps here.
 
 Rates are shown as ``97.0 ± 3.1`` (the recorded 95 % batch-means interval's half-width; ``±?`` where a
 record has none, see :func:`ssv2_fixtures.report.fmt.rate`). Pass/fail is each record's ``status``;
@@ -20,6 +22,7 @@ from ..run.schema import ResultsFile
 from ..run.units import fmt_bytes, rate
 from .breakdown import breakdown_plot, breakdown_section
 from .compare import previous_run, run_to_run
+from .distributed import distributed_section
 from .drift import drift_section
 from .findings import findings, rank_verdicts, scaling
 from .fmt import md_table, num, one_line, verdict_judged, verdict_ok
@@ -27,6 +30,7 @@ from .model import Run, extra, interval_of, label_of, load, measurement_errors, 
 from .plots import plot_sustained, plot_throughput, save_png
 from .recommend import Recommendation, environment, recommend, snippet, train_toml
 from .rerun import invocation_note, rerun
+from .testbed import dataset_rows, machine_rows, probe_section
 from .tune import TUNE_PLOT, confirmed_best, plot_tune, tune_section
 
 SPREAD_NOTE = (
@@ -134,123 +138,6 @@ def _kind_legend(runs: Sequence[Run]) -> list[str]:
     return out
 
 
-def _machine_rows(mach: Mapping[str, Any]) -> list[list[Any]]:
-    """The machine facts. Under ``--emulate*`` (``machine["emulated"]``, the sandbox) every emulated limit is the
-    value shown, as the one the runs were judged against, with the host's own beside it marked as the host's:
-    the host's 23 GiB /dev/shm says nothing about a 64 MiB container."""
-    emu = {k: v for k, v in dict(mach.get("emulated") or {}).items() if v is not None}
-    target = f"emulated ({emu['profile']})" if emu.get("profile") else "emulated"
-
-    def judged(key: str, mine: str, host: str) -> str:
-        return f"{mine}, {target}: the limit judged (host: {host})" if key in emu else host
-
-    shm_host = f"{fmt_bytes(mach.get('shm_total_bytes'))} ({fmt_bytes(mach.get('shm_free_bytes'))} free)"
-    tmp_host = f"{mach.get('tmpdir', '?')} ({fmt_bytes(mach.get('tmp_free_bytes'))} free)"
-    return [
-        ["host", mach.get("hostname", "?")],
-        ["CPU cores", judged("cpus", str(emu.get("cpus")), str(mach.get("cores", "?")))],
-        [
-            "RAM",
-            judged("mem_bytes", f"{fmt_bytes(emu.get('mem_bytes'))} memory limit", fmt_bytes(mach.get("ram_bytes"))),
-        ],
-        ["/dev/shm", judged("shm_bytes", fmt_bytes(emu.get("shm_bytes")), shm_host)],
-        ["TMPDIR", judged("tmp_bytes", f"a private {fmt_bytes(emu.get('tmp_bytes'))} tmpfs per run", tmp_host)],
-        ["open files limit (ulimit -n)", judged("nofile", str(emu.get("nofile")), str(mach.get("nofile", "?")))],
-        [
-            "python / torch / decord",
-            f"{mach.get('python', '?')} / {mach.get('torch', '?')} / {mach.get('decord', '?')}",
-        ],
-        ["platform", mach.get("platform", "?")],
-        ["CUDA", "unknown (no run reported)" if mach.get("cuda") is None else "yes" if mach["cuda"] else "no"],
-        ["default sharing strategy", mach.get("sharing_strategy", "?")],
-    ]
-
-
-def clip_of(probe: Mapping[str, Any]) -> str:
-    """A user's clip as the pipeline probe measured it: frames, size and dtype read from the batches' largest
-    tensor (``N×T×H×W×C``, ``N×C×T×H×W`` or ``N×T×C×H×W`` with 3 channels; N the videos × clips per video),
-    and that tensor as measured; a tensor of another layout is only quoted."""
-    shape, dtype = probe.get("batch_shape"), str(probe.get("batch_dtype") or "?").removeprefix("torch.")
-    if not isinstance(shape, list) or not shape:
-        return "not measured (the pipeline probe recorded no tensor)"
-    measured = f"largest tensor of a batch of {probe.get('batch_size', '?')}: {'×'.join(map(str, shape))} {dtype}"
-    clips = probe.get("clips_per_item")
-    per_video = f", {num(clips, 0)} clips per video" if isinstance(clips, (int, float)) and clips != 1 else ""
-    channel = next((i for i in (4, 1, 2) if len(shape) == 5 and shape[i] == 3), None)  # RGB: last, C×T, T×C
-    if channel is not None:
-        t, h, w = (shape[i] for i in range(1, 5) if i != channel)
-        return f"{t} frames at {h}×{w} px, {dtype}{per_video} (pipeline probe; {measured})"
-    return f"{measured} (pipeline probe){per_video}"
-
-
-def _dataset_rows(ds: Mapping[str, Any], probe: Mapping[str, Any] | None = None) -> list[list[Any]]:
-    """The session's dataset. With a user's factory, --frames/--size are not what it loads: the clip is
-    described from the pipeline probe's tensors (when the probe measured this factory)."""
-    from ..stress.probe import probe_applies
-
-    kind = "synthetic (generated test videos)" if ds.get("synthetic") else "real SSv2"
-    if ds.get("factory"):
-        kw = dict(ds.get("factory_kwargs") or {})
-        call = f"`{ds['factory']}`" + (f" ({', '.join(f'{k}={v!r}' for k, v in kw.items())})" if kw else "")
-        kind = f"your pipeline {call} over {kind} files"
-        measured = probe is not None and probe_applies(probe, ds)
-        clip = clip_of(probe) if probe is not None and measured else "not measured (no pipeline probe of this factory)"
-    else:
-        clip = f"{ds.get('num_frames', '?')} frames at {ds.get('size', '?')}×{ds.get('size', '?')} px"
-    return [
-        ["root", ds.get("root", "?")],
-        ["kind", kind],
-        ["split", ds.get("split", "?")],
-        ["videos", ds.get("videos", "?")],
-        ["codec", ds.get("codec", "?")],
-        ["clip", clip],
-    ]
-
-
-def _probe_section(probe: Mapping[str, Any]) -> list[str]:
-    """results.json's ``probe`` (run.schema.PipelineProbe): what the isolated probe measured of the
-    session's pipeline, as recorded."""
-    per_item, bs = probe.get("bytes_per_item"), probe.get("batch_size")
-    per_batch = float(per_item) * int(bs) if isinstance(per_item, (int, float)) and isinstance(bs, int) else None
-    shape = probe.get("batch_shape")
-    kwargs = probe.get("factory_kwargs") or {}
-    call = (
-        f"`{probe.get('factory')}`" + (f" ({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
-        if probe.get("factory")
-        else "the built-in dataset"
-    )
-    clips = probe.get("clips_per_item")
-    rows = [
-        ["pipeline", call],
-        ["run", f"{probe.get('label', '?')}: one loading process, no workers, {probe.get('batches', '?')} batches"],
-        ["bytes per batch", f"{fmt_bytes(per_batch)} (batch size {bs if bs is not None else '?'})"],
-        ["bytes per video", fmt_bytes(per_item)],
-        ["largest tensor", f"{'×'.join(str(x) for x in shape) if shape else '?'} {probe.get('batch_dtype') or '?'}"],
-        ["clips per video", num(clips) if isinstance(clips, (int, float)) else "?"],
-        ["RSS of the loading process", fmt_bytes(probe.get("rss_bytes"))],
-        [
-            "item rate L (one process)",
-            f"{num(probe.get('items_per_s'))} videos/s (no interval: "
-            f"{max(0, int(probe.get('batches') or 0) - 1)} timed batches, "
-            f"too few for one)",
-        ],
-    ]
-    return (
-        [
-            "Before the configurations ran, one isolated process built the pipeline and loaded a few real "
-            "batches; their bytes were summed from every tensor in them (not computed from a clip size).",
-            "",
-        ]
-        + md_table(["measured", "value"], rows)
-        + [
-            "",
-            "The /dev/shm predictions (pre-flight, each config's budget and BudgetWarning), the `-m limits` "
-            "search bounds and the recommendation's environment advice used these measured bytes per batch; "
-            "its item rate L is this pipeline's own single-process rate, the base of the decode limit.",
-        ]
-    )
-
-
 def fmt_target(name: str, x: Any) -> str:
     if x is None:
         return "not measured"
@@ -259,110 +146,6 @@ def fmt_target(name: str, x: Any) -> str:
             return fmt_bytes(x)
         return f"{x:.4g} GB" if name.endswith("_gb") else f"{x:.4g}"
     return str(x)
-
-
-def _reported_procs(r: Run) -> str:
-    """Loader processes the ranks reported themselves (each rank + the workers it started); the sampled
-    peak (``rank_procs_peak``, which a short run can undercount) only where no rank reported."""
-    rows = r.rec.get("ranks") or []
-    if rows and all("workers_started" in x for x in rows):
-        return str(sum(1 + int(x["workers_started"]) for x in rows))
-    peak = r.metrics.get("rank_procs_peak")
-    return f"{peak} (sampled)" if peak is not None else "?"
-
-
-def _distributed_section(runs: Sequence[Run]) -> list[str]:
-    """``-m distributed`` runs: node totals per run, then one row per rank."""
-    out = [
-        "Each rank is a training process with its own DataLoader workers, started by torchrun; the ranks of "
-        "a node share its cores, RAM, /dev/shm and open files. *videos/s (node)* is the sum of the ranks' "
-        "steady rates; processes count each rank and its workers (ranks × (1 + workers)).",
-        "",
-        "Node totals:",
-        "",
-    ]
-    rows = []
-    for r in runs:
-        m, d = r.metrics, r.rec.get("distributed") or {}
-        lo, hi = m.get("rank_videos_per_s_min"), m.get("rank_videos_per_s_max")
-        cov = next((v for v in r.verdicts if v.get("name") == "epoch_coverage"), None)
-        epochs = (
-            "—"
-            if cov is None
-            else f"{cov.get('complete_epochs', '?')} complete of {cov.get('epochs', '?')}, "
-            + ("rule holds" if verdict_ok(cov) else "**rule broken**")
-        )
-        finished = sum(1 for x in r.rec.get("ranks") or [] if x.get("state") == "finished")
-        nodes = f" × {d['nnodes']} nodes (node {d.get('node_rank', '?')})" if (d.get("nnodes") or 1) > 1 else ""
-        rows.append(
-            [
-                r.label,
-                f"{r.ranks}{nodes}",
-                f"{finished} of {r.ranks}",
-                r.result,
-                rate(r.vps, r.interval),
-                f"{num(lo)}–{num(hi)}" if lo is not None else "—",
-                f"{_reported_procs(r)} / {m.get('procs_expected', '?')}",
-                fmt_bytes(m.get("rss_peak_bytes")),
-                fmt_bytes(m.get("pss_peak_bytes")),
-                fmt_bytes(m.get("shm_peak_bytes")),
-                m.get("fds_peak", "?"),
-                epochs,
-            ]
-        )
-    out += md_table(
-        [
-            "config",
-            "ranks",
-            "finished",
-            "result",
-            "videos/s (node)",
-            "videos/s per rank",
-            "processes reported / expected",
-            "RSS peak",
-            "PSS peak",
-            "shm peak",
-            "fds peak",
-            "epochs",
-        ],
-        rows,
-    )
-    out += ["", "Per rank:", ""]
-    rows = []
-    for r in runs:
-        for x in r.rec.get("ranks") or []:
-            what = x.get("outcome") or ("—" if x.get("state") == "finished" else one_line(x.get("note"), 120) or "—")
-            v = x.get("videos_per_s")
-            rows.append(
-                [
-                    r.label,
-                    f"{r.ranks}",
-                    x.get("rank", "?"),
-                    x.get("state", "?"),
-                    x.get("batches", "?"),
-                    x.get("videos", "?"),
-                    rate(v, interval_of(x.get("videos_per_s_interval"))) if v is not None else "—",
-                    num(x.get("wait_ms_p50")),
-                    fmt_bytes(x.get("rss_peak_bytes")),
-                    what,
-                ]
-            )
-    out += md_table(
-        [
-            "config",
-            "ranks",
-            "rank",
-            "state",
-            "batches",
-            "videos",
-            "videos/s",
-            "wait p50 ms",
-            "RSS peak (rank + its workers)",
-            "outcome",
-        ],
-        rows,
-    )
-    return out
 
 
 def _rank_caveat(rec: Recommendation, runs: Sequence[Run]) -> list[str]:
@@ -592,14 +375,14 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     if err := extra(data, "data_error"):
         lines += ["## Data could not load", ""] + _data_error_section(err) + [""]
     lines += ["## Recommended configuration", ""] + _recommendation_section(data, runs, rec)
-    lines += ["## Machine", ""] + md_table(["fact", "value"], _machine_rows(mach)) + [""]
+    lines += ["## Machine", ""] + md_table(["fact", "value"], machine_rows(mach)) + [""]
     probe = extra(data, "probe")
     lines += ["## Dataset", ""] + md_table(
-        ["fact", "value"], _dataset_rows(ds, probe if isinstance(probe, Mapping) else None)
+        ["fact", "value"], dataset_rows(ds, probe if isinstance(probe, Mapping) else None)
     )
     lines += [""]
     if isinstance(probe := extra(data, "probe"), Mapping):
-        lines += ["## Pipeline probe", ""] + _probe_section(probe) + [""]
+        lines += ["## Pipeline probe", ""] + probe_section(probe) + [""]
     lines += breakdown_section(data, plots)  # where the item time goes (report/breakdown.py), its plot when written
     lines += (
         ["## Successful configurations", ""]
@@ -612,7 +395,7 @@ def render_summary(data: ResultsFile, plots: Sequence[str] = (), previous: tuple
     if previous is not None:
         lines += [f"## Run to run (vs {previous[0]})", ""] + previous[1]
     if dist := [r for r in runs if r.kind == "distributed"]:
-        lines += ["## Distributed runs: ranks × workers on one node", ""] + _distributed_section(dist) + [""]
+        lines += ["## Distributed runs: ranks × workers on one node", ""] + distributed_section(dist) + [""]
     if tune := tune_section(data, TUNE_PLOT if TUNE_PLOT in plots else None):
         lines += ["## Tune: the search per batch size", ""] + tune + [""]
     if data.get("limits"):
