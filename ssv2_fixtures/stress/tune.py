@@ -29,8 +29,8 @@ evenly between batch sizes; :data:`.tune_model.CONFIRM_SHARE` of each share is k
    (:func:`ssv2_fixtures.run.drift.decide`), so a slower minute of the machine moves all of them alike
    and cancels in their per-round ratios; a config it finds faster than every other is the pick, else
    the cheapest of those it could not tell apart (the others it measured slower are out).
-   :data:`INTERLEAVED_SHARE` of the search time is kept for it (what it leaves goes to the
-   confirmation); it is skipped, saying why, when two rounds do not fit. In **target mode** the pick is
+   :data:`INTERLEAVED_SHARE` of the search time is kept for it from the halving (what it leaves goes
+   to the confirmation); it is skipped, saying why, when two rounds do not fit. In **target mode** the pick is
    the cheapest config whose interval's lower bound reaches the target; when none does the result names
    the best rate found and what limited it.
 6. **Confirmation**: the pick gets one sustained run (leak and degradation verdicts) in the time left
@@ -407,7 +407,7 @@ def tune(
         space,
         measure,
         clock,
-        t_start + search_s * (1 - INTERLEAVED_SHARE if target is None else 1.0),
+        t_start + search_s,
         fits,
         shm,
         overhead_s,
@@ -415,13 +415,15 @@ def tune(
         on_probe,
     )
     _explore(s)
+    if target is None:  # the halving leaves the share kept for the interleaved rounds
+        s.deadline = t_start + search_s * (1 - INTERLEAVED_SHARE)
     finals, pool = _finish(s, target)
     chosen: Estimate | None = None
     chosen_ties: list[Estimate] = []
     slower: set[LoaderConfig] = set()
     decision: InterleavedDecision | None = None
     if target is None:
-        s.deadline = t_start + search_s  # the share kept for the interleaved rounds
+        s.deadline = t_start + search_s  # the share kept for them
         chosen, chosen_ties, slower, decision = _interleave(s, finals)
     order = _candidates(s, pool, finals, target)
     if chosen is not None:  # the interleaved rounds decided the pick; the others stay next in line
