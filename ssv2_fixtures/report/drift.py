@@ -67,7 +67,8 @@ def decision_lines(dec: Mapping[str, Any], title: str, what: str) -> list[str]:
     rounds = dec.get("rounds") or []
     head = [title, "", f"Candidates ({what}): {', '.join(names) or 'none'}."]
     if not rounds:
-        return [*head, "", str(dec.get("text") or dec.get("stopped") or "not re-measured"), ""]
+        why = f"not re-measured ({dec['stopped']})" if dec.get("stopped") else dec.get("text") or "not re-measured"
+        return [*head, "", str(why), ""]
     ref = str(dec.get("reference") or names[0])
     head[-1] += (
         f" Windows of {float(dec.get('round_s') or 0):.1f} s, in alternating order (A B C, C B A, …); "
