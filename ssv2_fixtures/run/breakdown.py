@@ -85,11 +85,13 @@ def ceilings(
 
 def binding(st: Mapping[str, StageRecord], ceil: BreakdownCeilings) -> str:
     """``transfer`` when the transfer ceiling is the one closest above the achieved rate; otherwise the
-    stage with the largest share of the item time."""
+    stage with the largest share of the item time. A decode or item ceiling measured *below* the achieved rate
+    contradicts it (the probe ran slower than the configs did: a busier machine at that moment), so then
+    nothing is known to stand closest above it and the shares decide."""
     achieved, transfer = ceil.get("achieved"), ceil.get("transfer")
+    compute = [v for v in (ceil["decode"], ceil["item"]) if v is not None]
     if achieved is not None and transfer is not None and transfer >= achieved:
-        above = [v for v in (ceil["decode"], ceil["item"], transfer) if v is not None and v >= achieved]
-        if transfer <= min(above):
+        if all(v >= achieved for v in compute) and transfer <= min(compute, default=transfer):
             return "transfer"
     return max(STAGES, key=lambda k: st[k]["share"])
 

@@ -93,6 +93,12 @@ def test_otherwise_the_largest_share_binds() -> None:
     assert binding(SHARES, {**c, "achieved": None}) == "transform"  # type: ignore[arg-type]
 
 
+def test_compute_ceilings_below_the_achieved_rate_leave_the_binding_to_the_shares() -> None:
+    # a probe measured beside other work: decode and item ceilings below what the configs reached
+    c = {"decode": 30.2, "item": 29.2, "transfer": 144.0, "achieved": 32.3}
+    assert binding(SHARES, c) == "transform"  # type: ignore[arg-type]
+
+
 def test_ceilings_scale_with_cores_and_headroom_is_over_the_achieved_rate() -> None:
     c = ceilings(decode_s=0.02, item_rate=10.0, transfer=400.0, cores=2, achieved=8.0)
     assert c == {"decode": pytest.approx(100.0), "item": 20.0, "transfer": 400.0, "achieved": 8.0}
