@@ -79,7 +79,26 @@ class SampleLine(TmpBaseline, total=False):
     batch_bytes: int
 
 
-class Summary(TmpBaseline, total=False):
+class ReadingPeaks(TypedDict):
+    """The summary's resource fields: what the sampling thread saw (:mod:`.readings` fills them)."""
+
+    rss_peak_bytes: int
+    pss_peak_bytes: int
+    workers_rss_peak_bytes: int
+    shm_peak_bytes: int
+    shm_free_min_bytes: int | None
+    fds_peak: int
+    fds_max_peak: int
+    threads_peak: int
+    workers_peak: int
+    worker_restarts: int
+    tmp_peak_bytes: int
+    tmp_files_peak: int
+    batch_bytes: int
+    samples: int
+
+
+class Summary(TmpBaseline, ReadingPeaks, total=False):
     ev: str
     t: float
     rank: int
@@ -97,20 +116,6 @@ class Summary(TmpBaseline, total=False):
     wait_ms_p50: float | None
     wait_ms_p95: float | None
     step_ms_p50: float | None
-    rss_peak_bytes: int
-    pss_peak_bytes: int
-    workers_rss_peak_bytes: int
-    shm_peak_bytes: int
-    shm_free_min_bytes: int | None
-    fds_peak: int
-    fds_max_peak: int
-    threads_peak: int
-    workers_peak: int
-    worker_restarts: int
-    tmp_peak_bytes: int
-    tmp_files_peak: int
-    batch_bytes: int
-    samples: int
     config: dict[str, Any]
     failed: str | None  # the outcome kind when the loader raised
     findings: list[dict[str, Any]]

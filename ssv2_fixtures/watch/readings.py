@@ -13,13 +13,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any
 
 import psutil
 
 from ..data.batch import describe
 from . import findings
-from .log import TmpBaseline
+from .log import ReadingPeaks, TmpBaseline
 from .sampler import Sampler
 from .steps import StepRecorder
 
@@ -39,25 +39,6 @@ PEAK_KEYS = (
     "tmp_files",
 )
 FIRST_BATCH_POLL_S = 0.005  # how often the sampling thread looks whether the first batch has arrived
-
-
-class ReadingPeaks(TypedDict):
-    """The summary's resource fields (:class:`.log.Summary`), in its order."""
-
-    rss_peak_bytes: int
-    pss_peak_bytes: int
-    workers_rss_peak_bytes: int
-    shm_peak_bytes: int
-    shm_free_min_bytes: int | None
-    fds_peak: int
-    fds_max_peak: int
-    threads_peak: int
-    workers_peak: int
-    worker_restarts: int
-    tmp_peak_bytes: int
-    tmp_files_peak: int
-    batch_bytes: int
-    samples: int
 
 
 def local_ranks() -> int:
