@@ -1,6 +1,6 @@
-"""Autotune's vocabulary (:mod:`.tune` is the search): what a probe and a confirmation answer, the
-space searched, the search's estimates and trials, the results.json ``"tune"`` record (exactly the
-issue's keys: :data:`TUNE_KEYS`), and the tie pick in tune's cost order."""
+"""Autotune's vocabulary (:mod:`.tune` and :mod:`.tune_search` are the search): what a probe and a
+confirmation answer, the space searched, the search's estimates and trials, the results.json ``"tune"`` record
+(exactly the issue's keys: :data:`TUNE_KEYS`), and the tie pick in tune's cost order."""
 
 from __future__ import annotations
 
