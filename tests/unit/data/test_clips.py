@@ -31,6 +31,7 @@ import torch  # before decord (decord#251/#263)
 
 from ssv2_fixtures.data.annotations import load_index
 from ssv2_fixtures.data.clips import ClipDecodeError, SSv2Clips, decoder_available, normalize, webm_duration
+from ssv2_fixtures.data.decoders import decord_provider
 from ssv2_fixtures.data.sampling import MODES
 from ssv2_fixtures.data.synth import read_manifest
 
@@ -38,7 +39,11 @@ T = 8
 SIZE = 64
 MEAN_TOL = 1.0  # mean |diff| per frame, in 0..255 levels
 OUTLIER_LEVELS = 8  # a value "differs" when off by more than this ...
-OUTLIER_FRACTION = 1e-4  # ... and at most this fraction of a frame's values may differ
+# ... and at most this fraction of a frame's values may differ. decord2 resizes at decode with its own FFmpeg
+# build's scaler: against PyAV at 64 px, over 320 frames of 40 clips, mean |diff| 0.29 (max 0.56) with 0.20 %
+# (max 1.9 %) of values off by > 8 (benchmarks/README.md, decord and decord2); decord 0.6.0 matched PyAV exactly.
+# At native size the two distributions decode the same bytes.
+OUTLIER_FRACTION = 3e-2 if (decord_provider() or "").startswith("decord2") else 1e-4
 
 BAD_KINDS = ("missing", "zero_bytes", "truncated", "not_a_video", "corrupt")
 
