@@ -311,12 +311,12 @@ def _toml_value(x: Any) -> str:
 
 def _factory_args(data: ResultsFile, ds: Mapping[str, Any]) -> list[str] | None:
     """The keyword names the pipeline probe saw ``ds``'s factory called with (results.json ``dataset``), when
-    the session's pipeline is this one (validate's TOML may name another); else ``None``."""
+    the session's factory is this one (validate's TOML may name another); else ``None``. Which of root, split
+    and train a factory takes is a property of the callable, so a run with other ``--dataset-arg`` values of
+    the same factory uses the names too (its own values are passed as they were)."""
     top = data.get("dataset") or {}
     names = top.get("factory_args")
-    same = top.get("factory") == ds.get("factory") and dict(top.get("factory_kwargs") or {}) == dict(
-        ds.get("factory_kwargs") or {}
-    )
+    same = top.get("factory") == ds.get("factory")
     return [str(n) for n in names] if same and isinstance(names, list) else None
 
 

@@ -216,3 +216,12 @@ def test_environment_ignores_a_probe_of_another_pipeline() -> None:
     assert rec is not None
     shm = next(line for line in environment(rec, data["machine"], data["probe"]) if "/dev/shm" in line)
     assert "probe" not in shm and "--shm-size=1g" in shm  # the measured 165 MB peak decides
+
+
+def test_a_run_with_other_dataset_args_of_the_same_factory_uses_the_probed_names() -> None:
+    from ssv2_fixtures.report.recommend import _factory_args
+
+    top = {"factory": "userpipe.data:build", "factory_kwargs": {"views": 2}, "factory_args": ["root", "train"]}
+    data = {"dataset": top}
+    assert _factory_args(data, {"factory": "userpipe.data:build", "factory_kwargs": {"views": 3}}) == ["root", "train"]
+    assert _factory_args(data, {"factory": "other.data:build", "factory_kwargs": {"views": 2}}) is None
