@@ -188,4 +188,10 @@ def breakdown_section(data: Mapping[str, Any], plots: Sequence[str] = ()) -> lis
         ]
     if m := b.get("method"):
         out += ["", f"How: {m}"]
+    if stalls := b.get("stalls"):
+        out += [
+            "",
+            f"{stalls['items']} probe item(s) stalled outside the decoder ({stalls['s']:.2f} s in all) and are "
+            "left out of the stages: a stall is the machine's, not a stage of the pipeline.",
+        ]
     return [*out, ""]

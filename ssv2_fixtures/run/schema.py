@@ -209,6 +209,12 @@ class BreakdownRecord(_BreakdownCore, total=False):
 
     decode_alone_s: float  # seconds per video of the decoder alone: the item's decoder calls replayed
     what_would_help: list[HelpRecord]  # per stage; the report leads with the binding stage's
+    stalls: StallRecord  # probe items left out of the stages: a stall outside the decoder (run/breakdown.py)
+
+
+class StallRecord(TypedDict):
+    items: int  # how many of the probe's timed items stalled
+    s: float  # their __getitem__ seconds, all together
 
 
 class InvocationRecord(TypedDict):

@@ -96,7 +96,7 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
     m = measure(probe_spec(dataset, session.settings.batch_sizes, tc), session.runs_dir / "breakdown")
     if m is None:
         return None
-    t = ItemTimings(m["getitem_s"], m["decode_s"], m["collate_s"], m["loop_s"])
+    t, stalls = ItemTimings(m["getitem_s"], m["decode_s"], m["collate_s"], m["loop_s"]).steady()
     cores = max(1, min(tc.num_workers, int(session.machine.get("cores") or 1)))
     hot: list[HotSpot] = list(m["profile"]["hot"])
     transfer = (m.get("transfer") or {}).get("videos_per_s")
@@ -110,6 +110,8 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
         method=method_text(m, tc, cores),
         decode_alone_s=m.get("decode_alone_s"),
     )
+    if stalls is not None:
+        rec["stalls"] = stalls
     rec["what_would_help"] = what_would_help(
         cores=cores,
         decode_now=rec["ceilings"]["decode"],

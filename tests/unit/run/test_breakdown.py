@@ -185,3 +185,21 @@ def test_a_configs_bar_adds_up_to_its_seconds_per_video_and_spreads_the_item_ove
     assert fast["waiting"] == 0 and math.isclose(sum(fast.values()), 1 / 200)
     with pytest.raises(ValueError):
         config_bar(rec, 0.0, 2, 4)
+
+
+def test_a_stalled_item_outside_the_decoder_is_left_out_of_the_stages() -> None:
+    # measured once in the probe: one 0.71 s item among ~22 ms items, 35 ms of it decoding
+    getitem = [0.022] * 23 + [0.710]
+    decode = [0.021] * 23 + [0.035]
+    t = ItemTimings(getitem, decode, [0.001] * 12, loop_s=sum(getitem) + 0.012)
+    steady, stalls = t.steady()
+    assert stalls == {"items": 1, "s": pytest.approx(0.710)}
+    assert len(steady.getitem_s) == 23 and steady.item_s == pytest.approx((sum(getitem[:23]) + 0.012) / 23)
+    st = stages(steady)
+    assert st["decode"]["share"] > 0.9  # the built-in set is decode-bound once the stall is out
+    assert sum(s["share"] for s in st.values()) == pytest.approx(1.0)
+
+
+def test_a_slow_decode_is_not_a_stall_and_steady_timings_stay() -> None:
+    t = ItemTimings([0.02] * 9 + [0.2], [0.019] * 9 + [0.19], [0.001], loop_s=0.4)
+    assert t.steady() == (t, None)
