@@ -4,8 +4,10 @@ folder on sys.path, as pytest's default import mode does for every rootless test
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 
@@ -46,3 +48,27 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+USERPIPE = Path(__file__).resolve().parents[1] / "userpipe"  # a user-like project outside the package
+
+
+def factory_spec(factory: str, root: Any = "/nowhere", **kwargs: Any) -> dict[str, Any]:
+    """A dataset spec that loads ``factory`` from tests/userpipe, as ``--dataset-path`` does."""
+    return {
+        "factory": factory,
+        "factory_kwargs": kwargs,
+        "factory_path": [str(USERPIPE)],
+        "root": str(root),
+        "split": "train",
+    }
+
+
+def factory_error(factory: str, *, train: bool = True, **kw: Any) -> Any:
+    """The FactoryError ``load_pipeline`` raises for ``factory``, the way the child meets it."""
+    from ssv2_fixtures.data.factory import load_pipeline
+    from ssv2_fixtures.data.locate import FactoryError
+
+    with pytest.raises(FactoryError) as info:
+        load_pipeline(factory_spec(factory, **kw), train=train)
+    return info.value

@@ -16,30 +16,14 @@ from typing import Any
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
+from unit_helpers import USERPIPE, factory_error, factory_spec
 
 from ssv2_fixtures import Pipeline
 from ssv2_fixtures.data.batch import describe
 from ssv2_fixtures.data.factory import check_collatable, load_pipeline
 from ssv2_fixtures.data.locate import WHATS, FactoryError
 
-USERPIPE = Path(__file__).resolve().parents[2] / "userpipe"
 BAD = USERPIPE / "userpipe" / "bad.py"
-
-
-def spec(factory: str, root: Any = "/nowhere", **kwargs: Any) -> dict[str, Any]:
-    return {
-        "factory": factory,
-        "factory_kwargs": kwargs,
-        "factory_path": [str(USERPIPE)],
-        "root": str(root),
-        "split": "train",
-    }
-
-
-def error(factory: str, *, train: bool = True, **kw: Any) -> FactoryError:
-    with pytest.raises(FactoryError) as info:
-        load_pipeline(spec(factory, **kw), train=train)
-    return info.value
 
 
 def line_of(path: Path, text: str) -> int:
@@ -47,7 +31,7 @@ def line_of(path: Path, text: str) -> int:
 
 
 def test_factory_raises_names_the_users_frame() -> None:
-    err = error("userpipe.bad:raises")
+    err = factory_error("userpipe.bad:raises")
     assert err.what == "factory_raised"
     assert err.file == str(BAD) and err.line == line_of(BAD, "raise RuntimeError")
     assert "RuntimeError: annotations for train not found under /nowhere" in str(err)
@@ -57,36 +41,36 @@ def test_factory_raises_names_the_users_frame() -> None:
 
 
 def test_returns_not_a_dataset() -> None:
-    err = error("userpipe.bad:returns_list")
+    err = factory_error("userpipe.bad:returns_list")
     assert err.what == "not_a_dataset" and "returned a list" in str(err)
     assert err.file == str(BAD) and err.line == line_of(BAD, "def returns_list")
     assert "subclass of torch.utils.data.Dataset" in err.fix
 
 
 def test_iterable_dataset_is_refused_with_why() -> None:
-    err = error("userpipe.bad:returns_iterable")
+    err = factory_error("userpipe.bad:returns_iterable")
     assert err.what == "iterable_dataset"
     assert "map-style" in err.fix and "sampler" in err.fix and "fault drills" in err.fix
 
 
 def test_empty_dataset() -> None:
-    err = error("userpipe.bad:returns_empty")
+    err = factory_error("userpipe.bad:returns_empty")
     assert err.what == "empty_dataset" and "len 0" in str(err) and "'/nowhere'" in str(err)
 
 
 def test_unknown_kwarg_names_what_the_factory_takes() -> None:
-    err = error("userpipe.bad:returns_empty", colour="red")
+    err = factory_error("userpipe.bad:returns_empty", colour="red")
     assert err.what == "bad_call" and "colour" in err.fix and "root, split, train" in err.fix
 
 
 def test_missing_required_kwarg() -> None:
-    err = error("userpipe.bad:needs_arg")
+    err = factory_error("userpipe.bad:needs_arg")
     assert err.what == "bad_call" and "mode" in str(err) and "--dataset-arg" in err.fix
-    assert error("userpipe.bad:needs_arg", mode="x").what == "empty_dataset"  # given: it gets called
+    assert factory_error("userpipe.bad:needs_arg", mode="x").what == "empty_dataset"  # given: it gets called
 
 
 def test_uncollatable_item_names_the_path() -> None:
-    pipe = load_pipeline(spec("userpipe.bad:uncollatable"), train=True)
+    pipe = load_pipeline(factory_spec("userpipe.bad:uncollatable"), train=True)
     with pytest.raises(FactoryError) as info:
         check_collatable(pipe.dataset, pipe.collate_fn)
     err = info.value
@@ -166,7 +150,7 @@ def test_pipeline_with_non_callable_collate() -> None:
 
 
 def test_error_pickles_and_carries_event_fields() -> None:
-    err = error("userpipe.bad:raises")
+    err = factory_error("userpipe.bad:raises")
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is FactoryError and str(back) == str(err)
     assert back.event_fields() == {
@@ -255,7 +239,7 @@ def test_a_class_is_a_factory(synth_root: Path) -> None:
 
 
 def test_userpipe_loads_through_factory_path_and_batches(synth_root: Path) -> None:
-    pipe = load_pipeline(spec("userpipe.data:build", synth_root, size=32, frames=3, limit=4), train=True)
+    pipe = load_pipeline(factory_spec("userpipe.data:build", synth_root, size=32, frames=3, limit=4), train=True)
     assert type(pipe.dataset).__module__ == "userpipe.data"
     assert sys.modules["userpipe.data"].__file__ == str(USERPIPE / "userpipe" / "data.py")
     check_collatable(pipe.dataset, pipe.collate_fn)
@@ -270,7 +254,7 @@ def test_userpipe_loads_through_factory_path_and_batches(synth_root: Path) -> No
 
 
 def test_userpipe_default_collate_nested_batch(synth_root: Path) -> None:
-    pipe = load_pipeline(spec("userpipe.data:build_plain", synth_root, size=32, frames=2, limit=2), train=False)
+    pipe = load_pipeline(factory_spec("userpipe.data:build_plain", synth_root, size=32, frames=2, limit=2), train=False)
     assert pipe.collate_fn is None
     check_collatable(pipe.dataset)
     batch = next(iter(DataLoader(pipe.dataset, batch_size=2)))

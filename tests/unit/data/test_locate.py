@@ -10,31 +10,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from unit_helpers import USERPIPE, factory_error
 
 from ssv2_fixtures.data.factory import load_pipeline
 from ssv2_fixtures.data.locate import FactoryError, parse_factory
-
-USERPIPE = Path(__file__).resolve().parents[2] / "userpipe"
-
-
-def spec(factory: str, root: Any = "/nowhere", **kwargs: Any) -> dict[str, Any]:
-    return {
-        "factory": factory,
-        "factory_kwargs": kwargs,
-        "factory_path": [str(USERPIPE)],
-        "root": str(root),
-        "split": "train",
-    }
-
-
-def error(factory: str, *, train: bool = True, **kw: Any) -> FactoryError:
-    with pytest.raises(FactoryError) as info:
-        load_pipeline(spec(factory, **kw), train=train)
-    return info.value
-
 
 # --------------------------------------------------------------------------- option values
 
@@ -172,7 +153,7 @@ def test_a_package_importing_its_own_missing_module_is_not_a_missing_install(tmp
 
 
 def test_submodule_not_found_in_the_user_project() -> None:
-    err = error("userpipe.nothing_here:build")
+    err = factory_error("userpipe.nothing_here:build")
     assert err.what == "submodule_not_found"
     assert f"userpipe has no submodule 'nothing_here' (looked in {USERPIPE / 'userpipe'})" in str(err)
 
@@ -197,12 +178,12 @@ def test_module_importing_a_missing_dependency(tmp_path: Path) -> None:
 
 
 def test_attribute_missing_suggests_close_names() -> None:
-    err = error("userpipe.data:buidl")
+    err = factory_error("userpipe.data:buidl")
     assert err.what == "attribute_missing"
     assert "has no attribute 'buidl'" in str(err) and "'build'" in err.fix
     assert err.file and err.file.endswith("data.py")
 
 
 def test_not_callable() -> None:
-    err = error("userpipe.bad:not_callable")
+    err = factory_error("userpipe.bad:not_callable")
     assert err.what == "not_callable" and "is a int" in str(err)
