@@ -19,7 +19,10 @@ round the candidates ran seconds apart, so a drift that is slow against a round 
 :func:`interleaved` takes per-round rates, computes each candidate's per-round ratio to the round's reference, and the
 mean ratio with Student's t 95 % interval over the rounds (the project's one t rule,
 :func:`.stats.t975`). The faster candidate is the one whose ratio to every other candidate has its interval
-above 1; when some other's interval reaches 1, they are a tie.
+above 1 and a mean more than the tie margin (:data:`.stats.TIE_MARGIN`) above it; when some other's interval reaches 1
+or its mean is within the margin, they are a tie — the ladder's tie rule in ratio form (overlapping spreads, or a
+lead smaller than the margin), so a lead of a few per cent, real or not, does not flip the recommendation from one
+session to the next.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .schema import DriftControl, DriftRecord, InterleavedDecision, RatioRecord
-from .stats import t975
+from .stats import TIE_MARGIN, t975
 
 
 @dataclass(frozen=True)
@@ -140,13 +143,16 @@ def _ratios(rounds: Sequence[Mapping[str, float]], name: str, ref: str) -> list[
     return [r[name] / r[ref] for r in rounds if r.get(ref, 0) > 0 and name in r]
 
 
-def interleaved(rounds: Sequence[Mapping[str, float]], reference: str | None = None) -> InterleavedDecision:
+def interleaved(
+    rounds: Sequence[Mapping[str, float]], reference: str | None = None, margin: float = TIE_MARGIN
+) -> InterleavedDecision:
     """Decide between candidates measured in alternating windows: ``rounds[i][name]`` is ``name``'s rate in
     round ``i`` (every candidate once per round, in the order of :func:`schedule`). Ratios are taken to
     ``reference`` (default: the first candidate of the first round) for the record; the decision takes them to the
     candidate with the highest mean ratio (the leader): the leader is ``faster`` when every other candidate's ratio to
-    it has its interval below 1,
-    else those whose interval reaches 1 tie with it (``faster`` None). Fewer than two rounds decide nothing."""
+    it has its interval below 1 and its mean below ``1 − margin``; those whose interval reaches 1 or whose mean is
+    within the margin tie with it (``faster`` None). ``margin=0`` is the bare statistical test. Fewer than two rounds
+    decide nothing."""
     names = list(rounds[0]) if rounds else []
     ref = reference if reference is not None else (names[0] if names else "")
     ratios: dict[str, RatioRecord] = {}
@@ -172,17 +178,22 @@ def interleaved(rounds: Sequence[Mapping[str, float]], reference: str | None = N
         if n == leader:
             continue
         iv = ratio_interval(_ratios(rounds, n, leader))
-        if iv is None or iv[2] >= 1.0:  # cannot be told slower than the leader
+        if iv is None or iv[2] >= 1.0 or iv[0] >= 1.0 - margin:  # not told slower, or by less than the margin
             tie.append(n)
     rec["leader"], rec["tie"] = leader, tie
     k = len(rounds)
     if len(tie) == 1:
         rec["faster"] = leader
         rec["text"] = (
-            f"{leader} is faster: every other candidate's ratio to it stays below 1 over {k} interleaved rounds"
+            f"{leader} is faster: every other candidate's ratio to it stays below 1, and its mean more than "
+            f"{margin:.0%} below, over {k} interleaved rounds"
         )
     else:
-        rec["text"] = f"tie over {k} interleaved rounds: " + ", ".join(tie) + " (ratios' intervals reach 1)"
+        rec["text"] = (
+            f"tie over {k} interleaved rounds: "
+            + ", ".join(tie)
+            + f" (each within {margin:.0%} of the leader, or its ratio's interval reaches 1)"
+        )
     return rec
 
 

@@ -41,12 +41,12 @@ def workers_only(ws: tuple[int, ...] = (1, 2, 3, 4)) -> Space:
 
 
 def plateau(c: LoaderConfig) -> float:
-    # w4 is truly 4 % faster than w3; w1 and w2 far below
-    return {1: 20.0, 2: 30.0, 3: 50.0, 4: 52.0}[c.num_workers]
+    # w4 is truly 14 % faster than w3 (more than the tie margin); w1 and w2 far below
+    return {1: 20.0, 2: 30.0, 3: 50.0, 4: 57.0}[c.num_workers]
 
 
 def rising(t: float) -> float:
-    return 1.0 + 0.002 * t  # the machine speeds up by 0.2 % of its pace per second: w3, probed after w4, gains
+    return 1.0 + 0.004 * t  # the machine speeds up by 0.4 % of its pace per second: w3, probed after w4, gains
 
 
 def test_a_truly_faster_finalist_is_the_pick_when_the_rounds_say_so() -> None:
