@@ -260,7 +260,7 @@ def decide(names: Sequence[str], window: Window, plan: Plan, clock: Callable[[],
     (``round_s``, ``seconds``, ``stopped``)."""
     t0 = clock()
     rounds, why = measure_rounds(names, window, plan, clock)
-    rec = interleaved(rounds) if rounds else _nothing(names, why)
+    rec = interleaved(rounds) if rounds else not_measured(names, why)
     rec["candidates"] = list(names)
     rec["round_s"] = plan.round_s
     rec["seconds"] = clock() - t0
@@ -268,7 +268,8 @@ def decide(names: Sequence[str], window: Window, plan: Plan, clock: Callable[[],
     return rec
 
 
-def _nothing(names: Sequence[str], why: str) -> InterleavedDecision:
+def not_measured(names: Sequence[str], why: str) -> InterleavedDecision:
+    """The record of a comparison that measured nothing (``text``: "not re-measured (why)")."""
     return {
         "candidates": list(names),
         "rounds": [],

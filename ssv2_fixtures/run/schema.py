@@ -260,6 +260,8 @@ class InterleavedDecision(TypedDict, total=False):
     round_s: float  # seconds per window
     seconds: float  # the whole comparison's wall time
     stopped: str  # why the rounds stopped, or why none ran (skipped: …)
+    windows: str  # "paused": each candidate's child started once, stopped between its windows; "fresh": one per window
+    startup_s: float  # paused: the candidates' start-ups before the rounds, together
 
 
 class ResultsFile(TypedDict, total=False):

@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..data.loader import LoaderConfig
-from ..run.drift import Control, Plan, controls_of, decide, drift_record
+from ..run.drift import Control, Plan, controls_of, decide, drift_record, not_measured
+from ..run.paused import PausedRuns
 from ..run.record import single_process_rate
 from ..run.request import RunRequest
 from ..run.runner import run_config
@@ -60,28 +61,35 @@ def control_of(result: RunResult, window_s: float) -> Control | None:
     return Control(t=time.time() - window_s / 2, videos_per_s=float(rate)) if rate else None
 
 
-def window(stress: Stress, config: LoaderConfig, seconds: float, name: str, warmup: int = 2) -> RunResult:
-    """``config`` isolated for a fixed measured window of ``seconds`` (no convergence test, no full-queue hold):
-    the drift controls' and the interleaved comparison's one kind of run."""
-    return run_config(
-        RunRequest(
-            stress._dataset(False),
-            config,
-            1_000_000,  # the window's time ends it
-            run_dir=stress.session.runs_dir,
-            name=name,
-            watchdog=stress.watchdog(),
-            measure={
-                "warmup_batches": warmup,
-                "min_batches": 1,
-                "max_batches": 1_000_000,
-                "max_s": seconds,
-                "target_rel": 1e-9,  # never "converged": every window is the same fixed length
-                "min_s": seconds,
-            },
-            hold=False,
-        )
+def window_request(stress: Stress, config: LoaderConfig, seconds: float, name: str, warmup: int = 2) -> RunRequest:
+    """``config`` isolated for a fixed measured window of ``seconds`` (no convergence test, no full-queue hold),
+    under the session's emulated limits and step time as its ladder phases: the drift controls' and the
+    interleaved comparison's one kind of run."""
+    s = stress.settings
+    return RunRequest(
+        stress._dataset(False),
+        config,
+        1_000_000,  # the window's time ends it
+        run_dir=stress.session.runs_dir,
+        name=name,
+        sandbox=s.sandbox,
+        watchdog=stress.watchdog(),
+        step_s=float(s.step_time or 0.0),
+        measure={
+            "warmup_batches": warmup,
+            "min_batches": 1,
+            "max_batches": 1_000_000,
+            "max_s": seconds,
+            "target_rel": 1e-9,  # never "converged": every window is the same fixed length
+            "min_s": seconds,
+        },
+        hold=False,
     )
+
+
+def window(stress: Stress, config: LoaderConfig, seconds: float, name: str, warmup: int = 2) -> RunResult:
+    """One fixed window of ``config`` in a fresh isolated child (:func:`window_request`)."""
+    return run_config(window_request(stress, config, seconds, name, warmup))
 
 
 def control(stress: Stress, config: LoaderConfig = CONTROL_CONFIG) -> Control | None:
@@ -250,9 +258,80 @@ def compare(
     return rec
 
 
+PAUSED_WINDOW_EXTRA_S = 0.5
+"""What a paused window costs beyond its ``ROUND_S``: the opening batch and the last worker round (measured
+1.9–2.6 s per 2 s window here, tests/unit/run/test_paused.py's windows aside)."""
+
+
+def paused_fit(stress: Stress, cands: Sequence[Candidate]) -> bool:
+    """Paused children hold their prefetch queues at once. Under an emulated /dev/shm each child mounts its own;
+    on the host's, the candidates' predicted shared memory together must fit (the one fit rule, ``fits``)."""
+    from .campaign import available_shm, fits
+
+    sandbox = stress.settings.sandbox
+    if sandbox is not None and sandbox.shm_bytes is not None:
+        return True
+    need = sum(stress.budget(c.config).shm_bytes for c in cands if c.config.num_workers)
+    return fits(need, 1, available_shm(stress.settings, stress.session.machine))
+
+
+def compare_paused(stress: Stress, cands: Sequence[Candidate], left_s: float) -> InterleavedDecision:
+    """The tie re-measured in alternating windows of children started once each and paused in between
+    (:class:`~ssv2_fixtures.run.paused.PausedRuns`): each candidate pays its start-up once (its phase's, as
+    recorded) instead of once per window. As many candidates as :data:`MIN_ROUNDS` rounds fit for (at least two)."""
+    cost = ROUND_S + PAUSED_WINDOW_EXTRA_S
+    budget = max(0.0, min(INTERLEAVED_MAX_S, left_s))
+
+    def needs(k: int) -> float:
+        return sum(c.startup_s for c in cands[:k]) + MIN_ROUNDS * k * cost
+
+    n = len(cands)
+    while n > 2 and needs(n) > budget:
+        n -= 1
+    t0 = time.monotonic()
+    names = [c.label for c in cands[:n]]
+    if needs(n) > budget:
+        why = (
+            f"skipped: {n} start-ups and {MIN_ROUNDS} rounds of {n} windows would take about {needs(n):.0f} s, "
+            f"more than the {budget:.0f} s left for them"
+        )
+        rec = not_measured(names, why)
+        rec["stopped"] = why
+    else:
+        requests = {
+            c.label: window_request(stress, c.config, PAUSED_CHILD_S, f"interleaved-{c.label}", warmup=1)
+            for c in cands[:n]
+        }
+        with PausedRuns(requests) as runs:
+            started = time.monotonic() - t0
+            missing = [x for x in names if x not in runs.started]
+            if missing:
+                rec = not_measured(names, f"{', '.join(missing)} did not start")
+                rec["stopped"] = f"{', '.join(missing)} did not start"
+            else:
+                rec = decide(
+                    names, runs.window, Plan(ROUND_S, MAX_ROUNDS, budget - started, cost, MIN_ROUNDS), time.monotonic
+                )
+        rec["startup_s"] = started
+    rec["round_s"] = ROUND_S
+    rec["seconds"] = time.monotonic() - t0
+    rec["windows"] = "paused"
+    if n < len(cands):
+        rec["stopped"] = (
+            f"{rec.get('stopped', '')}; not re-measured for time: {', '.join(c.label for c in cands[n:])}"
+        ).lstrip("; ")
+    return rec
+
+
+PAUSED_CHILD_S = 600.0
+"""A paused child's own window: far longer than any comparison, which ends the children itself."""
+
+
 def interleave(stress: Stress) -> InterleavedDecision | None:
     """After the quick ladder: its tie (:func:`tie_set`) re-measured in alternating windows with the time the
-    session's 2 minutes leave, recorded in the session (results.json ``"interleaved"``); None without a tie."""
+    session's 2 minutes leave, recorded in the session (results.json ``"interleaved"``); None without a tie.
+    Paused children (:func:`compare_paused`) where their queues fit in shared memory together, else a fresh child
+    per window (:func:`compare`)."""
     s = stress.session
     cands = tie_set(s.results)
     if not cands:
@@ -266,7 +345,11 @@ def interleave(stress: Stress) -> InterleavedDecision | None:
         v = r.metrics.get("videos_per_s") if r.passed else None
         return float(v) if v else None
 
-    rec = compare(cands, run_window, left)
+    if paused_fit(stress, cands):
+        rec = compare_paused(stress, cands, left)
+    else:
+        rec = compare(cands, run_window, left)
+        rec["windows"] = "fresh"
     s.interleaved = rec
     s.flush()
     return rec

@@ -68,6 +68,13 @@ def recorder(calls: list[Window], rate: Any) -> Any:
     return window
 
 
+@pytest.fixture
+def fresh_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison with a fresh child per window (the path where paused queues would not fit together)."""
+    monkeypatch.setattr(drift, "paused_fit", lambda stress, cands: False)
+
+
+@pytest.mark.usefixtures("fresh_windows")
 def test_finish_re_measures_the_tie_in_alternating_windows_then_takes_the_last_control(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,10 +100,89 @@ def test_finish_re_measures_the_tie_in_alternating_windows_then_takes_the_last_c
     out = json.loads((session.run_dir / "results.json").read_text())["interleaved"]
     assert out["candidates"] == ["bs8-w4-pf2", "bs8-w2-pf2"] and len(out["rounds"]) == 4
     assert out["faster"] == "bs8-w4-pf2"
-    assert out["ratios"]["bs8-w2-pf2"]["interval"][1] < 1.0
+    assert out["ratios"]["bs8-w2-pf2"]["interval"][1] < 1.0 and out["windows"] == "fresh"
     assert len(json.loads((session.run_dir / "results.json").read_text())["drift"]["controls"]) == 2
 
 
+class StandInPaused:
+    """run/paused.PausedRuns' interface over a fake machine (the real children: tests/unit/run/test_paused.py):
+    each candidate "starts" once, then every window reports its true rate times a pace that rises 1 % a window."""
+
+    truth = {2: 40.0, 4: 48.0}
+    log: list[tuple[str, str]] = []
+    fail_start: str | None = None
+
+    def __init__(self, requests: dict[str, Any]) -> None:
+        self.requests = requests
+        self.started: list[str] = []
+
+    def __enter__(self) -> StandInPaused:
+        for name, req in self.requests.items():
+            StandInPaused.log.append(("start", req.name))
+            assert (
+                req.hold is False
+                and req.measure["max_s"] == drift.PAUSED_CHILD_S
+                and req.measure["warmup_batches"] == 1
+            )
+            if name != StandInPaused.fail_start:
+                self.started.append(name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        StandInPaused.log.append(("end", ""))
+
+    def window(self, name: str, seconds: float) -> float:
+        StandInPaused.log.append(("window", name))
+        assert seconds == drift.ROUND_S
+        n = sum(1 for k, _ in StandInPaused.log if k == "window")
+        return self.truth[self.requests[name].config.num_workers] * (1 + 0.01 * n)
+
+
+@pytest.fixture
+def paused(monkeypatch: pytest.MonkeyPatch) -> type[StandInPaused]:
+    StandInPaused.log = []
+    StandInPaused.fail_start = None
+    monkeypatch.setattr(drift, "PausedRuns", StandInPaused)
+    monkeypatch.setattr(drift, "paused_fit", lambda stress, cands: True)
+    return StandInPaused
+
+
+def test_paused_children_start_once_each_then_alternate(tmp_path: Path, paused: type[StandInPaused]) -> None:
+    session, stress = _stress(tmp_path)
+    session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
+    dec = drift.interleave(stress)
+    assert dec is not None and dec["windows"] == "paused" and "startup_s" in dec
+    starts = [n for k, n in paused.log if k == "start"]
+    assert starts == ["interleaved-bs8-w4-pf2", "interleaved-bs8-w2-pf2"]  # once each, the fastest first
+    windows = [n for k, n in paused.log if k == "window"]
+    assert windows == ["bs8-w4-pf2", "bs8-w2-pf2", "bs8-w2-pf2", "bs8-w4-pf2"] * 2  # 4 rounds, every other reversed
+    assert paused.log[-1] == ("end", "")
+    assert dec["faster"] == "bs8-w4-pf2" and len(dec["rounds"]) == 4
+    assert session.interleaved == dec
+
+
+def test_paused_a_candidate_that_does_not_start_measures_nothing(tmp_path: Path, paused: type[StandInPaused]) -> None:
+    paused.fail_start = "bs8-w2-pf2"
+    session, stress = _stress(tmp_path)
+    session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
+    dec = drift.interleave(stress)
+    assert dec is not None and dec["rounds"] == [] and dec["faster"] is None
+    assert dec["text"] == "not re-measured (bs8-w2-pf2 did not start)"
+    assert [k for k, _ in paused.log if k == "window"] == []
+
+
+def test_paused_skips_when_the_start_ups_and_three_rounds_do_not_fit(
+    tmp_path: Path, paused: type[StandInPaused], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(drift, "session_elapsed", lambda s, now: 100.0)  # 12 s left: 2 × 3 s + 3 × 2 × 2.5 s do not fit
+    session, stress = _stress(tmp_path)
+    session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
+    dec = drift.interleave(stress)
+    assert dec is not None and paused.log == [] and dec["rounds"] == []
+    assert dec["stopped"].startswith("skipped: 2 start-ups and 3 rounds of 2 windows would take about 21 s")
+
+
+@pytest.mark.usefixtures("fresh_windows")
 def test_no_time_left_in_the_two_minutes_skips_it_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Window] = []
     monkeypatch.setattr(drift, "window", recorder(calls, lambda w, n: 9.0))
