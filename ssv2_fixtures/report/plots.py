@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..run.record import write_atomic_bytes
 from ..run.schema import ResultsFile, RunRecord
-from ..run.units import MB, rate
+from ..run.units import MiB, rate
 from .model import SUSTAINED_KINDS, Run, best_runs_by_workers, runs_of
 
 if TYPE_CHECKING:
@@ -144,8 +144,8 @@ def _wait_panel(a: Axes, r: Run) -> None:
 
 
 def plot_sustained(data: ResultsFile | Sequence[RunRecord]) -> Figure | None:
-    """Small multiples, one row per sustained/validate run: per-batch wait (ms) vs batch, RSS (MB) and
-    /dev/shm used (MB) vs time. ``None`` when there is no such run."""
+    """Small multiples, one row per sustained/validate run: per-batch wait (ms) vs batch, RSS (MiB) and
+    /dev/shm used (MiB) vs time. ``None`` when there is no such run."""
     runs = sorted((r for r in runs_of(data) if r.kind in SUSTAINED_KINDS), key=lambda r: r.sort_key)
     if not runs:
         return None
@@ -163,13 +163,13 @@ def plot_sustained(data: ResultsFile | Sequence[RunRecord]) -> Figure | None:
             ys = series.get(key) or []
             if t and ys:
                 n = min(len(t), len(ys))
-                a.plot(t[:n], [y / MB for y in ys[:n]], lw=1, color=color, label=what)
+                a.plot(t[:n], [y / MiB for y in ys[:n]], lw=1, color=color, label=what)
                 a.legend(fontsize=7, loc="lower right")
             else:
                 a.text(0.5, 0.5, "no samples", ha="center", va="center", transform=a.transAxes)
             a.set_title(f"{r.label}: {what}", fontsize=9)
             a.set_xlabel("time since start (s)")
-            a.set_ylabel(f"{what.split(' ')[0]} (MB)")
+            a.set_ylabel(f"{what.split(' ')[0]} (MiB)")
         for a in row:
             a.grid(True, alpha=0.3)
     return fig

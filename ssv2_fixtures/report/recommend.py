@@ -21,7 +21,7 @@ from ..run.drift import narrowed
 from ..run.schema import ResultsFile, RunRecord
 from ..run.shm import shm_in_flight, shm_slots
 from ..run.stats import TIE_MARGIN
-from ..run.units import GB, fmt_bytes, rate
+from ..run.units import GiB, fmt_bytes, rate
 from .fmt import share
 from .model import (
     SUSTAINED_KINDS,
@@ -431,9 +431,9 @@ def environment(rec: Recommendation, machine: Mapping[str, Any], probe: Mapping[
         out.append("- **/dev/shm**: not used (no batches shared between processes); no change needed.")
     else:
         need = max(shm, predicted or 0)
-        gib = max(1, math.ceil(need * 2 / GB))  # twice the need: other processes and fragmentation
+        gib = max(1, math.ceil(need * 2 / GiB))  # twice the need: other processes and fragmentation
         enough = (
-            f"; {target} has a {fmt_bytes(have)} /dev/shm: " + ("enough" if have >= gib * GB else "**too small**")
+            f"; {target} has a {fmt_bytes(have)} /dev/shm: " + ("enough" if have >= gib * GiB else "**too small**")
             if have
             else ""
         )

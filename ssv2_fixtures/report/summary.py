@@ -144,7 +144,7 @@ def fmt_target(name: str, x: Any) -> str:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         if name.endswith("_bytes"):
             return fmt_bytes(x)
-        return f"{x:.4g} GB" if name.endswith("_gb") else f"{x:.4g}"
+        return f"{x:.4g} GiB" if name.endswith("_gb") else f"{x:.4g}"
     return str(x)
 
 

@@ -15,7 +15,8 @@ from typing import Any, cast
 from ..data.loader import effective_prefetch
 from ..run.record import ResultsError, read_results, write_atomic_bytes
 from ..run.schema import RunRecord
-from ..watch.findings import DATA_BOUND_FRACTION, size
+from ..run.units import GiB, MiB, fmt_bytes
+from ..watch.findings import DATA_BOUND_FRACTION
 from ..watch.log import LogError, read_log
 from .breakdown import breakdown_line
 from .model import Run, interval_of, short_ok, sustained_ok
@@ -117,7 +118,7 @@ def render(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
             "|---|---|---|---|---|---|",
             f"| {s.get('steps')} | {_rate(vps, s.get('videos_per_s_interval'))} | "
             f"{_pct(s.get('wait_fraction'))} | "
-            f"{size(s.get('rss_peak_bytes'))} | {size(s.get('shm_peak_bytes'))} | "
+            f"{fmt_bytes(s.get('rss_peak_bytes'))} | {fmt_bytes(s.get('shm_peak_bytes'))} | "
             f"{s.get('fds_peak', '?')} |",
             "",
         ]
@@ -155,8 +156,8 @@ def _plot(ranks: dict[int, list[dict[str, Any]]], png: Path) -> None:
         axes[0].plot(
             x, [e.get("wait_fraction") if e.get("wait_fraction") is not None else float("nan") for e in smp], label=lab
         )
-        axes[1].plot(x, [(e.get("rss") or 0) / 2**30 for e in smp], label=lab)
-        axes[2].plot(x, [(e.get("shm_used") or 0) / 2**20 for e in smp], label=lab)
+        axes[1].plot(x, [(e.get("rss") or 0) / GiB for e in smp], label=lab)
+        axes[2].plot(x, [(e.get("shm_used") or 0) / MiB for e in smp], label=lab)
         for f in (e for e in evs if e["ev"] == "finding"):
             for ax in axes:
                 ax.axvline(f.get("step", 0), color="red" if f.get("failure") else "orange", ls="--", lw=0.8)

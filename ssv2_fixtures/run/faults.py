@@ -55,6 +55,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from .units import GiB, fmt_bytes
+
 FAULTS: dict[str, str] = {
     "bus_error": "bus_error",
     "segfault": "segfault",
@@ -213,7 +215,7 @@ def provoke(kind: str) -> None:
 
 _HELD_FDS: list[int] = []
 
-TMP_FILL_MAX_BYTES = 1 << 30
+TMP_FILL_MAX_BYTES = 1 * GiB
 """``tmp_fill`` refuses to start where TMPDIR has more free space than this (a safety cap, not a limit)."""
 
 
@@ -227,8 +229,8 @@ def _fill_tmp() -> None:
     free = shutil.disk_usage(tmp).free
     if free > TMP_FILL_MAX_BYTES:
         raise RuntimeError(
-            f"tmp_fill refuses to fill TMPDIR {tmp}: {free >> 20} MB free is more than the "
-            f"{TMP_FILL_MAX_BYTES >> 20} MB safety cap; run it under an emulated TMPDIR "
+            f"tmp_fill refuses to fill TMPDIR {tmp}: {fmt_bytes(free)} free is more than the "
+            f"{fmt_bytes(TMP_FILL_MAX_BYTES)} safety cap; run it under an emulated TMPDIR "
             "(Sandbox(tmp_bytes=...), e.g. --emulate hpc-quota)"
         )
     fd, path = tempfile.mkstemp(prefix="ssv2-fault-tmp-", dir=tmp)
@@ -237,7 +239,7 @@ def _fill_tmp() -> None:
         written = 0
         while written <= TMP_FILL_MAX_BYTES + len(chunk):
             written += os.write(fd, chunk)  # tmpfs allocates pages for zeros too; raises the real OSError
-        raise RuntimeError(f"tmp_fill wrote {written >> 20} MB to {tmp} without ENOSPC")
+        raise RuntimeError(f"tmp_fill wrote {fmt_bytes(written)} to {tmp} without ENOSPC")
     finally:
         os.close(fd)
         os.unlink(path)

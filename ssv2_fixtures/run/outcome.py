@@ -33,7 +33,7 @@ from typing import Any
 from ..data.webm import remedy_for
 from .schema import OutcomeRecord
 from .shm import fit_advice
-from .units import fmt_bytes
+from .units import GiB, fmt_bytes
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _in_loading_code(ev: Evidence) -> bool:
 
 
 def shm_state(facts: Mapping[str, Any]) -> str:
-    """``the emulated /dev/shm holds 64 MB in all; at most 37 MB of it was in use (27 MB still free)``:
+    """``the emulated /dev/shm holds 64 MiB in all; at most 37 MiB of it was in use (27 MiB still free)``:
     used and free named apart, from the monitor's samples (a failed allocation is refused whole, so the
     most in use can be far below the size)."""
     total, free = facts.get("shm_total_bytes"), facts.get("shm_free_bytes")
@@ -157,7 +157,7 @@ def _shm_remedy(ev: Evidence) -> str:
         head += " with every prefetch slot full (as when the training step is slower than the loader)"
     if state:
         head += f"; {state}"
-    size = f"{-(-max(need * 2, 2**30) // 2**30)}g" if need else "8g"  # twice the need, whole GB, >= 1g
+    size = f"{-(-max(need * 2, GiB) // GiB)}g" if need else "8g"  # twice the need, whole GiB, >= 1g
     per_item = f.get("bytes_per_item") or (
         f["batch_bytes"] / bs if f.get("batch_bytes") and isinstance(bs, int) and bs > 0 else None
     )

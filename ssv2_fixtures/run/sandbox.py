@@ -100,9 +100,9 @@ class Sandbox:
 
 
 PROFILES: dict[str, Sandbox] = {
-    # Docker's default container: 64 MB /dev/shm, everything else as the host.
+    # Docker's default container: 64 MiB /dev/shm, everything else as the host.
     "docker-default": Sandbox(shm_bytes=64 * 2**20, profile="docker-default"),
-    # A laptop-class workstation: small shm, the common 1024 fd soft limit, 8 GB for the job, 4 cpus.
+    # A laptop-class workstation: small shm, the common 1024 fd soft limit, 8 GiB for the job, 4 cpus.
     "laptop": Sandbox(shm_bytes=2 * 2**30, nofile=1024, mem_bytes=8 * 2**30, cpus=4, profile="laptop"),
     # A shared cluster node with a tight temp quota (the seed's disk-quota errors).
     "hpc-quota": Sandbox(tmp_bytes=256 * 2**20, nofile=4096, profile="hpc-quota"),

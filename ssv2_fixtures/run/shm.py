@@ -14,7 +14,7 @@ A batch's bytes are what its tensors hold (clips and labels: ``data.batch.descri
 from __future__ import annotations
 
 from ..data.loader import LoaderConfig, effective_prefetch
-from .units import fmt_bytes
+from .units import MiB, fmt_bytes
 
 LABEL_BYTES = 8
 """One int64 label per video (the built-in dataset's collated label tensor)."""
@@ -77,7 +77,7 @@ def fit_advice(
     pf = effective_prefetch(num_workers, prefetch_factor)
     slots = shm_slots_for(num_workers, prefetch_factor) * max(1, ranks)
     one = bytes_per_item * batch_size * max(1, ranks)
-    per = f"{bytes_per_item / 2**20:.1f} MB per video"
+    per = f"{bytes_per_item / MiB:.1f} MiB per video"
     change = (
         f"use batch_size ≤ {best}, the largest whose {slots} batches in flight fit ({per})"
         if best

@@ -1,24 +1,25 @@
-"""The project's units as text, for every layer's messages: binary sizes (:func:`fmt_bytes`, "GB"/"MB"/"KB" for
-2**30/2**20/2**10) and rates with their 95 % spread (:func:`rate`)."""
+"""The project's units as text, for every layer's messages: sizes (:func:`fmt_bytes`, binary multiples under their
+IEC names: GiB, MiB, KiB for 2**30, 2**20, 2**10 bytes) and rates with their 95 % spread (:func:`rate`). A size in
+any message is written by :func:`fmt_bytes`, or divided by one of these constants and named with its IEC name."""
 
 from __future__ import annotations
 
 import math
 
-KB, MB, GB = 2**10, 2**20, 2**30
+KiB, MiB, GiB = 2**10, 2**20, 2**30
 
 
 def fmt_bytes(n: float | None) -> str:
-    """``1.5 GB``, ``385 MB``, ``12 KB``, ``100 B``; ``?`` for an unknown size."""
+    """``1.5 GiB``, ``385 MiB``, ``12 KiB``, ``100 B``; ``?`` for an unknown size."""
     if n is None:
         return "?"
     n = float(n)
-    if abs(n) >= GB:
-        return f"{n / GB:.1f} GB"
-    if abs(n) >= MB:
-        return f"{n / MB:.0f} MB"
-    if abs(n) >= KB:
-        return f"{n / KB:.0f} KB"
+    if abs(n) >= GiB:
+        return f"{n / GiB:.1f} GiB"
+    if abs(n) >= MiB:
+        return f"{n / MiB:.0f} MiB"
+    if abs(n) >= KiB:
+        return f"{n / KiB:.0f} KiB"
     return f"{n:.0f} B"
 
 
@@ -46,4 +47,4 @@ def rate(vps: float | None, interval: tuple[float, float] | None, *, ascii: bool
     return f"{vps:.1f} {pm} {h:.1f}" if math.isfinite(h) else f"{vps:.1f} {pm} inf"
 
 
-__all__ = ["KB", "MB", "GB", "fmt_bytes", "half_width", "rate"]
+__all__ = ["KiB", "MiB", "GiB", "fmt_bytes", "half_width", "rate"]

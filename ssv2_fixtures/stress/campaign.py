@@ -335,8 +335,8 @@ class Stress:
         if not ok:
             warnings.warn(
                 BudgetWarning(
-                    f"{label}: predicted shared memory {need / 2**20:.0f} MB exceeds the "
-                    f"{shm_avail / 2**20:.0f} MB available; running it to show the failure"
+                    f"{label}: predicted shared memory {need / 2**20:.0f} MiB exceeds the "
+                    f"{shm_avail / 2**20:.0f} MiB available; running it to show the failure"
                 ),
                 stacklevel=3,  # in run or run_distributed
             )
@@ -562,8 +562,8 @@ class Stress:
             dt = ev["t"] - state["t0"]
             rate = state["v"] / dt if dt > 0 else 0.0
             last = mon.samples[-1] if mon.samples else None
-            rss = f"{last.rss / 2**30:.2f} GB" if last else "?"
-            shm = f"{last.shm_used / 2**20:.0f} MB" if last else "?"
+            rss = f"{last.rss / 2**30:.2f} GiB" if last else "?"
+            shm = f"{last.shm_used / 2**20:.0f} MiB" if last else "?"
             assert self.progress is not None
             who = f" rank {state['rank']}" if state["rank"] is not None else ""
             node = " (node)" if state["rank"] is not None else ""

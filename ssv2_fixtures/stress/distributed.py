@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..data.loader import LoaderConfig
-from ..run.units import rate
+from ..run.units import GiB, MiB, rate
 from .plans import epoch_limit
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ class DistributedResult:
         return (
             f"{self.result.record['label']} × {self.nproc_per_node} ranks: {_rate(m)} "
             f"videos/s on this node (per rank {', '.join(_rate(r) for r in rows)}), "
-            f"RSS peak {m.get('rss_peak_bytes', 0) / 2**30:.2f} GB, "
-            f"shm peak {m.get('shm_peak_bytes', 0) / 2**20:.0f} MB"
+            f"RSS peak {m.get('rss_peak_bytes', 0) / GiB:.2f} GiB, "
+            f"shm peak {m.get('shm_peak_bytes', 0) / MiB:.0f} MiB"
         )
 
 

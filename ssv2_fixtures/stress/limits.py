@@ -90,7 +90,7 @@ def search(stress: Stress, workers: int) -> LimitsResult:
     one = LoaderConfig(batch_size=1, num_workers=workers, prefetch_factor=pf, sharing_strategy=s.sharing_strategy)
     fitting = stress.largest_fitting_batch(one)
     # A main process faster than its workers holds as little as one batch in shm, not all W × prefetch + 1
-    # (measured: bs12-w1-pf4 of 29 MB batches passed under 64 MB): the bound starts from the batch size
+    # (measured: bs12-w1-pf4 of 29 MiB batches passed under 64 MiB): the bound starts from the batch size
     # whose single batch fits (tests/unit/stress/test_small_split.py), so the failure stays in reach.
     bound = search_bound(s.max_batch_size, None if fitting is None else fitting * shm_slots(one))
     good, bad = boundary(probe, bound)

@@ -21,14 +21,14 @@ from ..data.decoders import decord_provider
 from ..data.loader import LoaderConfig
 from ..run.child import DatasetSpec
 from ..run.shm import fit_advice
-from ..run.units import GB
+from ..run.units import GiB, MiB
 from .budget import predict
 from .campaign import available_shm, fits, session_budget
 from .plans import ladder
 from .session import StressSession
 
 NOT_APPLICABLE = "no config uses the file_descriptor strategy (file_system passes no fds)"
-TMPDIR_MIN_BYTES = 1 * GB  # free room (or emulated quota) the runs' TMPDIR needs for multiprocessing/decoder temp files
+TMPDIR_MIN_BYTES = 1 * GiB  # free room (or emulated quota) the runs' TMPDIR needs for multiprocessing/decoder files
 
 
 def configs(session: StressSession) -> list[LoaderConfig]:
@@ -65,9 +65,9 @@ def shm(session: StressSession, dataset: DatasetSpec) -> str | None:
         "the emulated /dev/shm" if emulated else "the free /dev/shm",
     )
     return (
-        f"{label} needs ~{peak / 2**20:.0f} MB of shared memory in flight; {where} is {avail / 2**20:.0f} MB. "
+        f"{label} needs ~{peak / MiB:.0f} MiB of shared memory in flight; {where} is {avail / MiB:.0f} MiB. "
         + (f"{alone} " if alone else "")
-        + f"Run the container with --shm-size={max(1, -(-2 * peak // 2**30))}g, or "
+        + f"Run the container with --shm-size={max(1, -(-2 * peak // GiB))}g, or "
         + (change or "lower batch_size × num_workers × prefetch_factor")
     )
 
@@ -76,7 +76,7 @@ def tmpdir(session: StressSession) -> str | None:
     """The runs' folder (``session.runs_dir``: each run's TMPDIR lives in it; under ``--loader-tmpdir``
     when given) can be created and written, and has at least :data:`TMPDIR_MIN_BYTES` free."""
     tmp = str(session.runs_dir)
-    least = f"{TMPDIR_MIN_BYTES / GB:.0f} GB"
+    least = f"{TMPDIR_MIN_BYTES / GiB:.0f} GiB"
     quota = session.settings.sandbox.tmp_bytes if session.settings.sandbox else None
     try:
         os.makedirs(tmp, exist_ok=True)  # in the try: an uncreatable folder is this check's message too
@@ -91,14 +91,14 @@ def tmpdir(session: StressSession) -> str | None:
         if quota >= TMPDIR_MIN_BYTES:
             return None
         return (
-            f"the emulated TMPDIR is {quota / 2**20:.0f} MB (< {least}): temp files of multiprocessing and "
+            f"the emulated TMPDIR is {quota / MiB:.0f} MiB (< {least}): temp files of multiprocessing and "
             "decoders fill it; give the job's TMPDIR more room (or expect tmp_full failures)"
         )
     free = shutil.disk_usage(tmp).free
     if free >= TMPDIR_MIN_BYTES:
         return None
     return (
-        f"TMPDIR {tmp} (the runs' folder) has only {free / 2**20:.0f} MB free (< {least}): temp files of "
+        f"TMPDIR {tmp} (the runs' folder) has only {free / MiB:.0f} MiB free (< {least}): temp files of "
         "multiprocessing and decoders fill it; point --loader-tmpdir at a larger disk"
     )
 

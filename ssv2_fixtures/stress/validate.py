@@ -24,8 +24,8 @@ def target_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         unit = {
             "min_videos_per_s": " videos/s",
-            "max_rss_gb": " GB",
-            "max_shm_gb": " GB",
+            "max_rss_gb": " GiB",
+            "max_shm_gb": " GiB",
             "max_wait_ms_p95": " ms",
             "max_first_batch_s": " s",
         }.get(row["target"], "")

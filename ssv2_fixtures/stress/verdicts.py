@@ -17,6 +17,7 @@ import numpy as np
 from ..run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION, leaks
 from ..run.record import batch_walls
 from ..run.stats import MIN_BATCHES, group_length
+from ..run.units import MiB
 
 DEGRADATION_RATIO = 0.7  # last fifth below 70 % of the first fifth's videos/s
 
@@ -69,9 +70,9 @@ def leak(t: Sequence[float], rss: Sequence[float], batches: int) -> dict[str, An
         "slope_bytes_per_s": slope,
         "slope_bytes_per_100_batches": per_100,
         "detail": (
-            f"RSS {first / 2**20:.0f} → {last / 2**20:.0f} MB (first vs last fifth), slope "
-            f"{per_100 / 2**20:+.1f} MB per 100 batches; threshold: growth > "
-            f"{LEAK_MIN_BYTES / 2**20:.0f} MB and > {LEAK_MIN_FRACTION:.0%}"
+            f"RSS {first / MiB:.0f} → {last / MiB:.0f} MiB (first vs last fifth), slope "
+            f"{per_100 / MiB:+.1f} MiB per 100 batches; threshold: growth > "
+            f"{LEAK_MIN_BYTES / MiB:.0f} MiB and > {LEAK_MIN_FRACTION:.0%}"
         ),
     }
 

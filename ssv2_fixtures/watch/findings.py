@@ -11,7 +11,6 @@ classified by :func:`ssv2_fixtures.run.outcome.classify`, as a stress run's chil
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -21,23 +20,7 @@ from ..run.growth import LEAK_MIN_BYTES, LEAK_MIN_FRACTION, WARMUP_FRACTION, lea
 from ..run.outcome import Evidence, classify, kind
 from ..run.record import STEP_BOUND_WAIT_FRACTION
 from ..run.shm import shm_slots_for
-from ..run.units import fmt_bytes
-
-# The project's sizes (run.units.fmt_bytes) are binary multiples written "KB"/"MB"/"GB". Every size in
-# the watch's text -- its own and the stress outcome texts it quotes -- is written with the IEC names
-# that say so: KiB, MiB, GiB.
-_UNIT = re.compile(r"(\d) ([KMG])B\b")
-
-
-def iec(text: str) -> str:
-    """``fmt_bytes`` text with its sizes named as what they are: ``684 MB`` → ``684 MiB``."""
-    return _UNIT.sub(r"\1 \2iB", text)
-
-
-def size(n: float | None) -> str:
-    """A size in the watch's text: ``fmt_bytes`` with the IEC unit names (``1.5 GiB``, ``385 MiB``)."""
-    return iec(fmt_bytes(n))
-
+from ..run.units import MiB, fmt_bytes
 
 WATCH_KINDS = ("data_bound", "rss_growth", "shm_headroom", "fd_growth", "tmp_growth")
 
@@ -50,7 +33,7 @@ TREND_MIN_SAMPLES = 6  # a growth trend needs this many samples after warm-up ..
 TREND_MIN_STEPS = 10  # ... spread over at least this many steps
 FD_GROWTH_MIN = 16  # fds per process: below this a growth is prefetch noise
 TMP_GROWTH_MIN_FILES = 16  # TMPDIR growth below 16 files and ...
-TMP_GROWTH_MIN_BYTES = 64 * 2**20  # ... 64 MiB is noise (anything may write a few temp files)
+TMP_GROWTH_MIN_BYTES = 64 * MiB  # ... 64 MiB is noise (anything may write a few temp files)
 
 
 class Finding(TypedDict, total=False):
@@ -190,7 +173,7 @@ def rss_growth(
     if tr is None or not leaks(tr.growth, tr.first):
         return None
     left = (
-        f"; at this rate the {size(available_bytes)} of RAM available run out in "
+        f"; at this rate the {fmt_bytes(available_bytes)} of RAM available run out in "
         f"{_eta(available_bytes / tr.slope, step_s)}"
         if available_bytes
         else ""
@@ -200,14 +183,14 @@ def rss_growth(
         kind="rss_growth",
         step=tr.end_step,
         detail=(
-            f"{what} RSS grows steadily: +{size(tr.growth)} over steps {tr.start_step}–{tr.end_step} "
-            f"({size(tr.slope)}/step, now {size(tr.last)}; threshold > {size(LEAK_MIN_BYTES)} and > "
+            f"{what} RSS grows steadily: +{fmt_bytes(tr.growth)} over steps {tr.start_step}–{tr.end_step} "
+            f"({fmt_bytes(tr.slope)}/step, now {fmt_bytes(tr.last)}; threshold > {fmt_bytes(LEAK_MIN_BYTES)} and > "
             f"{LEAK_MIN_FRACTION:.0%}){left}"
         ),
         remedy=(
             "a Python list or dict index in the dataset is copied page by page into every worker "
             "(copy-on-write, pytorch#13246): keep it in numpy arrays; otherwise the dataset code leaks. "
-            "Before it runs out: " + iec(kind("oom_killed").remedy(ev))
+            "Before it runs out: " + kind("oom_killed").remedy(ev)
         ),
     )
 
@@ -240,10 +223,10 @@ def shm_headroom(
         kind="shm_headroom",
         step=step,
         detail=(
-            f"/dev/shm has {size(free_bytes)} free, less than {SHM_HEADROOM_BATCHES} batches of "
-            f"{size(batch_bytes)}: shm_exhausted (or a bus error) is ahead"
+            f"/dev/shm has {fmt_bytes(free_bytes)} free, less than {SHM_HEADROOM_BATCHES} batches of "
+            f"{fmt_bytes(batch_bytes)}: shm_exhausted (or a bus error) is ahead"
         ),
-        remedy=iec(kind("shm_exhausted").remedy(ev)),
+        remedy=kind("shm_exhausted").remedy(ev),
     )
 
 
@@ -267,7 +250,7 @@ def fd_growth(
             f"open fds grow steadily: +{tr.growth:.0f} over steps {tr.start_step}–{tr.end_step} "
             f"({tr.slope:.2f}/step, now {tr.last:.0f}; threshold {FD_GROWTH_MIN}){at}"
         ),
-        remedy=iec(kind("fd_exhausted").remedy(Evidence(facts={"nofile": nofile})))
+        remedy=kind("fd_exhausted").remedy(Evidence(facts={"nofile": nofile}))
         + "; if the dataset opens files, close them (a `with` block per item)",
     )
 
@@ -292,11 +275,11 @@ def tmp_growth(
     if tf is not None and by_files:
         parts.append(f"+{tf.growth:.0f} files over steps {tf.start_step}–{tf.end_step} ({tf.slope:.2f}/step)")
     if tb is not None and (by_bytes or tb.growth > 0):
-        parts.append(f"+{size(tb.growth)} ({size(tb.slope)}/step)")
+        parts.append(f"+{fmt_bytes(tb.growth)} ({fmt_bytes(tb.slope)}/step)")
     end = tb or tf
     assert end is not None
     fill = (
-        f"; the {size(free_bytes)} free there fill in {_eta(free_bytes / tb.slope, step_s)}"
+        f"; the {fmt_bytes(free_bytes)} free there fill in {_eta(free_bytes / tb.slope, step_s)}"
         if tb is not None and free_bytes is not None and tb.slope > 0
         else ""
     )
@@ -313,13 +296,13 @@ def tmp_growth(
         step=end.end_step,
         detail=(
             f"TMPDIR ({tmpdir}) grows steadily: {', '.join(parts)}; threshold {TMP_GROWTH_MIN_FILES} files "
-            f"or {size(TMP_GROWTH_MIN_BYTES)}{fill}"
+            f"or {fmt_bytes(TMP_GROWTH_MIN_BYTES)}{fill}"
         ),
-        remedy=iec(kind("tmp_full").remedy(ev)) + alt,
+        remedy=kind("tmp_full").remedy(ev) + alt,
     )
 
 
 def failure(error: Mapping[str, Any], *, step: int, config: Mapping[str, Any], facts: Mapping[str, Any]) -> Finding:
     """The loader raised: the stress outcome rules name the kind and the remedy."""
     rec = classify(Evidence(error=error, batches_done=step, config=config, facts=dict(facts)))
-    return Finding(kind=rec["kind"], step=step, detail=iec(rec["message"]), remedy=iec(rec["remedy"]), failure=True)
+    return Finding(kind=rec["kind"], step=step, detail=rec["message"], remedy=rec["remedy"], failure=True)

@@ -110,7 +110,7 @@ def walk_tmp(
 
 
 PSS_EVERY = 5  # PSS (smaps_rollup) at most every 5th reading, under the same duty as the TMPDIR walk:
-# the kernel walks every page table of the process for it (measured: 30 ms for a 300 MB torch process
+# the kernel walks every page table of the process for it (measured: 30 ms for a 300 MiB torch process
 # on a loaded 2-core box), holding its mmap lock, which the training thread's own mmap/munmap wait on.
 # RSS comes from /proc/<pid>/statm every reading (µs).
 _PAGE = os.sysconf("SC_PAGE_SIZE")

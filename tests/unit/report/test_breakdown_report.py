@@ -49,7 +49,7 @@ def test_what_would_help_leads_with_the_binding_stage_measured_first_and_says_wh
     lines = text.splitlines()
     first = lines.index("**Binding: transform** — what would help:") + 2
     assert "transfer ceiling 60.0 videos/s vs 30.0 videos/s now (2.00×, would help)" in lines[first]
-    assert "37 MB per batch vs 147 MB" in lines[first] and "(measured)" in lines[first]  # MiB
+    assert "37 MiB per batch vs 147 MiB" in lines[first] and "(measured)" in lines[first]
     assert "convert to float and normalise on the GPU instead of in the workers (not measured here)" in text
     # the decode change is another stage's: listed after, with its verdict (40 < 60 videos/s now)
     assert "decode ceiling 40.0 videos/s vs 60.0 videos/s now (0.67×, would not help here)" in text

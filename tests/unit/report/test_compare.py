@@ -28,7 +28,7 @@ def test_compare_two_machines() -> None:
 
     diffs = {r[0]: r[1:] for r in table(section(md, "Machine differences"))}
     assert diffs["CPU cores"] == ["16", "8"]
-    assert diffs["/dev/shm size"] == ["32.0 GB", "256 MB"]
+    assert diffs["/dev/shm size"] == ["32.0 GiB", "256 MiB"]
     assert diffs["open files limit (ulimit -n)"] == ["65536", "1024"]
     assert diffs["torch"] == ["2.4.1+cpu", "2.5.1+cpu"]
     assert not {"python", "decord", "TMPDIR", "platform"} & set(diffs)  # only rows that differ
@@ -38,7 +38,7 @@ def test_compare_two_machines() -> None:
     assert flips[0][3].startswith("shm_exhausted before the first batch")
     assert "only on A: bs16-w4-pf2 (sustained, passed)" in md
     why = "\n".join(section(md, "What explains the differences"))
-    assert "failed on B with shm_exhausted and passed on A: B's /dev/shm is 256 MB vs 32.0 GB on A" in why
+    assert "failed on B with shm_exhausted and passed on A: B's /dev/shm is 256 MiB vs 32.0 GiB on A" in why
     assert "B has 8 cores vs 16 on A" in why
 
 

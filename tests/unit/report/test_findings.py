@@ -29,15 +29,15 @@ def test_failures_findings_quote_numbers(failures_summary: tuple[Path, str]) -> 
     _, text = failures_summary
     f = "\n".join(section(text, "Findings"))
     assert (
-        "bs32-w4-pf2 (quick (phase3), shm_exhausted): needed ~662 MB of /dev/shm" in f
-        and "/dev/shm 2.0 GB in all, at most 2.0 GB of it in use at a sample (18 MB still free)" in f
+        "bs32-w4-pf2 (quick (phase3), shm_exhausted): needed ~662 MiB of /dev/shm" in f
+        and "/dev/shm 2.0 GiB in all, at most 2.0 GiB of it in use at a sample (18 MiB still free)" in f
     )
     assert "ran out of file descriptors at 1021 open (limit ulimit -n = 1024)" in f
-    assert "left 3 shared-memory file(s) (110 MB)" in f
-    assert "left 41 temporary file(s) (1.2 GB)" in f
+    assert "left 3 shared-memory file(s) (110 MiB)" in f
+    assert "left 41 temporary file(s) (1.2 GiB)" in f
     assert "bs4-w2-pf2 (sustained): memory grew — RSS 1718 → 2383 MB (first vs last fifth)" in f
-    assert "growth_bytes 665 MB" in f  # the verdict's own numbers are quoted too
-    assert "memory (RSS) peak 8.0 GB against 8.0 GB (the memory limit)" in f
+    assert "growth_bytes 665 MiB" in f  # the verdict's own numbers are quoted too
+    assert "memory (RSS) peak 8.0 GiB against 8.0 GiB (the memory limit)" in f
     assert "hung after 3 of 20 batches — no progress for 32.4 s (stall limit 32.0 s)" in f
     assert "1 run(s) ran under emulated limits (e.g. laptop" in f
     assert "Worker counts were capped at --max-workers (default 2 × cores; this machine has 8): phase9: W=24" in f
@@ -89,9 +89,9 @@ def test_limits_plateau_and_shm_finding(tmp_path: Path) -> None:
     assert "Batch size 8: cannot tell whether more than 4 workers help on this machine (8 cores)" in f
     assert "55.3 ±? → 56.9 ±? videos/s (+2.9 %)" in f and "no recorded spread" in f
     assert (
-        "bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MB of /dev/shm for the batches in flight (64 videos × "
-        "(2 workers × 2 prefetch + 1) batches), 500 MB available at the start; /dev/shm 512 MB in all, at most "
-        "503 MB of it in use at a sample (9 MB still free) — the budget predicted this."
+        "bs64-w2-pf2 (limits, shm_exhausted): needed ~735 MiB of /dev/shm for the batches in flight (64 videos × "
+        "(2 workers × 2 prefetch + 1) batches), 500 MiB available at the start; /dev/shm 512 MiB in all, at most "
+        "503 MiB of it in use at a sample (9 MiB still free) — the budget predicted this."
     ) in f
 
 

@@ -63,6 +63,6 @@ def test_sustained_figure_small_multiples() -> None:
     assert fig is not None and len(fig.axes) == 6  # 2 sustained runs × (wait, RSS, shm)
     assert [len(a.lines) for a in fig.axes] == [2, 1, 1, 2, 1, 1]  # wait + its p95 line
     assert len(np.asarray(fig.axes[0].lines[0].get_ydata())) == 59  # 60 waits, the start-up batch not drawn
-    assert fig.axes[1].get_ylabel() == "RSS (MB)" and fig.axes[2].get_ylabel() == "/dev/shm (MB)"
+    assert fig.axes[1].get_ylabel() == "RSS (MiB)" and fig.axes[2].get_ylabel() == "/dev/shm (MiB)"
     assert "74.0 ±? videos/s" in fig.axes[3].get_title()
     assert plot_sustained(fixture("limits")) is None

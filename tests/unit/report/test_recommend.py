@@ -203,8 +203,8 @@ def test_environment_sizes_shm_from_the_probe_when_it_exceeds_the_peak() -> None
     rec = recommend(data)
     assert rec is not None and rec.label == "bs8-w4-pf2"
     shm = next(line for line in environment(rec, data["machine"], data["probe"]) if "/dev/shm" in line)
-    # 4 workers × 2 + 1 = 9 slots × 8 videos × 40e6 B = 2.88e9 B (2.7 GiB, shown GB) in flight; twice → 6g
-    assert "2.7 GB in flight by the pipeline probe's batches (305 MB per batch × 9 slots)" in shm
+    # 4 workers × 2 + 1 = 9 slots × 8 videos × 40e6 B = 2.88e9 B (2.7 GiB) in flight; twice → 6g
+    assert "2.7 GiB in flight by the pipeline probe's batches (305 MiB per batch × 9 slots)" in shm
     assert "--shm-size=6g" in shm
 
 
@@ -215,7 +215,7 @@ def test_environment_ignores_a_probe_of_another_pipeline() -> None:
     rec = recommend(data)
     assert rec is not None
     shm = next(line for line in environment(rec, data["machine"], data["probe"]) if "/dev/shm" in line)
-    assert "probe" not in shm and "--shm-size=1g" in shm  # the measured 165 MB peak decides
+    assert "probe" not in shm and "--shm-size=1g" in shm  # the measured 165 MiB peak decides
 
 
 def test_a_run_with_other_dataset_args_of_the_same_factory_uses_the_probed_names() -> None:

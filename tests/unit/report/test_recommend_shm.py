@@ -74,8 +74,8 @@ def test_environment_is_judged_against_the_emulated_target_not_this_host() -> No
     assert rec is not None
     host = {"shm_total_bytes": 24 * 2**30, "nofile": 1048576, "tmpdir": "/tmp", "tmp_free_bytes": 10 * 2**30}
     shm = environment(rec, host)[0]
-    assert "the emulated target (docker-default) has a 64 MB /dev/shm: **too small**" in shm
-    assert "with every prefetch slot full" in shm and "24.0 GB" not in shm
+    assert "the emulated target (docker-default) has a 64 MiB /dev/shm: **too small**" in shm
+    assert "with every prefetch slot full" in shm and "24.0 GiB" not in shm
     plain = dict(data["results"][0], sandbox=None)
     rec2 = recommend({"results": [plain]})
-    assert rec2 is not None and "this machine has a 24.0 GB /dev/shm: enough" in environment(rec2, host)[0]
+    assert rec2 is not None and "this machine has a 24.0 GiB /dev/shm: enough" in environment(rec2, host)[0]

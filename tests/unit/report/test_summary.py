@@ -29,7 +29,7 @@ def test_healthy_tables(healthy_summary: tuple[Path, str]) -> None:
     assert by_label[("quick (phase3)", "bs8-w2-pf2")][5] == "40.0 ±?"
     assert "*±?*: the record carries no interval" in "\n".join(section(text, "Successful configurations"))
     # machine and dataset facts a newcomer needs
-    assert "| CPU cores | 16 |" in text and "| /dev/shm | 32.0 GB (31.5 GB free) |" in text
+    assert "| CPU cores | 16 |" in text and "| /dev/shm | 32.0 GiB (31.5 GiB free) |" in text
     assert "| clip | 16 frames at 224×224 px |" in text
 
 
@@ -70,8 +70,8 @@ def test_healthy_recommendation_section(healthy_summary: tuple[Path, str]) -> No
         "generator=generator)"
     ) in body
     assert "generator.manual_seed(0)" in body
-    # shm peak 165 MB × 2 → 1g; fd peak 96 → the 1024 floor; no temp files
-    assert "peak 165 MB → `docker run --shm-size=1g`" in body
+    # shm peak 165 MiB × 2 → 1g; fd peak 96 → the 1024 floor; no temp files
+    assert "peak 165 MiB → `docker run --shm-size=1g`" in body
     assert "fd peak 96" in body and "`ulimit -n 1024`" in body and "65536 is enough" in body
     assert "peak 0 B" in body
     assert "only short runs" not in body.lower()
@@ -124,9 +124,9 @@ def test_limits_boundaries(tmp_path: Path) -> None:
     text = summarize(run_dir(tmp_path, "limits")).read_text()
     rows = table(section(text, "Limits: largest batch size per worker count"))
     assert [r[:6] for r in rows] == [
-        ["2", "2", "32", "64", "shm_exhausted", "735 MB"],
-        ["4", "2", "16", "32", "shm_exhausted", "662 MB"],
-        ["8", "2", "8", "16", "bus_error", "625 MB"],
+        ["2", "2", "32", "64", "shm_exhausted", "735 MiB"],
+        ["4", "2", "16", "32", "shm_exhausted", "662 MiB"],
+        ["8", "2", "8", "16", "bus_error", "625 MiB"],
     ]
     assert not (tmp_path / "limits" / "sustained.png").exists()
     assert "sustained.png" not in text
@@ -139,7 +139,7 @@ def test_validate_targets_as_recorded(tmp_path: Path) -> None:
     assert table(body) == [
         ["min_videos_per_s", "40", "52.1", "yes"],
         ["max_wait_ms_p95", "250", "412.7", "**no**"],
-        ["max_rss_gb", "12 GB", "3.5 GB", "yes"],
+        ["max_rss_gb", "12 GiB", "3.5 GiB", "yes"],
     ]
     # the stress layer recorded the validate run as failed, with the missed target as its verdict
     failed = table(section(text, "Failed configurations"))

@@ -107,4 +107,4 @@ def test_preflight_says_so_under_docker_default(pytester, root):
     )
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
-    assert "emulated /dev/shm is 64 MB" in out and "--shm-size=" in out
+    assert "emulated /dev/shm is 64 MiB" in out and "--shm-size=" in out

@@ -138,28 +138,29 @@ def test_one_batch_larger_than_the_shm_is_said_and_the_largest_fitting_batch_siz
     per_item = batch_bytes(2, 16, 224) - batch_bytes(1, 16, 224)
     best = (64 * MB) // (5 * per_item)  # 5 batches in flight with 2 workers × prefetch 2
     assert best * 5 * per_item <= 64 * MB < (best + 1) * 5 * per_item
-    assert "One batch of 32 videos alone (74 MB) exceeds the emulated /dev/shm (64 MB)" in remedy
+    assert "One batch of 32 videos alone (74 MiB) exceeds the emulated /dev/shm (64 MiB)" in remedy
     assert "no num_workers or prefetch_factor setting can help" in remedy
-    assert f"use batch_size ≤ {best}, the largest whose 5 batches in flight fit (2.3 MB per video)" in remedy
+    assert f"use batch_size ≤ {best}, the largest whose 5 batches in flight fit (2.3 MiB per video)" in remedy
     assert "lower prefetch_factor×num_workers×batch_size" not in remedy and "--shm-size=1g" in remedy
 
 
 def test_a_batch_that_fits_alone_gets_the_batch_size_and_the_queue_length_that_fit() -> None:
     remedy = _remedy(8, 9 * MB)
     assert "alone" not in remedy and "use batch_size ≤ 5" in remedy
-    # 64 MB holds 3 batches of 8 (18.4 MB): W × prefetch + 1 ≤ 3
+    # 64 MiB holds 3 batches of 8 (18.4 MiB): W × prefetch + 1 ≤ 3
     assert "or keep batch_size=8 with num_workers × prefetch_factor ≤ 2 (now 2 × 2)" in remedy
 
 
 def test_used_and_free_are_named_apart() -> None:
-    # the failed allocation was refused whole: nothing in use, all of it free (never "fell to 64 MB of 64 MB")
+    # the failed allocation was refused whole: nothing in use, all of it free (never "fell to 64 MiB of 64 MiB")
     remedy = _remedy(32, 64 * MB)
-    assert "the emulated /dev/shm holds 64 MB in all; at most 0 B of it was in use at a sample (64 MB still free)" in (
-        remedy
+    assert (
+        "the emulated /dev/shm holds 64 MiB in all; at most 0 B of it was in use at a sample (64 MiB still free)"
+        in remedy
     )
     assert "fell to" not in remedy
     host = _remedy(8, 9 * MB, emulated=False)
-    assert "the /dev/shm holds 64 MB in all; at most 55 MB of it was in use at a sample (9 MB still free)" in host
+    assert "the /dev/shm holds 64 MiB in all; at most 55 MiB of it was in use at a sample (9 MiB still free)" in host
 
 
 def test_advice_uses_the_one_formula() -> None:

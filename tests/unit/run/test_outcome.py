@@ -277,7 +277,7 @@ def test_shm_remedy_uses_the_numbers() -> None:
     )
     remedy = classify(ev)["remedy"]
     # no /dev/shm size or bytes per video known: the generic advice, with the config's own numbers
-    assert "385 MB" in remedy and "--shm-size=1g" in remedy and "2×2×32" in remedy
+    assert "385 MiB" in remedy and "--shm-size=1g" in remedy and "2×2×32" in remedy
 
 
 def test_kinds_are_defined_once_and_unknown_is_last() -> None:

@@ -1,5 +1,5 @@
-"""units.py: the one size formatter picks the largest binary unit the size reaches and rounds within it; a rate
-is written with its spread."""
+"""units.py: the one size formatter picks the largest binary unit the size reaches, names it as IEC does (KiB, MiB,
+GiB: never the decimal KB/MB/GB) and rounds within it; a rate is written with its spread."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ssv2_fixtures.run.units import GB, KB, MB, fmt_bytes, half_width, rate
+from ssv2_fixtures.run.units import GiB, KiB, MiB, fmt_bytes, half_width, rate
 
-_UNITS = {"GB": GB, "MB": MB, "KB": KB, "B": 1}
+_UNITS = {"GiB": GiB, "MiB": MiB, "KiB": KiB, "B": 1}
 
 
 def _parse(text: str) -> tuple[float, int]:
@@ -23,8 +23,8 @@ def _parse(text: str) -> tuple[float, int]:
 def test_the_unit_is_the_largest_the_size_reaches_and_the_number_reads_back(n: float) -> None:
     number, unit = _parse(fmt_bytes(n))
     assert abs(n) >= unit or unit == 1
-    assert unit == GB or abs(n) < unit * 1024  # never "1024 KB": the next unit would have been used
-    decimals = 1 if unit == GB else 0
+    assert unit == GiB or abs(n) < unit * 1024  # never "1024 KiB": the next unit would have been used
+    decimals = 1 if unit == GiB else 0
     assert abs(number * unit - n) <= 0.5 * 10**-decimals * unit + 1e-9 * abs(n)
 
 
@@ -34,11 +34,14 @@ def test_the_unit_is_the_largest_the_size_reaches_and_the_number_reads_back(n: f
         (None, "?"),
         (0, "0 B"),
         (1023, "1023 B"),
-        (KB, "1 KB"),
-        (MB, "1 MB"),
-        (1.5 * GB, "1.5 GB"),
-        (385 * MB, "385 MB"),
-        (-2 * MB, "-2 MB"),
+        (100, "100 B"),
+        (KiB, "1 KiB"),
+        (12 * KiB, "12 KiB"),
+        (MiB, "1 MiB"),
+        (1.5 * GiB, "1.5 GiB"),
+        (385 * MiB, "385 MiB"),
+        (-2 * MiB, "-2 MiB"),
+        (10**9, "954 MiB"),  # a decimal gigabyte is less than one GiB
     ],
 )
 def test_fmt_bytes_examples(n: float | None, text: str) -> None:

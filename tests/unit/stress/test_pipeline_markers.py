@@ -317,7 +317,7 @@ def test_preflight_sizes_shm_from_the_probed_pipeline(pytester: pytest.Pytester)
     ]
     builtin = pytester.runpytest_subprocess(*common)
     builtin.assert_outcomes(failed=1)
-    assert "needs ~" in builtin.stdout.str() and "emulated /dev/shm is 64 MB" in builtin.stdout.str()
+    assert "needs ~" in builtin.stdout.str() and "emulated /dev/shm is 64 MiB" in builtin.stdout.str()
     theirs = pytester.runpytest_subprocess(
         *common,
         "--dataset-factory",

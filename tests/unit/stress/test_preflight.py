@@ -24,7 +24,7 @@ def _session(runs_dir=None, **kw):
 
 
 def test_tmpdir_check_holds_for_a_writable_folder_with_space(tmp_path):
-    # the failing directions (unwritable, < 1 GB free) are provoked for real by the TMPDIR emulation tests
+    # the failing directions (unwritable, < 1 GiB free) are provoked for real by the TMPDIR emulation tests
     assert preflight.tmpdir(_session(tmp_path / "made" / "ssv2-stress-x")) is None
     assert (tmp_path / "made" / "ssv2-stress-x").is_dir()  # the runs' folder itself, where their TMPDIR lives
 
@@ -58,9 +58,9 @@ def test_torch_comes_before_decord():
 
 
 def test_tmpdir_is_judged_against_the_emulated_quota_not_this_disk(tmp_path):
-    # hpc-quota's 256 MB TMPDIR: each run's TMPDIR is that tmpfs, whatever this disk has free
+    # hpc-quota's 256 MiB TMPDIR: each run's TMPDIR is that tmpfs, whatever this disk has free
     problem = preflight.tmpdir(_session(tmp_path / "runs", sandbox=Sandbox(tmp_bytes=256 * 2**20)))
-    assert problem is not None and problem.startswith("the emulated TMPDIR is 256 MB (< 1 GB)")
+    assert problem is not None and problem.startswith("the emulated TMPDIR is 256 MiB (< 1 GiB)")
     assert preflight.tmpdir(_session(tmp_path / "runs", sandbox=Sandbox(tmp_bytes=2 * 2**30))) is None
     tight = preflight.nofile(_session(sandbox=Sandbox(nofile=16)))
     assert tight is not None and "ulimit -n is 16 (emulated)" in tight

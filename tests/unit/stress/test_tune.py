@@ -509,7 +509,7 @@ def test_real_tune_under_a_small_emulated_shm_picks_a_config_that_fits(tmp_path)
         base=LoaderConfig(shuffle=True, drop_last=True),
     )
     assert stress.budget(sp.config(2, 2)).shm_bytes > shm >= stress.budget(sp.config(1, 2)).shm_bytes
-    with pytest.warns(UserWarning, match="exceeds the 40 MB available"):
+    with pytest.warns(UserWarning, match="exceeds the 40 MiB available"):
         (r,) = run_tune(stress, budget_s=120.0, spaces=[sp], predict_fits=lambda c: True)
     rec = assert_valid_record(r, measured)
     assert [LoaderConfig.from_dict(t["config"]) for t in rec["tried"][:2]] == [sp.config(1), sp.config(2)]

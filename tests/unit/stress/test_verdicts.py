@@ -43,7 +43,7 @@ def test_leak_flags_steady_growth(base, noise, per_s):
     assert v["ok"] is False and v["name"] == "leak"
     assert v["growth_bytes"] > LEAK_MIN_BYTES
     assert v["slope_bytes_per_s"] > 0
-    assert "threshold" in v["detail"] and "MB" in v["detail"]
+    assert "threshold" in v["detail"] and "MiB" in v["detail"]
 
 
 @FAST

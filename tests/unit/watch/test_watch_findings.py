@@ -79,7 +79,7 @@ def test_shm_headroom_uses_the_stress_shm_remedy() -> None:
             config={"num_workers": 2, "prefetch_factor": 2, "batch_size": 8},
         )
     )
-    assert found["remedy"] == f.iec(expected)  # the one remedy text, not a copy; its sizes in IEC names
+    assert found["remedy"] == expected  # the one remedy text, not a copy; its sizes in IEC names
     assert "MiB" in found["remedy"] and " MB" not in found["remedy"] + found["detail"]
 
 
