@@ -154,19 +154,35 @@ QUICK_BUDGET_S = 120.0
 comparison gets what the ladder left of it."""
 
 INTERLEAVED_MAX_S = 30.0
-"""The most the interleaved comparison takes, whatever the budget leaves: three rounds of two candidates at this
-VM's ~3 s child start-up plus a 2 s window."""
+"""The most the interleaved comparison takes, whatever the budget leaves: four rounds of three paused candidates
+(each started once, ~2.5 s here) or three rounds of two fresh ones (a child's start-up in every window)."""
 
-ROUND_S = 2.0
+ROUND_S = 1.5
 """Seconds of one candidate's window in a round: seconds apart, so the machine's drift (autocorrelated over
-~6–30 s here, benchmarks/host_drift.py) moves the candidates of one round alike."""
+~6–30 s here, benchmarks/host_drift.py) moves the candidates of one round alike; 1.5 s holds 6–20 full-size batches
+of the ladder's tied configs here and lets three rounds of two fit what the 2 minutes leave after the ladder."""
 
 MAX_ROUNDS = 4
 MIN_ROUNDS = 3
 """Fewer rounds are not run: with two, Student's t is 12.7 and only near-identical ratios could decide anything."""
 MAX_CANDIDATES = 3
 END_RESERVE_S = 8.0
-"""Kept back from the budget for what follows the comparison: the last drift control and the report."""
+"""Kept back from the budget for what follows the comparison (the last drift control and the report) when the
+session has no phase 1 record to size it from (:func:`end_reserve_s`)."""
+REPORT_S = 1.0
+"""The report after the last control: summary.md, plots and results.json (~0.5 s here)."""
+
+
+def end_reserve_s(results: Sequence[RunRecord]) -> float:
+    """What follows the comparison: the end control (phase 1's config again: its start-up and exit as that phase
+    recorded them, plus :data:`CONTROL_S`) and the report."""
+    for r in results:
+        if r.get("phase") == "phase1" and r.get("kind") == "quick" and r.get("status") == "passed":
+            m = r.get("metrics") or {}
+            overhead = float(r.get("wall_s") or 0.0) - float(m.get("loop_s") or 0.0)
+            if overhead > 0:
+                return overhead + CONTROL_S + REPORT_S
+    return END_RESERVE_S
 
 
 @dataclass(frozen=True)
@@ -175,7 +191,14 @@ class Candidate:
     config: LoaderConfig
     rate: float
     span: tuple[float, float]
-    startup_s: float  # the phase's wall time less its measured window: a window's expected overhead
+    startup_s: float  # the phase's wall time less its measured window: a fresh window's expected overhead
+    first_batch_s: float = 0.0  # spawn → first batch as the phase recorded it: a paused child's start-up
+    batch_s: float = 0.0  # one batch at the phase's rate
+
+    @property
+    def paused_window_s(self) -> float:
+        """A paused window's expected cost: ``ROUND_S``, the opening batch, and up to one worker round past it."""
+        return ROUND_S + (1 + max(1, self.config.num_workers)) * self.batch_s
 
     @property
     def cost(self) -> tuple[object, ...]:
@@ -197,7 +220,8 @@ def _candidate(rec: RunRecord) -> Candidate | None:
     span = (float(iv[0]), float(iv[1])) if isinstance(iv, (list, tuple)) and len(iv) == 2 else (float(v), float(v))
     wall, loop = float(rec.get("wall_s") or 0.0), float(m.get("loop_s") or 0.0)
     label = str(rec.get("label") or config.label)  # the report's name for it (report/model.Run.label)
-    return Candidate(label, config, float(v), span, max(0.0, wall - loop))
+    first = float(m.get("startup_s") or 0.0) or max(0.0, wall - loop)
+    return Candidate(label, config, float(v), span, max(0.0, wall - loop), first, config.batch_size / float(v))
 
 
 def tie_set(results: Sequence[RunRecord], cap: int = MAX_CANDIDATES) -> list[Candidate]:
@@ -258,11 +282,6 @@ def compare(
     return rec
 
 
-PAUSED_WINDOW_EXTRA_S = 0.5
-"""What a paused window costs beyond its ``ROUND_S``: the opening batch and the last worker round (measured
-1.9–2.6 s per 2 s window here, tests/unit/run/test_paused.py's windows aside)."""
-
-
 def paused_fit(stress: Stress, cands: Sequence[Candidate]) -> bool:
     """Paused children hold their prefetch queues at once. Under an emulated /dev/shm each child mounts its own;
     on the host's, the candidates' predicted shared memory together must fit (the one fit rule, ``fits``)."""
@@ -279,11 +298,10 @@ def compare_paused(stress: Stress, cands: Sequence[Candidate], left_s: float) ->
     """The tie re-measured in alternating windows of children started once each and paused in between
     (:class:`~ssv2_fixtures.run.paused.PausedRuns`): each candidate pays its start-up once (its phase's, as
     recorded) instead of once per window. As many candidates as :data:`MIN_ROUNDS` rounds fit for (at least two)."""
-    cost = ROUND_S + PAUSED_WINDOW_EXTRA_S
     budget = max(0.0, min(INTERLEAVED_MAX_S, left_s))
 
     def needs(k: int) -> float:
-        return sum(c.startup_s for c in cands[:k]) + MIN_ROUNDS * k * cost
+        return sum(c.first_batch_s + MIN_ROUNDS * c.paused_window_s for c in cands[:k])
 
     n = len(cands)
     while n > 2 and needs(n) > budget:
@@ -309,9 +327,9 @@ def compare_paused(stress: Stress, cands: Sequence[Candidate], left_s: float) ->
                 rec = not_measured(names, f"{', '.join(missing)} did not start")
                 rec["stopped"] = f"{', '.join(missing)} did not start"
             else:
-                rec = decide(
-                    names, runs.window, Plan(ROUND_S, MAX_ROUNDS, budget - started, cost, MIN_ROUNDS), time.monotonic
-                )
+                cost = sum(c.paused_window_s for c in cands[:n]) / n
+                plan = Plan(ROUND_S, MAX_ROUNDS, budget - started, cost, MIN_ROUNDS)
+                rec = decide(names, runs.window, plan, time.monotonic)
         rec["startup_s"] = started
     rec["round_s"] = ROUND_S
     rec["seconds"] = time.monotonic() - t0
@@ -336,7 +354,7 @@ def interleave(stress: Stress) -> InterleavedDecision | None:
     cands = tie_set(s.results)
     if not cands:
         return None
-    left = QUICK_BUDGET_S - session_elapsed(s, time.time()) - END_RESERVE_S
+    left = QUICK_BUDGET_S - session_elapsed(s, time.time()) - end_reserve_s(s.results)
     n = [0]
 
     def run_window(c: Candidate, secs: float) -> float | None:
