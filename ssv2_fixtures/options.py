@@ -395,7 +395,7 @@ class Settings:
     prefetch: list[int] = field(default_factory=lambda: [4])
     batches: int = 100
     quick_batches: int = 1000
-    quick_seconds: float = 8.0
+    quick_seconds: float = 6.0
     frames: int = 16
     size: int = 224
     sharing_strategy: str = "file_descriptor"

@@ -200,7 +200,8 @@ QUICK_MIN_BATCHES = 12  # the interval needs a few batch means before "within ±
 QUICK_TARGET_REL = 0.05
 # The interval only sees the noise inside its window: BS=1-4 phases converged in under 1.5 s and then
 # moved 10-18 % between runs with the host's drift. Six seconds of window average it out
-# (docs/methodology.md "Quick windows"); quick stays ~85 s warm on 2 cores.
+# (docs/methodology.md "Quick windows"). The default --quick-seconds is the same 6 s, so the 7-phase ladder of
+# 2 cores leaves the 2-minute session room for the interleaved comparison of its tie (stress/drift.py).
 QUICK_MIN_S = 6.0
 
 
