@@ -18,12 +18,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..run.stats import TIE_MARGIN, ties
+from ..run.stats import TIE_MARGIN, tie_cost, ties
 from .model import Run
 
 
@@ -47,8 +46,7 @@ class Candidate:
 
     @property
     def cost(self) -> tuple[Any, ...]:
-        shm = self.shm_bytes if self.shm_bytes is not None else math.inf
-        return (self.workers, self.prefetch, shm, -self.rate, self.label)
+        return tie_cost(self.workers, self.prefetch, self.shm_bytes, self.rate, self.label)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 MIN_BATCHES = 6
 """Fewer batches than this give no interval (two groups of three is the least that says anything)."""
@@ -99,6 +100,13 @@ def ties(a_rate: float, a_span: tuple[float, float], b_rate: float, b_span: tupl
         return True
     (_, fast_span), (slow, _) = sorted([(a_rate, a_span), (b_rate, b_span)], key=lambda x: -x[0])
     return slow >= (1 - TIE_MARGIN) * fast_span[0]
+
+
+def tie_cost(workers: int, prefetch: int, shm_bytes: float | None, rate: float, label: str) -> tuple[Any, ...]:
+    """The tie rule's order of cost, cheapest first: fewer workers, less prefetch, less shared memory (unknown
+    last), then the faster, then the name. The one order the recommendation (report/tie.py) and the interleaved
+    comparison's candidates (stress/drift.py) sort a tie by."""
+    return (workers, prefetch, shm_bytes if shm_bytes is not None else math.inf, -rate, label)
 
 
 NODE_METHOD = "sum-of-ranks"

@@ -29,7 +29,7 @@ from ..run.record import single_process_rate
 from ..run.request import RunRequest
 from ..run.runner import run_config
 from ..run.schema import InterleavedDecision, RunRecord
-from ..run.stats import ties
+from ..run.stats import tie_cost, ties
 from .plans import QUICK_WARMUP, ladder
 
 if TYPE_CHECKING:
@@ -194,6 +194,7 @@ class Candidate:
     startup_s: float  # the phase's wall time less its measured window: a fresh window's expected overhead
     first_batch_s: float = 0.0  # spawn → first batch as the phase recorded it: a paused child's start-up
     batch_s: float = 0.0  # one batch at the phase's rate
+    shm_bytes: float | None = None  # as the recommendation sizes it: the run's shm peak, else its prediction
 
     @property
     def paused_window_s(self) -> float:
@@ -202,7 +203,9 @@ class Candidate:
 
     @property
     def cost(self) -> tuple[object, ...]:
-        return (self.config.num_workers, self.config.effective_prefetch, -self.rate, self.label)
+        """The tie rule's own order (:func:`~ssv2_fixtures.run.stats.tie_cost`): the cheapest is what it
+        recommends."""
+        return tie_cost(self.config.num_workers, self.config.effective_prefetch, self.shm_bytes, self.rate, self.label)
 
 
 def _candidate(rec: RunRecord) -> Candidate | None:
@@ -221,7 +224,9 @@ def _candidate(rec: RunRecord) -> Candidate | None:
     wall, loop = float(rec.get("wall_s") or 0.0), float(m.get("loop_s") or 0.0)
     label = str(rec.get("label") or config.label)  # the report's name for it (report/model.Run.label)
     first = float(m.get("startup_s") or 0.0) or max(0.0, wall - loop)
-    return Candidate(label, config, float(v), span, max(0.0, wall - loop), first, config.batch_size / float(v))
+    shm = m.get("shm_peak_bytes") or (rec.get("budget") or {}).get("shm_bytes")
+    batch_s = config.batch_size / float(v)
+    return Candidate(label, config, float(v), span, max(0.0, wall - loop), first, batch_s, shm)
 
 
 def tie_set(results: Sequence[RunRecord], cap: int = MAX_CANDIDATES) -> list[Candidate]:

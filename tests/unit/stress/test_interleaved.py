@@ -275,3 +275,20 @@ def test_a_paused_window_costs_its_round_the_opening_batch_and_one_worker_round(
     (c,) = [x for x in drift.tie_set([r, rec(2, 39.0, (37.0, 41.0))]) if x.config.num_workers == 4]
     assert c.first_batch_s == 2.5 and c.batch_s == pytest.approx(8 / 40.0)
     assert c.paused_window_s == pytest.approx(drift.ROUND_S + 5 * 0.2)
+
+
+def test_the_tie_is_ordered_as_the_recommendation_orders_it_less_shared_memory_first() -> None:
+    """bs4-w2 and bs8-w2 share workers and prefetch: the tie rule recommends the one holding less /dev/shm (bs4),
+    so that is the cheap candidate re-measured against the fastest, even where bs8 measured faster."""
+    from ssv2_fixtures.report.model import Run
+    from ssv2_fixtures.report.tie import candidate, pick
+
+    bs4 = rec(2, 60.0, (57.0, 63.0), config={"batch_size": 4, "num_workers": 2}, budget={"shm_bytes": 4e7})
+    bs8 = rec(2, 62.0, (59.0, 65.0), budget={"shm_bytes": 8e7})
+    w4 = rec(4, 64.0, (61.0, 67.0), budget={"shm_bytes": 1.6e8})
+    for r, label in ((bs4, "bs4-w2-pf2"), (bs8, "bs8-w2-pf2"), (w4, "bs8-w4-pf2")):
+        r["label"] = label  # type: ignore[typeddict-unknown-key]
+    got = drift.tie_set([bs8, bs4, w4])
+    assert [c.label for c in got] == ["bs8-w4-pf2", "bs4-w2-pf2", "bs8-w2-pf2"]
+    recommended = pick([candidate(Run(r)) for r in (bs8, bs4, w4)]).best.label
+    assert recommended == got[1].label
