@@ -4,7 +4,7 @@ The reference measurement is the session pipeline's single-process item rate (BS
 quick ladder's phase 1, whose rate is also the decode limit's base), measured isolated like every run, through the
 same :func:`~ssv2_fixtures.run.runner.run_config` call as the decode-rate probe, with a fixed window of
 :data:`CONTROL_S` seconds. The series: phase 1 itself at the start (the same config and quantity, so no extra run;
-its window is the phase's, at least 6 s), one control after every :data:`CONTROL_EVERY` ladder phases when at least
+its window is the phase's, at least 5 s), one control after every :data:`CONTROL_EVERY` ladder phases when at least
 as many phases follow (else the end control is as near), and one at the end of the session
 (:meth:`StressSession.finish`). A control costs a child's start-up plus its window: about 5 s on the quiet 2-core
 VM, 13–14 s with other jobs holding 1.65 of its 2 cores (2026-12-07). So the 7-phase ladder of 2 cores pays for
