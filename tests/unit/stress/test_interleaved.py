@@ -174,12 +174,12 @@ def test_paused_a_candidate_that_does_not_start_measures_nothing(tmp_path: Path,
 def test_paused_skips_when_the_start_ups_and_three_rounds_do_not_fit(
     tmp_path: Path, paused: type[StandInPaused], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(drift, "session_elapsed", lambda s, now: 100.0)  # 12 s left: 2 × 3 s + 3 × (2.4 + 2.1) s do not
+    monkeypatch.setattr(drift, "session_elapsed", lambda s, now: 100.0)  # 12 s left: 2 × 3 s + 3 × (2.1 + 1.9) s do not
     session, stress = _stress(tmp_path)
     session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
     dec = drift.interleave(stress)
     assert dec is not None and paused.log == [] and dec["rounds"] == []
-    assert dec["stopped"].startswith("skipped: 2 start-ups and 3 rounds of 2 windows would take about 20 s")
+    assert dec["stopped"].startswith("skipped: 2 start-ups and 3 rounds of 2 windows would take about 18 s")
 
 
 @pytest.mark.usefixtures("fresh_windows")
@@ -269,12 +269,12 @@ def test_the_end_reserve_is_phase_1s_overhead_a_control_and_the_report() -> None
     assert drift.end_reserve_s([]) == drift.END_RESERVE_S
 
 
-def test_a_paused_window_costs_its_round_the_opening_batch_and_one_worker_round() -> None:
+def test_a_paused_window_costs_its_round_the_opening_batch_and_half_a_worker_round() -> None:
     r = rec(4, 40.0, (38.0, 42.0))
     r["metrics"]["startup_s"] = 2.5  # type: ignore[typeddict-unknown-key]
     (c,) = [x for x in drift.tie_set([r, rec(2, 39.0, (37.0, 41.0))]) if x.config.num_workers == 4]
     assert c.first_batch_s == 2.5 and c.batch_s == pytest.approx(8 / 40.0)
-    assert c.paused_window_s == pytest.approx(drift.ROUND_S + 5 * 0.2)
+    assert c.paused_window_s == pytest.approx(drift.ROUND_S + 3 * 0.2)
 
 
 def test_the_tie_is_ordered_as_the_recommendation_orders_it_less_shared_memory_first() -> None:
