@@ -30,7 +30,7 @@ from ..run.request import RunRequest
 from ..run.runner import run_config
 from ..run.schema import InterleavedDecision, RunRecord
 from ..run.stats import tie_cost, ties
-from .plans import QUICK_WARMUP, ladder
+from .plans import QUICK_MIN_BATCHES, QUICK_WARMUP, ladder
 
 if TYPE_CHECKING:
     from ..run.runner import RunResult
@@ -360,6 +360,12 @@ def interleave(stress: Stress) -> InterleavedDecision | None:
     cands = tie_set(s.results)
     if not cands:
         return None
+    smoke = stress.settings.quick_batches < QUICK_WARMUP + QUICK_MIN_BATCHES
+    if smoke:  # the phases measured no window of their own: their tie says nothing worth re-measuring
+        why = f"smoke run: --quick-batches {stress.settings.quick_batches} leaves the phases no measured window"
+        s.interleaved = {**not_measured([c.label for c in cands], why), "stopped": why}
+        s.flush()
+        return s.interleaved
     left = QUICK_BUDGET_S - session_elapsed(s, time.time()) - end_reserve_s(s.results)
     n = [0]
 

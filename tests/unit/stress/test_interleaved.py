@@ -292,3 +292,12 @@ def test_the_tie_is_ordered_as_the_recommendation_orders_it_less_shared_memory_f
     assert [c.label for c in got] == ["bs8-w4-pf2", "bs4-w2-pf2", "bs8-w2-pf2"]
     recommended = pick([candidate(Run(r)) for r in (bs8, bs4, w4)]).best.label
     assert recommended == got[1].label
+
+
+def test_a_smoke_run_does_not_re_measure_its_tie(tmp_path: Path, paused: type[StandInPaused]) -> None:
+    session = StressSession(replace(Settings(), reports=tmp_path / "reports", quick_batches=3))
+    stress = Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
+    session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
+    dec = drift.interleave(stress)
+    assert dec is not None and dec["rounds"] == [] and paused.log == []
+    assert dec["stopped"] == "smoke run: --quick-batches 3 leaves the phases no measured window"
