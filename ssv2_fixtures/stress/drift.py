@@ -162,6 +162,11 @@ ROUND_S = 1.5
 ~6–30 s here, benchmarks/host_drift.py) moves the candidates of one round alike; 1.5 s holds 6–20 full-size batches
 of the ladder's tied configs here and lets three rounds of two fit what the 2 minutes leave after the ladder."""
 
+ROUND_MIN_S = 1.0
+"""The shortest paused window the comparison shortens to when the budget is tight: per-round ratios of two W=2
+configs varied by 14 % (sd) at 1.25 s windows and 8.5 % at 2.5 s here, so shorter ones could tell apart little
+more than what the ladder already did not tie."""
+
 MAX_ROUNDS = 4
 MIN_ROUNDS = 3
 """Fewer rounds are not run: with two, Student's t is 12.7 and only near-identical ratios could decide anything."""
@@ -197,10 +202,15 @@ class Candidate:
     shm_bytes: float | None = None  # as the recommendation sizes it: the run's shm peak, else its prediction
 
     @property
-    def paused_window_s(self) -> float:
-        """A paused window's expected cost: ``ROUND_S``, the opening batch, and half a worker round past it (the
+    def paused_extra_s(self) -> float:
+        """What a paused window costs beyond its seconds: the opening batch and half a worker round past it (the
         window ends at a whole round: measured 1.47 s per 1.25 s window of bs4/bs8-w2 here)."""
-        return ROUND_S + (1 + max(1, self.config.num_workers) / 2) * self.batch_s
+        return (1 + max(1, self.config.num_workers) / 2) * self.batch_s
+
+    @property
+    def paused_window_s(self) -> float:
+        """A paused window's expected cost at :data:`ROUND_S`."""
+        return ROUND_S + self.paused_extra_s
 
     @property
     def cost(self) -> tuple[object, ...]:
@@ -303,21 +313,29 @@ def paused_fit(stress: Stress, cands: Sequence[Candidate]) -> bool:
 def compare_paused(stress: Stress, cands: Sequence[Candidate], left_s: float) -> InterleavedDecision:
     """The tie re-measured in alternating windows of children started once each and paused in between
     (:class:`~ssv2_fixtures.run.paused.PausedRuns`): each candidate pays its start-up once (its phase's, as
-    recorded) instead of once per window. As many candidates as :data:`MIN_ROUNDS` rounds fit for (at least two)."""
+    recorded) instead of once per window. As many candidates as :data:`MIN_ROUNDS` rounds fit for (at least two),
+    in windows of :data:`ROUND_S`, shortened to what the budget leaves but never below :data:`ROUND_MIN_S`."""
     budget = max(0.0, min(INTERLEAVED_MAX_S, left_s))
 
-    def needs(k: int) -> float:
-        return sum(c.first_batch_s + MIN_ROUNDS * c.paused_window_s for c in cands[:k])
+    def round_s(k: int) -> float:
+        """The longest window up to :data:`ROUND_S` with which the start-ups and :data:`MIN_ROUNDS` rounds of the
+        first ``k`` candidates fit the budget."""
+        fixed = sum(c.first_batch_s + MIN_ROUNDS * c.paused_extra_s for c in cands[:k])
+        return min(ROUND_S, (budget - fixed) / (MIN_ROUNDS * k))
+
+    def needs(k: int, secs: float) -> float:
+        return sum(c.first_batch_s + MIN_ROUNDS * (secs + c.paused_extra_s) for c in cands[:k])
 
     n = len(cands)
-    while n > 2 and needs(n) > budget:
+    while n > 2 and round_s(n) < ROUND_MIN_S:
         n -= 1
+    secs = round_s(n)
     t0 = time.monotonic()
     names = [c.label for c in cands[:n]]
-    if needs(n) > budget:
+    if secs < ROUND_MIN_S:
         why = (
-            f"skipped: {n} start-ups and {MIN_ROUNDS} rounds of {n} windows would take about {needs(n):.0f} s, "
-            f"more than the {budget:.0f} s left for them"
+            f"skipped: {n} start-ups and {MIN_ROUNDS} rounds of {n} windows of {ROUND_MIN_S:.0f} s would take "
+            f"about {needs(n, ROUND_MIN_S):.0f} s, more than the {budget:.0f} s left for them"
         )
         rec = not_measured(names, why)
         rec["stopped"] = why
@@ -333,11 +351,11 @@ def compare_paused(stress: Stress, cands: Sequence[Candidate], left_s: float) ->
                 rec = not_measured(names, f"{', '.join(missing)} did not start")
                 rec["stopped"] = f"{', '.join(missing)} did not start"
             else:
-                cost = sum(c.paused_window_s for c in cands[:n]) / n
-                plan = Plan(ROUND_S, MAX_ROUNDS, budget - started, cost, MIN_ROUNDS)
+                cost = secs + sum(c.paused_extra_s for c in cands[:n]) / n
+                plan = Plan(secs, MAX_ROUNDS, budget - started, cost, MIN_ROUNDS)
                 rec = decide(names, runs.window, plan, time.monotonic)
         rec["startup_s"] = started
-    rec["round_s"] = ROUND_S
+    rec["round_s"] = round(max(secs, 0.0), 2)
     rec["seconds"] = time.monotonic() - t0
     rec["windows"] = "paused"
     if n < len(cands):

@@ -174,12 +174,14 @@ def test_paused_a_candidate_that_does_not_start_measures_nothing(tmp_path: Path,
 def test_paused_skips_when_the_start_ups_and_three_rounds_do_not_fit(
     tmp_path: Path, paused: type[StandInPaused], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(drift, "session_elapsed", lambda s, now: 100.0)  # 12 s left: 2 × 3 s + 3 × (2.1 + 1.9) s do not
+    monkeypatch.setattr(
+        drift, "session_elapsed", lambda s, now: 100.0
+    )  # 12 s left: 2 × 3 s + 3 × 2 × (1 s + ~0.5 s) do not
     session, stress = _stress(tmp_path)
     session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
     dec = drift.interleave(stress)
     assert dec is not None and paused.log == [] and dec["rounds"] == []
-    assert dec["stopped"].startswith("skipped: 2 start-ups and 3 rounds of 2 windows would take about 18 s")
+    assert dec["stopped"].startswith("skipped: 2 start-ups and 3 rounds of 2 windows of 1 s would take about 15 s")
 
 
 @pytest.mark.usefixtures("fresh_windows")
@@ -301,3 +303,23 @@ def test_a_smoke_run_does_not_re_measure_its_tie(tmp_path: Path, paused: type[St
     dec = drift.interleave(stress)
     assert dec is not None and dec["rounds"] == [] and paused.log == []
     assert dec["stopped"] == "smoke run: --quick-batches 3 leaves the phases no measured window"
+
+
+def test_a_tight_budget_shortens_the_windows_down_to_the_minimum(
+    tmp_path: Path, paused: type[StandInPaused], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[float] = []
+    real = StandInPaused.window
+
+    def window(self: StandInPaused, name: str, seconds: float) -> float:
+        seen.append(seconds)
+        return real(self, name, drift.ROUND_S)
+
+    monkeypatch.setattr(StandInPaused, "window", window)
+    monkeypatch.setattr(drift, "session_elapsed", lambda s, now: 95.0)  # 17 s left
+    session, stress = _stress(tmp_path)
+    session.results += [rec(2, 41.0, (39.0, 43.0)), rec(4, 43.0, (41.0, 45.0))]
+    dec = drift.interleave(stress)
+    assert dec is not None and len(dec["rounds"]) >= drift.MIN_ROUNDS
+    assert drift.ROUND_MIN_S <= seen[0] < drift.ROUND_S and set(seen) == {seen[0]}
+    assert dec["round_s"] == pytest.approx(seen[0], abs=0.01)

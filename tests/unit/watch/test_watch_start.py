@@ -23,13 +23,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from ssv2_fixtures.watch import read_log, watch
 from ssv2_fixtures.watch import sampler as smp
 
-CROWDED_FILES = 200_000
+CROWDED_FILES = 20_000  # where and when the walk runs is what is asserted, at any size; benchmarks/watch_overhead.py
+# --crowded-tmp times 200,000 files
 WAIT_S = 60.0  # a hook's wait for an event that a correct watch delivers at once; a wrong one fails at it
 
 
 @pytest.fixture(scope="module")
 def crowded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TMPDIR holding 200,000 real (empty) files, as a shared /tmp can."""
+    """A TMPDIR crowded with real (empty) files, as a shared /tmp can be."""
     d = tmp_path_factory.mktemp("crowded")
     fd = os.open(d, os.O_RDONLY)
     try:
