@@ -206,7 +206,7 @@ OPTIONS: tuple[Option, ...] = (
         "quick-batches",
         "most batches per quick-ladder phase, warm-up included: each phase measures a "
         "window after 3 warm-up batches until its rate's 95 percent interval is within ±5 percent (at least 12 "
-        "batches, 5 batch-means groups and 5 s of window), "
+        "batches, 5 batch-means groups and 4 s of window), "
         "or it reaches this many batches, or --quick-seconds",
         _int(2),
         "N",
@@ -395,7 +395,7 @@ class Settings:
     prefetch: list[int] = field(default_factory=lambda: [4])
     batches: int = 100
     quick_batches: int = 1000
-    quick_seconds: float = 5.0
+    quick_seconds: float = 4.0
     frames: int = 16
     size: int = 224
     sharing_strategy: str = "file_descriptor"

@@ -92,9 +92,9 @@ def _error_note(left_out: Sequence[Run]) -> str:
 
 def _best_run(pool: Sequence[Run], data: ResultsFile | Sequence[RunRecord] = ()) -> tuple[Run, Pick]:
     """The run the tie rule picks; several runs of one config count once (its fastest). When the session
-    re-measured this tie in alternating windows (results.json ``"interleaved"``, stress/drift.py), its decision
-    narrows the tie (:func:`ssv2_fixtures.run.drift.narrowed`): the config it names as faster, else the cheapest
-    of those it could not tell apart."""
+    re-measured the fastest and its close configs in alternating windows (results.json ``"interleaved"``,
+    stress/drift.py), its decision settles the tie (:func:`ssv2_fixtures.run.drift.narrowed`): the config it names
+    as faster, else the cheapest of those it could not tell apart, with the tie members it did not re-measure."""
     by_label: dict[str, Run] = {}
     for r in pool:
         if r.label not in by_label or (r.vps or 0.0) > (by_label[r.label].vps or 0.0):
@@ -102,10 +102,12 @@ def _best_run(pool: Sequence[Run], data: ResultsFile | Sequence[RunRecord] = ())
     cands = {candidate(r): r for r in by_label.values()}
     p = pick(list(cands))
     dec = data.get("interleaved") if isinstance(data, Mapping) else None
-    labels = [c.label for c in p.ties]
-    if p.tied and dec and set(dec.get("candidates") or []) <= set(labels):
-        kept = narrowed(labels, dec)
-        p = Pick(next(c for c in p.ties if c.label in kept), tuple(c for c in p.ties if c.label in kept), p.fastest)
+    by_name = {c.label: c for c in cands}
+    measured = set(dec.get("candidates") or []) if dec else set()
+    if dec and p.fastest.label in measured and measured <= set(by_name):
+        kept = sorted((by_name[x] for x in narrowed([c.label for c in p.ties], dec)), key=lambda c: c.cost)
+        if kept:
+            p = Pick(kept[0], tuple(kept), p.fastest)
     return cands[p.best], p
 
 

@@ -283,14 +283,15 @@ def not_measured(names: Sequence[str], why: str) -> InterleavedDecision:
 
 
 def narrowed(tie: Sequence[str], decision: Mapping[str, object] | None) -> list[str]:
-    """The tie after an interleaved decision over some of its members: the one it names as faster, else the tie
-    less the candidates it measured slower (members it did not re-measure stay). Without a decision (none, or one
-    that measured nothing) the tie as it was."""
+    """The tie after an interleaved decision: the one it names as faster; else the tie less the candidates it
+    measured slower (members it did not re-measure stay) plus those its rounds could not tell from the leader (a
+    config the sequential numbers had put just outside the tie, re-measured because the machine's drift could
+    explain the gap). Without a decision (none, or one that measured nothing) the tie as it was."""
     if not decision or not decision.get("rounds"):
         return list(tie)
     faster = decision.get("faster")
-    if isinstance(faster, str) and faster in tie:
+    if isinstance(faster, str):
         return [faster]
     measured = set(decision.get("candidates") or [])  # type: ignore[call-overload]
-    kept = set(decision.get("tie") or [])  # type: ignore[call-overload]
-    return [t for t in tie if t not in measured or t in kept]
+    kept = list(decision.get("tie") or [])  # type: ignore[call-overload]
+    return [t for t in tie if t not in measured or t in kept] + [t for t in kept if t not in tie]

@@ -199,16 +199,17 @@ QUICK_WARMUP = 3  # batches not measured: worker start-up, empty prefetch queues
 QUICK_MIN_BATCHES = 12  # the interval needs a few batch means before "within ±5 %" means anything
 QUICK_TARGET_REL = 0.05
 # The interval only sees the noise inside its window: BS=1-4 phases converged in under 1.5 s and then
-# moved 10-18 % between runs with the host's drift; five to six seconds of window average the short swings out
-# (docs/methodology.md "Quick windows"). The default --quick-seconds is the same 5 s, so the 7-phase ladder of
-# 2 cores leaves the 2-minute session room for the interleaved comparison of its tie (stress/drift.py).
-QUICK_MIN_S = 5.0
+# moved 10-18 % between runs with the host's drift; a few seconds of window average the short swings out, the drift
+# over minutes no window length does (docs/methodology.md "Quick windows"). The default --quick-seconds is the same
+# 4 s, so the 7-phase ladder of 2 cores leaves the 2-minute session room for the interleaved comparison of its
+# close configs (stress/drift.py), which is where drift cancels.
+QUICK_MIN_S = 4.0
 
 
 def quick_measure(settings: Settings) -> dict[str, Any]:
     """The measured window of a quick phase (``RunRequest(..., measure=...)``, NOTE [measured window] in
     :mod:`ssv2_fixtures.run.loop`): 3 warm-up batches, then batches until the rate's 95 % interval is
-    within ±5 %, at least 12 batches, 5 groups (loop.MIN_GROUPS) and 5 s (or ``--quick-seconds`` if
+    within ±5 %, at least 12 batches, 5 groups (loop.MIN_GROUPS) and 4 s (or ``--quick-seconds`` if
     less), at most ``--quick-seconds`` of window or ``--quick-batches`` in all.
     A small ``--quick-batches`` (a smoke run) shrinks warm-up and minimum with it."""
     cap = settings.quick_batches  # most batches a phase loads, warm-up included

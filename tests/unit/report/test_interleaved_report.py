@@ -61,6 +61,18 @@ def test_a_decision_over_other_configs_changes_nothing() -> None:
     assert rec is not None and rec.label == W2
 
 
+def test_rounds_that_cannot_tell_a_config_outside_the_tie_from_the_fastest_bring_it_in() -> None:
+    """w1 read 40 (a slow minute) where the fastest read 51: outside the tie by the sequential numbers. Re-measured
+    in alternating windows it cannot be told from the fastest, so the tie rule's cheapest is w1."""
+    results = [*RESULTS, run(1, 40.0, (38.0, 42.0))]
+    w1 = "bs8-w1-pf2"
+    assert recommend({"results": results}).label == W2  # type: ignore[typeddict-item, union-attr]
+    dec = decision([{W4: 50.0, w1: 49.0}, {W4: 44.0, w1: 45.0}, {W4: 47.0, w1: 46.5}])
+    assert dec["faster"] is None and set(dec["tie"]) == {W4, w1}
+    rec = recommend({"results": results, "interleaved": dec})  # type: ignore[typeddict-item]
+    assert rec is not None and rec.label == w1 and rec.ties == (w1, W2, W3, W4)
+
+
 def test_summary_lines_show_rounds_ratios_and_the_decision() -> None:
     rounds = [{W4: 50.0, W2: 44.0}, {W4: 40.0, W2: 35.5}, {W4: 45.0, W2: 39.8}]
     text = "\n".join(interleaved_lines({"interleaved": decision(rounds)}))

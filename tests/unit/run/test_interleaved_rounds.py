@@ -85,3 +85,8 @@ def test_narrowed_takes_the_named_pick_or_drops_only_the_measured_slower() -> No
     assert narrowed(tie, dec) == ["w3", "w4", "w6"]  # w2 measured slower; w6 not re-measured stays
     assert narrowed(tie, {"rounds": [], "candidates": ["w4", "w2"], "tie": ["w4"]}) == tie  # measured nothing
     assert narrowed(tie, None) == tie
+    # a config outside the tie that the rounds could not tell from the leader joins it
+    assert narrowed(tie, {"rounds": [{}], "faster": None, "candidates": ["w4", "w1"], "tie": ["w4", "w1"]}) == [
+        *tie,
+        "w1",
+    ]

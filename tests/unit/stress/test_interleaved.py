@@ -323,3 +323,11 @@ def test_a_tight_budget_shortens_the_windows_down_to_the_minimum(
     assert dec is not None and len(dec["rounds"]) >= drift.MIN_ROUNDS
     assert drift.ROUND_MIN_S <= seen[0] < drift.ROUND_S and set(seen) == {seen[0]}
     assert dec["round_s"] == pytest.approx(seen[0], abs=0.01)
+
+
+def test_a_config_the_drift_could_have_slowed_out_of_the_tie_is_re_measured() -> None:
+    """w2 read 40 against the fastest's 52 [50, 54]: outside the tie (40 < 0.9 × 50), inside it had its window run
+    15 % faster; w1 at 30 is out either way."""
+    results = [rec(1, 30.0, (29.0, 31.0)), rec(2, 40.0, (39.0, 41.0)), rec(4, 52.0, (50.0, 54.0))]
+    assert drift.tie_set(results) == []
+    assert [c.label for c in drift.tie_set(results, allowance=drift.DRIFT_ALLOWANCE)] == ["bs8-w4-pf2", "bs8-w2-pf2"]

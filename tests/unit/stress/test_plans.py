@@ -89,7 +89,7 @@ def test_quick_window_defaults_and_caps() -> None:
         "warmup_batches": 3,
         "min_batches": QUICK_MIN_BATCHES,
         "max_batches": 1000,
-        "max_s": 5.0,
+        "max_s": 4.0,
         "target_rel": 0.05,
         "min_s": QUICK_MIN_S,
     }
