@@ -339,16 +339,25 @@ def limits(r: TuneResult, space: Space, *, ran_out: bool = False, nothing_fits: 
 
 
 def tune_batch_sizes(
-    spaces: Sequence[Space], measure: Measure, *, budget_s: float, clock: Clock, **kw: Any
+    spaces: Sequence[Space],
+    measure: Measure,
+    *,
+    budget_s: float,
+    clock: Clock,
+    between: Callable[[], object] | None = None,
+    **kw: Any,
 ) -> list[TuneResult]:
     """Each space (one per batch size) tuned on its own, with the budget split evenly (what one batch
     size leaves unspent goes to the next; one that overran leaves the next batch sizes none: they are
-    reported as not tuned, with why, rather than given a budget they do not have)."""
+    reported as not tuned, with why, rather than given a budget they do not have). ``between``: called
+    before every batch size after the first (the session's drift control between groups), on the budget."""
     if not budget_s > 0:
         raise ValueError(f"tune budget must be > 0 seconds, got {budget_s} (--tune-budget)")
     out: list[TuneResult] = []
     end = clock() + budget_s
     for i, sp in enumerate(spaces):
+        if i and between is not None and end - clock() > 0:
+            between()
         share = budget_s / len(spaces) if i == 0 else (end - clock()) / (len(spaces) - i)
         if share > 0:
             out.append(tune(sp, measure, budget_s=share, clock=clock, **kw))

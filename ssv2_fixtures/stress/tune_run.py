@@ -223,7 +223,14 @@ def run_tune(
         on_probe=on_probe,
         shm=lambda c: float(stress.budget(c).shm_bytes),
     )
-    return tune_batch_sizes(spaces or spaces_for(stress), measure, budget_s=budget_s, clock=clock, **kw)
+    return tune_batch_sizes(
+        spaces or spaces_for(stress),
+        measure,
+        budget_s=budget_s,
+        clock=clock,
+        between=lambda: drift.group_control(stress),  # a control between batch sizes (groups of configs)
+        **kw,
+    )
 
 
 def tuned_toml(r: TuneResult) -> str:

@@ -373,6 +373,22 @@ def test_batch_sizes_are_tuned_on_their_own_within_one_budget():
     assert clock.t - t0 <= 200 + 1e-6
 
 
+def test_a_control_runs_between_batch_sizes_on_the_budget():
+    clock = FakeClock()
+    m = FakeMeasure(clock, knee(3))
+    seen: list[int] = []
+
+    def control() -> None:
+        seen.append(len(m.calls))
+        clock.t += 5.0  # a control's own seconds come out of the budget
+
+    t0 = clock.t
+    spaces = [Space(batch_size=b, workers=(1, 2, 3, 4)) for b in (4, 8, 16)]
+    rs = tune_batch_sizes(spaces, m, budget_s=300, clock=clock, confirm=always_ok, between=control)
+    assert len(seen) == 2 and 0 < seen[0] < seen[1] < len(m.calls)  # after bs4's probes, after bs8's, not first
+    assert [r.batch_size for r in rs] == [4, 8, 16] and clock.t - t0 <= 300 + 1e-6
+
+
 def test_bad_space_or_budget_names_the_option():
     with pytest.raises(ValueError, match="--workers"):
         Space(batch_size=8, workers=(0, 2))
