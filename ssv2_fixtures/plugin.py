@@ -7,6 +7,7 @@ its own lives here; see :mod:`options`, :mod:`stress.session`, :mod:`stress.camp
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,6 +211,7 @@ def ssv2_dataset(ssv2_session: StressSession) -> Iterator[tuple[DatasetSpec, dic
     """(dataset spec for the runner, facts for reports): ``--ssv2-root`` or the synthetic set."""
     from .stress.campaign import DataError, prepare_dataset, probe_pipeline
 
+    ssv2_session.stress_started = time.time()  # the stress part's clock (a plain `pytest` runs unit tests first)
     try:
         spec, info = prepare_dataset(ssv2_session.settings)
         ssv2_session.dataset = info  # before the probe: a data_error's results.json names the dataset too

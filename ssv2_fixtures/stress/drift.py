@@ -271,7 +271,11 @@ def tie_set(results: Sequence[RunRecord], cap: int = MAX_CANDIDATES, allowance: 
 
 
 def session_elapsed(session: StressSession, now: float) -> float:
-    """Seconds since the session was created (its results.json ``created``)."""
+    """Seconds since the session's stress part began (the first stress test's dataset), else since the session was
+    created (its results.json ``created``): a plain ``pytest`` runs other tests before the ladder, and those are
+    not the quick session's 2 minutes."""
+    if session.stress_started is not None:
+        return now - session.stress_started
     try:
         return now - datetime.fromisoformat(session.file()["created"]).timestamp()
     except (KeyError, ValueError):

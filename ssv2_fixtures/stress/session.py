@@ -59,6 +59,7 @@ class StressSession:
     finish_hooks: list[Callable[[], None]] = field(default_factory=list)  # run once by finish()
     breakdown: BreakdownRecord | None = None  # where the item time goes (stress/breakdown.py), measured once
     breakdown_tried: bool = False
+    stress_started: float | None = None  # unix time the first stress test prepared its dataset (quick's budget)
 
     def __post_init__(self) -> None:
         host = socket.gethostname().split(".")[0] or "host"

@@ -331,3 +331,12 @@ def test_a_config_the_drift_could_have_slowed_out_of_the_tie_is_re_measured() ->
     results = [rec(1, 30.0, (29.0, 31.0)), rec(2, 40.0, (39.0, 41.0)), rec(4, 52.0, (50.0, 54.0))]
     assert drift.tie_set(results) == []
     assert [c.label for c in drift.tie_set(results, allowance=drift.DRIFT_ALLOWANCE)] == ["bs8-w4-pf2", "bs8-w2-pf2"]
+
+
+def test_the_budget_clock_starts_with_the_stress_part_of_the_session(tmp_path: Path) -> None:
+    """A plain ``pytest`` runs the unit tests first: the quick session's 2 minutes start at its first stress test."""
+    session, _ = _stress(tmp_path)
+    session.flush()
+    created = drift.session_elapsed(session, 1e12)
+    session.stress_started = 1e12 - 30.0
+    assert drift.session_elapsed(session, 1e12) == pytest.approx(30.0) and created > 30.0
