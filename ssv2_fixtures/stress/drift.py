@@ -147,7 +147,7 @@ def end(stress: Stress, config: LoaderConfig) -> None:
         pass
 
 
-# --- the interleaved final comparison of the quick ladder's tie ------------------------------------------------
+# --- the interleaved final comparison of the quick ladder's fastest and its close configs -----------------------
 
 QUICK_BUDGET_S = 120.0
 """What a whole ``pytest -m quick`` session may take warm on a quiet machine (issue #24): the interleaved
@@ -207,11 +207,6 @@ class Candidate:
         """What a paused window costs beyond its seconds: the opening batch and half a worker round past it (the
         window ends at a whole round: measured 1.47 s per 1.25 s window of bs4/bs8-w2 here)."""
         return (1 + max(1, self.config.num_workers) / 2) * self.batch_s
-
-    @property
-    def paused_window_s(self) -> float:
-        """A paused window's expected cost at :data:`ROUND_S`."""
-        return ROUND_S + self.paused_extra_s
 
     @property
     def cost(self) -> tuple[object, ...]:

@@ -276,7 +276,7 @@ def test_a_paused_window_costs_its_round_the_opening_batch_and_half_a_worker_rou
     r["metrics"]["startup_s"] = 2.5  # type: ignore[typeddict-unknown-key]
     (c,) = [x for x in drift.tie_set([r, rec(2, 39.0, (37.0, 41.0))]) if x.config.num_workers == 4]
     assert c.first_batch_s == 2.5 and c.batch_s == pytest.approx(8 / 40.0)
-    assert c.paused_window_s == pytest.approx(drift.ROUND_S + 3 * 0.2)
+    assert c.paused_extra_s == pytest.approx(3 * 0.2)
 
 
 def test_the_tie_is_ordered_as_the_recommendation_orders_it_less_shared_memory_first() -> None:
