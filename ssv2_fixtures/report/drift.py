@@ -75,6 +75,11 @@ def decision_lines(dec: Mapping[str, Any], title: str, what: str) -> list[str]:
         f"{len(rounds)} rounds in {float(dec.get('seconds') or 0):.0f} s ({dec.get('stopped', '')}). "
         "Within a round the candidates ran seconds apart, so the machine's drift cancels in their ratio."
     )
+    if dec.get("windows") == "paused":
+        head[-1] += (
+            f" Each candidate's child started once ({float(dec.get('startup_s') or 0):.1f} s for all) and was "
+            "paused between its windows."
+        )
     ratios = dec.get("ratios") or {}
     lines = [*head, "", "| round | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [
@@ -85,12 +90,15 @@ def decision_lines(dec: Mapping[str, Any], title: str, what: str) -> list[str]:
 
 
 def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
-    """The interleaved comparison of the quick ladder's tie (results.json ``"interleaved"``)."""
+    """The interleaved comparison of the quick ladder's fastest and its close configs (results.json
+    ``"interleaved"``)."""
     dec = data.get("interleaved")
     if not isinstance(dec, Mapping):
         return []
     return decision_lines(
-        dec, "### The tie re-measured in alternating windows", "the quick ladder's tie, fastest first"
+        dec,
+        "### The fastest and its close configs re-measured in alternating windows",
+        "the quick ladder's fastest, then, cheapest first, those that tie with it or would with the machine's drift",
     )
 
 

@@ -76,7 +76,11 @@ def test_rounds_that_cannot_tell_a_config_outside_the_tie_from_the_fastest_bring
 def test_summary_lines_show_rounds_ratios_and_the_decision() -> None:
     rounds = [{W4: 50.0, W2: 44.0}, {W4: 40.0, W2: 35.5}, {W4: 45.0, W2: 39.8}]
     text = "\n".join(interleaved_lines({"interleaved": decision(rounds)}))
-    assert f"Candidates (the quick ladder's tie, fastest first): {W4}, {W2}." in text
+    assert "### The fastest and its close configs re-measured in alternating windows" in text
+    assert f"those that tie with it or would with the machine's drift): {W4}, {W2}." in text
+    assert "paused between its windows" not in text  # a record without its windows' kind says nothing of them
+    paused = "\n".join(interleaved_lines({"interleaved": {**decision(rounds), "windows": "paused", "startup_s": 8.7}}))
+    assert "Each candidate's child started once (8.7 s for all) and was paused between its windows." in paused
     assert "Windows of 2.0 s" in text and "3 rounds in 19 s" in text
     assert f"| round | {W4} | {W2} |" in text and "| 2 | 40.0 | 35.5 |" in text
     r = decision(rounds)["ratios"][W2]
