@@ -138,14 +138,17 @@ def test_injected_fault_in_phase3_fails_it_and_skips_the_rest(pytester, stress_t
 
 def test_results_json_valid_after_each_config_and_benchmark_json(pytester, stress_tests):
     bench = pytester.path / "bench.json"
-    r = pytester.runpytest_subprocess("-m", "quick", "-k", "test_ladder", f"--benchmark-json={bench}", *stress_tests)
-    r.assert_outcomes(passed=6, skipped=3)
+    # phases 1-3 (single-process and the first with workers) and phase5 (a capped duplicate, skipped): every record
+    # is checked against its benchmark entry, and phases 4, 6, 7 would only repeat the W=2 case (issue #22)
+    ladder = "test_ladder and (phase1 or phase2 or phase3 or phase5)"
+    r = pytester.runpytest_subprocess("-m", "quick", "-k", ladder, f"--benchmark-json={bench}", *stress_tests)
+    r.assert_outcomes(passed=3, skipped=1)
     data = _results(pytester)
-    assert data["schema"] == 1 and len(data["results"]) == 6
+    assert data["schema"] == 1 and len(data["results"]) == 3
     assert data["machine"]["cores"] >= 1 and data["dataset"]["synthetic"] is True
     assert all(x["status"] == "passed" for x in data["results"])
     b = json.loads(bench.read_text())
-    assert len(b["benchmarks"]) == 6  # one per passed measured run
+    assert len(b["benchmarks"]) == 3  # one per passed measured run
     by_name = {e["name"]: e for e in b["benchmarks"]}
     for rec in data["results"]:
         name = rec["id"].split("::")[-1]
