@@ -112,10 +112,10 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
     assert builtin.passed, builtin.describe()
     # The user's collate stacks in ordinary memory, so its batch is moved to /dev/shm when the worker's
     # queue feeder pickles it: there the allocation fails, the batch is dropped, and the loader would
-    # wait forever — the watchdog ends it, and the feeder's error names the cause. The first batch arrives and
-    # the next one is the dropped one, so the stall limit is what the run waits out. The feeder fails while the
-    # workers produce their first batches, before it: 10 s is many batches' production (the built-in run above
-    # loads its 6, start-up included, in ~5 s here), where the default would wait ~30 s.
+    # wait forever — the watchdog ends it, and the feeder's error names the cause. Which batch is dropped is a
+    # race: the first (the run waits out the start-up limit) or the next (the stall limit). Either way the feeder
+    # fails while the workers produce their first batches, so both limits are a few times what the built-in run
+    # above takes for all its 6, start-up included (~5 s here), not the defaults' ~90 s and ~30 s.
     from ssv2_fixtures.run.watchdog import Watchdog
 
     theirs = run_config(
@@ -127,7 +127,7 @@ def test_float32_pipeline_is_shm_exhausted_where_ssv2clips_passes(synth64_root, 
             step_s=0.3,
             run_dir=tmp_path,
             name="userpipe",
-            watchdog=Watchdog(startup_s=40.0, stall_s=10.0),
+            watchdog=Watchdog(startup_s=20.0, stall_s=10.0),
         )
     )
     assert theirs.kind == "shm_exhausted", theirs.describe()
