@@ -64,7 +64,7 @@ class _Child:
                 self.done = True
                 self.cond.notify_all()
 
-    def signal(self, sig: signal.Signals) -> bool:
+    def send(self, sig: signal.Signals) -> bool:
         """``sig`` to the child's process group while its run is in flight (never the suite's own group)."""
         with self.cond:
             pgid, done = self.pgid, self.done
@@ -108,7 +108,7 @@ class PausedRuns:
                 t0 = time.monotonic()
                 child.thread = threading.Thread(target=child.run, name=f"paused-{name}", daemon=True)
                 child.thread.start()
-                if not child.wait_for(1, t0 + self._startup_timeout_s) or not child.signal(signal.SIGSTOP):
+                if not child.wait_for(1, t0 + self._startup_timeout_s) or not child.send(signal.SIGSTOP):
                     break  # the caller sees it missing from ``started``
                 self.startup_s[name] = time.monotonic() - t0
                 self.started.append(name)
@@ -126,7 +126,7 @@ class PausedRuns:
         child = self._children[name]
         with child.cond:
             first = len(child.receipts)
-        if not child.signal(signal.SIGCONT):
+        if not child.send(signal.SIGCONT):
             return None
         try:
             deadline = time.monotonic() + seconds + WINDOW_TIMEOUT_S
@@ -146,14 +146,14 @@ class PausedRuns:
                         break
                 end += rounds
         finally:
-            child.signal(signal.SIGSTOP)
+            child.send(signal.SIGSTOP)
         return videos / (t_end - t_open) if t_end > t_open else None
 
     def close(self) -> None:
         """Resume and end every child still running, then wait for its run's record."""
         for child in self._children.values():
-            child.signal(signal.SIGCONT)
-            child.signal(signal.SIGTERM)
+            child.send(signal.SIGCONT)
+            child.send(signal.SIGTERM)
         for name, child in self._children.items():
             if child.thread is not None:
                 child.thread.join(timeout=120.0)

@@ -277,6 +277,14 @@ def session_elapsed(session: StressSession, now: float) -> float:
         return 0.0
 
 
+def _left_out(rec: InterleavedDecision, left: Sequence[Candidate]) -> InterleavedDecision:
+    """``rec`` with the candidates cut for time named in its ``stopped`` (they stay in the tie, not re-measured)."""
+    if left:
+        why = f"not re-measured for time: {', '.join(c.label for c in left)}"
+        rec["stopped"] = f"{rec.get('stopped', '')}; {why}".lstrip("; ")
+    return rec
+
+
 def plan_for(cands: Sequence[Candidate], left_s: float) -> Plan:
     """The comparison's plan: :data:`ROUND_S` windows, each expected to cost its phase's start-up on top."""
     cost = sum(c.startup_s for c in cands) / len(cands) + ROUND_S if cands else ROUND_S
@@ -303,11 +311,7 @@ def compare(
         n -= 1
     by = {c.label: c for c in cands[:n]}
     rec = decide(list(by), lambda name, secs: window_of(by[name], secs), plan_for(cands[:n], left_s), time.monotonic)
-    if n < len(cands):
-        rec["stopped"] = (
-            f"{rec.get('stopped', '')}; not re-measured for time: {', '.join(c.label for c in cands[n:])}"
-        ).lstrip("; ")
-    return rec
+    return _left_out(rec, cands[n:])
 
 
 def paused_fit(stress: Stress, cands: Sequence[Candidate]) -> bool:
@@ -370,11 +374,7 @@ def compare_paused(stress: Stress, cands: Sequence[Candidate], left_s: float) ->
     rec["round_s"] = round(max(secs, 0.0), 2)
     rec["seconds"] = time.monotonic() - t0
     rec["windows"] = "paused"
-    if n < len(cands):
-        rec["stopped"] = (
-            f"{rec.get('stopped', '')}; not re-measured for time: {', '.join(c.label for c in cands[n:])}"
-        ).lstrip("; ")
-    return rec
+    return _left_out(rec, cands[n:])
 
 
 PAUSED_CHILD_S = 600.0

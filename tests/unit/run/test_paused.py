@@ -4,7 +4,9 @@ Asserts on what the children report (batch receipts, process states, the runs' r
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -38,9 +40,17 @@ def tree_states(pgid: int) -> set[str]:
     return {p.status() for p in procs}
 
 
-def _pgid(pid: int) -> int | None:
-    import os
+def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Whether ``condition`` holds within ``timeout_s`` (polled: a signal's effect is not instantaneous)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
+
+def _pgid(pid: int) -> int | None:
     try:
         return os.getpgid(pid)
     except OSError:
@@ -56,9 +66,10 @@ def test_windows_alternate_with_the_others_stopped_and_the_end_ends_every_child(
         children = runs._children
         pgids = {n: children[n].pgid for n in reqs}
         assert all(isinstance(p, int) for p in pgids.values())
-        # both trees are stopped between windows: nothing loads, no batch arrives
-        time.sleep(0.5)
-        assert all(tree_states(p) == {psutil.STATUS_STOPPED} for p in pgids.values() if p is not None)
+        # both trees (each child and its workers) are stopped between windows: nothing loads, no batch arrives
+        assert all(
+            p is not None and until(lambda p=p: tree_states(p) == {psutil.STATUS_STOPPED}) for p in pgids.values()
+        )
         before = {n: len(children[n].receipts) for n in reqs}
         time.sleep(1.0)
         assert {n: len(children[n].receipts) for n in reqs} == before
@@ -68,11 +79,11 @@ def test_windows_alternate_with_the_others_stopped_and_the_end_ends_every_child(
             assert rate is not None and rate > 0
             other = "w2" if name == "w0" else "w0"
             assert len(children[other].receipts) == n0[other]  # the other one stayed stopped
-        assert pgids["w2"] is not None and tree_states(pgids["w2"]) == {psutil.STATUS_STOPPED}
+        assert pgids["w2"] is not None and until(lambda: tree_states(pgids["w2"]) == {psutil.STATUS_STOPPED})
     # leaving ended both runs; their records exist and no process of either group is left
     assert set(runs.results) == {"w0", "w2"} and all(r is not None for r in runs.results.values())
-    for p in pgids.values():
-        assert p is not None and not tree_states(p) - {psutil.STATUS_ZOMBIE}  # an orphan's exit may await pid 1
+    for p in pgids.values():  # an orphaned worker's exit may await pid 1's reaping: a zombie is gone
+        assert p is not None and until(lambda p=p: not tree_states(p) - {psutil.STATUS_ZOMBIE})
 
 
 def test_a_child_that_never_starts_is_not_in_started(synth_root: Path, tmp_path: Path) -> None:
