@@ -343,6 +343,21 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("emulate-cpus", "CPU affinity: this many cpus for each child tree", _int(1), "N"),
     Option(
+        "no-breakdown",
+        "skip the breakdown probe (where one video's time goes: decode, transforms, collate, transfer; one "
+        "isolated W=0 process per session); the report says it was not measured",
+        _flag,
+        flag=True,
+    ),
+    Option(
+        "no-drift",
+        "skip the drift controls (the reference re-measured during the session) and the quick ladder's "
+        "alternating-window comparison of close configs; the sequential tie rule decides alone and the report "
+        "says the drift was not measured",
+        _flag,
+        flag=True,
+    ),
+    Option(
         "tune-budget",
         "-m tune: seconds for the whole search per session, confirmation included",
         _positive,
@@ -422,6 +437,8 @@ class Settings:
     emulate_nofile: int | None = None
     emulate_mem: int | None = None
     emulate_cpus: int | None = None
+    no_breakdown: bool = False
+    no_drift: bool = False
     tune_budget: float = 600.0
     target_videos_per_s: float | None = None
     # derived

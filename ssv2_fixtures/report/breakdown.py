@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..run.breakdown import BAR_PARTS, STAGES, config_bar, headroom
 from ..run.units import fmt_bytes
 from .fmt import md_table
-from .model import runs_of
+from .model import runs_of, skipped_section
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -141,7 +141,7 @@ def breakdown_section(data: Mapping[str, Any], plots: Sequence[str] = ()) -> lis
     PNG files written next to summary.md; the stacked bars (:func:`plot_breakdown`) are shown when there."""
     b = data.get("breakdown")
     if not isinstance(b, Mapping) or not isinstance(b.get("stages"), Mapping):
-        return []
+        return skipped_section(data, "no_breakdown", "## Where the time goes")
     st = b["stages"]
     out = ["## Where the time goes", ""]
     out.append(f"One video in one process takes {_ms(b.get('item_s'))} (the probe's own item time):")

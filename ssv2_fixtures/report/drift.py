@@ -9,6 +9,7 @@ from typing import Any
 
 from ..run.drift import cannot_tell, controls_of, percent
 from ..run.schema import ResultsFile, RunRecord
+from .model import skipped_section
 
 MAX_PAIRS = 5
 
@@ -103,11 +104,12 @@ def interleaved_lines(data: ResultsFile | Mapping[str, Any]) -> list[str]:
 
 
 def drift_section(data: ResultsFile | Mapping[str, Any]) -> list[str]:
-    """The section's lines with its heading; none when the session took no controls (and re-measured nothing)."""
+    """The section's lines with its heading; none when the session took no controls (and re-measured nothing),
+    unless ``--no-drift`` told it not to."""
     rec = data.get("drift")
     controls = controls_of(rec)
     if not controls:
-        return interleaved_lines(data)
+        return skipped_section(data, "no_drift", "## Drift of the machine") + interleaved_lines(data)
     t0 = controls[0].t
     series = ", ".join(f"{c.videos_per_s:.1f} (+{c.t - t0:.0f} s)" for c in controls)
     lines = [

@@ -64,6 +64,15 @@ def extra(data: ResultsFile | Mapping[str, Any], key: str) -> Any:
     return cast(Mapping[str, Any], data).get(key)
 
 
+def skipped_section(data: Mapping[str, Any], option: str, heading: str) -> list[str]:
+    """A section the session was told to skip (``--no-breakdown``, ``--no-drift``), once configs ran: it says so,
+    so a reader does not take its absence for a failed measurement."""
+    settings = data.get("settings")
+    if not data.get("results") or not isinstance(settings, Mapping) or not settings.get(option):
+        return []
+    return [heading, "", f"Not measured: the session ran with `--{option.replace('_', '-')}`.", ""]
+
+
 def load(src: Source) -> tuple[ResultsFile, Path | None]:
     """A results file (dict) and its run folder, from a run folder, a results.json, or the dict itself.
 

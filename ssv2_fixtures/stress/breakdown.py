@@ -91,6 +91,8 @@ def ensure_breakdown(session: StressSession, dataset: DatasetSpec) -> BreakdownR
     """The session's breakdown, measured now if it has not been tried yet (one try per session)."""
     if session.breakdown is not None or session.breakdown_tried or session.data_error is not None:
         return session.breakdown
+    if session.settings.no_breakdown:  # the report says it was not measured (report/breakdown.py)
+        return None
     session.breakdown_tried = True
     tc = transfer_config(session)
     m = measure(probe_spec(dataset, session.settings.batch_sizes, tc), session.runs_dir / "breakdown")

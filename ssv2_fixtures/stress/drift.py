@@ -105,9 +105,9 @@ def control(stress: Stress, config: LoaderConfig = CONTROL_CONFIG) -> Control | 
 
 def after_phase(stress: Stress, phase: Phase, result: RunResult | None) -> None:
     """The ladder's controls: phase 1's own rate starts the series (and arms the end-of-session control);
-    every :data:`CONTROL_EVERY` phases that ran, a control."""
+    every :data:`CONTROL_EVERY` phases that ran, a control. ``--no-drift``: none of these."""
     s = stress.session
-    if result is None:
+    if result is None or stress.settings.no_drift:
         return
     if phase.decode_rate:
         m = result.metrics.get("loop_s")
@@ -427,8 +427,11 @@ def interleave_or_say(stress: Stress) -> None:
 def group_control(stress: Stress) -> None:
     """Sustained, validate and tune sessions: a control before each group of configs (a sustained config, a
     validate run, a tune). The first one starts the series and arms the control at the session's end, so the
-    series is a control at the start, one between groups, one at the end. A control that fails adds nothing."""
+    series is a control at the start, one between groups, one at the end. A control that fails adds nothing;
+    ``--no-drift`` takes none."""
     s = stress.session
+    if stress.settings.no_drift:
+        return
     first = s.drift is None
     config = _reference(s)
     try:

@@ -17,6 +17,9 @@ pytest_plugins = ["pytester"]
 
 # the stress tests as the package ships them (``pytest --pyargs ssv2_fixtures.suite`` runs the same files)
 STRESS = Path(__file__).resolve().parents[2] / "ssv2_fixtures" / "suite"
+# Once per session, ~12 s of a small session's ~17 s: the breakdown probe and the end's drift control. Sessions that
+# test something else skip them; test_results_json_valid_after_each_config_and_benchmark_json runs them.
+EXTRAS = ["--no-breakdown", "--no-drift"]
 # Small and fast: the plugin's behaviour does not depend on clip size.
 FAST = [
     "--size",
@@ -31,6 +34,7 @@ FAST = [
     "12",
     "-p",
     "no:cacheprovider",
+    *EXTRAS,
 ]
 
 
@@ -134,6 +138,11 @@ def test_injected_fault_in_phase3_fails_it_and_skips_the_rest(pytester, stress_t
     data = _results(pytester)
     assert [x["phase"] for x in data["results"]] == ["phase1", "phase2", "phase3"]
     assert data["results"][2]["outcome"]["kind"] == "worker_exception"
+    # --no-breakdown --no-drift (EXTRAS): neither measured, and the report says why each is missing
+    assert "breakdown" not in data and "drift" not in data and "interleaved" not in data
+    summary = (pytester.path / "reports" / "latest" / "summary.md").read_text()
+    assert "Not measured: the session ran with `--no-breakdown`." in summary
+    assert "Not measured: the session ran with `--no-drift`." in summary
 
 
 def test_results_json_valid_after_each_config_and_benchmark_json(pytester, stress_tests):
@@ -141,10 +150,16 @@ def test_results_json_valid_after_each_config_and_benchmark_json(pytester, stres
     # phases 1-3 (single-process and the first with workers) and phase5 (a capped duplicate, skipped): every record
     # is checked against its benchmark entry, and phases 4, 6, 7 would only repeat the W=2 case (issue #22)
     ladder = "test_ladder and (phase1 or phase2 or phase3 or phase5)"
-    r = pytester.runpytest_subprocess("-m", "quick", "-k", ladder, f"--benchmark-json={bench}", *stress_tests)
+    full = [a for a in stress_tests if a not in EXTRAS]  # with the breakdown probe and the drift controls
+    r = pytester.runpytest_subprocess("-m", "quick", "-k", ladder, f"--benchmark-json={bench}", *full)
     r.assert_outcomes(passed=3, skipped=1)
     data = _results(pytester)
     assert data["schema"] == 1 and len(data["results"]) == 3
+    # phase 1 starts the drift series and the session's end takes the last control; the probe ran once
+    assert len(data["drift"]["controls"]) == 2 and data["breakdown"]["stages"]
+    summary = (pytester.path / "reports" / "latest" / "summary.md").read_text()
+    assert "## Where the time goes" in summary and "## Drift of the machine" in summary
+    assert "Not measured" not in summary
     assert data["machine"]["cores"] >= 1 and data["dataset"]["synthetic"] is True
     assert all(x["status"] == "passed" for x in data["results"])
     b = json.loads(bench.read_text())

@@ -25,7 +25,8 @@ def _project(tmp_path: Path) -> Path:
     """A user's project: its own pytest.ini (two of the suite's settings as ini keys), nothing else."""
     proj = tmp_path / "myproject"
     proj.mkdir()
-    (proj / "pytest.ini").write_text("[pytest]\nbatch_sizes = 2\nbatches = 6\n")
+    # the breakdown probe and drift controls are tested in sessions of their own; here they are ini flags
+    (proj / "pytest.ini").write_text("[pytest]\nbatch_sizes = 2\nbatches = 6\nno_breakdown = true\nno_drift = true\n")
     assert not proj.resolve().is_relative_to(REPO)
     return proj
 
@@ -57,6 +58,7 @@ def test_sustained_runs_from_the_users_project_with_their_factory_and_config(tmp
     assert f"rootdir: {proj}" in out and "configfile: pytest.ini" in out  # the user's config, not this repo's
     data = _results(proj)
     assert data["settings"]["batch_sizes"] == [2] and data["settings"]["batches"] == 6  # from their ini
+    assert data["settings"]["no_drift"] is True and "drift" not in data and "breakdown" not in data
     (rec,) = data["results"]
     assert rec["status"] == "passed" and "test_sustained" in rec["id"]
     assert rec["dataset"]["factory"] == "userpipe.data:build" and data["dataset"]["factory"] == "userpipe.data:build"

@@ -33,6 +33,17 @@ def test_no_breakdown_no_section() -> None:
     assert breakdown_section({}) == []
 
 
+def test_no_breakdown_says_so_once_configs_ran() -> None:
+    data = {"results": [{"status": "passed"}], "settings": {"no_breakdown": True}}
+    assert breakdown_section(data) == [
+        "## Where the time goes",
+        "",
+        "Not measured: the session ran with `--no-breakdown`.",
+        "",
+    ]
+    assert breakdown_section({**data, "results": []}) == []
+
+
 def test_what_would_help_leads_with_the_binding_stage_measured_first_and_says_what_was_not_measured() -> None:
     from ssv2_fixtures.run.breakdown import what_would_help
 

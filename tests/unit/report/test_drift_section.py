@@ -66,3 +66,14 @@ def test_no_controls_no_section() -> None:
     assert drift_section(data) == []
     assert "Drift of the machine" not in render_summary(data)  # type: ignore[arg-type]
     assert "Drift of the machine" in render_summary(recorded())  # type: ignore[arg-type]
+
+
+def test_no_drift_says_so_once_configs_ran() -> None:
+    data = {**recorded(), "drift": None, "settings": {"no_drift": True}}
+    assert drift_section(data)[:3] == [
+        "## Drift of the machine",
+        "",
+        "Not measured: the session ran with `--no-drift`.",
+    ]
+    assert drift_section({**data, "results": []}) == []  # nothing ran: nothing to say
+    assert drift_section({**data, "settings": {"no_drift": False}}) == []  # not told to skip: no controls, no section

@@ -461,6 +461,8 @@ def test_plugin_runs_the_matrix_under_torchrun_and_names_the_failing_rank(
         "-p",
         "no:cacheprovider",
         "-rf",
+        "--no-breakdown",  # not what this test reads (the probe: tests/unit/run/test_breakdown_probe.py)
+        "--no-drift",
     )
     r.assert_outcomes(passed=1, failed=1)
     out = r.stdout.str()

@@ -68,3 +68,26 @@ def test_no_series_without_phase1_and_a_failed_control_adds_nothing(
     drift.after_phase(stress, phases[3], _result(9.0))
     assert calls == ["drift-control-1"]
     assert [c["videos_per_s"] for c in (session.drift or {}).get("controls", [])] == [9.0]
+
+
+def test_no_drift_takes_no_control_and_arms_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--no-drift``: neither the ladder's controls (phase 1 included) nor a group's run, and the session's end
+    has nothing to re-measure; results.json has no "drift" and no "interleaved"."""
+    calls: list[str] = []
+    monkeypatch.setattr(drift, "run_config", lambda r: calls.append(r.name) or _result(10.0))
+    session = StressSession(replace(Settings(), reports=tmp_path / "reports", max_workers=16, no_drift=True))
+    stress = Stress(session, {"root": "x"}, "t")  # type: ignore[typeddict-item]
+    phases = [p for p in ladder(16) if p.duplicate_of is None]
+    session.results.append({"phase": "phase1", "kind": "quick", "config": phases[0].config.to_dict()})
+    for p in phases:
+        drift.after_phase(stress, p, _result(20.0))
+    drift.group_control(stress)
+    assert calls == [] and session.drift is None and session.finish_hooks == []
+    session.finish()
+    session.flush()
+    data = json.loads((session.run_dir / "results.json").read_text())
+    assert "drift" not in data and "interleaved" not in data and data["settings"]["no_drift"] is True
+    # the same calls without the option do run controls (the test above checks which)
+    on = StressSession(replace(Settings(), reports=tmp_path / "on", max_workers=16))
+    drift.group_control(Stress(on, {"root": "x"}, "t"))  # type: ignore[typeddict-item]
+    assert calls == ["drift-control-0"] and on.drift is not None

@@ -44,6 +44,8 @@ def make(tmp: Path, factory: str = "userpipe.data:build", args: list[str] = ARGS
         quick_batches="6",
         limit_batches="3",
         max_batch_size="2",
+        no_breakdown="true",  # their pipeline's breakdown probe: tests/unit/run/test_breakdown_probe.py
+        no_drift="true",
     )
     opts.update(options)
     return api_stress(tmp / "reports", **opts)

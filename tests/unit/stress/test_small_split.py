@@ -126,6 +126,8 @@ def small_campaign(split12: DatasetSpec, tmp_path_factory: pytest.TempPathFactor
         reports=base / "reports",
         cores=2,
         max_workers=2,
+        no_breakdown=True,  # what these tests read is the runs' own records (the probe: tests/unit/run)
+        no_drift=True,
     )
     session = StressSession(s, machine=machine_facts())
     rec = Recorder()
