@@ -1,5 +1,6 @@
-"""stress/breakdown.py: when a session runs its breakdown probe. The probe itself runs for real in
-tests/unit/run/test_breakdown_probe.py; here it is replaced by a recorder."""
+"""stress/breakdown.py: when a session runs its breakdown probe, at most once. The probe itself runs for real in
+tests/unit/run/test_breakdown_probe.py; here it is replaced by a recorder. (Named apart from
+tests/unit/run/test_breakdown.py: test modules share one namespace.)"""
 
 from __future__ import annotations
 
