@@ -8,7 +8,7 @@ queues fill to ``num_workers × prefetch_factor`` — the state the prediction d
 built-in uint8 clips at three configs (the arithmetic of ``stress.budget``), and a user's float32 nested
 pipeline (``tests/userpipe``, two views per video) whose bytes per item come from the pipeline probe.
 
-Prints, per config and round, predicted and measured MB and their ratio, then each config's min–max ratio
+Prints, per config and round, predicted and measured MiB and their ratio, then each config's min–max ratio
 over rounds. The peak is sampled (every 0.1 s), so it can only miss bytes, never invent them; the budget's
 claim is "within 10 %" (issue 13), which a row outside 0.90–1.10 contradicts.
 """
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 measured = float(r.metrics["shm_peak_bytes"])
                 ratios.setdefault(name, []).append(measured / predicted)
                 print(
-                    f"round {i} {name}: predicted {predicted / 2**20:.1f} MB, measured peak "
-                    f"{measured / 2**20:.1f} MB, measured/predicted {measured / predicted:.3f}"
+                    f"round {i} {name}: predicted {predicted / 2**20:.1f} MiB, measured peak "
+                    f"{measured / 2**20:.1f} MiB, measured/predicted {measured / predicted:.3f}"
                 )
     for name, rs in ratios.items():
         print(f"{name}: measured/predicted {min(rs):.3f}–{max(rs):.3f} over {len(rs)} rounds")
